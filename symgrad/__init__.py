@@ -1,0 +1,39 @@
+"""symgrad: differentiate Python functions by transforming their source into NumPy code."""
+
+from .api import grad, value_and_grad
+from .compiled import Compiled
+from .errors import (
+    DataDependentLoopError,
+    NonScalarOutputError,
+    ShapeError,
+    SourceUnavailableError,
+    SymgradError,
+    TracingError,
+    UnknownCalleeError,
+    UnsupportedSyntaxError,
+    WrtError,
+)
+from .rules import RULES, detach, no_grad, register, stop_gradient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RULES",
+    "Compiled",
+    "DataDependentLoopError",
+    "NonScalarOutputError",
+    "ShapeError",
+    "SourceUnavailableError",
+    "SymgradError",
+    "TracingError",
+    "UnknownCalleeError",
+    "UnsupportedSyntaxError",
+    "WrtError",
+    "__version__",
+    "detach",
+    "grad",
+    "no_grad",
+    "register",
+    "stop_gradient",
+    "value_and_grad",
+]

@@ -1,0 +1,254 @@
+"""The callable that users get back: binds arguments, picks a compiled variant, shapes results."""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from .emit import Kernel
+from .errors import ShapeError, SymgradError, WrtError
+from .graph import Graph
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled specialisation (per value of the static arguments)."""
+
+    graph: Graph
+    kernel: Kernel
+    primal_outputs: int  # how many values the differentiated function returns
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a finisher needs to know about one call."""
+
+    args: list[Any]  # dynamic argument values, in graph-input order
+    scalar: bool  # every argument was a Python number: results are Python floats
+    shape: tuple[int, ...]  # broadcast shape of the arguments
+
+
+Finisher = Callable[["Compiled", tuple[Any, ...], Call], Any]
+
+
+def _is_python_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, np.ndarray)
+
+
+def _as_float(value: Any) -> float:
+    return float(value)
+
+
+class Compiled:
+    """A derivative of a Python function, compiled from its source.
+
+    Call it like the original function. Attributes: `fn` (the original function), `wrt`
+    (parameter names differentiated), `static` (parameter names specialised on),
+    `source` (generated NumPy code), `scalar_source` (the plain-Python variant used on floats),
+    `graph` (the SSA program), `exprs` (SymPy expressions of the results).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        kind: str,
+        wrt: tuple[str, ...],
+        static: tuple[str, ...],
+        single: bool,
+        build: Callable[[dict[str, Any]], Variant],
+        derive: Callable[[Graph], Graph],
+        finish: Finisher,
+        extra_params: tuple[str, ...] = (),
+    ) -> None:
+        self.fn = fn
+        self.kind = kind
+        self.wrt = wrt
+        self.static = static
+        self.single = single
+        self._build = build
+        self.derive = derive  # primal graph -> this object's graph; composed for higher orders
+        self._finish = finish
+        self._signature = inspect.signature(fn)
+        self.params = tuple(self._signature.parameters)
+        self.dynamic = tuple(p for p in self.params if p not in static)
+        self.extra_params = extra_params
+        self._variants: dict[tuple[Any, ...], Variant] = {}
+        self._last: Variant | None = None
+        self._lock = threading.Lock()
+        self.__wrapped__ = fn
+        self.__name__ = f"{kind}_{getattr(fn, '__name__', 'f')}"
+        self.__doc__ = f"{kind} of {getattr(fn, '__qualname__', fn)} with respect to {', '.join(wrt)}."
+
+    # --- compiled variants -------------------------------------------------------------------
+
+    def variant(self, static_values: dict[str, Any] | None = None) -> Variant:
+        """The compiled program for these static values (traced and compiled on first use)."""
+        static_values = static_values or {}
+        missing = [s for s in self.static if s not in static_values]
+        if missing:
+            if self._last is not None and not static_values:
+                return self._last
+            defaults = {
+                n: p.default for n, p in self._signature.parameters.items()
+                if n in missing and p.default is not inspect.Parameter.empty
+            }
+            if len(defaults) != len(missing):
+                raise WrtError(
+                    f"static parameter(s) {', '.join(missing)} have no value yet",
+                    hint="call the function once, or use .variant({'n': 3}) to choose the static values",
+                )
+            static_values = {**static_values, **defaults}
+        key = tuple(_static_key(static_values[s]) for s in self.static)
+        found = self._variants.get(key)
+        if found is None:
+            with self._lock:
+                found = self._variants.get(key)
+                if found is None:
+                    found = self._build(static_values)
+                    self._variants[key] = found
+        self._last = found
+        return found
+
+    @property
+    def graph(self) -> Graph:
+        """The SSA program of the derivative (`print(f.graph)` lists it)."""
+        return self.variant().graph
+
+    @property
+    def source(self) -> str:
+        """Generated NumPy source of the derivative (the array flavour)."""
+        return self.variant().kernel.array_source
+
+    @property
+    def scalar_source(self) -> str:
+        """Generated plain-Python source, used when every argument is a Python number."""
+        return self.variant().kernel.scalar_source
+
+    @property
+    def exprs(self) -> tuple[Any, ...]:
+        """The results as SymPy expressions of the inputs (node definitions substituted)."""
+        graph = self.graph
+        values: dict[Any, Any] = {}
+        for symbol, expr in graph.nodes:
+            values[symbol] = expr.xreplace(values)
+        return tuple(sympy.sympify(o).xreplace(values) for o in graph.outputs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        static = f", static={self.static}" if self.static else ""
+        return f"<symgrad {self.kind} of {name} wrt={self.wrt}{static}>"
+
+    # --- calling -------------------------------------------------------------------------------
+
+    def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """Static values by name, and dynamic values in graph-input order."""
+        if not kwargs and len(args) == len(self.params) and not self.static:
+            return {}, list(args)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise SymgradError(
+                f"{self.__name__}(): {exc}",
+                hint=f"call it like the original function: {self.fn.__name__}{self._signature}",
+            ) from None
+        bound.apply_defaults()
+        values = bound.arguments
+        static = {s: values[s] for s in self.static}
+        return static, [values[p] for p in self.dynamic]
+
+    def run(self, args: Sequence[Any], kwargs: dict[str, Any], extra: Sequence[Any] = ()) -> tuple[tuple[Any, ...], Call]:
+        """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
+        static, dynamic = self.bind(args, kwargs)
+        variant = self.variant(static)
+        dynamic = [self._check(name, value) for name, value in zip(self.dynamic, dynamic)]
+        values = [*dynamic, *extra]
+        kernel = variant.kernel
+        if all(_is_python_number(v) for v in values):
+            try:
+                raw = kernel.scalar_fn(*values)
+            except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
+                raw = kernel.array_fn(*[np.float64(v) for v in values])
+            return tuple(_as_float(r) for r in raw), Call(dynamic, True, ())
+        try:
+            shape = np.broadcast_shapes(*[np.shape(v) for v in values])
+        except ValueError:
+            shapes = ", ".join(f"{n}: {np.shape(v)}" for n, v in zip((*self.dynamic, *self.extra_params), values))
+            raise ShapeError(
+                f"{self.__name__}(): argument shapes do not broadcast together ({shapes})",
+                hint="pass arrays whose shapes broadcast (NumPy rules), or scalars",
+            ) from None
+        return kernel.array_fn(*values), Call(dynamic, False, shape)
+
+    def _check(self, name: str, value: Any) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        if isinstance(value, (list, tuple)):
+            value = np.asarray(value)
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            raise WrtError(f"{self.__name__}(): argument `{name}` is an object array", hint="pass a float array")
+        kind = np.asarray(value).dtype.kind if not isinstance(value, numbers.Number) else None
+        if isinstance(value, complex) or kind == "c":
+            raise WrtError(
+                f"{self.__name__}(): argument `{name}` is complex; symgrad differentiates real functions",
+                hint="pass the real and imaginary parts as two float arguments",
+            )
+        if name in self.wrt and (isinstance(value, numbers.Integral) or kind in ("i", "u")):
+            raise WrtError(
+                f"{self.__name__}(): cannot differentiate with respect to integer argument `{name}`={value!r}",
+                hint=f"pass a float (e.g. {name}=1.0 or an array with dtype float), as jax.grad and torch require",
+            )
+        if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(value, "__array__"):
+            raise WrtError(
+                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}, not a number or array",
+                hint="pass floats or NumPy arrays",
+            )
+        return value
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raw, call = self.run(args, kwargs)
+        return self._finish(self, raw, call)
+
+
+def _static_key(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        raise WrtError(
+            f"static argument value {value!r} is not hashable",
+            hint="pass ints, floats, strings, bools or tuples as static arguments",
+        ) from None
+    return (type(value).__name__, value)
+
+
+def fit(gradient: Any, arg: Any, call: Call) -> Any:
+    """Shape a gradient like its argument: broadcast constants, sum over broadcast axes."""
+    if call.scalar:
+        return float(gradient)
+    dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.float64
+    full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
+    shape = np.shape(arg)
+    if shape != call.shape:
+        extra = len(call.shape) - len(shape)
+        axes = tuple(range(extra)) + tuple(
+            extra + i for i, n in enumerate(shape) if n == 1 and call.shape[extra + i] != 1
+        )
+        full = full.sum(axis=axes, keepdims=True).reshape(shape)
+    if _is_python_number(arg):
+        return float(full)
+    return np.array(full, dtype=dtype)  # a fresh, writable array every call
+
+
+def fit_value(value: Any, call: Call) -> Any:
+    """Shape a function value like the broadcast of the arguments."""
+    if call.scalar:
+        return float(value)
+    full = np.broadcast_to(np.asarray(value, dtype=np.float64), call.shape)
+    return float(full) if full.ndim == 0 else np.array(full)

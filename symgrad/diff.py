@@ -1,0 +1,160 @@
+"""Diff stage: reverse (and forward) accumulation over a Graph, one local partial per node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sympy
+
+from . import rules
+from .graph import Graph
+
+Expr = Any
+
+
+def local_partial(expr: Expr, wrt: sympy.Symbol, out: Expr | None = None) -> Expr:
+    """d expr / d wrt for one small node expression, by the chain rule over its head functions.
+
+    `out` is the symbol holding `expr`'s value, so rules like exp' = exp reuse it.
+    """
+    if expr == wrt:
+        return sympy.S.One
+    if wrt not in getattr(expr, "free_symbols", ()):
+        return sympy.S.Zero
+    self_value = expr if out is None else out
+    if isinstance(expr, sympy.Add):
+        return sympy.Add(*[local_partial(arg, wrt) for arg in expr.args])
+    if isinstance(expr, sympy.Mul):
+        return _product_rule(expr, wrt)
+    if isinstance(expr, sympy.Pow):
+        return _power_rule(expr, wrt, self_value)
+    if isinstance(expr, sympy.Piecewise):
+        return sympy.Piecewise(*[(local_partial(e, wrt), c) for e, c in expr.args])
+    if isinstance(expr, sympy.Function):
+        return _chain_rule(expr, wrt, self_value)
+    return sympy.diff(expr, wrt)  # anything else is rare and small: let SymPy do it
+
+
+def _product_rule(expr: sympy.Mul, wrt: sympy.Symbol) -> Expr:
+    args = expr.args
+    terms = []
+    for i, arg in enumerate(args):
+        d = local_partial(arg, wrt)
+        if d != 0:
+            terms.append(sympy.Mul(d, *args[:i], *args[i + 1 :]))
+    return sympy.Add(*terms)
+
+
+def _power_rule(expr: sympy.Pow, wrt: sympy.Symbol, value: Expr) -> Expr:
+    base, exponent = expr.args
+    result = sympy.S.Zero
+    if wrt in base.free_symbols:
+        result += exponent * base ** (exponent - 1) * local_partial(base, wrt)
+    if wrt in exponent.free_symbols:
+        result += value * sympy.log(base) * local_partial(exponent, wrt)
+    return result
+
+
+def _chain_rule(expr: sympy.Function, wrt: sympy.Symbol, value: Expr) -> Expr:
+    override = rules.DERIVATIVES.get(type(expr))
+    outer = override(expr.args, value) if override is not None else None
+    terms = []
+    for i, arg in enumerate(expr.args):
+        inner = local_partial(arg, wrt)
+        if inner == 0:
+            continue
+        head = outer[i] if outer is not None else expr.fdiff(i + 1)
+        terms.append(head * inner)
+    return sympy.Add(*terms)
+
+
+def support(expr: Expr) -> Any:
+    """A condition outside which `expr` is exactly zero (true when there is none to give)."""
+    if not isinstance(expr, sympy.Piecewise):
+        return sympy.true
+    clauses, earlier = [], []
+    for value, cond in expr.args:
+        if value != 0:
+            clauses.append(sympy.And(cond, *[sympy.Not(c) for c in earlier]))
+        earlier.append(cond)
+    return sympy.Or(*clauses)
+
+
+def _times(bar: Expr, partial: Expr) -> Expr:
+    """bar * partial, multiplied into the branches of a piecewise partial: `where(c, bar, 0)`
+    reads better and costs less than `bar * where(c, 1, 0)`, and keeps zeros exact."""
+    if isinstance(partial, sympy.Piecewise):
+        return sympy.Piecewise(*[(_times(bar, value), cond) for value, cond in partial.args])
+    return bar * partial
+
+
+def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
+    """Keep a contribution exactly zero outside `where`, so an untaken branch's inf or NaN
+    partial (sqrt'(0) in `where(x > 0, sqrt(x), 0)`) never turns 0 * inf into NaN."""
+    if where is sympy.true or partial.is_Number:
+        return contribution
+    return sympy.Piecewise((contribution, where), (0, True))
+
+
+def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbol]:
+    """Symbols through which some `wrt` input reaches the outputs' value."""
+    active = set(wrt)
+    for symbol, expr in graph.nodes:
+        if expr.free_symbols & active:
+            active.add(symbol)
+    return active
+
+
+def reverse(graph: Graph, wrt: Sequence[sympy.Symbol], seeds: Sequence[Expr], prefix: str = "f") -> Graph:
+    """Reverse accumulation: a Graph that also computes d(sum_i seed_i * out_i)/d wrt_j.
+
+    The returned graph's outputs are the gradients, one per `wrt` symbol, named `d{prefix}d{x}`.
+    """
+    result = graph.extend()
+    active = needs_gradient(graph, wrt)
+    contributions: dict[sympy.Symbol, list[Expr]] = {}
+    supports: dict[sympy.Symbol, Any] = {}
+
+    def receive(symbol: Expr, value: Expr, where: Any) -> None:
+        if symbol in active and value != 0:
+            contributions.setdefault(symbol, []).append(value)
+            supports[symbol] = sympy.Or(supports.get(symbol, sympy.false), where)
+
+    for out, seed in zip(graph.outputs, seeds):
+        receive(out, sympy.sympify(seed), sympy.true)
+    for symbol, expr in reversed(graph.nodes):
+        if symbol not in contributions:
+            continue
+        bar = result.add(sympy.Add(*contributions.pop(symbol)), f"d{prefix}d{symbol}", graph.lines.get(symbol))
+        where = supports.pop(symbol)
+        for parent in sorted(expr.free_symbols & active, key=str):
+            partial = local_partial(expr, parent, symbol)
+            if partial == 0:
+                continue
+            reach = sympy.And(where, support(partial))
+            receive(parent, _guard(_times(bar, partial), partial, where), reach)
+    gradients = []
+    for x in wrt:
+        total = sympy.Add(*contributions.get(x, [sympy.S.Zero]))
+        gradients.append(result.add(total, f"d{prefix}d{x}"))
+    result.outputs = tuple(gradients)
+    result.tuple_output = len(gradients) != 1
+    return result
+
+
+def forward(graph: Graph, wrt: Sequence[sympy.Symbol], tangents: Sequence[Expr]) -> Graph:
+    """Forward accumulation: a Graph whose outputs are the directional derivatives of the
+    outputs along `tangents` (one tangent expression per `wrt` symbol)."""
+    result = graph.extend()
+    dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
+    for symbol, expr in graph.nodes:
+        terms = []
+        for parent in sorted(expr.free_symbols & dot.keys(), key=str):
+            partial = local_partial(expr, parent, symbol)
+            if partial != 0:
+                terms.append(dot[parent] * partial)
+        if terms:
+            dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", graph.lines.get(symbol))
+    result.outputs = tuple(result.add(dot.get(o, sympy.S.Zero), f"d{o}") for o in graph.outputs)
+    return result

@@ -1,0 +1,221 @@
+"""Emit stage: CSE over the whole program, print it as NumPy and as plain-Python code, compile it."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import linecache
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import astor
+import numpy as np
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+from .graph import Graph, real_symbol
+
+Statement = tuple[sympy.Symbol, Any]
+
+
+# --- printers ----------------------------------------------------------------------------------
+
+
+class _CommonPrinting:
+    """Overrides shared by both printers: exact floats, divisions instead of negative powers."""
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        # SymPy prints 15 significant digits; repr round-trips the float64 exactly.
+        return repr(float(expr))
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        base, exponent = expr.args
+        if exponent.is_Integer and exponent < 0:
+            # x**(-1.0) is slower than a division and raises on Python floats at 0 anyway.
+            positive = sympy.Pow(base, -exponent, evaluate=False) if exponent != -1 else base
+            return f"1/{self.parenthesize(positive, 49)}"  # type: ignore[attr-defined]
+        return super()._print_Pow(expr, rational=rational)  # type: ignore[misc]
+
+
+class ArrayPrinter(_CommonPrinting, NumPyPrinter):
+    """NumPy code that runs elementwise on arrays: `where` for branches, binary maximum."""
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        (value, cond), rest = expr.args[0], expr.args[1:]
+        if cond == sympy.true or not rest:
+            return self._print(value)
+        other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
+        return f"numpy.where({self._print(cond)}, {self._print(value)}, {self._print(other)})"
+
+    def _print_extremum(self, expr: Any, ufunc: str) -> str:
+        args = [self._print(a) for a in expr.args]
+        text = args[0]
+        for arg in args[1:]:
+            text = f"numpy.{ufunc}({text}, {arg})"
+        return text
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        return self._print_extremum(expr, "maximum")
+
+    def _print_Min(self, expr: sympy.Min) -> str:
+        return self._print_extremum(expr, "minimum")
+
+    def _print_Relational(self, expr: Any) -> str:
+        lhs, rhs = (self.parenthesize(a, 40) for a in expr.args)
+        return f"({lhs} {expr.rel_op} {rhs})"
+
+    def _print_Cbrt(self, expr: Any) -> str:
+        return f"numpy.cbrt({self._print(expr.args[0])})"
+
+
+class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
+    """Plain Python on floats (math module): 2-3x faster than NumPy ufuncs on scalars."""
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        (value, cond), rest = expr.args[0], expr.args[1:]
+        if cond == sympy.true or not rest:
+            return self._print(value)
+        other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
+        return f"({self._print(value)} if {self._print(cond)} else {self._print(other)})"
+
+    def _print_exp2(self, expr: Any) -> str:
+        return f"2.0**{self.parenthesize(expr.args[0], 60)}"
+
+    def _print_Cbrt(self, expr: Any) -> str:
+        arg = self._print(expr.args[0])
+        return f"math.copysign(abs({arg})**(1/3), {arg})"
+
+    def _print_sign(self, expr: Any) -> str:
+        arg = self._print(expr.args[0])
+        return f"((0.0 if {arg} == 0 else math.copysign(1.0, {arg})) if {arg} == {arg} else {arg})"
+
+
+# --- the program: dead-code elimination, CSE, scheduling -----------------------------------------
+
+
+def live_nodes(graph: Graph) -> list[Statement]:
+    """The nodes that some output depends on, in order."""
+    needed = {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
+    kept = []
+    for symbol, expr in reversed(graph.nodes):
+        if symbol in needed:
+            kept.append((symbol, expr))
+            needed |= expr.free_symbols
+    kept.reverse()
+    return kept
+
+
+def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statement]:
+    """Run SymPy's `cse` jointly over every right-hand side, then place each extracted
+    subexpression just before its first user, so that its operands are already defined."""
+    names = graph.names.copy()
+    symbols = (real_symbol(names.fresh("c")) for _ in iter(int, 1))
+    replacements, reduced = sympy.cse([expr for _, expr in statements], symbols=symbols)
+    if not replacements:
+        return statements
+    first_use = _first_uses(replacements, reduced)
+    placed: dict[int, list[Statement]] = {}
+    for symbol, expr in replacements:
+        placed.setdefault(first_use[symbol], []).append((symbol, expr))
+    program: list[Statement] = []
+    for i, ((symbol, _), expr) in enumerate(zip(statements, reduced)):
+        program.extend(placed.get(i, []))
+        program.append((symbol, expr))
+    graph.names.taken |= names.taken
+    return program
+
+
+def _first_uses(replacements: list[Statement], reduced: list[Any]) -> dict[sympy.Symbol, int]:
+    first: dict[sympy.Symbol, int] = {}
+    for i, expr in enumerate(reduced):
+        for symbol in expr.free_symbols:
+            first.setdefault(symbol, i)
+    for symbol, expr in reversed(replacements):  # a replacement used only by later ones
+        for inner in expr.free_symbols:
+            if symbol in first:
+                first[inner] = min(first.get(inner, first[symbol]), first[symbol])
+    return first
+
+
+# --- source text -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Generated source for one derivative program, in an array and a scalar flavour."""
+
+    name: str
+    array_source: str
+    scalar_source: str
+    array_fn: Callable[..., Any]
+    scalar_fn: Callable[..., Any]
+    n_outputs: int
+
+
+def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
+    # The signature is a small AST we build; astor turns it back into source.
+    args = ast.arguments(
+        posonlyargs=[], args=[ast.arg(arg=p) for p in params], vararg=None,
+        kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[],
+    )
+    fn = ast.FunctionDef(name=name, args=args, body=[ast.Pass()], decorator_list=[], returns=None)
+    head = astor.to_source(fn).splitlines()[0]
+    return [head, f'    """{doc}"""']
+
+
+def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[str, int] | None) -> Iterator[str]:
+    line = graph.lines.get(symbol)
+    if line is None or line == last:
+        return
+    text = linecache.getline(*line).strip()
+    if text:
+        yield f"# line {line[1]}: {text}"
+
+
+def render(graph: Graph, program: list[Statement], name: str, doc: str, printer: Any, guard: bool) -> str:
+    """Source of `def name(params): ...` computing `graph.outputs` with `program`."""
+    lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
+    indent = "    "
+    if guard:
+        lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
+        indent = "        "
+    last: tuple[str, int] | None = None
+    for symbol, expr in program:
+        for comment in _comment(graph, symbol, last):
+            lines.append(indent + comment)
+        last = graph.lines.get(symbol, last)
+        lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
+    outputs = ", ".join(printer.doprint(o) for o in graph.outputs)
+    lines.append(f"{indent}return ({outputs},)")
+    return "\n".join(lines) + "\n"
+
+
+def compile_source(source: str, name: str) -> Callable[..., Any]:
+    """Compile generated source under a stable file name registered in `linecache`, so that
+    `inspect.getsource`, tracebacks and debuggers can show it."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    filename = f"<symgrad:{name}:{digest}>"
+    # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"numpy": np, "math": math}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def emit(graph: Graph, name: str, doc: str) -> Kernel:
+    """CSE the graph's program, print both flavours and compile them."""
+    program = eliminate_common(graph, live_nodes(graph))
+    has_branches = any(expr.has(sympy.Piecewise) for _, expr in program)
+    array_source = render(graph, program, name, doc, ArrayPrinter(), guard=has_branches)
+    scalar_source = render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    return Kernel(
+        name=name,
+        array_source=array_source,
+        scalar_source=scalar_source,
+        array_fn=compile_source(array_source, name),
+        scalar_fn=compile_source(scalar_source, name),
+        n_outputs=len(graph.outputs),
+    )

@@ -1,0 +1,78 @@
+"""Errors raised by symgrad: every refusal names the source location and what to write instead."""
+
+from __future__ import annotations
+
+
+class SymgradError(Exception):
+    """Base class of every error symgrad raises on purpose.
+
+    Attributes:
+        filename: file of the offending source, or None when there is no source location.
+        lineno: 1-based line number, or None.
+        col: 1-based column, or None.
+        hint: what to write instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        filename: str | None = None,
+        lineno: int | None = None,
+        col: int | None = None,
+        hint: str = "",
+        source_line: str | None = None,
+    ) -> None:
+        self.message = message
+        self.filename = filename
+        self.lineno = lineno
+        self.col = col
+        self.hint = hint
+        self.source_line = source_line
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.filename is not None:
+            where = f"{self.filename}:{self.lineno}:{self.col}: "
+        text = where + self.message
+        if self.source_line is not None and self.col is not None:
+            line = self.source_line.rstrip()
+            stripped = line.lstrip()
+            caret = " " * max(self.col - 1 - (len(line) - len(stripped)), 0) + "^"
+            text += f"\n    {stripped}\n    {caret}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class UnsupportedSyntaxError(SymgradError):
+    """A construct symgrad cannot trace (while, lambda, try, comprehensions, ...)."""
+
+
+class UnknownCalleeError(SymgradError):
+    """A call to a function that has no rule and whose source cannot be inlined."""
+
+
+class DataDependentLoopError(SymgradError):
+    """A loop whose trip count depends on a traced (non-static) value."""
+
+
+class SourceUnavailableError(SymgradError):
+    """The function's source cannot be read (defined in a REPL, exec, or a C extension)."""
+
+
+class TracingError(SymgradError):
+    """A construct that parses but has no meaning for differentiation (e.g. a missing return)."""
+
+
+class WrtError(SymgradError, ValueError):
+    """A bad `wrt` or `static` argument, or a non-float value passed for a `wrt` parameter."""
+
+
+class NonScalarOutputError(SymgradError):
+    """`grad` of a function with a tuple output: use `jacobian` or `vjp` instead."""
+
+
+class ShapeError(SymgradError, ValueError):
+    """Arguments whose shapes do not broadcast together."""

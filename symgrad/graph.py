@@ -1,0 +1,121 @@
+"""The Graph: an ordered SSA program `t_k = expr_k(parents)`, the data passed between stages."""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+Expr = Any  # a SymPy expression, boolean or number
+
+# Names the generated code needs for itself; a parameter or variable so named is renamed.
+RESERVED = frozenset({"numpy", "math", "builtins", "None", "True", "False"})
+
+
+class Names:
+    """Hands out unique, readable, deterministic identifiers: `z`, `z_1`, `t0`, `t1`, ..."""
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self.taken: set[str] = set(RESERVED) | set(taken)
+        self.counters: dict[str, int] = {}
+
+    def fresh(self, hint: str) -> str:
+        if hint in ("t", "c"):  # numbered temporaries: t0, t1, ... / c0, c1, ...
+            while True:
+                k = self.counters.get(hint, 0)
+                self.counters[hint] = k + 1
+                name = f"{hint}{k}"
+                if name not in self.taken:
+                    break
+        else:
+            name, k = hint, 0
+            while name in self.taken or keyword.iskeyword(name):
+                k += 1
+                name = f"{hint}_{k}"
+        self.taken.add(name)
+        return name
+
+    def copy(self) -> Names:
+        other = Names()
+        other.taken = set(self.taken)
+        other.counters = dict(self.counters)
+        return other
+
+
+def real_symbol(name: str) -> sympy.Symbol:
+    """Graph values are real: complex symbols would turn Abs' into re/im noise."""
+    return sympy.Symbol(name, real=True)
+
+
+@dataclass
+class Graph:
+    """An SSA program over SymPy expressions.
+
+    Attributes:
+        name: the traced function's name.
+        params: the parameter names of the generated function, in order.
+        inputs: one real SymPy symbol per parameter (same order).
+        nodes: `(symbol, expression)` pairs in evaluation order; expressions refer only to
+            inputs and earlier node symbols.
+        outputs: atoms (node symbols, inputs or numbers) that the program returns.
+        lines: source line of each node, for the listing and generated comments.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    inputs: tuple[sympy.Symbol, ...]
+    nodes: list[tuple[sympy.Symbol, Expr]] = field(default_factory=list)
+    outputs: tuple[Expr, ...] = ()
+    lines: dict[sympy.Symbol, tuple[str, int]] = field(default_factory=dict)
+    names: Names = field(default_factory=Names)
+    memo: dict[Expr, sympy.Symbol] = field(default_factory=dict)
+    tuple_output: bool = False
+
+    def add(self, expr: Expr, hint: str = "t", line: tuple[str, int] | None = None) -> Expr:
+        """Append `expr` as a node and return its symbol; atoms and repeats are not re-added."""
+        if _is_atom(expr):
+            return expr
+        found = self.memo.get(expr)
+        if found is not None:
+            return found
+        symbol = real_symbol(self.names.fresh(hint))
+        self.nodes.append((symbol, expr))
+        self.memo[expr] = symbol
+        if line is not None:
+            self.lines[symbol] = line
+        return symbol
+
+    def definitions(self) -> dict[sympy.Symbol, Expr]:
+        return dict(self.nodes)
+
+    def extend(self) -> Graph:
+        """A copy that later stages can append to without touching this graph."""
+        return Graph(
+            name=self.name,
+            params=self.params,
+            inputs=self.inputs,
+            nodes=list(self.nodes),
+            outputs=self.outputs,
+            lines=dict(self.lines),
+            names=self.names.copy(),
+            memo=dict(self.memo),
+            tuple_output=self.tuple_output,
+        )
+
+    def __str__(self) -> str:
+        head = f"{self.name}({', '.join(str(s) for s in self.inputs)}):"
+        body = [f"  {sym} = {expr}" for sym, expr in self.nodes]
+        tail = f"  return {', '.join(str(o) for o in self.outputs)}"
+        return "\n".join([head, *body, tail])
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
+
+
+def _is_atom(expr: Expr) -> bool:
+    return isinstance(expr, (sympy.Symbol, sympy.Number, sympy.logic.boolalg.BooleanAtom)) or (
+        isinstance(expr, sympy.NumberSymbol)
+    )

@@ -1,0 +1,313 @@
+"""The rules table: which Python/NumPy callables symgrad knows, their SymPy form, and derivative overrides."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
+
+Expr = sympy.Expr
+Partials = Callable[[tuple[Any, ...], Any], tuple[Any, ...]]
+
+# --- symgrad's own SymPy functions -------------------------------------------------------------
+
+
+class StopGradient(sympy.Function):
+    """Identity whose derivative is zero: `stop_gradient(e)` / `detach(e)` / `with no_grad():`."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        return str(printer._print(self.args[0]))
+
+    _pythoncode = _numpycode
+
+
+class LogAddExp(sympy.Function):
+    """log(exp(a) + exp(b)), evaluated stably; derivative exp(a - out), which never overflows."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return sympy.exp(self.args[argindex - 1] - self)
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"numpy.logaddexp({a}, {b})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"(max({a}, {b}) + math.log1p(math.exp(-abs({a} - {b}))))"
+
+
+class Round(sympy.Function):
+    """Round half to even, like Python's `round` and `numpy.round`; derivative zero."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.round({printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        return f"round({printer._print(self.args[0])})"
+
+
+def stop_gradient(x: Any) -> Any:
+    """Return `x` unchanged; inside a symgrad-traced function, `x` carries no gradient.
+
+    The counterpart of PyTorch's `.detach()` and JAX's `jax.lax.stop_gradient`.
+
+    >>> stop_gradient(3.0)
+    3.0
+    """
+    return x
+
+
+detach = stop_gradient
+
+
+class no_grad:  # noqa: N801 - named like torch.no_grad, which it mirrors
+    """Context manager: values assigned inside `with no_grad():` carry no gradient when traced.
+
+    Outside of tracing it does nothing, so the original function still runs as written.
+
+    >>> with no_grad():
+    ...     y = 2.0 * 3.0
+    >>> y
+    6.0
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# --- building SymPy expressions from calls -----------------------------------------------------
+
+
+def as_condition(value: Any) -> Any:
+    """A SymPy boolean for `value`: relations and booleans as they are, numbers as `value != 0`."""
+    if isinstance(value, (bool, sympy.logic.boolalg.Boolean)) and not isinstance(
+        value, sympy.Symbol
+    ):
+        return sympy.true if value is True else sympy.false if value is False else value
+    return sympy.Ne(value, 0)
+
+
+def _where(cond: Any, a: Any, b: Any) -> Expr:
+    return sympy.Piecewise((a, as_condition(cond)), (b, True))
+
+
+def _clip(x: Any, lo: Any, hi: Any) -> Expr:
+    # Gradient 1 on the boundary, as torch.clamp has it.
+    return sympy.Piecewise((lo, x < lo), (hi, x > hi), (x, True))
+
+
+def _heaviside(x: Any, h0: Any) -> Expr:
+    return sympy.Piecewise((0, x < 0), (h0, sympy.Eq(x, 0)), (1, True))
+
+
+def _log(x: Any, base: Any = None) -> Expr:
+    return sympy.log(x) if base is None else sympy.log(x) / sympy.log(base)
+
+
+def _max(*args: Any) -> Expr:
+    return sympy.Max(*args)
+
+
+def _min(*args: Any) -> Expr:
+    return sympy.Min(*args)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One supported callable: its import names, SymPy builder, and an example for the tests.
+
+    `example` is a Python expression in `x` and `y`; `domain` is where both are sampled.
+    """
+
+    names: tuple[str, ...]
+    build: Callable[..., Any]
+    example: str
+    domain: tuple[float, float] = (-2.0, 2.0)
+
+
+RULES: tuple[Rule, ...] = (
+    # trigonometric
+    Rule(("numpy.sin", "math.sin"), sympy.sin, "np.sin(x * y)"),
+    Rule(("numpy.cos", "math.cos"), sympy.cos, "np.cos(x * y)"),
+    Rule(("numpy.tan", "math.tan"), sympy.tan, "np.tan(x * y)", (-1.0, 1.0)),
+    Rule(("numpy.arcsin", "math.asin"), sympy.asin, "np.arcsin(x * y)", (-0.9, 0.9)),
+    Rule(("numpy.arccos", "math.acos"), sympy.acos, "np.arccos(x * y)", (-0.9, 0.9)),
+    Rule(("numpy.arctan", "math.atan"), sympy.atan, "np.arctan(x * y)"),
+    Rule(("numpy.arctan2", "math.atan2"), sympy.atan2, "np.arctan2(y, x)", (0.2, 2.0)),
+    Rule(("numpy.hypot", "math.hypot"), hypot, "np.hypot(x, y)", (0.2, 2.0)),
+    # hyperbolic
+    Rule(("numpy.sinh", "math.sinh"), sympy.sinh, "np.sinh(x * y)"),
+    Rule(("numpy.cosh", "math.cosh"), sympy.cosh, "np.cosh(x * y)"),
+    Rule(("numpy.tanh", "math.tanh"), sympy.tanh, "np.tanh(x * y)"),
+    Rule(("numpy.arcsinh", "math.asinh"), sympy.asinh, "np.arcsinh(x * y)"),
+    Rule(("numpy.arccosh", "math.acosh"), sympy.acosh, "np.arccosh(1 + x * y)", (1.0, 2.0)),
+    Rule(("numpy.arctanh", "math.atanh"), sympy.atanh, "np.arctanh(x * y)", (-0.9, 0.9)),
+    # exponentials and logarithms
+    Rule(("numpy.exp", "math.exp"), sympy.exp, "np.exp(x * y)"),
+    Rule(("numpy.exp2", "math.exp2"), exp2, "np.exp2(x * y)"),
+    Rule(("numpy.expm1", "math.expm1"), expm1, "np.expm1(x * y)"),
+    Rule(("numpy.log", "math.log"), _log, "np.log(x * y) + math.log(x, 3.0)", (0.2, 2.0)),
+    Rule(("numpy.log2", "math.log2"), log2, "np.log2(x * y)", (0.2, 2.0)),
+    Rule(("numpy.log10", "math.log10"), log10, "np.log10(x * y)", (0.2, 2.0)),
+    Rule(("numpy.log1p", "math.log1p"), log1p, "np.log1p(x * y)", (0.0, 0.9)),
+    Rule(("numpy.logaddexp",), LogAddExp, "np.logaddexp(x, y)"),
+    # powers and roots
+    Rule(("numpy.sqrt", "math.sqrt"), sympy.sqrt, "np.sqrt(x * y)", (0.2, 2.0)),
+    Rule(("numpy.cbrt", "math.cbrt"), Cbrt, "np.cbrt(x * y)", (0.2, 2.0)),
+    Rule(("numpy.square",), lambda x: x**2, "np.square(x * y)"),
+    Rule(("numpy.power", "math.pow", "builtins.pow"), sympy.Pow, "np.power(x, y) + pow(y, 2)", (0.2, 2.0)),
+    Rule(("numpy.reciprocal",), lambda x: 1 / x, "np.reciprocal(x + y)", (0.2, 2.0)),
+    # arithmetic ufuncs
+    Rule(("numpy.add",), lambda a, b: a + b, "np.add(x, y * y)"),
+    Rule(("numpy.subtract",), lambda a, b: a - b, "np.subtract(x, y * y)"),
+    Rule(("numpy.multiply",), lambda a, b: a * b, "np.multiply(x, y)"),
+    Rule(("numpy.divide", "numpy.true_divide"), lambda a, b: a / b, "np.divide(x, y)", (0.2, 2.0)),
+    Rule(("numpy.negative",), lambda a: -a, "np.negative(x * y)"),
+    Rule(("numpy.positive", "builtins.float"), lambda a: a, "np.positive(x) * float(y)"),
+    # kinks and steps (conventions: relu'(0) = 0, |x|'(0) = 0, ties of two traced values share)
+    Rule(("numpy.abs", "numpy.absolute", "numpy.fabs", "math.fabs", "builtins.abs"), sympy.Abs, "np.abs(x * y)"),
+    Rule(("numpy.sign",), sympy.sign, "np.sign(x) * y"),
+    Rule(("numpy.maximum", "builtins.max"), _max, "np.maximum(x, y) + max(x, 0.5)"),
+    Rule(("numpy.minimum", "builtins.min"), _min, "np.minimum(x, y) + min(x, 0.5)"),
+    Rule(("numpy.clip",), _clip, "np.clip(x * y, -0.5, 0.5)"),
+    Rule(("numpy.where",), _where, "np.where(x > y, x * y, y - x)"),
+    Rule(("numpy.heaviside",), _heaviside, "np.heaviside(x, 0.5) * y"),
+    Rule(("numpy.floor", "math.floor"), sympy.floor, "np.floor(x) * y"),
+    Rule(("numpy.ceil", "math.ceil"), sympy.ceiling, "np.ceil(x) * y"),
+    Rule(("numpy.round", "numpy.rint", "builtins.round"), Round, "np.round(x) * y"),
+    # gradient control
+    Rule(("symgrad.stop_gradient", "symgrad.detach"), StopGradient, "x * stop_gradient(x * y)"),
+)
+
+
+def _resolve(name: str) -> Any:
+    module_name, _, attr = name.rpartition(".")
+    if module_name == "symgrad":
+        return {"stop_gradient": stop_gradient, "detach": detach}[attr]
+    module = builtins if module_name == "builtins" else importlib.import_module(module_name)
+    return getattr(module, attr, None)
+
+
+def _callable_table() -> dict[Any, Rule]:
+    table: dict[Any, Rule] = {}
+    for rule in RULES:
+        for name in rule.names:
+            obj = _resolve(name)
+            if obj is not None:  # e.g. math.cbrt only exists from Python 3.11
+                table[obj] = rule
+    return table
+
+
+CALLABLES: dict[Any, Rule] = _callable_table()
+
+
+def lookup(fn: Any) -> Rule | None:
+    """The rule for a Python callable, or None if symgrad has none."""
+    try:
+        return CALLABLES.get(fn)
+    except TypeError:  # unhashable callee
+        return None
+
+
+# --- derivative overrides ----------------------------------------------------------------------
+# Everything else uses SymPy's own `fdiff`, the local derivative of one function application.
+
+
+def _is_constant(value: Any) -> bool:
+    return not getattr(value, "free_symbols", None)
+
+
+def _extremum_partials(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+    """Max/Min: the winner takes the gradient; traced ties share it evenly; a tie with a
+    constant gives 0 (relu'(0) = 0, as torch.relu)."""
+    traced = [a for a in args if not _is_constant(a)]
+    constants = [a for a in args if _is_constant(a)]
+    ties = sympy.Add(*[sympy.Piecewise((1, sympy.Eq(a, out)), (0, True)) for a in traced])
+    partials = []
+    for arg in args:
+        if _is_constant(arg):
+            partials.append(sympy.S.Zero)
+            continue
+        cond = sympy.And(sympy.Eq(arg, out), *[sympy.Ne(c, out) for c in constants])
+        share = 1 if len(traced) == 1 else 1 / ties
+        partials.append(sympy.Piecewise((share, cond), (0, True)))
+    return tuple(partials)
+
+
+def _binary_extremum(greater: bool) -> Partials:
+    def partials(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+        if len(args) != 2:
+            return _extremum_partials(args, out)
+        a, b = args
+        wins_a, wins_b = (a > b, b > a) if greater else (a < b, b < a)
+        if _is_constant(b):
+            return (sympy.Piecewise((1, wins_a), (0, True)), sympy.S.Zero)
+        if _is_constant(a):
+            return (sympy.S.Zero, sympy.Piecewise((1, wins_b), (0, True)))
+        half = sympy.Rational(1, 2)
+        tie = sympy.Eq(a, b)
+        return (
+            sympy.Piecewise((1, wins_a), (half, tie), (0, True)),
+            sympy.Piecewise((1, wins_b), (half, tie), (0, True)),
+        )
+
+    return partials
+
+
+def _zero(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+    return tuple(sympy.S.Zero for _ in args)
+
+
+DERIVATIVES: dict[type, Partials] = {
+    sympy.Abs: lambda args, out: (sympy.sign(args[0]),),
+    sympy.Max: _binary_extremum(greater=True),
+    sympy.Min: _binary_extremum(greater=False),
+    sympy.sign: _zero,
+    sympy.floor: _zero,
+    sympy.ceiling: _zero,
+    Round: _zero,
+    StopGradient: _zero,
+    sympy.exp: lambda args, out: (out,),
+    sympy.tanh: lambda args, out: (1 - out**2,),
+    sympy.Mod: lambda args, out: (sympy.S.One, -sympy.floor(args[0] / args[1])),
+}
+
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+
+
+def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> Rule:
+    """Teach symgrad a callable: calls to `fn` trace as `sympy_function(*args)`.
+
+    The derivative then comes from SymPy (`fdiff`) or from `DERIVATIVES`.
+
+    >>> import sympy
+    >>> def my_sinc(x): ...
+    >>> rule = register(my_sinc, lambda x: sympy.sin(x) / x)
+    >>> lookup(my_sinc) is rule
+    True
+    """
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+    rule = Rule((name,), sympy_function, example)
+    CALLABLES[fn] = rule
+    return rule

@@ -1,0 +1,619 @@
+"""Trace stage: interpret a function's AST symbolically into a Graph of SymPy expressions."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import numbers
+import operator
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy.logic.boolalg import Boolean, BooleanAtom
+
+from . import parse, rules
+from .errors import (
+    DataDependentLoopError,
+    SymgradError,
+    TracingError,
+    UnknownCalleeError,
+    UnsupportedSyntaxError,
+)
+from .graph import Graph, real_symbol
+
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.FloorDiv: lambda a, b: sympy.floor(a / b),
+    ast.Mod: sympy.Mod,
+}
+_STATIC_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    **_BINOPS,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: sympy.Eq,
+    ast.NotEq: sympy.Ne,
+}
+_STATIC_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    **_COMPARE,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+
+
+def is_traced(value: Any) -> bool:
+    """True for SymPy values that depend on an input (numbers and static values are not)."""
+    return isinstance(value, sympy.Basic) and bool(value.free_symbols)
+
+
+def to_sympy(value: Any) -> Any:
+    """A SymPy number for a Python/NumPy number; SymPy values unchanged."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return sympy.true if value else sympy.false
+    if isinstance(value, numbers.Integral):
+        return sympy.Integer(int(value))
+    if isinstance(value, numbers.Real):
+        return sympy.Float(float(value))
+    raise TypeError(type(value).__name__)
+
+
+def _static_value(value: Any) -> Any:
+    """Collapse SymPy constants (numbers, true/false) back to Python values."""
+    if isinstance(value, BooleanAtom):
+        return bool(value)
+    if isinstance(value, sympy.Integer):
+        return int(value)
+    if isinstance(value, sympy.Number):
+        return float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class Frame:
+    """The state of one function being interpreted (the traced function or an inlined callee)."""
+
+    source: parse.Source
+    env: dict[str, Any]
+    path: Any = sympy.true
+    returns: list[tuple[Any, Any]] = field(default_factory=list)
+    no_grad: bool = False
+
+
+class Tracer:
+    """Interprets statements and expressions of one function, appending nodes to a Graph."""
+
+    def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
+        self.graph = graph
+        self.stack = stack
+        self.frame: Frame
+
+    # --- entry points ----------------------------------------------------------------------
+
+    def run(self, source: parse.Source, env: dict[str, Any]) -> Any:
+        """Interpret `source`'s body with `env` bound and return its (merged) return value."""
+        self.frame = Frame(source=source, env=env)
+        if not self.block(source.tree.body):
+            last = source.tree.body[-1]
+            raise source.error(
+                TracingError, last, "not every path through the function returns a value",
+                "end every branch with `return <value>`",
+            )
+        return self._merge_returns()
+
+    def _merge_returns(self) -> Any:
+        returns = self.frame.returns
+        conds = [c for c, _ in returns[:-1]] + [sympy.true]
+        values = [v for _, v in returns]
+        try:
+            return self._select_many(conds, values)
+        except _StructureMismatch:
+            raise self.error(
+                TracingError, self.frame.source.tree,
+                "return statements give values of different structure (tuple sizes differ)",
+                "return the same number of values on every path",
+            ) from None
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def error(self, cls: type[SymgradError], node: ast.AST, message: str, hint: str = "") -> SymgradError:
+        return self.frame.source.error(cls, node, message, hint)
+
+    # --- statements ------------------------------------------------------------------------
+
+    def block(self, stmts: Sequence[ast.stmt]) -> bool:
+        """Interpret statements in order; True if every path through them returned."""
+        for stmt in stmts:
+            if self.statement(stmt):
+                return True
+        return False
+
+    def statement(self, stmt: ast.stmt) -> bool:
+        method = getattr(self, f"stmt_{type(stmt).__name__}", None)
+        if method is None:
+            raise self.error(
+                UnsupportedSyntaxError, stmt, f"`{type(stmt).__name__}` statements are not supported",
+                "use assignments, if/elif/else, for-range loops and return",
+            )
+        try:
+            return bool(method(stmt))
+        except SymgradError:
+            raise
+        except RecursionError:
+            raise
+        except Exception as exc:  # a SymPy or Python error while tracing: report where
+            raise self.error(
+                TracingError, stmt, f"cannot trace this statement ({type(exc).__name__}: {exc})",
+                "simplify the statement or check the types of its operands",
+            ) from exc
+
+    def stmt_Pass(self, stmt: ast.Pass) -> bool:
+        return False
+
+    def stmt_Expr(self, stmt: ast.Expr) -> bool:
+        if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            return False  # docstring
+        raise self.error(
+            UnsupportedSyntaxError, stmt, "an expression statement has no effect on the result",
+            "remove it (print and other side effects cannot be traced), or assign its value",
+        )
+
+    def stmt_Assign(self, stmt: ast.Assign) -> bool:
+        hint = stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else "t"
+        value = self.expr(stmt.value, hint)
+        for target in stmt.targets:
+            self.assign(target, value)
+        return False
+
+    def stmt_AnnAssign(self, stmt: ast.AnnAssign) -> bool:
+        if stmt.value is None:
+            return False
+        hint = stmt.target.id if isinstance(stmt.target, ast.Name) else "t"
+        self.assign(stmt.target, self.expr(stmt.value, hint))
+        return False
+
+    def stmt_AugAssign(self, stmt: ast.AugAssign) -> bool:
+        if not isinstance(stmt.target, ast.Name):
+            raise self.error(
+                UnsupportedSyntaxError, stmt.target, "only plain names can be updated in place",
+                "assign to a new variable: `y = x + 1`",
+            )
+        current = self.name(stmt.target)
+        value = self.binop(stmt.op, current, self.expr(stmt.value), stmt, stmt.target.id)
+        self.assign(stmt.target, value)
+        return False
+
+    def assign(self, target: ast.expr, value: Any) -> None:
+        if isinstance(target, ast.Name):
+            if self.frame.no_grad and is_traced(value):
+                value = self.node(rules.StopGradient(value), target.id, target)
+            self.frame.env[target.id] = value
+            return
+        if isinstance(target, ast.Tuple):
+            if not isinstance(value, tuple) or len(value) != len(target.elts):
+                size = len(value) if isinstance(value, tuple) else 1
+                raise self.error(
+                    TracingError, target, f"cannot unpack {size} value(s) into {len(target.elts)} names",
+                    "make both sides the same length",
+                )
+            for elt, item in zip(target.elts, value):
+                self.assign(elt, item)
+            return
+        raise self.error(
+            UnsupportedSyntaxError, target, "assignment to attributes or items mutates a value",
+            "assign to a new variable name instead",
+        )
+
+    def stmt_Return(self, stmt: ast.Return) -> bool:
+        if stmt.value is None:
+            raise self.error(TracingError, stmt, "`return` without a value", "return the function's value")
+        value = self.expr(stmt.value, "out")
+        self.frame.returns.append((self.frame.path, value))
+        return True
+
+    def stmt_If(self, stmt: ast.If) -> bool:
+        cond = self.condition(stmt.test)
+        if not is_traced(cond):
+            return self.block(stmt.body if _static_value(cond) else stmt.orelse)
+        frame = self.frame
+        outer_env, outer_path = frame.env, frame.path
+        frame.env, frame.path = dict(outer_env), sympy.And(outer_path, cond)
+        done_true = self.block(stmt.body)
+        env_true = frame.env
+        frame.env, frame.path = dict(outer_env), sympy.And(outer_path, sympy.Not(cond))
+        done_false = self.block(stmt.orelse)
+        env_false = frame.env
+        frame.path = outer_path
+        if done_true and done_false:
+            return True
+        if done_true or done_false:
+            frame.env = env_false if done_true else env_true
+            return False
+        frame.env = self.merge_envs(cond, env_true, env_false, stmt)
+        return False
+
+    def merge_envs(self, cond: Any, env_true: dict[str, Any], env_false: dict[str, Any], stmt: ast.If) -> dict[str, Any]:
+        merged = {}
+        for key in env_true.keys() | env_false.keys():
+            if key not in env_true or key not in env_false:
+                # Defined on one path only: Python would fail on the other path if it is read.
+                merged[key] = env_true.get(key, env_false.get(key))
+                continue
+            a, b = env_true[key], env_false[key]
+            try:
+                merged[key] = a if a is b else self._select_many([cond, sympy.true], [a, b], key)
+            except _StructureMismatch:
+                raise self.error(
+                    TracingError, stmt, f"`{key}` has a different structure in the two branches",
+                    "give the variable the same kind of value (number or same-size tuple) in both branches",
+                ) from None
+        return merged
+
+    def _select_many(self, conds: list[Any], values: list[Any], hint: str = "out") -> Any:
+        """The first value whose condition holds; tuples are selected element by element."""
+        if all(isinstance(v, tuple) for v in values):
+            sizes = {len(v) for v in values}
+            if len(sizes) != 1:
+                raise _StructureMismatch
+            return tuple(self._select_many(conds, list(items), hint) for items in zip(*values))
+        if any(isinstance(v, tuple) for v in values):
+            raise _StructureMismatch
+        if all(v is values[0] or v == values[0] for v in values[1:]) and not any(
+            isinstance(v, sympy.Basic) and not isinstance(v, sympy.Expr) for v in values
+        ):
+            return values[0]
+        try:
+            pieces = [(to_sympy(v), c) for v, c in zip(values, conds)]
+        except TypeError:
+            raise _StructureMismatch from None
+        return self.node(sympy.Piecewise(*pieces), hint)
+
+    def stmt_For(self, stmt: ast.For) -> bool:
+        if stmt.orelse:
+            raise self.error(UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause")
+        items = self.loop_items(stmt.iter)
+        for item in items:
+            self.assign(stmt.target, item)
+            if self.block(stmt.body):
+                return True
+        return False
+
+    def loop_items(self, node: ast.expr) -> Sequence[Any]:
+        if isinstance(node, ast.Call) and self._callee_is(node.func, range):
+            bounds = [_static_value(self.expr(arg)) for arg in node.args]
+            if any(is_traced(b) for b in bounds):
+                raise self.error(
+                    DataDependentLoopError, node, "the loop's trip count depends on a traced value",
+                    "make the bound a constant, or mark the parameter static: grad(f, static=('n',))",
+                )
+            if not all(isinstance(b, int) for b in bounds):
+                raise self.error(TracingError, node, "range() bounds must be integers", "pass int bounds")
+            return range(*bounds)
+        value = self.expr(node)
+        if isinstance(value, tuple):
+            return value
+        raise self.error(
+            UnsupportedSyntaxError, node, "only `for` over range(...) or a tuple can be unrolled",
+            "loop with `for i in range(N)` with a constant or static N",
+        )
+
+    def _callee_is(self, func: ast.expr, target: Any) -> bool:
+        try:
+            return self.expr(func) is target
+        except SymgradError:
+            return False
+
+    def stmt_With(self, stmt: ast.With) -> bool:
+        items = stmt.items
+        if len(items) != 1 or not isinstance(items[0].context_expr, ast.Call) or items[0].optional_vars:
+            raise self.error(
+                UnsupportedSyntaxError, stmt, "only `with no_grad():` is supported",
+                "remove the with statement, or use `with no_grad():`",
+            )
+        if not self._callee_is(items[0].context_expr.func, rules.no_grad):
+            raise self.error(
+                UnsupportedSyntaxError, stmt, "only `with no_grad():` is supported",
+                "remove the with statement, or use `with symgrad.no_grad():`",
+            )
+        outer = self.frame.no_grad
+        self.frame.no_grad = True
+        try:
+            return self.block(stmt.body)
+        finally:
+            self.frame.no_grad = outer
+
+    # --- expressions -----------------------------------------------------------------------
+
+    def node(self, expr: Any, hint: str = "t", at: ast.AST | None = None) -> Any:
+        lineno = getattr(at, "lineno", None)
+        line = None if lineno is None else (self.frame.source.filename, lineno)
+        return self.graph.add(expr, hint, line)
+
+    def expr(self, node: ast.expr, hint: str = "t") -> Any:
+        method = getattr(self, f"expr_{type(node).__name__}", None)
+        if method is None:
+            raise self.error(
+                UnsupportedSyntaxError, node, f"`{type(node).__name__}` expressions are not supported",
+                "use arithmetic, comparisons, calls to supported functions and names",
+            )
+        return method(node, hint)
+
+    def expr_Constant(self, node: ast.Constant, hint: str) -> Any:
+        return node.value
+
+    def expr_Tuple(self, node: ast.Tuple, hint: str) -> Any:
+        return tuple(self.expr(elt) for elt in node.elts)
+
+    def expr_Name(self, node: ast.Name, hint: str) -> Any:
+        return self.name(node)
+
+    def name(self, node: ast.Name) -> Any:
+        env = self.frame.env
+        if node.id in env:
+            return env[node.id]
+        fn = self.frame.source.fn
+        closure = inspect.getclosurevars(fn) if fn.__closure__ else None
+        if closure is not None and node.id in closure.nonlocals:
+            return self.external(closure.nonlocals[node.id], node)
+        if node.id in fn.__globals__:
+            return self.external(fn.__globals__[node.id], node)
+        if hasattr(builtins, node.id):
+            return getattr(builtins, node.id)
+        raise self.error(TracingError, node, f"name `{node.id}` is not defined", "define it before use")
+
+    def external(self, value: Any, node: ast.AST) -> Any:
+        """A value from outside the function: numbers become constants, arrays are refused."""
+        if isinstance(value, np.ndarray):
+            if value.ndim == 0:
+                return value.item()
+            raise self.error(
+                UnsupportedSyntaxError, node, "array constants from outside the function are not supported",
+                "pass the array as an argument",
+            )
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    def expr_Attribute(self, node: ast.Attribute, hint: str) -> Any:
+        base = self.expr(node.value)
+        if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
+            raise self.error(
+                UnsupportedSyntaxError, node, f"attribute `.{node.attr}` of a traced value",
+                f"call the NumPy function instead, e.g. `np.{node.attr}(x)`",
+            )
+        if not hasattr(base, node.attr):
+            raise self.error(
+                TracingError, node, f"`{ast.unparse(node.value)}` has no attribute `{node.attr}`",
+                "check the spelling",
+            )
+        return self.external(getattr(base, node.attr), node)
+
+    def expr_BinOp(self, node: ast.BinOp, hint: str) -> Any:
+        return self.binop(node.op, self.expr(node.left), self.expr(node.right), node, hint)
+
+    def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str = "t") -> Any:
+        for operand in (left, right):
+            self._check_number(operand, node)
+        if not (is_traced(left) or is_traced(right)):
+            static = _STATIC_BINOPS.get(type(op))
+            if static is None:
+                raise self._bad_operator(op, node)
+            return static(_static_value(left), _static_value(right))
+        fn = _BINOPS.get(type(op))
+        if fn is None:
+            raise self._bad_operator(op, node)
+        return self.node(fn(to_sympy(left), to_sympy(right)), hint, node)
+
+    def _bad_operator(self, op: ast.AST, node: ast.AST) -> SymgradError:
+        symbol = {ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+                  ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~"}.get(type(op), type(op).__name__)
+        return self.error(
+            UnsupportedSyntaxError, node, f"operator `{symbol}` is not supported",
+            "use + - * / ** // % and comparisons; `and`/`or`/`not` for conditions",
+        )
+
+    def _check_number(self, value: Any, node: ast.AST) -> None:
+        if isinstance(value, (sympy.Expr, numbers.Number, sympy.logic.boolalg.Boolean)) and not isinstance(value, complex):
+            return
+        kind = "a tuple" if isinstance(value, tuple) else f"a value of type {type(value).__name__}"
+        raise self.error(
+            TracingError, node, f"arithmetic on {kind}",
+            "only numbers and traced values can be combined; unpack tuples first",
+        )
+
+    def expr_UnaryOp(self, node: ast.UnaryOp, hint: str) -> Any:
+        if isinstance(node.op, ast.Not):
+            value = self.condition(node.operand)
+            return sympy.Not(value) if is_traced(value) else not _static_value(value)
+        operand = self.expr(node.operand)
+        self._check_number(operand, node)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if isinstance(node.op, ast.USub):
+            return self.node(-to_sympy(operand), hint, node) if is_traced(operand) else -operand
+        raise self._bad_operator(node.op, node)
+
+    def condition(self, node: ast.expr) -> Any:
+        """A condition: a traced SymPy boolean, or a Python bool when it is static."""
+        value = self.expr(node)
+        if is_traced(value):
+            return rules.as_condition(value)
+        value = _static_value(value)
+        if isinstance(value, tuple):
+            raise self.error(TracingError, node, "a tuple used as a condition", "compare numbers instead")
+        return bool(value)
+
+    def expr_Compare(self, node: ast.Compare, hint: str) -> Any:
+        left = self.expr(node.left)
+        parts = []
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.expr(comparator)
+            parts.append(self.compare(op, left, right, node))
+            left = right
+        if len(parts) == 1:
+            return parts[0]
+        return self._boolop(ast.And(), parts)
+
+    def compare(self, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+        if type(op) not in _COMPARE:
+            raise self.error(
+                UnsupportedSyntaxError, node, f"comparison `{type(op).__name__}` is not supported",
+                "use <, <=, >, >=, == or !=",
+            )
+        for operand in (left, right):
+            self._check_number(operand, node)
+        if not (is_traced(left) or is_traced(right)):
+            return _STATIC_COMPARE[type(op)](_static_value(left), _static_value(right))
+        result = _COMPARE[type(op)](to_sympy(left), to_sympy(right))
+        return _static_value(result) if isinstance(result, BooleanAtom) else result
+
+    def expr_BoolOp(self, node: ast.BoolOp, hint: str) -> Any:
+        return self._boolop(node.op, [self.condition(v) for v in node.values])
+
+    def _boolop(self, op: ast.boolop, values: list[Any]) -> Any:
+        is_and = isinstance(op, ast.And)
+        traced = []
+        for value in values:
+            if is_traced(value):
+                traced.append(value)
+            elif bool(value) != is_and:  # static short circuit: `False and ...`, `True or ...`
+                return bool(value)
+        if not traced:
+            return is_and
+        return sympy.And(*traced) if is_and else sympy.Or(*traced)
+
+    def expr_IfExp(self, node: ast.IfExp, hint: str) -> Any:
+        cond = self.condition(node.test)
+        if not is_traced(cond):
+            return self.expr(node.body if cond else node.orelse, hint)
+        body, orelse = self.expr(node.body), self.expr(node.orelse)
+        try:
+            return self._select_many([cond, sympy.true], [body, orelse], hint)
+        except _StructureMismatch:
+            raise self.error(
+                TracingError, node, "the two sides of the conditional expression differ in structure",
+                "give both sides the same kind of value",
+            ) from None
+
+    # --- calls -----------------------------------------------------------------------------
+
+    def expr_Call(self, node: ast.Call, hint: str) -> Any:
+        callee = self.expr(node.func)
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise self.error(UnsupportedSyntaxError, node, "star-arguments are not supported", "pass arguments explicitly")
+        args = [self.expr(a) for a in node.args]
+        kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg is not None}
+        rule = rules.lookup(callee)
+        if rule is not None:
+            return self.call_rule(callee, rule, args, kwargs, node, hint)
+        if callee is range:
+            raise self.error(
+                UnsupportedSyntaxError, node, "range() can only be used as the iterable of a for loop",
+                "write `for i in range(N):`",
+            )
+        if isinstance(callee, types.FunctionType):
+            return self.inline(callee, args, kwargs, node)
+        raise self.unknown_callee(callee, node)
+
+    def unknown_callee(self, callee: Any, node: ast.Call) -> SymgradError:
+        label = ast.unparse(node.func)
+        return self.error(
+            UnknownCalleeError, node, f"symgrad has no rule for `{label}`",
+            f"use a supported function (see symgrad.RULES), or register one: "
+            f"symgrad.register({label}, <sympy function>)",
+        )
+
+    def call_rule(self, callee: Any, rule: rules.Rule, args: list[Any], kwargs: dict[str, Any], node: ast.Call, hint: str) -> Any:
+        if kwargs:
+            raise self.error(
+                UnsupportedSyntaxError, node, f"keyword arguments to `{ast.unparse(node.func)}` are not supported",
+                "pass them by position",
+            )
+        for arg in args:
+            if not isinstance(arg, sympy.logic.boolalg.Boolean):
+                self._check_number(arg, node)
+        if not any(is_traced(a) for a in args):
+            result = callee(*[_static_value(a) for a in args])
+            return _static_value(result)
+        try:
+            expr = rule.build(*[to_sympy(a) for a in args])
+        except TypeError as exc:
+            raise self.error(
+                TracingError, node, f"wrong arguments for `{ast.unparse(node.func)}`: {exc}",
+                "check the number of arguments",
+            ) from None
+        return self.node(expr, hint, node)
+
+    def inline(self, fn: types.FunctionType, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
+        if fn in self.stack or fn is self.frame.source.fn:
+            raise self.error(
+                TracingError, node, f"recursive call to `{fn.__name__}` cannot be unrolled",
+                "rewrite the recursion as a `for i in range(N)` loop",
+            )
+        try:
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise self.error(TracingError, node, f"bad call to `{fn.__name__}`: {exc}", "match its signature") from None
+        bound.apply_defaults()
+        source = parse.load(fn)
+        callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
+        saved_no_grad = self.frame.no_grad
+        result = callee.run(source, dict(bound.arguments))
+        if saved_no_grad and is_traced(result):
+            result = self.node(rules.StopGradient(result), fn.__name__, node)
+        return result
+
+
+class _StructureMismatch(Exception):
+    """Values to select between are not all numbers, or are tuples of different sizes."""
+
+
+def trace(source: parse.Source, static: dict[str, Any]) -> Graph:
+    """Interpret `source` into a Graph whose inputs are its non-static parameters."""
+    params = [a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)]
+    dynamic = [p for p in params if p not in static]
+    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=())
+    inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
+    graph.inputs = inputs
+    env: dict[str, Any] = dict(zip(dynamic, inputs))
+    env.update(static)
+    result = Tracer(graph).run(source, env)
+    outputs = result if isinstance(result, tuple) else (result,)
+    graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
+    graph.tuple_output = isinstance(result, tuple)
+    return graph
+
+
+def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
+    if isinstance(value, tuple):
+        raise source.error(TracingError, source.tree, "nested tuples cannot be returned", "return a flat tuple")
+    try:
+        value = to_sympy(value)
+    except TypeError:
+        raise source.error(
+            TracingError, source.tree, f"the function returns a {type(value).__name__}, not a number",
+            "return a number or a tuple of numbers",
+        ) from None
+    if isinstance(value, Boolean) and not isinstance(value, sympy.Symbol):
+        raise source.error(
+            TracingError, source.tree, "the function returns a condition, which has no derivative",
+            "return a number, e.g. `1.0 if cond else 0.0`",
+        )
+    return graph.add(value, "out")
