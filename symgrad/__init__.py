@@ -1,6 +1,6 @@
 """symgrad: differentiate Python functions by transforming their source into NumPy code."""
 
-from .api import grad, value_and_grad
+from .api import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .compiled import Compiled
 from .errors import (
     DataDependentLoopError,
@@ -30,10 +30,15 @@ __all__ = [
     "UnsupportedSyntaxError",
     "WrtError",
     "__version__",
+    "derivative",
     "detach",
     "grad",
+    "hessian",
+    "jacobian",
+    "jvp",
     "no_grad",
     "register",
     "stop_gradient",
     "value_and_grad",
+    "vjp",
 ]

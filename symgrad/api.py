@@ -7,12 +7,13 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
+import numpy as np
 import sympy
 
 from . import diff, emit, parse, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
-from .errors import NonScalarOutputError, WrtError
-from .graph import Graph
+from .errors import NonScalarOutputError, ShapeError, WrtError
+from .graph import Graph, real_symbol
 
 Names = Union[str, int, Sequence[Union[str, int]], None]
 
@@ -206,3 +207,225 @@ def _finish_value_and_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call)
     values = tuple(fit_value(v, call) for v in raw[:n])
     value = values[0] if n == 1 else values
     return value, _gradients(compiled, raw[n:], call)
+
+
+# --- the derivative family (one graph, one emitter) ----------------------------------------------
+
+
+def _with_inputs(graph: Graph, hints: Sequence[str]) -> tuple[Graph, list[sympy.Symbol]]:
+    """A copy of `graph` taking extra parameters (cotangents, tangents) after its own."""
+    result = graph.extend()
+    extra = [real_symbol(result.names.fresh(h)) for h in hints]
+    result.inputs = (*graph.inputs, *extra)
+    result.params = (*graph.params, *(str(s) for s in extra))
+    return result, extra
+
+
+def _primal(fn: Any, wrt: Names, static: Names) -> tuple[Callable[..., Any], Callable[[Graph], Graph], tuple[str, ...], tuple[str, ...], bool]:
+    base, inner, inner_static = _base_and_derive(fn)
+    if inner_static is not None and not static:
+        static = inner_static
+    wrt_names, static_names, single = _resolve(_load(base), wrt, static)
+    return base, inner, wrt_names, static_names, single
+
+
+def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+    """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
+
+    Returns:
+        A callable: `vjp(f)(*args)` gives `(value, pullback)`; `pullback(v)`, with `v` shaped
+        like the output (a tuple of them for tuple outputs), returns the gradient of
+        `sum(v * f(*args))` for each `wrt` argument, shaped like that argument.
+
+    >>> import numpy as np
+    >>> from symgrad import vjp
+    >>> def f(x):
+    ...     return x * x
+    >>> y, pullback = vjp(f)(np.array([1.0, 2.0]))
+    >>> pullback(np.array([1.0, 10.0]))
+    array([ 2., 40.])
+    """
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+
+    def derive(primal: Graph) -> Graph:
+        graph = inner(primal)
+        hints = ["v"] if len(graph.outputs) == 1 else [f"v{i}" for i in range(len(graph.outputs))]
+        graph, cotangents = _with_inputs(graph, hints)
+        result = diff.reverse(graph, _symbols(graph, wrt_names), cotangents)
+        result.outputs = (*graph.outputs, *result.outputs)
+        return result
+
+    return Compiled(
+        base, kind="vjp", wrt=wrt_names, static=static_names, single=single,
+        build=_builder(base, derive, "vjp", wrt_names), derive=derive, finish=_finish_vjp,
+        invoke=_run_for_vjp,
+    )
+
+
+def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
+    n = compiled.variant(call.static).primal_outputs
+    values = tuple(fit_value(v, call) for v in raw[:n])
+
+    def pullback(v: Any) -> Any:
+        cotangents = tuple(v) if n > 1 else (v,)
+        if len(cotangents) != n:
+            raise ShapeError(f"pullback expects {n} cotangents, one per output", hint="pass a tuple with one array per output")
+        out, inner_call = compiled.execute(call.static, call.args, cotangents)
+        return _gradients(compiled, out[n:], inner_call)
+
+    return (values[0] if n == 1 else values), pullback
+
+
+def _run_for_vjp(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
+    # The value comes from the same program, with unit cotangents.
+    static, dynamic = compiled.bind(args, kwargs)
+    dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
+    n = compiled.variant(static).primal_outputs
+    raw, call = compiled.execute(static, dynamic, [1.0] * n)
+    return compiled._finish(compiled, raw, call)
+
+
+def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+    """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
+
+    Returns:
+        A callable: `jvp(f)(primals, tangents)` with `primals` a tuple of all arguments and
+        `tangents` one per `wrt` parameter, giving `(value, tangent_out)`.
+
+    >>> from symgrad import jvp
+    >>> def f(x, y):
+    ...     return x * y
+    >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
+    (6.0, 3.0)
+    """
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+
+    def derive(primal: Graph) -> Graph:
+        graph = inner(primal)
+        graph, tangents = _with_inputs(graph, [f"d{n}" for n in wrt_names])
+        result = diff.forward(graph, _symbols(graph, wrt_names), tangents)
+        result.outputs = (*graph.outputs, *result.outputs)
+        return result
+
+    return Compiled(
+        base, kind="jvp", wrt=wrt_names, static=static_names, single=single,
+        build=_builder(base, derive, "jvp", wrt_names), derive=derive, finish=_finish_jvp,
+        invoke=_call_jvp,
+    )
+
+
+def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
+    n = compiled.variant(call.static).primal_outputs
+    values = tuple(fit_value(v, call) for v in raw[:n])
+    tangents = tuple(fit_value(t, call) for t in raw[n:])
+    if n == 1:
+        return values[0], tangents[0]
+    return values, tangents
+
+
+def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
+    tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
+    if len(tangents) != len(compiled.wrt):
+        raise ShapeError(
+            f"jvp expects {len(compiled.wrt)} tangents (one per wrt parameter {compiled.wrt}), got {len(tangents)}",
+            hint="pass a tuple of tangents in the order of wrt",
+        )
+    static, dynamic = compiled.bind(tuple(primals), {})
+    dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
+    raw, call = compiled.execute(static, dynamic, tangents)
+    return compiled._finish(compiled, raw, call)
+
+
+def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+    """Jacobian matrix: one reverse pass per output, all in one generated program.
+
+    Returns:
+        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters) on scalars; on
+        arrays of broadcast shape `S`, a stack of shape `S + (m, n)`.
+
+    >>> from symgrad import jacobian
+    >>> def f(x, y):
+    ...     return x * y, x + y
+    >>> jacobian(f)(2.0, 3.0)
+    array([[3., 2.],
+           [1., 1.]])
+    """
+    base, inner, wrt_names, static_names, _ = _primal(fn, wrt, static)
+
+    def derive(primal: Graph) -> Graph:
+        graph = inner(primal)
+        return _jacobian_graph(graph, _symbols(graph, wrt_names))
+
+    return Compiled(
+        base, kind="jacobian", wrt=wrt_names, static=static_names, single=False,
+        build=_builder(base, derive, "jacobian", wrt_names), derive=derive, finish=_finish_matrix,
+    )
+
+
+def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
+    result = graph.extend()
+    entries: list[Any] = []
+    m = len(graph.outputs)
+    for i, out in enumerate(graph.outputs):
+        seeds = [sympy.S.One if j == i else sympy.S.Zero for j in range(m)]
+        prefix = "f" if m == 1 else str(out)
+        entries.extend(diff.reverse(graph, wrt, seeds, prefix=prefix, into=result).outputs)
+    result.outputs = tuple(entries)
+    result.shape = (m, len(wrt))
+    return result
+
+
+def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+    """Hessian matrix of a scalar function: reverse over reverse on the same graph.
+
+    Returns:
+        A callable giving an `(n, n)` array on scalars, `S + (n, n)` on arrays of shape `S`.
+
+    >>> from symgrad import hessian
+    >>> def f(x, y):
+    ...     return x * x * y
+    >>> hessian(f)(1.0, 2.0)
+    array([[4., 2.],
+           [2., 0.]])
+    """
+    base, inner, wrt_names, static_names, _ = _primal(fn, wrt, static)
+
+    def derive(primal: Graph) -> Graph:
+        graph = inner(primal)
+        symbols = _symbols(graph, wrt_names)
+        gradients = diff.reverse(graph, symbols, [sympy.S.One] * len(graph.outputs))
+        result = _jacobian_graph(gradients, symbols)
+        result.shape = (len(symbols), len(symbols))
+        return result
+
+    return Compiled(
+        base, kind="hessian", wrt=wrt_names, static=static_names, single=False,
+        build=_builder(base, derive, "hessian", wrt_names), derive=derive, finish=_finish_matrix,
+    )
+
+
+def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
+    if compiled.kind == "hessian":
+        _check_scalar_output(compiled, call)
+    m, n = compiled.variant(call.static).graph.shape
+    entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), call.shape) for e in raw]
+    stacked = np.stack(entries, axis=-1) if entries else np.zeros((*call.shape, 0))
+    return stacked.reshape(*call.shape, m, n)
+
+
+def derivative(fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = ()) -> Compiled:
+    """The `order`-th derivative with respect to one parameter: grad applied `order` times,
+    each time to the previous derivative's graph (never to generated source).
+
+    >>> from symgrad import derivative
+    >>> def f(x):
+    ...     return x ** 4
+    >>> derivative(f, wrt="x", order=3)(1.0)
+    24.0
+    """
+    if not isinstance(order, int) or order < 1:
+        raise WrtError(f"order must be a positive int, got {order!r}", hint="e.g. order=2 for a second derivative")
+    result: Any = fn
+    for _ in range(order):
+        result = grad(result, wrt=wrt, static=static)
+    return result  # type: ignore[no-any-return]

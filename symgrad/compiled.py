@@ -33,6 +33,7 @@ class Call:
     args: list[Any]  # dynamic argument values, in graph-input order
     scalar: bool  # every argument was a Python number: results are Python floats
     shape: tuple[int, ...]  # broadcast shape of the arguments
+    static: dict[str, Any]  # values of the static arguments
 
 
 Finisher = Callable[["Compiled", tuple[Any, ...], Call], Any]
@@ -67,6 +68,7 @@ class Compiled:
         derive: Callable[[Graph], Graph],
         finish: Finisher,
         extra_params: tuple[str, ...] = (),
+        invoke: Callable[..., Any] | None = None,
     ) -> None:
         self.fn = fn
         self.kind = kind
@@ -80,6 +82,7 @@ class Compiled:
         self.params = tuple(self._signature.parameters)
         self.dynamic = tuple(p for p in self.params if p not in static)
         self.extra_params = extra_params
+        self._invoke = invoke  # a different calling convention (vjp, jvp)
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
         self._lock = threading.Lock()
@@ -165,27 +168,31 @@ class Compiled:
         return static, [values[p] for p in self.dynamic]
 
     def run(self, args: Sequence[Any], kwargs: dict[str, Any], extra: Sequence[Any] = ()) -> tuple[tuple[Any, ...], Call]:
-        """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
+        """Bind the arguments like the original function, then `execute`."""
         static, dynamic = self.bind(args, kwargs)
-        variant = self.variant(static)
         dynamic = [self._check(name, value) for name, value in zip(self.dynamic, dynamic)]
+        return self.execute(static, dynamic, extra)
+
+    def execute(self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()) -> tuple[tuple[Any, ...], Call]:
+        """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
+        kernel = self.variant(static).kernel
         values = [*dynamic, *extra]
-        kernel = variant.kernel
         if all(_is_python_number(v) for v in values):
             try:
                 raw = kernel.scalar_fn(*values)
             except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
                 raw = kernel.array_fn(*[np.float64(v) for v in values])
-            return tuple(_as_float(r) for r in raw), Call(dynamic, True, ())
+            return tuple(_as_float(r) for r in raw), Call(dynamic, True, (), static)
         try:
             shape = np.broadcast_shapes(*[np.shape(v) for v in values])
         except ValueError:
-            shapes = ", ".join(f"{n}: {np.shape(v)}" for n, v in zip((*self.dynamic, *self.extra_params), values))
+            names = (*self.dynamic, *self.extra_params)
+            shapes = ", ".join(f"{n}: {np.shape(v)}" for n, v in zip(names, values))
             raise ShapeError(
                 f"{self.__name__}(): argument shapes do not broadcast together ({shapes})",
                 hint="pass arrays whose shapes broadcast (NumPy rules), or scalars",
             ) from None
-        return kernel.array_fn(*values), Call(dynamic, False, shape)
+        return kernel.array_fn(*values), Call(dynamic, False, shape, static)
 
     def _check(self, name: str, value: Any) -> Any:
         if isinstance(value, (bool, np.bool_)):
@@ -213,6 +220,8 @@ class Compiled:
         return value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._invoke is not None:
+            return self._invoke(self, *args, **kwargs)
         raw, call = self.run(args, kwargs)
         return self._finish(self, raw, call)
 

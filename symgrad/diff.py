@@ -31,7 +31,7 @@ def local_partial(expr: Expr, wrt: sympy.Symbol, out: Expr | None = None) -> Exp
         return _power_rule(expr, wrt, self_value)
     if isinstance(expr, sympy.Piecewise):
         return sympy.Piecewise(*[(local_partial(e, wrt), c) for e, c in expr.args])
-    if isinstance(expr, sympy.Function):
+    if isinstance(expr, sympy.Function) or type(expr) in rules.DERIVATIVES:  # Max/Min are no Functions
         return _chain_rule(expr, wrt, self_value)
     return sympy.diff(expr, wrt)  # anything else is rare and small: let SymPy do it
 
@@ -56,7 +56,7 @@ def _power_rule(expr: sympy.Pow, wrt: sympy.Symbol, value: Expr) -> Expr:
     return result
 
 
-def _chain_rule(expr: sympy.Function, wrt: sympy.Symbol, value: Expr) -> Expr:
+def _chain_rule(expr: Any, wrt: sympy.Symbol, value: Expr) -> Expr:
     override = rules.DERIVATIVES.get(type(expr))
     outer = override(expr.args, value) if override is not None else None
     terms = []
@@ -106,12 +106,16 @@ def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbo
     return active
 
 
-def reverse(graph: Graph, wrt: Sequence[sympy.Symbol], seeds: Sequence[Expr], prefix: str = "f") -> Graph:
+def reverse(
+    graph: Graph, wrt: Sequence[sympy.Symbol], seeds: Sequence[Expr], prefix: str = "f", into: Graph | None = None
+) -> Graph:
     """Reverse accumulation: a Graph that also computes d(sum_i seed_i * out_i)/d wrt_j.
 
     The returned graph's outputs are the gradients, one per `wrt` symbol, named `d{prefix}d{x}`.
+    Nodes are appended to `into` when given (to build several passes into one program),
+    else to a copy of `graph`.
     """
-    result = graph.extend()
+    result = graph.extend() if into is None else into
     active = needs_gradient(graph, wrt)
     contributions: dict[sympy.Symbol, list[Expr]] = {}
     supports: dict[sympy.Symbol, Any] = {}
@@ -143,10 +147,10 @@ def reverse(graph: Graph, wrt: Sequence[sympy.Symbol], seeds: Sequence[Expr], pr
     return result
 
 
-def forward(graph: Graph, wrt: Sequence[sympy.Symbol], tangents: Sequence[Expr]) -> Graph:
+def forward(graph: Graph, wrt: Sequence[sympy.Symbol], tangents: Sequence[Expr], into: Graph | None = None) -> Graph:
     """Forward accumulation: a Graph whose outputs are the directional derivatives of the
     outputs along `tangents` (one tangent expression per `wrt` symbol)."""
-    result = graph.extend()
+    result = graph.extend() if into is None else into
     dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
     for symbol, expr in graph.nodes:
         terms = []

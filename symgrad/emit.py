@@ -205,10 +205,17 @@ def compile_source(source: str, name: str) -> Callable[..., Any]:
     return namespace[name]  # type: ignore[no-any-return]
 
 
+def _computes_in_branches(expr: Any) -> bool:
+    # `where` evaluates both sides: a branch holding a computation may warn where not taken.
+    return any(
+        not value.is_Number for piecewise in expr.atoms(sympy.Piecewise) for value, _ in piecewise.args
+    )
+
+
 def emit(graph: Graph, name: str, doc: str) -> Kernel:
     """CSE the graph's program, print both flavours and compile them."""
     program = eliminate_common(graph, live_nodes(graph))
-    has_branches = any(expr.has(sympy.Piecewise) for _, expr in program)
+    has_branches = any(_computes_in_branches(expr) for _, expr in program)
     array_source = render(graph, program, name, doc, ArrayPrinter(), guard=has_branches)
     scalar_source = render(graph, program, name, doc, ScalarPrinter(), guard=False)
     return Kernel(

@@ -73,6 +73,7 @@ class Graph:
     names: Names = field(default_factory=Names)
     memo: dict[Expr, sympy.Symbol] = field(default_factory=dict)
     tuple_output: bool = False
+    shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
 
     def add(self, expr: Expr, hint: str = "t", line: tuple[str, int] | None = None) -> Expr:
         """Append `expr` as a node and return its symbol; atoms and repeats are not re-added."""
@@ -103,6 +104,7 @@ class Graph:
             names=self.names.copy(),
             memo=dict(self.memo),
             tuple_output=self.tuple_output,
+            shape=self.shape,
         )
 
     def __str__(self) -> str:
