@@ -141,7 +141,7 @@ def reverse(
     gradients = []
     for x in wrt:
         total = sympy.Add(*contributions.get(x, [sympy.S.Zero]))
-        gradients.append(result.add(total, f"d{prefix}d{x}"))
+        gradients.append(result.add(total, f"d{prefix}d{x}", alias=total in result.memo.values()))
     result.outputs = tuple(gradients)
     result.tuple_output = len(gradients) != 1
     return result

@@ -188,8 +188,8 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
         lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
-    outputs = ", ".join(printer.doprint(o) for o in graph.outputs)
-    lines.append(f"{indent}return ({outputs},)")
+    outputs = [printer.doprint(o) for o in graph.outputs]
+    lines.append(f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})")
     return "\n".join(lines) + "\n"
 
 

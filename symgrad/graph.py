@@ -75,16 +75,20 @@ class Graph:
     tuple_output: bool = False
     shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
 
-    def add(self, expr: Expr, hint: str = "t", line: tuple[str, int] | None = None) -> Expr:
-        """Append `expr` as a node and return its symbol; atoms and repeats are not re-added."""
-        if _is_atom(expr):
+    def add(
+        self, expr: Expr, hint: str = "t", line: tuple[str, int] | None = None, alias: bool = False
+    ) -> Expr:
+        """Append `expr` as a node and return its symbol; atoms and repeats are not re-added,
+        except that `alias=True` names a symbol again (`dfdy = dfdt3`) for readable outputs."""
+        if _is_atom(expr) and not (alias and isinstance(expr, sympy.Symbol)):
             return expr
         found = self.memo.get(expr)
-        if found is not None:
+        if found is not None and not alias:
             return found
         symbol = real_symbol(self.names.fresh(hint))
         self.nodes.append((symbol, expr))
-        self.memo[expr] = symbol
+        if not alias:
+            self.memo[expr] = symbol
         if line is not None:
             self.lines[symbol] = line
         return symbol

@@ -1,0 +1,153 @@
+"""Finite-difference reference derivatives for the symgrad tests.
+
+Everything here evaluates the *original* Python function, never symgrad's generated code,
+so a gradient that agrees with these numbers is checked against an independent oracle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+
+import symgrad
+
+DEFAULT_H = 1e-6  # relative step: h = DEFAULT_H * max(1, |x|)
+RICHARDSON_H = 1e-4  # a larger step suits the O(h^4) Richardson estimate
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-7
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray)
+
+
+def _as_float_arg(value):
+    """float64 copies of the arguments: Python floats stay floats, sequences become arrays."""
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value, dtype=np.float64)
+    if _is_array(value):
+        return np.array(value, dtype=np.float64)
+    return float(value)
+
+
+def summed_value(fn, args):
+    """sum(fn(*args)) as a Python float.
+
+    The original function may only run on floats (math.sin, `if x > 0:`); when it refuses
+    arrays, it is applied element by element with `np.vectorize`, which is what symgrad's
+    elementwise semantics promise.
+    """
+    if any(_is_array(a) for a in args):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = fn(*args)
+        except (TypeError, ValueError):
+            out = np.vectorize(fn, otypes=[np.float64])(*args)
+        out = np.broadcast_to(np.asarray(out, dtype=np.float64), np.broadcast_shapes(*[np.shape(a) for a in args]))
+        return float(np.sum(out))
+    return float(fn(*args))
+
+
+def _step(x, h):
+    return h * max(1.0, abs(x))
+
+
+def _central(fn, args, i, index, h, richardson):
+    """d sum(fn) / d args[i][index] (index None for a scalar argument)."""
+    x = args[i] if index is None else args[i][index]
+    step = _step(float(x), h)
+
+    def at(delta):
+        moved = list(args)
+        if index is None:
+            moved[i] = float(x) + delta
+        else:
+            arr = np.array(args[i], dtype=np.float64)
+            arr[index] = x + delta
+            moved[i] = arr
+        return summed_value(fn, moved)
+
+    def diff(s):
+        return (at(s) - at(-s)) / (2.0 * s)
+
+    if not richardson:
+        return diff(step)
+    # Richardson extrapolation: (4 D(h/2) - D(h)) / 3 cancels the h^2 error term.
+    return (4.0 * diff(step / 2.0) - diff(step)) / 3.0
+
+
+def central_diff(fn, args, i, h=None, richardson=False):
+    """Central finite difference of sum(fn(*args)) with respect to argument `i`.
+
+    Returns a float for a scalar argument and an array shaped like the argument for an array
+    argument (one difference per element). With `richardson=True` the estimate is
+    extrapolated to O(h^4) (default step then RICHARDSON_H instead of DEFAULT_H).
+    """
+    args = [_as_float_arg(a) for a in args]
+    if h is None:
+        h = RICHARDSON_H if richardson else DEFAULT_H
+    if not _is_array(args[i]):
+        return _central(fn, args, i, None, h, richardson)
+    out = np.empty(args[i].shape, dtype=np.float64)
+    for index in np.ndindex(args[i].shape):
+        out[index] = _central(fn, args, i, index, h, richardson)
+    return out
+
+
+def param_names(fn):
+    return list(inspect.signature(fn).parameters)
+
+
+def wrt_positions(fn, wrt=None):
+    """Positions of the `wrt` parameters; default: every parameter without a default value."""
+    params = list(inspect.signature(fn).parameters.values())
+    if wrt is None:
+        return [k for k, p in enumerate(params) if p.default is inspect.Parameter.empty]
+    items = [wrt] if isinstance(wrt, (str, int)) else list(wrt)
+    names = [p.name for p in params]
+    return [names.index(w) if isinstance(w, str) else w % len(names) for w in items]
+
+
+def as_tuple(grads, n):
+    """symgrad returns a bare gradient for a single `wrt`, a tuple otherwise."""
+    if n == 1 and not isinstance(grads, tuple):
+        return (grads,)
+    assert isinstance(grads, tuple), f"expected a tuple of {n} gradients, got {grads!r}"
+    assert len(grads) == n, f"expected {n} gradients, got {len(grads)}"
+    return grads
+
+
+def assert_close(got, expected, rtol, atol, label=""):
+    got_arr = np.asarray(got, dtype=np.float64)
+    exp_arr = np.asarray(expected, dtype=np.float64)
+    assert got_arr.shape == exp_arr.shape, f"{label}: shape {got_arr.shape} != {exp_arr.shape}"
+    assert np.all(np.isfinite(got_arr)), f"{label}: non-finite gradient {got!r}"
+    ok = np.abs(got_arr - exp_arr) <= atol + rtol * np.abs(exp_arr)
+    assert np.all(ok), f"{label}: symgrad {got!r} != finite differences {expected!r}"
+
+
+def check_grads(fn, args, wrt=None, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, h=None, richardson=True, compiled=None):
+    """Assert that symgrad's gradient of `fn` at `args` matches central differences.
+
+    `wrt` is passed to `symgrad.grad` as given (names, positions or None). Float arguments
+    must give float gradients, array arguments arrays of the same shape. The reference is a
+    Richardson-extrapolated central difference of the original function unless
+    `richardson=False`. Returns the gradients (as a tuple).
+    """
+    args = [_as_float_arg(a) for a in args]
+    positions = wrt_positions(fn, wrt)
+    g = compiled if compiled is not None else symgrad.grad(fn, wrt=wrt)
+    grads = as_tuple(g(*args), len(positions))
+    for pos, got in zip(positions, grads):
+        label = f"{getattr(fn, '__name__', fn)} d/d{param_names(fn)[pos]} at {args}"
+        if _is_array(args[pos]):
+            assert isinstance(got, np.ndarray), f"{label}: array argument gave {type(got).__name__}"
+            assert got.shape == args[pos].shape, f"{label}: gradient shape {got.shape} != {args[pos].shape}"
+        else:
+            assert type(got) is float, f"{label}: float argument gave {type(got).__name__}"
+        expected = central_diff(fn, args, pos, h=h, richardson=richardson)
+        assert_close(got, expected, rtol, atol, label)
+    return grads
