@@ -112,7 +112,7 @@ def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statemen
     """Run SymPy's `cse` jointly over every right-hand side, then place each extracted
     subexpression just before its first user, so that its operands are already defined."""
     names = graph.names.copy()
-    symbols = (real_symbol(names.fresh("c")) for _ in iter(int, 1))
+    symbols = (real_symbol(names.temp("c")) for _ in iter(int, 1))
     replacements, reduced = sympy.cse([expr for _, expr in statements], symbols=symbols)
     if not replacements:
         return statements

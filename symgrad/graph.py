@@ -23,20 +23,23 @@ class Names:
         self.counters: dict[str, int] = {}
 
     def fresh(self, hint: str) -> str:
-        if hint in ("t", "c"):  # numbered temporaries: t0, t1, ... / c0, c1, ...
-            while True:
-                k = self.counters.get(hint, 0)
-                self.counters[hint] = k + 1
-                name = f"{hint}{k}"
-                if name not in self.taken:
-                    break
-        else:
-            name, k = hint, 0
-            while name in self.taken or keyword.iskeyword(name):
-                k += 1
-                name = f"{hint}_{k}"
+        """`hint` itself if free, else `hint_1`, `hint_2`, ..."""
+        name, k = hint, 0
+        while name in self.taken or keyword.iskeyword(name):
+            k += 1
+            name = f"{hint}_{k}"
         self.taken.add(name)
         return name
+
+    def temp(self, prefix: str) -> str:
+        """The next free numbered temporary: `t0`, `t1`, ... (or `c0`, `c1`, ...)."""
+        while True:
+            k = self.counters.get(prefix, 0)
+            self.counters[prefix] = k + 1
+            name = f"{prefix}{k}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
 
     def copy(self) -> Names:
         other = Names()
@@ -76,7 +79,7 @@ class Graph:
     shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
 
     def add(
-        self, expr: Expr, hint: str = "t", line: tuple[str, int] | None = None, alias: bool = False
+        self, expr: Expr, hint: str | None = None, line: tuple[str, int] | None = None, alias: bool = False
     ) -> Expr:
         """Append `expr` as a node and return its symbol; atoms and repeats are not re-added,
         except that `alias=True` names a symbol again (`dfdy = dfdt3`) for readable outputs."""
@@ -85,7 +88,7 @@ class Graph:
         found = self.memo.get(expr)
         if found is not None and not alias:
             return found
-        symbol = real_symbol(self.names.fresh(hint))
+        symbol = real_symbol(self.names.temp("t") if hint is None else self.names.fresh(hint))
         self.nodes.append((symbol, expr))
         if not alias:
             self.memo[expr] = symbol

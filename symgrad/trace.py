@@ -176,7 +176,7 @@ class Tracer:
         )
 
     def stmt_Assign(self, stmt: ast.Assign) -> bool:
-        hint = stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else "t"
+        hint = stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else None
         value = self.expr(stmt.value, hint)
         for target in stmt.targets:
             self.assign(target, value)
@@ -185,7 +185,7 @@ class Tracer:
     def stmt_AnnAssign(self, stmt: ast.AnnAssign) -> bool:
         if stmt.value is None:
             return False
-        hint = stmt.target.id if isinstance(stmt.target, ast.Name) else "t"
+        hint = stmt.target.id if isinstance(stmt.target, ast.Name) else None
         self.assign(stmt.target, self.expr(stmt.value, hint))
         return False
 
@@ -266,7 +266,7 @@ class Tracer:
                 ) from None
         return merged
 
-    def _select_many(self, conds: list[Any], values: list[Any], hint: str = "out") -> Any:
+    def _select_many(self, conds: list[Any], values: list[Any], hint: str | None = "out") -> Any:
         """The first value whose condition holds; tuples are selected element by element."""
         if all(isinstance(v, tuple) for v in values):
             sizes = {len(v) for v in values}
@@ -341,12 +341,12 @@ class Tracer:
 
     # --- expressions -----------------------------------------------------------------------
 
-    def node(self, expr: Any, hint: str = "t", at: ast.AST | None = None) -> Any:
+    def node(self, expr: Any, hint: str | None = None, at: ast.AST | None = None) -> Any:
         lineno = getattr(at, "lineno", None)
         line = None if lineno is None else (self.frame.source.filename, lineno)
         return self.graph.add(expr, hint, line)
 
-    def expr(self, node: ast.expr, hint: str = "t") -> Any:
+    def expr(self, node: ast.expr, hint: str | None = None) -> Any:
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
             raise self.error(
@@ -355,13 +355,13 @@ class Tracer:
             )
         return method(node, hint)
 
-    def expr_Constant(self, node: ast.Constant, hint: str) -> Any:
+    def expr_Constant(self, node: ast.Constant, hint: str | None) -> Any:
         return node.value
 
-    def expr_Tuple(self, node: ast.Tuple, hint: str) -> Any:
+    def expr_Tuple(self, node: ast.Tuple, hint: str | None) -> Any:
         return tuple(self.expr(elt) for elt in node.elts)
 
-    def expr_Name(self, node: ast.Name, hint: str) -> Any:
+    def expr_Name(self, node: ast.Name, hint: str | None) -> Any:
         return self.name(node)
 
     def name(self, node: ast.Name) -> Any:
@@ -391,7 +391,7 @@ class Tracer:
             return value.item()
         return value
 
-    def expr_Attribute(self, node: ast.Attribute, hint: str) -> Any:
+    def expr_Attribute(self, node: ast.Attribute, hint: str | None) -> Any:
         base = self.expr(node.value)
         if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
             raise self.error(
@@ -405,10 +405,10 @@ class Tracer:
             )
         return self.external(getattr(base, node.attr), node)
 
-    def expr_BinOp(self, node: ast.BinOp, hint: str) -> Any:
+    def expr_BinOp(self, node: ast.BinOp, hint: str | None) -> Any:
         return self.binop(node.op, self.expr(node.left), self.expr(node.right), node, hint)
 
-    def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str = "t") -> Any:
+    def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str | None = None) -> Any:
         for operand in (left, right):
             self._check_number(operand, node)
         if not (is_traced(left) or is_traced(right)):
@@ -438,7 +438,7 @@ class Tracer:
             "only numbers and traced values can be combined; unpack tuples first",
         )
 
-    def expr_UnaryOp(self, node: ast.UnaryOp, hint: str) -> Any:
+    def expr_UnaryOp(self, node: ast.UnaryOp, hint: str | None) -> Any:
         if isinstance(node.op, ast.Not):
             value = self.condition(node.operand)
             return sympy.Not(value) if is_traced(value) else not _static_value(value)
@@ -460,7 +460,7 @@ class Tracer:
             raise self.error(TracingError, node, "a tuple used as a condition", "compare numbers instead")
         return bool(value)
 
-    def expr_Compare(self, node: ast.Compare, hint: str) -> Any:
+    def expr_Compare(self, node: ast.Compare, hint: str | None) -> Any:
         left = self.expr(node.left)
         parts = []
         for op, comparator in zip(node.ops, node.comparators):
@@ -484,7 +484,7 @@ class Tracer:
         result = _COMPARE[type(op)](to_sympy(left), to_sympy(right))
         return _static_value(result) if isinstance(result, BooleanAtom) else result
 
-    def expr_BoolOp(self, node: ast.BoolOp, hint: str) -> Any:
+    def expr_BoolOp(self, node: ast.BoolOp, hint: str | None) -> Any:
         return self._boolop(node.op, [self.condition(v) for v in node.values])
 
     def _boolop(self, op: ast.boolop, values: list[Any]) -> Any:
@@ -499,7 +499,7 @@ class Tracer:
             return is_and
         return sympy.And(*traced) if is_and else sympy.Or(*traced)
 
-    def expr_IfExp(self, node: ast.IfExp, hint: str) -> Any:
+    def expr_IfExp(self, node: ast.IfExp, hint: str | None) -> Any:
         cond = self.condition(node.test)
         if not is_traced(cond):
             return self.expr(node.body if cond else node.orelse, hint)
@@ -514,7 +514,7 @@ class Tracer:
 
     # --- calls -----------------------------------------------------------------------------
 
-    def expr_Call(self, node: ast.Call, hint: str) -> Any:
+    def expr_Call(self, node: ast.Call, hint: str | None) -> Any:
         callee = self.expr(node.func)
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise self.error(UnsupportedSyntaxError, node, "star-arguments are not supported", "pass arguments explicitly")
@@ -540,7 +540,7 @@ class Tracer:
             f"symgrad.register({label}, <sympy function>)",
         )
 
-    def call_rule(self, callee: Any, rule: rules.Rule, args: list[Any], kwargs: dict[str, Any], node: ast.Call, hint: str) -> Any:
+    def call_rule(self, callee: Any, rule: rules.Rule, args: list[Any], kwargs: dict[str, Any], node: ast.Call, hint: str | None) -> Any:
         if kwargs:
             raise self.error(
                 UnsupportedSyntaxError, node, f"keyword arguments to `{ast.unparse(node.func)}` are not supported",

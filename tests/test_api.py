@@ -1,0 +1,173 @@
+"""Public API behaviour: wrt/static handling, shapes, determinism, source registration."""
+
+import inspect
+import traceback
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+
+import symgrad
+from symgrad import grad, value_and_grad
+from tests import api_cases as cases
+
+
+def test_decorator_forms_agree():
+    plain = grad(cases.poly)
+    with_args = grad(wrt=("x", "y"))(cases.poly)
+    by_position = grad(cases.poly, wrt=(0, 1))
+    expected = (6.0 * 1.5**2 + 0.5, 1.5)
+    for g in (plain, with_args, by_position):
+        assert g(1.5, 0.5) == pytest.approx(expected, rel=1e-15)
+
+
+def test_single_wrt_returns_a_single_value():
+    g = grad(cases.poly, wrt="x")(1.5, 0.5)
+    assert isinstance(g, float)
+    assert g == pytest.approx(6.0 * 1.5**2 + 0.5)
+    assert isinstance(grad(cases.poly, wrt=0)(1.5, 0.5), float)
+    assert isinstance(grad(cases.poly, wrt=("x",))(1.5, 0.5), tuple)
+
+
+def test_default_wrt_skips_parameters_with_defaults_but_they_stay_inputs():
+    g = grad(cases.poly)
+    assert g.wrt == ("x", "y")
+    assert g(1.0, 2.0, 5.0) == pytest.approx((15.0 + 2.0, 1.0))
+    assert grad(cases.poly, wrt="c")(2.0, 1.0, 1.0) == pytest.approx(8.0)
+
+
+def test_value_and_grad_matches_function_and_gradient():
+    v, (gx, gy) = value_and_grad(cases.branchy)(1.0, 2.0)
+    assert v == pytest.approx(cases.branchy(1.0, 2.0), rel=1e-15)
+    assert (gx, gy) == grad(cases.branchy)(1.0, 2.0)
+
+
+def test_python_floats_in_floats_out_and_arrays_keep_shape():
+    gx, gy = grad(cases.branchy)(np.arange(-8.0, 8.0, 0.1), 0.5)
+    assert gx.shape == (160,)
+    assert isinstance(gy, float)
+    pointwise = [grad(cases.branchy)(float(x), 0.5) for x in np.arange(-8.0, 8.0, 0.1)]
+    np.testing.assert_allclose(gx, [p[0] for p in pointwise], rtol=1e-13)
+    assert gy == pytest.approx(sum(p[1] for p in pointwise), rel=1e-12)
+
+
+def test_broadcast_scalar_gets_summed_gradient_and_constants_broadcast():
+    x = np.linspace(-1.0, 1.0, 7).reshape(7, 1)
+    y = np.linspace(0.5, 2.0, 3)
+    gx, gy = grad(cases.poly)(x, y)
+    assert gx.shape == (7, 1) and gy.shape == (3,)
+    np.testing.assert_allclose(gx[:, 0], (6 * x[:, 0] ** 2) * 3 + y.sum(), rtol=1e-13)
+    np.testing.assert_allclose(gy, np.full(3, x.sum()), atol=1e-13)
+    # a partial that is a constant (d(x*y)/dy with x scalar) is broadcast before summing
+    assert grad(cases.poly, wrt="y")(2.0, np.ones((2, 3))).shape == (2, 3)
+    np.testing.assert_allclose(grad(cases.poly, wrt="y")(2.0, np.ones((2, 3))), np.full((2, 3), 2.0))
+
+
+def test_gradient_arrays_are_fresh_and_writable():
+    x = np.linspace(0.0, 1.0, 4)
+    g1 = grad(cases.uses_constant)(x)
+    g1 += 1.0  # no read-only broadcast views leak out
+    g2 = grad(cases.uses_constant)(x)
+    np.testing.assert_allclose(g2, np.full(4, 3.0 * np.pi))
+
+
+def test_float32_arrays_keep_their_dtype():
+    g = grad(cases.uses_constant)(np.ones(3, dtype=np.float32))
+    assert g.dtype == np.float32
+
+
+def test_static_argument_gives_one_variant_per_value():
+    g = grad(cases.unrolled, wrt="x", static="n")
+    x = sympy.Symbol("x")
+    for n in (1, 3, 5):
+        h = x
+        for _ in range(n):
+            h = sympy.tanh(h / 2 + 1)
+        expected = float(sympy.diff(h, x).subs(x, sympy.Rational(3, 10)).evalf(30))
+        assert g(0.3, n) == pytest.approx(expected, rel=1e-13)
+    assert len(g._variants) == 3
+    assert g.source.count("numpy.tanh") == 5  # the variant last used
+
+
+def test_data_dependent_loop_is_refused_but_static_works():
+    with pytest.raises(symgrad.DataDependentLoopError) as info:
+        grad(cases.data_loop, wrt="x")(1.0, 3.0)
+    assert "static" in info.value.hint
+    assert grad(cases.data_loop, wrt="x", static=("n",))(1.0, 3) == 8.0
+
+
+def test_module_constants_are_folded():
+    assert grad(cases.uses_constant)(1.0) == pytest.approx(3.0 * np.pi, rel=1e-15)
+
+
+def test_generated_source_is_deterministic_and_registered():
+    first = grad(cases.branchy).source
+    second = grad(cases.branchy).source
+    assert first == second
+    kernel = grad(cases.branchy).variant().kernel
+    assert inspect.getsource(kernel.array_fn) == kernel.array_source
+    assert inspect.getsource(kernel.scalar_fn) == kernel.scalar_source
+
+
+def test_traceback_shows_generated_line():
+    g = grad(cases.poly)
+    with pytest.raises(TypeError) as info:
+        g.variant().kernel.array_fn(np.ones(2), "text", 1.0)
+    text = "".join(traceback.format_exception(info.value))
+    assert "<symgrad:grad_poly:" in text
+    generated = [line.strip() for line in g.variant().kernel.array_source.splitlines()[2:]]
+    assert any(line and line in text for line in generated)  # the generated statement is shown
+
+
+def test_graph_and_exprs():
+    g = grad(cases.poly)
+    listing = str(g.graph)
+    assert listing.startswith("poly(x, y, c):")
+    assert "dfdx" in listing
+    x, y, c = sympy.symbols("x y c", real=True)
+    dx, dy = g.exprs
+    assert sympy.simplify(dx - sympy.diff(c * x**3 + x * y, x)) == 0
+    assert sympy.simplify(dy - x) == 0
+    assert "grad of poly" in repr(g)
+
+
+def test_stop_gradient_and_no_grad():
+    a = 2.0
+    # c = 3a held constant: d/da [c / (a - 1)] = -c / (a - 1)^2
+    assert grad(cases.detached)(a) == pytest.approx(-6.0)
+    assert grad(cases.no_grad_block)(a) == pytest.approx(-6.0 + 1.0)
+    assert cases.no_grad_block(a) == 8.0  # the original function still runs
+
+
+@pytest.mark.parametrize("x", [np.array([-1.0, 0.0, 4.0]), 0.0, -1.0])
+def test_untaken_branch_leaks_no_nan_inf_or_warning(x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = grad(cases.sqrt_where)(x)
+        h = grad(cases.log_branch)(x)
+        v = value_and_grad(cases.overflow_branch)(np.float64(800.0) if np.ndim(x) == 0 else x + 800)
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(h)) and np.all(np.isfinite(v[1]))
+    np.testing.assert_array_equal(np.atleast_1d(g)[np.atleast_1d(x) <= 0], 0.0)
+
+
+def test_scalar_path_falls_back_to_numpy_semantics_on_domain_errors():
+    # math.log(-1) raises; symgrad falls back to NumPy semantics (nan) like the array path.
+    def_nan = grad(cases.log_branch)(float("nan"))
+    assert np.isnan(def_nan) or def_nan == 1.0
+
+
+def test_tuple_output_grad_on_floats_refers_to_jacobian():
+    with pytest.raises(symgrad.NonScalarOutputError) as info:
+        grad(cases.two_outputs)(1.0, 2.0)
+    assert "jacobian" in info.value.hint and "vjp" in info.value.hint
+    gx, gy = grad(cases.two_outputs)(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    np.testing.assert_allclose(gx, [4.0, 5.0])
+    np.testing.assert_allclose(gy, [2.0, 3.0])
+
+
+def test_integer_argument_for_wrt_is_refused_but_fine_elsewhere():
+    with pytest.raises(symgrad.WrtError) as info:
+        grad(cases.poly)(1, 2.0)
+    assert "1.0" in info.value.hint or "float" in info.value.hint
+    assert grad(cases.poly, wrt="x")(1.0, 2) == pytest.approx(8.0)
