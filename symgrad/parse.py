@@ -98,8 +98,6 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.Dict: ("dicts are not supported", "use separate variables"),
     ast.Set: ("sets are not supported", "use separate variables"),
     ast.List: ("lists are not supported", "use a tuple `(a, b)` or separate variables"),
-    ast.Subscript: ("indexing is not supported", "pass the elements as separate arguments"),
-    ast.Slice: ("slicing is not supported", "pass the elements as separate arguments"),
     ast.AsyncFor: ("async loops are not supported", "use `for i in range(N)`"),
     ast.AsyncWith: ("async `with` is not supported", "remove it"),
 }

@@ -405,6 +405,18 @@ class Tracer:
             )
         return self.external(getattr(base, node.attr), node)
 
+    def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
+        base = self.expr(node.value)
+        index = None if isinstance(node.slice, ast.Slice) else _static_value(self.expr(node.slice))
+        if isinstance(base, tuple) and isinstance(index, int) and not isinstance(index, bool):
+            if -len(base) <= index < len(base):
+                return base[index]
+            raise self.error(TracingError, node, f"index {index} is out of range for a tuple of {len(base)}", "use a smaller index")
+        raise self.error(
+            UnsupportedSyntaxError, node, "indexing is only supported on tuples, with a constant int index",
+            "pass the elements as separate arguments, or index a tuple with a constant or static int",
+        )
+
     def expr_BinOp(self, node: ast.BinOp, hint: str | None) -> Any:
         return self.binop(node.op, self.expr(node.left), self.expr(node.right), node, hint)
 
