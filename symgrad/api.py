@@ -172,9 +172,10 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
         return gradients
 
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
+    fast = _fast_value_and_grad if kind == "value_and_grad" else _fast_grad
     return Compiled(
         base, kind=kind, wrt=wrt_names, static=static_names, single=single,
-        build=_builder(base, derive, kind, wrt_names), derive=derive, finish=finish,
+        build=_builder(base, derive, kind, wrt_names), derive=derive, finish=finish, fast=fast,
     )
 
 
@@ -185,7 +186,7 @@ def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
 
 
 def _check_scalar_output(compiled: Compiled, call: Call) -> None:
-    outputs = compiled.variant().primal_outputs
+    outputs = compiled.variant(call.static).primal_outputs
     if call.scalar and outputs > 1:
         source = _load(compiled.fn)
         raise source.error(
@@ -203,10 +204,32 @@ def _finish_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 def _finish_value_and_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     _check_scalar_output(compiled, call)
-    n = compiled.variant().primal_outputs
+    n = compiled.variant(call.static).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
     value = values[0] if n == 1 else values
     return value, _gradients(compiled, raw[n:], call)
+
+
+def _fast_grad(variant: Variant, single: bool) -> Callable[..., Any] | None:
+    """Floats-only path for grad: the scalar kernel already returns Python floats."""
+    if variant.primal_outputs != 1:
+        return None
+    kernel = variant.kernel.scalar_fn
+    if single:
+        return lambda *args: kernel(*args)[0]
+    return kernel
+
+
+def _fast_value_and_grad(variant: Variant, single: bool) -> Callable[..., Any] | None:
+    if variant.primal_outputs != 1:
+        return None
+    kernel = variant.kernel.scalar_fn
+
+    def value_and_gradient(*args: float) -> Any:
+        raw = kernel(*args)
+        return raw[0], (raw[1] if single else raw[1:])
+
+    return value_and_gradient
 
 
 # --- the derivative family (one graph, one emitter) ----------------------------------------------

@@ -69,6 +69,7 @@ class Compiled:
         finish: Finisher,
         extra_params: tuple[str, ...] = (),
         invoke: Callable[..., Any] | None = None,
+        fast: Callable[[Variant, bool], Callable[..., Any] | None] | None = None,
     ) -> None:
         self.fn = fn
         self.kind = kind
@@ -83,6 +84,9 @@ class Compiled:
         self.dynamic = tuple(p for p in self.params if p not in static)
         self.extra_params = extra_params
         self._invoke = invoke  # a different calling convention (vjp, jvp)
+        self._make_fast = fast
+        self._fast: Callable[..., Any] | None = None  # floats-only path, set on first use
+        self._fast_tried = False
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
         self._lock = threading.Lock()
@@ -220,9 +224,23 @@ class Compiled:
         return value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fast = self._fast
+        if fast is not None and not kwargs and len(args) == len(self.params):
+            # Python floats: straight into the plain-Python kernel, no binding or shaping.
+            for arg in args:
+                if type(arg) is not float:
+                    break
+            else:
+                try:
+                    return fast(*args)
+                except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
+                    pass
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
         raw, call = self.run(args, kwargs)
+        if not self._fast_tried and self._make_fast is not None and not self.static:
+            self._fast_tried = True
+            self._fast = self._make_fast(self.variant(), self.single)
         return self._finish(self, raw, call)
 
 

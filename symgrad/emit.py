@@ -17,6 +17,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from .graph import Graph, real_symbol
+from .rules import Round
 
 Statement = tuple[sympy.Symbol, Any]
 
@@ -188,9 +189,20 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
         lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
-    outputs = [printer.doprint(o) for o in graph.outputs]
+    definitions = dict(program)
+    outputs = [_print_output(printer, o, definitions.get(o, o)) for o in graph.outputs]
     lines.append(f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})")
     return "\n".join(lines) + "\n"
+
+
+def _print_output(printer: Any, output: Any, definition: Any) -> str:
+    # On floats every result must be a float: constants and integer-valued functions are cast.
+    if isinstance(printer, ScalarPrinter):
+        if getattr(output, "is_Number", False):
+            return repr(float(output))
+        if definition.has(sympy.floor, sympy.ceiling, Round, sympy.Mod):
+            return f"float({printer.doprint(output)})"
+    return str(printer.doprint(output))
 
 
 def compile_source(source: str, name: str) -> Callable[..., Any]:
