@@ -8,7 +8,7 @@ from .api import grad, value_and_grad
 
 
 def demo_branch(x, y):  # type: ignore[no-untyped-def]
-    if x > y:
+    if x > y:  # noqa: SIM108 - an if statement is what the demo shows
         z = np.sin(x) * y
     else:
         z = x**2 + np.exp(y)
@@ -28,7 +28,11 @@ def demo_softplus_loop(x, w):  # type: ignore[no-untyped-def]
 
 def main() -> int:
     """Print the generated derivative source and values of three example functions."""
-    for fn, args in ((demo_branch, (1.0, 2.0)), (demo_relu, (np.arange(-2.0, 2.5, 1.0),)), (demo_softplus_loop, (0.5, 1.5))):
+    for fn, args in (
+        (demo_branch, (1.0, 2.0)),
+        (demo_relu, (np.arange(-2.0, 2.5, 1.0),)),
+        (demo_softplus_loop, (0.5, 1.5)),
+    ):
         compiled = value_and_grad(fn)
         print(f"=== {fn.__name__} ===")
         print(compiled.source)

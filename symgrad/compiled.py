@@ -104,7 +104,8 @@ class Compiled:
             if self._last is not None and not static_values:
                 return self._last
             defaults = {
-                n: p.default for n, p in self._signature.parameters.items()
+                n: p.default
+                for n, p in self._signature.parameters.items()
                 if n in missing and p.default is not inspect.Parameter.empty
             }
             if len(defaults) != len(missing):
@@ -171,13 +172,17 @@ class Compiled:
         static = {s: values[s] for s in self.static}
         return static, [values[p] for p in self.dynamic]
 
-    def run(self, args: Sequence[Any], kwargs: dict[str, Any], extra: Sequence[Any] = ()) -> tuple[tuple[Any, ...], Call]:
+    def run(
+        self, args: Sequence[Any], kwargs: dict[str, Any], extra: Sequence[Any] = ()
+    ) -> tuple[tuple[Any, ...], Call]:
         """Bind the arguments like the original function, then `execute`."""
         static, dynamic = self.bind(args, kwargs)
         dynamic = [self._check(name, value) for name, value in zip(self.dynamic, dynamic)]
         return self.execute(static, dynamic, extra)
 
-    def execute(self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()) -> tuple[tuple[Any, ...], Call]:
+    def execute(
+        self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()
+    ) -> tuple[tuple[Any, ...], Call]:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
         kernel = self.variant(static).kernel
         values = [*dynamic, *extra]
@@ -204,7 +209,9 @@ class Compiled:
         if isinstance(value, (list, tuple)):
             value = np.asarray(value)
         if isinstance(value, np.ndarray) and value.dtype == object:
-            raise WrtError(f"{self.__name__}(): argument `{name}` is an object array", hint="pass a float array")
+            raise WrtError(
+                f"{self.__name__}(): argument `{name}` is an object array", hint="pass a float array"
+            )
         kind = np.asarray(value).dtype.kind if not isinstance(value, numbers.Number) else None
         if isinstance(value, complex) or kind == "c":
             raise WrtError(
@@ -216,7 +223,9 @@ class Compiled:
                 f"{self.__name__}(): cannot differentiate with respect to integer argument `{name}`={value!r}",
                 hint=f"pass a float (e.g. {name}=1.0 or an array with dtype float), as jax.grad and torch require",
             )
-        if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(value, "__array__"):
+        if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(
+            value, "__array__"
+        ):
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is a {type(value).__name__}, not a number or array",
                 hint="pass floats or NumPy arrays",

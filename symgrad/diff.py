@@ -107,7 +107,11 @@ def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbo
 
 
 def reverse(
-    graph: Graph, wrt: Sequence[sympy.Symbol], seeds: Sequence[Expr], prefix: str = "f", into: Graph | None = None
+    graph: Graph,
+    wrt: Sequence[sympy.Symbol],
+    seeds: Sequence[Expr],
+    prefix: str = "f",
+    into: Graph | None = None,
 ) -> Graph:
     """Reverse accumulation: a Graph that also computes d(sum_i seed_i * out_i)/d wrt_j.
 
@@ -130,7 +134,9 @@ def reverse(
     for symbol, expr in reversed(graph.nodes):
         if symbol not in contributions:
             continue
-        bar = result.add(sympy.Add(*contributions.pop(symbol)), f"d{prefix}d{symbol}", graph.lines.get(symbol))
+        bar = result.add(
+            sympy.Add(*contributions.pop(symbol)), f"d{prefix}d{symbol}", graph.lines.get(symbol)
+        )
         where = supports.pop(symbol)
         for parent in sorted(expr.free_symbols & active, key=str):
             partial = local_partial(expr, parent, symbol)
@@ -147,7 +153,9 @@ def reverse(
     return result
 
 
-def forward(graph: Graph, wrt: Sequence[sympy.Symbol], tangents: Sequence[Expr], into: Graph | None = None) -> Graph:
+def forward(
+    graph: Graph, wrt: Sequence[sympy.Symbol], tangents: Sequence[Expr], into: Graph | None = None
+) -> Graph:
     """Forward accumulation: a Graph whose outputs are the directional derivatives of the
     outputs along `tangents` (one tangent expression per `wrt` symbol)."""
     result = graph.extend() if into is None else into

@@ -159,8 +159,13 @@ class Kernel:
 def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
     # The signature is a small AST we build; astor turns it back into source.
     args = ast.arguments(
-        posonlyargs=[], args=[ast.arg(arg=p) for p in params], vararg=None,
-        kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[],
+        posonlyargs=[],
+        args=[ast.arg(arg=p) for p in params],
+        vararg=None,
+        kwonlyargs=[],
+        kw_defaults=[],
+        kwarg=None,
+        defaults=[],
     )
     fn = ast.FunctionDef(name=name, args=args, body=[ast.Pass()], decorator_list=[], returns=None)
     head = astor.to_source(fn).splitlines()[0]
@@ -191,7 +196,9 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
         lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
     definitions = dict(program)
     outputs = [_print_output(printer, o, definitions.get(o, o)) for o in graph.outputs]
-    lines.append(f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})")
+    lines.append(
+        f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -213,7 +220,7 @@ def compile_source(source: str, name: str) -> Callable[..., Any]:
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"numpy": np, "math": math}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
 

@@ -125,6 +125,4 @@ class Graph:
 
 
 def _is_atom(expr: Expr) -> bool:
-    return isinstance(expr, (sympy.Symbol, sympy.Number, sympy.logic.boolalg.BooleanAtom)) or (
-        isinstance(expr, sympy.NumberSymbol)
-    )
+    return isinstance(expr, (sympy.Symbol, sympy.Number, sympy.logic.boolalg.BooleanAtom, sympy.NumberSymbol))

@@ -29,9 +29,7 @@ class Source:
         lineno = getattr(node, "lineno", self.tree.lineno)
         col = getattr(node, "col_offset", 0) + self.indent + 1
         line = linecache.getline(self.filename, lineno) or None
-        return cls(
-            message, filename=self.filename, lineno=lineno, col=col, hint=hint, source_line=line
-        )
+        return cls(message, filename=self.filename, lineno=lineno, col=col, hint=hint, source_line=line)
 
 
 def load(fn: Callable[..., Any]) -> Source:
@@ -78,7 +76,10 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.GeneratorExp: ("generator expressions are not supported", "write a `for i in range(N)` loop"),
     ast.Try: ("`try` blocks are not supported", "remove the try/except; check inputs outside the function"),
     ast.ClassDef: ("class definitions are not supported here", "define the class outside the function"),
-    ast.FunctionDef: ("nested function definitions are not supported", "define the helper at module level and call it"),
+    ast.FunctionDef: (
+        "nested function definitions are not supported",
+        "define the helper at module level and call it",
+    ),
     ast.AsyncFunctionDef: ("async functions are not supported", "write a plain `def` function"),
     ast.Await: ("`await` is not supported", "write a plain `def` function"),
     ast.Yield: ("generators are not supported", "return a value instead of yielding it"),
@@ -89,7 +90,10 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.JoinedStr: ("f-strings have no derivative", "remove the string from the computation"),
     ast.Starred: ("star-unpacking is not supported", "list the values explicitly"),
     ast.Break: ("`break` cannot be traced in an unrolled loop", "put the rest of the body under an `if`"),
-    ast.Continue: ("`continue` cannot be traced in an unrolled loop", "put the rest of the body under an `if`"),
+    ast.Continue: (
+        "`continue` cannot be traced in an unrolled loop",
+        "put the rest of the body under an `if`",
+    ),
     ast.Delete: ("`del` is not supported", "remove the `del` statement"),
     ast.Import: ("imports inside the function are not supported", "import at module level"),
     ast.ImportFrom: ("imports inside the function are not supported", "import at module level"),
@@ -112,7 +116,9 @@ def fence(source: Source) -> None:
     if args.vararg or args.kwarg:
         star = args.vararg or args.kwarg
         raise source.error(
-            UnsupportedSyntaxError, star, "`*args`/`**kwargs` parameters are not supported",
+            UnsupportedSyntaxError,
+            star,
+            "`*args`/`**kwargs` parameters are not supported",
             "list every parameter by name",
         )
     for stmt in tree.body:
@@ -129,6 +135,4 @@ def _check_string(source: Source, stmt: ast.stmt, node: ast.Constant) -> None:
     if isinstance(stmt, ast.Expr) and stmt.value is node:
         return
     if isinstance(stmt, ast.Expr):
-        raise source.error(
-            UnsupportedSyntaxError, node, "a string has no derivative", "remove the string"
-        )
+        raise source.error(UnsupportedSyntaxError, node, "a string has no derivative", "remove the string")

@@ -101,9 +101,7 @@ class no_grad:  # noqa: N801 - named like torch.no_grad, which it mirrors
 
 def as_condition(value: Any) -> Any:
     """A SymPy boolean for `value`: relations and booleans as they are, numbers as `value != 0`."""
-    if isinstance(value, (bool, sympy.logic.boolalg.Boolean)) and not isinstance(
-        value, sympy.Symbol
-    ):
+    if isinstance(value, (bool, sympy.logic.boolalg.Boolean)) and not isinstance(value, sympy.Symbol):
         return sympy.true if value is True else sympy.false if value is False else value
     return sympy.Ne(value, 0)
 
@@ -186,7 +184,9 @@ RULES: tuple[Rule, ...] = (
     Rule(("numpy.negative",), lambda a: -a, "np.negative(x * y)"),
     Rule(("numpy.positive", "builtins.float"), lambda a: a, "np.positive(x) * float(y)"),
     # kinks and steps (conventions: relu'(0) = 0, |x|'(0) = 0, ties of two traced values share)
-    Rule(("numpy.abs", "numpy.absolute", "numpy.fabs", "math.fabs", "builtins.abs"), sympy.Abs, "np.abs(x * y)"),
+    Rule(
+        ("numpy.abs", "numpy.absolute", "numpy.fabs", "math.fabs", "builtins.abs"), sympy.Abs, "np.abs(x * y)"
+    ),
     Rule(("numpy.sign",), sympy.sign, "np.sign(x) * y"),
     Rule(("numpy.maximum", "builtins.max"), _max, "np.maximum(x, y) + max(x, 0.5)"),
     Rule(("numpy.minimum", "builtins.min"), _min, "np.minimum(x, y) + min(x, 0.5)"),

@@ -113,7 +113,9 @@ class Tracer:
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
             raise source.error(
-                TracingError, last, "not every path through the function returns a value",
+                TracingError,
+                last,
+                "not every path through the function returns a value",
                 "end every branch with `return <value>`",
             )
         return self._merge_returns()
@@ -124,9 +126,10 @@ class Tracer:
         values = [v for _, v in returns]
         try:
             return self._select_many(conds, values)
-        except _StructureMismatch:
+        except _StructureMismatchError:
             raise self.error(
-                TracingError, self.frame.source.tree,
+                TracingError,
+                self.frame.source.tree,
                 "return statements give values of different structure (tuple sizes differ)",
                 "return the same number of values on every path",
             ) from None
@@ -140,16 +143,15 @@ class Tracer:
 
     def block(self, stmts: Sequence[ast.stmt]) -> bool:
         """Interpret statements in order; True if every path through them returned."""
-        for stmt in stmts:
-            if self.statement(stmt):
-                return True
-        return False
+        return any(self.statement(stmt) for stmt in stmts)  # stops at the first that returns
 
     def statement(self, stmt: ast.stmt) -> bool:
         method = getattr(self, f"stmt_{type(stmt).__name__}", None)
         if method is None:
             raise self.error(
-                UnsupportedSyntaxError, stmt, f"`{type(stmt).__name__}` statements are not supported",
+                UnsupportedSyntaxError,
+                stmt,
+                f"`{type(stmt).__name__}` statements are not supported",
                 "use assignments, if/elif/else, for-range loops and return",
             )
         try:
@@ -160,7 +162,9 @@ class Tracer:
             raise
         except Exception as exc:  # a SymPy or Python error while tracing: report where
             raise self.error(
-                TracingError, stmt, f"cannot trace this statement ({type(exc).__name__}: {exc})",
+                TracingError,
+                stmt,
+                f"cannot trace this statement ({type(exc).__name__}: {exc})",
                 "simplify the statement or check the types of its operands",
             ) from exc
 
@@ -171,12 +175,16 @@ class Tracer:
         if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
             return False  # docstring
         raise self.error(
-            UnsupportedSyntaxError, stmt, "an expression statement has no effect on the result",
+            UnsupportedSyntaxError,
+            stmt,
+            "an expression statement has no effect on the result",
             "remove it (print and other side effects cannot be traced), or assign its value",
         )
 
     def stmt_Assign(self, stmt: ast.Assign) -> bool:
-        hint = stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else None
+        hint = (
+            stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else None
+        )
         value = self.expr(stmt.value, hint)
         for target in stmt.targets:
             self.assign(target, value)
@@ -192,7 +200,9 @@ class Tracer:
     def stmt_AugAssign(self, stmt: ast.AugAssign) -> bool:
         if not isinstance(stmt.target, ast.Name):
             raise self.error(
-                UnsupportedSyntaxError, stmt.target, "only plain names can be updated in place",
+                UnsupportedSyntaxError,
+                stmt.target,
+                "only plain names can be updated in place",
                 "assign to a new variable: `y = x + 1`",
             )
         current = self.name(stmt.target)
@@ -210,14 +220,18 @@ class Tracer:
             if not isinstance(value, tuple) or len(value) != len(target.elts):
                 size = len(value) if isinstance(value, tuple) else 1
                 raise self.error(
-                    TracingError, target, f"cannot unpack {size} value(s) into {len(target.elts)} names",
+                    TracingError,
+                    target,
+                    f"cannot unpack {size} value(s) into {len(target.elts)} names",
                     "make both sides the same length",
                 )
             for elt, item in zip(target.elts, value):
                 self.assign(elt, item)
             return
         raise self.error(
-            UnsupportedSyntaxError, target, "assignment to attributes or items mutates a value",
+            UnsupportedSyntaxError,
+            target,
+            "assignment to attributes or items mutates a value",
             "assign to a new variable name instead",
         )
 
@@ -249,7 +263,9 @@ class Tracer:
         frame.env = self.merge_envs(cond, env_true, env_false, stmt)
         return False
 
-    def merge_envs(self, cond: Any, env_true: dict[str, Any], env_false: dict[str, Any], stmt: ast.If) -> dict[str, Any]:
+    def merge_envs(
+        self, cond: Any, env_true: dict[str, Any], env_false: dict[str, Any], stmt: ast.If
+    ) -> dict[str, Any]:
         merged = {}
         for key in env_true.keys() | env_false.keys():
             if key not in env_true or key not in env_false:
@@ -259,9 +275,11 @@ class Tracer:
             a, b = env_true[key], env_false[key]
             try:
                 merged[key] = a if a is b else self._select_many([cond, sympy.true], [a, b], key)
-            except _StructureMismatch:
+            except _StructureMismatchError:
                 raise self.error(
-                    TracingError, stmt, f"`{key}` has a different structure in the two branches",
+                    TracingError,
+                    stmt,
+                    f"`{key}` has a different structure in the two branches",
                     "give the variable the same kind of value (number or same-size tuple) in both branches",
                 ) from None
         return merged
@@ -271,10 +289,10 @@ class Tracer:
         if all(isinstance(v, tuple) for v in values):
             sizes = {len(v) for v in values}
             if len(sizes) != 1:
-                raise _StructureMismatch
+                raise _StructureMismatchError
             return tuple(self._select_many(conds, list(items), hint) for items in zip(*values))
         if any(isinstance(v, tuple) for v in values):
-            raise _StructureMismatch
+            raise _StructureMismatchError
         if all(v is values[0] or v == values[0] for v in values[1:]) and not any(
             isinstance(v, sympy.Basic) and not isinstance(v, sympy.Expr) for v in values
         ):
@@ -282,12 +300,14 @@ class Tracer:
         try:
             pieces = [(to_sympy(v), c) for v, c in zip(values, conds)]
         except TypeError:
-            raise _StructureMismatch from None
+            raise _StructureMismatchError from None
         return self.node(sympy.Piecewise(*pieces), hint)
 
     def stmt_For(self, stmt: ast.For) -> bool:
         if stmt.orelse:
-            raise self.error(UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause")
+            raise self.error(
+                UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause"
+            )
         items = self.loop_items(stmt.iter)
         for item in items:
             self.assign(stmt.target, item)
@@ -300,7 +320,9 @@ class Tracer:
             bounds = [_static_value(self.expr(arg)) for arg in node.args]
             if any(is_traced(b) for b in bounds):
                 raise self.error(
-                    DataDependentLoopError, node, "the loop's trip count depends on a traced value",
+                    DataDependentLoopError,
+                    node,
+                    "the loop's trip count depends on a traced value",
                     "make the bound a constant, or mark the parameter static: grad(f, static=('n',))",
                 )
             if not all(isinstance(b, int) for b in bounds):
@@ -310,7 +332,9 @@ class Tracer:
         if isinstance(value, tuple):
             return value
         raise self.error(
-            UnsupportedSyntaxError, node, "only `for` over range(...) or a tuple can be unrolled",
+            UnsupportedSyntaxError,
+            node,
+            "only `for` over range(...) or a tuple can be unrolled",
             "loop with `for i in range(N)` with a constant or static N",
         )
 
@@ -324,12 +348,16 @@ class Tracer:
         items = stmt.items
         if len(items) != 1 or not isinstance(items[0].context_expr, ast.Call) or items[0].optional_vars:
             raise self.error(
-                UnsupportedSyntaxError, stmt, "only `with no_grad():` is supported",
+                UnsupportedSyntaxError,
+                stmt,
+                "only `with no_grad():` is supported",
                 "remove the with statement, or use `with no_grad():`",
             )
         if not self._callee_is(items[0].context_expr.func, rules.no_grad):
             raise self.error(
-                UnsupportedSyntaxError, stmt, "only `with no_grad():` is supported",
+                UnsupportedSyntaxError,
+                stmt,
+                "only `with no_grad():` is supported",
                 "remove the with statement, or use `with symgrad.no_grad():`",
             )
         outer = self.frame.no_grad
@@ -350,7 +378,9 @@ class Tracer:
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
             raise self.error(
-                UnsupportedSyntaxError, node, f"`{type(node).__name__}` expressions are not supported",
+                UnsupportedSyntaxError,
+                node,
+                f"`{type(node).__name__}` expressions are not supported",
                 "use arithmetic, comparisons, calls to supported functions and names",
             )
         return method(node, hint)
@@ -384,7 +414,9 @@ class Tracer:
             if value.ndim == 0:
                 return value.item()
             raise self.error(
-                UnsupportedSyntaxError, node, "array constants from outside the function are not supported",
+                UnsupportedSyntaxError,
+                node,
+                "array constants from outside the function are not supported",
                 "pass the array as an argument",
             )
         if isinstance(value, np.generic):
@@ -395,12 +427,16 @@ class Tracer:
         base = self.expr(node.value)
         if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
             raise self.error(
-                UnsupportedSyntaxError, node, f"attribute `.{node.attr}` of a traced value",
+                UnsupportedSyntaxError,
+                node,
+                f"attribute `.{node.attr}` of a traced value",
                 f"call the NumPy function instead, e.g. `np.{node.attr}(x)`",
             )
         if not hasattr(base, node.attr):
             raise self.error(
-                TracingError, node, f"`{ast.unparse(node.value)}` has no attribute `{node.attr}`",
+                TracingError,
+                node,
+                f"`{ast.unparse(node.value)}` has no attribute `{node.attr}`",
                 "check the spelling",
             )
         return self.external(getattr(base, node.attr), node)
@@ -411,9 +447,16 @@ class Tracer:
         if isinstance(base, tuple) and isinstance(index, int) and not isinstance(index, bool):
             if -len(base) <= index < len(base):
                 return base[index]
-            raise self.error(TracingError, node, f"index {index} is out of range for a tuple of {len(base)}", "use a smaller index")
+            raise self.error(
+                TracingError,
+                node,
+                f"index {index} is out of range for a tuple of {len(base)}",
+                "use a smaller index",
+            )
         raise self.error(
-            UnsupportedSyntaxError, node, "indexing is only supported on tuples, with a constant int index",
+            UnsupportedSyntaxError,
+            node,
+            "indexing is only supported on tuples, with a constant int index",
             "pass the elements as separate arguments, or index a tuple with a constant or static int",
         )
 
@@ -434,19 +477,32 @@ class Tracer:
         return self.node(fn(to_sympy(left), to_sympy(right)), hint, node)
 
     def _bad_operator(self, op: ast.AST, node: ast.AST) -> SymgradError:
-        symbol = {ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
-                  ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~"}.get(type(op), type(op).__name__)
+        symbol = {
+            ast.MatMult: "@",
+            ast.BitAnd: "&",
+            ast.BitOr: "|",
+            ast.BitXor: "^",
+            ast.LShift: "<<",
+            ast.RShift: ">>",
+            ast.Invert: "~",
+        }.get(type(op), type(op).__name__)
         return self.error(
-            UnsupportedSyntaxError, node, f"operator `{symbol}` is not supported",
+            UnsupportedSyntaxError,
+            node,
+            f"operator `{symbol}` is not supported",
             "use + - * / ** // % and comparisons; `and`/`or`/`not` for conditions",
         )
 
     def _check_number(self, value: Any, node: ast.AST) -> None:
-        if isinstance(value, (sympy.Expr, numbers.Number, sympy.logic.boolalg.Boolean)) and not isinstance(value, complex):
+        if isinstance(value, (sympy.Expr, numbers.Number, sympy.logic.boolalg.Boolean)) and not isinstance(
+            value, complex
+        ):
             return
         kind = "a tuple" if isinstance(value, tuple) else f"a value of type {type(value).__name__}"
         raise self.error(
-            TracingError, node, f"arithmetic on {kind}",
+            TracingError,
+            node,
+            f"arithmetic on {kind}",
             "only numbers and traced values can be combined; unpack tuples first",
         )
 
@@ -486,7 +542,9 @@ class Tracer:
     def compare(self, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
         if type(op) not in _COMPARE:
             raise self.error(
-                UnsupportedSyntaxError, node, f"comparison `{type(op).__name__}` is not supported",
+                UnsupportedSyntaxError,
+                node,
+                f"comparison `{type(op).__name__}` is not supported",
                 "use <, <=, >, >=, == or !=",
             )
         for operand in (left, right):
@@ -518,9 +576,11 @@ class Tracer:
         body, orelse = self.expr(node.body), self.expr(node.orelse)
         try:
             return self._select_many([cond, sympy.true], [body, orelse], hint)
-        except _StructureMismatch:
+        except _StructureMismatchError:
             raise self.error(
-                TracingError, node, "the two sides of the conditional expression differ in structure",
+                TracingError,
+                node,
+                "the two sides of the conditional expression differ in structure",
                 "give both sides the same kind of value",
             ) from None
 
@@ -529,7 +589,9 @@ class Tracer:
     def expr_Call(self, node: ast.Call, hint: str | None) -> Any:
         callee = self.expr(node.func)
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.error(UnsupportedSyntaxError, node, "star-arguments are not supported", "pass arguments explicitly")
+            raise self.error(
+                UnsupportedSyntaxError, node, "star-arguments are not supported", "pass arguments explicitly"
+            )
         args = [self.expr(a) for a in node.args]
         kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg is not None}
         rule = rules.lookup(callee)
@@ -537,7 +599,9 @@ class Tracer:
             return self.call_rule(callee, rule, args, kwargs, node, hint)
         if callee is range:
             raise self.error(
-                UnsupportedSyntaxError, node, "range() can only be used as the iterable of a for loop",
+                UnsupportedSyntaxError,
+                node,
+                "range() can only be used as the iterable of a for loop",
                 "write `for i in range(N):`",
             )
         if isinstance(callee, types.FunctionType):
@@ -547,15 +611,27 @@ class Tracer:
     def unknown_callee(self, callee: Any, node: ast.Call) -> SymgradError:
         label = ast.unparse(node.func)
         return self.error(
-            UnknownCalleeError, node, f"symgrad has no rule for `{label}`",
+            UnknownCalleeError,
+            node,
+            f"symgrad has no rule for `{label}`",
             f"use a supported function (see symgrad.RULES), or register one: "
             f"symgrad.register({label}, <sympy function>)",
         )
 
-    def call_rule(self, callee: Any, rule: rules.Rule, args: list[Any], kwargs: dict[str, Any], node: ast.Call, hint: str | None) -> Any:
+    def call_rule(
+        self,
+        callee: Any,
+        rule: rules.Rule,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        hint: str | None,
+    ) -> Any:
         if kwargs:
             raise self.error(
-                UnsupportedSyntaxError, node, f"keyword arguments to `{ast.unparse(node.func)}` are not supported",
+                UnsupportedSyntaxError,
+                node,
+                f"keyword arguments to `{ast.unparse(node.func)}` are not supported",
                 "pass them by position",
             )
         for arg in args:
@@ -568,7 +644,9 @@ class Tracer:
             expr = rule.build(*[to_sympy(a) for a in args])
         except TypeError as exc:
             raise self.error(
-                TracingError, node, f"wrong arguments for `{ast.unparse(node.func)}`: {exc}",
+                TracingError,
+                node,
+                f"wrong arguments for `{ast.unparse(node.func)}`: {exc}",
                 "check the number of arguments",
             ) from None
         return self.node(expr, hint, node)
@@ -576,13 +654,17 @@ class Tracer:
     def inline(self, fn: types.FunctionType, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         if fn in self.stack or fn is self.frame.source.fn:
             raise self.error(
-                TracingError, node, f"recursive call to `{fn.__name__}` cannot be unrolled",
+                TracingError,
+                node,
+                f"recursive call to `{fn.__name__}` cannot be unrolled",
                 "rewrite the recursion as a `for i in range(N)` loop",
             )
         try:
             bound = inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
-            raise self.error(TracingError, node, f"bad call to `{fn.__name__}`: {exc}", "match its signature") from None
+            raise self.error(
+                TracingError, node, f"bad call to `{fn.__name__}`: {exc}", "match its signature"
+            ) from None
         bound.apply_defaults()
         source = parse.load(fn)
         callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
@@ -593,13 +675,15 @@ class Tracer:
         return result
 
 
-class _StructureMismatch(Exception):
+class _StructureMismatchError(Exception):
     """Values to select between are not all numbers, or are tuples of different sizes."""
 
 
 def trace(source: parse.Source, static: dict[str, Any]) -> Graph:
     """Interpret `source` into a Graph whose inputs are its non-static parameters."""
-    params = [a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)]
+    params = [
+        a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)
+    ]
     dynamic = [p for p in params if p not in static]
     graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=())
     inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
@@ -615,17 +699,23 @@ def trace(source: parse.Source, static: dict[str, Any]) -> Graph:
 
 def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
     if isinstance(value, tuple):
-        raise source.error(TracingError, source.tree, "nested tuples cannot be returned", "return a flat tuple")
+        raise source.error(
+            TracingError, source.tree, "nested tuples cannot be returned", "return a flat tuple"
+        )
     try:
         value = to_sympy(value)
     except TypeError:
         raise source.error(
-            TracingError, source.tree, f"the function returns a {type(value).__name__}, not a number",
+            TracingError,
+            source.tree,
+            f"the function returns a {type(value).__name__}, not a number",
             "return a number or a tuple of numbers",
         ) from None
     if isinstance(value, Boolean) and not isinstance(value, sympy.Symbol):
         raise source.error(
-            TracingError, source.tree, "the function returns a condition, which has no derivative",
+            TracingError,
+            source.tree,
+            "the function returns a condition, which has no derivative",
             "return a number, e.g. `1.0 if cond else 0.0`",
         )
     return graph.add(value, "out")
