@@ -73,7 +73,8 @@ def support(expr: Expr) -> Any:
     """A condition outside which `expr` is exactly zero (true when there is none to give)."""
     if not isinstance(expr, sympy.Piecewise):
         return sympy.true
-    clauses, earlier = [], []
+    clauses: list[Any] = []
+    earlier: list[Any] = []
     for value, cond in expr.args:
         if value != 0:
             clauses.append(sympy.And(cond, *[sympy.Not(c) for c in earlier]))

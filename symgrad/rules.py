@@ -12,7 +12,7 @@ from typing import Any
 import sympy
 from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
 
-Expr = sympy.Expr
+Expr = Any  # a SymPy expression
 Partials = Callable[[tuple[Any, ...], Any], tuple[Any, ...]]
 
 # --- symgrad's own SymPy functions -------------------------------------------------------------
