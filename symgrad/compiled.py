@@ -39,6 +39,9 @@ class Call:
 Finisher = Callable[["Compiled", tuple[Any, ...], Call], Any]
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def _is_python_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, np.ndarray)
 
@@ -98,6 +101,8 @@ class Compiled:
 
     def variant(self, static_values: dict[str, Any] | None = None) -> Variant:
         """The compiled program for these static values (traced and compiled on first use)."""
+        if not self.static and self._last is not None:
+            return self._last
         static_values = static_values or {}
         missing = [s for s in self.static if s not in static_values]
         if missing:
@@ -203,6 +208,21 @@ class Compiled:
             ) from None
         return kernel.array_fn(*values), Call(dynamic, False, shape, static)
 
+    def _call_arrays(self, args: tuple[Any, ...]) -> Any:
+        """float64 arrays and floats, positionally, no static arguments: skip binding and checks."""
+        shape: tuple[int, ...] | None = None
+        for arg in args:
+            if type(arg) is np.ndarray:
+                if shape is None:
+                    shape = arg.shape
+                elif arg.shape != shape:
+                    shape = None
+                    break
+        if shape is None:
+            return self._finish(self, *self.execute({}, list(args)))
+        raw = self.variant().kernel.array_fn(*args)
+        return self._finish(self, raw, Call(list(args), False, shape, {}))
+
     def _check(self, name: str, value: Any) -> Any:
         if isinstance(value, (bool, np.bool_)):
             value = float(value)
@@ -235,12 +255,18 @@ class Compiled:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fast = self._fast
         if fast is not None and not kwargs and len(args) == len(self.params):
-            # Python floats: straight into the plain-Python kernel, no binding or shaping.
+            arrays = False
             for arg in args:
-                if type(arg) is not float:
+                kind = type(arg)
+                if kind is np.ndarray and arg.dtype == _FLOAT64:
+                    arrays = True
+                elif kind is not float:
                     break
             else:
+                if arrays:
+                    return self._call_arrays(args)
                 try:
+                    # Python floats: straight into the plain-Python kernel, no binding or shaping.
                     return fast(*args)
                 except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
                     pass
@@ -268,9 +294,11 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
     """Shape a gradient like its argument: broadcast constants, sum over broadcast axes."""
     if call.scalar:
         return float(gradient)
-    dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.float64
-    full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
+    dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.dtype(np.float64)
     shape = np.shape(arg)
+    if _fresh(gradient, shape, dtype, call):
+        return gradient  # the kernel's own new array: no copy needed
+    full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
     if shape != call.shape:
         extra = len(call.shape) - len(shape)
         axes = tuple(range(extra)) + tuple(
@@ -280,6 +308,18 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
     if _is_python_number(arg):
         return float(full)
     return np.array(full, dtype=dtype)  # a fresh, writable array every call
+
+
+def _fresh(gradient: Any, shape: tuple[int, ...], dtype: Any, call: Call) -> bool:
+    """True when `gradient` is a new array made by the kernel, already of the right shape."""
+    return (
+        isinstance(gradient, np.ndarray)
+        and gradient.shape == shape
+        and gradient.dtype == dtype
+        and gradient.flags.writeable
+        and gradient.base is None
+        and not any(isinstance(a, np.ndarray) and np.may_share_memory(gradient, a) for a in call.args)
+    )
 
 
 def fit_value(value: Any, call: Call) -> Any:

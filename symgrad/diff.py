@@ -8,6 +8,7 @@ from typing import Any
 import sympy
 
 from . import rules
+from .errors import SymgradError
 from .graph import Graph
 
 Expr = Any
@@ -33,7 +34,7 @@ def local_partial(expr: Expr, wrt: sympy.Symbol, out: Expr | None = None) -> Exp
         return sympy.Piecewise(*[(local_partial(e, wrt), c) for e, c in expr.args])
     if isinstance(expr, sympy.Function) or type(expr) in rules.DERIVATIVES:  # Max/Min are no Functions
         return _chain_rule(expr, wrt, self_value)
-    return sympy.diff(expr, wrt)  # anything else is rare and small: let SymPy do it
+    return _checked(sympy.diff(expr, wrt), expr)  # anything else is rare and small: SymPy does it
 
 
 def _product_rule(expr: sympy.Mul, wrt: sympy.Symbol) -> Expr:
@@ -64,9 +65,19 @@ def _chain_rule(expr: Any, wrt: sympy.Symbol, value: Expr) -> Expr:
         inner = local_partial(arg, wrt)
         if inner == 0:
             continue
-        head = outer[i] if outer is not None else expr.fdiff(i + 1)
+        head = outer[i] if outer is not None else _checked(expr.fdiff(i + 1), expr)
         terms.append(head * inner)
     return sympy.Add(*terms)
+
+
+def _checked(derivative: Expr, expr: Expr) -> Expr:
+    """Refuse a derivative that SymPy could only leave unevaluated."""
+    if derivative.has(sympy.Derivative, sympy.Subs):
+        raise SymgradError(
+            f"no derivative rule for `{type(expr).__name__}` (in `{expr}`)",
+            hint="add one to symgrad.rules.DERIVATIVES, or wrap the value in stop_gradient(...)",
+        )
+    return derivative
 
 
 def support(expr: Expr) -> Any:

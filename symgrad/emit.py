@@ -49,7 +49,11 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         if cond == sympy.true or not rest:
             return self._print(value)
         other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
-        return f"numpy.where({self._print(cond)}, {self._print(value)}, {self._print(other)})"
+        return f"numpy.where({self._print(cond)}, {self._branch(value)}, {self._branch(other)})"
+
+    def _branch(self, value: Any) -> str:
+        # Float constants, so that `where(x > 0, 1.0, 0.0)` is a float array from the start.
+        return repr(float(value)) if value.is_Number else str(self._print(value))
 
     def _print_extremum(self, expr: Any, ufunc: str) -> str:
         args = [self._print(a) for a in expr.args]
@@ -181,19 +185,41 @@ def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[str, int] | None) -
         yield f"# line {line[1]}: {text}"
 
 
+def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
+    """Temporaries whose last use is statement i: deleting them there lets NumPy reuse the
+    memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f)."""
+    keep = set(graph.inputs) | {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
+    last: dict[sympy.Symbol, int] = {}
+    for i, (symbol, expr) in enumerate(program):
+        last.setdefault(symbol, i)  # a value never read is dead right after it is made
+        for used in expr.free_symbols:
+            last[used] = i
+    dead: dict[int, list[sympy.Symbol]] = {}
+    for symbol, i in last.items():
+        if symbol not in keep:
+            dead.setdefault(i, []).append(symbol)
+    end = len(program) - 1  # returning frees everything anyway
+    return {i: sorted(symbols, key=str) for i, symbols in dead.items() if i != end}
+
+
 def render(graph: Graph, program: list[Statement], name: str, doc: str, printer: Any, guard: bool) -> str:
-    """Source of `def name(params): ...` computing `graph.outputs` with `program`."""
+    """Source of `def name(params): ...` computing `graph.outputs` with `program`.
+
+    The array flavour frees each temporary after its last use (`del t3`)."""
     lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
     indent = "    "
     if guard:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
         indent = "        "
+    dead = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
     last: tuple[str, int] | None = None
-    for symbol, expr in program:
+    for i, (symbol, expr) in enumerate(program):
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
         lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
+        if i in dead:
+            lines.append(f"{indent}del {', '.join(str(s) for s in dead[i])}")
     definitions = dict(program)
     outputs = [_print_output(printer, o, definitions.get(o, o)) for o in graph.outputs]
     lines.append(

@@ -110,6 +110,9 @@ def _where(cond: Any, a: Any, b: Any) -> Expr:
     return sympy.Piecewise((a, as_condition(cond)), (b, True))
 
 
+WHERE = _where
+
+
 def _clip(x: Any, lo: Any, hi: Any) -> Expr:
     # Gradient 1 on the boundary, as torch.clamp has it.
     return sympy.Piecewise((lo, x < lo), (hi, x > hi), (x, True))

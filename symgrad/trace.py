@@ -73,6 +73,15 @@ def to_sympy(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def as_number(value: Any) -> Any:
+    """Booleans in arithmetic count as 1 and 0, as in NumPy: `(x > 0) * x`, `float(x > 0)`."""
+    if isinstance(value, Boolean) and not isinstance(value, sympy.Symbol):
+        if isinstance(value, BooleanAtom):
+            return int(bool(value))
+        return sympy.Piecewise((1, value), (0, True))
+    return value
+
+
 def _static_value(value: Any) -> Any:
     """Collapse SymPy constants (numbers, true/false) back to Python values."""
     if isinstance(value, BooleanAtom):
@@ -466,6 +475,7 @@ class Tracer:
     def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str | None = None) -> Any:
         for operand in (left, right):
             self._check_number(operand, node)
+        left, right = as_number(left), as_number(right)
         if not (is_traced(left) or is_traced(right)):
             static = _STATIC_BINOPS.get(type(op))
             if static is None:
@@ -512,6 +522,7 @@ class Tracer:
             return sympy.Not(value) if is_traced(value) else not _static_value(value)
         operand = self.expr(node.operand)
         self._check_number(operand, node)
+        operand = as_number(operand)
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.USub):
@@ -640,6 +651,8 @@ class Tracer:
         if not any(is_traced(a) for a in args):
             result = callee(*[_static_value(a) for a in args])
             return _static_value(result)
+        if rule.build is not rules.WHERE:  # where's first argument is a condition
+            args = [as_number(a) for a in args]
         try:
             expr = rule.build(*[to_sympy(a) for a in args])
         except TypeError as exc:
