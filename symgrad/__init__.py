@@ -3,6 +3,7 @@
 from .api import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .compiled import Compiled
 from .errors import (
+    ArgumentError,
     DataDependentLoopError,
     NonScalarOutputError,
     ShapeError,
@@ -18,6 +19,7 @@ from .rules import RULES, detach, no_grad, register, stop_gradient
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentError",
     "RULES",
     "Compiled",
     "DataDependentLoopError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import weakref
 from collections.abc import Callable, Sequence
@@ -22,7 +23,10 @@ _SOURCES: weakref.WeakKeyDictionary[Callable[..., Any], parse.Source] = weakref.
 
 def _load(fn: Callable[..., Any]) -> parse.Source:
     """Parse (and fence) a function once; later calls reuse the parsed source."""
-    source = _SOURCES.get(fn)
+    try:
+        source = _SOURCES.get(fn)
+    except TypeError:  # not weak-referenceable: certainly not a plain function
+        return parse.load(fn)
     if source is None:
         source = parse.load(fn)
         _SOURCES[fn] = source
@@ -38,6 +42,13 @@ def _names(source: parse.Source, spec: Names, what: str) -> tuple[tuple[str, ...
     if spec is None:
         return (), False
     single = isinstance(spec, (str, int))
+    if not single and not isinstance(spec, (tuple, list)):
+        raise source.error(
+            WrtError,
+            source.tree,
+            f"`{what}` must be a parameter name, a position, or a tuple of them; got {spec!r}",
+            f"e.g. {what}=('x', 'y') or {what}=(0, 1)",
+        )
     items = [spec] if single else list(spec)  # type: ignore[arg-type]
     names = []
     for item in items:
@@ -230,9 +241,12 @@ def _check_scalar_output(compiled: Compiled, call: Call) -> None:
     outputs = compiled.variant(call.static).primal_outputs
     if call.scalar and outputs > 1:
         source = _load(compiled.fn)
+        returns = [
+            n for n in ast.walk(source.tree) if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)
+        ]
         raise source.error(
             NonScalarOutputError,
-            source.tree,
+            returns[0] if returns else source.tree,
             f"grad needs a scalar output, but `{source.tree.name}` returns {outputs} values",
             "use symgrad.jacobian(f) for all partials, or symgrad.vjp(f) to weight the outputs "
             "(like PyTorch's 'grad can be implicitly created only for scalar outputs')",

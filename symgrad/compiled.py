@@ -13,7 +13,7 @@ import numpy as np
 import sympy
 
 from .emit import Kernel
-from .errors import ShapeError, SymgradError, WrtError
+from .errors import ArgumentError, ShapeError, WrtError
 from .graph import Graph
 
 
@@ -168,7 +168,7 @@ class Compiled:
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise SymgradError(
+            raise ArgumentError(
                 f"{self.__name__}(): {exc}",
                 hint=f"call it like the original function: {self.fn.__name__}{self._signature}",
             ) from None

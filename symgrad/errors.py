@@ -33,7 +33,7 @@ class SymgradError(Exception):
 
     def _format(self) -> str:
         where = ""
-        if self.filename is not None:
+        if self.filename is not None and self.lineno is not None:
             where = f"{self.filename}:{self.lineno}:{self.col}: "
         text = where + self.message
         if self.source_line is not None and self.col is not None:
@@ -76,3 +76,7 @@ class NonScalarOutputError(SymgradError):
 
 class ShapeError(SymgradError, ValueError):
     """Arguments whose shapes do not broadcast together."""
+
+
+class ArgumentError(SymgradError, TypeError):
+    """A compiled derivative called with arguments its function does not accept."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import linecache
-import textwrap
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,35 +34,72 @@ class Source:
 
 def load(fn: Callable[..., Any]) -> Source:
     """Read and parse the source of `fn`, with line numbers as in its file, then fence it."""
+    name = getattr(fn, "__qualname__", repr(fn))
     code = getattr(fn, "__code__", None)
-    filename = code.co_filename if code is not None else "<unknown>"
+    if not isinstance(fn, types.FunctionType) or code is None:
+        raise SourceUnavailableError(
+            f"{name!r} is not a Python function, so symgrad has no source to read",
+            hint="differentiate a function defined with `def`; wrap other callables in one",
+        )
+    filename, first_line = code.co_filename, code.co_firstlineno
+    if fn.__name__ == "<lambda>":
+        line = linecache.getline(filename, first_line)
+        raise SourceUnavailableError(
+            "a lambda has no source of its own that symgrad can read",
+            filename=filename,
+            lineno=first_line,
+            col=_column_of(line, "lambda"),
+            source_line=line or None,
+            hint="define the function with `def name(args): return ...`",
+        )
     try:
         lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as exc:
+        tree = _parse(lines, first)
+    except (OSError, TypeError, SyntaxError) as exc:
         raise SourceUnavailableError(
-            f"cannot read the source of {getattr(fn, '__qualname__', fn)!r} ({exc})",
+            f"cannot read the source of {name!r} ({exc})",
             filename=filename,
-            lineno=code.co_firstlineno if code is not None else None,
-            col=1,
-            hint="define the function with `def` in a .py file (not in a REPL, exec or lambda)",
+            lineno=first_line,
+            col=_column_of(linecache.getline(filename, first_line), "def"),
+            hint="define the function with `def` in a .py file (not in a REPL or exec)",
         ) from None
-    text = "".join(lines)
-    dedented = textwrap.dedent(text)
-    indent = len(lines[0]) - len(lines[0].lstrip()) if lines else 0
-    module = ast.parse(dedented)
-    ast.increment_lineno(module, max(first, 1) - 1)
-    tree = module.body[0]
+    if isinstance(tree, ast.AsyncFunctionDef):
+        source = Source(fn=fn, tree=tree, filename=filename, indent=0)  # type: ignore[arg-type]
+        raise source.error(
+            UnsupportedSyntaxError, tree, "async functions are not supported", "write a plain `def` function"
+        )
     if not isinstance(tree, ast.FunctionDef):
         raise SourceUnavailableError(
-            f"{getattr(fn, '__qualname__', fn)!r} is not defined by a `def` statement",
+            f"{name!r} is not defined by a `def` statement",
             filename=filename,
             lineno=first,
-            col=indent + 1,
+            col=_column_of(linecache.getline(filename, first), ""),
             hint="write the function with `def name(args): ... return value`",
         )
-    source = Source(fn=fn, tree=tree, filename=filename, indent=indent)
+    source = Source(fn=fn, tree=tree, filename=filename, indent=0)
     fence(source)
     return source
+
+
+def _column_of(line: str, word: str) -> int:
+    """1-based column of `word` in `line`, else of its first non-blank character."""
+    found = line.find(word)
+    return found + 1 if found >= 0 else len(line) - len(line.lstrip()) + 1
+
+
+def _parse(lines: list[str], first: int) -> ast.stmt:
+    """Parse a function's source lines with line and column numbers as in its file.
+
+    An indented definition (a method, a closure) is parsed inside `if 1:` rather than
+    dedented: dedenting breaks on multi-line strings that start at column 0."""
+    text = "".join(lines)
+    if lines and lines[0][:1] in (" ", "\t"):
+        module = ast.parse("if 1:\n" + text)
+        ast.increment_lineno(module, max(first, 1) - 2)
+        return module.body[0].body[0]  # type: ignore[attr-defined,no-any-return]
+    module = ast.parse(text)
+    ast.increment_lineno(module, max(first, 1) - 1)
+    return module.body[0]
 
 
 # What the fence refuses, and what to write instead. The tracer handles every node type not

@@ -248,8 +248,33 @@ class Tracer:
         if stmt.value is None:
             raise self.error(TracingError, stmt, "`return` without a value", "return the function's value")
         value = self.expr(stmt.value, "out")
+        self._check_output(value, stmt)
         self.frame.returns.append((self.frame.path, value))
         return True
+
+    def _check_output(self, value: Any, stmt: ast.Return) -> None:
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, tuple):
+                raise self.error(
+                    TracingError, stmt, "nested tuples cannot be returned", "return a flat tuple"
+                )
+            if isinstance(item, (bool, np.bool_)) or (
+                isinstance(item, Boolean) and not isinstance(item, sympy.Symbol)
+            ):
+                raise self.error(
+                    TracingError,
+                    stmt,
+                    "the function returns a condition, which has no derivative",
+                    "return a number, e.g. `1.0 if cond else 0.0`",
+                )
+            if not isinstance(item, (sympy.Expr, numbers.Real)) or isinstance(item, complex):
+                raise self.error(
+                    TracingError,
+                    stmt,
+                    f"the function returns a {type(item).__name__}, not a number",
+                    "return a number or a tuple of numbers",
+                )
 
     def stmt_If(self, stmt: ast.If) -> bool:
         cond = self.condition(stmt.test)
@@ -295,6 +320,8 @@ class Tracer:
 
     def _select_many(self, conds: list[Any], values: list[Any], hint: str | None = "out") -> Any:
         """The first value whose condition holds; tuples are selected element by element."""
+        if len(values) == 1:
+            return values[0]
         if all(isinstance(v, tuple) for v in values):
             sizes = {len(v) for v in values}
             if len(sizes) != 1:

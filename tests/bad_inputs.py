@@ -1,0 +1,503 @@
+"""Deliberately bad user functions, refused by symgrad; used by tests/test_errors.py.
+
+The line symgrad must point at carries a marker comment `# BAD: <case id> [<case id> ...]`.
+The tests find each line by its marker, so functions can be added, moved or reordered freely.
+Functions without a marker are good helpers (runtime errors come from how they are called).
+"""
+# ruff: noqa: F841, F821, E731, SIM108
+
+import math
+
+import numpy as np
+
+from symgrad import no_grad
+
+TABLE = np.array([1.0, 2.0, 3.0])
+COUNTER = 0.0
+
+
+class Point:
+    """A user class: calling it inside a traced function has no rule."""
+
+    def __init__(self, x):
+        self.x = x
+
+
+# --- good helpers for runtime and wrt errors -----------------------------------------------------
+
+
+def product(x, y):  # BAD: wrt-missing wrt-range wrt-type wrt-static-clash static-missing
+    return x * y
+
+
+def good(x):
+    return x * x * x
+
+
+def constant():  # BAD: no-params
+    return 1.0
+
+
+def static_loop(x, n):
+    y = x
+    for _ in range(n):  # BAD: range-traced range-float-static
+        y = y * x
+    return y
+
+
+# --- syntax the fence refuses: grad(f) raises at decoration time ----------------------------------
+
+
+def while_loop(x):
+    y = x
+    while y > 1.0:  # BAD: while
+        y = y / 2.0
+    return y
+
+
+def lambda_inside(x):
+    double = lambda t: 2.0 * t  # BAD: lambda
+    return double(x)
+
+
+def list_comp(x):
+    ys = [x * i for i in range(3)]  # BAD: listcomp
+    return x
+
+
+def set_comp(x):
+    ys = {x * i for i in range(3)}  # BAD: setcomp
+    return x
+
+
+def dict_comp(x):
+    ys = {i: x * i for i in range(3)}  # BAD: dictcomp
+    return x
+
+
+def generator_expression(x):
+    y = sum(x * i for i in range(3))  # BAD: genexp
+    return y
+
+
+def try_block(x):
+    try:  # BAD: try
+        y = math.log(x)
+    except ValueError:
+        y = 0.0
+    return y
+
+
+def global_stmt(x):
+    global COUNTER  # BAD: global
+    COUNTER = x
+    return x
+
+
+def _make_nonlocal():
+    total = 0.0
+
+    def nonlocal_stmt(x):
+        nonlocal total  # BAD: nonlocal
+        total = total + x
+        return x
+
+    return nonlocal_stmt
+
+
+nonlocal_stmt = _make_nonlocal()
+
+
+def yield_value(x):
+    yield x * 2.0  # BAD: yield
+
+
+def yield_from(x):
+    yield from (x, x)  # BAD: yield-from
+
+
+async def async_def(x):  # BAD: async
+    return x * x
+
+
+def class_inside(x):
+    class Box:  # BAD: classdef
+        scale = 2.0
+
+    return x * Box.scale
+
+
+def nested_def(x):
+    def square(t):  # BAD: nested-def
+        return t * t
+
+    return square(x)
+
+
+def star_args(x, *rest):  # BAD: star-args
+    return x
+
+
+def star_kwargs(x, **options):  # BAD: star-kwargs
+    return x
+
+
+def walrus(x):
+    if (y := x * 2.0) > 1.0:  # BAD: walrus
+        return y
+    return x
+
+
+def fstring_arithmetic(x):
+    return x + f"{x}"  # BAD: fstring
+
+
+def star_call(x):
+    pair = (x, x)
+    return np.hypot(*pair)  # BAD: star-call
+
+
+def star_assign(x):
+    a, *rest = x, x, x  # BAD: star-assign
+    return a
+
+
+def break_loop(x):
+    y = x
+    for i in range(3):
+        if i == 1:
+            break  # BAD: break
+        y = y * x
+    return y
+
+
+def continue_loop(x):
+    y = x
+    for i in range(3):
+        if i == 1:
+            continue  # BAD: continue
+        y = y * x
+    return y
+
+
+def del_stmt(x):
+    y = x * 2.0
+    del y  # BAD: del
+    return x
+
+
+def import_inside(x):
+    import math as m  # BAD: import
+
+    return m.sin(x)
+
+
+def from_import_inside(x):
+    from math import sin  # BAD: from-import
+
+    return sin(x)
+
+
+def raise_stmt(x):
+    if x < 0.0:
+        raise ValueError("negative")  # BAD: raise
+    return x
+
+
+def assert_stmt(x):
+    assert x > 0.0, "positive"  # BAD: assert
+    return x
+
+
+def dict_literal(x):
+    d = {"a": x}  # BAD: dict
+    return x
+
+
+def set_literal(x):
+    s = {x, 2.0}  # BAD: set
+    return x
+
+
+def list_literal(x):
+    ys = [x, 2.0]  # BAD: list
+    return x
+
+
+def indexing(x):
+    y = x[0] * 2.0  # BAD: index
+    return y
+
+
+def slicing(x):
+    y = x[1:]  # BAD: slice
+    return y
+
+
+def subscript_augassign(x):
+    x[0] += 1.0  # BAD: subscript-augassign
+    return x
+
+
+def match_stmt(x):
+    match x:  # BAD: match
+        case 1:
+            return 1.0
+        case _:
+            return x
+
+
+def _make_flush_left_string():
+    def flush_left_string(x):
+        note = """
+flush-left text inside an indented function"""
+        y = x
+        while y > 1.0:  # BAD: flush-left-string
+            y = y / 2.0
+        return y
+
+    return flush_left_string
+
+
+flush_left_string = _make_flush_left_string()
+
+
+# --- syntax refused while tracing (on the first call, or on .source) ----------------------------
+
+
+def with_open(x):
+    with open("log.txt") as log:  # BAD: with
+        y = x * 2.0
+    return y
+
+
+def matmul(x):
+    return x @ x  # BAD: matmul
+
+
+def bit_and(x):
+    return np.where((x > 0.0) & (x < 1.0), x, 0.0)  # BAD: bitand
+
+
+def bit_or(x):
+    return np.where((x < 0.0) | (x > 1.0), x, 0.0)  # BAD: bitor
+
+
+def bit_xor(x):
+    return x ^ 2  # BAD: xor
+
+
+def left_shift(x):
+    return x << 1  # BAD: lshift
+
+
+def invert(x):
+    return ~x  # BAD: invert
+
+
+def is_comparison(x):
+    if x is None:  # BAD: is
+        return 0.0
+    return x
+
+
+def in_comparison(x):
+    if x in (1.0, 2.0):  # BAD: in
+        return 0.0
+    return x
+
+
+def for_else(x):
+    y = x
+    for _ in range(3):  # BAD: for-else
+        y = y * x
+    else:
+        y = y + 1.0
+    return y
+
+
+def keyword_to_rule(x):
+    return np.clip(x, a_min=0.0, a_max=1.0)  # BAD: rule-kwargs
+
+
+def range_outside_for(x):
+    r = range(3)  # BAD: range-outside-for
+    return x
+
+
+# --- semantics: constructs that parse but cannot be differentiated -------------------------------
+
+
+def range_start_traced(x, n):
+    y = x
+    for _ in range(1, n):  # BAD: range-start-traced
+        y = y * x
+    return y
+
+
+def range_computed(x):
+    m = x * 2.0
+    y = x
+    for _ in range(m):  # BAD: range-computed
+        y = y * x
+    return y
+
+
+def recursive(x):
+    if x < 1.0:
+        return x
+    return recursive(x / 2.0)  # BAD: recursion
+
+
+def ping(x):
+    return pong(x) * 2.0
+
+
+def pong(x):
+    return ping(x) + 1.0  # BAD: mutual-recursion
+
+
+def set_attribute(x):
+    x.attr = 1.0  # BAD: setattr
+    return x
+
+
+def augassign_attribute(x):
+    x.count += 1.0  # BAD: augattr
+    return x
+
+
+def method_call(x):
+    return x.sum()  # BAD: method-call
+
+
+def attribute_read(x):
+    return x.real  # BAD: attribute
+
+
+def unknown_numpy(x):
+    return np.sinc(x)  # BAD: np-sinc
+
+
+def user_class(x):
+    p = Point(x)  # BAD: user-class
+    return x
+
+
+def print_statement(x):
+    print(x)  # BAD: print-stmt
+    return x
+
+
+def print_assigned(x):
+    shown = print(x)  # BAD: print-assign
+    return x
+
+
+def string_arithmetic(x):
+    return x + "a"  # BAD: str-arith
+
+
+def none_arithmetic(x):
+    return x * None  # BAD: none-arith
+
+
+def tuple_arithmetic(x):
+    p = (x, x)
+    return p * 2.0  # BAD: tuple-arith
+
+
+def missing_return(x):
+    if x > 0.0:  # BAD: missing-return
+        return x
+
+
+def no_return(x):
+    y = x * 2.0  # BAD: no-return
+
+
+def bare_return(x):
+    return  # BAD: bare-return
+
+
+def return_condition(x):
+    return x > 0.0  # BAD: return-condition
+
+
+def return_string(x):
+    return "x"  # BAD: return-string
+
+
+def nested_tuple(x):
+    return (x, (x, x))  # BAD: nested-tuple
+
+
+def tuple_output(x, y):
+    return x * y, x + y  # BAD: tuple-output value-and-grad-tuple-output
+
+
+def unpack_mismatch(x):
+    a, b = x, x, x  # BAD: unpack-mismatch
+    return a
+
+
+def conditional_mismatch(x):
+    y = (x, x) if x > 0.0 else x  # BAD: ifexp-mismatch
+    return x
+
+
+def branch_mismatch(x):
+    if x > 0.0:  # BAD: branch-mismatch
+        y = (x, x)
+    else:
+        y = x
+    return x
+
+
+def undefined_name(x):
+    return x * undefined_thing  # BAD: undefined-name
+
+
+def misspelled_numpy(x):
+    return np.sinx(x)  # BAD: bad-module-attr
+
+
+def global_array(x):
+    return x * TABLE  # BAD: global-array
+
+
+def rule_arity(x):
+    return np.sin(x, x, x)  # BAD: rule-arity
+
+
+def helper_with_while(t):
+    while t > 1.0:  # BAD: helper-while
+        t = t / 2.0
+    return t
+
+
+def calls_helper_with_while(x):
+    return helper_with_while(x) * 2.0
+
+
+def calls_helper_badly(x):
+    return good(x, x, x)  # BAD: helper-signature
+
+
+def no_grad_with_target(x):
+    with no_grad() as ctx:  # BAD: no-grad-as
+        y = x * 2.0
+    return y
+
+
+# --- functions whose source symgrad cannot use --------------------------------------------------
+
+
+_namespace: dict = {}
+exec("def from_exec(x):\n    return x * x\n", _namespace)
+from_exec = _namespace["from_exec"]
+
+LAMBDAS = {"square": lambda x: x * x}  # BAD: lambda-arg
+
+SHAPES = dict(
+    square=lambda x: x * x)  # BAD: lambda-paren
