@@ -52,7 +52,7 @@ def _power_rule(expr: sympy.Pow, wrt: sympy.Symbol, value: Expr) -> Expr:
     result = sympy.S.Zero
     if wrt in base.free_symbols:
         result += exponent * base ** (exponent - 1) * local_partial(base, wrt)
-    if wrt in exponent.free_symbols:
+    if wrt in exponent.free_symbols and not base.is_zero:  # 0**y is constant (as PyTorch has it)
         result += value * sympy.log(base) * local_partial(exponent, wrt)
     return result
 

@@ -75,16 +75,64 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
     def _print_Cbrt(self, expr: Any) -> str:
         return f"numpy.cbrt({self._print(expr.args[0])})"
 
+    def _print_And(self, expr: Any) -> str:
+        return self._print_logical(expr, "logical_and")
+
+    def _print_Or(self, expr: Any) -> str:
+        return self._print_logical(expr, "logical_or")
+
+    def _print_logical(self, expr: Any, ufunc: str) -> str:
+        # Binary ufuncs broadcast; `logical_and.reduce((a, b))` needs equal shapes.
+        args = [self._print(a) for a in expr.args]
+        text = args[0]
+        for arg in args[1:]:
+            text = f"numpy.{ufunc}({text}, {arg})"
+        return text
+
+    def _print_ComplexInfinity(self, expr: Any) -> str:
+        return "numpy.nan"
+
 
 class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
-    """Plain Python on floats (math module): 2-3x faster than NumPy ufuncs on scalars."""
+    """Plain Python on floats (math module): 2-3x faster than NumPy ufuncs on scalars.
+
+    Every value it computes is a float (never an int or a complex), so that floats in give
+    floats out; where `math` raises instead of giving inf or nan, the caller reruns NumPy."""
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         (value, cond), rest = expr.args[0], expr.args[1:]
         if cond == sympy.true or not rest:
-            return self._print(value)
+            return self._as_float(value)
         other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
-        return f"({self._print(value)} if {self._print(cond)} else {self._print(other)})"
+        return f"({self._as_float(value)} if {self._print(cond)} else {self._as_float(other)})"
+
+    def _as_float(self, value: Any) -> str:
+        return repr(float(value)) if value.is_Number else str(self._print(value))
+
+    def _print_extremum(self, expr: Any, name: str) -> str:
+        return f"{name}({', '.join(self._as_float(a) for a in expr.args)})"
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        return self._print_extremum(expr, "max")
+
+    def _print_Min(self, expr: sympy.Min) -> str:
+        return self._print_extremum(expr, "min")
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        exponent = expr.args[1]
+        if exponent.is_Integer or abs(exponent) == sympy.Rational(1, 2):
+            return super()._print_Pow(expr, rational=rational)
+        # `**` of a negative float and a fractional power is complex in Python; math.pow raises.
+        return f"math.pow({self._print(expr.args[0])}, {self._print(exponent)})"
+
+    def _print_ComplexInfinity(self, expr: Any) -> str:
+        return "math.nan"
+
+    def _print_floor(self, expr: Any) -> str:
+        return f"float(math.floor({self._print(expr.args[0])}))"
+
+    def _print_ceiling(self, expr: Any) -> str:
+        return f"float(math.ceil({self._print(expr.args[0])}))"
 
     def _print_exp2(self, expr: Any) -> str:
         return f"2.0**{self.parenthesize(expr.args[0], 60)}"
@@ -115,20 +163,34 @@ def live_nodes(graph: Graph) -> list[Statement]:
 
 def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statement]:
     """Run SymPy's `cse` jointly over every right-hand side, then place each extracted
-    subexpression just before its first user, so that its operands are already defined."""
+    subexpression just before its first user, so that its operands are already defined.
+
+    Where a whole right-hand side was extracted, the extracted value keeps that statement's
+    name (`t3 = t2*x`, not `c0 = t2*x; t3 = c0`)."""
     names = graph.names.copy()
     symbols = (real_symbol(names.temp("c")) for _ in iter(int, 1))
     replacements, reduced = sympy.cse([expr for _, expr in statements], symbols=symbols)
     if not replacements:
         return statements
+    extracted = {symbol for symbol, _ in replacements}
+    alias: dict[Any, Any] = {}
+    for (symbol, _), expr in zip(statements, reduced):
+        if expr in extracted and expr not in alias:
+            alias[expr] = symbol
+    replacements = [(alias.get(c, c), e.xreplace(alias)) for c, e in replacements]
+    reduced = [e.xreplace(alias) for e in reduced]
     first_use = _first_uses(replacements, reduced)
     placed: dict[int, list[Statement]] = {}
+    for i, (symbol, _) in enumerate(statements):
+        if symbol in alias.values():
+            first_use[symbol] = min(first_use.get(symbol, i), i)
     for symbol, expr in replacements:
         placed.setdefault(first_use[symbol], []).append((symbol, expr))
     program: list[Statement] = []
     for i, ((symbol, _), expr) in enumerate(zip(statements, reduced)):
         program.extend(placed.get(i, []))
-        program.append((symbol, expr))
+        if expr != symbol:  # an aliased statement is already in place under its own name
+            program.append((symbol, expr))
     graph.names.taken |= names.taken
     return program
 
@@ -233,7 +295,9 @@ def _print_output(printer: Any, output: Any, definition: Any) -> str:
     if isinstance(printer, ScalarPrinter):
         if getattr(output, "is_Number", False):
             return repr(float(output))
-        if definition.has(sympy.floor, sympy.ceiling, Round, sympy.Mod):
+        if definition.has(
+            sympy.floor, sympy.ceiling, Round, sympy.Mod, sympy.Piecewise, sympy.Max, sympy.Min
+        ):
             return f"float({printer.doprint(output)})"
     return str(printer.doprint(output))
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy
 from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
 
@@ -23,6 +24,10 @@ class StopGradient(sympy.Function):
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, arg: Any) -> Any:
+        return arg if arg.is_Number else None  # a constant is constant already
+
     def fdiff(self, argindex: int = 1) -> Expr:
         return sympy.S.Zero
 
@@ -36,6 +41,15 @@ class LogAddExp(sympy.Function):
     """log(exp(a) + exp(b)), evaluated stably; derivative exp(a - out), which never overflows."""
 
     nargs = 2
+
+    @classmethod
+    def eval(cls, a: Any, b: Any) -> Any:
+        if a.is_Number and b.is_Number:
+            return sympy.Float(float(np.logaddexp(float(a), float(b))))
+        return None
+
+    def _eval_rewrite_as_log(self, a: Any, b: Any, **kwargs: Any) -> Any:
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
 
     def fdiff(self, argindex: int = 1) -> Expr:
         return sympy.exp(self.args[argindex - 1] - self)
@@ -54,6 +68,10 @@ class Round(sympy.Function):
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, arg: Any) -> Any:
+        return sympy.Integer(round(float(arg))) if arg.is_Number else None
+
     def fdiff(self, argindex: int = 1) -> Expr:
         return sympy.S.Zero
 
@@ -61,7 +79,7 @@ class Round(sympy.Function):
         return f"numpy.round({printer._print(self.args[0])})"
 
     def _pythoncode(self, printer: Any) -> str:
-        return f"round({printer._print(self.args[0])})"
+        return f"float(round({printer._print(self.args[0])}))"
 
 
 def stop_gradient(x: Any) -> Any:
@@ -294,6 +312,8 @@ DERIVATIVES: dict[type, Partials] = {
     sympy.exp: lambda args, out: (out,),
     sympy.tanh: lambda args, out: (1 - out**2,),
     sympy.Mod: lambda args, out: (sympy.S.One, -sympy.floor(args[0] / args[1])),
+    # 1/(3 x**(2/3)) is NaN for x < 0 in NumPy; the output form is right on both sides.
+    Cbrt: lambda args, out: (1 / (3 * out**2),),
 }
 
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}

@@ -644,6 +644,8 @@ class Tracer:
             )
         if isinstance(callee, types.FunctionType):
             return self.inline(callee, args, kwargs, node)
+        if _foldable(callee, args, kwargs):
+            return _static_value(callee(*[_static_value(a) for a in args], **kwargs))
         raise self.unknown_callee(callee, node)
 
     def unknown_callee(self, callee: Any, node: ast.Call) -> SymgradError:
@@ -713,6 +715,19 @@ class Tracer:
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result
+
+
+# Pure functions that may run at trace time on constant arguments: `len(DATA)`, `math.comb(n, k)`.
+_FOLDABLE = frozenset({len, int, float, abs, round, min, max, pow, sum, bool})
+
+
+def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
+    if any(is_traced(a) for a in [*args, *kwargs.values()]):
+        return callee is len and len(args) == 1 and isinstance(args[0], tuple) and not kwargs
+    try:
+        return callee in _FOLDABLE or getattr(callee, "__module__", None) == "math"
+    except TypeError:  # unhashable callee
+        return False
 
 
 class _StructureMismatchError(Exception):

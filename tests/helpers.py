@@ -129,25 +129,38 @@ def assert_close(got, expected, rtol, atol, label=""):
     assert np.all(ok), f"{label}: symgrad {got!r} != finite differences {expected!r}"
 
 
-def check_grads(fn, args, wrt=None, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, h=None, richardson=True, compiled=None):
+def check_grads(
+    fn, args, wrt=None, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, h=None, richardson=True, compiled=None, check_types=True
+):
     """Assert that symgrad's gradient of `fn` at `args` matches central differences.
 
     `wrt` is passed to `symgrad.grad` as given (names, positions or None). Float arguments
     must give float gradients, array arguments arrays of the same shape. The reference is a
     Richardson-extrapolated central difference of the original function unless
-    `richardson=False`. Returns the gradients (as a tuple).
+    `richardson=False`. `compiled` reuses an existing `grad` object; `check_types=False`
+    leaves the float-in/float-out check to the caller. Returns the gradients (as a tuple).
     """
     args = [_as_float_arg(a) for a in args]
     positions = wrt_positions(fn, wrt)
     g = compiled if compiled is not None else symgrad.grad(fn, wrt=wrt)
     grads = as_tuple(g(*args), len(positions))
+    wrong_types = []
     for pos, got in zip(positions, grads):
         label = f"{getattr(fn, '__name__', fn)} d/d{param_names(fn)[pos]} at {args}"
         if _is_array(args[pos]):
             assert isinstance(got, np.ndarray), f"{label}: array argument gave {type(got).__name__}"
             assert got.shape == args[pos].shape, f"{label}: gradient shape {got.shape} != {args[pos].shape}"
-        else:
-            assert type(got) is float, f"{label}: float argument gave {type(got).__name__}"
         expected = central_diff(fn, args, pos, h=h, richardson=richardson)
         assert_close(got, expected, rtol, atol, label)
+        if not _is_array(args[pos]) and type(got) is not float:
+            wrong_types.append(f"{label}: float argument gave {type(got).__name__}")
+    # checked after the values, so that a wrong type does not hide a wrong value
+    assert not (check_types and wrong_types), "; ".join(wrong_types)
     return grads
+
+
+def assert_float_results(results, label=""):
+    """Every result of a call on Python floats is a Python float (not int, not np.float64)."""
+    flat = [r for item in results for r in (item if isinstance(item, tuple) else (item,))]
+    bad = [type(r).__name__ for r in flat if type(r) is not float]
+    assert not bad, f"{label}: float arguments gave {bad}"
