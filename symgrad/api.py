@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import diff, emit, parse, trace
+from . import cache, diff, emit, parse, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, WrtError
 from .graph import Graph, real_symbol
@@ -130,14 +130,45 @@ def _kernel_doc(kind: str, fn: Callable[..., Any], wrt: Sequence[str]) -> str:
 def _builder(
     base: Callable[..., Any], derive: Callable[[Graph], Graph], kind: str, wrt: Sequence[str]
 ) -> Callable[[dict[str, Any]], Variant]:
-    def build(static_values: dict[str, Any]) -> Variant:
+    def rebuild(static_values: dict[str, Any]) -> tuple[Graph, Graph]:
         primal = trace.trace(_load(base), static_values)
-        graph = derive(primal)
+        return primal, derive(primal)
+
+    def build(static_values: dict[str, Any]) -> Variant:
+        entry_key = cache.key(base, _description(derive), static_values)
+        entry = cache.load(entry_key, base)
+        if entry is not None:
+            kernel = emit.load_kernel(entry["kernel"])
+            return Variant(
+                kernel,
+                entry["primal_outputs"],
+                tuple(entry["shape"]),  # type: ignore[arg-type]
+                rebuild=lambda: rebuild(static_values)[1],
+            )
+        primal, graph = rebuild(static_values)
         name = f"{kind}_{primal.name}"
         kernel = emit.emit(graph, name, _kernel_doc(kind, base, wrt))
-        return Variant(graph=graph, kernel=kernel, primal_outputs=len(primal.outputs))
+        if primal.cacheable:
+            data = {
+                "kernel": emit.kernel_record(kernel),
+                "primal_outputs": len(primal.outputs),
+                "shape": list(graph.shape),
+            }
+            cache.store(entry_key, primal.deps, data)
+        return Variant(kernel, len(primal.outputs), graph.shape, graph=graph)
 
     return build
+
+
+def _description(derive: Callable[[Graph], Graph]) -> str:
+    return str(getattr(derive, "description", ""))
+
+
+def _describe(
+    derive: Callable[[Graph], Graph], inner: Callable[[Graph], Graph], kind: str, wrt: Sequence[str]
+) -> None:
+    """Name a graph transform for cache keys: the chain of kinds and wrt that produced it."""
+    derive.description = f"{_description(inner)}|{kind}{tuple(wrt)}"  # type: ignore[attr-defined]
 
 
 def _base_and_derive(fn: Any) -> tuple[Callable[..., Any], Callable[[Graph], Graph], Names | None]:
@@ -216,6 +247,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
             gradients.outputs = (*graph.outputs, *gradients.outputs)
         return gradients
 
+    _describe(derive, inner, kind, wrt_names)
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     fast = _fast_value_and_grad if kind == "value_and_grad" else _fast_grad
     return Compiled(
@@ -336,6 +368,7 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         result.outputs = (*graph.outputs, *result.outputs)
         return result
 
+    _describe(derive, inner, "vjp", wrt_names)
     return Compiled(
         base,
         kind="vjp",
@@ -397,6 +430,7 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         result.outputs = (*graph.outputs, *result.outputs)
         return result
 
+    _describe(derive, inner, "jvp", wrt_names)
     return Compiled(
         base,
         kind="jvp",
@@ -452,6 +486,7 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
         graph = inner(primal)
         return _jacobian_graph(graph, _symbols(graph, wrt_names))
 
+    _describe(derive, inner, "jacobian", wrt_names)
     return Compiled(
         base,
         kind="jacobian",
@@ -500,6 +535,7 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
         result.shape = (len(symbols), len(symbols))
         return result
 
+    _describe(derive, inner, "hessian", wrt_names)
     return Compiled(
         base,
         kind="hessian",
@@ -515,7 +551,7 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
 def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if compiled.kind == "hessian":
         _check_scalar_output(compiled, call)
-    m, n = compiled.variant(call.static).graph.shape
+    m, n = compiled.variant(call.static).shape
     entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), call.shape) for e in raw]
     stacked = np.stack(entries, axis=-1) if entries else np.zeros((*call.shape, 0))
     return stacked.reshape(*call.shape, m, n)

@@ -17,13 +17,33 @@ from .errors import ArgumentError, ShapeError, WrtError
 from .graph import Graph
 
 
-@dataclass(frozen=True)
 class Variant:
-    """One compiled specialisation (per value of the static arguments)."""
+    """One compiled specialisation (per value of the static arguments).
 
-    graph: Graph
-    kernel: Kernel
-    primal_outputs: int  # how many values the differentiated function returns
+    A variant loaded from the persistent cache has no graph until someone asks for it;
+    then it is traced again (`rebuild`), which is what the cache saved at start-up."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        primal_outputs: int,
+        shape: tuple[int, int],
+        graph: Graph | None = None,
+        rebuild: Callable[[], Graph] | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.primal_outputs = primal_outputs  # how many values the differentiated function returns
+        self.shape = shape  # (m, n) of jacobian and hessian results
+        self._graph = graph
+        self._rebuild = rebuild
+        self.from_cache = graph is None
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            assert self._rebuild is not None
+            self._graph = self._rebuild()
+        return self._graph
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import hashlib
 import linecache
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import astor
@@ -210,16 +210,31 @@ def _first_uses(replacements: list[Statement], reduced: list[Any]) -> dict[sympy
 # --- source text -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Kernel:
-    """Generated source for one derivative program, in an array and a scalar flavour."""
+    """Generated source for one derivative program, in an array and a scalar flavour.
+
+    Each flavour is compiled on first use: most programs only ever see one of them."""
 
     name: str
     array_source: str
     scalar_source: str
-    array_fn: Callable[..., Any]
-    scalar_fn: Callable[..., Any]
     n_outputs: int
+    _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def array_fn(self) -> Callable[..., Any]:
+        fn = self._compiled.get("array")
+        if fn is None:
+            fn = self._compiled["array"] = compile_source(self.array_source, self.name)
+        return fn
+
+    @property
+    def scalar_fn(self) -> Callable[..., Any]:
+        fn = self._compiled.get("scalar")
+        if fn is None:
+            fn = self._compiled["scalar"] = compile_source(self.scalar_source, self.name)
+        return fn
 
 
 def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
@@ -331,7 +346,26 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
         name=name,
         array_source=array_source,
         scalar_source=scalar_source,
-        array_fn=compile_source(array_source, name),
-        scalar_fn=compile_source(scalar_source, name),
         n_outputs=len(graph.outputs),
+    )
+
+
+def kernel_record(kernel: Kernel) -> dict[str, Any]:
+    """What the persistent cache stores of a kernel: its name and both sources."""
+    return {
+        "name": kernel.name,
+        "array_source": kernel.array_source,
+        "scalar_source": kernel.scalar_source,
+        "n_outputs": kernel.n_outputs,
+    }
+
+
+def load_kernel(record: dict[str, Any]) -> Kernel:
+    """Compile a kernel from its stored sources (a persistent-cache hit)."""
+    name = record["name"]
+    return Kernel(
+        name=name,
+        array_source=record["array_source"],
+        scalar_source=record["scalar_source"],
+        n_outputs=record["n_outputs"],
     )

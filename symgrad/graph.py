@@ -77,6 +77,8 @@ class Graph:
     memo: dict[Expr, sympy.Symbol] = field(default_factory=dict)
     tuple_output: bool = False
     shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
+    deps: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)  # values read from outside
+    cacheable: bool = True  # False when some outside value could not be given a path
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[str, int] | None = None, alias: bool = False
@@ -112,6 +114,8 @@ class Graph:
             memo=dict(self.memo),
             tuple_output=self.tuple_output,
             shape=self.shape,
+            deps=self.deps,
+            cacheable=self.cacheable,
         )
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
-from . import parse, rules
+from . import cache, parse, rules
 from .errors import (
     DataDependentLoopError,
     SymgradError,
@@ -104,6 +104,7 @@ class Frame:
     path: Any = sympy.true
     returns: list[tuple[Any, Any]] = field(default_factory=list)
     no_grad: bool = False
+    fn_path: tuple[str, ...] | None = ()  # how the cache finds this function from the traced one
 
 
 class Tracer:
@@ -116,9 +117,9 @@ class Tracer:
 
     # --- entry points ----------------------------------------------------------------------
 
-    def run(self, source: parse.Source, env: dict[str, Any]) -> Any:
+    def run(self, source: parse.Source, env: dict[str, Any], fn_path: tuple[str, ...] | None = ()) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
-        self.frame = Frame(source=source, env=env)
+        self.frame = Frame(source=source, env=env, fn_path=fn_path)
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
             raise source.error(
@@ -435,14 +436,33 @@ class Tracer:
         if node.id in env:
             return env[node.id]
         fn = self.frame.source.fn
-        closure = inspect.getclosurevars(fn) if fn.__closure__ else None
-        if closure is not None and node.id in closure.nonlocals:
-            return self.external(closure.nonlocals[node.id], node)
-        if node.id in fn.__globals__:
-            return self.external(fn.__globals__[node.id], node)
-        if hasattr(builtins, node.id):
-            return getattr(builtins, node.id)
-        raise self.error(TracingError, node, f"name `{node.id}` is not defined", "define it before use")
+        code = fn.__code__
+        if fn.__closure__ and node.id in code.co_freevars:
+            value = fn.__closure__[code.co_freevars.index(node.id)].cell_contents
+        elif node.id in fn.__globals__:
+            value = fn.__globals__[node.id]
+        elif hasattr(builtins, node.id):
+            value = getattr(builtins, node.id)
+        else:
+            raise self.error(TracingError, node, f"name `{node.id}` is not defined", "define it before use")
+        self.depend((node.id,), value)
+        return self.external(value, node)
+
+    def depend(self, steps: tuple[str, ...], value: Any) -> None:
+        """Record a value read from outside the function, for the persistent cache."""
+        if self.frame.fn_path is None:
+            self.graph.cacheable = False
+            return
+        self.graph.deps.append(((*self.frame.fn_path, *steps), cache.fingerprint(value)))
+
+    def chain(self, node: ast.expr) -> tuple[str, ...] | None:
+        """`np.linalg.norm` as ("np", ".linalg", ".norm") when its root is not a local name."""
+        if isinstance(node, ast.Name):
+            return None if node.id in self.frame.env else (node.id,)
+        if isinstance(node, ast.Attribute):
+            inner = self.chain(node.value)
+            return None if inner is None else (*inner, f".{node.attr}")
+        return None
 
     def external(self, value: Any, node: ast.AST) -> Any:
         """A value from outside the function: numbers become constants, arrays are refused."""
@@ -475,7 +495,11 @@ class Tracer:
                 f"`{ast.unparse(node.value)}` has no attribute `{node.attr}`",
                 "check the spelling",
             )
-        return self.external(getattr(base, node.attr), node)
+        value = getattr(base, node.attr)
+        steps = self.chain(node)
+        if steps is not None:
+            self.depend(steps, value)
+        return self.external(value, node)
 
     def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
         base = self.expr(node.value)
@@ -709,9 +733,16 @@ class Tracer:
             ) from None
         bound.apply_defaults()
         source = parse.load(fn)
+        steps = self.chain(node.func)
+        path = None if steps is None or self.frame.fn_path is None else (*self.frame.fn_path, *steps)
+        if path is not None:  # default values were computed when the callee was defined
+            self.graph.deps.append(((*path, ".__defaults__"), cache.fingerprint(fn.__defaults__)))
+            self.graph.deps.append(((*path, ".__kwdefaults__"), cache.fingerprint(fn.__kwdefaults__)))
+        else:
+            self.graph.cacheable = False
         callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
         saved_no_grad = self.frame.no_grad
-        result = callee.run(source, dict(bound.arguments))
+        result = callee.run(source, dict(bound.arguments), path)
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result

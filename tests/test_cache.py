@@ -1,0 +1,174 @@
+"""The persistent cache: reuse across processes, invalidation by dependencies, tamper-proofing."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from symgrad import cache, grad
+
+HELPER = """
+SCALE = {scale}
+
+def helper(x, c=2.0):
+    return c * x ** {power}
+"""
+
+MAIN = """
+import json, sys
+import numpy as np
+from helper_mod import SCALE, helper
+from symgrad import value_and_grad
+
+def f(x, y):
+    return SCALE * helper(x) + np.sin(y)
+
+g = value_and_grad(f)
+value, grads = g(1.5, 0.5)
+print(json.dumps({"value": value, "grads": grads, "cached": g.variant().from_cache}))
+"""
+
+
+def _write(folder: Path, scale: float, power: int) -> None:
+    (folder / "helper_mod.py").write_text(HELPER.format(scale=scale, power=power))
+    (folder / "main_mod.py").write_text(MAIN)
+
+
+def _run(folder: Path, cache_dir: Path, **env: str) -> dict:
+    environment = {k: v for k, v in os.environ.items() if k != "SYMGRAD_NO_CACHE"}
+    # No .pyc files: a module rewritten within the same second must be read again.
+    environment.update(
+        SYMGRAD_CACHE_DIR=str(cache_dir), PYTHONPATH=str(folder), PYTHONDONTWRITEBYTECODE="1", **env
+    )
+    result = subprocess.run(
+        [sys.executable, str(folder / "main_mod.py")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def _expected(scale: float, power: int) -> tuple[float, float]:
+    import math
+
+    return scale * 2.0 * power * 1.5 ** (power - 1), math.cos(0.5)
+
+
+@pytest.fixture
+def project(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    _write(folder, 3.0, 2)
+    return folder, tmp_path / "cache"
+
+
+def test_second_process_reuses_the_entry(project):
+    folder, cache_dir = project
+    cold = _run(folder, cache_dir)
+    warm = _run(folder, cache_dir)
+    assert not cold["cached"] and warm["cached"]
+    assert warm["value"] == cold["value"] and warm["grads"] == cold["grads"]
+    assert warm["grads"] == pytest.approx(_expected(3.0, 2), rel=1e-15)
+
+
+def test_changed_constant_or_callee_source_is_not_reused(project):
+    folder, cache_dir = project
+    _run(folder, cache_dir)
+    _write(folder, 5.0, 2)  # a module constant read through an import changed
+    changed = _run(folder, cache_dir)
+    assert not changed["cached"]
+    assert changed["grads"] == pytest.approx(_expected(5.0, 2), rel=1e-15)
+    _write(folder, 5.0, 3)  # the inlined helper's source changed
+    changed = _run(folder, cache_dir)
+    assert not changed["cached"]
+    assert changed["grads"] == pytest.approx(_expected(5.0, 3), rel=1e-15)
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted(p for p in cache_dir.glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncate", "garble", "edit-payload", "edit-and-rehash", "foreign-key", "empty"]
+)
+def test_damaged_entries_are_recompiled_and_rewritten(project, damage):
+    folder, cache_dir = project
+    _run(folder, cache_dir)
+    (entry,) = _entries(cache_dir)
+    raw = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garble":
+        entry.write_bytes(bytes(b ^ 0x5A for b in raw))
+    elif damage == "empty":
+        entry.write_bytes(b"")
+    else:
+        wrapper = json.loads(raw)
+        payload = json.loads(wrapper["payload"])
+        # a malicious edit: make the generated code return something else
+        payload["kernel"]["scalar_source"] = payload["kernel"]["scalar_source"].replace(
+            "return (", "return (1e9 + "
+        )
+        wrapper["payload"] = json.dumps(payload, sort_keys=True)
+        if damage == "edit-and-rehash":  # a forger who recomputes a plain checksum still fails
+            import hashlib
+
+            wrapper["hmac"] = hashlib.sha256(wrapper["payload"].encode()).hexdigest()
+        if damage == "foreign-key":  # an entry signed with another cache's key
+            import hmac as hmac_module
+
+            wrapper["hmac"] = hmac_module.new(b"x" * 32, wrapper["payload"].encode(), "sha256").hexdigest()
+        entry.write_text(json.dumps(wrapper))
+    again = _run(folder, cache_dir)
+    assert not again["cached"]
+    assert again["grads"] == pytest.approx(_expected(3.0, 2), rel=1e-15)
+    rewritten = _run(folder, cache_dir)
+    assert rewritten["cached"]  # the entry was rewritten and is trusted again
+    assert rewritten["grads"] == again["grads"]
+
+
+def test_no_cache_writes_nothing(project):
+    folder, cache_dir = project
+    result = _run(folder, cache_dir, SYMGRAD_NO_CACHE="1")
+    assert not result["cached"]
+    assert not cache_dir.exists() or not _entries(cache_dir)
+
+
+def test_directory_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "here"))
+    monkeypatch.delenv("SYMGRAD_NO_CACHE", raising=False)
+    assert cache.directory() == tmp_path / "here"
+    monkeypatch.setenv("SYMGRAD_NO_CACHE", "1")
+    assert cache.directory() is None
+    monkeypatch.delenv("SYMGRAD_NO_CACHE")
+    monkeypatch.delenv("SYMGRAD_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.directory() == tmp_path / "xdg" / "symgrad"
+
+
+def test_unwritable_cache_directory_is_not_an_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(blocker / "cache"))
+    module = tmp_path / "unwritable_mod.py"
+    module.write_text(
+        textwrap.dedent("""
+        def f(x):
+            return x * x * x
+    """)
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import unwritable_mod
+
+        assert grad(unwritable_mod.f)(2.0) == 12.0
+    finally:
+        sys.path.remove(str(tmp_path))
