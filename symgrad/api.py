@@ -249,7 +249,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
 
     _describe(derive, inner, kind, wrt_names)
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
-    fast = _fast_value_and_grad if kind == "value_and_grad" else _fast_grad
+    result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
     return Compiled(
         base,
         kind=kind,
@@ -259,7 +259,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
         build=_builder(base, derive, kind, wrt_names),
         derive=derive,
         finish=finish,
-        fast=fast,
+        result=result,
     )
 
 
@@ -298,26 +298,17 @@ def _finish_value_and_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call)
     return value, _gradients(compiled, raw[n:], call)
 
 
-def _fast_grad(variant: Variant, single: bool) -> Callable[..., Any] | None:
-    """Floats-only path for grad: the scalar kernel already returns Python floats."""
+def _grad_result(variant: Variant, single: bool) -> Callable[[list[str]], str] | None:
+    """How the floats-only entry point returns grad's outputs (None: no entry point)."""
+    if variant.primal_outputs != 1:
+        return None  # tuple outputs on floats are an error, which the general path raises
+    return lambda outs: outs[0] if single else f"({', '.join(outs)})"
+
+
+def _value_and_grad_result(variant: Variant, single: bool) -> Callable[[list[str]], str] | None:
     if variant.primal_outputs != 1:
         return None
-    kernel = variant.kernel.scalar_fn
-    if single:
-        return lambda *args: kernel(*args)[0]
-    return kernel
-
-
-def _fast_value_and_grad(variant: Variant, single: bool) -> Callable[..., Any] | None:
-    if variant.primal_outputs != 1:
-        return None
-    kernel = variant.kernel.scalar_fn
-
-    def value_and_gradient(*args: float) -> Any:
-        raw = kernel(*args)
-        return raw[0], (raw[1] if single else raw[1:])
-
-    return value_and_gradient
+    return lambda outs: f"({outs[0]}, {outs[1]})" if single else f"({outs[0]}, ({', '.join(outs[1:])}))"
 
 
 # --- the derivative family (one graph, one emitter) ----------------------------------------------

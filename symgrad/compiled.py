@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from . import emit
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
 from .graph import Graph
@@ -92,7 +94,7 @@ class Compiled:
         finish: Finisher,
         extra_params: tuple[str, ...] = (),
         invoke: Callable[..., Any] | None = None,
-        fast: Callable[[Variant, bool], Callable[..., Any] | None] | None = None,
+        result: Callable[[Variant, bool], Callable[[list[str]], str] | None] | None = None,
     ) -> None:
         self.fn = fn
         self.kind = kind
@@ -107,9 +109,8 @@ class Compiled:
         self.dynamic = tuple(p for p in self.params if p not in static)
         self.extra_params = extra_params
         self._invoke = invoke  # a different calling convention (vjp, jvp)
-        self._make_fast = fast
-        self._fast: Callable[..., Any] | None = None  # floats-only path, set on first use
-        self._fast_tried = False
+        self._result = result  # arranges kernel outputs for the floats-only entry point
+        self._simple = False  # set after a first call: no static args, skip binding from now on
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
         self._lock = threading.Lock()
@@ -228,6 +229,18 @@ class Compiled:
             ) from None
         return kernel.array_fn(*values), Call(dynamic, False, shape, static)
 
+    def _install_entry(self) -> None:
+        """Give this object a generated `__call__` for Python floats (one frame per call)."""
+        variant = self.variant()
+        result = self._result(variant, self.single) if self._result is not None else None
+        params = self._signature.parameters.values()
+        if result is None or any(p.kind not in (p.POSITIONAL_OR_KEYWORD,) for p in params):
+            return
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        general = functools.partial(Compiled.__call__, self)
+        entry = emit.entry_function(variant.kernel, self.params, defaults, result, general)
+        self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(entry)})
+
     def _call_arrays(self, args: tuple[Any, ...]) -> Any:
         """float64 arrays and floats, positionally, no static arguments: skip binding and checks."""
         shape: tuple[int, ...] | None = None
@@ -238,7 +251,7 @@ class Compiled:
                 elif arg.shape != shape:
                     shape = None
                     break
-        if shape is None:
+        if shape is None:  # floats only, or shapes to broadcast: the general execution
             return self._finish(self, *self.execute({}, list(args)))
         raw = self.variant().kernel.array_fn(*args)
         return self._finish(self, raw, Call(list(args), False, shape, {}))
@@ -273,29 +286,18 @@ class Compiled:
         return value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        fast = self._fast
-        if fast is not None and not kwargs and len(args) == len(self.params):
-            arrays = False
+        if self._simple and not kwargs and len(args) == len(self.params):
             for arg in args:
-                kind = type(arg)
-                if kind is np.ndarray and arg.dtype == _FLOAT64:
-                    arrays = True
-                elif kind is not float:
+                if type(arg) is not float and not (type(arg) is np.ndarray and arg.dtype == _FLOAT64):
                     break
             else:
-                if arrays:
-                    return self._call_arrays(args)
-                try:
-                    # Python floats: straight into the plain-Python kernel, no binding or shaping.
-                    return fast(*args)
-                except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
-                    pass
+                return self._call_arrays(args)
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
         raw, call = self.run(args, kwargs)
-        if not self._fast_tried and self._make_fast is not None and not self.static:
-            self._fast_tried = True
-            self._fast = self._make_fast(self.variant(), self.single)
+        if not self._simple and not self.static:
+            self._simple = True
+            self._install_entry()
         return self._finish(self, raw, call)
 
 

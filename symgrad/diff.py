@@ -109,6 +109,15 @@ def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
     return sympy.Piecewise((contribution, where), (0, True))
 
 
+def _is_scaled_symbol(expr: Expr) -> bool:
+    return (
+        isinstance(expr, sympy.Mul)
+        and len(expr.args) == 2
+        and expr.args[0].is_Number
+        and isinstance(expr.args[1], sympy.Symbol)
+    )
+
+
 def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbol]:
     """Symbols through which some `wrt` input reaches the outputs' value."""
     active = set(wrt)
@@ -146,8 +155,12 @@ def reverse(
     for symbol, expr in reversed(graph.nodes):
         if symbol not in contributions:
             continue
-        bar = result.add(
-            sympy.Add(*contributions.pop(symbol)), f"d{prefix}d{symbol}", graph.lines.get(symbol)
+        total = sympy.Add(*contributions.pop(symbol))
+        # A scaled adjoint (`-dfdt3`) is folded into its users rather than given a line.
+        bar = (
+            total
+            if _is_scaled_symbol(total)
+            else result.add(total, f"d{prefix}d{symbol}", graph.lines.get(symbol))
         )
         where = supports.pop(symbol)
         for parent in sorted(expr.free_symbols & active, key=str):

@@ -6,7 +6,7 @@ import ast
 import hashlib
 import linecache
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +32,23 @@ class _CommonPrinting:
         # SymPy prints 15 significant digits; repr round-trips the float64 exactly.
         return repr(float(expr))
 
+    def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
+        # Positive terms first: `y - t2` rather than `-t2 + y`, which negates before adding.
+        terms = sorted(expr.args, key=lambda t: (t.could_extract_minus_sign(), sympy.default_sort_key(t)))
+        text = self._print(terms[0])  # type: ignore[attr-defined]
+        for term in terms[1:]:
+            if term.could_extract_minus_sign():
+                text += f" - {self.parenthesize(-term, 40)}"  # type: ignore[attr-defined]
+            else:
+                text += f" + {self.parenthesize(term, 40)}"  # type: ignore[attr-defined]
+        return str(text)
+
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         base, exponent = expr.args
         if exponent.is_Integer and exponent < 0:
             # x**(-1.0) is slower than a division and raises on Python floats at 0 anyway.
             positive = sympy.Pow(base, -exponent, evaluate=False) if exponent != -1 else base
-            return f"1/{self.parenthesize(positive, 49)}"  # type: ignore[attr-defined]
+            return f"1/{self.parenthesize(positive, 50, strict=True)}"  # type: ignore[attr-defined]
         return super()._print_Pow(expr, rational=rational)  # type: ignore[misc]
 
 
@@ -93,6 +104,10 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         return "numpy.nan"
 
 
+def _is_square(expr: Any) -> bool:
+    return isinstance(expr, sympy.Pow) and expr.args[1] == 2 and expr.args[0].is_Symbol
+
+
 class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
     """Plain Python on floats (math module): 2-3x faster than NumPy ufuncs on scalars.
 
@@ -119,7 +134,9 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
         return self._print_extremum(expr, "min")
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
-        exponent = expr.args[1]
+        base, exponent = expr.args
+        if _is_square(expr):  # float multiply beats float.__pow__; parentheses cost nothing
+            return f"({self._print(base)}*{self._print(base)})"
         if exponent.is_Integer or abs(exponent) == sympy.Rational(1, 2):
             return super()._print_Pow(expr, rational=rational)
         # `**` of a negative float and a fractional power is complex in Python; math.pow raises.
@@ -294,7 +311,10 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
-        lines.append(f"{indent}{symbol} = {printer.doprint(expr)}")
+        text = printer.doprint(expr)
+        if _is_square(expr) and isinstance(printer, ScalarPrinter):
+            text = text[1:-1]  # `t2 = x*x`: no parentheses needed at the top
+        lines.append(f"{indent}{symbol} = {text}")
         if i in dead:
             lines.append(f"{indent}del {', '.join(str(s) for s in dead[i])}")
     definitions = dict(program)
@@ -317,14 +337,14 @@ def _print_output(printer: Any, output: Any, definition: Any) -> str:
     return str(printer.doprint(output))
 
 
-def compile_source(source: str, name: str) -> Callable[..., Any]:
+def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) -> Callable[..., Any]:
     """Compile generated source under a stable file name registered in `linecache`, so that
     `inspect.getsource`, tracebacks and debuggers can show it."""
     digest = hashlib.sha1(source.encode()).hexdigest()[:10]
     filename = f"<symgrad:{name}:{digest}>"
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "math": math}
+    namespace: dict[str, Any] = {"numpy": np, "math": math, **(extra or {})}
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
@@ -369,3 +389,41 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
         scalar_source=record["scalar_source"],
         n_outputs=record["n_outputs"],
     )
+
+
+def entry_function(
+    kernel: Kernel,
+    params: Sequence[str],
+    defaults: dict[str, Any],
+    result: Callable[[list[str]], str],
+    general: Callable[..., Any],
+) -> Callable[..., Any]:
+    """The floats-only entry point: the scalar program inlined behind a type check, returning
+    the final result (`result` arranges the output names), anything else going to `general`.
+
+    One Python frame per call: on Rosenbrock this is what brings a gradient call close to the
+    cost of hand-written code."""
+    lines = kernel.scalar_source.splitlines()
+    body, returned = lines[2:-1], lines[-1].strip()
+    if not any(line.strip() and not line.strip().startswith("#") for line in body):
+        body = ["    pass"]  # every result is an input or a constant
+    outputs = [o for o in returned[len("return (") : -1].split(", ") if o and o != ","]
+    outputs = [o.rstrip(",") for o in outputs]
+    signature = ", ".join(f"{p}=_default_{p}" if p in defaults else p for p in params)
+    check = " and ".join(f"type({p}) is float" for p in params)
+    call = ", ".join(params)
+    source = "\n".join(
+        [
+            f"def {kernel.name}({signature}):",
+            f"    if {check}:",
+            "        try:",
+            *[f"        {line}" for line in body],
+            "        except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan",
+            f"            return _general({call})",
+            f"        return {result(outputs)}",
+            f"    return _general({call})",
+        ]
+    )
+    namespace = {f"_default_{p}": v for p, v in defaults.items()}
+    namespace["_general"] = general
+    return compile_source(source + "\n", kernel.name, namespace)
