@@ -15,6 +15,7 @@ from .errors import (
     WrtError,
 )
 from .rules import RULES, detach, no_grad, register, stop_gradient
+from .runtime import logsumexp
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "logsumexp",
     "no_grad",
     "register",
     "stop_gradient",

@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import cache, diff, emit, parse, trace
+from . import arrays, cache, diff, emit, parse, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, WrtError
 from .graph import Graph, real_symbol
@@ -129,13 +129,14 @@ def _kernel_doc(kind: str, fn: Callable[..., Any], wrt: Sequence[str]) -> str:
 
 def _builder(
     base: Callable[..., Any], derive: Callable[[Graph], Graph], kind: str, wrt: Sequence[str]
-) -> Callable[[dict[str, Any]], Variant]:
-    def rebuild(static_values: dict[str, Any]) -> tuple[Graph, Graph]:
-        primal = trace.trace(_load(base), static_values)
+) -> Callable[..., Variant]:
+    def rebuild(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> tuple[Graph, Graph]:
+        primal = trace.trace(_load(base), static_values, shapes)
         return primal, derive(primal)
 
-    def build(static_values: dict[str, Any]) -> Variant:
-        entry_key = cache.key(base, _description(derive), static_values)
+    def build(static_values: dict[str, Any], shapes: dict[str, Any] | None = None) -> Variant:
+        key_values = static_values if shapes is None else {**static_values, " shapes": shapes}
+        entry_key = cache.key(base, _description(derive), key_values)
         entry = cache.load(entry_key, base)
         if entry is not None:
             kernel = emit.load_kernel(entry["kernel"])
@@ -143,19 +144,23 @@ def _builder(
                 kernel,
                 entry["primal_outputs"],
                 tuple(entry["shape"]),  # type: ignore[arg-type]
-                rebuild=lambda: rebuild(static_values)[1],
+                rebuild=lambda: rebuild(static_values, shapes)[1],
+                output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
             )
-        primal, graph = rebuild(static_values)
+        primal, graph = rebuild(static_values, shapes)
         name = f"{kind}_{primal.name}"
         kernel = emit.emit(graph, name, _kernel_doc(kind, base, wrt))
+        outputs = graph.differentiated or primal.outputs  # what this transform differentiated
+        output_shapes = tuple(arrays.shape_of(o, graph.shapes) for o in outputs) if graph.shapes else ()
         if primal.cacheable:
             data = {
                 "kernel": emit.kernel_record(kernel),
-                "primal_outputs": len(primal.outputs),
+                "primal_outputs": len(outputs),
                 "shape": list(graph.shape),
+                "output_shapes": [list(s) for s in output_shapes],
             }
             cache.store(entry_key, primal.deps, data)
-        return Variant(kernel, len(primal.outputs), graph.shape, graph=graph)
+        return Variant(kernel, len(outputs), graph.shape, graph=graph, output_shapes=output_shapes)
 
     return build
 
@@ -245,6 +250,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
         gradients = diff.reverse(graph, _symbols(graph, wrt_names), seeds)
         if kind == "value_and_grad":
             gradients.outputs = (*graph.outputs, *gradients.outputs)
+        gradients.differentiated = graph.outputs
         return gradients
 
     _describe(derive, inner, kind, wrt_names)
@@ -314,10 +320,16 @@ def _value_and_grad_result(variant: Variant, single: bool) -> Callable[[list[str
 # --- the derivative family (one graph, one emitter) ----------------------------------------------
 
 
-def _with_inputs(graph: Graph, hints: Sequence[str]) -> tuple[Graph, list[sympy.Symbol]]:
-    """A copy of `graph` taking extra parameters (cotangents, tangents) after its own."""
+def _with_inputs(
+    graph: Graph, hints: Sequence[str], like: Sequence[Any]
+) -> tuple[Graph, list[sympy.Symbol]]:
+    """A copy of `graph` taking extra parameters (cotangents, tangents) after its own, each
+    shaped like the corresponding value in `like`."""
     result = graph.extend()
     extra = [real_symbol(result.names.fresh(h)) for h in hints]
+    if result.shapes is not None:
+        for symbol, value in zip(extra, like):
+            result.shapes[symbol] = arrays.shape_of(value, result.shapes)
     result.inputs = (*graph.inputs, *extra)
     result.params = (*graph.params, *(str(s) for s in extra))
     return result, extra
@@ -354,9 +366,10 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
         hints = ["v"] if len(graph.outputs) == 1 else [f"v{i}" for i in range(len(graph.outputs))]
-        graph, cotangents = _with_inputs(graph, hints)
+        graph, cotangents = _with_inputs(graph, hints, graph.outputs)
         result = diff.reverse(graph, _symbols(graph, wrt_names), cotangents)
         result.outputs = (*graph.outputs, *result.outputs)
+        result.differentiated = graph.outputs
         return result
 
     _describe(derive, inner, "vjp", wrt_names)
@@ -377,6 +390,8 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.variant(call.static).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
 
+    shapes = compiled.probe(call.static, call.args).output_shapes
+
     def pullback(v: Any) -> Any:
         cotangents = tuple(v) if n > 1 else (v,)
         if len(cotangents) != n:
@@ -384,6 +399,8 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
                 f"pullback expects {n} cotangents, one per output",
                 hint="pass a tuple with one array per output",
             )
+        if shapes:  # an array program: each cotangent in its output's shape
+            cotangents = tuple(_shaped_like(c, s, "cotangent") for c, s in zip(cotangents, shapes))
         out, inner_call = compiled.execute(call.static, call.args, cotangents)
         return _gradients(compiled, out[n:], inner_call)
 
@@ -394,9 +411,22 @@ def _run_for_vjp(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     # The value comes from the same program, with unit cotangents.
     static, dynamic = compiled.bind(args, kwargs)
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
-    n = compiled.variant(static).primal_outputs
-    raw, call = compiled.execute(static, dynamic, [1.0] * n)
+    variant = compiled.probe(static, dynamic)
+    ones = [np.ones(s) for s in variant.output_shapes] or [1.0] * variant.primal_outputs
+    raw, call = compiled.execute(static, dynamic, ones)
     return compiled._finish(compiled, raw, call)
+
+
+def _shaped_like(value: Any, shape: tuple[int, ...], what: str) -> Any:
+    if np.shape(value) == shape:
+        return value
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+    except ValueError:
+        raise ShapeError(
+            f"a {what} of shape {np.shape(value)} does not fit a value of shape {shape}",
+            hint=f"pass a {what} shaped {shape}",
+        ) from None
 
 
 def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
@@ -416,9 +446,10 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
-        graph, tangents = _with_inputs(graph, [f"d{n}" for n in wrt_names])
+        graph, tangents = _with_inputs(graph, [f"d{n}" for n in wrt_names], _symbols(graph, wrt_names))
         result = diff.forward(graph, _symbols(graph, wrt_names), tangents)
         result.outputs = (*graph.outputs, *result.outputs)
+        result.differentiated = graph.outputs
         return result
 
     _describe(derive, inner, "jvp", wrt_names)
@@ -453,6 +484,9 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
         )
     static, dynamic = compiled.bind(tuple(primals), {})
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
+    if compiled.probe(static, dynamic).output_shapes:  # an array program: tangents in full shape
+        values = dict(zip(compiled.dynamic, dynamic))
+        tangents = tuple(_shaped_like(t, np.shape(values[n]), "tangent") for t, n in zip(tangents, compiled.wrt))
     raw, call = compiled.execute(static, dynamic, tangents)
     return compiled._finish(compiled, raw, call)
 
@@ -471,11 +505,13 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
     array([[3., 2.],
            [1., 1.]])
     """
-    base, inner, wrt_names, static_names, _ = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
-        return _jacobian_graph(graph, _symbols(graph, wrt_names))
+        result = _jacobian_graph(graph, _symbols(graph, wrt_names))
+        result.differentiated = graph.outputs
+        return result
 
     _describe(derive, inner, "jacobian", wrt_names)
     return Compiled(
@@ -483,10 +519,11 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
         kind="jacobian",
         wrt=wrt_names,
         static=static_names,
-        single=False,
+        single=single,
         build=_builder(base, derive, "jacobian", wrt_names),
         derive=derive,
         finish=_finish_matrix,
+        invoke=_call_matrix,
     )
 
 
@@ -516,7 +553,7 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
     array([[4., 2.],
            [2., 0.]])
     """
-    base, inner, wrt_names, static_names, _ = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -524,6 +561,7 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
         gradients = diff.reverse(graph, symbols, [sympy.S.One] * len(graph.outputs))
         result = _jacobian_graph(gradients, symbols)
         result.shape = (len(symbols), len(symbols))
+        result.differentiated = graph.outputs
         return result
 
     _describe(derive, inner, "hessian", wrt_names)
@@ -532,10 +570,47 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
         kind="hessian",
         wrt=wrt_names,
         static=static_names,
-        single=False,
+        single=single,
         build=_builder(base, derive, "hessian", wrt_names),
         derive=derive,
         finish=_finish_matrix,
+        invoke=_call_matrix,
+    )
+
+
+def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
+    """jacobian/hessian: one program on elementwise functions; on array programs, one
+    pullback per output element (JAX's layout: output shape + input shape)."""
+    static, dynamic = compiled.bind(args, kwargs)
+    dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
+    if not compiled.probe(static, dynamic).output_shapes:
+        raw, call = compiled.execute(static, dynamic)
+        return compiled._finish(compiled, raw, call)
+    inner = getattr(compiled, "_pullbacks", None)
+    if inner is None:
+        target = compiled.fn if compiled.kind == "jacobian" else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static)
+        inner = compiled._pullbacks = vjp(target, wrt=compiled.wrt, static=compiled.static)  # type: ignore[attr-defined]
+    value, pullback = inner(*args, **kwargs)
+    outputs = value if isinstance(value, tuple) else (value,)
+    blocks = [_jacobian_block(pullback, outputs, k, dict(zip(compiled.dynamic, dynamic)), compiled.wrt) for k in range(len(outputs))]
+    per_output = [b[0] if len(compiled.wrt) == 1 and compiled.single else b for b in blocks]
+    return per_output[0] if len(outputs) == 1 else tuple(per_output)
+
+
+def _jacobian_block(pullback: Any, outputs: Sequence[Any], k: int, args: dict[str, Any], wrt: Sequence[str]) -> tuple[Any, ...]:
+    """d outputs[k] / d each wrt argument, stacked in the output's shape + the argument's."""
+    shape = np.shape(outputs[k])
+    rows: list[list[Any]] = [[] for _ in wrt]
+    for i in range(int(np.prod(shape))):
+        basis = np.zeros(shape)
+        basis.flat[i] = 1.0
+        cotangents = tuple(basis if j == k else np.zeros(np.shape(o)) for j, o in enumerate(outputs))
+        grads = pullback(cotangents if len(outputs) > 1 else cotangents[0])
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        for row, g in zip(rows, grads):
+            row.append(np.asarray(g, dtype=np.float64))
+    return tuple(
+        np.stack(row).reshape(*shape, *np.shape(args[name])) for row, name in zip(rows, wrt)
     )
 
 

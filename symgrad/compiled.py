@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import numbers
@@ -14,6 +15,7 @@ import numpy as np
 import sympy
 
 from . import emit
+from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
 from .graph import Graph
@@ -31,11 +33,13 @@ class Variant:
         primal_outputs: int,
         shape: tuple[int, int],
         graph: Graph | None = None,
+        output_shapes: tuple[tuple[int, ...], ...] = (),
         rebuild: Callable[[], Graph] | None = None,
     ) -> None:
         self.kernel = kernel
         self.primal_outputs = primal_outputs  # how many values the differentiated function returns
         self.shape = shape  # (m, n) of jacobian and hessian results
+        self.output_shapes = output_shapes  # of the differentiated function's outputs (array programs)
         self._graph = graph
         self._rebuild = rebuild
         self.from_cache = graph is None
@@ -54,7 +58,7 @@ class Call:
 
     args: list[Any]  # dynamic argument values, in graph-input order
     scalar: bool  # every argument was a Python number: results are Python floats
-    shape: tuple[int, ...]  # broadcast shape of the arguments
+    shape: tuple[int, ...] | None  # broadcast shape of the arguments; None for array programs
     static: dict[str, Any]  # values of the static arguments
 
 
@@ -89,7 +93,7 @@ class Compiled:
         wrt: tuple[str, ...],
         static: tuple[str, ...],
         single: bool,
-        build: Callable[[dict[str, Any]], Variant],
+        build: Callable[..., Variant],
         derive: Callable[[Graph], Graph],
         finish: Finisher,
         extra_params: tuple[str, ...] = (),
@@ -111,6 +115,7 @@ class Compiled:
         self._invoke = invoke  # a different calling convention (vjp, jvp)
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
+        self.shaped = False  # set when tracing finds array-level operations: one variant per shape
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
         self._lock = threading.Lock()
@@ -120,10 +125,23 @@ class Compiled:
 
     # --- compiled variants -------------------------------------------------------------------
 
-    def variant(self, static_values: dict[str, Any] | None = None) -> Variant:
-        """The compiled program for these static values (traced and compiled on first use)."""
-        if not self.static and self._last is not None:
+    def variant(
+        self, static_values: dict[str, Any] | None = None, shapes: dict[str, tuple[int, ...]] | None = None
+    ) -> Variant:
+        """The compiled program for these static values (traced and compiled on first use).
+
+        A function with array-level operations (reductions, `@`, indexing) is compiled once
+        per combination of argument shapes, given as `shapes` ({parameter: shape})."""
+        if not self.static and not self.shaped and self._last is not None:
             return self._last
+        if self.shaped and shapes is None:
+            if self._last is not None and not static_values:
+                return self._last
+            raise WrtError(
+                f"{self.__name__}: `{self.fn.__name__}` uses array operations, so symgrad compiles it "
+                "for the shapes of its arguments",
+                hint="call it once first, or ask for .variant(shapes={'x': (3,), ...})",
+            )
         static_values = static_values or {}
         missing = [s for s in self.static if s not in static_values]
         if missing:
@@ -141,30 +159,47 @@ class Compiled:
                 )
             static_values = {**static_values, **defaults}
         key = tuple(_static_key(static_values[s]) for s in self.static)
+        if shapes is not None:
+            key += tuple(tuple(shapes[p]) for p in self.dynamic)
         found = self._variants.get(key)
         if found is None:
             with self._lock:
                 found = self._variants.get(key)
                 if found is None:
-                    found = self._build(static_values)
+                    try:
+                        found = self._build(static_values, shapes)
+                    except ShapesNeeded:
+                        self.shaped = True
+                        raise
                     self._variants[key] = found
         self._last = found
         return found
 
+    def _latest(self) -> Variant:
+        """The variant last used (or the only one), for `.source`, `.graph` and `.exprs`."""
+        try:
+            return self.variant()
+        except ShapesNeeded:
+            raise ShapeError(
+                f"{self.__name__}: `{self.fn.__name__}` uses array operations, so symgrad compiles it "
+                "for the shapes of its arguments, and has not seen any yet",
+                hint="call it once first, or ask for .variant(shapes={'x': (3,), ...})",
+            ) from None
+
     @property
     def graph(self) -> Graph:
         """The SSA program of the derivative (`print(f.graph)` lists it)."""
-        return self.variant().graph
+        return self._latest().graph
 
     @property
     def source(self) -> str:
         """Generated NumPy source of the derivative (the array flavour)."""
-        return self.variant().kernel.array_source
+        return self._latest().kernel.array_source
 
     @property
     def scalar_source(self) -> str:
         """Generated plain-Python source, used when every argument is a Python number."""
-        return self.variant().kernel.scalar_source
+        return self._latest().kernel.scalar_source
 
     @property
     def exprs(self) -> tuple[Any, ...]:
@@ -210,7 +245,13 @@ class Compiled:
         self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()
     ) -> tuple[tuple[Any, ...], Call]:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
-        kernel = self.variant(static).kernel
+        if not self.shaped:
+            try:
+                kernel = self.variant(static).kernel
+            except ShapesNeeded:
+                pass
+        if self.shaped:
+            return self._execute_shaped(static, dynamic, extra)
         values = [*dynamic, *extra]
         if all(_is_python_number(v) for v in values):
             try:
@@ -229,9 +270,34 @@ class Compiled:
             ) from None
         return kernel.array_fn(*values), Call(dynamic, False, shape, static)
 
+    def probe(self, static: dict[str, Any], dynamic: list[Any]) -> Variant:
+        """The variant for these arguments, specialised on their shapes if the function needs it."""
+        if not self.shaped:
+            try:
+                return self.variant(static)
+            except ShapesNeeded:
+                pass
+        shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
+        return self.variant(static, shapes)
+
+    def _execute_shaped(
+        self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any]
+    ) -> tuple[tuple[Any, ...], Call]:
+        """Array programs: the variant compiled for these argument shapes, as NumPy code."""
+        kernel = self.probe(static, dynamic).kernel
+        values = [*dynamic, *extra]
+        scalar = all(_is_python_number(v) for v in values)
+        with np.errstate(all="ignore") if scalar else contextlib.nullcontext():
+            raw = kernel.array_fn(*values)
+        if scalar:
+            raw = tuple(_as_float(r) for r in raw)
+        return raw, Call(dynamic, scalar, None, static)
+
     def _install_entry(self) -> None:
         """Give this object a generated `__call__` for Python floats (one frame per call)."""
         variant = self.variant()
+        if variant.kernel.scalar_source is None:
+            return
         result = self._result(variant, self.single) if self._result is not None else None
         params = self._signature.parameters.values()
         if result is None or any(p.kind not in (p.POSITIONAL_OR_KEYWORD,) for p in params):
@@ -295,7 +361,7 @@ class Compiled:
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
         raw, call = self.run(args, kwargs)
-        if not self._simple and not self.static:
+        if not self._simple and not self.static and not self.shaped:
             self._simple = True
             self._install_entry()
         return self._finish(self, raw, call)
@@ -318,6 +384,12 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
         return float(gradient)
     dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.dtype(np.float64)
     shape = np.shape(arg)
+    if call.shape is None:  # an array program: the gradient already has the argument's shape
+        if _is_python_number(arg):
+            return float(gradient)
+        if _fresh(gradient, shape, dtype, call):
+            return gradient
+        return np.array(np.broadcast_to(np.asarray(gradient, dtype=dtype), shape), dtype=dtype)
     if _fresh(gradient, shape, dtype, call):
         return gradient  # the kernel's own new array: no copy needed
     full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
@@ -348,5 +420,8 @@ def fit_value(value: Any, call: Call) -> Any:
     """Shape a function value like the broadcast of the arguments."""
     if call.scalar:
         return float(value)
+    if call.shape is None:
+        array = np.asarray(value, dtype=np.float64)
+        return float(array) if array.ndim == 0 else np.array(array)
     full = np.broadcast_to(np.asarray(value, dtype=np.float64), call.shape)
     return float(full) if full.ndim == 0 else np.array(full)

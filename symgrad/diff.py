@@ -7,7 +7,7 @@ from typing import Any
 
 import sympy
 
-from . import rules
+from . import arrays, rules
 from .errors import SymgradError
 from .graph import Graph
 
@@ -150,28 +150,51 @@ def reverse(
             contributions.setdefault(symbol, []).append(value)
             supports[symbol] = sympy.Or(supports.get(symbol, sympy.false), where)
 
+    shapes = result.shapes  # None for elementwise programs, where NumPy broadcasting suffices
+
+    def add(expr: Expr) -> Expr:
+        return result.add(expr)
+
+    def shaped(total: Expr, symbol: Expr) -> Expr:
+        """An adjoint in its value's shape: a reduction's adjoint arrives smaller."""
+        if shapes is None:
+            return total
+        return arrays.broadcast(total, arrays.shape_of(total, shapes), shapes[symbol], add)
+
     for out, seed in zip(graph.outputs, seeds):
         receive(out, sympy.sympify(seed), sympy.true)
     for symbol, expr in reversed(graph.nodes):
         if symbol not in contributions:
             continue
         total = sympy.Add(*contributions.pop(symbol))
+        if isinstance(expr, arrays.ArrayOp):
+            total = shaped(total, symbol)  # array VJPs need the adjoint in full shape
         # A scaled adjoint (`-dfdt3`) is folded into its users rather than given a line.
         bar = (
             total
-            if _is_scaled_symbol(total)
+            if _is_scaled_symbol(total) and not isinstance(expr, arrays.ArrayOp)
             else result.add(total, f"d{prefix}d{symbol}", graph.lines.get(symbol))
         )
         where = supports.pop(symbol)
+        if isinstance(expr, arrays.ArrayOp):
+            assert shapes is not None
+            operand_shapes = [arrays.shape_of(o, shapes) for o in expr.operands]
+            for operand, value in zip(expr.operands, expr.vjp(bar, symbol, operand_shapes, add)):
+                if value is not None and operand in active:
+                    receive(operand, value, sympy.true)
+            continue
         for parent in sorted(expr.free_symbols & active, key=str):
             partial = local_partial(expr, parent, symbol)
             if partial == 0:
                 continue
             reach = sympy.And(where, support(partial))
-            receive(parent, _guard(_times(bar, partial), partial, where), reach)
+            value = _guard(_times(bar, partial), partial, where)
+            if shapes is not None and shapes[symbol] != shapes[parent]:  # a broadcast's adjoint sums
+                value = arrays.sum_to(shaped(value, symbol), shapes[symbol], shapes[parent], add)
+            receive(parent, value, reach)
     gradients = []
     for x in wrt:
-        total = sympy.Add(*contributions.get(x, [sympy.S.Zero]))
+        total = shaped(sympy.Add(*contributions.get(x, [sympy.S.Zero])), x)
         gradients.append(result.add(total, f"d{prefix}d{x}", alias=total in result.memo.values()))
     result.outputs = tuple(gradients)
     result.tuple_output = len(gradients) != 1
@@ -184,8 +207,21 @@ def forward(
     """Forward accumulation: a Graph whose outputs are the directional derivatives of the
     outputs along `tangents` (one tangent expression per `wrt` symbol)."""
     result = graph.extend() if into is None else into
+    shapes = result.shapes
     dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
     for symbol, expr in graph.nodes:
+        if isinstance(expr, arrays.ArrayOp):
+            assert shapes is not None
+            dots = [dot.get(o, sympy.S.Zero) for o in expr.operands]
+            if any(d != 0 for d in dots):
+                operand_shapes = [arrays.shape_of(o, shapes) for o in expr.operands]
+                dots = [  # a tangent in its value's shape, before a reduction sums it
+                    d if d == 0 else arrays.broadcast(d, arrays.shape_of(d, shapes), s, result.add)
+                    for d, s in zip(dots, operand_shapes)
+                ]
+                tangent = expr.jvp(dots, symbol, operand_shapes, result.add)
+                dot[symbol] = result.add(tangent, f"d{symbol}", graph.lines.get(symbol))
+            continue
         terms = []
         for parent in sorted(expr.free_symbols & dot.keys(), key=str):
             partial = local_partial(expr, parent, symbol)

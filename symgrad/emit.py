@@ -16,6 +16,8 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
+from . import runtime
+from .arrays import ArrayOp
 from .graph import Graph, real_symbol
 from .rules import Round
 
@@ -235,7 +237,7 @@ class Kernel:
 
     name: str
     array_source: str
-    scalar_source: str
+    scalar_source: str | None  # None when the program has array-level operations
     n_outputs: int
     _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
@@ -248,6 +250,8 @@ class Kernel:
 
     @property
     def scalar_fn(self) -> Callable[..., Any]:
+        if self.scalar_source is None:
+            return self.array_fn
         fn = self._compiled.get("scalar")
         if fn is None:
             fn = self._compiled["scalar"] = compile_source(self.scalar_source, self.name)
@@ -344,7 +348,7 @@ def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) 
     filename = f"<symgrad:{name}:{digest}>"
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "math": math, **(extra or {})}
+    namespace: dict[str, Any] = {"numpy": np, "math": math, "sg": runtime, **(extra or {})}
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
@@ -361,7 +365,8 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
     program = eliminate_common(graph, live_nodes(graph))
     has_branches = any(_computes_in_branches(expr) for _, expr in program)
     array_source = render(graph, program, name, doc, ArrayPrinter(), guard=has_branches)
-    scalar_source = render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
+    scalar_source = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
     return Kernel(
         name=name,
         array_source=array_source,

@@ -9,10 +9,12 @@ from typing import Any
 
 import sympy
 
+from .arrays import shape_of
+
 Expr = Any  # a SymPy expression, boolean or number
 
 # Names the generated code needs for itself; a parameter or variable so named is renamed.
-RESERVED = frozenset({"numpy", "math", "builtins", "None", "True", "False"})
+RESERVED = frozenset({"numpy", "math", "builtins", "sg", "None", "True", "False"})
 
 
 class Names:
@@ -79,6 +81,8 @@ class Graph:
     shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
     deps: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)  # values read from outside
     cacheable: bool = True  # False when some outside value could not be given a path
+    shapes: dict[sympy.Symbol, tuple[int, ...]] | None = None  # per symbol, when traced for shapes
+    differentiated: tuple[Expr, ...] = ()  # outputs of the graph a transform differentiated
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[str, int] | None = None, alias: bool = False
@@ -91,6 +95,8 @@ class Graph:
         if found is not None and not alias:
             return found
         symbol = real_symbol(self.names.temp("t") if hint is None else self.names.fresh(hint))
+        if self.shapes is not None:
+            self.shapes[symbol] = shape_of(expr, self.shapes)
         self.nodes.append((symbol, expr))
         if not alias:
             self.memo[expr] = symbol
@@ -116,6 +122,7 @@ class Graph:
             shape=self.shape,
             deps=self.deps,
             cacheable=self.cacheable,
+            shapes=None if self.shapes is None else dict(self.shapes),
         )
 
     def __str__(self) -> str:

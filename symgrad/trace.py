@@ -17,6 +17,7 @@ import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import cache, parse, rules
+from .arraytrace import ARRAY_CALLS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
 from .errors import (
     DataDependentLoopError,
     SymgradError,
@@ -107,7 +108,7 @@ class Frame:
     fn_path: tuple[str, ...] | None = ()  # how the cache finds this function from the traced one
 
 
-class Tracer:
+class Tracer(ArrayTracing):
     """Interprets statements and expressions of one function, appending nodes to a Graph."""
 
     def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
@@ -166,9 +167,7 @@ class Tracer:
             )
         try:
             return bool(method(stmt))
-        except SymgradError:
-            raise
-        except RecursionError:
+        except (SymgradError, ShapesNeeded, RecursionError):
             raise
         except Exception as exc:  # a SymPy or Python error while tracing: report where
             raise self.error(
@@ -481,6 +480,10 @@ class Tracer:
 
     def expr_Attribute(self, node: ast.Attribute, hint: str | None) -> Any:
         base = self.expr(node.value)
+        if is_traced(base) and (node.attr in PROPERTIES or node.attr in METHODS) and self.shape(base):
+            if node.attr in PROPERTIES:
+                return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
+            return Method(base, node.attr)
         if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
             raise self.error(
                 UnsupportedSyntaxError,
@@ -501,8 +504,13 @@ class Tracer:
             self.depend(steps, value)
         return self.external(value, node)
 
+    def expr_List(self, node: ast.List, hint: str | None) -> Any:
+        return tuple(self.expr(elt) for elt in node.elts)  # only as an argument: np.stack([a, b])
+
     def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
         base = self.expr(node.value)
+        if is_traced(base):
+            return self.index(base, node, hint)
         index = None if isinstance(node.slice, ast.Slice) else _static_value(self.expr(node.slice))
         if isinstance(base, tuple) and isinstance(index, int) and not isinstance(index, bool):
             if -len(base) <= index < len(base):
@@ -521,7 +529,10 @@ class Tracer:
         )
 
     def expr_BinOp(self, node: ast.BinOp, hint: str | None) -> Any:
-        return self.binop(node.op, self.expr(node.left), self.expr(node.right), node, hint)
+        left, right = self.expr(node.left), self.expr(node.right)
+        if isinstance(node.op, ast.MatMult) and (is_traced(left) or is_traced(right)):
+            return self.array_call("matmul", [left, right], {}, node, hint)
+        return self.binop(node.op, left, right, node, hint)
 
     def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str | None = None) -> Any:
         for operand in (left, right):
@@ -656,9 +667,15 @@ class Tracer:
             )
         args = [self.expr(a) for a in node.args]
         kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg is not None}
+        if isinstance(callee, Method):
+            method = "matmul" if callee.name == "dot" else callee.name
+            return self.array_call(method, [callee.base, *args], kwargs, node, hint)
         rule = rules.lookup(callee)
         if rule is not None:
             return self.call_rule(callee, rule, args, kwargs, node, hint)
+        array_handler = _array_handler(callee)
+        if array_handler is not None and _has_traced(args, kwargs):
+            return self.array_call(array_handler, args, kwargs, node, hint)
         if callee is range:
             raise self.error(
                 UnsupportedSyntaxError,
@@ -752,11 +769,24 @@ class Tracer:
 _FOLDABLE = frozenset({len, int, float, abs, round, min, max, pow, sum, bool})
 
 
+def _array_handler(callee: Any) -> str | None:
+    try:
+        return ARRAY_CALLS.get(callee)
+    except TypeError:  # unhashable callee
+        return None
+
+
+def _has_traced(args: list[Any], kwargs: dict[str, Any]) -> bool:
+    items = [*args, *kwargs.values()]
+    flat = [v for item in items for v in (item if isinstance(item, tuple) else (item,))]
+    return any(is_traced(v) for v in flat)
+
+
 def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
     if any(is_traced(a) for a in [*args, *kwargs.values()]):
         return callee is len and len(args) == 1 and isinstance(args[0], tuple) and not kwargs
     try:
-        return callee in _FOLDABLE or getattr(callee, "__module__", None) == "math"
+        return callee in _FOLDABLE or callee in ARRAY_CALLS or getattr(callee, "__module__", None) == "math"
     except TypeError:  # unhashable callee
         return False
 
@@ -765,8 +795,12 @@ class _StructureMismatchError(Exception):
     """Values to select between are not all numbers, or are tuples of different sizes."""
 
 
-def trace(source: parse.Source, static: dict[str, Any]) -> Graph:
-    """Interpret `source` into a Graph whose inputs are its non-static parameters."""
+def trace(source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Interpret `source` into a Graph whose inputs are its non-static parameters.
+
+    With `shapes` (one per input), every node knows its shape and array-level operations
+    (reductions, `@`, indexing) are allowed; without, the program must be elementwise, and
+    `ShapesNeeded` is raised at the first array-level operation."""
     params = [
         a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)
     ]
@@ -774,6 +808,8 @@ def trace(source: parse.Source, static: dict[str, Any]) -> Graph:
     graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=())
     inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
     graph.inputs = inputs
+    if shapes is not None:
+        graph.shapes = {symbol: tuple(shapes[p]) for symbol, p in zip(inputs, dynamic)}
     env: dict[str, Any] = dict(zip(dynamic, inputs))
     env.update(static)
     result = Tracer(graph).run(source, env)

@@ -298,11 +298,20 @@ def test_error(case: Case):
         check_location(info.value, case)
 
 
+# Array-level constructs (`@`, indexing, methods) are checked once argument shapes are known:
+# before a first call, `.source` can only say that it needs them.
+NEEDS_SHAPES = {"matmul", "index", "slice", "method-call"}
+
+
 @pytest.mark.parametrize("case", LAZY, ids=_ids(LAZY))
 def test_trace_errors_also_raised_by_source(case: Case):
     compiled = case.build()
     with pytest.raises(SymgradError) as info:
         compiled.source  # noqa: B018 - the property traces the function
+    if case.id in NEEDS_SHAPES:
+        assert isinstance(info.value, ShapeError)
+        assert "call it once first" in info.value.hint
+        return
     check_common(info.value, case)
     check_location(info.value, case)
 

@@ -1,0 +1,531 @@
+"""Array-level operations (reductions, linear algebra, indexing): shape, VJP, JVP and printing.
+
+Elementwise code needs none of this: a SymPy symbol stands for a whole array and NumPy
+broadcasting does the rest. These operations are the exceptions. Each is a SymPy function
+whose first arguments are operands and whose last argument is a `Str` holding its static
+parameters (axes, index, shape); each knows its result shape, its VJP (the adjoint of a
+reduction broadcasts, the adjoint of a broadcast sums) and its JVP, and prints as NumPy.
+The tracer only builds them when the argument shapes are known (one variant per shape).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy.core.symbol import Str
+
+Shape = tuple[int, ...]
+Add = Callable[[Any], Any]  # appends an expression to the graph and returns its symbol
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(text: str) -> Any:
+    return ast.literal_eval(text)
+
+
+class ArrayOp(sympy.Function):
+    """Base class: `operands` then one `Str` of static parameters."""
+
+    @property
+    def operands(self) -> tuple[Any, ...]:
+        return self.args[:-1]  # type: ignore[no-any-return]
+
+    @property
+    def params(self) -> Any:
+        return _decode(str(self.args[-1]))
+
+    @classmethod
+    def make(cls, operands: Sequence[Any], params: Any) -> Any:
+        for operand in operands:  # the reverse pass sends adjoints to operands: they are graph values
+            assert isinstance(operand, (sympy.Symbol, sympy.Number)), f"{cls.__name__} operand {operand}"
+        return cls(*operands, Str(repr(params)))
+
+    def fdiff(self, argindex: int = 1) -> Any:  # never reached: diff.py uses vjp/jvp
+        raise NotImplementedError(f"{type(self).__name__} has a VJP, not a scalar derivative")
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        raise NotImplementedError
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        """Contributions to each operand's adjoint (None: no gradient flows there)."""
+        raise NotImplementedError
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        """The tangent of the result from the operands' tangents (0 where an operand has none)."""
+        raise NotImplementedError
+
+    def _pythoncode(self, printer: Any) -> str:  # array ops only ever run as NumPy code
+        return str(self._numpycode(printer))
+
+
+def _p(printer: Any, value: Any) -> str:
+    return str(printer._print(value))
+
+
+def keep_shape(shape: Shape, axes: Sequence[int] | None) -> Shape:
+    """The shape of a reduction over `axes` (None: all) with keepdims=True."""
+    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
+
+
+def _reduced(shape: Shape, axes: Sequence[int] | None, keepdims: bool) -> Shape:
+    if keepdims:
+        return keep_shape(shape, axes)
+    if axes is None:
+        return ()
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+# --- shape plumbing: reshape, broadcast, sum_to, transpose -------------------------------------
+
+
+class Reshape(ArrayOp):
+    """`x.reshape(shape)` for a reshape that only adds or drops axes of length 1."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [reshape(bar, shapes[0], add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return reshape(dots[0], tuple(self.params), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.reshape({_p(printer, self.args[0])}, {tuple(self.params)!r})"
+
+
+def atom(x: Any, add: Add) -> Any:
+    """`x` as a graph value (a symbol or a number), so an array operation can take it."""
+    return x if isinstance(x, (sympy.Symbol, sympy.Number)) else add(x)
+
+
+def reshape(x: Any, shape: Shape, add: Add) -> Any:
+    return x if _is_scalar_number(x) else add(Reshape.make([atom(x, add)], tuple(shape)))
+
+
+def _is_scalar_number(x: Any) -> bool:
+    return bool(getattr(x, "is_Number", False))
+
+
+class Broadcast(ArrayOp):
+    """`numpy.broadcast_to(x, shape)`: a view, no memory. Its adjoint sums (`SumTo`)."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [sum_to(bar, tuple(self.params), shapes[0], add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(Broadcast.make([dots[0]], tuple(self.params)))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.broadcast_to({_p(printer, self.args[0])}, {tuple(self.params)!r})"
+
+
+class SumTo(ArrayOp):
+    """Sum a broadcast value back to `shape`: the adjoint of broadcasting."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(Broadcast.make([bar], shapes[0]))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(SumTo.make([dots[0]], tuple(self.params)))
+
+    def _numpycode(self, printer: Any) -> str:
+        x = _p(printer, self.args[0])
+        target = tuple(self.params)
+        if not target:
+            return f"numpy.sum({x})"
+        return f"sg.sum_to({x}, {target!r})"
+
+
+def sum_to(value: Any, value_shape: Shape, target: Shape, add: Add) -> Any:
+    """`value` (of `value_shape`) summed over the axes along which it was broadcast to `target`."""
+    if value_shape == target or np.broadcast_shapes(value_shape, target) == target:
+        return value  # already no larger than the target: broadcasting will spread it
+    return add(SumTo.make([atom(value, add)], tuple(target)))
+
+
+def broadcast(value: Any, value_shape: Shape, target: Shape, add: Add) -> Any:
+    """`value` materialised (as a view) in the `target` shape, when it is smaller."""
+    if value_shape == target:
+        return value
+    return add(Broadcast.make([atom(value, add)], tuple(target)))
+
+
+class Transpose(ArrayOp):
+    """`x.T` / `numpy.transpose(x, axes)`."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0][i] for i in self.params)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        inverse = tuple(int(i) for i in np.argsort(self.params))
+        return [transpose(bar, inverse, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return transpose(dots[0], tuple(self.params), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        x = _p(printer, self.args[0])
+        axes = tuple(self.params)
+        if axes == tuple(reversed(range(len(axes)))):
+            return f"{printer.parenthesize(self.args[0], 60)}.T" if len(axes) > 1 else x
+        return f"numpy.transpose({x}, {axes!r})"
+
+
+def transpose(x: Any, axes: Sequence[int], add: Add) -> Any:
+    if _is_scalar_number(x) or tuple(axes) == tuple(range(len(axes))):
+        return x
+    return add(Transpose.make([atom(x, add)], tuple(axes)))
+
+
+# --- reductions --------------------------------------------------------------------------------
+
+
+class Reduction(ArrayOp):
+    """Parameters: (axes, keepdims)."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        axes, keepdims = self.params
+        return _reduced(shapes[0], axes, keepdims)
+
+    def _spread(self, value: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        """A reduced value reshaped so that it broadcasts against the operand."""
+        axes, keepdims = self.params
+        if keepdims or axes is None:  # a full reduction is a scalar: it broadcasts as it is
+            return value
+        return reshape(value, keep_shape(shapes[0], axes), add)
+
+    def _axis_text(self) -> str:
+        axes, keepdims = self.params
+        text = ""
+        if axes is not None:
+            text += f", axis={axes!r}"
+        if keepdims:
+            text += ", keepdims=True"
+        return text
+
+
+class ArraySum(Reduction):
+    """`numpy.sum(x, axis, keepdims)`; `numpy.mean` is a sum divided by a count."""
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [self._spread(bar, shapes, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(ArraySum.make([dots[0]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.sum({_p(printer, self.args[0])}{self._axis_text()})"
+
+
+class ArrayProd(Reduction):
+    """`numpy.prod(x, axis, keepdims)`; gradient out/x (not defined where x has zeros)."""
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        x = self.args[0]
+        return [self._spread(bar, shapes, add) * self._spread(out, shapes, add) / x]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        x = self.args[0]
+        return out * add(ArraySum.make([add(dots[0] / x)], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.prod({_p(printer, self.args[0])}{self._axis_text()})"
+
+
+class ArrayExtremum(Reduction):
+    """`numpy.max` / `numpy.min` over axes: ties share the gradient evenly."""
+
+    ufunc = "max"
+
+    def _weights(self, out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        x = self.args[0]
+        axes, _ = self.params
+        hit = add(sympy.Piecewise((1, sympy.Eq(x, self._spread(out, shapes, add))), (0, True)))
+        count = add(ArraySum.make([hit], (axes, True)))
+        return hit / count
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [self._spread(bar, shapes, add) * self._weights(out, shapes, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        weights = add(dots[0] * self._weights(out, shapes, add))
+        return add(ArraySum.make([weights], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.{self.ufunc}({_p(printer, self.args[0])}{self._axis_text()})"
+
+
+class ArrayMax(ArrayExtremum):
+    ufunc = "max"
+
+
+class ArrayMin(ArrayExtremum):
+    ufunc = "min"
+
+
+class LogSumExp(Reduction):
+    """log(sum(exp(x))) over axes, computed stably (shifted by the maximum)."""
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        x = self.args[0]
+        softmax = add(sympy.exp(x - self._spread(out, shapes, add)))
+        return [self._spread(bar, shapes, add) * softmax]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        x = self.args[0]
+        softmax = add(sympy.exp(x - self._spread(out, shapes, add)))
+        return add(ArraySum.make([add(dots[0] * softmax)], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"sg.logsumexp({_p(printer, self.args[0])}{self._axis_text()})"
+
+
+# --- linear algebra ----------------------------------------------------------------------------
+
+
+class MatMul(ArrayOp):
+    """`a @ b`, `numpy.matmul`, `numpy.dot` for 1-D and 2-D operands."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return _matmul_shape(*shapes)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        a, b = self.args[:2]
+        sa, sb = shapes
+        if len(sa) == 1 and len(sb) == 1:
+            return [bar * b, bar * a]
+        if len(sa) == 2 and len(sb) == 1:
+            return [add(Outer.make([bar, b], ())), matmul(transpose(a, (1, 0), add), bar, add)]
+        if len(sa) == 1 and len(sb) == 2:
+            return [matmul(b, bar, add), add(Outer.make([a, bar], ()))]
+        return [matmul(bar, transpose(b, (1, 0), add), add), matmul(transpose(a, (1, 0), add), bar, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        a, b = self.args[:2]
+        terms = [matmul(dots[0], b, add) if dots[0] != 0 else 0, matmul(a, dots[1], add) if dots[1] != 0 else 0]
+        return sympy.Add(*terms)
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer.parenthesize(arg, 50) for arg in self.args[:2])
+        return f"{a} @ {b}"
+
+
+def _matmul_shape(sa: Shape, sb: Shape) -> Shape:
+    if not sa or not sb or len(sa) > 2 or len(sb) > 2:
+        raise ValueError(f"matmul of shapes {sa} and {sb}: only 1-D and 2-D operands are supported")
+    inner_a, inner_b = sa[-1], sb[0]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul shapes {sa} and {sb} do not align ({inner_a} != {inner_b})")
+    return (*sa[:-1], *sb[1:])
+
+
+def matmul(a: Any, b: Any, add: Add) -> Any:
+    return add(MatMul.make([atom(a, add), atom(b, add)], ()))
+
+
+class Outer(ArrayOp):
+    """`numpy.outer(a, b)` of two vectors."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return (math.prod(shapes[0]), math.prod(shapes[1]))
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        a, b = self.args[:2]
+        return [matmul(bar, b, add), matmul(a, bar, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        a, b = self.args[:2]
+        terms = []
+        if dots[0] != 0:
+            terms.append(add(Outer.make([dots[0], b], ())))
+        if dots[1] != 0:
+            terms.append(add(Outer.make([a, dots[1]], ())))
+        return sympy.Add(*terms)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.outer({_p(printer, self.args[0])}, {_p(printer, self.args[1])})"
+
+
+class Eye(ArrayOp):
+    """`numpy.eye(n)`: a constant, from the adjoint of a trace."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        n = self.params
+        return (n, n)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return []
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.eye({self.params})"
+
+
+class Trace(ArrayOp):
+    """`numpy.trace(x)` of a square matrix."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return ()
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [bar * add(Eye.make([], shapes[0][0]))]  # bar is a scalar here
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(Trace.make([dots[0]], ()))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.trace({_p(printer, self.args[0])})"
+
+
+# --- indexing, stacking, constants -------------------------------------------------------------
+
+
+def index_text(index: Sequence[Any]) -> str:
+    """`2, :9` for the encoded index ((2, ("slice", None, 9, None)))."""
+    parts = []
+    for item in index:
+        if isinstance(item, tuple):
+            _, start, stop, step = item
+            text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+            parts.append(text + (f":{step}" if step is not None else ""))
+        elif item is None:
+            parts.append("None")
+        else:
+            parts.append(str(item))
+    return ", ".join(parts)
+
+
+def python_index(index: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(slice(*item[1:]) if isinstance(item, tuple) else item for item in index)
+
+
+def indexed_shape(shape: Shape, index: Sequence[Any]) -> Shape:
+    """The shape of `x[index]`, computed on a zero-strided view (no memory)."""
+    return tuple(np.broadcast_to(np.empty(()), shape)[python_index(index)].shape)
+
+
+class Index(ArrayOp):
+    """`x[i]`, `x[i, j]`, `x[a:b]` with constant indices: a view."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return indexed_shape(shapes[0], self.params)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(Scatter.make([bar], (self.params, shapes[0])))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(Index.make([dots[0]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer.parenthesize(self.args[0], 60)}[{index_text(self.params)}]"
+
+
+class Scatter(ArrayOp):
+    """The adjoint of indexing: zeros of the indexed array's shape, `value` at the index."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params[1])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(Index.make([bar], self.params[0]))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(Scatter.make([dots[0]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        index, shape = self.params
+        return f"sg.scatter({_p(printer, self.args[0])}, numpy.s_[{index_text(index)}], {tuple(shape)!r})"
+
+
+class Stack(ArrayOp):
+    """`numpy.stack(parts, axis)` of a constant number of parts of one shape."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        axis = self.params
+        out = list(shapes[0])
+        out.insert(axis, len(shapes))
+        return tuple(out)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        axis = self.params
+        lead = [("slice", None, None, None)] * axis
+        return [add(Index.make([bar], (*lead, i))) for i in range(len(shapes))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        parts = [d if d != 0 else add(Full.make([], (tuple(s), 0.0))) for d, s in zip(dots, shapes)]
+        return add(Stack.make(parts, self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        parts = ", ".join(_p(printer, a) for a in self.operands)
+        return f"numpy.stack(sg.broadcast_all({parts}), axis={self.params})"
+
+
+class Concatenate(ArrayOp):
+    """`numpy.concatenate(parts, axis)` of a constant number of parts."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        axis = self.params
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        return tuple(out)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        axis = self.params
+        lead = [("slice", None, None, None)] * axis
+        start, parts = 0, []
+        for shape in shapes:
+            stop = start + shape[axis]
+            parts.append(add(Index.make([bar], (*lead, ("slice", start, stop, None)))))
+            start = stop
+        return parts
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        parts = [d if d != 0 else add(Full.make([], (tuple(s), 0.0))) for d, s in zip(dots, shapes)]
+        return add(Concatenate.make(parts, self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        parts = ", ".join(_p(printer, a) for a in self.operands)
+        return f"numpy.concatenate(({parts},), axis={self.params})"
+
+
+class Full(ArrayOp):
+    """`numpy.full(shape, value)`: `zeros_like`, `ones_like` of a traced array."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return []
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        shape, value = self.params
+        return f"numpy.full({tuple(shape)!r}, {float(value)!r})"
+
+
+def shape_of(expr: Any, shapes: dict[Any, Shape]) -> Shape:
+    """The shape of a graph expression: an array op's own rule, else NumPy broadcasting of
+    the shapes of the symbols it reads (elementwise code)."""
+    if isinstance(expr, ArrayOp):
+        return expr.shape([shape_of(o, shapes) for o in expr.operands])
+    symbols = getattr(expr, "free_symbols", ())
+    if not symbols:
+        return ()
+    return tuple(np.broadcast_shapes(*[shapes[s] for s in symbols]))

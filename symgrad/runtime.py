@@ -1,0 +1,48 @@
+"""Small NumPy helpers that generated array code calls as `sg.<name>`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum `x` over the axes along which a value of `shape` was broadcast to `x.shape`.
+
+    >>> sum_to(np.ones((2, 3)), (3,))
+    array([2., 2., 2.])
+    """
+    x = np.asarray(x)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+
+def scatter(value: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of `shape` with `value` at `index`: the adjoint of `x[index]`.
+
+    >>> scatter(5.0, np.s_[1], (3,))
+    array([0., 5., 0.])
+    """
+    out = np.zeros(shape, dtype=np.result_type(value, np.float64))
+    out[index] = value
+    return out
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(x))) over `axis`, shifted by the maximum so it never overflows.
+
+    >>> float(logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    """
+    x = np.asarray(x, dtype=np.float64)
+    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())[()]
+
+
+def broadcast_all(*parts: Any) -> list[Any]:
+    """The parts broadcast to one shape, for `numpy.stack`."""
+    return list(np.broadcast_arrays(*parts))
