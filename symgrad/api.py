@@ -320,9 +320,7 @@ def _value_and_grad_result(variant: Variant, single: bool) -> Callable[[list[str
 # --- the derivative family (one graph, one emitter) ----------------------------------------------
 
 
-def _with_inputs(
-    graph: Graph, hints: Sequence[str], like: Sequence[Any]
-) -> tuple[Graph, list[sympy.Symbol]]:
+def _with_inputs(graph: Graph, hints: Sequence[str], like: Sequence[Any]) -> tuple[Graph, list[sympy.Symbol]]:
     """A copy of `graph` taking extra parameters (cotangents, tangents) after its own, each
     shaped like the corresponding value in `like`."""
     result = graph.extend()
@@ -486,7 +484,9 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
     if compiled.probe(static, dynamic).output_shapes:  # an array program: tangents in full shape
         values = dict(zip(compiled.dynamic, dynamic))
-        tangents = tuple(_shaped_like(t, np.shape(values[n]), "tangent") for t, n in zip(tangents, compiled.wrt))
+        tangents = tuple(
+            _shaped_like(t, np.shape(values[n]), "tangent") for t, n in zip(tangents, compiled.wrt)
+        )
     raw, call = compiled.execute(static, dynamic, tangents)
     return compiled._finish(compiled, raw, call)
 
@@ -588,16 +588,25 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
         return compiled._finish(compiled, raw, call)
     inner = getattr(compiled, "_pullbacks", None)
     if inner is None:
-        target = compiled.fn if compiled.kind == "jacobian" else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static)
+        target = (
+            compiled.fn
+            if compiled.kind == "jacobian"
+            else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static)
+        )
         inner = compiled._pullbacks = vjp(target, wrt=compiled.wrt, static=compiled.static)  # type: ignore[attr-defined]
     value, pullback = inner(*args, **kwargs)
     outputs = value if isinstance(value, tuple) else (value,)
-    blocks = [_jacobian_block(pullback, outputs, k, dict(zip(compiled.dynamic, dynamic)), compiled.wrt) for k in range(len(outputs))]
+    blocks = [
+        _jacobian_block(pullback, outputs, k, dict(zip(compiled.dynamic, dynamic)), compiled.wrt)
+        for k in range(len(outputs))
+    ]
     per_output = [b[0] if len(compiled.wrt) == 1 and compiled.single else b for b in blocks]
     return per_output[0] if len(outputs) == 1 else tuple(per_output)
 
 
-def _jacobian_block(pullback: Any, outputs: Sequence[Any], k: int, args: dict[str, Any], wrt: Sequence[str]) -> tuple[Any, ...]:
+def _jacobian_block(
+    pullback: Any, outputs: Sequence[Any], k: int, args: dict[str, Any], wrt: Sequence[str]
+) -> tuple[Any, ...]:
     """d outputs[k] / d each wrt argument, stacked in the output's shape + the argument's."""
     shape = np.shape(outputs[k])
     rows: list[list[Any]] = [[] for _ in wrt]
@@ -609,9 +618,7 @@ def _jacobian_block(pullback: Any, outputs: Sequence[Any], k: int, args: dict[st
         grads = grads if isinstance(grads, tuple) else (grads,)
         for row, g in zip(rows, grads):
             row.append(np.asarray(g, dtype=np.float64))
-    return tuple(
-        np.stack(row).reshape(*shape, *np.shape(args[name])) for row, name in zip(rows, wrt)
-    )
+    return tuple(np.stack(row).reshape(*shape, *np.shape(args[name])) for row, name in zip(rows, wrt))
 
 
 def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:

@@ -315,7 +315,10 @@ class MatMul(ArrayOp):
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
         a, b = self.args[:2]
-        terms = [matmul(dots[0], b, add) if dots[0] != 0 else 0, matmul(a, dots[1], add) if dots[1] != 0 else 0]
+        terms = [
+            matmul(dots[0], b, add) if dots[0] != 0 else 0,
+            matmul(a, dots[1], add) if dots[1] != 0 else 0,
+        ]
         return sympy.Add(*terms)
 
     def _numpycode(self, printer: Any) -> str:

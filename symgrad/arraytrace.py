@@ -103,47 +103,68 @@ class ArrayTracing:
         if self.graph.shapes is None:
             raise ShapesNeeded
 
-    def array_call(self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST, hint: str | None) -> Any:
+    def array_call(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST, hint: str | None
+    ) -> Any:
         self.needs_shapes()
         handler = getattr(self, f"array_{name}")
         try:
             inspect.signature(handler).bind(*args, node=node, hint=hint, **kwargs)
         except TypeError as exc:
             raise self.error(
-                TracingError, node, f"bad arguments for `{ast.unparse(node)}`: {exc}", "check the NumPy signature"
+                TracingError,
+                node,
+                f"bad arguments for `{ast.unparse(node)}`: {exc}",
+                "check the NumPy signature",
             ) from None
         return handler(*args, node=node, hint=hint, **kwargs)
 
-    def op(self, cls: type[arrays.ArrayOp], operands: Sequence[Any], params: Any, hint: str | None, node: ast.AST) -> Any:
+    def op(
+        self, cls: type[arrays.ArrayOp], operands: Sequence[Any], params: Any, hint: str | None, node: ast.AST
+    ) -> Any:
         return self.node(cls.make([sympy.sympify(o) for o in operands], params), hint, node)
 
     # --- reductions ----------------------------------------------------------------------------
 
-    def _reduce(self, cls: type[arrays.Reduction], x: Any, axis: Any, keepdims: bool, node: ast.AST, hint: str | None) -> Any:
+    def _reduce(
+        self, cls: type[arrays.Reduction], x: Any, axis: Any, keepdims: bool, node: ast.AST, hint: str | None
+    ) -> Any:
         shape = self.shape(x)
         if not shape:
             return x  # a scalar reduces to itself
         axes = _axes(axis, len(shape))
         return self.op(cls, [x], (axes, bool(keepdims)), hint, node)
 
-    def array_sum(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_sum(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         return self._reduce(arrays.ArraySum, x, axis, keepdims, node, hint)
 
-    def array_prod(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_prod(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         return self._reduce(arrays.ArrayProd, x, axis, keepdims, node, hint)
 
-    def array_max(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_max(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         return self._reduce(arrays.ArrayMax, x, axis, keepdims, node, hint)
 
-    def array_min(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_min(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         return self._reduce(arrays.ArrayMin, x, axis, keepdims, node, hint)
 
-    def array_logsumexp(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_logsumexp(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         if not self.shape(x):
             return x
         return self._reduce(arrays.LogSumExp, x, axis, keepdims, node, hint)
 
-    def array_mean(self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None) -> Any:
+    def array_mean(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
         shape = self.shape(x)
         axes = _axes(axis, len(shape))
         count = math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
@@ -156,7 +177,9 @@ class ArrayTracing:
         if not self.shape(a) or not self.shape(b):
             if isinstance(node, ast.BinOp):  # `@` refuses scalars, as in NumPy
                 raise self.error(
-                    UnsupportedSyntaxError, node, "`@` needs 1-D or 2-D arrays on both sides",
+                    UnsupportedSyntaxError,
+                    node,
+                    "`@` needs 1-D or 2-D arrays on both sides",
                     "multiply numbers with `*`",
                 )
             return self.node(sympy.sympify(a) * sympy.sympify(b), hint, node)  # np.dot(2.0, x)
@@ -213,7 +236,10 @@ class ArrayTracing:
     def _parts(self, parts: Any, node: ast.AST) -> list[Any]:
         if not isinstance(parts, tuple) or not parts:
             raise self.error(
-                TracingError, node, "stack/concatenate need a tuple or list of parts", "write np.stack([a, b, c])"
+                TracingError,
+                node,
+                "stack/concatenate need a tuple or list of parts",
+                "write np.stack([a, b, c])",
             )
         return list(parts)
 
@@ -242,7 +268,9 @@ class ArrayTracing:
         shape = self.shape(base)
         if not shape:
             raise self.error(
-                UnsupportedSyntaxError, node, "indexing a scalar (this argument is a number here)",
+                UnsupportedSyntaxError,
+                node,
+                "indexing a scalar (this argument is a number here)",
                 "pass an array to index, or pass the elements as separate arguments",
             )
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
@@ -250,13 +278,17 @@ class ArrayTracing:
         try:
             result_shape = arrays.indexed_shape(shape, index)
         except IndexError as exc:
-            raise self.error(TracingError, node, f"index out of range for shape {shape}: {exc}", "use a smaller index") from None
+            raise self.error(
+                TracingError, node, f"index out of range for shape {shape}: {exc}", "use a smaller index"
+            ) from None
         del result_shape
         return self.op(arrays.Index, [base], index, hint, node)
 
     def _index_item(self, item: ast.expr, node: ast.AST) -> Any:
         if isinstance(item, ast.Slice):
-            bounds = [None if b is None else self._static_int(b, node) for b in (item.lower, item.upper, item.step)]
+            bounds = [
+                None if b is None else self._static_int(b, node) for b in (item.lower, item.upper, item.step)
+            ]
             return ("slice", *bounds)
         return self._static_int(item, node)
 
@@ -268,10 +300,14 @@ class ArrayTracing:
             return int(value)
         if isinstance(value, sympy.Basic) and value.free_symbols:
             raise self.error(
-                UnsupportedSyntaxError, node, "an index computed from traced values (fancy indexing)",
+                UnsupportedSyntaxError,
+                node,
+                "an index computed from traced values (fancy indexing)",
                 "index with constants, loop counters or static arguments",
             )
         raise self.error(
-            UnsupportedSyntaxError, node, f"unsupported index {ast.unparse(item)!r}",
+            UnsupportedSyntaxError,
+            node,
+            f"unsupported index {ast.unparse(item)!r}",
             "use ints and slices with constant bounds (x[i], x[i, j], x[a:b])",
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import numbers
 import threading
@@ -116,6 +115,7 @@ class Compiled:
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
         self.shaped = False  # set when tracing finds array-level operations: one variant per shape
+        self._entries: dict[tuple[Any, ...], Callable[..., Any] | None] = {}  # per static variant
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
         self._lock = threading.Lock()
@@ -293,19 +293,45 @@ class Compiled:
             raw = tuple(_as_float(r) for r in raw)
         return raw, Call(dynamic, scalar, None, static)
 
-    def _install_entry(self) -> None:
-        """Give this object a generated `__call__` for Python floats (one frame per call)."""
-        variant = self.variant()
-        if variant.kernel.scalar_source is None:
-            return
+    def _install_entry(self, static: dict[str, Any]) -> None:
+        """Generated entry points for the common calls (Python floats; float64 arrays of one
+        shape): one per static variant, so a call costs about one Python frame more than the
+        generated program itself. Array programs (one variant per shape) get none."""
+        variant = self.variant(static)
         result = self._result(variant, self.single) if self._result is not None else None
         params = self._signature.parameters.values()
-        if result is None or any(p.kind not in (p.POSITIONAL_OR_KEYWORD,) for p in params):
+        key = tuple((type(static[n]), static[n]) for n in self.static)
+        self._entries[key] = None  # tried: the general path serves it unless replaced below
+        if result is None or variant.kernel.scalar_source is None:
             return
+        if any(p.kind not in (p.POSITIONAL_OR_KEYWORD,) for p in params):
+            return
+        order = self.params
+
+        def general(*dynamic: Any) -> Any:
+            values = dict(zip(self.dynamic, dynamic), **static)
+            return Compiled.__call__(self, *[values[p] for p in order])
+
+        def finish_arrays(raw: tuple[Any, ...], *args: Any) -> Any:
+            return self._finish(self, raw, Call(list(args), False, np.shape(args[0]), static))
+
         defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        general = functools.partial(Compiled.__call__, self)
-        entry = emit.entry_function(variant.kernel, self.params, defaults, result, general)
-        self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(entry)})
+        if not self.static:
+            entry = emit.entry_function(
+                variant.kernel, self.dynamic, defaults, result, general, finish_arrays
+            )
+            self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(entry)})
+            return
+        entry = emit.entry_function(variant.kernel, self.dynamic, {}, result, general, finish_arrays)
+        self._entries[key] = entry
+        if type(self) is Compiled:
+            dispatch = emit.dispatch_function(
+                self.__name__, self.params, self.static, defaults, self._entries, self._general
+            )
+            self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(dispatch)})
+
+    def _general(self, *args: Any, **kwargs: Any) -> Any:
+        return Compiled.__call__(self, *args, **kwargs)
 
     def _call_arrays(self, args: tuple[Any, ...]) -> Any:
         """float64 arrays and floats, positionally, no static arguments: skip binding and checks."""
@@ -361,9 +387,15 @@ class Compiled:
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
         raw, call = self.run(args, kwargs)
-        if not self._simple and not self.static and not self.shaped:
+        if self.shaped:
+            pass  # array programs: one variant per shape, reached through the general path
+        elif not self.static and not self._simple:
             self._simple = True
-            self._install_entry()
+            self._install_entry({})
+        elif self.static and not kwargs and len(args) == len(self.params):
+            key = tuple((type(call.static[n]), call.static[n]) for n in self.static)
+            if key not in self._entries:
+                self._install_entry(call.static)
         return self._finish(self, raw, call)
 
 
@@ -410,9 +442,9 @@ def _fresh(gradient: Any, shape: tuple[int, ...], dtype: Any, call: Call) -> boo
         isinstance(gradient, np.ndarray)
         and gradient.shape == shape
         and gradient.dtype == dtype
+        and gradient.base is None  # not a view (views of inputs and broadcasts have a base)
         and gradient.flags.writeable
-        and gradient.base is None
-        and not any(isinstance(a, np.ndarray) and np.may_share_memory(gradient, a) for a in call.args)
+        and not any(gradient is a for a in call.args)  # not an input passed straight through
     )
 
 

@@ -109,6 +109,11 @@ def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
     return sympy.Piecewise((contribution, where), (0, True))
 
 
+# A value used in many places (a shared weight in an unrolled loop) gets its adjoint as a
+# running sum every few contributions, instead of one sum at the end that keeps every term alive.
+_RUNNING_SUM = 4
+
+
 def _is_scaled_symbol(expr: Expr) -> bool:
     return (
         isinstance(expr, sympy.Mul)
@@ -147,7 +152,10 @@ def reverse(
 
     def receive(symbol: Expr, value: Expr, where: Any) -> None:
         if symbol in active and value != 0:
-            contributions.setdefault(symbol, []).append(value)
+            pending = contributions.setdefault(symbol, [])
+            pending.append(value)
+            if len(pending) >= _RUNNING_SUM:  # sum as they arrive: their operands can be freed
+                pending[:] = [result.add(sympy.Add(*pending), f"d{prefix}d{symbol}_partial")]
             supports[symbol] = sympy.Or(supports.get(symbol, sympy.false), where)
 
     shapes = result.shapes  # None for elementwise programs, where NumPy broadcasting suffices
@@ -195,7 +203,8 @@ def reverse(
     gradients = []
     for x in wrt:
         total = shaped(sympy.Add(*contributions.get(x, [sympy.S.Zero])), x)
-        gradients.append(result.add(total, f"d{prefix}d{x}", alias=total in result.memo.values()))
+        alias = isinstance(total, sympy.Symbol) and total not in result.inputs  # `dfdy = dfdt3`
+        gradients.append(result.add(total, f"d{prefix}d{x}", alias=alias))
     result.outputs = tuple(gradients)
     result.tuple_output = len(gradients) != 1
     return result

@@ -62,6 +62,8 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         if cond == sympy.true or not rest:
             return self._print(value)
         other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
+        if value == 1 and other == 0:  # an indicator: a cast is 2x faster than a where
+            return f"numpy.asarray({self._print(cond)}, dtype=numpy.float64)"
         return f"numpy.where({self._print(cond)}, {self._branch(value)}, {self._branch(other)})"
 
     def _branch(self, value: Any) -> str:
@@ -270,8 +272,9 @@ def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
         defaults=[],
     )
     fn = ast.FunctionDef(name=name, args=args, body=[ast.Pass()], decorator_list=[], returns=None)
-    head = astor.to_source(fn).splitlines()[0]
-    return [head, f'    """{doc}"""']
+    text = astor.to_source(fn)
+    head = text[: text.rindex("pass")].rstrip()  # astor wraps a long parameter list over lines
+    return [*head.splitlines(), f'    """{doc}"""']
 
 
 def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[str, int] | None) -> Iterator[str]:
@@ -402,33 +405,90 @@ def entry_function(
     defaults: dict[str, Any],
     result: Callable[[list[str]], str],
     general: Callable[..., Any],
+    finish_arrays: Callable[..., Any],
 ) -> Callable[..., Any]:
-    """The floats-only entry point: the scalar program inlined behind a type check, returning
-    the final result (`result` arranges the output names), anything else going to `general`.
+    """The entry point of a compiled derivative, for the two common cases:
 
-    One Python frame per call: on Rosenbrock this is what brings a gradient call close to the
-    cost of hand-written code."""
+    - Python floats: the scalar program inlined behind a type check (one Python frame per
+      call: on Rosenbrock this is what brings a gradient call close to hand-written code);
+    - float64 arrays of one shape: the NumPy program, whose fresh results are returned as
+      they are (`finish_arrays` shapes any other result).
+
+    `result` arranges the output names into the final value; anything else goes to `general`."""
     lines = kernel.scalar_source.splitlines()
-    body, returned = lines[2:-1], lines[-1].strip()
+    start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1  # after the docstring
+    body, returned = lines[start:-1], lines[-1].strip()
     if not any(line.strip() and not line.strip().startswith("#") for line in body):
         body = ["    pass"]  # every result is an input or a constant
     outputs = [o for o in returned[len("return (") : -1].split(", ") if o and o != ","]
     outputs = [o.rstrip(",") for o in outputs]
     signature = ", ".join(f"{p}=_default_{p}" if p in defaults else p for p in params)
-    check = " and ".join(f"type({p}) is float" for p in params)
+    floats = " and ".join(f"type({p}) is float" for p in params)
+    arrays = " and ".join(
+        f"type({p}) is _ndarray and {p}.dtype is _float64"
+        + (f" and {p}.shape == {params[0]}.shape" if i else "")
+        for i, p in enumerate(params)
+    )
+    names = [f"_o{i}" for i in range(len(outputs))]
+    fresh = " and ".join(
+        f"type({o}) is _ndarray and {o}.base is None and {o}.shape == {params[0]}.shape"
+        + "".join(f" and {o} is not {p}" for p in params)
+        for o in names
+    )
     call = ", ".join(params)
     source = "\n".join(
         [
             f"def {kernel.name}({signature}):",
-            f"    if {check}:",
+            f"    if {floats}:",
             "        try:",
             *[f"        {line}" for line in body],
             "        except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan",
             f"            return _general({call})",
             f"        return {result(outputs)}",
+            f"    if {arrays}:",
+            f"        _raw = _array_program({call})",
+            f"        {', '.join(names)}, = _raw",
+            f"        if {fresh}:",
+            f"            return {result(names)}",
+            f"        return _finish_arrays(_raw, {call})",
             f"    return _general({call})",
         ]
     )
     namespace = {f"_default_{p}": v for p, v in defaults.items()}
-    namespace["_general"] = general
+    namespace.update(
+        _general=general,
+        _finish_arrays=finish_arrays,
+        _array_program=kernel.array_fn,
+        _ndarray=np.ndarray,
+        _float64=np.dtype(np.float64),
+    )
     return compile_source(source + "\n", kernel.name, namespace)
+
+
+def dispatch_function(
+    name: str,
+    params: Sequence[str],
+    static: Sequence[str],
+    defaults: dict[str, Any],
+    entries: dict[tuple[Any, ...], Callable[..., Any] | None],
+    general: Callable[..., Any],
+) -> Callable[..., Any]:
+    """`__call__` of a derivative with static parameters: the entry point of the variant
+    for these static values (keyed by type and value, so that 1 and 1.0 stay apart)."""
+    key = ", ".join(f"(type({p}), {p})" for p in static)
+    dynamic = ", ".join(p for p in params if p not in static)
+    source = "\n".join(
+        [
+            f"def {name}({', '.join(f'{p}=_default_{p}' if p in defaults else p for p in params)}):",
+            "    try:",
+            f"        entry = _entries.get(({key},))",
+            "    except TypeError:  # an unhashable static value: the general path explains",
+            "        entry = None",
+            "    if entry is not None:",
+            f"        return entry({dynamic})",
+            f"    return _general({', '.join(params)})",
+        ]
+    )
+    namespace = {f"_default_{p}": v for p, v in defaults.items()}
+    namespace.update(_entries=entries, _general=general)
+    return compile_source(source + "\n", name, namespace)

@@ -159,7 +159,11 @@ def fence(source: Source) -> None:
             "list every parameter by name",
         )
     call_lists = {
-        id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call) for arg in node.args if isinstance(arg, ast.List)
+        id(arg)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for arg in node.args
+        if isinstance(arg, ast.List)
     }  # np.stack([a, b]): a list literal as a call argument is a tuple of parts
     for stmt in tree.body:
         for node in ast.walk(stmt):

@@ -795,7 +795,9 @@ class _StructureMismatchError(Exception):
     """Values to select between are not all numbers, or are tuples of different sizes."""
 
 
-def trace(source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+def trace(
+    source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None = None
+) -> Graph:
     """Interpret `source` into a Graph whose inputs are its non-static parameters.
 
     With `shapes` (one per input), every node knows its shape and array-level operations

@@ -1,0 +1,214 @@
+# ruff: noqa: N803, N806  (D: the loop bound, named as in the benchmark issue)
+"""Workload functions of the benchmark suite, written once per system.
+
+symgrad reads source, so its versions are plain module-level functions written with `np`.
+The peers' versions are built by small factories (`make_*`) so that this module imports
+without jax, torch or autograd installed. The hand-written gradients are the baselines.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+GENERATED = Path(__file__).resolve().parent / "_generated"
+
+# --- W1: relu summed (the seed tutorial) --------------------------------------------------------
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def relu_grad_hand(x):
+    return (x > 0).astype(float)
+
+
+def make_relu(xp: Any, kind: str) -> Callable[..., Any]:
+    if kind == "torch":
+        return lambda x: xp.clamp(x, min=0)
+    return lambda x: xp.maximum(x, 0)
+
+
+# --- W2: Rosenbrock on Python floats -------------------------------------------------------------
+
+
+def rosen(x, y):
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def rosen_grad_hand(x, y):
+    r = y - x * x
+    return (-2.0 * (1.0 - x) - 400.0 * x * r, 200.0 * r)
+
+
+def make_rosen(xp: Any, kind: str) -> Callable[..., Any]:
+    return lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+# --- W3: a smooth elementwise function on 1e6 float64 ---------------------------------------------
+
+
+def smooth(x):
+    return np.sin(x) * np.exp(-(x**2) / 2) / (1 + x**2) + np.log(1 + np.exp(x))
+
+
+def smooth_grad_hand(x):
+    """d/dx [sin(x) e^(-x^2/2) / (1+x^2) + log(1+e^x)], written by hand with few temporaries."""
+    q = x * x
+    q += 1.0  # q = 1 + x^2
+    e = np.exp(-0.5 * (q - 1.0))  # e^(-x^2/2)
+    e /= q
+    s = np.sin(x)
+    t = 2.0 / q
+    t += 1.0
+    t *= x
+    t *= s  # x sin(x) (1 + 2/q)
+    g = np.cos(x)
+    g -= t
+    g *= e
+    ex = np.exp(x)
+    ex /= 1.0 + ex  # softplus' = sigmoid
+    g += ex
+    return g
+
+
+def make_smooth(xp: Any, kind: str) -> Callable[..., Any]:
+    return lambda x: xp.sin(x) * xp.exp(-(x**2) / 2) / (1 + x**2) + xp.log(1 + xp.exp(x))
+
+
+# --- W4: a scalar recurrence h = tanh(w[i % 10] * h + b), unrolled D times ------------------------
+
+W4_PARAMS = ("h0", *(f"w{i}" for i in range(10)), "b")
+
+
+def rnn(h0, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, b, D):
+    w = (w0, w1, w2, w3, w4, w5, w6, w7, w8, w9)
+    h = h0
+    for i in range(D):
+        h = np.tanh(w[i % 10] * h + b)
+    return h
+
+
+def make_rnn(xp: Any, kind: str, D: int) -> Callable[..., Any]:
+    def f(h0, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, b):
+        w = (w0, w1, w2, w3, w4, w5, w6, w7, w8, w9)
+        h = h0
+        for i in range(D):
+            h = xp.tanh(w[i % 10] * h + b)
+        return h
+
+    return f
+
+
+def rnn_value_and_grad_hand(h0: Any, *rest: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Hand-written reverse pass of `rnn(h0, w0, ..., w9, b, D)`; Python floats use `math`,
+    a 1-D array of h0 values uses NumPy (w and b shared: their gradients are summed)."""
+    *w, b, D = rest
+    assert len(w) == 10
+    scalar = type(h0) is float
+    tanh = math.tanh if scalar else np.tanh
+    hs = [h0]
+    h = h0
+    for i in range(D):
+        h = tanh(w[i % 10] * h + b)
+        hs.append(h)
+    gh = 1.0
+    gw = [0.0] * 10
+    gb = 0.0
+    for i in range(D - 1, -1, -1):
+        h = hs[i + 1]
+        d = gh * (1.0 - h * h)
+        if scalar:
+            gw[i % 10] += d * hs[i]
+            gb += d
+        else:  # a batch of h0 values sharing the parameters w, b (1-D arrays)
+            gw[i % 10] += float(np.dot(d, hs[i]))
+            gb += float(np.sum(d))
+        gh = d * w[i % 10]
+    return hs[-1], (gh, *gw, gb)
+
+
+def rnn_forward_source(D: int) -> str:
+    """The function alone, unrolled by hand: the reference for the operation count."""
+    lines = [f"def rnn_unrolled({', '.join(W4_PARAMS)}):", "    h = h0"]
+    lines += [f"    h = np.tanh(w{i % 10} * h + b)" for i in range(D)]
+    lines.append("    return h")
+    return "\n".join(lines) + "\n"
+
+
+def count_ops(source: str) -> int:
+    """Arithmetic operators and calls in `source`: ast BinOp, UnaryOp and Call nodes."""
+    return sum(isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) for node in ast.walk(ast.parse(source)))
+
+
+# --- W5: sum_i exp(x_i) (x_i - x_{i+1})^2 over n scalar parameters (a generated module) ----------
+
+
+def chain_source(n: int) -> str:
+    args = ", ".join(f"x{i}" for i in range(n))
+    body = ["    s = 0.0"]
+    body += [f"    s = s + XP.exp(x{i}) * (x{i} - x{i + 1}) ** 2" for i in range(n - 1)]
+    body.append("    return s")
+    numpy_body = "\n".join(body).replace("XP.", "np.")
+    peer_body = "\n".join("    " + line for line in body).replace("XP.", "xp.")
+    return (
+        f'"""Generated by benchmarks/workloads.py: W5 with n = {n}."""\n\n'
+        "import numpy as np\n\n\n"
+        f"def chain({args}):\n{numpy_body}\n\n\n"
+        "def make(xp):\n"
+        f"    def chain({args}):\n{peer_body}\n\n"
+        "    return chain\n"
+    )
+
+
+def chain_module(n: int) -> ModuleType:
+    """Write (if needed) and import `benchmarks/_generated/w5_n{n}.py`."""
+    GENERATED.mkdir(exist_ok=True)
+    path = GENERATED / f"w5_n{n}.py"
+    text = chain_source(n)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    name = f"benchmarks._generated.w5_n{n}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def chain_grad_hand(*x: float) -> tuple[float, ...]:
+    n = len(x)
+    g = [0.0] * n
+    exp = math.exp
+    for i in range(n - 1):
+        e = exp(x[i])
+        d = x[i] - x[i + 1]
+        ed = e * d
+        g[i] += ed * d + 2.0 * ed
+        g[i + 1] -= 2.0 * ed
+    return tuple(g)
+
+
+def chain_sympy(n: int) -> Callable[..., Any]:
+    """The naive SymPy path: one expression, `diff` per input, `lambdify(cse=True)`."""
+    import sympy
+
+    xs = sympy.symbols(f"x0:{n}", real=True)
+    expr = sympy.Add(*[sympy.exp(xs[i]) * (xs[i] - xs[i + 1]) ** 2 for i in range(n - 1)])
+    grads = [sympy.diff(expr, x) for x in xs]
+    return sympy.lambdify(xs, grads, modules="math", cse=True)  # type: ignore[no-any-return]
