@@ -410,7 +410,7 @@ def _run_for_vjp(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     static, dynamic = compiled.bind(args, kwargs)
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
     variant = compiled.probe(static, dynamic)
-    ones = [np.ones(s) for s in variant.output_shapes] or [1.0] * variant.primal_outputs
+    ones: list[Any] = [np.ones(s) for s in variant.output_shapes] or [1.0] * variant.primal_outputs
     raw, call = compiled.execute(static, dynamic, ones)
     return compiled._finish(compiled, raw, call)
 
@@ -625,9 +625,10 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if compiled.kind == "hessian":
         _check_scalar_output(compiled, call)
     m, n = compiled.variant(call.static).shape
-    entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), call.shape) for e in raw]
-    stacked = np.stack(entries, axis=-1) if entries else np.zeros((*call.shape, 0))
-    return stacked.reshape(*call.shape, m, n)
+    shape = call.shape or ()  # elementwise programs only: array programs go through pullbacks
+    entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), shape) for e in raw]
+    stacked = np.stack(entries, axis=-1) if entries else np.zeros((*shape, 0))
+    return stacked.reshape(*shape, m, n)
 
 
 def derivative(fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = ()) -> Compiled:

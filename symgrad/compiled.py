@@ -197,8 +197,9 @@ class Compiled:
         return self._latest().kernel.array_source
 
     @property
-    def scalar_source(self) -> str:
-        """Generated plain-Python source, used when every argument is a Python number."""
+    def scalar_source(self) -> str | None:
+        """Generated plain-Python source, used when every argument is a Python number
+        (None for array programs, which always run as NumPy)."""
         return self._latest().kernel.scalar_source
 
     @property
@@ -246,10 +247,8 @@ class Compiled:
     ) -> tuple[tuple[Any, ...], Call]:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
         if not self.shaped:
-            try:
+            with contextlib.suppress(ShapesNeeded):  # found now: `self.shaped` is set
                 kernel = self.variant(static).kernel
-            except ShapesNeeded:
-                pass
         if self.shaped:
             return self._execute_shaped(static, dynamic, extra)
         values = [*dynamic, *extra]

@@ -415,6 +415,7 @@ def entry_function(
       they are (`finish_arrays` shapes any other result).
 
     `result` arranges the output names into the final value; anything else goes to `general`."""
+    assert kernel.scalar_source is not None  # elementwise programs only
     lines = kernel.scalar_source.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1  # after the docstring
     body, returned = lines[start:-1], lines[-1].strip()

@@ -1,0 +1,205 @@
+"""Array programs: reductions, linear algebra and data arguments, against PyTorch and FD."""
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from tests import array_cases as cases
+from tests.helpers import central_diff
+
+torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
+RNG = np.random.default_rng(20261127)
+TOL = {"rtol": 1e-11, "atol": 1e-12}
+
+
+def _torch(*arrays):
+    return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+
+
+def _data():
+    X = RNG.normal(size=(40, 4))
+    return X, RNG.normal(size=4), (RNG.random(40) > 0.5).astype(float)
+
+
+# --- the models of the issue, against PyTorch 2.13 (float64) ----------------------------------------
+
+
+def test_gaussian_loglik():
+    x = RNG.normal(1.0, 2.0, size=200)
+    mu, log_sigma = _torch(0.3, 0.5)
+    tx = torch.tensor(x)
+    z = (tx - mu) / torch.exp(log_sigma)
+    (-0.5 * z**2 - log_sigma - 0.5 * np.log(2 * np.pi)).sum().backward()
+    got = grad(cases.gaussian_loglik, wrt=("mu", "log_sigma"))(0.3, 0.5, x)
+    np.testing.assert_allclose(got, [mu.grad.item(), log_sigma.grad.item()], **TOL)
+    assert all(isinstance(g, float) for g in got)
+
+
+def test_logistic_regression():
+    X, w, y = _data()
+    (tw,) = _torch(w)
+    z = torch.tensor(X) @ tw
+    (torch.nn.functional.softplus(z) - torch.tensor(y) * z).sum().backward()
+    np.testing.assert_allclose(grad(cases.logistic_nll, wrt="w")(w, X, y), tw.grad.numpy(), **TOL)
+
+
+def test_least_squares_and_its_readable_source():
+    X, w, y = _data()
+    (tw,) = _torch(w)
+    ((torch.tensor(X) @ tw - torch.tensor(y)) ** 2).sum().backward()
+    g = grad(cases.least_squares, wrt="w")
+    np.testing.assert_allclose(g(w, X, y), tw.grad.numpy(), **TOL)
+    source = g.source
+    assert "X.T @" in source and "for " not in source  # matrix code, not a loop over elements
+    np.testing.assert_allclose(g(w, X, y), 2 * X.T @ (X @ w - y), **TOL)
+
+
+def test_softmax_cross_entropy_with_stable_logsumexp():
+    X = RNG.normal(size=(30, 4)) * 300  # logits in the hundreds: a naive exp would overflow
+    W = RNG.normal(size=(4, 3))
+    Y = np.eye(3)[RNG.integers(0, 3, 30)]
+    (tW,) = _torch(W)
+    Z = torch.tensor(X) @ tW
+    (torch.logsumexp(Z, 1) - (torch.tensor(Y) * Z).sum(1)).sum().backward()
+    value, got = value_and_grad(cases.softmax_cross_entropy, wrt="W")(W, X, Y)
+    assert np.isfinite(value) and np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, tW.grad.numpy(), rtol=1e-10, atol=1e-9)
+
+
+def test_two_layer_mlp():
+    X, _, y = _data()
+    W1, b1, W2 = RNG.normal(size=(4, 8)), RNG.normal(size=8), RNG.normal(size=8)
+    params = _torch(W1, b1, W2, 0.25)
+    h = torch.tanh(torch.tensor(X) @ params[0] + params[1])
+    ((h @ params[2] + params[3] - torch.tensor(y)) ** 2).mean().backward()
+    got = grad(cases.mlp, wrt=("W1", "b1", "W2", "b2"))(W1, b1, W2, 0.25, X, y)
+    for g, p in zip(got, params):
+        np.testing.assert_allclose(g, p.grad.numpy(), **TOL)
+    assert [np.shape(g) for g in got] == [(4, 8), (8,), (8,), ()]
+
+
+def test_w5_vectorised():
+    x = RNG.normal(size=50)
+    (tx,) = _torch(x)
+    (torch.exp(tx[:-1]) * (tx[:-1] - tx[1:]) ** 2).sum().backward()
+    np.testing.assert_allclose(grad(cases.w5_vectorised)(x), tx.grad.numpy(), **TOL)
+
+
+# --- every array operation against central finite differences -------------------------------------
+
+X43 = RNG.normal(size=(4, 3))
+V3, U4, W4 = RNG.normal(size=3), RNG.normal(size=4), RNG.normal(size=4)
+OPS = [
+    (cases.op_sum_axis, (X43,)),
+    (cases.op_sum_keepdims, (X43,)),
+    (cases.op_mean, (X43,)),
+    (cases.op_prod, (X43,)),
+    (cases.op_max, (X43,)),
+    (cases.op_logsumexp, (X43,)),
+    (cases.op_matvec, (X43, V3)),
+    (cases.op_vecmat, (U4, X43)),
+    (cases.op_matmat, (X43,)),
+    (cases.op_dot, (U4, W4)),
+    (cases.op_outer_trace, (U4, W4)),
+    (cases.op_transpose, (X43,)),
+    (cases.op_index, (X43,)),
+    (cases.op_len_loop, (U4,)),
+    (cases.op_like, (U4,)),
+    (cases.op_stack, (U4, W4)),
+    (cases.op_concatenate, (U4, W4)),
+    (cases.op_methods, (X43,)),
+]
+
+
+@pytest.mark.parametrize(("fn", "args"), OPS, ids=[f.__name__ for f, _ in OPS])
+def test_array_op_gradient(fn, args):
+    got = grad(fn, wrt=tuple(range(len(args))))(*args)
+    for i, arg in enumerate(args):
+        expected = central_diff(fn, list(args), i)
+        assert np.shape(got[i]) == np.shape(arg)
+        np.testing.assert_allclose(got[i], expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("fn", "args"), OPS, ids=[f.__name__ for f, _ in OPS])
+def test_array_op_value_and_jvp(fn, args):
+    value, _ = value_and_grad(fn, wrt=0)(*args)
+    np.testing.assert_allclose(value, fn(*args), rtol=1e-13, atol=1e-13)
+    tangent = RNG.normal(size=np.shape(args[0]))
+    _, forward = jvp(fn, wrt=0)(args, (tangent,))
+    h = 1e-6
+    plus = fn(args[0] + h * tangent, *args[1:])
+    minus = fn(args[0] - h * tangent, *args[1:])
+    np.testing.assert_allclose(forward, (np.asarray(plus) - minus) / (2 * h), rtol=1e-6, atol=1e-7)
+
+
+# --- the derivative family with JAX's shape convention ----------------------------------------------
+
+
+def test_jacobian_hessian_vjp_against_torch():
+    A = RNG.normal(size=(3, 4))
+    x = RNG.normal(size=4)
+    tA = torch.tensor(A)
+    J = jacobian(cases.op_matvec, wrt="v")(A, x)
+    Jt = torch.autograd.functional.jacobian(lambda v: torch.tanh(tA @ v), torch.tensor(x))
+    assert J.shape == (3, 4)  # output shape + input shape
+    np.testing.assert_allclose(J, Jt.numpy(), **TOL)
+    Xd, w, y = _data()
+    H = hessian(cases.logistic_nll, wrt="w")(w, Xd, y)
+    tX, ty = torch.tensor(Xd), torch.tensor(y)
+    Ht = torch.autograd.functional.hessian(
+        lambda w: (torch.nn.functional.softplus(tX @ w) - ty * (tX @ w)).sum(), torch.tensor(w)
+    )
+    assert H.shape == (4, 4)
+    np.testing.assert_allclose(H, Ht.numpy(), **TOL)
+    value, pullback = vjp(cases.op_matvec, wrt="v")(A, x)
+    v = RNG.normal(size=3)
+    _, vjp_t = torch.autograd.functional.vjp(lambda v_: torch.tanh(tA @ v_), torch.tensor(x), torch.tensor(v))
+    np.testing.assert_allclose(pullback(v), vjp_t.numpy(), **TOL)
+    np.testing.assert_allclose(value, np.tanh(A @ x), **TOL)
+
+
+def test_matrix_jacobian_shape():
+    J = jacobian(cases.op_matmat)(X43)
+    assert J.shape == (3, 3, 4, 3)
+    Jt = torch.autograd.functional.jacobian(lambda x: x.T @ x, torch.tensor(X43))
+    np.testing.assert_allclose(J, Jt.numpy(), **TOL)
+
+
+# --- shape specialisation -----------------------------------------------------------------------------
+
+
+def test_one_variant_per_shape_and_no_unrolling_of_data():
+    g = grad(cases.least_squares, wrt="w")
+    sizes = {}
+    for rows in (10, 100_000):
+        X = RNG.normal(size=(rows, 4))
+        y = RNG.normal(size=rows)
+        w = RNG.normal(size=4)
+        np.testing.assert_allclose(g(w, X, y), 2 * X.T @ (X @ w - y), rtol=1e-9)
+        sizes[rows] = len(g.graph.nodes)
+    assert sizes[10] == sizes[100_000]  # the data is one symbol, whatever its length
+    assert len(g._variants) == 2
+
+
+def test_shape_errors_name_the_line():
+    with pytest.raises(symgrad.TracingError) as info:
+        grad(cases.least_squares, wrt="w")(np.ones(3), np.ones((5, 4)), np.ones(5))
+    assert info.value.lineno is not None and "align" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "marker"),
+    [
+        (cases.bad_fancy_index, (np.ones(3), 1.0), "BAD: fancy"),
+        (cases.bad_mask, (np.ones(3),), "BAD: mask"),
+        (cases.bad_inplace, (np.ones(3),), "BAD: inplace"),
+        (cases.bad_traced_axis, (np.ones((2, 2)), 1.0), "BAD: axis"),
+    ],
+)
+def test_unsupported_array_code_is_refused_with_location(fn, args, marker):
+    with pytest.raises(symgrad.SymgradError) as info:
+        grad(fn, wrt=0)(*args)
+    lines = open(cases.__file__).read().splitlines()
+    assert marker in lines[info.value.lineno - 1]
+    assert info.value.hint
