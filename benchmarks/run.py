@@ -729,36 +729,12 @@ def _grads_only(call: Callable[[], Any]) -> Callable[[], Any]:
 # --- W5: many scalar parameters -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _long_signature_workaround() -> Iterator[None]:
-    """Benchmark-local workaround for a symgrad bug (see benchmarks/README.md): symgrad's
-    emit._header keeps only the first line of astor's output, which wraps long signatures."""
-    from symgrad import emit
-
-    original = emit._header
-
-    def header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
-        return [f"def {name}({', '.join(params)}):", f'    """{doc}"""']
-
-    emit._header = header
-    try:
-        yield
-    finally:
-        emit._header = original
-
-
 def w5(cfg: Config, peers: Peers) -> str:
     sizes = (10,) if cfg.quick else (10, 100, 500, 1000, 2000)
     out = ["## W5: sum_i exp(x_i)*(x_i - x_{i+1})**2 over n scalar parameters (generated module)\n"]
     sympy_last: list[tuple[int, float]] = []  # (n, seconds) of the naive-SymPy builds so far
     for n in sizes:
         out.extend(_w5_size(n, cfg, peers, sympy_last))
-    if any("†" in part for part in out):
-        out.append(
-            "† symgrad fails on these sizes (SyntaxError in the generated source: the signature is cut after "
-            "astor's first line). The † rows replace `symgrad.emit._header` inside the benchmark process only, "
-            "to measure the rest of the pipeline; see benchmarks/README.md.\n"
-        )
     return "\n".join(out)
 
 
@@ -771,8 +747,7 @@ def _w5_size(n: int, cfg: Config, peers: Peers, sympy_last: list[tuple[int, floa
     argnums = tuple(range(n))
     setup = Workload(f"W5 n={n} setup", peers)
     calls = Workload(f"W5 n={n}", peers)
-    # symgrad, then (only if the plain build fails on the long-signature bug) a patched row;
-    # the call tables reuse the last object built in the setup timing.
+    # The call tables reuse the last object built in the setup timing.
     built: dict[str, Any] = {}
 
     def symgrad_build(key: str) -> None:
@@ -784,18 +759,10 @@ def _w5_size(n: int, cfg: Config, peers: Peers, sympy_last: list[tuple[int, floa
     row = setup.add_fresh(SYMGRAD, lambda: symgrad_build(SYMGRAD), cfg, note=note)
     if row.times:
         _add_cache_hit(setup, lambda: symgrad_build("cache"), cfg)
-    patched = SYMGRAD + " † (header workaround)"
-    prow = None
-    if row.times is None and "SyntaxError" in row.note:
-        with _long_signature_workaround():
-            prow = setup.add_fresh(patched, lambda: symgrad_build(patched), cfg, note=note)
-            if prow.times:
-                _add_cache_hit(setup, lambda: symgrad_build("cache"), cfg, name=patched)
     if row.times is None:  # building again would fail again, after the same work
         calls.rows.append(Row(SYMGRAD, note=row.note))
-    for key, ok in ((SYMGRAD, bool(row.times)), (patched, bool(prow and prow.times))):
-        if ok:
-            calls.add(key, calling(built[key], *xs), cfg, want)
+    else:
+        calls.add(SYMGRAD, calling(built[SYMGRAD], *xs), cfg, want)
     calls.add(HAND, calling(W.chain_grad_hand, *xs), cfg)
 
     def jax_first() -> None:

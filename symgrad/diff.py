@@ -9,7 +9,7 @@ import sympy
 
 from . import arrays, rules
 from .errors import SymgradError
-from .graph import Graph
+from .graph import Graph, is_scaled_symbol
 
 Expr = Any
 
@@ -114,15 +114,6 @@ def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
 _RUNNING_SUM = 4
 
 
-def _is_scaled_symbol(expr: Expr) -> bool:
-    return (
-        isinstance(expr, sympy.Mul)
-        and len(expr.args) == 2
-        and expr.args[0].is_Number
-        and isinstance(expr.args[1], sympy.Symbol)
-    )
-
-
 def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbol]:
     """Symbols through which some `wrt` input reaches the outputs' value."""
     active = set(wrt)
@@ -180,7 +171,7 @@ def reverse(
         # A scaled adjoint (`-dfdt3`) is folded into its users rather than given a line.
         bar = (
             total
-            if _is_scaled_symbol(total) and not isinstance(expr, arrays.ArrayOp)
+            if is_scaled_symbol(total) and not isinstance(expr, arrays.ArrayOp)
             else result.add(total, f"d{prefix}d{symbol}", graph.lines.get(symbol))
         )
         where = supports.pop(symbol)

@@ -137,3 +137,13 @@ class Graph:
 
 def _is_atom(expr: Expr) -> bool:
     return isinstance(expr, (sympy.Symbol, sympy.Number, sympy.logic.boolalg.BooleanAtom, sympy.NumberSymbol))
+
+
+def is_scaled_symbol(expr: Expr) -> bool:
+    """`c * t` for a number `c`: cheap enough to fold into its users instead of naming it."""
+    return (
+        isinstance(expr, sympy.Mul)
+        and len(expr.args) == 2
+        and expr.args[0].is_Number
+        and isinstance(expr.args[1], sympy.Symbol)
+    )

@@ -4,7 +4,7 @@ The line symgrad must point at carries a marker comment `# BAD: <case id> [<case
 The tests find each line by its marker, so functions can be added, moved or reordered freely.
 Functions without a marker are good helpers (runtime errors come from how they are called).
 """
-# ruff: noqa: F841, F821, E731, SIM108
+# ruff: noqa: F841, F821, E731
 
 import math
 

@@ -61,7 +61,7 @@ def test_array_entry_returns_fresh_arrays_never_inputs():
 def test_value_and_grad_entry_on_arrays_and_floats():
     vg = value_and_grad(cases.product)
     for _ in range(2):
-        value, (gx, gy) = vg(np.ones(3), np.full(3, 2.0))
+        value, (gx, _gy) = vg(np.ones(3), np.full(3, 2.0))
         np.testing.assert_array_equal(value, np.full(3, 2.0))
         np.testing.assert_array_equal(gx, np.full(3, 2.0))
         assert vg(3.0, 4.0) == (12.0, (4.0, 3.0))
@@ -74,6 +74,6 @@ def test_running_sums_of_a_shared_weight_match_finite_differences():
             assert g(*point)[i] == pytest.approx(central_diff(cases.shared_weight, list(point), i), rel=1e-7)
     assert "dfdw_partial" in g.source  # contributions are summed as they arrive
     x = np.linspace(-1.0, 1.0, 4)
-    gx, gw = g(x, 0.8)
+    _gx, gw = g(x, 0.8)
     assert isinstance(gw, float)
     assert gw == pytest.approx(sum(g(float(v), 0.8)[1] for v in x), rel=1e-12)
