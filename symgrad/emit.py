@@ -371,7 +371,8 @@ def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) 
     filename = f"<symgrad:{name}:{digest}>"
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "math": math, **(extra or {})}
+    namespace = {} if extra is None else extra  # the function's globals: callers may update it
+    namespace.update(numpy=np, math=math)
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
@@ -481,11 +482,17 @@ def entry_function(
             f"    return _general({call})",
         ]
     )
-    namespace = {f"_default_{p}": v for p, v in defaults.items()}
+    namespace: dict[str, Any] = {f"_default_{p}": v for p, v in defaults.items()}
+
+    def array_program(*args: Any) -> Any:
+        # Compile the NumPy flavour only when arrays first come, then call it directly.
+        namespace["_array_program"] = kernel.array_fn
+        return kernel.array_fn(*args)
+
     namespace.update(
         _general=general,
         _finish_arrays=finish_arrays,
-        _array_program=kernel.array_fn,
+        _array_program=array_program,
         _ndarray=np.ndarray,
         _float64=np.dtype(np.float64),
     )
