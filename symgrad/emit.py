@@ -422,6 +422,32 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
 _ARRAY_ENTRY_LIMIT = 256
 
 
+def _array_branch(params: Sequence[str], n_outputs: int, result: Callable[[list[str]], str]) -> list[str]:
+    """Entry-point lines for float64 arrays of one shape: the program's fresh results are
+    returned as they are; anything else (a constant, a view, an input) is shaped by
+    `_finish_arrays`."""
+    arrays = " and ".join(
+        f"type({p}) is _ndarray and {p}.dtype is _float64"
+        + (f" and {p}.shape == {params[0]}.shape" if i else "")
+        for i, p in enumerate(params)
+    )
+    names = [f"_o{i}" for i in range(n_outputs)]
+    fresh = " and ".join(
+        f"type({o}) is _ndarray and {o}.base is None and {o}.shape == {params[0]}.shape"
+        + "".join(f" and {o} is not {p}" for p in params)
+        for o in names
+    )
+    call = ", ".join(params)
+    return [
+        f"    if {arrays}:",
+        f"        _raw = _array_program({call})",
+        f"        {', '.join(names)}, = _raw",
+        f"        if {fresh}:",
+        f"            return {result(names)}",
+        f"        return _finish_arrays(_raw, {call})",
+    ]
+
+
 def entry_function(
     kernel: Kernel,
     params: Sequence[str],
@@ -447,28 +473,10 @@ def entry_function(
     outputs = [o.rstrip(",") for o in outputs]
     signature = ", ".join(f"{p}=_default_{p}" if p in defaults else p for p in params)
     floats = " and ".join(f"type({p}) is float" for p in params)
-    arrays = " and ".join(
-        f"type({p}) is _ndarray and {p}.dtype is _float64"
-        + (f" and {p}.shape == {params[0]}.shape" if i else "")
-        for i, p in enumerate(params)
-    )
-    names = [f"_o{i}" for i in range(len(outputs))]
-    fresh = " and ".join(
-        f"type({o}) is _ndarray and {o}.base is None and {o}.shape == {params[0]}.shape"
-        + "".join(f" and {o} is not {p}" for p in params)
-        for o in names
-    )
     call = ", ".join(params)
-    array_branch = [
-        f"    if {arrays}:",
-        f"        _raw = _array_program({call})",
-        f"        {', '.join(names)}, = _raw",
-        f"        if {fresh}:",
-        f"            return {result(names)}",
-        f"        return _finish_arrays(_raw, {call})",
-    ]
-    if len(params) * len(outputs) > _ARRAY_ENTRY_LIMIT:
-        array_branch = []  # its checks grow as inputs x outputs: many-input functions skip it
+    # The array branch's checks grow as inputs x outputs: many-input functions go without it.
+    small = len(params) * len(outputs) <= _ARRAY_ENTRY_LIMIT
+    array_branch = _array_branch(params, len(outputs), result) if small else []
     source = "\n".join(
         [
             f"def {kernel.name}({signature}):",
