@@ -308,13 +308,17 @@ def _grad_result(variant: Variant, single: bool) -> Callable[[list[str]], str] |
     """How the floats-only entry point returns grad's outputs (None: no entry point)."""
     if variant.primal_outputs != 1:
         return None  # tuple outputs on floats are an error, which the general path raises
-    return lambda outs: outs[0] if single else f"({', '.join(outs)})"
+    return lambda outs: outs[0] if single else _tuple_text(outs)
 
 
 def _value_and_grad_result(variant: Variant, single: bool) -> Callable[[list[str]], str] | None:
     if variant.primal_outputs != 1:
         return None
-    return lambda outs: f"({outs[0]}, {outs[1]})" if single else f"({outs[0]}, ({', '.join(outs[1:])}))"
+    return lambda outs: f"({outs[0]}, {outs[1]})" if single else f"({outs[0]}, {_tuple_text(outs[1:])})"
+
+
+def _tuple_text(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 # --- the derivative family (one graph, one emitter) ----------------------------------------------

@@ -309,7 +309,7 @@ class Compiled:
 
         def general(*dynamic: Any) -> Any:
             values = dict(zip(self.dynamic, dynamic), **static)
-            return Compiled.__call__(self, *[values[p] for p in order])
+            return self._general(*[values[p] for p in order])
 
         def finish_arrays(raw: tuple[Any, ...], *args: Any) -> Any:
             return self._finish(self, raw, Call(list(args), False, np.shape(args[0]), static))
@@ -319,6 +319,7 @@ class Compiled:
             entry = emit.entry_function(
                 variant.kernel, self.dynamic, defaults, result, general, finish_arrays
             )
+            self._entries[key] = entry
             self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(entry)})
             return
         entry = emit.entry_function(variant.kernel, self.dynamic, {}, result, general, finish_arrays)
@@ -330,7 +331,10 @@ class Compiled:
             self.__class__ = type(type(self).__name__, (Compiled,), {"__call__": staticmethod(dispatch)})
 
     def _general(self, *args: Any, **kwargs: Any) -> Any:
-        return Compiled.__call__(self, *args, **kwargs)
+        """Where entry points send what they do not handle: never back to an entry point."""
+        static, dynamic = self.bind(args, kwargs)
+        dynamic = [self._check(name, value) for name, value in zip(self.dynamic, dynamic)]
+        return self._finish(self, *self.execute(static, dynamic))
 
     def _call_arrays(self, args: tuple[Any, ...]) -> Any:
         """float64 arrays and floats, positionally, no static arguments: skip binding and checks."""
@@ -385,17 +389,28 @@ class Compiled:
                 return self._call_arrays(args)
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
-        raw, call = self.run(args, kwargs)
-        if self.shaped:
-            pass  # array programs: one variant per shape, reached through the general path
-        elif not self.static and not self._simple:
-            self._simple = True
-            self._install_entry({})
-        elif self.static and not kwargs and len(args) == len(self.params):
-            key = tuple((type(call.static[n]), call.static[n]) for n in self.static)
-            if key not in self._entries:
-                self._install_entry(call.static)
-        return self._finish(self, raw, call)
+        static, dynamic = self.bind(args, kwargs)
+        dynamic = [self._check(name, value) for name, value in zip(self.dynamic, dynamic)]
+        entry = self._entry_for(static)
+        if entry is not None and all(type(v) is float for v in dynamic):
+            return entry(*dynamic)  # the floats program is compiled once, inside the entry point
+        return self._finish(self, *self.execute(static, dynamic))
+
+    def _entry_for(self, static: dict[str, Any]) -> Callable[..., Any] | None:
+        """The generated entry point for these static values, made on first use (grad and
+        value_and_grad of elementwise programs only)."""
+        if self._result is None or self.shaped:
+            return None
+        key = tuple((type(static[n]), static[n]) for n in self.static)
+        try:
+            known = key in self._entries
+        except TypeError:  # an unhashable static value: the general path explains the error
+            return None
+        if not known:
+            with contextlib.suppress(ShapesNeeded):  # an array program: `self.shaped` is now set
+                self._install_entry(static)
+            self._simple = not self.static and not self.shaped
+        return self._entries.get(key)
 
 
 def _static_key(value: Any) -> Any:

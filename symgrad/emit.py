@@ -375,7 +375,8 @@ def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) 
     filename = f"<symgrad:{name}:{digest}>"
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "math": math, "sg": runtime, **(extra or {})}
+    namespace = {} if extra is None else extra  # the function's globals: callers may update it
+    namespace.update(numpy=np, math=math, sg=runtime)
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 
@@ -426,6 +427,32 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
 _ARRAY_ENTRY_LIMIT = 256
 
 
+def _array_branch(params: Sequence[str], n_outputs: int, result: Callable[[list[str]], str]) -> list[str]:
+    """Entry-point lines for float64 arrays of one shape: the program's fresh results are
+    returned as they are; anything else (a constant, a view, an input) is shaped by
+    `_finish_arrays`."""
+    arrays = " and ".join(
+        f"type({p}) is _ndarray and {p}.dtype is _float64"
+        + (f" and {p}.shape == {params[0]}.shape" if i else "")
+        for i, p in enumerate(params)
+    )
+    names = [f"_o{i}" for i in range(n_outputs)]
+    fresh = " and ".join(
+        f"type({o}) is _ndarray and {o}.base is None and {o}.shape == {params[0]}.shape"
+        + "".join(f" and {o} is not {p}" for p in params)
+        for o in names
+    )
+    call = ", ".join(params)
+    return [
+        f"    if {arrays}:",
+        f"        _raw = _array_program({call})",
+        f"        {', '.join(names)}, = _raw",
+        f"        if {fresh}:",
+        f"            return {result(names)}",
+        f"        return _finish_arrays(_raw, {call})",
+    ]
+
+
 def entry_function(
     kernel: Kernel,
     params: Sequence[str],
@@ -452,28 +479,10 @@ def entry_function(
     outputs = [o.rstrip(",") for o in outputs]
     signature = ", ".join(f"{p}=_default_{p}" if p in defaults else p for p in params)
     floats = " and ".join(f"type({p}) is float" for p in params)
-    arrays = " and ".join(
-        f"type({p}) is _ndarray and {p}.dtype is _float64"
-        + (f" and {p}.shape == {params[0]}.shape" if i else "")
-        for i, p in enumerate(params)
-    )
-    names = [f"_o{i}" for i in range(len(outputs))]
-    fresh = " and ".join(
-        f"type({o}) is _ndarray and {o}.base is None and {o}.shape == {params[0]}.shape"
-        + "".join(f" and {o} is not {p}" for p in params)
-        for o in names
-    )
     call = ", ".join(params)
-    array_branch = [
-        f"    if {arrays}:",
-        f"        _raw = _array_program({call})",
-        f"        {', '.join(names)}, = _raw",
-        f"        if {fresh}:",
-        f"            return {result(names)}",
-        f"        return _finish_arrays(_raw, {call})",
-    ]
-    if len(params) * len(outputs) > _ARRAY_ENTRY_LIMIT:
-        array_branch = []  # its checks grow as inputs x outputs: many-input functions skip it
+    # The array branch's checks grow as inputs x outputs: many-input functions go without it.
+    small = len(params) * len(outputs) <= _ARRAY_ENTRY_LIMIT
+    array_branch = _array_branch(params, len(outputs), result) if small else []
     source = "\n".join(
         [
             f"def {kernel.name}({signature}):",
@@ -487,11 +496,17 @@ def entry_function(
             f"    return _general({call})",
         ]
     )
-    namespace = {f"_default_{p}": v for p, v in defaults.items()}
+    namespace: dict[str, Any] = {f"_default_{p}": v for p, v in defaults.items()}
+
+    def array_program(*args: Any) -> Any:
+        # Compile the NumPy flavour only when arrays first come, then call it directly.
+        namespace["_array_program"] = kernel.array_fn
+        return kernel.array_fn(*args)
+
     namespace.update(
         _general=general,
         _finish_arrays=finish_arrays,
-        _array_program=kernel.array_fn,
+        _array_program=array_program,
         _ndarray=np.ndarray,
         _float64=np.dtype(np.float64),
     )

@@ -26,18 +26,21 @@ class Names:
 
     def fresh(self, hint: str) -> str:
         """`hint` itself if free, else `hint_1`, `hint_2`, ..."""
-        name, k = hint, 0
+        name, k = hint, self.counters.get(hint, 0)  # where the last search for this hint ended
+        if k:
+            name = f"{hint}_{k}"
         while name in self.taken or keyword.iskeyword(name):
             k += 1
             name = f"{hint}_{k}"
+        self.counters[hint] = k
         self.taken.add(name)
         return name
 
     def temp(self, prefix: str) -> str:
         """The next free numbered temporary: `t0`, `t1`, ... (or `c0`, `c1`, ...)."""
         while True:
-            k = self.counters.get(prefix, 0)
-            self.counters[prefix] = k + 1
+            k = self.counters.get(f"{prefix}#", 0)
+            self.counters[f"{prefix}#"] = k + 1
             name = f"{prefix}{k}"
             if name not in self.taken:
                 self.taken.add(name)
