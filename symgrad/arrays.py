@@ -523,6 +523,27 @@ class Full(ArrayOp):
         return f"numpy.full({tuple(shape)!r}, {float(value)!r})"
 
 
+CONSTRUCTORS = ("arange", "linspace", "eye", "identity", "zeros", "ones", "full")
+
+
+class Constant(ArrayOp):
+    """A constant array made inside the function: `numpy.arange(4.0)`, `numpy.eye(3)`, ..."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        name, args = self.params
+        return tuple(np.shape(getattr(np, name)(*args)))
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return []
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        name, args = self.params
+        return f"numpy.{name}({', '.join(repr(a) for a in args)})"
+
+
 def shape_of(expr: Any, shapes: dict[Any, Shape]) -> Shape:
     """The shape of a graph expression: an array op's own rule, else NumPy broadcasting of
     the shapes of the symbols it reads (elementwise code)."""

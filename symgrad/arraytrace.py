@@ -59,6 +59,9 @@ ARRAY_CALLS: dict[Any, str] = {
 if _scipy_logsumexp() is not None:
     ARRAY_CALLS[_scipy_logsumexp()] = "logsumexp"
 
+# Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
+CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
+
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
 METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose"}
 PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
@@ -79,6 +82,17 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
     if not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
         raise ValueError(f"axis must be an int or a tuple of ints, got {axis!r}")
     return tuple(sorted(a % ndim for a in items))
+
+
+def _plain(value: Any) -> Any:
+    """A constant argument as a plain Python value (ints, floats, tuples of them)."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, sympy.Integer):
+        return int(value)
+    if isinstance(value, sympy.Float):
+        return float(value)
+    return value
 
 
 class ArrayTracing:
@@ -260,6 +274,25 @@ class ArrayTracing:
         if self.shape(value) == shape:
             return value
         return self.op(arrays.Broadcast, [value], shape, None, node)
+
+    def constant(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST, hint: str | None
+    ) -> Any:
+        """`numpy.arange(4.0)` and friends with constant arguments: a constant array node."""
+        self.needs_shapes()
+        if kwargs or any(isinstance(a, sympy.Basic) and a.free_symbols for a in args):
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.{name} with traced or keyword arguments",
+                "give it constant positional arguments (shapes cannot depend on traced values)",
+            )
+        values = tuple(_plain(a) for a in args)
+        try:
+            getattr(np, name)(*values)
+        except (TypeError, ValueError) as exc:
+            raise self.error(TracingError, node, f"np.{name}{values}: {exc}", "check the arguments") from None
+        return self.op(arrays.Constant, [], (name, values), hint, node)
 
     # --- indexing ------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from sympy.simplify.cse_main import tree_cse
 
 from . import runtime
-from .arrays import ArrayOp
+from .arrays import ArrayOp, Reshape, Transpose
 from .graph import Graph, is_scaled_symbol, real_symbol
 from .rules import Round
 
@@ -185,7 +185,8 @@ def live_nodes(graph: Graph) -> list[Statement]:
 
 def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     """Substitute a scaled value used once (`t2 = -t1`, then `t3 = t2/2`) into its user, so
-    that SymPy merges the constants (`t3 = -t1/2`): one pass over an array instead of two."""
+    that SymPy merges the constants (`t3 = -t1/2`): one pass over an array instead of two.
+    Transposed views used once go inline too (`X.T @ r`)."""
     uses: dict[Any, int] = {}
     for _, expr in statements:
         for symbol in expr.free_symbols:
@@ -195,11 +196,18 @@ def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     program: list[Statement] = []
     for symbol, expr in statements:
         expr = expr.xreplace(folded) if folded and expr.free_symbols & folded.keys() else expr
-        if is_scaled_symbol(expr) and uses.get(symbol) == 1 and symbol not in outputs:
+        if _cheap(expr) and uses.get(symbol) == 1 and symbol not in outputs:
             folded[symbol] = expr
             continue
         program.append((symbol, expr))
     return program
+
+
+def _cheap(expr: Any) -> bool:
+    """Worth no line of its own when used once: a scaled value, a transposed or reshaped view."""
+    return is_scaled_symbol(expr) or (
+        isinstance(expr, (Transpose, Reshape)) and isinstance(expr.args[0], sympy.Symbol)
+    )
 
 
 def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statement]:

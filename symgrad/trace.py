@@ -17,7 +17,7 @@ import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import cache, parse, rules
-from .arraytrace import ARRAY_CALLS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
+from .arraytrace import ARRAY_CALLS, CONSTRUCTORS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
 from .errors import (
     DataDependentLoopError,
     SymgradError,
@@ -673,6 +673,9 @@ class Tracer(ArrayTracing):
         rule = rules.lookup(callee)
         if rule is not None:
             return self.call_rule(callee, rule, args, kwargs, node, hint)
+        constructor = _lookup_in(CONSTRUCTORS, callee)
+        if constructor is not None:
+            return self.constant(constructor, args, kwargs, node, hint)
         array_handler = _array_handler(callee)
         if array_handler is not None and _has_traced(args, kwargs):
             return self.array_call(array_handler, args, kwargs, node, hint)
@@ -770,8 +773,12 @@ _FOLDABLE = frozenset({len, int, float, abs, round, min, max, pow, sum, bool})
 
 
 def _array_handler(callee: Any) -> str | None:
+    return _lookup_in(ARRAY_CALLS, callee)
+
+
+def _lookup_in(table: dict[Any, str], callee: Any) -> str | None:
     try:
-        return ARRAY_CALLS.get(callee)
+        return table.get(callee)
     except TypeError:  # unhashable callee
         return None
 
