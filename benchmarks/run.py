@@ -1,7 +1,7 @@
 # ruff: noqa: N803, N806, N812, RUF001  (D as in the issue; W for workloads; en dashes in tables)
 """symgrad benchmark suite: symgrad against JAX, PyTorch, HIPS autograd, SymPy and hand-written code.
 
-    python -m benchmarks.run [--quick] [--only W1,W3] [--repeats N]
+    python -m benchmarks.run [--quick] [--only W1,W3,W5v] [--repeats N]
 
 Every system runs in this one process, one after another. Each workload first checks every
 system's gradient against the hand-written one (a mismatch is printed loudly, marked in the
@@ -829,9 +829,171 @@ def _w5_size(n: int, cfg: Config, peers: Peers, sympy_last: list[tuple[int, floa
     ]
 
 
+# --- W6, W7, W5v: array programs (reductions, matmul, slices) over many rows ----------------------
+
+
+def _model_peers(
+    wl: Workload,
+    peers: Peers,
+    cfg: Config,
+    make: Callable[..., Any],
+    params: tuple[Any, ...],
+    data: tuple[np.ndarray, ...],
+    want: Any,
+    rtol: float = 1e-9,
+) -> None:
+    """jax / torch / autograd rows for `f(*params, *data)` differentiated w.r.t. the params
+    (NumPy arrays or Python floats); one parameter gives one gradient, several a tuple."""
+    k = len(params)
+    argnums: int | tuple[int, ...] = 0 if k == 1 else tuple(range(k))
+
+    def jax_build() -> Callable[[], Any]:
+        jax, jnp = peers.jax, peers.jnp
+        gj = jax.jit(jax.grad(make(jnp, "jax"), argnums=argnums))
+        ins = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in (*params, *data)]
+        return lambda: jax.block_until_ready(gj(*ins))
+
+    def torch_build() -> Callable[[], Any]:
+        torch = peers.torch
+        f = make(torch, "torch")
+        arrays = [torch.from_numpy(p) if isinstance(p, np.ndarray) else p for p in params]
+        tdata = [torch.from_numpy(a) for a in data]
+
+        def call() -> Any:
+            leaves = [
+                a.detach().requires_grad_(True)
+                if isinstance(a, torch.Tensor)
+                else torch.tensor(a, dtype=torch.float64, requires_grad=True)
+                for a in arrays
+            ]
+            grads = torch.autograd.grad(f(*leaves, *tdata), leaves)
+            out = tuple(g.numpy() if g.ndim else g.item() for g in grads)
+            return out[0] if k == 1 else out
+
+        return call
+
+    def autograd_build() -> Callable[[], Any]:
+        ga = peers.autograd.grad(make(peers.anp, "autograd"), argnums)
+        return lambda: ga(*params, *data)
+
+    wl.add(JAX, jax_build, cfg, want, rtol=rtol)
+    wl.add(TORCH, torch_build, cfg, want, rtol=rtol)
+    wl.add(AUTOGRAD, autograd_build, cfg, want, rtol=rtol)
+
+
+def _model_setup(
+    name: str,
+    peers: Peers,
+    cfg: Config,
+    fn: Callable[..., Any],
+    wrt: str | tuple[str, ...],
+    make: Callable[..., Any],
+    params: tuple[Any, ...],
+    data: tuple[np.ndarray, ...],
+) -> Workload:
+    """Decoration + first call (symgrad, a fresh object each time, SYMGRAD_NO_CACHE=1) against
+    jax.jit(grad) trace + compile + first call, on the timed shapes."""
+    from symgrad import grad
+
+    setup = Workload(f"{name} setup", peers)
+    args = (*params, *data)
+
+    def symgrad_first() -> Any:
+        return grad(fn, wrt=wrt)(*args)  # compiled for these shapes on first call
+
+    wrt_text = repr(wrt) if isinstance(wrt, str) else "(" + ", ".join(map(repr, wrt)) + ")"
+    row = setup.add_fresh(SYMGRAD, symgrad_first, cfg, note=f"grad(f, wrt={wrt_text}) + first call")
+    if row.times:
+        _add_cache_hit(setup, symgrad_first, cfg)
+    jins: list[Any] = []
+    if peers.jax is not None:
+        jins = [peers.jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+
+    def jax_first() -> None:
+        jax = peers.jax
+        argnums = 0 if len(params) == 1 else tuple(range(len(params)))
+        jax.block_until_ready(jax.jit(jax.grad(make(peers.jnp, "jax"), argnums=argnums))(*jins))
+
+    setup.add_fresh(JAX, jax_first, cfg, before=_jax_fresh(peers), note="trace + compile + first call")
+    setup.add_fresh(TORCH, None, cfg, skip="no decoration step (eager)")
+    setup.add_fresh(AUTOGRAD, None, cfg, skip="no decoration step (eager)")
+    return setup
+
+
+def _model_workload(
+    name: str,
+    label: str,
+    peers: Peers,
+    cfg: Config,
+    fn: Callable[..., Any],
+    wrt: str | tuple[str, ...],
+    hand: Callable[..., Any],
+    make: Callable[..., Any],
+    params: tuple[Any, ...],
+    data: tuple[np.ndarray, ...],
+) -> list[str]:
+    from symgrad import grad
+
+    args = (*params, *data)
+    want = hand(*args)
+    wl = Workload(f"{name} ({label})", peers)
+    wl.add(SYMGRAD, calling(grad(fn, wrt=wrt), *args), cfg, want)
+    wl.add(HAND, calling(hand, *args), cfg)
+    _model_peers(wl, peers, cfg, make, params, data, want)
+    setup = _model_setup(name, peers, cfg, fn, wrt, make, params, data)
+    return [
+        wl.render(f"{name} gradient call, {label}"),
+        setup.render(f"{name} {label}: decoration / compile time (first call of a fresh object)"),
+    ]
+
+
+def w6(cfg: Config, peers: Peers) -> str:
+    rows = 1_000 if cfg.quick else 100_000
+    w, X, y = W.logreg_data(rows)
+    out = ["## W6: logistic regression, gradient of sum(logaddexp(0, X @ w) - y * (X @ w)) w.r.t. w\n"]
+    out += _model_workload(
+        "W6", f"X {rows:.0e} x 10", peers, cfg, W.logreg, "w", W.logreg_grad_hand, W.make_logreg, (w,), (X, y)
+    )
+    return "\n".join(out)
+
+
+def w7(cfg: Config, peers: Peers) -> str:
+    rows = 1_000 if cfg.quick else 100_000
+    *params, X, y = W.mlp_data(rows)
+    out = [
+        "## W7: two-layer tanh MLP, gradient of mean((tanh(X @ W1 + b1) @ W2 + b2 - y)**2) "
+        "w.r.t. (W1, b1, W2, b2)\n"
+    ]
+    label = f"X {rows:.0e} x 10, 32 hidden units"
+    out += _model_workload(
+        "W7", label, peers, cfg, W.mlp, W.W7_PARAMS, W.mlp_grad_hand, W.make_mlp, tuple(params), (X, y)
+    )
+    return "\n".join(out)
+
+
+def w5v(cfg: Config, peers: Peers) -> str:
+    sizes = (100,) if cfg.quick else (1_000, 100_000)
+    out = ["## W5v: W5 vectorised, gradient of sum(exp(x[:-1]) * (x[:-1] - x[1:])**2) on one array\n"]
+    for n in sizes:
+        x = np.linspace(-1, 1, n)
+        out += _model_workload(
+            "W5v", f"n={n}", peers, cfg, W.chain_vec, "x", W.chain_vec_grad_hand, W.make_chain_vec, (x,), ()
+        )
+    return "\n".join(out)
+
+
 # --- main ----------------------------------------------------------------------------------------
 
-WORKLOADS: dict[str, Callable[[Config, Peers], str]] = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
+WORKLOADS: dict[str, Callable[[Config, Peers], str]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": w5,
+    "W5v": w5v,
+    "W6": w6,
+    "W7": w7,
+}
 
 
 def environment(peers: Peers) -> str:
@@ -913,7 +1075,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_repeats=2 if args.quick else max(1, min(repeats, 5)),
         setup_budget=2.0 if args.quick else 20.0,
     )
-    names = [n.strip().upper() for n in args.only.split(",") if n.strip()] or list(WORKLOADS)
+    by_upper = {name.upper(): name for name in WORKLOADS}  # --only w5v, W5V, W5v
+    names = [by_upper.get(n.strip().upper(), n.strip()) for n in args.only.split(",") if n.strip()]
+    names = names or list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")

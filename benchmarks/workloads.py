@@ -212,3 +212,120 @@ def chain_sympy(n: int) -> Callable[..., Any]:
     expr = sympy.Add(*[sympy.exp(xs[i]) * (xs[i] - xs[i + 1]) ** 2 for i in range(n - 1)])
     grads = [sympy.diff(expr, x) for x in xs]
     return sympy.lambdify(xs, grads, modules="math", cse=True)  # type: ignore[no-any-return]
+
+
+# --- W6: logistic regression, negative log-likelihood over 1e5 rows ------------------------------
+
+
+def logreg(w, X, y):
+    z = X @ w
+    return np.sum(np.logaddexp(0.0, z) - y * z)
+
+
+def logreg_grad_hand(w, X, y):
+    """X.T @ (sigmoid(X @ w) - y), with a stable sigmoid (no exp of a large positive number)."""
+    z = X @ w
+    e = np.exp(-np.abs(z))
+    s = 1.0 / (1.0 + e)
+    s = np.where(z >= 0, s, e * s)
+    s -= y
+    return X.T @ s
+
+
+def make_logreg(xp: Any, kind: str) -> Callable[..., Any]:
+    if kind == "torch":  # torch.logaddexp wants two tensors
+
+        def f(w, X, y):
+            z = X @ w
+            return xp.sum(xp.logaddexp(xp.zeros((), dtype=z.dtype), z) - y * z)
+
+        return f
+
+    def f(w, X, y):
+        z = X @ w
+        return xp.sum(xp.logaddexp(0.0, z) - y * z)
+
+    return f
+
+
+def logreg_data(rows: int, features: int = 10, seed: int = 0) -> tuple[Any, Any, Any]:
+    """(w, X, y): standard-normal X, 0/1 labels drawn from a logistic model, w away from the optimum."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features))
+    w_true = rng.standard_normal(features)
+    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-(X @ w_true)))).astype(np.float64)
+    w = 0.5 * rng.standard_normal(features)
+    return w, X, y
+
+
+# --- W7: a two-layer tanh MLP, mean squared error over 1e5 rows ------------------------------------
+
+W7_PARAMS = ("W1", "b1", "W2", "b2")
+
+
+def mlp(W1, b1, W2, b2, X, y):
+    return np.mean((np.tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2)
+
+
+def mlp_grad_hand(W1, b1, W2, b2, X, y):
+    """Backpropagation by hand: (dW1, db1, dW2, db2), few temporaries."""
+    H = X @ W1
+    H += b1
+    np.tanh(H, out=H)
+    d = H @ W2
+    d += b2 - y
+    d *= 2.0 / len(y)  # dL/d(output)
+    gW2 = H.T @ d
+    gb2 = float(np.sum(d))
+    H *= H
+    np.subtract(1.0, H, out=H)  # tanh' = 1 - tanh^2
+    H *= d[:, None]
+    H *= W2  # dL/d(pre-activation)
+    return X.T @ H, H.sum(axis=0), gW2, gb2
+
+
+def make_mlp(xp: Any, kind: str) -> Callable[..., Any]:
+    def f(W1, b1, W2, b2, X, y):
+        return xp.mean((xp.tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2)
+
+    return f
+
+
+def mlp_data(rows: int, features: int = 10, hidden: int = 32, seed: int = 0) -> tuple[Any, ...]:
+    """(W1, b1, W2, b2, X, y): b2 a Python float; targets from a noisy nonlinear function of X."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(rows)
+    W1 = rng.standard_normal((features, hidden)) / np.sqrt(features)
+    b1 = 0.1 * rng.standard_normal(hidden)
+    W2 = rng.standard_normal(hidden) / np.sqrt(hidden)
+    return W1, b1, W2, 0.1, X, y
+
+
+# --- W5v: W5 vectorised, one array x ---------------------------------------------------------------
+
+
+def chain_vec(x):
+    return np.sum(np.exp(x[:-1]) * (x[:-1] - x[1:]) ** 2)
+
+
+def chain_vec_grad_hand(x):
+    """`chain_grad_hand` vectorised: g[:-1] += e d^2 + 2 e d, g[1:] -= 2 e d."""
+    e = np.exp(x[:-1])
+    d = x[:-1] - x[1:]
+    e *= d  # e d
+    g = np.empty_like(x)
+    g[:-1] = d
+    g[:-1] += 2.0
+    g[:-1] *= e
+    g[-1] = 0.0
+    e *= 2.0
+    g[1:] -= e
+    return g
+
+
+def make_chain_vec(xp: Any, kind: str) -> Callable[..., Any]:
+    def f(x):
+        return xp.sum(xp.exp(x[:-1]) * (x[:-1] - x[1:]) ** 2)
+
+    return f

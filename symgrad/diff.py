@@ -114,6 +114,12 @@ def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
 _RUNNING_SUM = 4
 
 
+def _derivative_line(graph: Graph, symbol: Expr) -> Any:
+    """The source line of a value, labelled for the statements that differentiate it."""
+    line = graph.lines.get(symbol)
+    return None if line is None else (line[0], line[1], "derivative")
+
+
 def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbol]:
     """Symbols through which some `wrt` input reaches the outputs' value."""
     active = set(wrt)
@@ -172,7 +178,7 @@ def reverse(
         bar = (
             total
             if is_scaled_symbol(total) and not isinstance(expr, arrays.ArrayOp)
-            else result.add(total, f"d{prefix}d{symbol}", graph.lines.get(symbol))
+            else result.add(total, f"d{prefix}d{symbol}", _derivative_line(graph, symbol))
         )
         where = supports.pop(symbol)
         if isinstance(expr, arrays.ArrayOp):
@@ -220,7 +226,7 @@ def forward(
                     for d, s in zip(dots, operand_shapes)
                 ]
                 tangent = expr.jvp(dots, symbol, operand_shapes, result.add)
-                dot[symbol] = result.add(tangent, f"d{symbol}", graph.lines.get(symbol))
+                dot[symbol] = result.add(tangent, f"d{symbol}", _derivative_line(graph, symbol))
             continue
         terms = []
         for parent in sorted(expr.free_symbols & dot.keys(), key=str):
@@ -228,6 +234,6 @@ def forward(
             if partial != 0:
                 terms.append(dot[parent] * partial)
         if terms:
-            dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", graph.lines.get(symbol))
+            dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", _derivative_line(graph, symbol))
     result.outputs = tuple(result.add(dot.get(o, sympy.S.Zero), f"d{o}") for o in graph.outputs)
     return result

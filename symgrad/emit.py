@@ -309,13 +309,14 @@ def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
     return [*head.splitlines(), f'    """{doc}"""']
 
 
-def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[str, int] | None) -> Iterator[str]:
+def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -> Iterator[str]:
     line = graph.lines.get(symbol)
     if line is None or line == last:
         return
-    text = linecache.getline(*line).strip()
+    text = linecache.getline(line[0], line[1]).strip()
+    label = f" ({line[2]})" if len(line) > 2 else ""
     if text:
-        yield f"# line {line[1]}: {text}"
+        yield f"# line {line[1]}{label}: {text}"
 
 
 def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
@@ -345,7 +346,7 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
         indent = "        "
     dead = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
-    last: tuple[str, int] | None = None
+    last: tuple[Any, ...] | None = None
     for i, (symbol, expr) in enumerate(program):
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)

@@ -77,7 +77,7 @@ class Graph:
     inputs: tuple[sympy.Symbol, ...]
     nodes: list[tuple[sympy.Symbol, Expr]] = field(default_factory=list)
     outputs: tuple[Expr, ...] = ()
-    lines: dict[sympy.Symbol, tuple[str, int]] = field(default_factory=dict)
+    lines: dict[sympy.Symbol, tuple[Any, ...]] = field(default_factory=dict)  # (file, line[, label])
     names: Names = field(default_factory=Names)
     memo: dict[Expr, sympy.Symbol] = field(default_factory=dict)
     tuple_output: bool = False
@@ -88,7 +88,7 @@ class Graph:
     differentiated: tuple[Expr, ...] = ()  # outputs of the graph a transform differentiated
 
     def add(
-        self, expr: Expr, hint: str | None = None, line: tuple[str, int] | None = None, alias: bool = False
+        self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
     ) -> Expr:
         """Append `expr` as a node and return its symbol; atoms and repeats are not re-added,
         except that `alias=True` names a symbol again (`dfdy = dfdt3`) for readable outputs."""

@@ -53,3 +53,14 @@ def test_relu_example_matches_the_seed():
     assert result.returncode == 0, result.stderr
     assert "gradient equals (x > 0): True" in result.stdout
     assert "relu'(0) = 0.0" in result.stdout
+
+
+def test_logistic_regression_example_converges():
+    result = _run([sys.executable, str(ROOT / "examples" / "logistic_regression.py")], ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "converged: True" in result.stdout
+    assert "X.T @" in result.stdout  # the derivative source is printed, as matrix code
+    fitted = re.search(r"fitted w: \[([^\]]*)\]", result.stdout)
+    assert fitted is not None
+    w = [float(v) for v in fitted.group(1).split()]
+    assert abs(w[1] - 2.0) < 0.6 and abs(w[2] + 1.0) < 0.6  # near the true weights (2, -1)
