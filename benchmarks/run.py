@@ -1010,7 +1010,7 @@ def environment(peers: Peers) -> str:
 
     versions = [
         f"Python {platform.python_version()}",
-        f"numpy {np.__version__}",
+        f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})",
         f"sympy {sympy.__version__}",
         f"jax {peers.jax.__version__}" if peers.jax else "jax absent",
         f"torch {peers.torch.__version__} ({peers.torch.get_num_threads()} threads)"
@@ -1056,7 +1056,7 @@ def _dist_version(name: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (smoke test)")
-    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3")
+    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3,W5v")
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed loops per system (default 7, quick 3)"
     )
