@@ -77,3 +77,14 @@ def test_running_sums_of_a_shared_weight_match_finite_differences():
     _gx, gw = g(x, 0.8)
     assert isinstance(gw, float)
     assert gw == pytest.approx(sum(g(float(v), 0.8)[1] for v in x), rel=1e-12)
+
+
+def test_deep_unrolled_loop_decorates_without_recursion_error():
+    g = grad(cases.recurrence, wrt="h", static="n")
+    value = g(0.3, 1.0, 0.0, 1000)  # 1,000 unrolled steps: the reverse pass is a loop, not recursion
+    assert np.isfinite(value)
+    h, step = 0.3, 1e-6
+    plus = cases.recurrence(h + step, 1.0, 0.0, 1000)
+    minus = cases.recurrence(h - step, 1.0, 0.0, 1000)
+    assert value > 1e-4  # tanh iterated from 0.3 decays slowly: a real, checkable derivative
+    assert value == pytest.approx((plus - minus) / (2 * step), rel=1e-6)
