@@ -1,5 +1,7 @@
 """Array programs: reductions, linear algebra and data arguments, against PyTorch and FD."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -215,6 +217,6 @@ def test_shape_errors_name_the_line():
 def test_unsupported_array_code_is_refused_with_location(fn, args, marker):
     with pytest.raises(symgrad.SymgradError) as info:
         grad(fn, wrt=0)(*args)
-    lines = open(cases.__file__).read().splitlines()
+    lines = Path(cases.__file__).read_text().splitlines()
     assert marker in lines[info.value.lineno - 1]
     assert info.value.hint

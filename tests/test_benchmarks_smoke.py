@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import workloads as W  # noqa: E402
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W5v", "W6", "W7")
+ARRAY_WORKLOADS = ("W5v", "W6", "W7")  # array programs: a call table and a setup table each
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,26 @@ def test_quick_run_gradients_match_hand_written(quick_run: subprocess.CompletedP
     for line in quick_run.stdout.splitlines():  # symgrad itself never fails or is skipped
         if line.startswith("| symgrad |"):
             assert "failed" not in line and "skipped" not in line, line
+
+
+def _section(out: str, name: str) -> str:
+    """The text of `## name: ...` up to the next workload heading."""
+    start = out.index(f"## {name}:")
+    end = out.find("\n## ", start + 1)
+    return out[start:] if end < 0 else out[start:end]
+
+
+@pytest.mark.parametrize("name", ARRAY_WORKLOADS)
+def test_quick_run_array_workloads(quick_run: subprocess.CompletedProcess[str], name: str) -> None:
+    section = _section(quick_run.stdout, name)
+    assert f"### {name} gradient call," in section, section
+    assert "decoration / compile time" in section, section
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    for system in ("symgrad", "hand-written", "jax.jit(grad)", "torch autograd", "autograd (HIPS)"):
+        assert any(line.startswith(f"| {system} |") for line in rows), (system, section)
+    assert any(line.startswith("| symgrad (grad(f, wrt=") for line in rows), section  # setup row
+    checks = [line for line in section.splitlines() if line.startswith("Gradient check")]
+    assert checks and all("symgrad: ok" in line for line in checks), section
 
 
 # --- the workloads' hand-written gradients against symgrad, directly -------------------------------
@@ -103,3 +124,37 @@ def test_chain_module_and_ops() -> None:
     assert got == pytest.approx(W.chain_grad_hand(*xs), rel=1e-13)
     assert math.isclose(module.chain(*xs), module.make(np)(*xs))
     assert W.count_ops(W.rnn_forward_source(4)) == 12
+
+
+def _fd(f: Any, args: tuple[Any, ...], i: int, h: float = 1e-6) -> np.ndarray:
+    """Central differences of `f(*args)` in its argument `i` (an array or a float)."""
+    base = np.asarray(args[i], dtype=np.float64)
+    out = np.zeros(base.shape)
+    for k in np.ndindex(base.shape):
+        values = []
+        for step in (h, -h):
+            moved = base.copy()
+            moved[k] += step
+            values.append(f(*args[:i], moved if moved.ndim else float(moved), *args[i + 1 :]))
+        out[k] = (values[0] - values[1]) / (2 * h)
+    return out
+
+
+def test_logreg_mlp_chain_vec() -> None:
+    from symgrad import grad
+
+    w, X, y = W.logreg_data(300)
+    want = W.logreg_grad_hand(w, X, y)
+    np.testing.assert_allclose(grad(W.logreg, wrt="w")(w, X, y), want, rtol=1e-12)
+    np.testing.assert_allclose(want, _fd(W.logreg, (w, X, y), 0), rtol=1e-6)  # the baseline is right
+    params = W.mlp_data(300)
+    got, want = grad(W.mlp, wrt=W.W7_PARAMS)(*params), W.mlp_grad_hand(*params)
+    assert len(got) == len(want) == 4
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert np.shape(a) == np.shape(b)
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-15)
+        np.testing.assert_allclose(b, _fd(W.mlp, params, i), rtol=1e-5, atol=1e-9)
+    x = np.linspace(-1, 1, 50)
+    want = W.chain_vec_grad_hand(x)
+    np.testing.assert_allclose(grad(W.chain_vec, wrt="x")(x), want, rtol=1e-11, atol=1e-15)
+    assert want == pytest.approx(W.chain_grad_hand(*x), rel=1e-12)  # the scalar W5 formula
