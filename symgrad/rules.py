@@ -52,7 +52,8 @@ class LogAddExp(sympy.Function):
         return sympy.log(sympy.exp(a) + sympy.exp(b))
 
     def fdiff(self, argindex: int = 1) -> Expr:
-        return sympy.exp(self.args[argindex - 1] - self)
+        a, b = self.args if argindex == 1 else reversed(self.args)
+        return Sigmoid(a - b)  # cheaper than exp(a - out), and it never overflows either
 
     def _numpycode(self, printer: Any) -> str:
         a, b = (printer._print(arg) for arg in self.args)
@@ -61,6 +62,35 @@ class LogAddExp(sympy.Function):
     def _pythoncode(self, printer: Any) -> str:
         a, b = (printer._print(arg) for arg in self.args)
         return f"(max({a}, {b}) + math.log1p(math.exp(-abs({a} - {b}))))"
+
+
+class Sigmoid(sympy.Function):
+    """1 / (1 + exp(-x)), evaluated without overflow on either side."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: Any) -> Any:
+        if arg.is_Number:
+            return sympy.Float(float(runtime_sigmoid(float(arg))))
+        return None
+
+    def _eval_rewrite_as_exp(self, arg: Any, **kwargs: Any) -> Any:
+        return 1 / (1 + sympy.exp(-arg))
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return self * (1 - self)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"sg.sigmoid({printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        # math.exp raises OverflowError below x = -709; the caller then reruns the NumPy flavour.
+        return f"1.0/(1.0 + math.exp(-({printer._print(self.args[0])})))"
+
+
+def runtime_sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 class Round(sympy.Function):
