@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import arrays, cache, diff, emit, parse, trace
+from . import arrays, cache, diff, emit, parse, rewrite, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, WrtError
 from .graph import Graph, real_symbol
@@ -131,7 +131,7 @@ def _builder(
     base: Callable[..., Any], derive: Callable[[Graph], Graph], kind: str, wrt: Sequence[str]
 ) -> Callable[..., Variant]:
     def rebuild(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> tuple[Graph, Graph]:
-        primal = trace.trace(_load(base), static_values, shapes)
+        primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes))
         return primal, derive(primal)
 
     def build(static_values: dict[str, Any], shapes: dict[str, Any] | None = None) -> Variant:

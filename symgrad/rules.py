@@ -79,7 +79,8 @@ class Sigmoid(sympy.Function):
         return 1 / (1 + sympy.exp(-arg))
 
     def fdiff(self, argindex: int = 1) -> Expr:
-        return self * (1 - self)
+        # s(x) s(-x), not s(1 - s): 1 - s cancels to 0 for x > 37 where the true value is e^-x.
+        return self * Sigmoid(-self.args[0])
 
     def _numpycode(self, printer: Any) -> str:
         return f"sg.sigmoid({printer._print(self.args[0])})"
