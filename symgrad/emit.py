@@ -91,6 +91,19 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
     def _print_Cbrt(self, expr: Any) -> str:
         return f"numpy.cbrt({self._print(expr.args[0])})"
 
+    def _print_erf(self, expr: Any) -> str:
+        return f"scipy_special.erf({self._print(expr.args[0])})"
+
+    def _print_erfc(self, expr: Any) -> str:
+        return f"scipy_special.erfc({self._print(expr.args[0])})"
+
+    def _print_loggamma(self, expr: Any) -> str:
+        return f"scipy_special.gammaln({self._print(expr.args[0])})"
+
+    def _print_polygamma(self, expr: Any) -> str:
+        n, x = (self._print(a) for a in expr.args)
+        return f"scipy_special.polygamma({n}, {x})"
+
     def _print_And(self, expr: Any) -> str:
         return self._print_logical(expr, "logical_and")
 
@@ -156,6 +169,13 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
 
     def _print_ComplexInfinity(self, expr: Any) -> str:
         return "math.nan"
+
+    def _print_loggamma(self, expr: Any) -> str:
+        return f"math.lgamma({self._print(expr.args[0])})"
+
+    def _print_polygamma(self, expr: Any) -> str:
+        order, x = int(expr.args[0]), self._print(expr.args[1])
+        return f"float(scipy_special.polygamma({order}, {x}))"
 
     def _print_floor(self, expr: Any) -> str:
         return f"float(math.floor({self._print(expr.args[0])}))"
@@ -384,6 +404,14 @@ def _print_output(printer: Any, output: Any, definition: Any) -> str:
     return str(printer.doprint(output))
 
 
+def _scipy_special() -> Any:
+    try:
+        import scipy.special
+    except ImportError:  # optional: only programs using scipy.special functions need it
+        return None
+    return scipy.special
+
+
 def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) -> Callable[..., Any]:
     """Compile generated source under a stable file name registered in `linecache`, so that
     `inspect.getsource`, tracebacks and debuggers can show it."""
@@ -392,7 +420,7 @@ def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) 
     # mtime None: linecache.checkcache would otherwise drop an entry with no file behind it.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {} if extra is None else extra  # the function's globals: callers may update it
-    namespace.update(numpy=np, math=math, sg=runtime)
+    namespace.update(numpy=np, math=math, sg=runtime, scipy_special=_scipy_special())
     exec(compile(source, filename, "exec"), namespace)
     return namespace[name]  # type: ignore[no-any-return]
 

@@ -14,7 +14,7 @@ from .arrays import shape_of
 Expr = Any  # a SymPy expression, boolean or number
 
 # Names the generated code needs for itself; a parameter or variable so named is renamed.
-RESERVED = frozenset({"numpy", "math", "builtins", "sg", "None", "True", "False"})
+RESERVED = frozenset({"numpy", "math", "builtins", "sg", "scipy_special", "None", "True", "False"})
 
 
 class Names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -347,8 +348,6 @@ DERIVATIVES: dict[type, Partials] = {
     Cbrt: lambda args, out: (1 / (3 * out**2),),
 }
 
-CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
-
 
 def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> Rule:
     """Teach symgrad a callable: calls to `fn` trace as `sympy_function(*args)`.
@@ -365,3 +364,122 @@ def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> 
     rule = Rule((name,), sympy_function, example)
     CALLABLES[fn] = rule
     return rule
+
+
+# --- functions with a derivative given in Python (the counterpart of jax.custom_jvp) -----------
+
+
+class CustomDerivative(sympy.Function):
+    """`value` of a function whose partials are given: args are (value, *inputs, *partials).
+
+    Gradients flow to the inputs only, through the given partials; the value's own graph is
+    not differentiated. The partials are graph values themselves, so higher orders work."""
+
+    def _split(self) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+        n = (len(self.args) - 1) // 2
+        return self.args[0], self.args[1 : n + 1], self.args[n + 1 :]
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        _, inputs, partials = self._split()
+        if 2 <= argindex <= len(inputs) + 1:
+            return partials[argindex - 2]
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        return str(printer._print(self.args[0]))
+
+    _pythoncode = _numpycode
+
+
+class CustomRule:
+    """A function with a derivative rule of its own; see `custom_derivative`."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.derivative: Callable[..., Any] | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def defderiv(self, derivative: Callable[..., Any]) -> Callable[..., Any]:
+        """Register `derivative(*args)`, returning the partial derivative with respect to each
+        argument (a tuple, or a single value for a function of one argument)."""
+        self.derivative = derivative
+        return derivative
+
+
+def custom_derivative(fn: Callable[..., Any]) -> CustomRule:
+    """Give `fn` an explicit derivative rule, used wherever a traced function calls it.
+
+    The counterpart of `jax.custom_jvp` and `torch.autograd.Function`: the value comes from
+    `fn`, the partials from the function registered with `.defderiv` (plain Python too,
+    traced like any other; its own derivative gives the second order).
+
+    >>> import numpy as np
+    >>> @custom_derivative
+    ... def softclip(x):
+    ...     return np.tanh(x)
+    >>> @softclip.defderiv
+    ... def _(x):
+    ...     return 1.0 - np.tanh(x) ** 2
+    >>> float(softclip(0.0))
+    0.0
+    """
+    return CustomRule(fn)
+
+
+# --- scipy.special, known by default when SciPy is installed -----------------------------------
+
+
+class XLogY(sympy.Function):
+    """x * log(y), defined as 0 where x == 0 (scipy.special.xlogy)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        x, y = self.args
+        return sympy.log(y) if argindex == 1 else x / y
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"scipy_special.xlogy({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        x, y = (printer._print(a) for a in self.args)
+        return f"(0.0 if {x} == 0.0 else {x}*math.log({y}))"
+
+
+def _logit(p: Any) -> Expr:
+    return sympy.log(p) - log1p(-p)
+
+
+def _scipy_rules() -> tuple[Rule, ...]:
+    return (
+        Rule(("scipy.special.erf",), sympy.erf, "special.erf(x * y)"),
+        Rule(("scipy.special.erfc",), sympy.erfc, "special.erfc(x * y)"),
+        Rule(("scipy.special.expit",), Sigmoid, "special.expit(x * y)"),
+        Rule(("scipy.special.logit",), _logit, "special.logit(0.5 + 0.4 * np.tanh(x * y))"),
+        Rule(("scipy.special.gammaln",), sympy.loggamma, "special.gammaln(x * y)", (0.3, 2.0)),
+        Rule(
+            ("scipy.special.digamma", "scipy.special.psi"),
+            lambda x: sympy.polygamma(0, x),
+            "special.digamma(x * y)",
+            (0.3, 2.0),
+        ),
+        Rule(("scipy.special.xlogy",), XLogY, "special.xlogy(x, y)", (0.2, 2.0)),
+    )
+
+
+def _register_scipy() -> tuple[Rule, ...]:
+    try:
+        import scipy.special  # noqa: F401 - only to know that it is there
+    except ImportError:  # optional: without SciPy these names are simply unknown callees
+        return ()
+    found = _scipy_rules()
+    for rule in found:
+        for name in rule.names:
+            CALLABLES[_resolve(name)] = rule
+    return found
+
+
+SCIPY_RULES: tuple[Rule, ...] = _register_scipy()

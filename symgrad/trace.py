@@ -10,7 +10,7 @@ import operator
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sympy
@@ -686,6 +686,8 @@ class Tracer(ArrayTracing):
                 "range() can only be used as the iterable of a for loop",
                 "write `for i in range(N):`",
             )
+        if isinstance(callee, rules.CustomRule):
+            return self.call_custom(callee, args, kwargs, node, hint)
         if isinstance(callee, types.FunctionType):
             return self.inline(callee, args, kwargs, node)
         if _foldable(callee, args, kwargs):
@@ -736,6 +738,41 @@ class Tracer(ArrayTracing):
                 "check the number of arguments",
             ) from None
         return self.node(expr, hint, node)
+
+    def call_custom(
+        self,
+        callee: rules.CustomRule,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        hint: str | None,
+    ) -> Any:
+        """A function with its own derivative rule: its value from its body, its partials
+        from the rule, both traced like any other code."""
+        if callee.derivative is None:
+            raise self.error(
+                TracingError,
+                node,
+                f"`{callee.fn.__name__}` has no derivative rule yet",
+                f"register one with @{callee.fn.__name__}.defderiv",
+            )
+        if kwargs:
+            raise self.error(
+                UnsupportedSyntaxError, node, "keyword arguments to a custom rule", "pass them by position"
+            )
+        value = self.inline(cast(types.FunctionType, callee.fn), args, {}, node)
+        partials = self.inline(cast(types.FunctionType, callee.derivative), args, {}, node)
+        partials = partials if isinstance(partials, tuple) else (partials,)
+        if len(partials) != len(args):
+            raise self.error(
+                TracingError,
+                node,
+                f"the derivative rule of `{callee.fn.__name__}` gives {len(partials)} "
+                f"partials for {len(args)} arguments",
+                "return one partial derivative per argument",
+            )
+        operands = [to_sympy(v) for v in (value, *args, *partials)]
+        return self.node(rules.CustomDerivative(*operands), hint, node)
 
     def inline(self, fn: types.FunctionType, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         if fn in self.stack or fn is self.frame.source.fn:
