@@ -14,7 +14,7 @@ from .errors import (
     UnsupportedSyntaxError,
     WrtError,
 )
-from .rules import RULES, detach, no_grad, register, stop_gradient
+from .rules import RULES, custom_derivative, detach, no_grad, register, stop_gradient
 from .runtime import logsumexp
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __all__ = [
     "UnsupportedSyntaxError",
     "WrtError",
     "__version__",
+    "custom_derivative",
     "derivative",
     "detach",
     "grad",
