@@ -143,7 +143,7 @@ def _builder(
             return Variant(
                 kernel,
                 entry["primal_outputs"],
-                tuple(entry["shape"]),  # type: ignore[arg-type]
+                tuple(entry["shape"]),
                 rebuild=lambda: rebuild(static_values, shapes)[1],
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
             )

@@ -52,7 +52,7 @@ class _CommonPrinting:
             # x**(-1.0) is slower than a division and raises on Python floats at 0 anyway.
             positive = sympy.Pow(base, -exponent, evaluate=False) if exponent != -1 else base
             return f"1/{self.parenthesize(positive, 50, strict=True)}"  # type: ignore[attr-defined]
-        return super()._print_Pow(expr, rational=rational)  # type: ignore[misc]
+        return str(super()._print_Pow(expr, rational=rational))  # type: ignore[misc]
 
 
 class ArrayPrinter(_CommonPrinting, NumPyPrinter):
@@ -61,7 +61,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         (value, cond), rest = expr.args[0], expr.args[1:]
         if cond == sympy.true or not rest:
-            return self._print(value)
+            return str(self._print(value))
         other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
         if value == 1 and other == 0:  # an indicator: a cast is 2x faster than a where
             return f"numpy.asarray({self._print(cond)}, dtype=numpy.float64)"
@@ -76,7 +76,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         text = args[0]
         for arg in args[1:]:
             text = f"numpy.{ufunc}({text}, {arg})"
-        return text
+        return str(text)
 
     def _print_Max(self, expr: sympy.Max) -> str:
         return self._print_extremum(expr, "maximum")
@@ -116,7 +116,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         text = args[0]
         for arg in args[1:]:
             text = f"numpy.{ufunc}({text}, {arg})"
-        return text
+        return str(text)
 
     def _print_ComplexInfinity(self, expr: Any) -> str:
         return "numpy.nan"
