@@ -629,6 +629,8 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if compiled.kind == "hessian":
         _check_scalar_output(compiled, call)
     m, n = compiled.variant(call.static).shape
+    if call.scalar:
+        return np.array(raw, dtype=np.float64).reshape(m, n)
     shape = call.shape or ()  # elementwise programs only: array programs go through pullbacks
     entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), shape) for e in raw]
     stacked = np.stack(entries, axis=-1) if entries else np.zeros((*shape, 0))
