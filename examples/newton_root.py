@@ -8,7 +8,6 @@
     python examples/newton_root.py
 """
 
-# ruff: noqa: N803, N806 - the names of the mathematics (E, M, J, F) are kept capitalised
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ textbook closed form, and the energy drift of a tightly integrated trajectory is
     python examples/pendulum.py [seconds]
 """
 
-# ruff: noqa: N806 - the names of the mathematics (L, H, E) are kept capitalised
 
 from __future__ import annotations
 
