@@ -47,7 +47,7 @@ def pipeline_page() -> str:
     module_path = ROOT / "docs" / "_pipeline_example.py"
     module_path.write_text(PIPELINE_EXAMPLE.lstrip())
     sys.path.insert(0, str(module_path.parent))
-    import _pipeline_example as example  # noqa: PLC0415 - written just above
+    import _pipeline_example as example  # written just above
 
     source = parse.load(example.softplus_loss)
     primal = trace.trace(source, {})
