@@ -2,6 +2,7 @@
 
 from .api import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .compiled import Compiled
+from .display import show
 from .errors import (
     ArgumentError,
     DataDependentLoopError,
@@ -43,6 +44,7 @@ __all__ = [
     "logsumexp",
     "no_grad",
     "register",
+    "show",
     "stop_gradient",
     "value_and_grad",
     "vjp",

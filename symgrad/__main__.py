@@ -1,6 +1,10 @@
-"""`python -m symgrad`: a demo that decorates a few functions and prints their derivatives."""
+"""`python -m symgrad` and the `symgrad` command: without arguments, a demo; else the CLI."""
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +30,7 @@ def demo_softplus_loop(x, w):  # type: ignore[no-untyped-def]
     return h
 
 
-def main() -> int:
+def demo() -> int:
     """Print the generated derivative source and values of three example functions."""
     for fn, args in (
         (demo_branch, (1.0, 2.0)),
@@ -40,6 +44,21 @@ def main() -> int:
         print(f"value_and_grad{args!r}:\n  value = {value!r}\n  gradient = {gradient!r}\n")
     print("relu'(x) on arange(-2, 2.5, 1):", grad(demo_relu)(np.arange(-2.0, 2.5, 1.0)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `symgrad` command: the demo without arguments, else `symgrad.cli` (show, check, plot)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if not args:
+            return demo()
+        from .cli import main as cli_main
+
+        return cli_main(args, demo=demo)
+    except BrokenPipeError:  # `symgrad show ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -216,6 +216,18 @@ class Compiled:
         static = f", static={self.static}" if self.static else ""
         return f"<symgrad {self.kind} of {name} wrt={self.wrt}{static}>"
 
+    def _repr_latex_(self) -> str | None:
+        """Notebook display: the results as LaTeX equations (None until compilable)."""
+        from .display import repr_latex
+
+        return repr_latex(self)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the equations, with the generated source folded underneath."""
+        from .display import html
+
+        return html(self)
+
     # --- calling -------------------------------------------------------------------------------
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
