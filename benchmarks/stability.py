@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import mpmath
-import numpy as np
 
 from symgrad import value_and_grad
 from tests import stability_cases as cases

@@ -27,12 +27,16 @@ def api_page(name: str) -> str:
         signature = name
     doc = inspect.getdoc(obj) or "(no docstring)"
     if kind == "value":
-        doc = f"`{name} = {obj!r}`" if not isinstance(obj, tuple) else f"A table of {len(obj)} entries; see `symgrad/rules.py`."
+        doc = (
+            f"`{name} = {obj!r}`"
+            if not isinstance(obj, tuple)
+            else f"A table of {len(obj)} entries; see `symgrad/rules.py`."
+        )
     module = getattr(obj, "__module__", "symgrad")
     return f"# `symgrad.{name}`\n\n{kind} defined in `{module}`\n\n```python\n{signature}\n```\n\n{doc}\n"
 
 
-PIPELINE_EXAMPLE = '''
+PIPELINE_EXAMPLE = """
 import numpy as np
 
 def softplus_loss(w, x):
@@ -40,7 +44,7 @@ def softplus_loss(w, x):
     if z > 0:
         return z + np.log(1 + np.exp(-z))
     return np.log(1 + np.exp(z))
-'''
+"""
 
 
 def pipeline_page() -> str:
@@ -57,28 +61,59 @@ def pipeline_page() -> str:
     kernel = emit.emit(gradient, "grad_softplus_loss", "gradient of softplus_loss")
     listing = "\n".join(f"{symbol} = {expr}" for symbol, expr in program)
     sections = [
-        ("1. parse", "`parse.load` reads the source with `inspect`, parses it with `ast` (line numbers as "
-         "in the file) and runs the fence, which refuses unsupported syntax with file:line:col.",
-         "python", PIPELINE_EXAMPLE.strip()),
-        ("2. trace", "`trace.trace` interprets the AST symbolically. Each operation becomes one SSA node "
-         "holding a small SymPy expression of earlier nodes; the traced `if` becomes a `Piecewise`, "
-         "and each return a pair (path condition, value).", "text", str(primal)),
-        ("3. rewrite", "`rewrite.stabilize` replaces forms that overflow with stable ones, before "
-         "differentiation: `log(1 + exp(u))` becomes `logaddexp(0, u)`.", "text", str(stable)),
-        ("4. diff", "`diff.reverse` walks the nodes backwards once, accumulating adjoints "
-         "`dfd<node>` from local partial derivatives (a rules table, SymPy's `fdiff` otherwise). "
-         "Branch adjoints are guarded, so an untaken branch contributes an exact 0.",
-         "text", str(gradient)),
-        ("5. emit: program", "`emit` keeps the nodes the outputs need, folds single-use scaled values, "
-         "and runs SymPy's common-subexpression elimination over the whole program, placing each "
-         "extracted value just before its first use.", "text", listing),
-        ("6. emit: NumPy source", "SymPy's NumPy printer (with a few overrides: `where` for branches, "
-         "exact float literals, divisions instead of negative powers) prints the program; "
-         "temporaries are deleted after their last use. The source is registered in `linecache`.",
-         "python", kernel.array_source.strip()),
-        ("7. emit: plain-Python source", "The same program printed for Python floats, calling `math`; "
-         "a generated entry point runs it inline when every argument is a float.",
-         "python", (kernel.scalar_source or "").strip()),
+        (
+            "1. parse",
+            "`parse.load` reads the source with `inspect`, parses it with `ast` (line numbers as "
+            "in the file) and runs the fence, which refuses unsupported syntax with file:line:col.",
+            "python",
+            PIPELINE_EXAMPLE.strip(),
+        ),
+        (
+            "2. trace",
+            "`trace.trace` interprets the AST symbolically. Each operation becomes one SSA node "
+            "holding a small SymPy expression of earlier nodes; the traced `if` becomes a `Piecewise`, "
+            "and each return a pair (path condition, value).",
+            "text",
+            str(primal),
+        ),
+        (
+            "3. rewrite",
+            "`rewrite.stabilize` replaces forms that overflow with stable ones, before "
+            "differentiation: `log(1 + exp(u))` becomes `logaddexp(0, u)`.",
+            "text",
+            str(stable),
+        ),
+        (
+            "4. diff",
+            "`diff.reverse` walks the nodes backwards once, accumulating adjoints "
+            "`dfd<node>` from local partial derivatives (a rules table, SymPy's `fdiff` otherwise). "
+            "Branch adjoints are guarded, so an untaken branch contributes an exact 0.",
+            "text",
+            str(gradient),
+        ),
+        (
+            "5. emit: program",
+            "`emit` keeps the nodes the outputs need, folds single-use scaled values, "
+            "and runs SymPy's common-subexpression elimination over the whole program, placing each "
+            "extracted value just before its first use.",
+            "text",
+            listing,
+        ),
+        (
+            "6. emit: NumPy source",
+            "SymPy's NumPy printer (with a few overrides: `where` for branches, "
+            "exact float literals, divisions instead of negative powers) prints the program; "
+            "temporaries are deleted after their last use. The source is registered in `linecache`.",
+            "python",
+            kernel.array_source.strip(),
+        ),
+        (
+            "7. emit: plain-Python source",
+            "The same program printed for Python floats, calling `math`; "
+            "a generated entry point runs it inline when every argument is a float.",
+            "python",
+            (kernel.scalar_source or "").strip(),
+        ),
     ]
     parts = [
         "# How symgrad works: one function through the pipeline\n",
@@ -93,7 +128,9 @@ def pipeline_page() -> str:
 def pages() -> dict[str, str]:
     out = {f"api/{name}.md": api_page(name) for name in sorted(symgrad.__all__) if name != "__version__"}
     out["pipeline.md"] = pipeline_page()
-    index = ["# symgrad API reference\n"] + [f"- [`{n}`](api/{n}.md)" for n in sorted(symgrad.__all__) if n != "__version__"]
+    index = ["# symgrad API reference\n"] + [
+        f"- [`{n}`](api/{n}.md)" for n in sorted(symgrad.__all__) if n != "__version__"
+    ]
     out["index.md"] = "\n".join(index) + "\n\nSee also [how the pipeline works](pipeline.md).\n"
     return out
 

@@ -8,7 +8,6 @@
     python examples/newton_root.py
 """
 
-
 from __future__ import annotations
 
 import math

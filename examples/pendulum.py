@@ -13,7 +13,6 @@ textbook closed form, and the energy drift of a tightly integrated trajectory is
     python examples/pendulum.py [seconds]
 """
 
-
 from __future__ import annotations
 
 import sys

@@ -518,15 +518,23 @@ def math_inverse_trig(x):
 
 def math_hyperbolic(x):
     return (
-        math.sinh(x) - math.cosh(x / 2) + math.tanh(x) + math.asinh(x)
-        + math.atanh(x / 2) + math.acosh(1 + x * x)
+        math.sinh(x)
+        - math.cosh(x / 2)
+        + math.tanh(x)
+        + math.asinh(x)
+        + math.atanh(x / 2)
+        + math.acosh(1 + x * x)
     )
 
 
 def math_exp_log(x, y):
     return (
-        math.exp(x) * math.log(y) + math.log(x, 2) + math.log10(y)
-        + math.log2(x * y) + math.log1p(x) + math.expm1(y)
+        math.exp(x) * math.log(y)
+        + math.log(x, 2)
+        + math.log10(y)
+        + math.log2(x * y)
+        + math.log1p(x)
+        + math.expm1(y)
     )
 
 
@@ -550,7 +558,9 @@ def np_inverse_trig(x):
 
 
 def np_hyperbolic(x, y):
-    return np.sinh(x) * np.cosh(y) + np.tanh(x * y) + np.arcsinh(y) + np.arccosh(2 + x * x) + np.arctanh(x / 3)
+    return (
+        np.sinh(x) * np.cosh(y) + np.tanh(x * y) + np.arcsinh(y) + np.arccosh(2 + x * x) + np.arctanh(x / 3)
+    )
 
 
 def np_exp_log(x):
@@ -575,8 +585,12 @@ def np_ufunc_arith(x, y):
 
 def np_kinks(x, y):
     return (
-        np.abs(x) * np.sign(y) + np.fabs(y) + np.heaviside(x, 0.5) * y
-        + np.maximum(x, y) + np.minimum(x, 0.2) + np.absolute(x * y)
+        np.abs(x) * np.sign(y)
+        + np.fabs(y)
+        + np.heaviside(x, 0.5) * y
+        + np.maximum(x, y)
+        + np.minimum(x, 0.2)
+        + np.absolute(x * y)
     )
 
 
@@ -680,39 +694,92 @@ def _pw(*pieces):
 CORPUS: list[Case] = [
     # arithmetic
     Case(cubic, [(0.3,), (-1.2,), (2.5,)], "arith", sym=lambda x: 3 * x**3 - 2 * x**2 + x - 7, second=True),
-    Case(rational, [(0.3, -0.7), (1.5, 2.0), (-2.0, 0.4)], "arith",
-         sym=lambda x, y: (x + 2 * y) / (1 + x**2 + y**2), second=True),
+    Case(
+        rational,
+        [(0.3, -0.7), (1.5, 2.0), (-2.0, 0.4)],
+        "arith",
+        sym=lambda x, y: (x + 2 * y) / (1 + x**2 + y**2),
+        second=True,
+    ),
     Case(unary_signs, [(0.3, -0.7), (1.5, 2.0)], "arith", sym=lambda x, y: -x * y + (y - x) ** 2 + x),
-    Case(mixed_powers, [(0.7, 1.3), (2.0, -0.6), (1.4, 0.5)], "arith",
-         sym=lambda x, y: x ** S.Rational(5, 2) + y**-2 + x**y + 2**x, second=True),
-    Case(floordiv_mod_const, [(0.3, 1.1), (1.9, -0.4), (-1.0, 0.8)], "arith",
-         sym=lambda x, y: S.floor(x / S.Rational(7, 10)) * y + (x - S.Rational(7, 10) * S.floor(x / S.Rational(7, 10))) * y**2),
-    Case(mod_traced_divisor, [(2.3, 0.9), (-2.3, 0.9), (1.7, -0.6), (0.4, 1.3)], "arith",
-         sym=lambda x, y: x - y * S.floor(x / y) + x * y),
+    Case(
+        mixed_powers,
+        [(0.7, 1.3), (2.0, -0.6), (1.4, 0.5)],
+        "arith",
+        sym=lambda x, y: x ** S.Rational(5, 2) + y**-2 + x**y + 2**x,
+        second=True,
+    ),
+    Case(
+        floordiv_mod_const,
+        [(0.3, 1.1), (1.9, -0.4), (-1.0, 0.8)],
+        "arith",
+        sym=lambda x, y: (
+            S.floor(x / S.Rational(7, 10)) * y
+            + (x - S.Rational(7, 10) * S.floor(x / S.Rational(7, 10))) * y**2
+        ),
+    ),
+    Case(
+        mod_traced_divisor,
+        [(2.3, 0.9), (-2.3, 0.9), (1.7, -0.6), (0.4, 1.3)],
+        "arith",
+        sym=lambda x, y: x - y * S.floor(x / y) + x * y,
+    ),
     Case(wrapped_angle_error, [(4.0, 0.5), (-5.0, 1.0), (1.0, 0.2)], "arith"),
     Case(kinetic_energy, [(2.0, 3.0), (0.5, -1.5)], "arith", sym=lambda m, v: m * v**2 / 2, second=True),
-    Case(compound_interest, [(1000.0, 0.05), (250.0, 0.12)], "arith",
-         sym=lambda p, r: p * (1 + r / 12) ** 120),
+    Case(
+        compound_interest, [(1000.0, 0.05), (250.0, 0.12)], "arith", sym=lambda p, r: p * (1 + r / 12) ** 120
+    ),
     Case(harmonic_mean, [(1.0, 3.0), (0.4, 2.5)], "arith", sym=lambda a, b: 2 / (1 / a + 1 / b)),
-    Case(quadratic_root, [(1.0, 3.0, 1.0), (0.5, -2.0, -1.0)], "arith",
-         sym=lambda a, b, c: (-b + S.sqrt(b**2 - 4 * a * c)) / (2 * a)),
-    Case(lennard_jones, [(1.1, 1.0, 1.0), (1.5, 0.5, 1.2)], "arith",
-         sym=lambda r, e, s: 4 * e * ((s / r) ** 12 - (s / r) ** 6), second=True),
+    Case(
+        quadratic_root,
+        [(1.0, 3.0, 1.0), (0.5, -2.0, -1.0)],
+        "arith",
+        sym=lambda a, b, c: (-b + S.sqrt(b**2 - 4 * a * c)) / (2 * a),
+    ),
+    Case(
+        lennard_jones,
+        [(1.1, 1.0, 1.0), (1.5, 0.5, 1.2)],
+        "arith",
+        sym=lambda r, e, s: 4 * e * ((s / r) ** 12 - (s / r) ** 6),
+        second=True,
+    ),
     # control flow
     Case(relu_branch, [(0.7,), (-0.3,), (2.0,)], "control", sym=lambda x: _pw((x, x > 0), (0, True))),
-    Case(huber, [(0.4,), (-0.8,), (2.5,), (-1.7,)], "control",
-         sym=lambda r: _pw((r**2 / 2, abs(r) <= 1), (abs(r) - S.Rational(1, 2), True))),
-    Case(sigmoid_stable, [(0.8,), (-1.3,), (3.0,)], "control", sym=lambda x: 1 / (1 + S.exp(-x)), second=True),
-    Case(piecewise_linear, [(-1.5,), (-0.5,), (0.5,), (1.5,)], "control",
-         sym=lambda x: _pw(((-1 + (x + 1) / 2) ** 2, x < -1), (x**2, x < 0), (4 * x**2, x < 1),
-                           ((2 + (x - 1) / 4) ** 2, True))),
+    Case(
+        huber,
+        [(0.4,), (-0.8,), (2.5,), (-1.7,)],
+        "control",
+        sym=lambda r: _pw((r**2 / 2, abs(r) <= 1), (abs(r) - S.Rational(1, 2), True)),
+    ),
+    Case(
+        sigmoid_stable, [(0.8,), (-1.3,), (3.0,)], "control", sym=lambda x: 1 / (1 + S.exp(-x)), second=True
+    ),
+    Case(
+        piecewise_linear,
+        [(-1.5,), (-0.5,), (0.5,), (1.5,)],
+        "control",
+        sym=lambda x: _pw(
+            ((-1 + (x + 1) / 2) ** 2, x < -1),
+            (x**2, x < 0),
+            (4 * x**2, x < 1),
+            ((2 + (x - 1) / 4) ** 2, True),
+        ),
+    ),
     Case(income_tax, [(5.0,), (25.0,), (60.0,)], "control"),
     Case(chained_comparisons, [(0.5, 0.5), (1.5, -0.3), (-0.5, 0.4), (0.5, -1.5), (0.3, -0.5)], "control"),
     Case(not_condition, [(0.5, 0.5), (1.5, 0.3), (0.5, -0.3)], "control"),
-    Case(conditional_expression, [(1.2, 0.5), (0.3, 0.9), (-0.4, -1.1)], "control",
-         sym=lambda x, y: _pw(((x * y) ** 2, x > y), ((x - y) ** 2, True)) + _pw((y, y > 0), (-y, True))),
-    Case(multiple_returns, [(-0.5, 1.2), (0.7, -0.4), (0.7, 0.4)], "control",
-         sym=lambda x, y: _pw((-x * y, x < 0), (x * y**2, y < 0), (x + y, True))),
+    Case(
+        conditional_expression,
+        [(1.2, 0.5), (0.3, 0.9), (-0.4, -1.1)],
+        "control",
+        sym=lambda x, y: _pw(((x * y) ** 2, x > y), ((x - y) ** 2, True)) + _pw((y, y > 0), (-y, True)),
+    ),
+    Case(
+        multiple_returns,
+        [(-0.5, 1.2), (0.7, -0.4), (0.7, 0.4)],
+        "control",
+        sym=lambda x, y: _pw((-x * y, x < 0), (x * y**2, y < 0), (x + y, True)),
+    ),
     Case(truthiness, [(0.5, 2.0), (1.7, -0.3)], "control"),
     Case(safe_divide, [(1.0, 3.0), (-2.0, 0.5)], "control", sym=lambda a, b: a / b),
     Case(nonzero_check, [(1.0,), (-0.5,), (2.5,)], "control"),
@@ -720,108 +787,298 @@ CORPUS: list[Case] = [
     Case(nested_if, [(0.5, 0.5), (0.5, -0.5), (-0.5, 0.5)], "control"),
     Case(early_return_in_loop, [(0.5,), (1.5,), (-0.7,)], "control"),
     Case(first_crossing, [(0.1,), (0.5,), (0.95,), (-0.4,)], "control"),
-    Case(nested_conditional_expression, [(1.5, 0.3), (0.2, -0.7), (-1.5, 0.4)], "control",
-         sym=lambda x, y: _pw((2 * x * y, x > 1), (x * y / 2, x > -1), (-x * y, True))),
-    Case(projectile_range, [(10.0, 0.3), (25.0, 1.1)], "control",
-         sym=lambda v, a: v**2 * S.sin(2 * a) / S.Float(9.81, 30), second=True),
-    Case(anharmonic_energy, [(0.5, 1.0), (-1.5, 0.2)], "control",
-         sym=lambda x, p: p**2 / 2 + x**2 / 2 + x**4 / 10),
+    Case(
+        nested_conditional_expression,
+        [(1.5, 0.3), (0.2, -0.7), (-1.5, 0.4)],
+        "control",
+        sym=lambda x, y: _pw((2 * x * y, x > 1), (x * y / 2, x > -1), (-x * y, True)),
+    ),
+    Case(
+        projectile_range,
+        [(10.0, 0.3), (25.0, 1.1)],
+        "control",
+        sym=lambda v, a: v**2 * S.sin(2 * a) / S.Float(9.81, 30),
+        second=True,
+    ),
+    Case(
+        anharmonic_energy,
+        [(0.5, 1.0), (-1.5, 0.2)],
+        "control",
+        sym=lambda x, p: p**2 / 2 + x**2 / 2 + x**4 / 10,
+    ),
     # loops
-    Case(taylor_exp, [(0.5,), (-1.2,), (2.0,)], "loops",
-         sym=lambda x: sum(x**k / S.factorial(k) for k in range(12)), second=True),
-    Case(horner, [(0.5,), (-1.3,), (2.0,)], "loops",
-         sym=lambda x: S.Rational(1, 2) * x**4 - S.Rational(5, 4) * x**3 + 2 * x**2 + S.Rational(3, 4) * x - 3),
-    Case(nested_loops, [(0.5, 1.5), (-1.2, 0.3)], "loops",
-         sym=lambda x, y: sum(x**i * y**j / (1 + i + j) for i in range(3) for j in range(i + 1))),
-    Case(loop_with_static_if, [(0.3,), (-1.1,), (2.0,)], "loops",
-         sym=lambda x: sum(S.sin(i * x) if i % 2 == 0 else -S.cos(i * x) for i in range(6)), second=True),
+    Case(
+        taylor_exp,
+        [(0.5,), (-1.2,), (2.0,)],
+        "loops",
+        sym=lambda x: sum(x**k / S.factorial(k) for k in range(12)),
+        second=True,
+    ),
+    Case(
+        horner,
+        [(0.5,), (-1.3,), (2.0,)],
+        "loops",
+        sym=lambda x: S.Rational(1, 2) * x**4 - S.Rational(5, 4) * x**3 + 2 * x**2 + S.Rational(3, 4) * x - 3,
+    ),
+    Case(
+        nested_loops,
+        [(0.5, 1.5), (-1.2, 0.3)],
+        "loops",
+        sym=lambda x, y: sum(x**i * y**j / (1 + i + j) for i in range(3) for j in range(i + 1)),
+    ),
+    Case(
+        loop_with_static_if,
+        [(0.3,), (-1.1,), (2.0,)],
+        "loops",
+        sym=lambda x: sum(S.sin(i * x) if i % 2 == 0 else -S.cos(i * x) for i in range(6)),
+        second=True,
+    ),
     Case(fibonacci_like, [(0.5, 1.5), (-1.0, 2.0)], "loops"),
-    Case(range_with_step, [(0.3,), (1.2,)], "loops", sym=lambda x: sum((x - S.Rational(k, 10)) ** 2 for k in range(0, 10, 3))),
+    Case(
+        range_with_step,
+        [(0.3,), (1.2,)],
+        "loops",
+        sym=lambda x: sum((x - S.Rational(k, 10)) ** 2 for k in range(0, 10, 3)),
+    ),
     Case(halve_or_grow, [(0.5,), (1.9,), (3.3,)], "loops"),
     Case(euler_ode, [(0.5, 1.0), (2.0, -0.5)], "loops", second=True),
     Case(running_max, [(0.3, 1.0), (1.0, 0.2), (-0.5, -0.7)], "loops"),
-    Case(augmented_ops, [(0.5, 1.5), (-1.2, 0.3)], "loops",
-         sym=lambda x, y: (((x + y) * x - y / 2) / (1 + y**2)) ** 2, second=True),
+    Case(
+        augmented_ops,
+        [(0.5, 1.5), (-1.2, 0.3)],
+        "loops",
+        sym=lambda x, y: (((x + y) * x - y / 2) / (1 + y**2)) ** 2,
+        second=True,
+    ),
     Case(logistic_loss, [(0.5, -0.2), (-1.0, 0.7)], "loops", second=True),
-    Case(series_constant_bound, [(0.3,), (-0.6,)], "loops",
-         sym=lambda x: sum((-1) ** (n + 1) * x**n / n for n in range(1, 7))),
+    Case(
+        series_constant_bound,
+        [(0.3,), (-0.6,)],
+        "loops",
+        sym=lambda x: sum((-1) ** (n + 1) * x**n / n for n in range(1, 7)),
+    ),
     # calls to helpers
-    Case(mixture_density, [(0.3, 0.4), (1.8, 0.7)], "calls",
-         sym=lambda x, w: w * S.exp(-x**2 / 2) / S.sqrt(2 * S.pi)
-         + (1 - w) * S.exp(-2 * (x - 2) ** 2) / (S.Rational(1, 2) * S.sqrt(2 * S.pi))),
-    Case(softplus_defaults, [(0.3, -0.4), (-0.2, 1.1)], "calls",
-         sym=lambda x, y: S.log(1 + S.exp(10 * x)) / 10 + S.log(1 + S.exp(2 * y)) / 2 + S.log(1 + S.exp(5 * x * y)) / 5),
-    Case(distance_from_polar, [(1.0, 0.5, 0.3), (2.0, -1.0, 1.5)], "calls",
-         sym=lambda r, t, s: S.sqrt((r * S.cos(t) - s) ** 2 + (r * S.sin(t)) ** 2)),
+    Case(
+        mixture_density,
+        [(0.3, 0.4), (1.8, 0.7)],
+        "calls",
+        sym=lambda x, w: (
+            w * S.exp(-(x**2) / 2) / S.sqrt(2 * S.pi)
+            + (1 - w) * S.exp(-2 * (x - 2) ** 2) / (S.Rational(1, 2) * S.sqrt(2 * S.pi))
+        ),
+    ),
+    Case(
+        softplus_defaults,
+        [(0.3, -0.4), (-0.2, 1.1)],
+        "calls",
+        sym=lambda x, y: (
+            S.log(1 + S.exp(10 * x)) / 10 + S.log(1 + S.exp(2 * y)) / 2 + S.log(1 + S.exp(5 * x * y)) / 5
+        ),
+    ),
+    Case(
+        distance_from_polar,
+        [(1.0, 0.5, 0.3), (2.0, -1.0, 1.5)],
+        "calls",
+        sym=lambda r, t, s: S.sqrt((r * S.cos(t) - s) ** 2 + (r * S.sin(t)) ** 2),
+    ),
     Case(clipped_sum, [(0.3,), (0.8,)], "calls"),
-    Case(cosine_similarity, [(1.0, 2.0, -0.5, 1.5), (0.3, -0.8, 2.0, 0.1)], "calls",
-         sym=lambda a, b, c, d: (a * c + b * d) / (S.sqrt(a**2 + b**2) * S.sqrt(c**2 + d**2))),
+    Case(
+        cosine_similarity,
+        [(1.0, 2.0, -0.5, 1.5), (0.3, -0.8, 2.0, 0.1)],
+        "calls",
+        sym=lambda a, b, c, d: (a * c + b * d) / (S.sqrt(a**2 + b**2) * S.sqrt(c**2 + d**2)),
+    ),
     Case(gaussian_keywords, [(0.3, 0.1), (-0.5, 1.2)], "calls"),
     Case(helper_in_branch, [(1.0, 0.2), (1.0, 2.5), (-0.5, 0.5)], "calls"),
     # closures
-    Case(spring_energy, [(1.2,), (-0.3,)], "closures", sym=lambda x: S.Rational(3, 2) * (x - S.Rational(1, 2)) ** 2),
+    Case(
+        spring_energy,
+        [(1.2,), (-0.3,)],
+        "closures",
+        sym=lambda x: S.Rational(3, 2) * (x - S.Rational(1, 2)) ** 2,
+    ),
     Case(quadratic_form, [(1.0, 2.0), (-0.5, 0.3)], "closures", sym=lambda x, y: 2 * x**2 - x * y + y**2 / 2),
-    Case(layer, [(0.4,), (-1.0,)], "closures", sym=lambda x: S.tanh(S.Rational(3, 2) * x - S.Rational(1, 4)), second=True),
+    Case(
+        layer,
+        [(0.4,), (-1.0,)],
+        "closures",
+        sym=lambda x: S.tanh(S.Rational(3, 2) * x - S.Rational(1, 4)),
+        second=True,
+    ),
     Case(geometric_series, [(0.5,), (-1.3,)], "closures", sym=lambda x: sum(x**i for i in range(7))),
     Case(decay, [(0.5, 2.0), (3.0, -1.0)], "closures", sym=lambda t, a: a * S.exp(-S.Rational(3, 4) * t)),
     Case(scaled_spring, [(1.2,), (-0.3,)], "closures"),
     # math
-    Case(math_trig, [(0.3, 0.7), (-1.1, 2.0)], "math", sym=lambda x, y: S.sin(x) * S.cos(y) + S.tan(x * y / 4)),
-    Case(math_inverse_trig, [(0.3,), (-1.1,)], "math", sym=lambda x: S.asin(x / 2) + S.acos(x / 3) + S.atan(x)),
-    Case(math_hyperbolic, [(0.3,), (-1.1,)], "math",
-         sym=lambda x: S.sinh(x) - S.cosh(x / 2) + S.tanh(x) + S.asinh(x) + S.atanh(x / 2) + S.acosh(1 + x**2)),
-    Case(math_exp_log, [(0.3, 0.7), (1.1, 2.0)], "math",
-         sym=lambda x, y: S.exp(x) * S.log(y) + S.log(x) / S.log(2) + S.log(y) / S.log(10)
-         + S.log(x * y) / S.log(2) + S.log(1 + x) + S.exp(y) - 1),
-    Case(math_misc, [(0.3, 0.7), (1.1, -2.0)], "math",
-         sym=lambda x, y: S.sqrt(x) + S.sqrt(x**2 + y**2) + S.atan2(y, x) + x**y + abs(y)),
+    Case(
+        math_trig, [(0.3, 0.7), (-1.1, 2.0)], "math", sym=lambda x, y: S.sin(x) * S.cos(y) + S.tan(x * y / 4)
+    ),
+    Case(
+        math_inverse_trig, [(0.3,), (-1.1,)], "math", sym=lambda x: S.asin(x / 2) + S.acos(x / 3) + S.atan(x)
+    ),
+    Case(
+        math_hyperbolic,
+        [(0.3,), (-1.1,)],
+        "math",
+        sym=lambda x: S.sinh(x) - S.cosh(x / 2) + S.tanh(x) + S.asinh(x) + S.atanh(x / 2) + S.acosh(1 + x**2),
+    ),
+    Case(
+        math_exp_log,
+        [(0.3, 0.7), (1.1, 2.0)],
+        "math",
+        sym=lambda x, y: (
+            S.exp(x) * S.log(y)
+            + S.log(x) / S.log(2)
+            + S.log(y) / S.log(10)
+            + S.log(x * y) / S.log(2)
+            + S.log(1 + x)
+            + S.exp(y)
+            - 1
+        ),
+    ),
+    Case(
+        math_misc,
+        [(0.3, 0.7), (1.1, -2.0)],
+        "math",
+        sym=lambda x, y: S.sqrt(x) + S.sqrt(x**2 + y**2) + S.atan2(y, x) + x**y + abs(y),
+    ),
     Case(math_floor_ceil, [(0.3, 0.7), (-1.1, 2.5)], "math"),
     # numpy
-    Case(np_trig, [(0.3, 0.7), (-1.1, 2.0)], "numpy", sym=lambda x, y: S.sin(x) * S.cos(y) + S.tan(x), second=True),
-    Case(np_inverse_trig, [(0.3,), (-0.6,)], "numpy",
-         sym=lambda x: S.asin(x) + S.acos(x / 2) + S.atan(x) + S.atan2(x, S.Rational(3, 2))),
-    Case(np_hyperbolic, [(0.3, 0.7), (-1.1, 0.4)], "numpy",
-         sym=lambda x, y: S.sinh(x) * S.cosh(y) + S.tanh(x * y) + S.asinh(y) + S.acosh(2 + x**2) + S.atanh(x / 3)),
-    Case(np_exp_log, [(0.3,), (1.7,)], "numpy",
-         sym=lambda x: S.exp(x) + S.log(x) + S.log(x) / S.log(2) + S.log(x) / S.log(10) + 2**x + S.exp(x) - 1 + S.log(1 + x),
-         second=True),
+    Case(
+        np_trig,
+        [(0.3, 0.7), (-1.1, 2.0)],
+        "numpy",
+        sym=lambda x, y: S.sin(x) * S.cos(y) + S.tan(x),
+        second=True,
+    ),
+    Case(
+        np_inverse_trig,
+        [(0.3,), (-0.6,)],
+        "numpy",
+        sym=lambda x: S.asin(x) + S.acos(x / 2) + S.atan(x) + S.atan2(x, S.Rational(3, 2)),
+    ),
+    Case(
+        np_hyperbolic,
+        [(0.3, 0.7), (-1.1, 0.4)],
+        "numpy",
+        sym=lambda x, y: (
+            S.sinh(x) * S.cosh(y) + S.tanh(x * y) + S.asinh(y) + S.acosh(2 + x**2) + S.atanh(x / 3)
+        ),
+    ),
+    Case(
+        np_exp_log,
+        [(0.3,), (1.7,)],
+        "numpy",
+        sym=lambda x: (
+            S.exp(x)
+            + S.log(x)
+            + S.log(x) / S.log(2)
+            + S.log(x) / S.log(10)
+            + 2**x
+            + S.exp(x)
+            - 1
+            + S.log(1 + x)
+        ),
+        second=True,
+    ),
     Case(np_powers, [(0.3, 0.7), (2.5, -1.3)], "numpy"),
-    Case(log_sum_exp, [(0.3, -0.7), (2.0, 1.5)], "numpy",
-         sym=lambda x, y: 2 * S.log(S.exp(x) + S.exp(y)) + S.log(S.exp(x) + 1), second=True),
-    Case(np_where_clip, [(0.5, 0.2), (-0.5, 0.3), (1.7, -0.4)], "numpy",
-         sym=lambda x, y: _pw((x * y, x > y), (x - y, True)) + _pw((-1, x < -1), (1, x > 1), (x, True)) * y),
-    Case(np_ufunc_arith, [(0.5, 0.2), (-1.5, 0.3)], "numpy", sym=lambda x, y: (x + y) * x * y - (x - y) / (x / 2) - y),
+    Case(
+        log_sum_exp,
+        [(0.3, -0.7), (2.0, 1.5)],
+        "numpy",
+        sym=lambda x, y: 2 * S.log(S.exp(x) + S.exp(y)) + S.log(S.exp(x) + 1),
+        second=True,
+    ),
+    Case(
+        np_where_clip,
+        [(0.5, 0.2), (-0.5, 0.3), (1.7, -0.4)],
+        "numpy",
+        sym=lambda x, y: _pw((x * y, x > y), (x - y, True)) + _pw((-1, x < -1), (1, x > 1), (x, True)) * y,
+    ),
+    Case(
+        np_ufunc_arith,
+        [(0.5, 0.2), (-1.5, 0.3)],
+        "numpy",
+        sym=lambda x, y: (x + y) * x * y - (x - y) / (x / 2) - y,
+    ),
     Case(np_kinks, [(0.5, 0.2), (-0.5, 0.3), (1.3, -0.4)], "numpy"),
     Case(np_rounding, [(0.3, 0.8), (-1.3, 1.4)], "numpy"),
-    Case(gaussian_nll, [(0.5, -0.2), (2.0, 0.3)], "numpy",
-         sym=lambda mu, ls: (S.Rational(13, 10) - mu) ** 2 / (2 * S.exp(2 * ls)) + ls + S.log(2 * S.pi) / 2),
+    Case(
+        gaussian_nll,
+        [(0.5, -0.2), (2.0, 0.3)],
+        "numpy",
+        sym=lambda mu, ls: (S.Rational(13, 10) - mu) ** 2 / (2 * S.exp(2 * ls)) + ls + S.log(2 * S.pi) / 2,
+    ),
     Case(np_positive_float, [(0.5, 0.2), (-1.5, 1.3)], "numpy", sym=lambda x, y: x * y + x / y),
     # builtins
-    Case(builtin_mix, [(0.5, 0.2), (-0.5, 0.3), (1.3, -0.4)], "builtins",
-         sym=lambda x, y: abs(x) * S.Max(x, y) + S.Min(y, 0) + x**2 + y),
-    Case(spread3, [(0.5, 0.2, 0.9), (-0.5, 0.3, -1.2), (1.3, -0.4, 0.1)], "builtins",
-         sym=lambda x, y, z: S.Max(x, y, z) - S.Min(x, y, z) + S.Max(x, 0, z)),
+    Case(
+        builtin_mix,
+        [(0.5, 0.2), (-0.5, 0.3), (1.3, -0.4)],
+        "builtins",
+        sym=lambda x, y: abs(x) * S.Max(x, y) + S.Min(y, 0) + x**2 + y,
+    ),
+    Case(
+        spread3,
+        [(0.5, 0.2, 0.9), (-0.5, 0.3, -1.2), (1.3, -0.4, 0.1)],
+        "builtins",
+        sym=lambda x, y, z: S.Max(x, y, z) - S.Min(x, y, z) + S.Max(x, 0, z),
+    ),
     Case(clamp_builtin, [(-1.5,), (0.4,), (2.0,)], "builtins", sym=lambda x: S.Min(S.Max(x, -1), 1) * x),
     Case(builtin_pow, [(0.5, 1.2), (1.7, -0.3)], "builtins", sym=lambda x, y: x**y + 2**x + y**3),
     Case(builtin_round, [(0.3, 0.8), (-1.3, 1.4)], "builtins"),
     # constants
-    Case(circle_stuff, [(0.5,), (2.0,)], "constants", sym=lambda r: S.pi * r**2 + S.pi * r + S.E**r, second=True),
-    Case(pendulum_period, [(1.0,), (2.5,)], "constants", sym=lambda L: 2 * S.pi * S.sqrt(L / S.Float(9.81, 30))),
-    Case(radioactive_decay, [(1000.0, 2.0), (9000.0, 0.5)], "constants",
-         sym=lambda t, n0: n0 * S.Rational(1, 2) ** (t / 5730)),
-    Case(projectile_height, [(10.0, 0.5), (3.0, 1.2)], "constants",
-         sym=lambda v, a: v * S.sin(a) * S.Rational(3, 2) - S.Float(9.81, 30) * S.Rational(9, 8)),
+    Case(
+        circle_stuff,
+        [(0.5,), (2.0,)],
+        "constants",
+        sym=lambda r: S.pi * r**2 + S.pi * r + S.E**r,
+        second=True,
+    ),
+    Case(
+        pendulum_period, [(1.0,), (2.5,)], "constants", sym=lambda L: 2 * S.pi * S.sqrt(L / S.Float(9.81, 30))
+    ),
+    Case(
+        radioactive_decay,
+        [(1000.0, 2.0), (9000.0, 0.5)],
+        "constants",
+        sym=lambda t, n0: n0 * S.Rational(1, 2) ** (t / 5730),
+    ),
+    Case(
+        projectile_height,
+        [(10.0, 0.5), (3.0, 1.2)],
+        "constants",
+        sym=lambda v, a: v * S.sin(a) * S.Rational(3, 2) - S.Float(9.81, 30) * S.Rational(9, 8),
+    ),
     # gradient control
-    Case(stop_gradient_product, [(0.5, 1.5), (-1.2, 0.3)], "stopgrad",
-         frozen=lambda x0, y0: lambda x, y: x * (x0 * y0) + y),
-    Case(straight_through_round, [(0.3,), (1.8,), (-2.4,)], "stopgrad",
-         frozen=lambda x0: lambda x: x + (float(np.round(x0)) - x0)),
-    Case(no_grad_scale, [(0.5, 1.5), (-1.2, 0.3)], "stopgrad",
-         frozen=lambda x0, y0: lambda x, y: (x0 * x0 + y0) * x + y),
-    Case(no_grad_helper, [(0.5, 1.5), (-1.2, 0.3)], "stopgrad",
-         frozen=lambda x0, y0: lambda x, y: x / math.hypot(x0, y0) + y / math.hypot(x0, y0) - 0.5 * x0),
-    Case(detach_in_loop, [(0.5,), (-1.3,)], "stopgrad",
-         frozen=lambda x0: lambda x: sum(x0**i * x for i in range(3))),
+    Case(
+        stop_gradient_product,
+        [(0.5, 1.5), (-1.2, 0.3)],
+        "stopgrad",
+        frozen=lambda x0, y0: lambda x, y: x * (x0 * y0) + y,
+    ),
+    Case(
+        straight_through_round,
+        [(0.3,), (1.8,), (-2.4,)],
+        "stopgrad",
+        frozen=lambda x0: lambda x: x + (float(np.round(x0)) - x0),
+    ),
+    Case(
+        no_grad_scale,
+        [(0.5, 1.5), (-1.2, 0.3)],
+        "stopgrad",
+        frozen=lambda x0, y0: lambda x, y: (x0 * x0 + y0) * x + y,
+    ),
+    Case(
+        no_grad_helper,
+        [(0.5, 1.5), (-1.2, 0.3)],
+        "stopgrad",
+        frozen=lambda x0, y0: lambda x, y: x / math.hypot(x0, y0) + y / math.hypot(x0, y0) - 0.5 * x0,
+    ),
+    Case(
+        detach_in_loop,
+        [(0.5,), (-1.3,)],
+        "stopgrad",
+        frozen=lambda x0: lambda x: sum(x0**i * x for i in range(3)),
+    ),
 ]
 
 SYMPY_CASES = [case for case in CORPUS if case.sym is not None]

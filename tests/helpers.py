@@ -46,7 +46,9 @@ def summed_value(fn, args):
                 out = fn(*args)
         except (TypeError, ValueError):
             out = np.vectorize(fn, otypes=[np.float64])(*args)
-        out = np.broadcast_to(np.asarray(out, dtype=np.float64), np.broadcast_shapes(*[np.shape(a) for a in args]))
+        out = np.broadcast_to(
+            np.asarray(out, dtype=np.float64), np.broadcast_shapes(*[np.shape(a) for a in args])
+        )
         return float(np.sum(out))
     return float(fn(*args))
 
@@ -130,7 +132,15 @@ def assert_close(got, expected, rtol, atol, label=""):
 
 
 def check_grads(
-    fn, args, wrt=None, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, h=None, richardson=True, compiled=None, check_types=True
+    fn,
+    args,
+    wrt=None,
+    rtol=DEFAULT_RTOL,
+    atol=DEFAULT_ATOL,
+    h=None,
+    richardson=True,
+    compiled=None,
+    check_types=True,
 ):
     """Assert that symgrad's gradient of `fn` at `args` matches central differences.
 

@@ -3,8 +3,29 @@
 import numpy as np
 
 
-def many_params(x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20):
-    return x0 * x20 + x1 * x19 + np.sin(x10) * x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x11 + x12 + x13 + x14 + x15 + x16 + x17 + x18
+def many_params(
+    x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17, x18, x19, x20
+):
+    return (
+        x0 * x20
+        + x1 * x19
+        + np.sin(x10) * x2
+        + x3
+        + x4
+        + x5
+        + x6
+        + x7
+        + x8
+        + x9
+        + x11
+        + x12
+        + x13
+        + x14
+        + x15
+        + x16
+        + x17
+        + x18
+    )
 
 
 def recurrence(h, w, b, n):

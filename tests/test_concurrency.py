@@ -74,7 +74,11 @@ def _spawn(cache_dir: Path) -> subprocess.Popen:
     env.pop("SYMGRAD_NO_CACHE", None)
     root = str(Path(__file__).resolve().parent.parent)
     return subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(root=root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SCRIPT.format(root=root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -58,8 +58,18 @@ def test_corpus_size_and_coverage():
     assert len(SECOND_ORDER_CASES) >= 10
     assert len({case.id for case in CORPUS}) == len(CORPUS), "case ids must be unique"
     categories = {case.category for case in CORPUS}
-    assert categories >= {"arith", "control", "loops", "calls", "closures", "math", "numpy",
-                          "builtins", "constants", "stopgrad"}
+    assert categories >= {
+        "arith",
+        "control",
+        "loops",
+        "calls",
+        "closures",
+        "math",
+        "numpy",
+        "builtins",
+        "constants",
+        "stopgrad",
+    }
     for case in CORPUS:
         assert case.points, case.id
         for point in case.points:
@@ -119,7 +129,12 @@ def test_value_and_grad(case):
         assert math.isclose(value, expected, rel_tol=1e-12, abs_tol=1e-13), (case.id, point, value, expected)
         grads = as_tuple(grads, n_params(case))
         for got, want in zip(grads, expected_grads):
-            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-13), (case.id, point, grads, expected_grads)
+            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-13), (
+                case.id,
+                point,
+                grads,
+                expected_grads,
+            )
         assert type(value) is float, (case.id, point, value)
         assert all(type(got) is float for got in grads), (case.id, point, grads)
 
@@ -199,7 +214,9 @@ def test_array_matches_pointwise(case):
     for i, got in enumerate(grads2):
         assert got.shape == (len(case.points), 2)
         want = np.array([e[i] for e in expected])
-        np.testing.assert_allclose(got, np.stack([want, want], axis=1), rtol=1e-12, atol=1e-13, err_msg=case.id)
+        np.testing.assert_allclose(
+            got, np.stack([want, want], axis=1), rtol=1e-12, atol=1e-13, err_msg=case.id
+        )
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=ids(CORPUS))
@@ -249,7 +266,10 @@ def test_source_is_deterministic_across_hash_seeds():
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _DUMP.format(tests=str(TESTS))],
-            env={**os.environ, "PYTHONHASHSEED": seed}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in ("1", "2")
     ]
@@ -295,8 +315,11 @@ def test_second_derivatives(case):
             assert math.isclose(got_xy, other, rel_tol=1e-10, abs_tol=1e-12), (case.id, got_xy, other)
 
 
-@pytest.mark.parametrize("case", [c for c in SECOND_ORDER_CASES if c.sym is not None],
-                         ids=ids([c for c in SECOND_ORDER_CASES if c.sym is not None]))
+@pytest.mark.parametrize(
+    "case",
+    [c for c in SECOND_ORDER_CASES if c.sym is not None],
+    ids=ids([c for c in SECOND_ORDER_CASES if c.sym is not None]),
+)
 def test_second_derivatives_match_sympy(case):
     symbols = sympy_symbols(case)
     expr = sympy.sympify(case.sym(*symbols))

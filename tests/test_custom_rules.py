@@ -18,7 +18,9 @@ def test_custom_rule_gives_the_gradient_and_second_order():
     assert grad(cases.uses_softclip)(x) == pytest.approx(6.0 * (1 - np.tanh(0.6) ** 2), rel=1e-14)
     second = derivative(cases.uses_softclip, wrt="x", order=2)(x)
     assert second == pytest.approx(central_diff(grad(cases.uses_softclip), [x], 0), rel=1e-7)
-    np.testing.assert_allclose(grad(cases.uses_softclip)(np.array([0.3, -1.0])), 6.0 * (1 - np.tanh([0.6, -2.0]) ** 2))
+    np.testing.assert_allclose(
+        grad(cases.uses_softclip)(np.array([0.3, -1.0])), 6.0 * (1 - np.tanh([0.6, -2.0]) ** 2)
+    )
 
 
 def test_the_rule_wins_over_the_body():
@@ -70,7 +72,9 @@ def test_scipy_special_rule_against_finite_differences(rule, tmp_path):
         for x, y in rng.uniform(lo, hi, size=(4, 2)):
             got = g(float(x), float(y))
             for i in range(2):
-                assert got[i] == pytest.approx(central_diff(module.f, [float(x), float(y)], i), rel=1e-6, abs=1e-8)
+                assert got[i] == pytest.approx(
+                    central_diff(module.f, [float(x), float(y)], i), rel=1e-6, abs=1e-8
+                )
             arrays = g(np.array([x]), np.array([y]))
             np.testing.assert_allclose([a[0] for a in arrays], got, rtol=1e-12)
     finally:

@@ -18,7 +18,9 @@ def _generator():
 
 
 def test_every_public_name_has_an_api_page():
-    missing = [n for n in symgrad.__all__ if n != "__version__" and not (ROOT / "docs" / "api" / f"{n}.md").exists()]
+    missing = [
+        n for n in symgrad.__all__ if n != "__version__" and not (ROOT / "docs" / "api" / f"{n}.md").exists()
+    ]
     assert not missing
 
 

@@ -85,18 +85,32 @@ class Case:
         return result
 
 
-def refused(id: str, fn: Any, error: type[SymgradError], hint: str, at: str | None = None,
-            make: Callable[..., Any] = grad, **options: Any) -> Case:
+def refused(
+    id: str,
+    fn: Any,
+    error: type[SymgradError],
+    hint: str,
+    at: str | None = None,
+    make: Callable[..., Any] = grad,
+    **options: Any,
+) -> Case:
     """`make(fn, **options)` raises at decoration time, located at the `# BAD: id` line."""
     return Case(id, error, hint, DECORATE, lambda: make(fn, **options), at=at)
 
 
-def traced(id: str, fn: Any, error: type[SymgradError], hint: str, at: str | None = None,
-           args: tuple[Any, ...] = (1.5,), make: Callable[..., Any] = grad,
-           source_too: bool = True, **options: Any) -> Case:
+def traced(
+    id: str,
+    fn: Any,
+    error: type[SymgradError],
+    hint: str,
+    at: str | None = None,
+    args: tuple[Any, ...] = (1.5,),
+    make: Callable[..., Any] = grad,
+    source_too: bool = True,
+    **options: Any,
+) -> Case:
     """`make(fn, **options)` succeeds; calling it with `args` raises, located at `# BAD: id`."""
-    return Case(id, error, hint, TRACE, lambda: make(fn, **options), args=args, at=at,
-                source_too=source_too)
+    return Case(id, error, hint, TRACE, lambda: make(fn, **options), args=args, at=at, source_too=source_too)
 
 
 def runtime(id: str, trigger: Callable[[], Any], error: type[SymgradError], hint: str) -> Case:
@@ -152,13 +166,30 @@ CASES: list[Case] = [
     traced("rule-kwargs", bad.keyword_to_rule, UnsupportedSyntaxError, "position", at="np.clip("),
     traced("index", bad.indexing, UnsupportedSyntaxError, "separate arguments", at="x[0]"),
     traced("slice", bad.slicing, UnsupportedSyntaxError, "separate arguments", at="x[1:]"),
-    traced("range-outside-for", bad.range_outside_for, UnsupportedSyntaxError, "for i in range", at="range(3)"),
+    traced(
+        "range-outside-for", bad.range_outside_for, UnsupportedSyntaxError, "for i in range", at="range(3)"
+    ),
     # --- semantics -------------------------------------------------------------------------------
     traced("range-traced", bad.static_loop, DataDependentLoopError, "static", at="range(n)", args=(1.5, 3.0)),
-    traced("range-start-traced", bad.range_start_traced, DataDependentLoopError, "static", at="range(1, n)", args=(1.5, 3.0)),
+    traced(
+        "range-start-traced",
+        bad.range_start_traced,
+        DataDependentLoopError,
+        "static",
+        at="range(1, n)",
+        args=(1.5, 3.0),
+    ),
     traced("range-computed", bad.range_computed, DataDependentLoopError, "static", at="range(m)"),
-    traced("range-float-static", bad.static_loop, TracingError, "int", at="range(n)", args=(1.5, 2.5),
-           static="n", source_too=False),
+    traced(
+        "range-float-static",
+        bad.static_loop,
+        TracingError,
+        "int",
+        at="range(n)",
+        args=(1.5, 2.5),
+        static="n",
+        source_too=False,
+    ),
     traced("recursion", bad.recursive, TracingError, "range", at="recursive(x / 2.0)"),
     traced("mutual-recursion", bad.ping, TracingError, "range", at="ping(x)"),
     traced("setattr", bad.set_attribute, UnsupportedSyntaxError, "new variable", at="x.attr"),
@@ -179,9 +210,18 @@ CASES: list[Case] = [
     traced("return-condition", bad.return_condition, TracingError, "1.0 if"),
     traced("return-string", bad.return_string, TracingError, "number"),
     traced("nested-tuple", bad.nested_tuple, TracingError, "flat"),
-    traced("tuple-output", bad.tuple_output, NonScalarOutputError, "jacobian", args=(1.0, 2.0), source_too=False),
-    traced("value-and-grad-tuple-output", bad.tuple_output, NonScalarOutputError, "vjp", args=(1.0, 2.0),
-           make=value_and_grad, source_too=False),
+    traced(
+        "tuple-output", bad.tuple_output, NonScalarOutputError, "jacobian", args=(1.0, 2.0), source_too=False
+    ),
+    traced(
+        "value-and-grad-tuple-output",
+        bad.tuple_output,
+        NonScalarOutputError,
+        "vjp",
+        args=(1.0, 2.0),
+        make=value_and_grad,
+        source_too=False,
+    ),
     traced("unpack-mismatch", bad.unpack_mismatch, TracingError, "same length", at="a, b"),
     traced("ifexp-mismatch", bad.conditional_mismatch, TracingError, "same kind", at="(x, x) if"),
     traced("branch-mismatch", bad.branch_mismatch, TracingError, "same kind", at="if x > 0.0"),
@@ -266,8 +306,8 @@ def check_location(err: SymgradError, case: Case) -> None:
     assert isinstance(err.col, int) and 1 <= err.col <= len(code), f"column {err.col} is outside {code!r}"
     assert not code[err.col - 1].isspace(), f"column {err.col} points at blank space in {code!r}"
     if case.at is not None:
-        assert code[err.col - 1:].startswith(case.at), (
-            f"column {err.col} points at {code[err.col - 1:]!r}, expected {case.at!r}"
+        assert code[err.col - 1 :].startswith(case.at), (
+            f"column {err.col} points at {code[err.col - 1 :]!r}, expected {case.at!r}"
         )
     assert f"bad_inputs.py:{line_no}:{err.col}:" in str(err)
 

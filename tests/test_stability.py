@@ -13,13 +13,30 @@ from tests import stability_cases as cases
 
 mpmath.mp.dps = 60
 FLOAT_MAX = 1.7976931348623157e308
-GRID = np.concatenate([np.linspace(-1000.0, 1000.0, 401), -np.logspace(-300, 2, 40), np.logspace(-300, 2, 40)])
+GRID = np.concatenate(
+    [np.linspace(-1000.0, 1000.0, 401), -np.logspace(-300, 2, 40), np.logspace(-300, 2, 40)]
+)
 
 # name -> (function, exact value, exact derivative, domain of x)
 SCALAR = {
-    "softplus": (cases.softplus, lambda x: mpmath.log1p(mpmath.exp(x)), lambda x: 1 / (1 + mpmath.exp(-x)), None),
-    "sigmoid": (cases.sigmoid, lambda x: 1 / (1 + mpmath.exp(-x)), lambda x: mpmath.exp(-x) / (1 + mpmath.exp(-x)) ** 2, None),
-    "sigmoid_ratio": (cases.sigmoid_ratio, lambda x: 1 / (1 + mpmath.exp(-x)), lambda x: mpmath.exp(-x) / (1 + mpmath.exp(-x)) ** 2, None),
+    "softplus": (
+        cases.softplus,
+        lambda x: mpmath.log1p(mpmath.exp(x)),
+        lambda x: 1 / (1 + mpmath.exp(-x)),
+        None,
+    ),
+    "sigmoid": (
+        cases.sigmoid,
+        lambda x: 1 / (1 + mpmath.exp(-x)),
+        lambda x: mpmath.exp(-x) / (1 + mpmath.exp(-x)) ** 2,
+        None,
+    ),
+    "sigmoid_ratio": (
+        cases.sigmoid_ratio,
+        lambda x: 1 / (1 + mpmath.exp(-x)),
+        lambda x: mpmath.exp(-x) / (1 + mpmath.exp(-x)) ** 2,
+        None,
+    ),
     "log_one_plus": (cases.log_one_plus, mpmath.log1p, lambda x: 1 / (1 + x), (-1.0, np.inf)),
     "exp_minus_one": (cases.exp_minus_one, mpmath.expm1, mpmath.exp, None),
 }

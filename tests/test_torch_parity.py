@@ -18,7 +18,9 @@ import inspect
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch parity tests need the torch extra: pip install torch==2.13.0")
+torch = pytest.importorskip(
+    "torch", reason="PyTorch parity tests need the torch extra: pip install torch==2.13.0"
+)
 taf = torch.autograd.functional
 
 import torch_cases as tc  # noqa: E402  (after the importorskip: it imports torch)
@@ -590,7 +592,9 @@ def _cotangents(case, shape, seed):
 
 def _check_vjp(case, args, vs):
     value, pullback = vjp(case.f_np)(*args)
-    out, expected = taf.vjp(case.f_torch, tuple(T(a) for a in args), tuple(T(v) for v in vs) if case.n_out > 1 else T(vs[0]))
+    out, expected = taf.vjp(
+        case.f_torch, tuple(T(a) for a in args), tuple(T(v) for v in vs) if case.n_out > 1 else T(vs[0])
+    )
     for got_v, exp_v in zip(_outputs(value), _outputs(out), strict=True):
         close(got_v, N(exp_v))
     got = pullback(vs if case.n_out > 1 else vs[0])

@@ -68,11 +68,11 @@ def norm3_torch(x, y, z):
 
 
 def power_np(x, y):
-    return np.power(x, y) + x ** 3 / y
+    return np.power(x, y) + x**3 / y
 
 
 def power_torch(x, y):
-    return torch.pow(x, y) + x ** 3 / y
+    return torch.pow(x, y) + x**3 / y
 
 
 def inverse_trig_np(x, y):
@@ -230,7 +230,9 @@ def points(case: Case, count: int = 3, seed: int = 0) -> list[tuple[float, ...]]
     return [tuple(float(rng.uniform(lo, hi)) for lo, hi in case.domain) for _ in range(count)]
 
 
-def arrays(case: Case, shapes: tuple[tuple[int, ...], ...] | None = None, seed: int = 1) -> tuple[np.ndarray, ...]:
+def arrays(
+    case: Case, shapes: tuple[tuple[int, ...], ...] | None = None, seed: int = 1
+) -> tuple[np.ndarray, ...]:
     """float64 arrays from the case's domain; by default all of shape (2, 3)."""
     rng = np.random.default_rng([seed, len(case.name), *map(ord, case.name)])
     shapes = shapes or ((2, 3),) * case.n_in
