@@ -1,11 +1,16 @@
 """Code quality as part of the suite, so CI enforces it: ruff lint and format, mypy --strict."""
 
+import doctest
+import importlib
+import pkgutil
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import symgrad
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +43,13 @@ def test_mypy_strict_clean():
 
 def test_package_is_typed():
     assert (ROOT / "symgrad" / "py.typed").exists()
+
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(symgrad.__path__, "symgrad.") if m.name != "symgrad.__main__")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
