@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .arraytrace import ShapesNeeded
 from .compiled import Compiled
@@ -24,6 +25,8 @@ __all__ = ["CliError", "build_parser", "finite_difference", "load_function", "ma
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 PLOT_HINT = "plotting needs matplotlib: pip install 'symgrad[plot]'"
+
+Array = npt.NDArray[np.float64]
 
 
 class CliError(Exception):
@@ -367,7 +370,7 @@ def _error(g: float, fd: float) -> float:
 
 
 def _along(
-    total: Callable[[dict[str, Any]], float], name: str, array: np.ndarray, index: tuple[int, ...]
+    total: Callable[[dict[str, Any]], float], name: str, array: Array, index: tuple[int, ...]
 ) -> Callable[[float], float]:
     """The function of one number: `total` with `name` (element `index` if an array) set to it."""
 
@@ -502,9 +505,7 @@ def cmd_plot(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _evaluate(
-    both: Compiled, values: dict[str, Any], name: str, xs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate(both: Compiled, values: dict[str, Any], name: str, xs: Array) -> tuple[Array, Array]:
     """f and df/dx on the grid: in one vectorised call when the function is elementwise,
     else point by point (functions that reduce over their argument)."""
     value, derivative = call(both, {**values, name: xs})
@@ -533,9 +534,9 @@ def _draw(
     fname: str,
     name: str,
     values: dict[str, Any],
-    xs: np.ndarray,
-    ys: np.ndarray,
-    dys: np.ndarray,
+    xs: Array,
+    ys: Array,
+    dys: Array,
     output: str,
 ) -> None:
     fixed = ", ".join(f"{k}={_short(v)}" for k, v in values.items())

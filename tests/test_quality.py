@@ -45,7 +45,9 @@ def test_package_is_typed():
     assert (ROOT / "symgrad" / "py.typed").exists()
 
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(symgrad.__path__, "symgrad.") if m.name != "symgrad.__main__")
+MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(symgrad.__path__, "symgrad.") if m.name != "symgrad.__main__"
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
