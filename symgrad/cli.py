@@ -495,7 +495,7 @@ def cmd_plot(args: argparse.Namespace, out: IO[str]) -> int:
 
     both = value_and_grad(setup.fn, wrt=name, static=tuple(setup.static))
     values = setup.values(compiled, skip=(name,))
-    xs = np.linspace(low, high, args.points)
+    xs: Array = np.linspace(low, high, args.points, dtype=np.float64)
     ys, dys = _evaluate(both, values, name, xs)
     shown = {  # every other parameter's value, defaults included, in signature order
         n: values.get(n, p.default) for n, p in setup.signature.parameters.items() if n != name
