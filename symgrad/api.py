@@ -192,6 +192,32 @@ def _base_and_derive(fn: Any) -> tuple[Callable[..., Any], Callable[[Graph], Gra
     return fn, (lambda g: g), None
 
 
+def _transform(
+    base: Callable[..., Any],
+    inner: Callable[[Graph], Graph],
+    kind: str,
+    derive: Callable[[Graph], Graph],
+    wrt_names: tuple[str, ...],
+    static_names: tuple[str, ...],
+    single: bool,
+    finish: Any,
+    **calling: Any,
+) -> Compiled:
+    """The `Compiled` object of one transform: `derive` maps the traced graph to its program."""
+    _describe(derive, inner, kind, wrt_names)
+    return Compiled(
+        base,
+        kind=kind,
+        wrt=wrt_names,
+        static=static_names,
+        single=single,
+        build=_builder(base, derive, kind, wrt_names),
+        derive=derive,
+        finish=finish,
+        **calling,
+    )
+
+
 # --- public API --------------------------------------------------------------------------------
 
 
@@ -253,20 +279,9 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
         gradients.differentiated = graph.outputs
         return gradients
 
-    _describe(derive, inner, kind, wrt_names)
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
-    return Compiled(
-        base,
-        kind=kind,
-        wrt=wrt_names,
-        static=static_names,
-        single=single,
-        build=_builder(base, derive, kind, wrt_names),
-        derive=derive,
-        finish=finish,
-        result=result,
-    )
+    return _transform(base, inner, kind, derive, wrt_names, static_names, single, finish, result=result)
 
 
 def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
@@ -374,17 +389,8 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         result.differentiated = graph.outputs
         return result
 
-    _describe(derive, inner, "vjp", wrt_names)
-    return Compiled(
-        base,
-        kind="vjp",
-        wrt=wrt_names,
-        static=static_names,
-        single=single,
-        build=_builder(base, derive, "vjp", wrt_names),
-        derive=derive,
-        finish=_finish_vjp,
-        invoke=_run_for_vjp,
+    return _transform(
+        base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, invoke=_run_for_vjp
     )
 
 
@@ -454,17 +460,8 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         result.differentiated = graph.outputs
         return result
 
-    _describe(derive, inner, "jvp", wrt_names)
-    return Compiled(
-        base,
-        kind="jvp",
-        wrt=wrt_names,
-        static=static_names,
-        single=single,
-        build=_builder(base, derive, "jvp", wrt_names),
-        derive=derive,
-        finish=_finish_jvp,
-        invoke=_call_jvp,
+    return _transform(
+        base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, invoke=_call_jvp
     )
 
 
@@ -517,17 +514,8 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
         result.differentiated = graph.outputs
         return result
 
-    _describe(derive, inner, "jacobian", wrt_names)
-    return Compiled(
-        base,
-        kind="jacobian",
-        wrt=wrt_names,
-        static=static_names,
-        single=single,
-        build=_builder(base, derive, "jacobian", wrt_names),
-        derive=derive,
-        finish=_finish_matrix,
-        invoke=_call_matrix,
+    return _transform(
+        base, inner, "jacobian", derive, wrt_names, static_names, single, _finish_matrix, invoke=_call_matrix
     )
 
 
@@ -568,17 +556,8 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
         result.differentiated = graph.outputs
         return result
 
-    _describe(derive, inner, "hessian", wrt_names)
-    return Compiled(
-        base,
-        kind="hessian",
-        wrt=wrt_names,
-        static=static_names,
-        single=single,
-        build=_builder(base, derive, "hessian", wrt_names),
-        derive=derive,
-        finish=_finish_matrix,
-        invoke=_call_matrix,
+    return _transform(
+        base, inner, "hessian", derive, wrt_names, static_names, single, _finish_matrix, invoke=_call_matrix
     )
 
 
