@@ -16,7 +16,7 @@ import numpy as np
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
-from . import cache, parse, rules
+from . import arrays, cache, parse, rules
 from .arraytrace import ARRAY_CALLS, CONSTRUCTORS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
 from .errors import (
     DataDependentLoopError,
@@ -111,9 +111,13 @@ class Frame:
 class Tracer(ArrayTracing):
     """Interprets statements and expressions of one function, appending nodes to a Graph."""
 
-    def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
+    def __init__(
+        self, graph: Graph, stack: tuple[Callable[..., Any], ...] = (), cancelled: set[Any] | None = None
+    ) -> None:
         self.graph = graph
         self.stack = stack
+        # values SymPy cancelled away (`w - w`) while shapes were unknown: see keep_shape
+        self.cancelled: set[Any] = set() if cancelled is None else cancelled
         self.frame: Frame
 
     # --- entry points ----------------------------------------------------------------------
@@ -546,7 +550,24 @@ class Tracer(ArrayTracing):
         fn = _BINOPS.get(type(op))
         if fn is None:
             raise self._bad_operator(op, node)
-        return self.node(fn(to_sympy(left), to_sympy(right)), hint, node)
+        operands = [to_sympy(left), to_sympy(right)]
+        return self.node(self.keep_shape(fn(*operands), operands), hint, node)
+
+    def keep_shape(self, expr: Any, operands: Sequence[Any]) -> Any:
+        """`expr` with the broadcast shape of its operands. SymPy cancels `w - w` to 0 and
+        `w * 0 + x` to `x`, while NumPy keeps `w`'s shape: what cancelled is broadcast back."""
+        before: set[Any] = set().union(*(getattr(o, "free_symbols", set()) for o in operands))
+        if getattr(expr, "free_symbols", set()) >= before:
+            return expr
+        if self.graph.shapes is None:  # harmless unless an output loses a dimension: see trace()
+            self.cancelled.update(before - getattr(expr, "free_symbols", set()))
+            return expr
+        target = tuple(np.broadcast_shapes(*(self.shape(o) for o in operands)))
+        if self.shape(expr) == target:
+            return expr
+        if isinstance(expr, sympy.Integer):
+            expr = sympy.Float(float(expr))  # NumPy's result is float64, not an int array
+        return self.graph.add(arrays.Broadcast.make([arrays.atom(expr, self.graph.add)], target))
 
     def _bad_operator(self, op: ast.AST, node: ast.AST) -> SymgradError:
         symbol = {
@@ -737,7 +758,7 @@ class Tracer(ArrayTracing):
                 f"wrong arguments for `{ast.unparse(node.func)}`: {exc}",
                 "check the number of arguments",
             ) from None
-        return self.node(expr, hint, node)
+        return self.node(self.keep_shape(expr, [to_sympy(a) for a in args]), hint, node)
 
     def call_custom(
         self,
@@ -797,7 +818,7 @@ class Tracer(ArrayTracing):
             self.graph.deps.append(((*path, ".__kwdefaults__"), cache.fingerprint(fn.__kwdefaults__)))
         else:
             self.graph.cacheable = False
-        callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
+        callee = Tracer(self.graph, (*self.stack, self.frame.source.fn), self.cancelled)
         saved_no_grad = self.frame.no_grad
         result = callee.run(source, dict(bound.arguments), path)
         if saved_no_grad and is_traced(result):
@@ -858,11 +879,30 @@ def trace(
         graph.shapes = {symbol: tuple(shapes[p]) for symbol, p in zip(inputs, dynamic)}
     env: dict[str, Any] = dict(zip(dynamic, inputs))
     env.update(static)
-    result = Tracer(graph).run(source, env)
+    tracer = Tracer(graph)
+    result = tracer.run(source, env)
     outputs = result if isinstance(result, tuple) else (result,)
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
+    if tracer.cancelled:
+        _check_cancellations(graph, tracer.cancelled)
     graph.tuple_output = isinstance(result, tuple)
     return graph
+
+
+def _check_cancellations(graph: Graph, cancelled: set[Any]) -> None:
+    """Without shapes, an elementwise output has the broadcast shape of the inputs it reads.
+    That stays NumPy's shape when SymPy cancelled an input away (`x * 0 + y`) only if the
+    output still reads that input; otherwise trace again with shapes, which broadcasts."""
+    reads: dict[Any, frozenset[Any]] = {symbol: frozenset([symbol]) for symbol in graph.inputs}
+    for symbol, expr in graph.nodes:  # in evaluation order
+        reads[symbol] = frozenset().union(*(reads.get(s, ()) for s in getattr(expr, "free_symbols", ())))
+
+    def inputs_of(value: Any) -> frozenset[Any]:
+        return frozenset().union(*(reads.get(s, ()) for s in getattr(value, "free_symbols", ())))
+
+    lost = frozenset().union(*(inputs_of(c) for c in cancelled))
+    if any(not lost <= inputs_of(output) for output in graph.outputs):
+        raise ShapesNeeded
 
 
 def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:

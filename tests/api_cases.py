@@ -68,3 +68,33 @@ def overflow_branch(x):
     if x < 700:
         return np.exp(x)
     return x
+
+
+# --- SymPy cancels what NumPy keeps: `w - w` is 0 to SymPy, zeros of w's shape to NumPy ----
+
+
+def cancelled_sum(x, y):
+    return np.sum(x * 0 + y)
+
+
+def cancelled_difference(w):
+    return w - w
+
+
+def cancelled_inside_matmul(w, X):
+    return np.sum(X @ np.tanh(w - w)) + np.sum(w * w)
+
+
+def cancelled_where(x, y):
+    return np.where(x > 0, y, y)
+
+
+def cancelled_elementwise(x, y):
+    return x * 0 + y
+
+
+def horner_from_zero(x):
+    acc = 0.0
+    for c in (1.0, -2.0, 0.5):
+        acc = acc * x + c
+    return acc
