@@ -164,8 +164,9 @@ WHERE = _where
 
 
 def _clip(x: Any, lo: Any, hi: Any) -> Expr:
+    # minimum(maximum(x, lo), hi), as NumPy and torch.clamp compute it: `hi` wins when lo > hi.
     # Gradient 1 on the boundary, as torch.clamp has it.
-    return sympy.Piecewise((lo, x < lo), (hi, x > hi), (x, True))
+    return sympy.Piecewise((hi, sympy.Or(x > hi, lo > hi)), (lo, x < lo), (x, True))
 
 
 def _heaviside(x: Any, h0: Any) -> Expr:

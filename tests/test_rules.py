@@ -445,6 +445,25 @@ def test_clip_boundary_passes_gradient():
     assert g(0.0) == 1.0
 
 
+def clip_traced_bounds(x, lo, hi):
+    return np.clip(x, lo, hi)
+
+
+def test_clip_with_crossed_bounds_is_hi_as_in_numpy():
+    # minimum(maximum(x, lo), hi): with lo > hi every x maps to hi (torch.clamp agrees);
+    # found by the fuzzer, which wrote np.clip(a, b, 1.0) with b > 1
+    vg = symgrad.value_and_grad(clip_traced_bounds)
+    for x in (-3.0, 1.5, 3.0):
+        value, grads = vg(x, 2.0, 1.0)
+        assert value == np.clip(x, 2.0, 1.0) == 1.0
+        assert grads == (0.0, 0.0, 1.0)
+    xs = np.array([-3.0, 0.5, 1.5, 3.0])
+    value, grads = vg(xs, 2.0, 1.0)
+    np.testing.assert_array_equal(value, np.clip(xs, 2.0, 1.0))
+    assert grads[1:] == (0.0, 4.0)
+    assert vg(0.5, 0.0, 1.0) == (0.5, (1.0, 0.0, 0.0))
+
+
 def stopped(x):
     with no_grad():
         s = x * x

@@ -1,0 +1,545 @@
+"""Property-based tests: random programs of the supported language against independent oracles.
+
+`fuzz_programs.py` generates whole modules (straight-line arithmetic over every rule of
+`symgrad.RULES`, if/elif/else and conditional expressions, static loops, inlined helpers and
+closures, `no_grad`/`stop_gradient`, tuple outputs, reductions over small arrays). Each one is
+written to a file in a temporary directory, imported, and checked at a random point:
+
+1. the gradient (`value_and_grad`) against Richardson-extrapolated central differences of the
+   original function, at a point whose branch decisions and kinks are at least
+   `fuzz_programs.MARGIN` away and do not change at any finite-difference point;
+2. against `sympy.diff` of the program's SymPy twin, evaluated at 40 digits;
+3. every parameter on its own: `grad(f, wrt=i)`;
+4. on a subset, second order: `grad(grad(f, wrt=i), wrt=j)` against the twin and against
+   central differences of the first derivative;
+5. the value of `value_and_grad` against the original function (and, for several outputs,
+   `jacobian` and the value and pullback of `vjp`);
+6. the NumPy flavour (arguments as arrays) against the `math` flavour (floats).
+
+Every run draws new programs (`derandomize=False`). A failure prints the falsifying program's
+source, and Hypothesis stores it in `.hypothesis/` and replays it first on the next run. To
+replay a whole run, pass the seed it printed (`You can add @seed(N)` / the run header):
+`python -m pytest tests/test_fuzz.py --hypothesis-seed=N`. `SYMGRAD_FUZZ_SCALE=10` runs ten
+times as many programs (e.g. nightly); `SYMGRAD_FUZZ_NO_SHRINK=1` reports the first failing
+program as found instead of minimising it (shrinking can take minutes). A program that exposed a bug goes into
+`fuzz_programs.REGRESSIONS`, which every run checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import itertools
+import linecache
+import math
+import os
+import signal
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+from fuzz_programs import (
+    MARGIN,
+    MP,
+    PARAM_BOUND,
+    PROBE,
+    REGRESSIONS,
+    RULE_BY_KEY,
+    SPECS,
+    Program,
+    mp_eval,
+    programs,
+    run_twin,
+)
+from helpers import RICHARDSON_H
+from hypothesis import HealthCheck, Phase, assume, event, given, note, settings
+from hypothesis import strategies as st
+
+import symgrad
+
+SCALE = float(os.environ.get("SYMGRAD_FUZZ_SCALE", "1"))
+
+FD_RTOL, FD_ATOL = 1e-6, 1e-7  # against finite differences (atol scaled by max(1, |f|))
+EXACT_RTOL, EXACT_ATOL = 1e-10, 1e-12  # against the SymPy twin at 40 digits (atol scaled too)
+SAME_RTOL = 1e-9  # two symgrad programs for the same quantity (wrt subsets, array flavour): rounding differs
+VALUE_LIMIT = 1e6
+
+
+def fuzz_settings(n: int) -> settings:
+    phases = list(Phase)
+    if os.environ.get("SYMGRAD_FUZZ_NO_SHRINK"):
+        phases.remove(Phase.shrink)
+    return settings(
+        max_examples=max(1, int(n * SCALE)),
+        deadline=None,
+        print_blob=True,
+        phases=phases,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
+
+
+# --- loading generated modules ------------------------------------------------------------------
+
+
+class Loader:
+    """Writes each program to its own file and imports it under a unique name; the module
+    leaves sys.modules (and linecache) after use, the file stays for a post-mortem."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.counter = itertools.count()
+        self.loaded = 0
+
+    @contextlib.contextmanager
+    def load(self, text: str):
+        name = f"_symgrad_fuzz_{os.getpid()}_{next(self.counter)}"
+        path = self.directory / f"{name}.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        self.loaded += 1
+        try:
+            spec.loader.exec_module(module)
+            yield module
+        finally:
+            sys.modules.pop(name, None)
+            linecache.cache.pop(str(path), None)
+
+
+@pytest.fixture(scope="module")
+def loader(tmp_path_factory):
+    before = set(sys.modules)
+    result = Loader(tmp_path_factory.mktemp("fuzz_programs"))
+    yield result
+    leaked = [m for m in set(sys.modules) - before if m.startswith("_symgrad_fuzz_")]
+    assert not leaked, leaked
+
+
+# --- points -------------------------------------------------------------------------------------
+
+
+def draw_point(data, prog: Program) -> dict[str, object]:
+    point: dict[str, object] = {}
+    value = st.floats(-PARAM_BOUND, PARAM_BOUND, allow_nan=False, allow_infinity=False)
+    for p, shape in prog.shapes.items():
+        if shape == ():
+            point[p] = data.draw(value, label=p)
+        else:
+            n = int(np.prod(shape))
+            point[p] = np.array(data.draw(st.lists(value, min_size=n, max_size=n), label=p)).reshape(shape)
+    return point
+
+
+FD_STEPS = (1.0, 0.5, 0.25)  # multiples of h = RICHARDSON_H * max(1, |x|)
+
+
+def _moved(args: list[object], i: int, index, delta: float) -> list[object]:
+    if index is None:
+        return [*args[:i], args[i] + delta, *args[i + 1 :]]
+    moved = np.array(args[i], dtype=np.float64)
+    moved[index] += delta
+    return [*args[:i], moved, *args[i + 1 :]]
+
+
+def _coordinates(args: list[object], i: int):
+    a = args[i]
+    if isinstance(a, np.ndarray):
+        for index in np.ndindex(a.shape):
+            yield index, RICHARDSON_H * max(1.0, abs(float(a[index])))
+    else:
+        yield None, RICHARDSON_H * max(1.0, abs(a))
+
+
+def fd_points(args: list[object]):
+    """Every point `finite_difference` evaluates."""
+    for i in range(len(args)):
+        for index, h in _coordinates(args, i):
+            for k in FD_STEPS:
+                for sign in (1.0, -1.0):
+                    yield _moved(args, i, index, sign * k * h)
+
+
+def finite_difference(fn, args: list[object], i: int):
+    """d sum(fn) / d args[i] by central differences with Richardson extrapolation, at steps h
+    and h/2; returns (estimate, error estimate), shaped like args[i]."""
+
+    def at(point):
+        return float(np.sum(np.asarray(fn(*point), dtype=np.float64)))
+
+    estimates, errors = [], []
+    for index, h in _coordinates(args, i):
+        d = {k: (at(_moved(args, i, index, k * h)) - at(_moved(args, i, index, -k * h))) / (2 * k * h) for k in FD_STEPS}
+        coarse = (4 * d[0.5] - d[1.0]) / 3
+        fine = (4 * d[0.25] - d[0.5]) / 3
+        estimates.append(fine)
+        errors.append(abs(fine - coarse))
+    shape = np.shape(args[i])
+    return np.reshape(estimates, shape), np.reshape(errors, shape)
+
+
+def expect_fd(what: str, got, fn, args: list[object], i: int, scale: float, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """symgrad's derivative against finite differences: rtol 1e-6, atol 1e-7 * max(1, |f|),
+    plus the difference between the two Richardson estimates (truncation error)."""
+    estimate, error = finite_difference(fn, args, i)
+    rtol, atol = rtol or FD_RTOL, atol or FD_ATOL
+    assert np.all(np.isfinite(np.asarray(got, dtype=np.float64))), f"{what}: non-finite {got!r}"
+    ok = np.abs(np.asarray(got, dtype=np.float64) - estimate) <= atol * scale + rtol * np.abs(estimate) + 2 * error
+    assert np.shape(got) == np.shape(estimate) and np.all(ok), f"{what}: symgrad {got!r} != finite differences {estimate!r} (+- {error!r})"
+
+
+class Probed:
+    """The program's decisions at the base point, and a reference function for finite
+    differences that replays stop_gradient values (so that they are constants, as for symgrad)."""
+
+    def __init__(self, module, args: list[object]) -> None:
+        self.probe_f = module._probe_f
+        PROBE.start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.value = self.probe_f(*args)
+        self.decisions = PROBE.decisions
+        self.margin = PROBE.margin
+        self.stops = PROBE.stops
+
+    def __call__(self, *args: object) -> object:
+        PROBE.start(self.stops)
+        return self.probe_f(*args)
+
+    def same_decisions(self, args: list[object]) -> bool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self(*args)
+        return PROBE.decisions == self.decisions
+
+
+def settle(module, prog: Program, args: list[object]) -> Probed:
+    """`assume` that the point is valid: away from branch boundaries and kinks, the same
+    decisions at every finite-difference point, and moderate finite values."""
+    probed = Probed(module, args)
+    assume(probed.margin > MARGIN)
+    values = np.asarray(probed.value, dtype=np.float64)
+    assume(bool(np.all(np.isfinite(values))) and float(np.max(np.abs(values))) < VALUE_LIMIT)
+    for moved in fd_points(args):
+        assume(probed.same_decisions(moved))
+    return probed
+
+
+# --- comparisons ---------------------------------------------------------------------------------
+
+
+def close(got, expected, rtol: float, atol: float) -> bool:
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return bool(got.shape == expected.shape and np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected)))
+
+
+def expect_close(what: str, got, expected, rtol: float, atol: float) -> None:
+    assert np.all(np.isfinite(np.asarray(got, dtype=np.float64))), f"{what}: non-finite {got!r}"
+    assert close(got, expected, rtol, atol), f"{what}: symgrad {got!r} != expected {expected!r}"
+
+
+def scale_of(value) -> float:
+    return max(1.0, float(np.max(np.abs(np.asarray(value, dtype=np.float64)))))
+
+
+def as_tuple(grads, n: int) -> tuple:
+    if n == 1 and not isinstance(grads, tuple):
+        return (grads,)
+    assert isinstance(grads, tuple) and len(grads) == n, f"expected {n} gradients, got {grads!r}"
+    return grads
+
+
+def is_py_float(x) -> bool:
+    return type(x) is float
+
+
+# --- the SymPy twin --------------------------------------------------------------------------
+
+
+class Exact:
+    """Derivatives of the twin by `sympy.diff`, evaluated at the point with 40 digits."""
+
+    def __init__(self, prog: Program, point: dict[str, object]) -> None:
+        self.outputs, self.syms = run_twin(prog, point)
+        self.point = {}
+        for p, shape in prog.shapes.items():
+            if shape == ():
+                self.point[self.syms[p]] = MP.mpf(float(point[p]))
+            else:
+                for s, x in zip(self.syms[p].ravel(), np.ravel(point[p])):
+                    self.point[s] = MP.mpf(float(x))
+        self.memo: dict = {}
+
+    def values(self) -> list[float]:
+        return [float(o.n) for o in self.outputs]
+
+    def evaluate(self, expr) -> float:
+        value = mp_eval(expr, self.point, self.memo)
+        assert MP.isfinite(value) and MP.im(value) == 0, f"twin derivative {expr} = {value}"
+        return float(MP.re(value))
+
+    def grad(self, param: str, output: int = 0, of=None):
+        """d output / d param (shaped like param); `of` overrides the differentiated expression."""
+        expr = self.outputs[output].s if of is None else of
+        syms = self.syms[param]
+        if isinstance(syms, np.ndarray):
+            return np.array([self.evaluate(sympy.diff(expr, s)) for s in syms.ravel()]).reshape(syms.shape)
+        return self.evaluate(sympy.diff(expr, syms))
+
+    def second(self, i: str, j: str):
+        """d/d param j of the sum of d f / d param i (grad of grad, summed as symgrad does)."""
+        syms_i = self.syms[i]
+        first = sum(sympy.diff(self.outputs[0].s, s) for s in np.ravel(syms_i)) if isinstance(syms_i, np.ndarray) else sympy.diff(self.outputs[0].s, syms_i)
+        return self.grad(j, of=sympy.sympify(first))
+
+
+# --- the checks ----------------------------------------------------------------------------------
+
+SYMGRAD_LIMIT = 10.0  # seconds for one symgrad transformation and call (typically < 0.5 s)
+TWIN_LIMIT = 10.0  # seconds for the oracle; a slower twin rejects the example
+STATS = {"programs": 0}
+
+
+class TooSlowError(AssertionError):
+    pass
+
+
+class TwinTooSlowError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, error: type[BaseException], message: str):
+    """Raise `error` if the block runs longer than `seconds` (SIGALRM: main thread, POSIX);
+    an exponential blow-up then fails in seconds instead of stalling the run."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise error(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_symgrad(what: str, transform, *args):
+    """Call a symgrad object (tracing, differentiation and code generation happen on the
+    first call), failing if it takes more than SYMGRAD_LIMIT seconds."""
+    with time_limit(SYMGRAD_LIMIT, TooSlowError, f"{what} took more than {SYMGRAD_LIMIT:.0f} s"):
+        return transform(*args)
+
+
+def twin_of(prog: Program, point: dict[str, object]) -> Exact:
+    try:
+        with time_limit(TWIN_LIMIT, TwinTooSlowError, "twin"):
+            return Exact(prog, point)
+    except TwinTooSlowError:
+        event("rejected: the SymPy twin is too slow")
+        assume(False)
+        raise
+
+
+def exact_of(call):
+    try:
+        with time_limit(TWIN_LIMIT, TwinTooSlowError, "twin"):
+            return call()
+    except TwinTooSlowError:
+        event("rejected: the SymPy twin is too slow")
+        assume(False)
+        raise
+
+
+def check_program(loader: Loader, prog: Program, data) -> None:
+    """One output, float or array parameters: value_and_grad against the original function,
+    the twin and finite differences; each wrt alone; second order on a subset; and, for float
+    parameters, the NumPy flavour against the math flavour."""
+    note(prog.source)
+    point = draw_point(data, prog)
+    args = [point[p] for p in prog.params]
+    n = len(args)
+    floats = all(shape == () for shape in prog.shapes.values())
+    with loader.load(prog.text) as module:
+        f = module.f
+        probed = settle(module, prog, args)
+        value = float(f(*args))
+        exact = twin_of(prog, point)
+        assert math.isclose(exact.values()[0], value, rel_tol=1e-9, abs_tol=1e-9), "the twin disagrees (a test bug)"
+        ref = probed if prog.uses_stop else f
+        scale = scale_of(value)
+
+        vg = symgrad.value_and_grad(f)
+        got_value, grads = run_symgrad("value_and_grad(f)", vg, *args)
+        grads = as_tuple(grads, n)
+        expect_close("value_and_grad value", got_value, value, 1e-9, 1e-9 * scale)
+        if floats:
+            assert is_py_float(got_value) and all(map(is_py_float, grads)), f"floats in, not floats out: {got_value!r}, {grads!r}"
+        for i, p in enumerate(prog.params):
+            assert np.shape(grads[i]) == np.shape(args[i]), f"d/d{p}: shape {np.shape(grads[i])} != {np.shape(args[i])}"
+            exact_i = exact_of(lambda p=p: exact.grad(p))
+            expect_close(f"d/d{p} vs sympy", grads[i], exact_i, EXACT_RTOL, EXACT_ATOL * scale)
+            expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
+
+        # every parameter on its own: by position, by name, by negative position
+        singles = []
+        for i, p in enumerate(prog.params):
+            wrt = data.draw(st.sampled_from([i, p, i - n]), label=f"wrt for {p}")
+            g_i = symgrad.grad(f, wrt=wrt)
+            got = run_symgrad(f"grad(f, wrt={wrt!r})", g_i, *args)
+            if floats:
+                assert is_py_float(got), f"grad(f, wrt={wrt!r}) gave {type(got).__name__}"
+            expect_close(f"grad(f, wrt={wrt!r})", got, grads[i], SAME_RTOL, SAME_RTOL * scale)
+            singles.append(g_i)
+
+        # second order on a subset
+        if data.draw(st.integers(0, 3), label="second order") == 0:
+            i = data.draw(st.integers(0, n - 1), label="i")
+            j = data.draw(st.integers(0, n - 1), label="j")
+            what = f"grad(grad(f, wrt={i}), wrt={j})"
+            got = run_symgrad(what, symgrad.grad(singles[i], wrt=j), *args)
+            expected = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
+            expect_close(f"{what} vs sympy", got, expected, 1e-9, 1e-11 * scale)
+            if not prog.uses_stop:  # (finite differences would see through stop_gradient)
+                expect_fd(f"{what} vs finite differences", got, singles[i], args, j, scale, 1e-5, 1e-6)
+
+        # the NumPy flavour on arrays of two points agrees with the math flavour on floats
+        if floats:
+            moved = next(iter(fd_points(args)))
+            value2, grads2 = vg(*moved)
+            batch = [np.array([a, b]) for a, b in zip(args, moved)]
+            got_values, got_grads = run_symgrad("value_and_grad(f) on arrays", vg, *batch)
+            # a constant result stays a scalar, as NumPy's own would: compare it broadcast
+            got_values = np.broadcast_to(got_values, (2,))
+            expect_close("value on arrays", got_values, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
+            for i, p in enumerate(prog.params):
+                expected = [grads[i], as_tuple(grads2, n)[i]]
+                expect_close(f"d/d{p} on arrays", as_tuple(got_grads, n)[i], expected, SAME_RTOL, SAME_RTOL * scale)
+    STATS["programs"] += 1
+
+
+def check_tuple_program(loader: Loader, prog: Program, data) -> None:
+    """Several outputs: jacobian (all parameters and each alone), vjp's value and pullback."""
+    note(prog.source)
+    point = draw_point(data, prog)
+    args = [point[p] for p in prog.params]
+    n, m = len(args), prog.n_outputs
+    with loader.load(prog.text) as module:
+        f = module.f
+        probed = settle(module, prog, args)
+        values = [float(v) for v in f(*args)]
+        exact = twin_of(prog, point)
+        assert np.allclose(exact.values(), values, rtol=1e-9, atol=1e-9), "the twin disagrees (a test bug)"
+        ref = probed if prog.uses_stop else f
+        scale = scale_of(values)
+
+        jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
+        assert isinstance(jac, np.ndarray) and jac.shape == (m, n), f"jacobian shape {np.shape(jac)}"
+        for k in range(m):
+            for i, p in enumerate(prog.params):
+                exact_ki = exact_of(lambda p=p, k=k: exact.grad(p, k))
+                expect_close(f"d out{k}/d{p} vs sympy", jac[k, i], exact_ki, EXACT_RTOL, EXACT_ATOL * scale)
+                expect_fd(f"d out{k}/d{p} vs finite differences", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
+        for i, p in enumerate(prog.params):
+            wrt = data.draw(st.sampled_from([i, p]), label=f"wrt for {p}")
+            col = run_symgrad(f"jacobian(f, wrt={wrt!r})", symgrad.jacobian(f, wrt=wrt), *args)
+            expect_close(f"jacobian(f, wrt={wrt!r})", np.reshape(col, (m,)), jac[:, i], SAME_RTOL, SAME_RTOL * scale)
+
+        got_values, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
+        expect_close("vjp value", list(got_values), values, 1e-9, 1e-9 * scale)
+        cot = tuple(data.draw(st.sampled_from([1.0, -0.5, 2.0, 0.25]), label="cotangent") for _ in range(m))
+        pulled = as_tuple(pullback(cot), n)
+        expect_close("vjp pullback", list(pulled), np.asarray(cot) @ jac, SAME_RTOL, SAME_RTOL * scale)
+    STATS["programs"] += 1
+
+
+# --- the property tests --------------------------------------------------------------------------
+
+
+@fuzz_settings(700)
+@given(prog=programs("straight"), data=st.data())
+def test_straight_line_programs(loader, prog, data):
+    check_program(loader, prog, data)
+
+
+@fuzz_settings(450)
+@given(prog=programs("branches"), data=st.data())
+def test_branching_programs(loader, prog, data):
+    check_program(loader, prog, data)
+
+
+@fuzz_settings(450)
+@given(prog=programs("loops"), data=st.data())
+def test_loops_helpers_closures(loader, prog, data):
+    check_program(loader, prog, data)
+
+
+@fuzz_settings(200)
+@given(prog=programs("tuples"), data=st.data())
+def test_tuple_outputs(loader, prog, data):
+    check_tuple_program(loader, prog, data)
+
+
+@fuzz_settings(250)
+@given(prog=programs("arrays"), data=st.data())
+def test_reductions_over_arrays(loader, prog, data):
+    check_program(loader, prog, data)
+
+
+def test_every_rule_has_a_generator():
+    """A rule added to symgrad.RULES must be taught to the generator (SPECS)."""
+    assert set(SPECS) == set(RULE_BY_KEY)
+
+
+# --- regressions ---------------------------------------------------------------------------------
+
+
+def original(f, args):
+    """The original function; elementwise (np.vectorize) where it only runs on floats."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return f(*args)
+    except (TypeError, ValueError):
+        return np.vectorize(f, otypes=[np.float64])(*args)
+
+
+@pytest.mark.parametrize("source,points", REGRESSIONS, ids=[f"regression{k}" for k in range(len(REGRESSIONS))])
+def test_regressions(loader, source, points):
+    """Programs that once exposed a bug: value, gradient, each wrt and second order against
+    finite differences of the original function at the recorded points."""
+    with loader.load(source) as module:
+        f = module.f
+        n = f.__code__.co_argcount
+        for point in points:
+            args = [np.asarray(a, dtype=np.float64) if isinstance(a, list) else float(a) for a in point]
+            outputs = original(f, args)
+            scale = scale_of(outputs)
+            if isinstance(outputs, tuple):
+                jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
+                for k in range(len(outputs)):
+                    for i in range(n):
+                        expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: original(f, a)[k], args, i, scale)
+                continue
+            value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            grads = as_tuple(grads, n)
+            expect_close("value", value, outputs, 1e-9, 1e-9 * scale)
+            for i in range(n):
+                expect_fd(f"d/d arg{i}", grads[i], lambda *a: original(f, a), args, i, scale)
+                g_i = symgrad.grad(f, wrt=i)
+                expect_close(f"grad(f, wrt={i})", run_symgrad(f"grad(f, wrt={i})", g_i, *args), grads[i], SAME_RTOL, SAME_RTOL * scale)
+                for j in range(n):
+                    got = run_symgrad(f"grad(grad(f, wrt={i}), wrt={j})", symgrad.grad(g_i, wrt=j), *args)
+                    expect_fd(f"grad(grad(f, wrt={i}), wrt={j})", got, g_i, args, j, scale, 1e-5, 1e-6)
