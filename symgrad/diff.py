@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sympy
+from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
 from .errors import SymgradError
@@ -181,6 +182,10 @@ def reverse(
             else result.add(total, f"d{prefix}d{symbol}", _derivative_line(graph, symbol))
         )
         where = supports.pop(symbol)
+        if not isinstance(where, (sympy.Symbol, BooleanAtom)):
+            # a node, not an expression: supports grow from supports, and repeating them
+            # inside one another grows exponentially with the number of branches
+            where = result.add(where)
         if isinstance(expr, arrays.ArrayOp):
             assert shapes is not None
             operand_shapes = [arrays.shape_of(o, shapes) for o in expr.operands]
@@ -196,6 +201,7 @@ def reverse(
             value = _guard(_times(bar, partial), partial, where)
             if shapes is not None and shapes[symbol] != shapes[parent]:  # a broadcast's adjoint sums
                 value = arrays.sum_to(shaped(value, symbol), shapes[symbol], shapes[parent], add)
+                reach = sympy.true  # elementwise in `symbol`'s shape: it cannot guard the sum
             receive(parent, value, reach)
     gradients = []
     for x in wrt:
@@ -216,6 +222,8 @@ def forward(
     shapes = result.shapes
     dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
     for symbol, expr in graph.nodes:
+        if isinstance(expr, Boolean):
+            continue  # conditions have no derivative
         if isinstance(expr, arrays.ArrayOp):
             assert shapes is not None
             dots = [dot.get(o, sympy.S.Zero) for o in expr.operands]

@@ -97,7 +97,11 @@ class Graph:
         found = self.memo.get(expr)
         if found is not None and not alias:
             return found
-        symbol = real_symbol(self.names.temp("t") if hint is None else self.names.fresh(hint))
+        if hint is None:  # conditions read as c0, c1, ... like the ones CSE names
+            hint_name = self.names.temp("c" if isinstance(expr, sympy.logic.boolalg.Boolean) else "t")
+        else:
+            hint_name = self.names.fresh(hint)
+        symbol = real_symbol(hint_name)
         if self.shapes is not None:
             self.shapes[symbol] = shape_of(expr, self.shapes)
         self.nodes.append((symbol, expr))

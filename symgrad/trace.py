@@ -91,8 +91,8 @@ def _static_value(value: Any) -> Any:
         return int(value)
     if isinstance(value, sympy.Number):
         return float(value)
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()  # np.where(True, 2.0, 3.0) is a 0-d array: a number to the tracer
     return value
 
 
