@@ -71,6 +71,13 @@ def _is_python_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, np.ndarray)
 
 
+def _float64_or_number(value: Any) -> bool:
+    """A float64 ndarray, or a real number (of any dtype): what `Kernel.inplace_fn` accepts."""
+    if type(value) is np.ndarray:
+        return value.dtype == _FLOAT64 or (value.ndim == 0 and value.dtype.kind in "biuf")
+    return isinstance(value, numbers.Real)
+
+
 def _as_float(value: Any) -> float:
     return float(value)
 
@@ -193,8 +200,10 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """Generated NumPy source of the derivative (the array flavour)."""
-        return self._latest().kernel.array_source
+        """Generated NumPy source of the derivative (the array flavour; for a shape-specialised
+        program, the one run on float64 arrays, which reuses dying temporaries' memory)."""
+        kernel = self._latest().kernel
+        return kernel.inplace_source or kernel.array_source
 
     @property
     def scalar_source(self) -> str | None:
@@ -298,8 +307,10 @@ class Compiled:
         kernel = self.probe(static, dynamic).kernel
         values = [*dynamic, *extra]
         scalar = all(_is_python_number(v) for v in values)
+        # float64 arrays (the usual case): the program that reuses dying temporaries' memory.
+        fn = kernel.inplace_fn if all(map(_float64_or_number, values)) else kernel.array_fn
         with np.errstate(all="ignore") if scalar else contextlib.nullcontext():
-            raw = kernel.array_fn(*values)
+            raw = fn(*values)
         if scalar:
             raw = tuple(_as_float(r) for r in raw)
         return raw, Call(dynamic, scalar, None, static)

@@ -18,7 +18,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from sympy.simplify.cse_main import tree_cse
 
 from . import runtime
-from .arrays import ArrayOp, Reshape, Transpose
+from .arrays import ArrayOp, Reshape, Transpose, shape_of
 from .graph import Graph, is_scaled_symbol, real_symbol
 from .rules import Round
 
@@ -300,6 +300,9 @@ class Kernel:
     array_source: str
     scalar_source: str | None  # None when the program has array-level operations
     n_outputs: int
+    # Shape-specialised programs, for float64 arrays: the array flavour writing into the
+    # arrays of dying temporaries (None where no temporary fits).
+    inplace_source: str | None = None
     _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -307,6 +310,16 @@ class Kernel:
         fn = self._compiled.get("array")
         if fn is None:
             fn = self._compiled["array"] = compile_source(self.array_source, self.name)
+        return fn
+
+    @property
+    def inplace_fn(self) -> Callable[..., Any]:
+        """The program for float64 arrays (and Python numbers): reusing temporaries' memory."""
+        if self.inplace_source is None:
+            return self.array_fn
+        fn = self._compiled.get("inplace")
+        if fn is None:
+            fn = self._compiled["inplace"] = compile_source(self.inplace_source, self.name)
         return fn
 
     @property
@@ -346,9 +359,10 @@ def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -
         yield f"# line {line[1]}{label}: {text}"
 
 
-def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
+def dead_after(graph: Graph, program: list[Statement], at_end: bool = False) -> dict[int, list[sympy.Symbol]]:
     """Temporaries whose last use is statement i: deleting them there lets NumPy reuse the
-    memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f)."""
+    memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f).
+    Those of the last statement only with `at_end` (returning frees them anyway)."""
     keep = set(graph.inputs) | {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
     last: dict[sympy.Symbol, int] = {}
     for i, (symbol, expr) in enumerate(program):
@@ -359,26 +373,46 @@ def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.S
     for symbol, i in last.items():
         if symbol not in keep:
             dead.setdefault(i, []).append(symbol)
-    end = len(program) - 1  # returning frees everything anyway
+    end = len(program) - 1 if not at_end else len(program)
     return {i: sorted(symbols, key=str) for i, symbols in dead.items() if i != end}
 
 
-def render(graph: Graph, program: list[Statement], name: str, doc: str, printer: Any, guard: bool) -> str:
-    """Source of `def name(params): ...` computing `graph.outputs` with `program`.
+def render(
+    graph: Graph,
+    program: list[Statement],
+    name: str,
+    doc: str,
+    printer: Any,
+    guard: bool,
+    texts: list[str] | None = None,
+    reuse: bool = False,
+) -> str:
+    """Source of `def name(params): ...` computing `graph.outputs` with `program` (whose
+    right-hand sides `texts` are, when already printed).
 
-    The array flavour frees each temporary after its last use (`del t3`)."""
+    The array flavour frees each temporary after its last use (`del t3`); with `reuse` (a
+    shape-specialised program run on float64 arrays), an operation writes into the array of
+    a temporary that dies there (`numpy.add(b, t0, out=t0)`) where one fits."""
     lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
     indent = "    "
     if guard:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
         indent = "        "
     dead = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
+    if texts is None:
+        texts = [printer.doprint(expr) for _, expr in program]
+    if reuse:
+        buffers = buffers_of(graph, program, texts)
+        dying = dead_after(graph, program, at_end=True)
+        texts = [
+            reuse_buffer(text, [str(s) for s in dying.get(i, [])], buffers) for i, text in enumerate(texts)
+        ]
     last: tuple[Any, ...] | None = None
     for i, (symbol, expr) in enumerate(program):
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
-        text = printer.doprint(expr)
+        text = texts[i]
         if _is_square(expr) and isinstance(printer, ScalarPrinter):
             text = text[1:-1]  # `t2 = x*x`: no parentheses needed at the top
         lines.append(f"{indent}{symbol} = {text}")
@@ -390,6 +424,169 @@ def render(graph: Graph, program: list[Statement], name: str, doc: str, printer:
         f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})"
     )
     return "\n".join(lines) + "\n"
+
+
+# --- reusing the memory of dying temporaries (shape-specialised programs) ----------------------
+
+_BINARY_UFUNCS = {
+    ast.Add: "add",
+    ast.Sub: "subtract",
+    ast.Mult: "multiply",
+    ast.Div: "divide",
+    ast.Pow: "power",
+}
+_FLOAT_UFUNCS = frozenset(
+    name
+    for name in dir(np)
+    if isinstance(getattr(np, name), np.ufunc)
+    and getattr(np, name).nout == 1
+    and getattr(np, name).signature is None  # elementwise: not matmul, vecdot, ...
+    and ("d->d" in getattr(np, name).types or "dd->d" in getattr(np, name).types)
+)
+# Calls whose result never shares memory with their arguments.
+_FRESH_CALLS = _FLOAT_UFUNCS | {"sum", "prod", "max", "min", "amax", "amin", "outer", "where"}
+
+
+@dataclass
+class _Buffers:
+    """What the program knows about the memory behind each name, for `reuse_buffers`.
+
+    `shapes`: the shape of every name; `float64`: names known to hold float64 arrays (the
+    flavour runs only when every array argument is one); `owned`: names whose array no other
+    name or view shares, so that writing into it once it is dead is invisible."""
+
+    shapes: dict[str, tuple[int, ...]]
+    float64: set[str] = field(default_factory=set)
+    owned: set[str] = field(default_factory=set)
+
+
+def _numpy_call(node: ast.AST) -> str | None:
+    """`name` for a call `numpy.name(...)`, else None."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "numpy"
+    ):
+        return node.func.attr
+    return None
+
+
+def _makes_fresh(node: ast.AST) -> bool:
+    """Whether evaluating `node` gives a new array (never a view or another name's array)."""
+    if isinstance(node, ast.BinOp) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)):
+        return True
+    return _numpy_call(node) in _FRESH_CALLS and not any(k.arg == "out" for k in node.keywords)  # type: ignore[attr-defined]
+
+
+def _is_float64(node: ast.AST, buffers: _Buffers) -> bool:
+    """Conservatively: whether the array `node` computes is float64 (a float64 array operand
+    of arithmetic, a float ufunc, `outer` or `@` makes it so)."""
+    if isinstance(node, ast.Name):
+        return node.id in buffers.float64
+    if isinstance(node, ast.BinOp):
+        return _is_float64(node.left, buffers) or _is_float64(node.right, buffers)
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, ast.USub) and _is_float64(node.operand, buffers)
+    name = _numpy_call(node)
+    if name in _FLOAT_UFUNCS or name == "outer":
+        return any(_is_float64(a, buffers) for a in node.args)  # type: ignore[attr-defined]
+    return False
+
+
+def _shape(node: ast.AST, buffers: _Buffers) -> tuple[int, ...] | None:
+    """The shape of an elementwise subexpression; None where it is not elementwise."""
+    if isinstance(node, ast.Name):
+        return buffers.shapes.get(node.id)
+    if isinstance(node, ast.Constant):
+        return ()
+    if isinstance(node, ast.UnaryOp):
+        return _shape(node.operand, buffers)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_UFUNCS:
+        parts = [_shape(node.left, buffers), _shape(node.right, buffers)]
+    elif _numpy_call(node) in _FLOAT_UFUNCS and not node.keywords:  # type: ignore[attr-defined]
+        parts = [_shape(a, buffers) for a in node.args]  # type: ignore[attr-defined]
+    else:
+        return None
+    if any(p is None for p in parts):
+        return None
+    return tuple(np.broadcast_shapes(*parts))  # type: ignore[arg-type]
+
+
+def _operands(node: ast.AST) -> tuple[str, list[ast.expr]] | None:
+    """The ufunc and operands of an elementwise operation that can write into `out`."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_UFUNCS:
+        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2:
+            return "square", [node.left]  # what `x**2` runs
+        return _BINARY_UFUNCS[type(node.op)], [node.left, node.right]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return "negative", [node.operand]
+    name = _numpy_call(node)
+    if name in _FLOAT_UFUNCS and not node.keywords:  # type: ignore[attr-defined]
+        return name, list(node.args)  # type: ignore[attr-defined]
+    return None
+
+
+def _in_place(node: ast.AST, target: str, text: str, buffers: _Buffers) -> tuple[str, int]:
+    """Source computing `node` with every operation on the way down to `target` written
+    into `target`'s array (`numpy.multiply(a, b, out=t3)`), and how many operations do."""
+    if isinstance(node, ast.Name) and node.id == target:
+        return target, 0
+    found = _operands(node)
+    if found is None or _shape(node, buffers) != buffers.shapes[target]:
+        return str(ast.get_source_segment(text, node)), 0
+    ufunc, args = found
+    parts, depth = [], 0
+    for arg in args:
+        if any(isinstance(n, ast.Name) and n.id == target for n in ast.walk(arg)):
+            part, depth = _in_place(arg, target, text, buffers)
+        else:
+            part = str(ast.get_source_segment(text, arg))
+        parts.append(part)
+    return f"numpy.{ufunc}({', '.join(parts)}, out={target})", depth + 1
+
+
+def reuse_buffer(text: str, dying: Sequence[str], buffers: _Buffers) -> str:
+    """`text` rewritten to compute into the array of a temporary that dies here, if one has
+    the result's shape (float64, owned, read once in `text`): large temporaries then cost no
+    fresh memory, which the C library would fetch from (and return to) the system each call."""
+    tree = ast.parse(text, mode="eval").body
+    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    best: tuple[int, str, str] | None = None
+    for target in dying:
+        if target not in buffers.owned or target not in buffers.float64 or names.count(target) != 1:
+            continue
+        if _shape(tree, buffers) != buffers.shapes[target]:
+            continue
+        rewritten, depth = _in_place(tree, target, text, buffers)
+        if depth and (best is None or depth > best[0]):
+            best = (depth, target, rewritten)
+    return text if best is None else best[2]
+
+
+def buffers_of(graph: Graph, program: list[Statement], printed: list[str]) -> _Buffers:
+    """Shapes, float64-ness and ownership of every name in a shape-specialised program."""
+    assert graph.shapes is not None
+    shapes = {str(s): tuple(shape) for s, shape in graph.shapes.items()}
+    known = dict(graph.shapes)
+    for symbol, expr in program:
+        if symbol not in known:
+            known[symbol] = shape_of(expr, known)
+            shapes[str(symbol)] = tuple(known[symbol])
+    buffers = _Buffers(shapes, float64={str(s) for s in graph.inputs if shapes.get(str(s))})
+    shared: set[str] = set()
+    for (symbol, _), text in zip(program, printed):
+        tree = ast.parse(text, mode="eval").body
+        if not _makes_fresh(tree):  # a view or the same array under another name, maybe
+            shared |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+            continue
+        if shapes.get(str(symbol)):
+            buffers.owned.add(str(symbol))
+            if _is_float64(tree, buffers):
+                buffers.float64.add(str(symbol))
+    outputs = {str(o) for o in graph.outputs}
+    buffers.owned -= shared | outputs
+    return buffers
 
 
 def _print_output(printer: Any, output: Any, definition: Any) -> str:
@@ -436,7 +633,14 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
     """CSE the graph's program, print both flavours and compile them."""
     program = eliminate_common(graph, fold_scaled(graph, live_nodes(graph)))
     has_branches = any(_computes_in_branches(expr) for _, expr in program)
-    array_source = render(graph, program, name, doc, ArrayPrinter(), guard=has_branches)
+    printer = ArrayPrinter()
+    texts = [printer.doprint(expr) for _, expr in program]
+    array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
+    inplace_source = None
+    if graph.shapes is not None:
+        inplace_source = render(graph, program, name, doc, printer, has_branches, texts=texts, reuse=True)
+        if inplace_source == array_source:
+            inplace_source = None
     has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
     scalar_source = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
     return Kernel(
@@ -444,16 +648,18 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
         array_source=array_source,
         scalar_source=scalar_source,
         n_outputs=len(graph.outputs),
+        inplace_source=inplace_source,
     )
 
 
 def kernel_record(kernel: Kernel) -> dict[str, Any]:
-    """What the persistent cache stores of a kernel: its name and both sources."""
+    """What the persistent cache stores of a kernel: its name and its sources."""
     return {
         "name": kernel.name,
         "array_source": kernel.array_source,
         "scalar_source": kernel.scalar_source,
         "n_outputs": kernel.n_outputs,
+        "inplace_source": kernel.inplace_source,
     }
 
 
@@ -465,6 +671,7 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
         array_source=record["array_source"],
         scalar_source=record["scalar_source"],
         n_outputs=record["n_outputs"],
+        inplace_source=record.get("inplace_source"),
     )
 
 

@@ -133,3 +133,21 @@ def bad_inplace(x):
 
 def bad_traced_axis(x, a):
     return np.sum(x, axis=a)  # BAD: axis
+
+
+# --- temporaries that in-place code must not overwrite while they are still read --------------
+
+
+def reused_twice(w, X, y):
+    h = np.tanh(X @ w)  # read by three statements, the last of which may reuse it
+    return np.sum(h * y) + np.sum(h**2) + np.sum(np.exp(h) - h)
+
+
+def viewed(x, y):
+    e = np.exp(x)
+    t = e.T  # a view of e: writing into e would change t
+    return np.sum(t @ y) + np.sum(e * e)
+
+
+def with_int_data(w, X, k):
+    return np.sum(np.tanh(X @ w) * k + (X @ w) ** 2)

@@ -220,3 +220,70 @@ def test_unsupported_array_code_is_refused_with_location(fn, args, marker):
     lines = Path(cases.__file__).read_text().splitlines()
     assert marker in lines[info.value.lineno - 1]
     assert info.value.hint
+
+
+# --- float64 programs reuse dying temporaries' memory: never a value still read ------------------
+
+
+def _same(a, b):
+    return np.shape(a) == np.shape(b) and np.array_equal(a, b)
+
+
+def _check_in_place(compiled, *args):
+    """The float64 program against the plain one: same bits, arguments left as they were, no
+    result sharing memory with another result or an argument."""
+    copies = [np.array(a) if isinstance(a, np.ndarray) else a for a in args]
+    got = compiled(*args)
+    got = got if isinstance(got, tuple) else (got,)
+    kernel = compiled.variant(shapes={p: np.shape(a) for p, a in zip(compiled.dynamic, args)}).kernel
+    assert kernel.inplace_source is not None and "out=" in kernel.inplace_source
+    assert compiled.source == kernel.inplace_source
+    want = kernel.array_fn(*copies)
+    assert all(_same(a, c) for a, c in zip(args, copies))  # the caller's arrays are untouched
+    raw = kernel.inplace_fn(*args)
+    assert all(_same(a, c) for a, c in zip(args, copies))
+    assert len(raw) == len(want) and all(_same(r, w) for r, w in zip(raw, want))
+    arrays = [r for r in got if isinstance(r, np.ndarray)]
+    for i, r in enumerate(arrays):
+        assert not any(np.shares_memory(r, a) for a in args if isinstance(a, np.ndarray))
+        assert not any(np.shares_memory(r, s) for s in arrays[i + 1 :])
+    return got
+
+
+def test_in_place_mlp_matches_the_plain_program_and_leaves_arguments_alone():
+    X = RNG.normal(size=(200, 4))
+    y = RNG.normal(size=200)
+    W1, b1, W2 = RNG.normal(size=(4, 8)), RNG.normal(size=8), RNG.normal(size=8)
+    g = grad(cases.mlp, wrt=("W1", "b1", "W2", "b2"))
+    got = _check_in_place(g, W1, b1, W2, 0.25, X, y)
+    assert "numpy.tanh(t1, out=t1)" in g.source  # the hidden layer's buffer, reused
+    h = np.tanh(X @ W1 + b1)
+    d = 2 * (h @ W2 + 0.25 - y) / len(y)
+    dpre = np.outer(d, W2) * (1 - h**2)
+    for a, b in zip(got, (X.T @ dpre, dpre.sum(0), h.T @ d, d.sum())):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+def test_in_place_keeps_temporaries_read_later_and_views():
+    X, w = RNG.normal(size=(30, 4)), RNG.normal(size=4)
+    y = RNG.normal(size=30)
+    got = _check_in_place(grad(cases.reused_twice, wrt="w"), w, X, y)
+    h = np.tanh(X @ w)
+    np.testing.assert_allclose(got[0], X.T @ ((y + 2 * h + np.exp(h) - 1) * (1 - h**2)), **TOL)
+    x, v = RNG.normal(size=(5, 3)), RNG.normal(size=5)
+    got = _check_in_place(grad(cases.viewed, wrt=("x", "y")), x, v)
+    e = np.exp(x)
+    np.testing.assert_allclose(got[0], np.outer(np.ones(3), v).T * e + 2 * e * e, **TOL)
+    np.testing.assert_allclose(got[1], e.T.sum(0), **TOL)
+
+
+def test_arguments_other_than_float64_arrays_run_the_plain_program():
+    X, w = RNG.normal(size=(30, 4)), RNG.normal(size=4)
+    k = RNG.integers(-3, 4, size=30)
+    g = grad(cases.with_int_data, wrt="w")
+    want = g(w, X, k.astype(float))
+    assert "out=" in g.source
+    got = g(w, X, k)  # integer data: the program that allocates every temporary
+    np.testing.assert_allclose(got, want, **TOL)
+    got32 = g(w.astype(np.float32), X.astype(np.float32), k.astype(np.float32))
+    np.testing.assert_allclose(got32, want, rtol=1e-4, atol=1e-4)
