@@ -111,12 +111,13 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         return self._print_logical(expr, "logical_or")
 
     def _print_logical(self, expr: Any, ufunc: str) -> str:
-        # Binary ufuncs broadcast; `logical_and.reduce((a, b))` needs equal shapes.
+        # Binary ufuncs broadcast; `logical_and.reduce((a, b))` needs equal shapes. Paired as a
+        # balanced tree: a chain of 200 nested calls is a SyntaxError (too many parentheses).
         args = [self._print(a) for a in expr.args]
-        text = args[0]
-        for arg in args[1:]:
-            text = f"numpy.{ufunc}({text}, {arg})"
-        return str(text)
+        while len(args) > 1:
+            paired = [f"numpy.{ufunc}({a}, {b})" for a, b in zip(args[::2], args[1::2])]
+            args = paired + args[len(paired) * 2 :]
+        return str(args[0])
 
     def _print_ComplexInfinity(self, expr: Any) -> str:
         return "numpy.nan"
