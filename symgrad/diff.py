@@ -32,7 +32,7 @@ def local_partial(expr: Expr, wrt: sympy.Symbol, out: Expr | None = None) -> Exp
     if isinstance(expr, sympy.Pow):
         return _power_rule(expr, wrt, self_value)
     if isinstance(expr, sympy.Piecewise):
-        return sympy.Piecewise(*[(local_partial(e, wrt), c) for e, c in expr.args])
+        return rules.piecewise(*[(local_partial(e, wrt), c) for e, c in expr.args])
     if isinstance(expr, sympy.Function) or type(expr) in rules.DERIVATIVES:  # Max/Min are no Functions
         return _chain_rule(expr, wrt, self_value)
     return _checked(sympy.diff(expr, wrt), expr)  # anything else is rare and small: SymPy does it
@@ -98,7 +98,7 @@ def _times(bar: Expr, partial: Expr) -> Expr:
     """bar * partial, multiplied into the branches of a piecewise partial: `where(c, bar, 0)`
     reads better and costs less than `bar * where(c, 1, 0)`, and keeps zeros exact."""
     if isinstance(partial, sympy.Piecewise):
-        return sympy.Piecewise(*[(_times(bar, value), cond) for value, cond in partial.args])
+        return rules.piecewise(*[(_times(bar, value), cond) for value, cond in partial.args])
     return bar * partial
 
 
@@ -107,7 +107,7 @@ def _guard(contribution: Expr, partial: Expr, where: Any) -> Expr:
     partial (sqrt'(0) in `where(x > 0, sqrt(x), 0)`) never turns 0 * inf into NaN."""
     if where is sympy.true or partial.is_Number:
         return contribution
-    return sympy.Piecewise((contribution, where), (0, True))
+    return rules.piecewise((contribution, where), (0, True))
 
 
 # A value used in many places (a shared weight in an unrolled loop) gets its adjoint as a

@@ -156,6 +156,28 @@ def as_condition(value: Any) -> Any:
     return sympy.Ne(value, 0)
 
 
+def piecewise(*pairs: tuple[Any, Any]) -> Expr:
+    """`sympy.Piecewise(*pairs)`, with successive pieces of equal value merged by a plain `Or`
+    first. SymPy merges them itself by distributing And over Or, which is exponential in the
+    nesting of branches (a fuzzed program of a dozen if/elif took minutes)."""
+    merged: list[tuple[Any, Any]] = []
+    for value, cond in pairs:
+        cond = sympy.sympify(cond)
+        if cond is sympy.false:
+            continue
+        if merged and merged[-1][0] == value:
+            merged[-1] = (value, sympy.Or(merged[-1][1], cond))
+        else:
+            merged.append((value, cond))
+        if merged[-1][1] is sympy.true:
+            break
+    if not merged:
+        return sympy.Piecewise(*pairs)  # no piece applies: SymPy's own result (undefined)
+    if len(merged) == 1 and merged[0][1] is sympy.true:
+        return sympy.sympify(merged[0][0])
+    return sympy.Piecewise(*merged)
+
+
 def _where(cond: Any, a: Any, b: Any) -> Expr:
     return sympy.Piecewise((a, as_condition(cond)), (b, True))
 

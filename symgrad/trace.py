@@ -341,7 +341,7 @@ class Tracer(ArrayTracing):
             pieces = [(to_sympy(v), c) for v, c in zip(values, conds)]
         except TypeError:
             raise _StructureMismatchError from None
-        return self.node(sympy.Piecewise(*pieces), hint)
+        return self.node(rules.piecewise(*pieces), hint)
 
     def stmt_For(self, stmt: ast.For) -> bool:
         if stmt.orelse:
