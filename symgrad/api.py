@@ -601,7 +601,7 @@ def _jacobian_block(
         grads = grads if isinstance(grads, tuple) else (grads,)
         for row, g in zip(rows, grads):
             row.append(np.asarray(g, dtype=np.float64))
-    return tuple(np.stack(row).reshape(*shape, *np.shape(args[name])) for row, name in zip(rows, wrt))
+    return tuple(np.stack(row).reshape((*shape, *np.shape(args[name]))) for row, name in zip(rows, wrt))
 
 
 def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:

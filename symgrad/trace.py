@@ -111,13 +111,9 @@ class Frame:
 class Tracer(ArrayTracing):
     """Interprets statements and expressions of one function, appending nodes to a Graph."""
 
-    def __init__(
-        self, graph: Graph, stack: tuple[Callable[..., Any], ...] = (), cancelled: set[Any] | None = None
-    ) -> None:
+    def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
         self.graph = graph
         self.stack = stack
-        # values SymPy cancelled away (`w - w`) while shapes were unknown: see keep_shape
-        self.cancelled: set[Any] = set() if cancelled is None else cancelled
         self.frame: Frame
 
     # --- entry points ----------------------------------------------------------------------
@@ -555,12 +551,13 @@ class Tracer(ArrayTracing):
 
     def keep_shape(self, expr: Any, operands: Sequence[Any]) -> Any:
         """`expr` with the broadcast shape of its operands. SymPy cancels `w - w` to 0 and
-        `w * 0 + x` to `x`, while NumPy keeps `w`'s shape: what cancelled is broadcast back."""
+        `w * 0 + x` to `x`, while NumPy keeps `w`'s shape: what cancelled is broadcast back.
+        (Without shapes the program is elementwise, and its value and gradients take the
+        broadcast shape of all arguments anyway: `compiled.fit`.)"""
+        if self.graph.shapes is None:
+            return expr
         before: set[Any] = set().union(*(getattr(o, "free_symbols", set()) for o in operands))
         if getattr(expr, "free_symbols", set()) >= before:
-            return expr
-        if self.graph.shapes is None:  # harmless unless an output loses a dimension: see trace()
-            self.cancelled.update(before - getattr(expr, "free_symbols", set()))
             return expr
         target = tuple(np.broadcast_shapes(*(self.shape(o) for o in operands)))
         if self.shape(expr) == target:
@@ -818,7 +815,7 @@ class Tracer(ArrayTracing):
             self.graph.deps.append(((*path, ".__kwdefaults__"), cache.fingerprint(fn.__kwdefaults__)))
         else:
             self.graph.cacheable = False
-        callee = Tracer(self.graph, (*self.stack, self.frame.source.fn), self.cancelled)
+        callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
         saved_no_grad = self.frame.no_grad
         result = callee.run(source, dict(bound.arguments), path)
         if saved_no_grad and is_traced(result):
@@ -879,30 +876,11 @@ def trace(
         graph.shapes = {symbol: tuple(shapes[p]) for symbol, p in zip(inputs, dynamic)}
     env: dict[str, Any] = dict(zip(dynamic, inputs))
     env.update(static)
-    tracer = Tracer(graph)
-    result = tracer.run(source, env)
+    result = Tracer(graph).run(source, env)
     outputs = result if isinstance(result, tuple) else (result,)
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
-    if tracer.cancelled:
-        _check_cancellations(graph, tracer.cancelled)
     graph.tuple_output = isinstance(result, tuple)
     return graph
-
-
-def _check_cancellations(graph: Graph, cancelled: set[Any]) -> None:
-    """Without shapes, an elementwise output has the broadcast shape of the inputs it reads.
-    That stays NumPy's shape when SymPy cancelled an input away (`x * 0 + y`) only if the
-    output still reads that input; otherwise trace again with shapes, which broadcasts."""
-    reads: dict[Any, frozenset[Any]] = {symbol: frozenset([symbol]) for symbol in graph.inputs}
-    for symbol, expr in graph.nodes:  # in evaluation order
-        reads[symbol] = frozenset().union(*(reads.get(s, ()) for s in getattr(expr, "free_symbols", ())))
-
-    def inputs_of(value: Any) -> frozenset[Any]:
-        return frozenset().union(*(reads.get(s, ()) for s in getattr(value, "free_symbols", ())))
-
-    lost = frozenset().union(*(inputs_of(c) for c in cancelled))
-    if any(not lost <= inputs_of(output) for output in graph.outputs):
-        raise ShapesNeeded
 
 
 def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:

@@ -342,8 +342,6 @@ SPECS: dict[str, Spec] = {
     "symgrad.stop_gradient": Spec(("any",), _stop, MAXB),
 }
 
-import os  # DEVHACK
-_DEVHACK = bool(os.environ.get("DEVHACK"))
 RULE_BY_KEY = {rule.names[0]: rule for rule in symgrad.RULES}
 KINKS = {  # rules whose probe records a margin: key -> probe recorder
     "numpy.abs": "at",
@@ -870,11 +868,6 @@ class Gen:
         keys = [k for k in SPECS if spellings(k, self.arrays)]
         if not self.allow_stop:
             keys.remove("symgrad.stop_gradient")
-        if _DEVHACK:
-            keys.remove("numpy.where")
-            if self.arrays:
-                for k in ("numpy.maximum", "numpy.minimum", "numpy.clip", "numpy.abs", "numpy.heaviside", "numpy.sign"):
-                    keys.remove(k)
         key = self.pick(keys)
         spell = self.pick(spellings(key, self.arrays))
         spec, rule = SPECS[key], RULE_BY_KEY[key]
@@ -890,7 +883,7 @@ class Gen:
             elif kind.startswith("const:"):
                 args.append(C(float(self.pick(kind[6:].split(",")))))
             elif kind in ("lo", "hi"):
-                if self.chance(0.7) or _DEVHACK:
+                if self.chance(0.7):
                     value = self.pick([0.25, 0.5, 1.0, 1.5]) * (-1 if kind == "lo" else 1)
                     args.append(C(value))
                 else:  # traced bounds, in either order
@@ -898,10 +891,6 @@ class Gen:
             else:
                 arg_shape = shape if (k == 0 or self.chance(0.6)) else ()
                 args.append(self.arg(kind, env, depth - 1, arg_shape, rule.domain))
-        if _DEVHACK and key == "numpy.where":
-            v = self.leaf(env, shape)
-            if v is not None and v[0] == "v":
-                args[0] = ("cmp", (">",), (v, C(0.5)))
         if spell == "math.log" and self.chance(0.4):
             args.append(C(self.pick([2.0, 3.0, 10.0, 0.5])))
         return ("call", key, spell, tuple(args))
