@@ -86,6 +86,7 @@ class Graph:
     cacheable: bool = True  # False when some outside value could not be given a path
     shapes: dict[sympy.Symbol, tuple[int, ...]] | None = None  # per symbol, when traced for shapes
     differentiated: tuple[Expr, ...] = ()  # outputs of the graph a transform differentiated
+    cancelled: bool = False  # while tracing: SymPy cancelled a value away (`w - w`), see Tracer.keep_shape
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False

@@ -553,11 +553,13 @@ class Tracer(ArrayTracing):
         """`expr` with the broadcast shape of its operands. SymPy cancels `w - w` to 0 and
         `w * 0 + x` to `x`, while NumPy keeps `w`'s shape: what cancelled is broadcast back.
         (Without shapes the program is elementwise, and its value and gradients take the
-        broadcast shape of all arguments anyway: `compiled.fit`.)"""
-        if self.graph.shapes is None:
-            return expr
+        broadcast shape of all arguments anyway, `compiled.fit`, unless an array function
+        reduces what cancelled: then the trace restarts with shapes.)"""
         before: set[Any] = set().union(*(getattr(o, "free_symbols", set()) for o in operands))
         if getattr(expr, "free_symbols", set()) >= before:
+            return expr
+        if self.graph.shapes is None:
+            self.graph.cancelled = True  # an array function of what is left needs shapes
             return expr
         target = tuple(np.broadcast_shapes(*(self.shape(o) for o in operands)))
         if self.shape(expr) == target:
@@ -695,7 +697,8 @@ class Tracer(ArrayTracing):
         if constructor is not None:
             return self.constant(constructor, args, kwargs, node, hint)
         array_handler = _array_handler(callee)
-        if array_handler is not None and _has_traced(args, kwargs):
+        if array_handler is not None and (_has_traced(args, kwargs) or self.graph.cancelled):
+            # after a cancellation, `np.mean(w - w)` has constant arguments but w's shape
             return self.array_call(array_handler, args, kwargs, node, hint)
         if callee is range:
             raise self.error(

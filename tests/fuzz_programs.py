@@ -1692,4 +1692,18 @@ def f(x):
         'import math\n\nimport numpy as np\n\n\nK0 = 1.25\n\n\ndef h0(a, b=0.5):\n    return (-np.log((2.0 + np.tanh(math.atanh((b / (1.0 + (b * b))))))))\n\n\ndef h1(a):\n    a, t1 = math.tanh(a), (h0(a) / (1.1 + (0.81 * np.tanh((a * a)))))\n    return np.floor(a)\n\n\ndef f(x, y):\n    if ((x / np.exp(np.tanh(x))) < (y + y)):\n        if (y != min((1.8 * np.tanh(x)), x, 3.0)):\n            y, t2 = y, x\n            return h0(x, K0)\n        else:\n            x += y\n            return x\n    elif (math.floor(y) != np.subtract((1.8 * np.tanh(x)), x)):\n        if ((x < y) or (3 < y)):\n            y = x\n            x -= x\n            return ((K0 * x) if ((K0 > (-2)) and (0.125 > y)) else h0(y))\n        elif (y != x):\n            t3, t4 = K0, 0.75\n            y = x\n            return (-np.reciprocal((1.1 + (0.81 * np.tanh(x)))))\n        elif ((-0.75) == x):\n            x = x\n            x = 1.25\n        else:\n            y = y\n            y /= (1.5 + np.tanh(y))\n        if ((K0 ** 2) == y):\n            x = x\n            t5 = 0.75\n        elif (y <= y < x):\n            y /= (2.0 + np.tanh(K0))\n            y = y\n            return (math.tan((0.9 * np.sin(y))) + x)\n        elif (y > K0):\n            t6 = x\n            t7 = t6\n    elif ((-x) >= math.hypot(x, (1.1 + (0.81 * np.tanh(x)))) > 0.25):\n        if (1 < (2 - y) < x):\n            t8 = K0\n        else:\n            y = y\n        if (np.reciprocal((1.1 + (0.81 * np.sin(y)))) >= h1(x)):\n            x -= y\n        elif (x > y):\n            t9, t10 = (-2.0), y\n        else:\n            x = y\n            return np.log10((0.5 + ((y / (1.5 + (x * x))) * (y / (1.5 + (x * x))))))\n        return h0((1.8 * np.tanh((x - x))))\n    else:\n        x = math.expm1((1.8 * np.tanh(y)))\n    return np.negative((K0 // np.hypot(np.cbrt(np.exp(np.tanh(x))), 0.5)))\n',
         [(1.2582639705488559, -1.9533558717354165)],
     ),
+    # An elementwise trace (no shapes) folded np.mean of a cancelled value as a constant, then
+    # broadcast the value over every argument: value [0.5, 0.5, 0.5, 0.5] and d/dx 4.0 instead
+    # of 0.5 and 1.0. Array functions after a cancellation now trace with shapes.
+    (
+        """\
+import numpy as np
+
+
+def f(w, x):
+    t1 = (w - w) ** 2
+    return np.mean(np.clip(-t1, -1.0, 1.0)) + x * x
+""",
+        [([1.0, 2.0, 0.5, -1.0], 0.5)],
+    ),
 ]
