@@ -502,6 +502,8 @@ class Renderer:
                 texts[0] = f"_P.{recorder}({texts[0]})"
             if key == "numpy.cbrt":
                 texts[0] = f"_P.at({texts[0]})"
+        if spell == "round":  # Python's round() refuses NumPy's 0-d arrays (np.where's result)
+            texts[0] = f"float({texts[0]})"
         return f"{spell}({', '.join(texts)})"
 
     def cond(self, c: Any) -> str:
