@@ -293,9 +293,7 @@ SPECS: dict[str, Spec] = {
     "numpy.arccos": Spec(("unit",), _smooth(F.acos, MP.acos), lambda ms: 3.2),
     "numpy.arctan": Spec(("any",), _smooth(F.atan, MP.atan), lambda ms: 1.6),
     "numpy.arctan2": Spec(("any", "pos"), _smooth(F.atan2, MP.atan2), lambda ms: 3.2),
-    "numpy.hypot": Spec(
-        ("any", "pos"), _smooth(lambda a, b: (a**2 + b**2) ** HALF, MP.hypot), SUM
-    ),
+    "numpy.hypot": Spec(("any", "pos"), _smooth(lambda a, b: (a**2 + b**2) ** HALF, MP.hypot), SUM),
     "numpy.sinh": Spec(("small",), _smooth(F.sinh, MP.sinh), lambda ms: math.sinh(ms[0]) + 1),
     "numpy.cosh": Spec(("small",), _smooth(F.cosh, MP.cosh), lambda ms: math.cosh(ms[0]) + 1),
     "numpy.tanh": Spec(("any",), _smooth(F.tanh, MP.tanh), ONE),
@@ -309,9 +307,7 @@ SPECS: dict[str, Spec] = {
     ),
     "numpy.log": Spec(("pos",), _log, LOGB),
     "numpy.log2": Spec(("pos",), _smooth(lambda a: F.log(a) / F.log(2), lambda a: MP.log(a, 2)), LOGB),
-    "numpy.log10": Spec(
-        ("pos",), _smooth(lambda a: F.log(a) / F.log(10), lambda a: MP.log(a, 10)), LOGB
-    ),
+    "numpy.log10": Spec(("pos",), _smooth(lambda a: F.log(a) / F.log(10), lambda a: MP.log(a, 10)), LOGB),
     "numpy.log1p": Spec(("pos",), _smooth(lambda a: F.log(1 + a), MP.log1p), LOGB),
     "numpy.logaddexp": Spec(
         ("any", "any"),
@@ -568,7 +564,11 @@ class Renderer:
         cells = list(fn.closure)
         maker = f"make_{self.fn_name(fn.name)}"
         inner = ["    " + line for line in lines]
-        text = f"def {maker}({', '.join(cells)}):\n" + "\n".join(inner) + f"\n    return {self.fn_name(fn.name)}\n"
+        text = (
+            f"def {maker}({', '.join(cells)}):\n"
+            + "\n".join(inner)
+            + f"\n    return {self.fn_name(fn.name)}\n"
+        )
         args = ", ".join(_num_text(fn.closure[c]) for c in cells)
         return text + f"\n\n{self.fn_name(fn.name)} = {maker}({args})\n"
 
@@ -650,7 +650,9 @@ class Probe:
 
     def extreme(self, e: Any) -> Any:  # np.max / np.min over an array: ties of elements
         flat = np.sort(np.ravel(np.asarray(e, dtype=np.float64)))
-        self._record(("ext", int(np.argmax(e)), int(np.argmin(e))), float(np.min(np.diff(flat), initial=np.inf)))
+        self._record(
+            ("ext", int(np.argmax(e)), int(np.argmin(e))), float(np.min(np.diff(flat), initial=np.inf))
+        )
         return e
 
     def q(self, a: Any, b: Any, op: str) -> Any:  # // and %: jumps where a/b is an integer
@@ -977,9 +979,13 @@ class Gen:
 
     def binop(self, env: dict[str, Any], depth: int, shape: tuple[int, ...]) -> Any:
         op = self.pick(["+", "+", "-", "-", "*", "*", "/", "/", "**", "**", "**", "//", "%"])
-        ashape, bshape = (shape, shape if self.chance(0.6) else ()) if self.chance(0.5) else (
-            shape if self.chance(0.6) else (),
-            shape,
+        ashape, bshape = (
+            (shape, shape if self.chance(0.6) else ())
+            if self.chance(0.5)
+            else (
+                shape if self.chance(0.6) else (),
+                shape,
+            )
         )
         if shape != () and ashape == () and bshape == ():
             ashape = shape
@@ -989,7 +995,12 @@ class Gen:
                 op = "+"
             return ("bin", op, a, b)
         if op in ("/", "//", "%"):
-            return ("bin", op, self.expr(env, depth - 1, ashape), self.arg("pos", env, depth - 1, bshape, (0.2, 2.0)))
+            return (
+                "bin",
+                op,
+                self.expr(env, depth - 1, ashape),
+                self.arg("pos", env, depth - 1, bshape, (0.2, 2.0)),
+            )
         # powers: the rule `a ** b` of Tangent ignored b; traced exponents matter
         form = self.pick(["int", "int", "negint", "float", "traced", "traced", "constbase"])
         if form == "int":
@@ -1001,7 +1012,9 @@ class Gen:
             return ("bin", "**", self.arg("pos", env, depth - 1, shape), C(self.pick([-1, -2])))
         if form == "float":
             return ("bin", "**", self.arg("pos", env, depth - 1, shape), C(self.pick([0.5, 1.5, 2.5, -0.5])))
-        base = self.arg("pos", env, depth - 1, ashape) if form == "traced" else C(self.pick([2.0, 0.5, 1.5, 3]))
+        base = (
+            self.arg("pos", env, depth - 1, ashape) if form == "traced" else C(self.pick([2.0, 0.5, 1.5, 3]))
+        )
         if form == "traced" and self.b(base, env) > 10:
             base = self.squash(base, (0.2, 2.0))
         return ("bin", "**", base, self.arg("small", env, depth - 1, bshape if form == "traced" else shape))
@@ -1142,7 +1155,9 @@ class Gen:
         env[name] = (new, ())
         return ("aug", name, op, e)
 
-    def if_stmt(self, env: dict[str, Any], depth: int, allow_return: bool) -> tuple[Any, dict[str, Any], bool]:
+    def if_stmt(
+        self, env: dict[str, Any], depth: int, allow_return: bool
+    ) -> tuple[Any, dict[str, Any], bool]:
         branches = []
         envs = []
         all_return = True
@@ -1171,7 +1186,9 @@ class Gen:
                 merged[k] = (max(e[k][0] for e in envs), envs[0][k][1])
         return ("if", tuple(branches), orelse), merged, False
 
-    def branch(self, env: dict[str, Any], depth: int, allow_return: bool) -> tuple[list[Any], dict[str, Any], bool]:
+    def branch(
+        self, env: dict[str, Any], depth: int, allow_return: bool
+    ) -> tuple[list[Any], dict[str, Any], bool]:
         body, benv, ret = self.block(env, depth - 1, self.draw(st.integers(1, 2)), allow_return)
         if ret:
             return body, benv, True
@@ -1223,7 +1240,13 @@ class Gen:
         return ("for", var, items, body)
 
     def function(
-        self, name: str, params: dict[str, Any], defaults: dict[str, float], n_outputs: int, depth: int, n: int
+        self,
+        name: str,
+        params: dict[str, Any],
+        defaults: dict[str, float],
+        n_outputs: int,
+        depth: int,
+        n: int,
     ) -> tuple[Func, float]:
         self.loopvars = set()
         self.return_bounds: list[float] = []
@@ -1233,7 +1256,12 @@ class Gen:
             if self.arrays:  # a scalar output that reduces an array (not an elementwise program)
                 vshape = self.pick(self.vector_shapes(env))
                 red = ("red", self.pick(["sum", "mean"]), self.expr(env, 2, vshape))
-                outs = tuple(("bin", self.pick(["+", "*"]), red, o) if self.shape_of(o, env) == () else ("red", "sum", o) for o in outs)
+                outs = tuple(
+                    ("bin", self.pick(["+", "*"]), red, o)
+                    if self.shape_of(o, env) == ()
+                    else ("red", "sum", o)
+                    for o in outs
+                )
             self.return_bounds += [self.b(o, env) for o in outs]
             body.append(("return", outs))
         return Func(name, tuple(params), defaults, body), max(self.return_bounds)
@@ -1249,19 +1277,27 @@ def programs(draw: Any, family: str) -> Program:
     n_params = draw(st.integers(1, 3))
     names = ("x", "y", "z")[:n_params]
     if family in ("loops", "branches") and draw(st.booleans()):
-        g.consts = {f"K{i}": draw(st.sampled_from([0.75, 1.25, -0.5, 2.0])) for i in range(draw(st.integers(1, 2)))}
+        g.consts = {
+            f"K{i}": draw(st.sampled_from([0.75, 1.25, -0.5, 2.0])) for i in range(draw(st.integers(1, 2)))
+        }
     g.param_names = set(names)
     if family in ("branches", "loops", "tuples"):
         for i in range(draw(st.integers(0, 2))):
             hname = f"h{i}"
             hparams = ("a", "b")[: draw(st.integers(1, 2))]
-            defaults = {"b": draw(st.sampled_from([0.5, 1.5, -1.0]))} if len(hparams) == 2 and draw(st.booleans()) else {}
+            defaults = (
+                {"b": draw(st.sampled_from([0.5, 1.5, -1.0]))}
+                if len(hparams) == 2 and draw(st.booleans())
+                else {}
+            )
             env = {p: (HELPER_BOUND, ()) for p in hparams}
             closure = None
             if family == "loops" and draw(st.integers(0, 3)) == 0:
                 closure = {"c": draw(st.sampled_from([1.25, 0.5, -0.75]))}
                 env["c"] = (abs(closure["c"]), ())
-            fn, m = g.function(hname, env, defaults, 1, 1 if family == "loops" else 2, draw(st.integers(0, 2)))
+            fn, m = g.function(
+                hname, env, defaults, 1, 1 if family == "loops" else 2, draw(st.integers(0, 2))
+            )
             fn.params = hparams
             fn.closure = closure
             g.helpers.append(fn)
@@ -1517,7 +1553,9 @@ def symbols_for(prog: Program) -> dict[str, Any]:
         if shape == ():
             out[p] = sympy.Symbol(p, real=True)
         else:
-            out[p] = np.array([sympy.Symbol(f"{p}_{'_'.join(map(str, ix))}", real=True) for ix in np.ndindex(shape)]).reshape(shape)
+            out[p] = np.array(
+                [sympy.Symbol(f"{p}_{'_'.join(map(str, ix))}", real=True) for ix in np.ndindex(shape)]
+            ).reshape(shape)
     return out
 
 
@@ -1531,7 +1569,11 @@ def run_twin(prog: Program, point: dict[str, Any]) -> tuple[tuple[Any, ...], dic
         else:
             values = np.asarray(point[p], dtype=np.float64)
             cells = [V(s, MP.mpf(float(x))) for s, x in zip(syms[p].ravel(), values.ravel())]
-            args[p] = cells if len(shape) == 1 else [cells[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])]
+            args[p] = (
+                cells
+                if len(shape) == 1
+                else [cells[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])]
+            )
     outs = Twin(prog).run(prog.main, args)
     return tuple(lift(o) for o in outs), syms
 
@@ -1691,7 +1733,7 @@ def f(x):
     # by distributing And over Or, exponential in the nesting of if/elif; rules.piecewise
     # merges them with a plain Or first (0.14 s).
     (
-        'import math\n\nimport numpy as np\n\n\nK0 = 1.25\n\n\ndef h0(a, b=0.5):\n    return (-np.log((2.0 + np.tanh(math.atanh((b / (1.0 + (b * b))))))))\n\n\ndef h1(a):\n    a, t1 = math.tanh(a), (h0(a) / (1.1 + (0.81 * np.tanh((a * a)))))\n    return np.floor(a)\n\n\ndef f(x, y):\n    if ((x / np.exp(np.tanh(x))) < (y + y)):\n        if (y != min((1.8 * np.tanh(x)), x, 3.0)):\n            y, t2 = y, x\n            return h0(x, K0)\n        else:\n            x += y\n            return x\n    elif (math.floor(y) != np.subtract((1.8 * np.tanh(x)), x)):\n        if ((x < y) or (3 < y)):\n            y = x\n            x -= x\n            return ((K0 * x) if ((K0 > (-2)) and (0.125 > y)) else h0(y))\n        elif (y != x):\n            t3, t4 = K0, 0.75\n            y = x\n            return (-np.reciprocal((1.1 + (0.81 * np.tanh(x)))))\n        elif ((-0.75) == x):\n            x = x\n            x = 1.25\n        else:\n            y = y\n            y /= (1.5 + np.tanh(y))\n        if ((K0 ** 2) == y):\n            x = x\n            t5 = 0.75\n        elif (y <= y < x):\n            y /= (2.0 + np.tanh(K0))\n            y = y\n            return (math.tan((0.9 * np.sin(y))) + x)\n        elif (y > K0):\n            t6 = x\n            t7 = t6\n    elif ((-x) >= math.hypot(x, (1.1 + (0.81 * np.tanh(x)))) > 0.25):\n        if (1 < (2 - y) < x):\n            t8 = K0\n        else:\n            y = y\n        if (np.reciprocal((1.1 + (0.81 * np.sin(y)))) >= h1(x)):\n            x -= y\n        elif (x > y):\n            t9, t10 = (-2.0), y\n        else:\n            x = y\n            return np.log10((0.5 + ((y / (1.5 + (x * x))) * (y / (1.5 + (x * x))))))\n        return h0((1.8 * np.tanh((x - x))))\n    else:\n        x = math.expm1((1.8 * np.tanh(y)))\n    return np.negative((K0 // np.hypot(np.cbrt(np.exp(np.tanh(x))), 0.5)))\n',
+        "import math\n\nimport numpy as np\n\n\nK0 = 1.25\n\n\ndef h0(a, b=0.5):\n    return (-np.log((2.0 + np.tanh(math.atanh((b / (1.0 + (b * b))))))))\n\n\ndef h1(a):\n    a, t1 = math.tanh(a), (h0(a) / (1.1 + (0.81 * np.tanh((a * a)))))\n    return np.floor(a)\n\n\ndef f(x, y):\n    if ((x / np.exp(np.tanh(x))) < (y + y)):\n        if (y != min((1.8 * np.tanh(x)), x, 3.0)):\n            y, t2 = y, x\n            return h0(x, K0)\n        else:\n            x += y\n            return x\n    elif (math.floor(y) != np.subtract((1.8 * np.tanh(x)), x)):\n        if ((x < y) or (3 < y)):\n            y = x\n            x -= x\n            return ((K0 * x) if ((K0 > (-2)) and (0.125 > y)) else h0(y))\n        elif (y != x):\n            t3, t4 = K0, 0.75\n            y = x\n            return (-np.reciprocal((1.1 + (0.81 * np.tanh(x)))))\n        elif ((-0.75) == x):\n            x = x\n            x = 1.25\n        else:\n            y = y\n            y /= (1.5 + np.tanh(y))\n        if ((K0 ** 2) == y):\n            x = x\n            t5 = 0.75\n        elif (y <= y < x):\n            y /= (2.0 + np.tanh(K0))\n            y = y\n            return (math.tan((0.9 * np.sin(y))) + x)\n        elif (y > K0):\n            t6 = x\n            t7 = t6\n    elif ((-x) >= math.hypot(x, (1.1 + (0.81 * np.tanh(x)))) > 0.25):\n        if (1 < (2 - y) < x):\n            t8 = K0\n        else:\n            y = y\n        if (np.reciprocal((1.1 + (0.81 * np.sin(y)))) >= h1(x)):\n            x -= y\n        elif (x > y):\n            t9, t10 = (-2.0), y\n        else:\n            x = y\n            return np.log10((0.5 + ((y / (1.5 + (x * x))) * (y / (1.5 + (x * x))))))\n        return h0((1.8 * np.tanh((x - x))))\n    else:\n        x = math.expm1((1.8 * np.tanh(y)))\n    return np.negative((K0 // np.hypot(np.cbrt(np.exp(np.tanh(x))), 0.5)))\n",
         [(1.2582639705488559, -1.9533558717354165)],
     ),
     # An elementwise trace (no shapes) folded np.mean of a cancelled value as a constant, then

@@ -177,7 +177,10 @@ def finite_difference(fn, args: list[object], i: int):
 
     estimates, errors = [], []
     for index, h in _coordinates(args, i):
-        d = {k: (at(_moved(args, i, index, k * h)) - at(_moved(args, i, index, -k * h))) / (2 * k * h) for k in FD_STEPS}
+        d = {
+            k: (at(_moved(args, i, index, k * h)) - at(_moved(args, i, index, -k * h))) / (2 * k * h)
+            for k in FD_STEPS
+        }
         coarse = (4 * d[0.5] - d[1.0]) / 3
         fine = (4 * d[0.25] - d[0.5]) / 3
         estimates.append(fine)
@@ -186,14 +189,21 @@ def finite_difference(fn, args: list[object], i: int):
     return np.reshape(estimates, shape), np.reshape(errors, shape)
 
 
-def expect_fd(what: str, got, fn, args: list[object], i: int, scale: float, rtol: float = 0.0, atol: float = 0.0) -> None:
+def expect_fd(
+    what: str, got, fn, args: list[object], i: int, scale: float, rtol: float = 0.0, atol: float = 0.0
+) -> None:
     """symgrad's derivative against finite differences: rtol 1e-6, atol 1e-7 * max(1, |f|),
     plus the difference between the two Richardson estimates (truncation error)."""
     estimate, error = finite_difference(fn, args, i)
     rtol, atol = rtol or FD_RTOL, atol or FD_ATOL
     assert np.all(np.isfinite(np.asarray(got, dtype=np.float64))), f"{what}: non-finite {got!r}"
-    ok = np.abs(np.asarray(got, dtype=np.float64) - estimate) <= atol * scale + rtol * np.abs(estimate) + 2 * error
-    assert np.shape(got) == np.shape(estimate) and np.all(ok), f"{what}: symgrad {got!r} != finite differences {estimate!r} (+- {error!r})"
+    ok = (
+        np.abs(np.asarray(got, dtype=np.float64) - estimate)
+        <= atol * scale + rtol * np.abs(estimate) + 2 * error
+    )
+    assert np.shape(got) == np.shape(estimate) and np.all(ok), (
+        f"{what}: symgrad {got!r} != finite differences {estimate!r} (+- {error!r})"
+    )
 
 
 class Probed:
@@ -238,7 +248,9 @@ def settle(module, prog: Program, args: list[object]) -> Probed:
 
 def close(got, expected, rtol: float, atol: float) -> bool:
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return bool(got.shape == expected.shape and np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected)))
+    return bool(
+        got.shape == expected.shape and np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected))
+    )
 
 
 def expect_close(what: str, got, expected, rtol: float, atol: float) -> None:
@@ -297,7 +309,11 @@ class Exact:
     def second(self, i: str, j: str):
         """d/d param j of the sum of d f / d param i (grad of grad, summed as symgrad does)."""
         syms_i = self.syms[i]
-        first = sum(sympy.diff(self.outputs[0].s, s) for s in np.ravel(syms_i)) if isinstance(syms_i, np.ndarray) else sympy.diff(self.outputs[0].s, syms_i)
+        first = (
+            sum(sympy.diff(self.outputs[0].s, s) for s in np.ravel(syms_i))
+            if isinstance(syms_i, np.ndarray)
+            else sympy.diff(self.outputs[0].s, syms_i)
+        )
         return self.grad(j, of=sympy.sympify(first))
 
 
@@ -377,7 +393,9 @@ def check_program(loader: Loader, prog: Program, data) -> None:
         probed = settle(module, prog, args)
         value = float(f(*args))
         exact = twin_of(prog, point)
-        assert math.isclose(exact.values()[0], value, rel_tol=1e-9, abs_tol=1e-9), "the twin disagrees (a test bug)"
+        assert math.isclose(exact.values()[0], value, rel_tol=1e-9, abs_tol=1e-9), (
+            "the twin disagrees (a test bug)"
+        )
         ref = probed if prog.uses_stop else f
         scale = scale_of(value)
 
@@ -386,9 +404,13 @@ def check_program(loader: Loader, prog: Program, data) -> None:
         grads = as_tuple(grads, n)
         expect_close("value_and_grad value", got_value, value, 1e-9, 1e-9 * scale)
         if floats:
-            assert is_py_float(got_value) and all(map(is_py_float, grads)), f"floats in, not floats out: {got_value!r}, {grads!r}"
+            assert is_py_float(got_value) and all(map(is_py_float, grads)), (
+                f"floats in, not floats out: {got_value!r}, {grads!r}"
+            )
         for i, p in enumerate(prog.params):
-            assert np.shape(grads[i]) == np.shape(args[i]), f"d/d{p}: shape {np.shape(grads[i])} != {np.shape(args[i])}"
+            assert np.shape(grads[i]) == np.shape(args[i]), (
+                f"d/d{p}: shape {np.shape(grads[i])} != {np.shape(args[i])}"
+            )
             exact_i = exact_of(lambda p=p: exact.grad(p))
             expect_close(f"d/d{p} vs sympy", grads[i], exact_i, EXACT_RTOL, EXACT_ATOL * scale)
             expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
@@ -424,7 +446,9 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             expect_close("value on arrays", got_values, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
             for i, p in enumerate(prog.params):
                 expected = [grads[i], as_tuple(grads2, n)[i]]
-                expect_close(f"d/d{p} on arrays", as_tuple(got_grads, n)[i], expected, SAME_RTOL, SAME_RTOL * scale)
+                expect_close(
+                    f"d/d{p} on arrays", as_tuple(got_grads, n)[i], expected, SAME_RTOL, SAME_RTOL * scale
+                )
     STATS["programs"] += 1
 
 
@@ -449,11 +473,20 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
             for i, p in enumerate(prog.params):
                 exact_ki = exact_of(lambda p=p, k=k: exact.grad(p, k))
                 expect_close(f"d out{k}/d{p} vs sympy", jac[k, i], exact_ki, EXACT_RTOL, EXACT_ATOL * scale)
-                expect_fd(f"d out{k}/d{p} vs finite differences", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
+                expect_fd(
+                    f"d out{k}/d{p} vs finite differences",
+                    jac[k, i],
+                    lambda *a, k=k: ref(*a)[k],
+                    args,
+                    i,
+                    scale,
+                )
         for i, p in enumerate(prog.params):
             wrt = data.draw(st.sampled_from([i, p]), label=f"wrt for {p}")
             col = run_symgrad(f"jacobian(f, wrt={wrt!r})", symgrad.jacobian(f, wrt=wrt), *args)
-            expect_close(f"jacobian(f, wrt={wrt!r})", np.reshape(col, (m,)), jac[:, i], SAME_RTOL, SAME_RTOL * scale)
+            expect_close(
+                f"jacobian(f, wrt={wrt!r})", np.reshape(col, (m,)), jac[:, i], SAME_RTOL, SAME_RTOL * scale
+            )
 
         got_values, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
         expect_close("vjp value", list(got_values), values, 1e-9, 1e-9 * scale)
@@ -466,34 +499,67 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
 # --- the property tests --------------------------------------------------------------------------
 
 
-@fuzz_settings(700)
+# Each property runs through `expect_programs`, which fails if Hypothesis checked fewer
+# programs than asked (say, because the generator's assumptions rejected most draws).
+PROGRAMS = {"straight": 700, "branches": 450, "loops": 450, "tuples": 200, "arrays": 250}
+
+
+def expect_programs(prop, loader, family: str) -> None:
+    before = STATS["programs"]
+    prop(loader)
+    checked = STATS["programs"] - before
+    STATS[family] = checked
+    assert checked >= int(PROGRAMS[family] * SCALE), f"only {checked} {family} programs were checked"
+
+
+@fuzz_settings(PROGRAMS["straight"])
 @given(prog=programs("straight"), data=st.data())
-def test_straight_line_programs(loader, prog, data):
+def straight_line_programs(loader, prog, data):
     check_program(loader, prog, data)
 
 
-@fuzz_settings(450)
+@fuzz_settings(PROGRAMS["branches"])
 @given(prog=programs("branches"), data=st.data())
-def test_branching_programs(loader, prog, data):
+def branching_programs(loader, prog, data):
     check_program(loader, prog, data)
 
 
-@fuzz_settings(450)
+@fuzz_settings(PROGRAMS["loops"])
 @given(prog=programs("loops"), data=st.data())
-def test_loops_helpers_closures(loader, prog, data):
+def loops_helpers_closures(loader, prog, data):
     check_program(loader, prog, data)
 
 
-@fuzz_settings(200)
+@fuzz_settings(PROGRAMS["tuples"])
 @given(prog=programs("tuples"), data=st.data())
-def test_tuple_outputs(loader, prog, data):
+def tuple_outputs(loader, prog, data):
     check_tuple_program(loader, prog, data)
 
 
-@fuzz_settings(250)
+@fuzz_settings(PROGRAMS["arrays"])
 @given(prog=programs("arrays"), data=st.data())
-def test_reductions_over_arrays(loader, prog, data):
+def reductions_over_arrays(loader, prog, data):
     check_program(loader, prog, data)
+
+
+def test_straight_line_programs(loader):
+    expect_programs(straight_line_programs, loader, "straight")
+
+
+def test_branching_programs(loader):
+    expect_programs(branching_programs, loader, "branches")
+
+
+def test_loops_helpers_closures(loader):
+    expect_programs(loops_helpers_closures, loader, "loops")
+
+
+def test_tuple_outputs(loader):
+    expect_programs(tuple_outputs, loader, "tuples")
+
+
+def test_reductions_over_arrays(loader):
+    expect_programs(reductions_over_arrays, loader, "arrays")
 
 
 def test_every_rule_has_a_generator():
@@ -514,7 +580,9 @@ def original(f, args):
         return np.vectorize(f, otypes=[np.float64])(*args)
 
 
-@pytest.mark.parametrize("source,points", REGRESSIONS, ids=[f"regression{k}" for k in range(len(REGRESSIONS))])
+@pytest.mark.parametrize(
+    "source,points", REGRESSIONS, ids=[f"regression{k}" for k in range(len(REGRESSIONS))]
+)
 def test_regressions(loader, source, points):
     """Programs that once exposed a bug: value, gradient, each wrt and second order against
     finite differences of the original function at the recorded points."""
@@ -529,7 +597,9 @@ def test_regressions(loader, source, points):
                 jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
                 for k in range(len(outputs)):
                     for i in range(n):
-                        expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: original(f, a)[k], args, i, scale)
+                        expect_fd(
+                            f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: original(f, a)[k], args, i, scale
+                        )
                 continue
             value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
             grads = as_tuple(grads, n)
@@ -537,7 +607,13 @@ def test_regressions(loader, source, points):
             for i in range(n):
                 expect_fd(f"d/d arg{i}", grads[i], lambda *a: original(f, a), args, i, scale)
                 g_i = symgrad.grad(f, wrt=i)
-                expect_close(f"grad(f, wrt={i})", run_symgrad(f"grad(f, wrt={i})", g_i, *args), grads[i], SAME_RTOL, SAME_RTOL * scale)
+                expect_close(
+                    f"grad(f, wrt={i})",
+                    run_symgrad(f"grad(f, wrt={i})", g_i, *args),
+                    grads[i],
+                    SAME_RTOL,
+                    SAME_RTOL * scale,
+                )
                 for j in range(n):
                     got = run_symgrad(f"grad(grad(f, wrt={i}), wrt={j})", symgrad.grad(g_i, wrt=j), *args)
                     expect_fd(f"grad(grad(f, wrt={i}), wrt={j})", got, g_i, args, j, scale, 1e-5, 1e-6)
