@@ -16,10 +16,10 @@ written to a file in a temporary directory, imported, and checked at a random po
    `jacobian` and the value and pullback of `vjp`);
 6. the NumPy flavour (arguments as arrays) against the `math` flavour (floats).
 
-Every run draws new programs (`derandomize=False`). A failure prints the falsifying program's
-source, and Hypothesis stores it in `.hypothesis/` and replays it first on the next run. To
-replay a whole run, pass the seed it printed (`You can add @seed(N)` / the run header):
-`python -m pytest tests/test_fuzz.py --hypothesis-seed=N`. `SYMGRAD_FUZZ_SCALE=10` runs ten
+Every run draws new programs from a fresh seed, which the end of the run prints
+(`tests/conftest.py`). A failure prints the falsifying program's source, and Hypothesis
+stores it in `.hypothesis/` and replays it first on the next run. To replay a whole run,
+pass its seed: `python -m pytest tests/test_fuzz.py --hypothesis-seed=N`. `SYMGRAD_FUZZ_SCALE=10` runs ten
 times as many programs (e.g. nightly); `SYMGRAD_FUZZ_NO_SHRINK=1` reports the first failing
 program as found instead of minimising it (shrinking can take minutes). A program that exposed a bug goes into
 `fuzz_programs.REGRESSIONS`, which every run checks.
