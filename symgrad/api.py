@@ -639,8 +639,10 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if call.scalar:
         return np.array(raw, dtype=np.float64).reshape(m, n)
     shape = call.shape or ()  # elementwise programs only: array programs go through pullbacks
-    entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), shape) for e in raw]
-    stacked = np.stack(entries, axis=-1) if entries else np.zeros((*shape, 0))
+    foreign = [v for v in (*raw, *call.args) if backends.is_foreign(v)]
+    xp = backends.namespace_of(foreign[0]) if foreign else np  # Dask, JAX: stay in their library
+    entries = [xp.broadcast_to(xp.asarray(e, dtype=np.float64), shape) for e in raw]
+    stacked = xp.stack(entries, axis=-1) if entries else xp.zeros((*shape, 0))
     return stacked.reshape(*shape, m, n)
 
 
