@@ -31,7 +31,9 @@ def main() -> None:
     ):
         x = da.linspace(-5.0, 5.0, n, chunks=chunk)
         gradient = dsmooth(x)  # lazy: nothing is computed here
-        print(f"gradient: {type(gradient).__module__}.{type(gradient).__name__}, {gradient.npartitions} chunks")
+        print(
+            f"gradient: {type(gradient).__module__}.{type(gradient).__name__}, {gradient.npartitions} chunks"
+        )
         start = time.perf_counter()
         total = float(client.compute(gradient.sum()).result())
         elapsed = time.perf_counter() - start

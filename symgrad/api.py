@@ -380,9 +380,7 @@ def _primal(
     return base, inner, wrt_names, static_names, single
 
 
-def vjp(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
-) -> Compiled:
+def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
     """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
 
     Returns:
@@ -457,9 +455,7 @@ def _shaped_like(value: Any, shape: tuple[int, ...], what: str) -> Any:
         ) from None
 
 
-def jvp(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
-) -> Compiled:
+def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
     """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
 
     Returns:
@@ -539,7 +535,16 @@ def jacobian(
         return result
 
     return _transform(
-        base, inner, "jacobian", derive, wrt_names, static_names, single, _finish_matrix, backend, invoke=_call_matrix
+        base,
+        inner,
+        "jacobian",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_matrix,
+        backend,
+        invoke=_call_matrix,
     )
 
 
@@ -583,7 +588,16 @@ def hessian(
         return result
 
     return _transform(
-        base, inner, "hessian", derive, wrt_names, static_names, single, _finish_matrix, backend, invoke=_call_matrix
+        base,
+        inner,
+        "hessian",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_matrix,
+        backend,
+        invoke=_call_matrix,
     )
 
 

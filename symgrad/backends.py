@@ -198,7 +198,9 @@ class ModuleKernel(Kernel):
             xp, special, jit = _modules(self.backend)
             alias = "jnp" if self.backend == "jax" else "cupy"
             namespace = {alias: xp, "math": math, "sg": _xp_runtime(xp), "scipy_special": special}
-            fn = self._compiled["array"] = jit(_compile(self.array_source, self.name, self.backend, namespace))
+            fn = self._compiled["array"] = jit(
+                _compile(self.array_source, self.name, self.backend, namespace)
+            )
         return fn
 
 
@@ -241,7 +243,7 @@ def _split(scalar_source: str) -> tuple[list[str], list[str], list[str]]:
     """(parameters, body lines, returned expressions) of a generated scalar function."""
     lines = scalar_source.rstrip("\n").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1
-    head = "".join(lines[:start - 1]).strip()
+    head = "".join(lines[: start - 1]).strip()
     params = [p.strip() for p in head[head.index("(") + 1 : head.rindex(")")].split(",") if p.strip()]
     returned = lines[-1].strip()[len("return (") : -1]
     outputs = [o.strip() for o in returned.split(", ") if o.strip() not in ("", ",")]

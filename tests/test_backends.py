@@ -23,7 +23,9 @@ HAS_NUMBA = importlib.util.find_spec("numba") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
 HAS_DASK = importlib.util.find_spec("dask") is not None
 HAS_DISTRIBUTED = importlib.util.find_spec("distributed") is not None
-needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (pip install 'symgrad[numba]')")
+needs_numba = pytest.mark.skipif(
+    not HAS_NUMBA, reason="numba is not installed (pip install 'symgrad[numba]')"
+)
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (pip install 'symgrad[jax]')")
 needs_dask = pytest.mark.skipif(not HAS_DASK, reason="dask is not installed (pip install 'symgrad[dask]')")
 
