@@ -5,8 +5,9 @@ The NumPy program that `emit` prints is the reference. Every other backend is de
 
 - `"numba"`: elementwise programs become one fused, parallel loop (`numba.prange`) over the
   flattened broadcast inputs, calling the scalar flavour compiled with `njit` once per element;
-  on Python floats, long (scalar-heavy) programs call the `njit` scalar kernel, short ones stay
-  inlined Python (a numba call costs more than a short program). Kernels are written to files
+  on Python floats, long (scalar-heavy) programs of up to `NJIT_MAX_PARAMS` parameters call
+  the `njit` scalar kernel; short ones, and ones with many parameters, stay inlined Python (a
+  numba call costs more than a short program, and unboxing each argument adds up). Kernels are written to files
   in symgrad's cache directory, named by a hash of their source, so that numba's `cache=True`
   pays the compile once per machine. Array programs (reductions, `@`, indexing) and programs
   calling functions numba lacks (`scipy.special`) run the NumPy program.
@@ -49,6 +50,10 @@ BACKENDS: dict[str, tuple[str, str] | None] = {
 # On Python floats, a numba call (argument unboxing, tuple boxing) costs more than a short
 # program run as inlined Python: only programs with at least this many statements call it.
 NJIT_MIN_STATEMENTS = 200
+# ... and numba unboxes every argument on each call (about 60 ns each): with 1000 float
+# arguments (W5) that cost more than the inlined Python (257 us against 197 us); with 100 it
+# was 2.4x faster. Programs with more parameters than this stay inlined Python on floats.
+NJIT_MAX_PARAMS = 256
 
 
 class BackendError(SymgradError, ValueError):
@@ -400,7 +405,7 @@ def _numba_kernel(kernel: Kernel) -> Kernel:
     assert kernel.scalar_source is not None
     params, body, _ = _split(kernel.scalar_source)
     statements = sum(1 for line in body if line.strip() and not line.strip().startswith("#"))
-    heavy = statements >= NJIT_MIN_STATEMENTS
+    heavy = statements >= NJIT_MIN_STATEMENTS and len(params) <= NJIT_MAX_PARAMS
     return NumbaKernel(
         name=kernel.name,
         array_source=numba_source(kernel),
