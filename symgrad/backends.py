@@ -50,6 +50,8 @@ BACKENDS: dict[str, tuple[str, str] | None] = {
 # On Python floats, a numba call (argument unboxing, tuple boxing) costs more than a short
 # program run as inlined Python: only programs with at least this many statements call it.
 NJIT_MIN_STATEMENTS = 200
+# Arrays with fewer elements run the fused loop on one thread (each flavour compiles on first use).
+PARALLEL_MIN_SIZE = 32768
 # ... and numba unboxes every argument on each call (about 60 ns each): with 1000 float
 # arguments (W5) that cost more than the inlined Python (257 us against 197 us); with 100 it
 # was 2.4x faster. Programs with more parameters than this stay inlined Python on floats.
@@ -287,21 +289,34 @@ def numba_source(kernel: Kernel) -> str:
         "",
         "",
         "# One pass over the data computes every output: the elementwise program, fused.",
-        '@numba.njit(parallel=True, cache=True, error_model="numpy")',
-        f"def {name}_loop({loop_args}):",
-        "    for _i in numba.prange(_out0.shape[0]):",
-        f"        _r = {name}_scalar({call})",
-        *(f"        {o}[_i] = _r[{k}]" for k, o in enumerate(outs)),
+        *_loop_lines(f"{name}_loop", loop_args, f"{name}_scalar", call, outs, parallel=True),
+        "",
+        "",
+        "# The same loop on one thread, for small arrays: waking threads costs more than they save.",
+        *_loop_lines(f"{name}_serial", loop_args, f"{name}_scalar", call, outs, parallel=False),
         "",
         "",
         f"def {name}({', '.join(params)}):",
         doc.rstrip(),
         f"    _shape, _flat = flat_inputs({', '.join(params)}{',' if len(params) == 1 else ''})",
         *(f"    {o} = numpy.empty(_shape)" for o in outs),
-        f"    {name}_loop(*_flat, {', '.join(o + '.reshape(-1)' for o in outs)})",
+        f"    _loop = {name}_loop if _flat[0].size >= {PARALLEL_MIN_SIZE} else {name}_serial",
+        f"    _loop(*_flat, {', '.join(o + '.reshape(-1)' for o in outs)})",
         f"    return ({', '.join(outs)},)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _loop_lines(name: str, args: str, scalar: str, call: str, outs: list[str], parallel: bool) -> list[str]:
+    flags = "parallel=True, cache=True" if parallel else "cache=True"
+    loop = "numba.prange" if parallel else "range"
+    return [
+        f'@numba.njit({flags}, error_model="numpy")',
+        f"def {name}({args}):",
+        f"    for _i in {loop}(_out0.shape[0]):",
+        f"        _r = {scalar}({call})",
+        *(f"        {o}[_i] = _r[{k}]" for k, o in enumerate(outs)),
+    ]
 
 
 def _numba_supported(scalar_source: str | None) -> bool:
