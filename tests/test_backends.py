@@ -155,6 +155,16 @@ def test_numba_gives_the_numpy_numbers(kind: str, name: str, case: str) -> None:
 
 
 @needs_numba
+def test_numba_parallel_loop_serves_large_arrays() -> None:
+    x = np.linspace(-3.0, 3.0, backends.PARALLEL_MIN_SIZE + 5)
+    assert_same(
+        _call("value_and_grad", "branchy", "numba", (x, 2.0)),
+        _call("value_and_grad", "branchy", "numpy", (x, 2.0)),
+    )
+    assert_same(_call("grad", "smooth", "numba", (x,)), _call("grad", "smooth", "numpy", (x,)), rtol=1e-10)
+
+
+@needs_numba
 def test_numba_source_is_the_fused_loop() -> None:
     g = _compiled("grad", "branchy", "numba")
     g(np.ones(3), np.ones(3))
