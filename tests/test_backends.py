@@ -327,3 +327,50 @@ def test_dask_local_cluster_sums_the_gradient() -> None:
         got = float(client.compute(total).result())
     expected = float(np.sum(symgrad.grad(smooth)(np.linspace(-5.0, 5.0, n))))
     assert got == pytest.approx(expected, rel=1e-10)
+
+
+# --- the corpus of user-style functions, through every backend --------------------------------------
+
+
+def _corpus() -> list[Any]:
+    from tests.corpus import CORPUS
+
+    return CORPUS
+
+
+def _corpus_leaves(result: Any) -> list[Any]:
+    value, gradients = result
+    return [value, *(gradients if isinstance(gradients, tuple) else (gradients,))]
+
+
+@pytest.mark.parametrize("backend", ["numba", "jax", "dask"])
+@pytest.mark.parametrize("case", _corpus(), ids=lambda c: c.id)
+def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
+    """Each corpus function's value and gradient on an array of its sample points."""
+    if not {"numba": HAS_NUMBA, "jax": HAS_JAX, "dask": HAS_DASK}[backend]:
+        pytest.skip(f"{backend} is not installed (pip install 'symgrad[{backend}]')")
+    points = np.array(case.points, dtype=np.float64)
+    args = [points[:, i].copy() for i in range(points.shape[1])]
+    with np.errstate(all="ignore"):
+        expected = _corpus_leaves(symgrad.value_and_grad(case.fn)(*args))
+    if backend == "numba":
+        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="numba")(*args))
+    elif backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="jax")(*map(jax.numpy.asarray, args)))
+    else:
+        import dask
+        import dask.array as da
+
+        with dask.config.set(scheduler=_refuse_to_compute):
+            lazy = _corpus_leaves(
+                symgrad.value_and_grad(case.fn)(*[da.from_array(a, chunks=2) for a in args])
+            )
+        with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
+            got = list(dask.compute(*lazy))
+    got_flat = np.concatenate([np.ravel(np.asarray(g, dtype=np.float64)) for g in got])
+    expected_flat = np.concatenate([np.ravel(e) for e in expected])
+    scale = max(1.0, float(np.nanmax(np.abs(expected_flat))))  # cancellations: one bit of the terms
+    np.testing.assert_allclose(got_flat, expected_flat, rtol=1e-12, atol=1e-15 * scale, equal_nan=True)
