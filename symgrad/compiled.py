@@ -445,8 +445,9 @@ def _static_key(value: Any) -> Any:
 def _array_call(kernel: Kernel, values: Sequence[Any]) -> Any:
     """The array flavour; arrays of other libraries (Dask, ...) run the NumPy program in
     their own library, so that lazy arrays stay lazy."""
-    if kernel.__class__ is Kernel and any(backends.is_foreign(v) for v in values):
-        return backends.duck_function(kernel)(*values)
+    if not isinstance(kernel, backends.ModuleKernel) and any(backends.is_foreign(v) for v in values):
+        numpy_kernel = getattr(kernel, "numpy_kernel", None) or kernel  # numba: its NumPy program
+        return backends.duck_function(numpy_kernel)(*values)
     return kernel.array_fn(*values)
 
 

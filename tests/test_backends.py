@@ -297,6 +297,23 @@ def test_dask_arrays_stay_lazy(kind: str) -> None:
 
 
 @needs_dask
+@needs_numba
+def test_dask_arrays_stay_lazy_on_the_numba_backend() -> None:
+    """The numba kernel takes NumPy arrays: Dask arrays run its NumPy program, lazily."""
+    import dask
+    import dask.array as da
+
+    x, y = _args("branchy", "arrays")
+    with dask.config.set(scheduler=_refuse_to_compute):
+        got = _call("value_and_grad", "branchy", "numba", (da.from_array(x, chunks=3), y))
+    assert all(isinstance(leaf, da.Array) for leaf in _leaves(got))
+    with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
+        assert_same(
+            list(dask.compute(*_leaves(got))), _leaves(_call("value_and_grad", "branchy", "numpy", (x, y)))
+        )
+
+
+@needs_dask
 def test_dask_gradient_of_a_broadcast_scalar_is_summed_lazily() -> None:
     import dask
     import dask.array as da
