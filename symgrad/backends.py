@@ -231,14 +231,18 @@ def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
 # --- numba ------------------------------------------------------------------------------------
 
 
-def flat_inputs(*values: Any) -> tuple[tuple[int, ...], list[Any]]:
+def flat_inputs(*values: Any) -> tuple[tuple[int, ...], list[Any] | None]:
     """The broadcast shape of `values`, and each value as a contiguous 1-d float64 array of
-    that many elements (a view where the value already is one).
+    that many elements (a view where the value already is one); None instead of the arrays
+    when one is a float array of another precision (float32: the NumPy program computes in it).
 
     >>> flat_inputs(np.ones(2), 3.0)
     ((2,), [array([1., 1.]), array([3., 3.])])
     """
     shape = np.broadcast_shapes(*[np.shape(v) for v in values])
+    dtypes = [np.dtype(getattr(v, "dtype", _FLOAT64)) for v in values]
+    if any(d.kind == "f" and d != _FLOAT64 for d in dtypes):
+        return shape, None
     flat = [
         np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), shape)).reshape(-1)
         for v in values
@@ -299,6 +303,8 @@ def numba_source(kernel: Kernel) -> str:
         f"def {name}({', '.join(params)}):",
         doc.rstrip(),
         f"    _shape, _flat = flat_inputs({', '.join(params)}{',' if len(params) == 1 else ''})",
+        "    if _flat is None:  # float32 arrays: the NumPy program, in their precision",
+        f"        return _numpy_program({', '.join(params)})",
         *(f"    {o} = numpy.empty(_shape)" for o in outs),
         f"    _loop = {name}_loop if _flat[0].size >= {PARALLEL_MIN_SIZE} else {name}_serial",
         f"    _loop(*_flat, {', '.join(o + '.reshape(-1)' for o in outs)})",
@@ -370,6 +376,9 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return module
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 @dataclass
 class NumbaKernel(Kernel):
     """An elementwise kernel whose array flavour is a fused numba loop (see `numba_source`)."""
@@ -378,10 +387,13 @@ class NumbaKernel(Kernel):
     njit_floats: bool = False  # Python floats call the njit scalar kernel (long programs)
 
     def module(self) -> types.ModuleType:
-        found = self._compiled.get("module")
+        found: Any = self._compiled.get("module")
         if found is None:
             found = self._compiled["module"] = load_module(self.array_source, self.name)  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+            numpy_kernel = self.numpy_kernel
+            assert numpy_kernel is not None
+            found._numpy_program = lambda *args: numpy_kernel.array_fn(*args)
+        return found  # type: ignore[no-any-return]
 
     @property
     def array_fn(self) -> Callable[..., Any]:

@@ -165,6 +165,14 @@ def test_numba_parallel_loop_serves_large_arrays() -> None:
 
 
 @needs_numba
+def test_numba_float32_arrays_compute_in_float32_like_numpy() -> None:
+    x = np.linspace(-2.0, 2.0, 7, dtype=np.float32)
+    got, expected = _call("grad", "smooth", "numba", (x,)), _call("grad", "smooth", "numpy", (x,))
+    assert got.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_numba
 def test_numba_source_is_the_fused_loop() -> None:
     g = _compiled("grad", "branchy", "numba")
     g(np.ones(3), np.ones(3))
