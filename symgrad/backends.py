@@ -285,6 +285,8 @@ def numba_source(kernel: Kernel) -> str:
         "",
         "from symgrad.backends import flat_inputs",
         "",
+        "_numpy_program = None  # the NumPy flavour of the same program: symgrad sets it on loading",
+        "",
         "",
         '@numba.njit(cache=True, error_model="numpy")',
         f"def {name}_scalar({', '.join(params)}):",
