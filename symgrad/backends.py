@@ -14,7 +14,8 @@ The NumPy program that `emit` prints is the reference. Every other backend is de
 - `"jax"`, `"cupy"`: the NumPy program with `numpy` read as `jax.numpy` / `cupy`; elementwise
   programs only (JAX's is `jax.jit`-compiled).
 - Other array types (Dask, ...) given to the NumPy backend run the NumPy program with a
-  `numpy` whose `asarray` keeps them as they are: a Dask array stays lazy.
+  `numpy` whose `asarray` keeps them as they are: a Dask array stays lazy. On the numba
+  backend, Dask arrays get the fused loop mapped over their chunks (`dask_map`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def is_foreign(value: Any) -> bool:
     return not isinstance(value, (np.ndarray, np.generic, float, int)) and (
         hasattr(value, "__array_function__") or hasattr(value, "__array_namespace__")
     )
+
+
+def is_dask(values: Any) -> bool:
+    """Some of `values` are Dask arrays, and the others NumPy arrays or numbers."""
+    roots = {type(v).__module__.split(".")[0] for v in values if is_foreign(v)}
+    return roots == {"dask"}
 
 
 def namespace_of(value: Any) -> Any:
@@ -443,6 +450,49 @@ def _numba_kernel(kernel: Kernel) -> Kernel:
         numpy_kernel=kernel,
         njit_floats=heavy,
     )
+
+
+class ChunkKernel:
+    """A numba kernel as Dask ships it to workers: by its source, loaded (from the numba cache)
+    on first use in each process, so that worker processes need nothing but symgrad."""
+
+    def __init__(self, kernel: NumbaKernel) -> None:
+        assert kernel.numpy_kernel is not None
+        self.source, self.name, self.numpy_source = (
+            kernel.array_source,
+            kernel.name,
+            kernel.numpy_kernel.array_source,
+        )
+        self.single = kernel.n_outputs == 1
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fn": None}
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            module: Any = load_module(self.source, self.name)
+            if module._numpy_program is None:
+                module._numpy_program = emit.compile_source(self.numpy_source, self.name)
+            self._fn = getattr(module, self.name)
+        out = self._fn(*args)
+        return out[0] if self.single else out
+
+
+def dask_map(kernel: NumbaKernel, values: list[Any]) -> tuple[Any, ...]:
+    """The numba kernel over each chunk of Dask arrays, lazily (`dask.array.apply_gufunc`):
+    one fused loop per chunk, no chunk-sized temporaries."""
+    da: Any = importlib.import_module("dask.array")  # untyped in parts: Any, with or without dask
+    # One chunking for every array argument (apply_gufunc wants equal chunks); numbers stay.
+    arrays = [i for i, v in enumerate(values) if getattr(v, "ndim", 0) > 0]
+    for i, unified in zip(arrays, da.broadcast_arrays(*[da.asarray(values[i]) for i in arrays])):
+        values[i] = unified
+    n = kernel.n_outputs
+    signature = f"{','.join(['()'] * len(values))}->{','.join(['()'] * n)}"
+    out = da.apply_gufunc(
+        ChunkKernel(kernel), signature, *values, output_dtypes=float if n == 1 else (float,) * n
+    )
+    return (out,) if n == 1 else tuple(out)
 
 
 def threads() -> int:

@@ -446,6 +446,8 @@ def _array_call(kernel: Kernel, values: Sequence[Any]) -> Any:
     """The array flavour; arrays of other libraries (Dask, ...) run the NumPy program in
     their own library, so that lazy arrays stay lazy."""
     if not isinstance(kernel, backends.ModuleKernel) and any(backends.is_foreign(v) for v in values):
+        if isinstance(kernel, backends.NumbaKernel) and backends.is_dask(values):
+            return backends.dask_map(kernel, list(values))  # the numba loop on every chunk
         numpy_kernel = getattr(kernel, "numpy_kernel", None) or kernel  # numba: its NumPy program
         return backends.duck_function(numpy_kernel)(*values)
     return kernel.array_fn(*values)

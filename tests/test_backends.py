@@ -306,19 +306,22 @@ def test_dask_arrays_stay_lazy(kind: str) -> None:
 
 @needs_dask
 @needs_numba
-def test_dask_arrays_stay_lazy_on_the_numba_backend() -> None:
-    """The numba kernel takes NumPy arrays: Dask arrays run its NumPy program, lazily."""
+@pytest.mark.parametrize("case", ["arrays", "broadcast"])
+def test_dask_arrays_get_the_numba_loop_per_chunk(case: str) -> None:
+    """A Dask array (with a NumPy array beside it) on the numba backend: the fused loop mapped
+    over the chunks, lazily; the gradient of the broadcast argument is summed lazily."""
     import dask
     import dask.array as da
 
-    x, y = _args("branchy", "arrays")
+    x, y = _args("branchy", case)
     with dask.config.set(scheduler=_refuse_to_compute):
         got = _call("value_and_grad", "branchy", "numba", (da.from_array(x, chunks=3), y))
     assert all(isinstance(leaf, da.Array) for leaf in _leaves(got))
+    graph = dict(got[0].__dask_graph__())
+    assert any("ChunkKernel" in repr(task) for task in graph.values())  # numba's loop, per chunk
+    expected = _leaves(_call("value_and_grad", "branchy", "numpy", (x, y)))
     with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
-        assert_same(
-            list(dask.compute(*_leaves(got))), _leaves(_call("value_and_grad", "branchy", "numpy", (x, y)))
-        )
+        assert_same(list(dask.compute(*_leaves(got))), expected)
 
 
 @needs_dask
@@ -336,9 +339,11 @@ def test_dask_gradient_of_a_broadcast_scalar_is_summed_lazily() -> None:
 
 @needs_dask
 @pytest.mark.skipif(not HAS_DISTRIBUTED, reason="distributed is not installed (pip install 'symgrad[dask]')")
-def test_dask_local_cluster_sums_the_gradient() -> None:
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_dask_local_cluster_sums_the_gradient(backend: str) -> None:
     """2 worker processes; 4e6 elements in 8 chunks (the 1e8-element run is in
-    `python -m benchmarks.backends`: minutes, not CI seconds)."""
+    `python -m benchmarks.backends`: 15-20 s, not CI seconds). On the numba backend the
+    workers receive the kernel module by value."""
     import dask.array as da
     from distributed import Client, LocalCluster
 
@@ -348,7 +353,7 @@ def test_dask_local_cluster_sums_the_gradient() -> None:
         Client(cluster) as client,
     ):
         x = da.linspace(-5.0, 5.0, n, chunks=chunk)
-        total = symgrad.grad(smooth)(x).sum()
+        total = symgrad.grad(smooth, backend=backend)(x).sum()
         got = float(client.compute(total).result())
     expected = float(np.sum(symgrad.grad(smooth)(np.linspace(-5.0, 5.0, n))))
     assert got == pytest.approx(expected, rel=1e-10)
@@ -368,12 +373,13 @@ def _corpus_leaves(result: Any) -> list[Any]:
     return [value, *(gradients if isinstance(gradients, tuple) else (gradients,))]
 
 
-@pytest.mark.parametrize("backend", ["numba", "jax", "dask"])
+@pytest.mark.parametrize("backend", ["numba", "jax", "dask", "dask+numba"])
 @pytest.mark.parametrize("case", _corpus(), ids=lambda c: c.id)
 def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
     """Each corpus function's value and gradient on an array of its sample points."""
-    if not {"numba": HAS_NUMBA, "jax": HAS_JAX, "dask": HAS_DASK}[backend]:
-        pytest.skip(f"{backend} is not installed (pip install 'symgrad[{backend}]')")
+    needs = {"numba": HAS_NUMBA, "jax": HAS_JAX, "dask": HAS_DASK, "dask+numba": HAS_DASK and HAS_NUMBA}
+    if not needs[backend]:
+        pytest.skip(f"{backend} is not installed (pip install 'symgrad[{backend.replace('+', ',')}]')")
     points = np.array(case.points, dtype=np.float64)
     args = [points[:, i].copy() for i in range(points.shape[1])]
     with np.errstate(all="ignore"):
@@ -389,9 +395,10 @@ def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
         import dask
         import dask.array as da
 
+        on = "numba" if backend == "dask+numba" else "numpy"
         with dask.config.set(scheduler=_refuse_to_compute):
             lazy = _corpus_leaves(
-                symgrad.value_and_grad(case.fn)(*[da.from_array(a, chunks=2) for a in args])
+                symgrad.value_and_grad(case.fn, backend=on)(*[da.from_array(a, chunks=2) for a in args])
             )
         with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
             got = list(dask.compute(*lazy))
