@@ -1,6 +1,7 @@
 """symgrad: differentiate Python functions by transforming their source into NumPy code."""
 
 from .api import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .backends import BackendError
 from .compiled import Compiled
 from .display import show
 from .errors import (
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError",
+    "BackendError",
     "RULES",
     "Compiled",
     "DataDependentLoopError",

@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import arrays, cache, diff, emit, parse, rewrite, trace
+from . import arrays, backends, cache, diff, emit, parse, rewrite, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, WrtError
 from .graph import Graph, real_symbol
@@ -128,7 +128,11 @@ def _kernel_doc(kind: str, fn: Callable[..., Any], wrt: Sequence[str]) -> str:
 
 
 def _builder(
-    base: Callable[..., Any], derive: Callable[[Graph], Graph], kind: str, wrt: Sequence[str]
+    base: Callable[..., Any],
+    derive: Callable[[Graph], Graph],
+    kind: str,
+    wrt: Sequence[str],
+    backend: str = "numpy",
 ) -> Callable[..., Variant]:
     def rebuild(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> tuple[Graph, Graph]:
         primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes))
@@ -139,7 +143,7 @@ def _builder(
         entry_key = cache.key(base, _description(derive), key_values)
         entry = cache.load(entry_key, base)
         if entry is not None:
-            kernel = emit.load_kernel(entry["kernel"])
+            kernel = backends.specialise(emit.load_kernel(entry["kernel"]), backend)
             return Variant(
                 kernel,
                 entry["primal_outputs"],
@@ -160,6 +164,7 @@ def _builder(
                 "output_shapes": [list(s) for s in output_shapes],
             }
             cache.store(entry_key, primal.deps, data)
+        kernel = backends.specialise(kernel, backend)
         return Variant(kernel, len(outputs), graph.shape, graph=graph, output_shapes=output_shapes)
 
     return build
@@ -201,6 +206,7 @@ def _transform(
     static_names: tuple[str, ...],
     single: bool,
     finish: Any,
+    backend: str,
     **calling: Any,
 ) -> Compiled:
     """The `Compiled` object of one transform: `derive` maps the traced graph to its program."""
@@ -211,7 +217,8 @@ def _transform(
         wrt=wrt_names,
         static=static_names,
         single=single,
-        build=_builder(base, derive, kind, wrt_names),
+        build=_builder(base, derive, kind, wrt_names, backend),
+        backend=backend,
         derive=derive,
         finish=finish,
         **calling,
@@ -221,7 +228,9 @@ def _transform(
 # --- public API --------------------------------------------------------------------------------
 
 
-def grad(fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = ()) -> Any:
+def grad(
+    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+) -> Any:
     """Gradient of `fn`, compiled from its source.
 
     Args:
@@ -231,6 +240,9 @@ def grad(fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Nam
             parameter without a default value. A single name or position gives a single
             gradient; a tuple gives a tuple.
         static: parameters to specialise on (loop bounds, flags): one compiled variant per value.
+        backend: where the generated program runs: `"numpy"` (default), `"numba"` (a fused,
+            parallel loop on arrays; `njit` on long float programs), `"jax"` or `"cupy"`
+            (their arrays, elementwise programs). Every backend gives the same numbers.
 
     Returns:
         A `Compiled` callable with `fn`'s signature returning the gradient of the sum of
@@ -245,11 +257,13 @@ def grad(fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Nam
     (2.0, 0.0)
     """
     if fn is None:
-        return functools.partial(grad, wrt=wrt, static=static)
-    return _make(fn, "grad", wrt, static)
+        return functools.partial(grad, wrt=wrt, static=static, backend=backend)
+    return _make(fn, "grad", wrt, static, backend)
 
 
-def value_and_grad(fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = ()) -> Any:
+def value_and_grad(
+    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+) -> Any:
     """Like `grad`, but the callable returns `(value, gradient)` from one generated program.
 
     >>> from symgrad import value_and_grad
@@ -259,11 +273,12 @@ def value_and_grad(fn: Callable[..., Any] | None = None, *, wrt: Names = None, s
     (8.0, 12.0)
     """
     if fn is None:
-        return functools.partial(value_and_grad, wrt=wrt, static=static)
-    return _make(fn, "value_and_grad", wrt, static)
+        return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend)
+    return _make(fn, "value_and_grad", wrt, static, backend)
 
 
-def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
+def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str) -> Compiled:
+    backends.check(backend)
     base, inner, inner_static = _base_and_derive(fn)
     source = _load(base)
     if inner_static is not None and not static:
@@ -281,7 +296,9 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names) -> Compiled:
 
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
-    return _transform(base, inner, kind, derive, wrt_names, static_names, single, finish, result=result)
+    return _transform(
+        base, inner, kind, derive, wrt_names, static_names, single, finish, backend, result=result
+    )
 
 
 def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
@@ -353,8 +370,9 @@ def _with_inputs(graph: Graph, hints: Sequence[str], like: Sequence[Any]) -> tup
 
 
 def _primal(
-    fn: Any, wrt: Names, static: Names
+    fn: Any, wrt: Names, static: Names, backend: str
 ) -> tuple[Callable[..., Any], Callable[[Graph], Graph], tuple[str, ...], tuple[str, ...], bool]:
+    backends.check(backend)
     base, inner, inner_static = _base_and_derive(fn)
     if inner_static is not None and not static:
         static = inner_static
@@ -362,7 +380,7 @@ def _primal(
     return base, inner, wrt_names, static_names, single
 
 
-def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
     """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
 
     Returns:
@@ -378,7 +396,7 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
     >>> pullback(np.array([1.0, 10.0]))
     array([ 2., 40.])
     """
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -390,7 +408,7 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         return result
 
     return _transform(
-        base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, invoke=_run_for_vjp
+        base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, backend, invoke=_run_for_vjp
     )
 
 
@@ -437,7 +455,7 @@ def _shaped_like(value: Any, shape: tuple[int, ...], what: str) -> Any:
         ) from None
 
 
-def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
     """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
 
     Returns:
@@ -450,7 +468,7 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
     >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
     (6.0, 3.0)
     """
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -461,7 +479,7 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Com
         return result
 
     return _transform(
-        base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, invoke=_call_jvp
+        base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, backend, invoke=_call_jvp
     )
 
 
@@ -492,7 +510,9 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
     return compiled._finish(compiled, raw, call)
 
 
-def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+def jacobian(
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+) -> Compiled:
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
     Returns:
@@ -506,7 +526,7 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
     array([[3., 2.],
            [1., 1.]])
     """
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -515,7 +535,16 @@ def jacobian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -
         return result
 
     return _transform(
-        base, inner, "jacobian", derive, wrt_names, static_names, single, _finish_matrix, invoke=_call_matrix
+        base,
+        inner,
+        "jacobian",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_matrix,
+        backend,
+        invoke=_call_matrix,
     )
 
 
@@ -532,7 +561,9 @@ def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
     return result
 
 
-def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) -> Compiled:
+def hessian(
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+) -> Compiled:
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
     Returns:
@@ -545,7 +576,7 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
     array([[4., 2.],
            [2., 0.]])
     """
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static)
+    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -557,7 +588,16 @@ def hessian(fn: Callable[..., Any], *, wrt: Names = None, static: Names = ()) ->
         return result
 
     return _transform(
-        base, inner, "hessian", derive, wrt_names, static_names, single, _finish_matrix, invoke=_call_matrix
+        base,
+        inner,
+        "hessian",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_matrix,
+        backend,
+        invoke=_call_matrix,
     )
 
 
@@ -574,9 +614,11 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
         target = (
             compiled.fn
             if compiled.kind == "jacobian"
-            else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static)
+            else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static, backend=compiled.backend)
         )
-        inner = compiled._pullbacks = vjp(target, wrt=compiled.wrt, static=compiled.static)  # type: ignore[attr-defined]
+        inner = compiled._pullbacks = vjp(  # type: ignore[attr-defined]
+            target, wrt=compiled.wrt, static=compiled.static, backend=compiled.backend
+        )
     value, pullback = inner(*args, **kwargs)
     outputs = value if isinstance(value, tuple) else (value,)
     blocks = [
@@ -611,12 +653,16 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if call.scalar:
         return np.array(raw, dtype=np.float64).reshape(m, n)
     shape = call.shape or ()  # elementwise programs only: array programs go through pullbacks
-    entries = [np.broadcast_to(np.asarray(e, dtype=np.float64), shape) for e in raw]
-    stacked = np.stack(entries, axis=-1) if entries else np.zeros((*shape, 0))
+    foreign = [v for v in (*raw, *call.args) if backends.is_foreign(v)]
+    xp = backends.namespace_of(foreign[0]) if foreign else np  # Dask, JAX: stay in their library
+    entries = [xp.broadcast_to(xp.asarray(e, dtype=np.float64), shape) for e in raw]
+    stacked = xp.stack(entries, axis=-1) if entries else xp.zeros((*shape, 0))
     return stacked.reshape(*shape, m, n)
 
 
-def derivative(fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = ()) -> Compiled:
+def derivative(
+    fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = (), backend: str = "numpy"
+) -> Compiled:
     """The `order`-th derivative with respect to one parameter: grad applied `order` times,
     each time to the previous derivative's graph (never to generated source).
 
@@ -632,5 +678,5 @@ def derivative(fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static
         )
     result: Any = fn
     for _ in range(order):
-        result = grad(result, wrt=wrt, static=static)
+        result = grad(result, wrt=wrt, static=static, backend=backend)
     return result  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import emit
+from . import backends, emit
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
@@ -87,7 +87,7 @@ class Compiled:
 
     Call it like the original function. Attributes: `fn` (the original function), `wrt`
     (parameter names differentiated), `static` (parameter names specialised on),
-    `source` (generated NumPy code), `scalar_source` (the plain-Python variant used on floats),
+    `backend`, `source` (generated code: NumPy, or the backend's kernel), `scalar_source` (the plain-Python variant used on floats),
     `graph` (the SSA program), `exprs` (SymPy expressions of the results).
     """
 
@@ -103,6 +103,7 @@ class Compiled:
         derive: Callable[[Graph], Graph],
         finish: Finisher,
         extra_params: tuple[str, ...] = (),
+        backend: str = "numpy",
         invoke: Callable[..., Any] | None = None,
         result: Callable[[Variant, bool], Callable[[list[str]], str] | None] | None = None,
     ) -> None:
@@ -118,6 +119,7 @@ class Compiled:
         self.params = tuple(self._signature.parameters)
         self.dynamic = tuple(p for p in self.params if p not in static)
         self.extra_params = extra_params
+        self.backend = backend  # where the generated program runs (see symgrad.backends)
         self._invoke = invoke  # a different calling convention (vjp, jvp)
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
@@ -200,8 +202,9 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """Generated NumPy source of the derivative (the array flavour; for a shape-specialised
-        program, the one run on float64 arrays, which reuses dying temporaries' memory)."""
+        """Generated source of the derivative's array flavour: NumPy code (for a shape-specialised
+        program, the one run on float64 arrays, which reuses dying temporaries' memory), or the
+        backend's kernel (numba's loop, the JAX/CuPy program)."""
         kernel = self._latest().kernel
         return kernel.inplace_source or kernel.array_source
 
@@ -288,7 +291,7 @@ class Compiled:
                 f"{self.__name__}(): argument shapes do not broadcast together ({shapes})",
                 hint="pass arrays whose shapes broadcast (NumPy rules), or scalars",
             ) from None
-        return kernel.array_fn(*values), Call(dynamic, False, shape, static)
+        return _array_call(kernel, values), Call(dynamic, False, shape, static)
 
     def probe(self, static: dict[str, Any], dynamic: list[Any]) -> Variant:
         """The variant for these arguments, specialised on their shapes if the function needs it."""
@@ -308,9 +311,9 @@ class Compiled:
         values = [*dynamic, *extra]
         scalar = all(_is_python_number(v) for v in values)
         # float64 arrays (the usual case): the program that reuses dying temporaries' memory.
-        fn = kernel.inplace_fn if all(map(_float64_or_number, values)) else kernel.array_fn
+        inplace = all(map(_float64_or_number, values))
         with np.errstate(all="ignore") if scalar else contextlib.nullcontext():
-            raw = fn(*values)
+            raw = _array_call(kernel, values, inplace)
         if scalar:
             raw = tuple(_as_float(r) for r in raw)
         return raw, Call(dynamic, scalar, None, static)
@@ -383,7 +386,10 @@ class Compiled:
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is an object array", hint="pass a float array"
             )
-        kind = np.asarray(value).dtype.kind if not isinstance(value, numbers.Number) else None
+        dtype = getattr(value, "dtype", None)  # read, not `np.asarray`: a Dask array stays lazy
+        if dtype is None and not isinstance(value, numbers.Number):
+            dtype = np.asarray(value).dtype
+        kind = np.dtype(dtype).kind if dtype is not None and not isinstance(value, numbers.Number) else None
         if isinstance(value, complex) or kind == "c":
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is complex; symgrad differentiates real functions",
@@ -447,10 +453,47 @@ def _static_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+def _array_call(kernel: Kernel, values: Sequence[Any], inplace: bool = False) -> Any:
+    """The array flavour (`inplace`: the one reusing temporaries, for float64 arrays); arrays
+    of other libraries (Dask, ...) run the NumPy program in their own library, so that lazy
+    arrays stay lazy."""
+    if not isinstance(kernel, backends.ModuleKernel) and any(backends.is_foreign(v) for v in values):
+        if isinstance(kernel, backends.NumbaKernel) and backends.is_dask(values):
+            return backends.dask_map(kernel, list(values))  # the numba loop on every chunk
+        numpy_kernel = getattr(kernel, "numpy_kernel", None) or kernel  # numba: its NumPy program
+        return backends.duck_function(numpy_kernel)(*values)
+    return (kernel.inplace_fn if inplace else kernel.array_fn)(*values)
+
+
+def _foreign_call(call: Call, *values: Any) -> Any:
+    """The array module of the first foreign array among `values` and the call's arguments."""
+    for value in (*values, *call.args):
+        if backends.is_foreign(value):
+            return backends.namespace_of(value)
+    return None
+
+
+def _fit_foreign(xp: Any, value: Any, shape: tuple[int, ...], call: Call) -> Any:
+    """`fit` for arrays of other libraries, in their own library (never materialised)."""
+    full = value if backends.is_foreign(value) else xp.asarray(value, dtype=np.float64)
+    target = call.shape if call.shape is not None else shape
+    full = xp.broadcast_to(full, target)
+    if shape != target:
+        extra = len(target) - len(shape)
+        axes = tuple(range(extra)) + tuple(
+            extra + i for i, n in enumerate(shape) if n == 1 and target[extra + i] != 1
+        )
+        full = xp.reshape(xp.sum(full, axis=axes, keepdims=True), shape)
+    return full
+
+
 def fit(gradient: Any, arg: Any, call: Call) -> Any:
     """Shape a gradient like its argument: broadcast constants, sum over broadcast axes."""
     if call.scalar:
         return float(gradient)
+    xp = _foreign_call(call, gradient)
+    if xp is not None:
+        return _fit_foreign(xp, gradient, np.shape(arg), call)
     dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.dtype(np.float64)
     shape = np.shape(arg)
     if call.shape is None:  # an array program: the gradient already has the argument's shape
@@ -489,6 +532,9 @@ def fit_value(value: Any, call: Call) -> Any:
     """Shape a function value like the broadcast of the arguments."""
     if call.scalar:
         return float(value)
+    xp = _foreign_call(call, value)
+    if xp is not None:
+        return _fit_foreign(xp, value, call.shape if call.shape is not None else np.shape(value), call)
     if call.shape is None:
         array = np.asarray(value, dtype=np.float64)
         return float(array) if array.ndim == 0 else np.array(array)

@@ -332,6 +332,10 @@ class Kernel:
             fn = self._compiled["scalar"] = compile_source(self.scalar_source, self.name)
         return fn
 
+    def scope(self) -> dict[str, Any]:
+        """Names the scalar flavour reads besides numpy/math (a backend's compiled kernels)."""
+        return {}
+
 
 def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
     # The signature is a small AST we build; astor turns it back into source.
@@ -749,6 +753,7 @@ def entry_function(
         ]
     )
     namespace: dict[str, Any] = {f"_default_{p}": v for p, v in defaults.items()}
+    namespace.update(kernel.scope())
 
     def array_program(*args: Any) -> Any:
         # Compile the NumPy flavour only when arrays first come, then call it directly.

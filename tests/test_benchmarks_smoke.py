@@ -5,6 +5,7 @@ Absent peers (jax, torch, autograd) give "skipped: ..." rows; the test still pas
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import subprocess
@@ -158,3 +159,29 @@ def test_logreg_mlp_chain_vec() -> None:
     want = W.chain_vec_grad_hand(x)
     np.testing.assert_allclose(grad(W.chain_vec, wrt="x")(x), want, rtol=1e-11, atol=1e-15)
     assert want == pytest.approx(W.chain_grad_hand(*x), rel=1e-12)  # the scalar W5 formula
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("numba") is None, reason="numba is not installed (pip install 'symgrad[numba]')"
+)
+def test_backends_quick_run_prints_every_table() -> None:
+    """`python -m benchmarks.backends --quick` without its slow parts (compile processes, Dask)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.backends", "--quick", "--only", "W1,W2,W3,W4,W5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for title in (
+        "### W3: gradient",
+        "### W1: gradient",
+        "### W2: Rosenbrock",
+        "### W4 D=10",
+        "### W5 n=100",
+    ):
+        assert title in proc.stdout
+    assert "| symgrad backend='numba' |" in proc.stdout

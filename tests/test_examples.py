@@ -170,3 +170,16 @@ def test_relu_plot_writes_a_png(tmp_path: Path, explicit_path: bool) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 5 * 1024
     assert "gradient equals (x > 0): True" in out
+
+
+# --- dask_gradient.py --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dask") is None or importlib.util.find_spec("distributed") is None,
+    reason="dask and distributed are not installed (pip install 'symgrad[dask]')",
+)
+def test_dask_gradient_is_lazy_and_right(tmp_path: Path) -> None:
+    out = run_example("dask_gradient.py", tmp_path, "2e6", "2.5e5")
+    assert "gradient: dask.array.core.Array, 8 chunks" in out
+    assert number(r"relative difference to NumPy in memory = (\S+)", out) < 1e-10

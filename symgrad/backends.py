@@ -1,0 +1,504 @@
+"""Backends: where a generated derivative runs (NumPy, numba, JAX, CuPy), and arrays of other libraries.
+
+The NumPy program that `emit` prints is the reference. Every other backend is derived from it
+(or from its plain-Python scalar flavour), so that all backends compute the same expressions:
+
+- `"numba"`: elementwise programs become one fused, parallel loop (`numba.prange`) over the
+  flattened broadcast inputs, calling the scalar flavour compiled with `njit` once per element;
+  on Python floats, long (scalar-heavy) programs of up to `NJIT_MAX_PARAMS` parameters call
+  the `njit` scalar kernel; short ones, and ones with many parameters, stay inlined Python (a
+  numba call costs more than a short program, and unboxing each argument adds up). Kernels are written to files
+  in symgrad's cache directory, named by a hash of their source, so that numba's `cache=True`
+  pays the compile once per machine. Array programs (reductions, `@`, indexing) and programs
+  calling functions numba lacks (`scipy.special`) run the NumPy program.
+- `"jax"`, `"cupy"`: the NumPy program with `numpy` read as `jax.numpy` / `cupy`; elementwise
+  programs only (JAX's is `jax.jit`-compiled).
+- Other array types (Dask, ...) given to the NumPy backend run the NumPy program with a
+  `numpy` whose `asarray` keeps them as they are: a Dask array stays lazy. On the numba
+  backend, Dask arrays get the fused loop mapped over their chunks (`dask_map`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import linecache
+import math
+import os
+import sys
+import tempfile
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cache, emit, runtime
+from .emit import Kernel
+from .errors import SymgradError
+
+# backend name -> (module it needs, what to install)
+BACKENDS: dict[str, tuple[str, str] | None] = {
+    "numpy": None,
+    "numba": ("numba", "pip install 'symgrad[numba]'"),
+    "jax": ("jax", "pip install 'symgrad[jax]'"),
+    "cupy": ("cupy", "pip install cupy-cuda12x (a CUDA GPU is needed)"),
+}
+
+# On Python floats, a numba call (argument unboxing, tuple boxing) costs more than a short
+# program run as inlined Python: only programs with at least this many statements call it.
+NJIT_MIN_STATEMENTS = 200
+# Arrays with fewer elements run the fused loop on one thread (each flavour compiles on first use).
+PARALLEL_MIN_SIZE = 32768
+# ... and numba unboxes every argument on each call (about 60 ns each): with 1000 float
+# arguments (W5) that cost more than the inlined Python (257 us against 197 us); with 100 it
+# was 2.4x faster. Programs with more parameters than this stay inlined Python on floats.
+NJIT_MAX_PARAMS = 256
+
+
+class BackendError(SymgradError, ValueError):
+    """An unknown `backend=` name, a backend whose library is not installed, or a program
+    that backend cannot run."""
+
+
+def check(name: Any) -> str:
+    """Validate a `backend=` argument early: a known name whose library can be imported.
+
+    >>> check("numpy")
+    'numpy'
+    """
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise BackendError(
+            f"unknown backend {name!r}",
+            hint=f"choose one of {', '.join(repr(b) for b in BACKENDS)}",
+        )
+    need = BACKENDS[name]
+    if need is not None and importlib.util.find_spec(need[0]) is None:
+        raise BackendError(f"backend={name!r} needs `{need[0]}`, which is not installed", hint=need[1])
+    return name
+
+
+def specialise(kernel: Kernel, backend: str) -> Kernel:
+    """The kernel that runs `kernel`'s program on `backend` (itself for NumPy)."""
+    if backend == "numpy":
+        return kernel
+    if backend == "numba":
+        return _numba_kernel(kernel)
+    return _module_kernel(kernel, backend)
+
+
+# --- arrays of other libraries -----------------------------------------------------------------
+
+
+def is_foreign(value: Any) -> bool:
+    """An array of another library (Dask, CuPy, JAX, ...): not NumPy's, not a Python number."""
+    return not isinstance(value, (np.ndarray, np.generic, float, int)) and (
+        hasattr(value, "__array_function__") or hasattr(value, "__array_namespace__")
+    )
+
+
+def is_dask(values: Any) -> bool:
+    """Some of `values` are Dask arrays, and the others NumPy arrays or numbers."""
+    roots = {type(v).__module__.split(".")[0] for v in values if is_foreign(v)}
+    return roots == {"dask"}
+
+
+def namespace_of(value: Any) -> Any:
+    """The NumPy-like module of a foreign array: `dask.array`, `cupy`, `jax.numpy`, ..."""
+    root = type(value).__module__.split(".")[0]
+    if root == "dask":
+        import dask.array
+
+        return dask.array
+    if root in ("jax", "jaxlib"):
+        import jax.numpy
+
+        return jax.numpy
+    if hasattr(value, "__array_namespace__"):
+        return value.__array_namespace__()
+    return sys.modules[root]
+
+
+class _Duck(types.ModuleType):
+    """`numpy` for generated code given foreign arrays: NumPy's functions (which dispatch to
+    the array's library through `__array_function__`/`__array_ufunc__`), except `asarray`,
+    which would copy a Dask array into memory: a foreign array is cast in its own library."""
+
+    def __init__(self, base: Any, name: str) -> None:
+        super().__init__(name)
+        self._base = base
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    @staticmethod
+    def asarray(value: Any, dtype: Any = None) -> Any:
+        if is_foreign(value):
+            return value if dtype is None or value.dtype == dtype else value.astype(dtype)
+        return np.asarray(value, dtype=dtype)
+
+
+_DUCK = _Duck(np, "numpy")
+
+
+def duck_function(kernel: Kernel) -> Callable[..., Any]:
+    """`kernel`'s NumPy program compiled against `_Duck`: lazy arrays stay lazy."""
+    fn = kernel._compiled.get("duck")
+    if fn is None:
+        namespace = {"numpy": _DUCK, "math": math, "sg": runtime, "scipy_special": emit._scipy_special()}
+        fn = kernel._compiled["duck"] = _compile(kernel.array_source, kernel.name, "duck", namespace)
+    return fn
+
+
+def _compile(source: str, name: str, flavour: str, namespace: dict[str, Any]) -> Callable[..., Any]:
+    """Like `emit.compile_source`, with the caller's module bindings (`numpy` = another module)."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    filename = f"<symgrad:{name}:{flavour}:{digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+# --- JAX and CuPy: the NumPy program in another array module ----------------------------------
+
+
+def _xp_runtime(xp: Any) -> types.SimpleNamespace:
+    # The `sg.` helpers elementwise programs call, written for the module `xp`.
+    return types.SimpleNamespace(sigmoid=lambda x: 1.0 / (1.0 + xp.exp(-x)))
+
+
+def _modules(backend: str) -> tuple[Any, Any, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """(array module, its scipy.special, a compiler) for `backend`."""
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+        import jax.scipy.special as jsp
+
+        return jnp, jsp, jax.jit
+    import cupy
+    import cupyx.scipy.special as csp
+
+    return cupy, csp, lambda fn: fn
+
+
+def _module_source(kernel: Kernel, alias: str) -> str:
+    """The NumPy program with `numpy.` read as `alias.`; the `errstate` guard (NumPy only:
+    neither library warns) is dropped and its block dedented."""
+    lines: list[str] = []
+    dedent = False
+    for line in kernel.array_source.splitlines():
+        if line.strip().startswith("with numpy.errstate("):
+            dedent = True
+            continue
+        if dedent and line.startswith("        "):
+            line = line[4:]
+        lines.append(line.replace("numpy.", f"{alias}."))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ModuleKernel(Kernel):
+    """A kernel whose array flavour runs in JAX or CuPy."""
+
+    backend: str = "jax"
+
+    @property
+    def array_fn(self) -> Callable[..., Any]:
+        fn = self._compiled.get("array")
+        if fn is None:
+            xp, special, jit = _modules(self.backend)
+            alias = "jnp" if self.backend == "jax" else "cupy"
+            namespace = {alias: xp, "math": math, "sg": _xp_runtime(xp), "scipy_special": special}
+            fn = self._compiled["array"] = jit(
+                _compile(self.array_source, self.name, self.backend, namespace)
+            )
+        return fn
+
+
+def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
+    if kernel.scalar_source is None:
+        raise BackendError(
+            f"backend={backend!r} runs elementwise programs only; this one has array-level "
+            "operations (reductions, `@`, indexing)",
+            hint="use backend='numpy' for it",
+        )
+    alias = "jnp" if backend == "jax" else "cupy"
+    return ModuleKernel(
+        name=kernel.name,
+        array_source=_module_source(kernel, alias),
+        scalar_source=kernel.scalar_source,
+        n_outputs=kernel.n_outputs,
+        backend=backend,
+    )
+
+
+# --- numba ------------------------------------------------------------------------------------
+
+
+def flat_inputs(*values: Any) -> tuple[tuple[int, ...], list[Any] | None]:
+    """The broadcast shape of `values`, and each value as a contiguous 1-d float64 array of
+    that many elements (a view where the value already is one); None instead of the arrays
+    when one is a float array of another precision (float32: the NumPy program computes in it).
+
+    >>> flat_inputs(np.ones(2), 3.0)
+    ((2,), [array([1., 1.]), array([3., 3.])])
+    """
+    shape = np.broadcast_shapes(*[np.shape(v) for v in values])
+    dtypes = [np.dtype(getattr(v, "dtype", _FLOAT64)) for v in values]
+    if any(d.kind == "f" and d != _FLOAT64 for d in dtypes):
+        return shape, None
+    flat = [
+        np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), shape)).reshape(-1)
+        for v in values
+    ]
+    return shape, flat
+
+
+def _split(scalar_source: str) -> tuple[list[str], list[str], list[str]]:
+    """(parameters, body lines, returned expressions) of a generated scalar function."""
+    lines = scalar_source.rstrip("\n").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1
+    head = "".join(lines[: start - 1]).strip()
+    params = [p.strip() for p in head[head.index("(") + 1 : head.rindex(")")].split(",") if p.strip()]
+    returned = lines[-1].strip()[len("return (") : -1]
+    outputs = [o.strip() for o in returned.split(", ") if o.strip() not in ("", ",")]
+    return params, lines[start:-1], [o.rstrip(",") for o in outputs]
+
+
+def _doc(source: str) -> str:
+    return next(line for line in source.splitlines() if line.startswith('    """'))
+
+
+def numba_source(kernel: Kernel) -> str:
+    """The numba module for an elementwise program: the scalar kernel (`njit`), the fused
+    parallel loop over flattened inputs, and the Python wrapper that broadcasts and reshapes."""
+    assert kernel.scalar_source is not None
+    name = kernel.name
+    params, body, outputs = _split(kernel.scalar_source)
+    doc = _doc(kernel.scalar_source)
+    outs = [f"_out{k}" for k in range(len(outputs))]
+    loop_args = ", ".join([*(f"_a_{p}" for p in params), *outs])
+    call = ", ".join(f"_a_{p}[_i]" for p in params)
+    lines = [
+        f'"""numba kernels of {name}, generated by symgrad from its scalar program (backend="numba")."""',
+        "",
+        "import math",
+        "",
+        "import numba",
+        "import numpy",
+        "",
+        "from symgrad.backends import flat_inputs",
+        "",
+        "_numpy_program = None  # the NumPy flavour of the same program: symgrad sets it on loading",
+        "",
+        "",
+        '@numba.njit(cache=True, error_model="numpy")',
+        f"def {name}_scalar({', '.join(params)}):",
+        *body,
+        f"    return ({', '.join(outputs)},)",
+        "",
+        "",
+        "# One pass over the data computes every output: the elementwise program, fused.",
+        *_loop_lines(f"{name}_loop", loop_args, f"{name}_scalar", call, outs, parallel=True),
+        "",
+        "",
+        "# The same loop on one thread, for small arrays: waking threads costs more than they save.",
+        *_loop_lines(f"{name}_serial", loop_args, f"{name}_scalar", call, outs, parallel=False),
+        "",
+        "",
+        f"def {name}({', '.join(params)}):",
+        doc.rstrip(),
+        f"    _shape, _flat = flat_inputs({', '.join(params)}{',' if len(params) == 1 else ''})",
+        "    if _flat is None:  # float32 arrays: the NumPy program, in their precision",
+        f"        return _numpy_program({', '.join(params)})",
+        *(f"    {o} = numpy.empty(_shape)" for o in outs),
+        f"    _loop = {name}_loop if _flat[0].size >= {PARALLEL_MIN_SIZE} else {name}_serial",
+        f"    _loop(*_flat, {', '.join(o + '.reshape(-1)' for o in outs)})",
+        f"    return ({', '.join(outs)},)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _loop_lines(name: str, args: str, scalar: str, call: str, outs: list[str], parallel: bool) -> list[str]:
+    flags = "parallel=True, cache=True" if parallel else "cache=True"
+    loop = "numba.prange" if parallel else "range"
+    return [
+        f'@numba.njit({flags}, error_model="numpy")',
+        f"def {name}({args}):",
+        f"    for _i in {loop}(_out0.shape[0]):",
+        f"        _r = {scalar}({call})",
+        *(f"        {o}[_i] = _r[{k}]" for k, o in enumerate(outs)),
+    ]
+
+
+def _numba_supported(scalar_source: str | None) -> bool:
+    # numba compiles `math` and Python float arithmetic; scipy.special and symgrad's own
+    # helpers are Python objects it cannot call from compiled code.
+    return scalar_source is not None and "scipy_special." not in scalar_source and "sg." not in scalar_source
+
+
+def _kernel_folder() -> Path:
+    folder = cache.directory()
+    if folder is None:  # SYMGRAD_NO_CACHE: a folder for this process only
+        folder = Path(_process_folder())
+    return folder / "numba"
+
+
+_PROCESS_FOLDER: list[str] = []
+
+
+def _process_folder() -> str:
+    if not _PROCESS_FOLDER:
+        _PROCESS_FOLDER.append(tempfile.mkdtemp(prefix="symgrad-"))
+    return _PROCESS_FOLDER[0]
+
+
+def load_module(source: str, name: str) -> types.ModuleType:
+    """Import generated source from a file named by its hash (written once, never rewritten:
+    numba's cache is keyed by the file's path and modification time)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    module_name = f"symgrad_kernel_{name}_{digest}"
+    found = sys.modules.get(module_name)
+    if found is not None:
+        return found
+    # numba's OpenMP threads spin between parallel loops by default; on a machine with other
+    # busy threads (jax's, a shared CI box) that made a 1e4-element loop 40x slower (10 ms
+    # against 0.25 ms). Passive waiting unless the user chose otherwise; read once, at the
+    # first parallel launch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    folder = _kernel_folder()
+    path = folder / f"{module_name}.py"
+    try:
+        if not path.exists() or path.read_text() != source:
+            cache._atomic_write(path, source.encode())
+    except OSError:  # an unwritable cache: this process's own folder
+        path = Path(_process_folder()) / "numba" / f"{module_name}.py"
+        cache._atomic_write(path, source.encode())
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+@dataclass
+class NumbaKernel(Kernel):
+    """An elementwise kernel whose array flavour is a fused numba loop (see `numba_source`)."""
+
+    numpy_kernel: Kernel | None = None
+    njit_floats: bool = False  # Python floats call the njit scalar kernel (long programs)
+
+    def module(self) -> types.ModuleType:
+        found: Any = self._compiled.get("module")
+        if found is None:
+            found = self._compiled["module"] = load_module(self.array_source, self.name)  # type: ignore[assignment]
+            numpy_kernel = self.numpy_kernel
+            assert numpy_kernel is not None
+            found._numpy_program = lambda *args: numpy_kernel.array_fn(*args)
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def array_fn(self) -> Callable[..., Any]:
+        return getattr(self.module(), self.name)  # type: ignore[no-any-return]
+
+    @property
+    def scalar_fn(self) -> Callable[..., Any]:
+        if not self.njit_floats:
+            assert self.numpy_kernel is not None
+            return self.numpy_kernel.scalar_fn
+        scalar = getattr(self.module(), f"{self.name}_scalar")
+        return lambda *args: scalar(*[float(a) for a in args])
+
+    def scope(self) -> dict[str, Any]:
+        if not self.njit_floats:
+            return {}
+        return {f"{self.name}_scalar": getattr(self.module(), f"{self.name}_scalar")}
+
+
+def _numba_floats_source(kernel: Kernel, params: list[str]) -> str:
+    """The floats flavour that calls the njit scalar kernel (inlined by `emit.entry_function`)."""
+    assert kernel.scalar_source is not None
+    head = kernel.scalar_source.split('"""')[0]
+    doc = _doc(kernel.scalar_source)
+    results = [f"_r{k}" for k in range(kernel.n_outputs)]
+    return (
+        f"{head.rstrip()}\n{doc}\n"
+        f"    {', '.join(results)}, = {kernel.name}_scalar({', '.join(params)})\n"
+        f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})\n"
+    )
+
+
+def _numba_kernel(kernel: Kernel) -> Kernel:
+    if not _numba_supported(kernel.scalar_source):
+        return kernel  # array programs and scipy.special: the NumPy program (documented)
+    assert kernel.scalar_source is not None
+    params, body, _ = _split(kernel.scalar_source)
+    statements = sum(1 for line in body if line.strip() and not line.strip().startswith("#"))
+    heavy = statements >= NJIT_MIN_STATEMENTS and len(params) <= NJIT_MAX_PARAMS
+    return NumbaKernel(
+        name=kernel.name,
+        array_source=numba_source(kernel),
+        scalar_source=_numba_floats_source(kernel, params) if heavy else kernel.scalar_source,
+        n_outputs=kernel.n_outputs,
+        numpy_kernel=kernel,
+        njit_floats=heavy,
+    )
+
+
+class ChunkKernel:
+    """A numba kernel as Dask ships it to workers: by its source, loaded (from the numba cache)
+    on first use in each process, so that worker processes need nothing but symgrad."""
+
+    def __init__(self, kernel: NumbaKernel) -> None:
+        assert kernel.numpy_kernel is not None
+        self.source, self.name, self.numpy_source = (
+            kernel.array_source,
+            kernel.name,
+            kernel.numpy_kernel.array_source,
+        )
+        self.single = kernel.n_outputs == 1
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fn": None}
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            module: Any = load_module(self.source, self.name)
+            if module._numpy_program is None:
+                module._numpy_program = emit.compile_source(self.numpy_source, self.name)
+            self._fn = getattr(module, self.name)
+        out = self._fn(*args)
+        return out[0] if self.single else out
+
+
+def dask_map(kernel: NumbaKernel, values: list[Any]) -> tuple[Any, ...]:
+    """The numba kernel over each chunk of Dask arrays, lazily (`dask.array.apply_gufunc`):
+    one fused loop per chunk, no chunk-sized temporaries."""
+    da: Any = importlib.import_module("dask.array")  # untyped in parts: Any, with or without dask
+    # One chunking for every array argument (apply_gufunc wants equal chunks); numbers stay.
+    arrays = [i for i, v in enumerate(values) if getattr(v, "ndim", 0) > 0]
+    for i, unified in zip(arrays, da.broadcast_arrays(*[da.asarray(values[i]) for i in arrays])):
+        values[i] = unified
+    n = kernel.n_outputs
+    signature = f"{','.join(['()'] * len(values))}->{','.join(['()'] * n)}"
+    out = da.apply_gufunc(
+        ChunkKernel(kernel), signature, *values, output_dtypes=float if n == 1 else (float,) * n
+    )
+    return (out,) if n == 1 else tuple(out)
+
+
+def threads() -> int:
+    """Threads numba's parallel loops use (`NUMBA_NUM_THREADS`, default: the cores)."""
+    with contextlib.suppress(ImportError):
+        import numba
+
+        return int(numba.get_num_threads())
+    return os.cpu_count() or 1
