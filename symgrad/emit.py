@@ -406,14 +406,19 @@ def render(
     dead = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
     if texts is None:
         texts = [printer.doprint(expr) for _, expr in program]
+    skip: set[int] = set()
     if reuse:
         buffers = buffers_of(graph, program, texts)
         dying = dead_after(graph, program, at_end=True)
+        texts, skip, moved = fold_outer_products(graph, program, texts, dying, buffers)
         texts = [
             reuse_buffer(text, [str(s) for s in dying.get(i, [])], buffers) for i, text in enumerate(texts)
         ]
+        dead = _move_deletions(dead, {str(program[k][0]) for k in skip}, moved, len(program) - 1)
     last: tuple[Any, ...] | None = None
     for i, (symbol, expr) in enumerate(program):
+        if i in skip:
+            continue
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
@@ -503,6 +508,8 @@ def _shape(node: ast.AST, buffers: _Buffers) -> tuple[int, ...] | None:
     """The shape of an elementwise subexpression; None where it is not elementwise."""
     if isinstance(node, ast.Name):
         return buffers.shapes.get(node.id)
+    if isinstance(node, ast.Subscript):  # `a[:, None]`, made by fold_outer_products
+        return buffers.shapes.get(ast.unparse(node))
     if isinstance(node, ast.Constant):
         return ()
     if isinstance(node, ast.UnaryOp):
@@ -549,6 +556,78 @@ def _in_place(node: ast.AST, target: str, text: str, buffers: _Buffers) -> tuple
             part = str(ast.get_source_segment(text, arg))
         parts.append(part)
     return f"numpy.{ufunc}({', '.join(parts)}, out={target})", depth + 1
+
+
+def fold_outer_products(
+    graph: Graph,
+    program: list[Statement],
+    texts: list[str],
+    dying: dict[int, list[sympy.Symbol]],
+    buffers: _Buffers,
+) -> tuple[list[str], set[int], dict[sympy.Symbol, int]]:
+    """`t = numpy.outer(a, b)` read once, by `t*x` where `x` can be computed into a dying
+    temporary, becomes `x * a[:, None] * b` there: the outer product's array is never made
+    (the backward pass of `h @ w` in a network's last layer). Products are regrouped, so the
+    result may differ from the plain flavour's in the last bit."""
+    texts = list(texts)
+    skip: set[int] = set()
+    moved: dict[sympy.Symbol, int] = {}  # operands now read later: their new last statement
+    names = [str(symbol) for symbol, _ in program]
+    symbols = {str(symbol): symbol for symbol, _ in program}
+    keep = {str(o) for o in graph.outputs}
+    for i, text in enumerate(texts):
+        tree = ast.parse(text, mode="eval").body
+        if _numpy_call(tree) != "outer" or names[i] in keep or names[i] not in buffers.owned:
+            continue
+        a, b = tree.args  # type: ignore[attr-defined]
+        if not (isinstance(a, ast.Name) and isinstance(b, ast.Name)) or tree.keywords:  # type: ignore[attr-defined]
+            continue
+        if len(buffers.shapes.get(a.id, ())) != 1 or len(buffers.shapes.get(b.id, ())) != 1:
+            continue
+        readers = [j for j in range(i + 1, len(texts)) if names[i] in _names_in(texts[j])]
+        if len(readers) != 1:
+            continue
+        j = readers[0]
+        use = ast.parse(texts[j], mode="eval").body
+        if not (isinstance(use, ast.BinOp) and isinstance(use.op, ast.Mult)):
+            continue
+        sides = [use.left, use.right]
+        if sum(isinstance(x, ast.Name) and x.id == names[i] for x in sides) != 1:
+            continue
+        other = sides[1] if isinstance(sides[0], ast.Name) and sides[0].id == names[i] else sides[0]
+        if names[i] in _names_in(str(ast.get_source_segment(texts[j], other))):
+            continue
+        dying_j = [str(s) for s in dying.get(j, [])]
+        if not any(t in dying_j and t in _names_in(ast.unparse(other)) for t in buffers.owned):
+            continue  # nothing to compute into: the plain outer product is as good
+        texts[j] = f"({ast.get_source_segment(texts[j], other)})*{a.id}[:, None]*{b.id}"
+        buffers.shapes[f"{a.id}[:, None]"] = (buffers.shapes[a.id][0], 1)
+        skip.add(i)
+        for operand in (a.id, b.id):
+            last = max(k for k in range(len(texts)) if operand in _names_in(texts[k]))
+            if operand in symbols and last == j:
+                moved[symbols[operand]] = j
+    return texts, skip, moved
+
+
+def _move_deletions(
+    dead: dict[int, list[sympy.Symbol]], gone: set[str], moved: dict[sympy.Symbol, int], end: int
+) -> dict[int, list[sympy.Symbol]]:
+    """`del` lines after fold_outer_products: none for the folded names, and later ones for
+    names it made live longer (none at the last statement: returning frees everything)."""
+    result: dict[int, list[sympy.Symbol]] = {}
+    for i, symbols in dead.items():
+        for symbol in symbols:
+            if str(symbol) not in gone and symbol not in moved:
+                result.setdefault(i, []).append(symbol)
+    for symbol, i in moved.items():
+        if i != end:
+            result.setdefault(i, []).append(symbol)
+    return {i: sorted(symbols, key=str) for i, symbols in result.items()}
+
+
+def _names_in(text: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
 
 
 def reuse_buffer(text: str, dying: Sequence[str], buffers: _Buffers) -> str:
