@@ -479,9 +479,30 @@ class ChunkKernel:
         return out[0] if self.single else out
 
 
-def dask_map(kernel: NumbaKernel, values: list[Any]) -> tuple[Any, ...]:
-    """The numba kernel over each chunk of Dask arrays, lazily (`dask.array.apply_gufunc`):
-    one fused loop per chunk, no chunk-sized temporaries."""
+class ChunkProgram:
+    """An elementwise NumPy program as Dask ships it to workers: by its source, compiled on
+    first use in each process. It runs whole on each chunk, freeing its temporaries as it
+    goes, so a worker holds a few chunks, not one per operation of the program."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.source, self.name, self.single = kernel.array_source, kernel.name, kernel.n_outputs == 1
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fn": None}
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            self._fn = emit.compile_source(self.source, self.name)
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        # a constant output (a derivative of 1) is the chunk's shape, as Dask expects
+        out = tuple(np.broadcast_to(np.asarray(o, dtype=np.float64), shape) for o in self._fn(*args))
+        return out[0] if self.single else out
+
+
+def dask_map(kernel: Kernel, values: list[Any]) -> tuple[Any, ...]:
+    """An elementwise kernel over each chunk of Dask arrays, lazily (`dask.array.apply_gufunc`):
+    numba's fused loop (no chunk-sized temporaries), or the whole NumPy program per chunk."""
     da: Any = importlib.import_module("dask.array")  # untyped in parts: Any, with or without dask
     # One chunking for every array argument (apply_gufunc wants equal chunks); numbers stay.
     arrays = [i for i, v in enumerate(values) if getattr(v, "ndim", 0) > 0]
@@ -489,9 +510,8 @@ def dask_map(kernel: NumbaKernel, values: list[Any]) -> tuple[Any, ...]:
         values[i] = unified
     n = kernel.n_outputs
     signature = f"{','.join(['()'] * len(values))}->{','.join(['()'] * n)}"
-    out = da.apply_gufunc(
-        ChunkKernel(kernel), signature, *values, output_dtypes=float if n == 1 else (float,) * n
-    )
+    chunk = ChunkKernel(kernel) if isinstance(kernel, NumbaKernel) else ChunkProgram(kernel)
+    out = da.apply_gufunc(chunk, signature, *values, output_dtypes=float if n == 1 else (float,) * n)
     return (out,) if n == 1 else tuple(out)
 
 

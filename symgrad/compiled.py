@@ -458,8 +458,9 @@ def _array_call(kernel: Kernel, values: Sequence[Any], inplace: bool = False) ->
     of other libraries (Dask, ...) run the NumPy program in their own library, so that lazy
     arrays stay lazy."""
     if not isinstance(kernel, backends.ModuleKernel) and any(backends.is_foreign(v) for v in values):
-        if isinstance(kernel, backends.NumbaKernel) and backends.is_dask(values):
-            return backends.dask_map(kernel, list(values))  # the numba loop on every chunk
+        elementwise = isinstance(kernel, backends.NumbaKernel) or kernel.scalar_source is not None
+        if elementwise and backends.is_dask(values):
+            return backends.dask_map(kernel, list(values))  # the whole program on every chunk
         numpy_kernel = getattr(kernel, "numpy_kernel", None) or kernel  # numba: its NumPy program
         return backends.duck_function(numpy_kernel)(*values)
     return (kernel.inplace_fn if inplace else kernel.array_fn)(*values)

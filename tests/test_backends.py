@@ -359,6 +359,35 @@ def test_dask_local_cluster_sums_the_gradient(backend: str) -> None:
     assert got == pytest.approx(expected, rel=1e-10)
 
 
+@needs_dask
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_dask_gradient_holds_a_few_chunks_not_the_array(backend: str) -> None:
+    """Each chunk runs the whole program (numpy: freeing its temporaries as it goes; numba:
+    one fused loop), so memory is a few chunks whatever the array's size: 40 chunks here,
+    computed one at a time (the synchronous scheduler) and measured by tracemalloc."""
+    if backend == "numba" and not HAS_NUMBA:
+        pytest.skip("numba is not installed (pip install 'symgrad[numba]')")
+    import tracemalloc
+
+    import dask.array as da
+
+    chunk = 250_000
+    g = symgrad.grad(smooth, backend=backend)
+    total = g(da.linspace(-5.0, 5.0, 40 * chunk, chunks=chunk)).sum()
+    g(da.linspace(-5.0, 5.0, chunk, chunks=chunk)).sum().compute(scheduler="synchronous")  # compiled
+    tracemalloc.start()
+    try:
+        got = float(total.compute(scheduler="synchronous"))
+        peak_chunks = tracemalloc.get_traced_memory()[1] / (chunk * 8)
+    finally:
+        tracemalloc.stop()
+    assert got == pytest.approx(
+        float(np.sum(symgrad.grad(smooth)(np.linspace(-5.0, 5.0, 40 * chunk)))), rel=1e-10
+    )
+    # measured: 7 chunks on the NumPy program (input, output and its live temporaries), 2 on numba's
+    assert peak_chunks < (8.5 if backend == "numpy" else 3.0), f"{peak_chunks:.1f} chunks at the peak"
+
+
 # --- the corpus of user-style functions, through every backend --------------------------------------
 
 
