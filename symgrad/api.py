@@ -229,7 +229,7 @@ def _transform(
 
 
 def grad(
-    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Any:
     """Gradient of `fn`, compiled from its source.
 
@@ -240,9 +240,10 @@ def grad(
             parameter without a default value. A single name or position gives a single
             gradient; a tuple gives a tuple.
         static: parameters to specialise on (loop bounds, flags): one compiled variant per value.
-        backend: where the generated program runs: `"numpy"` (default), `"numba"` (a fused,
-            parallel loop on arrays; `njit` on long float programs), `"jax"` or `"cupy"`
-            (their arrays, elementwise programs). Every backend gives the same numbers.
+        backend: where the generated program runs: `"numpy"` (default; for a transform of a
+            transform, the inner one's backend), `"numba"` (a fused, parallel loop on arrays;
+            `njit` on long float programs), `"jax"` or `"cupy"` (their arrays, elementwise
+            programs). Every backend gives the same numbers.
 
     Returns:
         A `Compiled` callable with `fn`'s signature returning the gradient of the sum of
@@ -262,7 +263,7 @@ def grad(
 
 
 def value_and_grad(
-    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Any:
     """Like `grad`, but the callable returns `(value, gradient)` from one generated program.
 
@@ -277,7 +278,15 @@ def value_and_grad(
     return _make(fn, "value_and_grad", wrt, static, backend)
 
 
-def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str) -> Compiled:
+def _inherit(fn: Any, backend: str | None) -> str:
+    """The backend asked for; else, for a transform of a transform, the inner one's."""
+    if backend is not None:
+        return backend
+    return str(fn.backend) if isinstance(fn, Compiled) else "numpy"
+
+
+def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) -> Compiled:
+    backend = _inherit(fn, backend)
     backends.check(backend)
     base, inner, inner_static = _base_and_derive(fn)
     source = _load(base)
@@ -380,7 +389,9 @@ def _primal(
     return base, inner, wrt_names, static_names, single
 
 
-def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
+def vjp(
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+) -> Compiled:
     """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
 
     Returns:
@@ -396,6 +407,7 @@ def vjp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backen
     >>> pullback(np.array([1.0, 10.0]))
     array([ 2., 40.])
     """
+    backend = _inherit(fn, backend)
     base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -455,7 +467,9 @@ def _shaped_like(value: Any, shape: tuple[int, ...], what: str) -> Any:
         ) from None
 
 
-def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy") -> Compiled:
+def jvp(
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+) -> Compiled:
     """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
 
     Returns:
@@ -468,6 +482,7 @@ def jvp(fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backen
     >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
     (6.0, 3.0)
     """
+    backend = _inherit(fn, backend)
     base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -511,7 +526,7 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
 
 
 def jacobian(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Compiled:
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
@@ -526,6 +541,7 @@ def jacobian(
     array([[3., 2.],
            [1., 1.]])
     """
+    backend = _inherit(fn, backend)
     base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -562,7 +578,7 @@ def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
 
 
 def hessian(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str = "numpy"
+    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Compiled:
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
@@ -576,6 +592,7 @@ def hessian(
     array([[4., 2.],
            [2., 0.]])
     """
+    backend = _inherit(fn, backend)
     base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -661,7 +678,7 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 
 def derivative(
-    fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = (), backend: str = "numpy"
+    fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = (), backend: str | None = None
 ) -> Compiled:
     """The `order`-th derivative with respect to one parameter: grad applied `order` times,
     each time to the previous derivative's graph (never to generated source).

@@ -3,6 +3,7 @@ arrays of other libraries (Dask) stay lazy through the NumPy backend."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import importlib.util
 import math
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,38 @@ def test_numba_parallel_loop_serves_large_arrays() -> None:
         _call("value_and_grad", "branchy", "numpy", (x, 2.0)),
     )
     assert_same(_call("grad", "smooth", "numba", (x,)), _call("grad", "smooth", "numpy", (x,)), rtol=1e-10)
+
+
+@needs_numba
+def test_transform_of_a_transform_keeps_the_inner_backend() -> None:
+    inner = symgrad.grad(smooth, backend="numba")
+    outer = symgrad.grad(inner)  # no backend given: the inner one's
+    assert outer.backend == "numba" and symgrad.grad(inner, backend="numpy").backend == "numpy"
+    assert symgrad.derivative(smooth, wrt=0, order=2, backend="numba").backend == "numba"
+    x = np.linspace(-3.0, 3.0, 11)
+    assert_same(outer(x), symgrad.grad(symgrad.grad(smooth))(x), rtol=1e-12)
+    assert symgrad.grad(symgrad.grad(smooth)).backend == "numpy"
+
+
+@needs_numba
+def test_numba_kernels_called_from_eight_threads_at_once() -> None:
+    """Eight threads calling one numba-backend gradient at once, from its first call (the
+    kernel is loaded while they race): the NumPy backend's numbers on every thread (small
+    arrays run the serial loop, large ones the parallel one)."""
+    g = symgrad.grad(branchy, wrt=(0, 1), backend="numba")
+    want = symgrad.grad(branchy, wrt=(0, 1))
+    inputs = [np.linspace(-3.0, 3.0, n) for n in (7, 1000, backends.PARALLEL_MIN_SIZE + 3)] * 8
+    barrier = threading.Barrier(8)
+
+    def work(k: int) -> list[Any]:
+        barrier.wait()
+        return [g(x, 0.5 + k) for x in inputs[k::8]]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for k, got in enumerate(results):
+        for x, value in zip(inputs[k::8], got):
+            assert_same(value, want(x, 0.5 + k))
 
 
 @needs_numba
