@@ -2,7 +2,8 @@
 # every timing lambda is called within its loop iteration)
 """symgrad's backends side by side: `python -m benchmarks.backends [--quick] [--only W3,W5,dask]`.
 
-Rows per workload for `backend="numpy"` and `backend="numba"` (and `"jax"` on W3), against
+Rows per workload for `backend="numpy"` and `backend="numba"` (and `"jax"` on W3 and the array
+programs W5v, W6, W7, where it is refused), against
 `jax.jit` in the same process; kernel compile time in a first and a second process (the
 persistent cache: numba's `cache=True` files live in `SYMGRAD_CACHE_DIR`); and a Dask row:
 W3 at 1e8 elements on a `distributed.LocalCluster` of 2 workers, against NumPy at 1e7.
@@ -84,6 +85,10 @@ def _jax() -> Any:
 
 
 def _check(got: Any, want: Any, rtol: float = 1e-9) -> None:
+    if isinstance(want, tuple) and any(np.ndim(w) for w in want):  # W7: one array per parameter
+        for g, w in zip(got, want, strict=True):
+            _check(g, w, rtol)
+        return
     got_flat = np.concatenate([np.ravel(np.asarray(g, dtype=float)) for g in np.atleast_1d(got)])
     want_flat = np.concatenate([np.ravel(np.asarray(w, dtype=float)) for w in np.atleast_1d(want)])
     # Where an element is a cancellation of much larger terms (W3 near its zeros), one bit of
@@ -282,6 +287,43 @@ def w5(repeats: int, n: int) -> str:
     return table(f"W5 n={n}: gradient on Python floats", rows, "jax.jit(jax.grad(vectorised f)) on one array")
 
 
+def array_programs(repeats: int, rows: int) -> str:
+    """W5v, W6 and W7: array programs (reductions, `@`, slices), which every backend but
+    NumPy's hands back to the NumPy program (numba) or refuses (jax, cupy), against jax.jit."""
+    from symgrad import BackendError, grad
+
+    jax = _jax()
+    cases = [
+        ("W5v", W.chain_vec, ("x",), (np.linspace(-1.0, 1.0, rows),), W.make_chain_vec),
+        ("W6", W.logreg, ("w",), W.logreg_data(rows), W.make_logreg),
+        ("W7", W.mlp, W.W7_PARAMS, W.mlp_data(rows), W.make_mlp),
+    ]
+    parts = []
+    for label, fn, wrt, args, make in cases:
+        rows_: list[tuple[str, float | None, str]] = []
+        want = grad(fn, wrt=wrt)(*args)
+        for backend in ("numpy", "numba", "jax"):
+            try:
+                g = grad(fn, wrt=wrt, backend=backend)
+                got = g(*args)
+            except BackendError as exc:
+                rows_.append((f"symgrad backend={backend!r}", None, f"refused: {str(exc).split(';')[0]}"))
+                continue
+            _check(got, want)
+            note = "the NumPy program (array-level operations)" if backend == "numba" else ""
+            rows_.append((f"symgrad backend={backend!r}", per_call(lambda g=g: g(*args), repeats), note))
+        if jax is not None:
+            jargs = [jax.numpy.asarray(a) for a in args]
+            argnums = tuple(range(len(wrt)))
+            gj = jax.jit(jax.grad(make(jax.numpy, "jax"), argnums=argnums))  # a tuple, like symgrad's
+            _check(jax.tree_util.tree_map(np.asarray, gj(*jargs)), want)
+            rows_.append(
+                ("jax.jit(jax.grad(f))", per_call(lambda: jax.block_until_ready(gj(*jargs)), repeats), "")
+            )
+        parts.append(table(f"{label}: gradient, {rows:.0e} rows", rows_, "jax.jit(jax.grad(f))"))
+    return "\n".join(parts)
+
+
 def compile_times(n5: int, D: int) -> str:
     w3 = "symgrad.grad(W.smooth, backend={b!r})(np.linspace(-5.0, 5.0, 1000))"
     w4 = (
@@ -366,7 +408,11 @@ def environment() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repeats")
-    parser.add_argument("--only", default="W1,W2,W3,W4,W5,compile,dask", help="comma-separated parts")
+    parser.add_argument(
+        "--only",
+        default="W1,W2,W3,W4,W5,arrays,compile,dask",
+        help="comma-separated parts (arrays: W5v, W6, W7)",
+    )
     args = parser.parse_args(argv)
     only = {p.strip().lower() for p in args.only.split(",")}
     repeats = 3 if args.quick else 7
@@ -379,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(w2_w4(repeats, (10,) if args.quick else (50, 200)))
     if "w5" in only:
         print(w5(repeats, 100 if args.quick else 1000))
+    if "arrays" in only:
+        print(array_programs(repeats, 1000 if args.quick else 100_000))
     if "compile" in only:
         print(compile_times(100 if args.quick else 1000, 10 if args.quick else 200))
     if "dask" in only:
