@@ -202,11 +202,16 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """Generated source of the derivative's array flavour: NumPy code (for a shape-specialised
-        program, the one run on float64 arrays, which reuses dying temporaries' memory), or the
-        backend's kernel (numba's loop, the JAX/CuPy program)."""
-        kernel = self._latest().kernel
-        return kernel.inplace_source or kernel.array_source
+        """Generated source of the derivative's array flavour: NumPy code, or the backend's
+        kernel (numba's loop, the JAX/CuPy program)."""
+        return self._latest().kernel.array_source
+
+    @property
+    def inplace_source(self) -> str | None:
+        """The NumPy program as it runs on float64 arrays (of one shape, for elementwise
+        programs): `.source` with each operation written into the array of a temporary that
+        dies there (`numpy.tanh(t1, out=t1)`); None where no temporary can be reused."""
+        return self._latest().kernel.inplace_source
 
     @property
     def scalar_source(self) -> str | None:

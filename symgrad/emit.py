@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import linecache
 import math
@@ -720,12 +721,18 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
     printer = ArrayPrinter()
     texts = [printer.doprint(expr) for _, expr in program]
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
+    has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
+    shaped = graph
+    if graph.shapes is None and not has_arrays:
+        # Elementwise: the entry point runs this flavour only on float64 arrays of one shape
+        # (not 0-d), where every temporary that reads an input has that shape: a stand-in
+        # shape for the inputs tells the rewriting everything it needs.
+        shaped = dataclasses.replace(graph, shapes={symbol: (2,) for symbol in graph.inputs})
     inplace_source = None
-    if graph.shapes is not None:
-        inplace_source = render(graph, program, name, doc, printer, has_branches, texts=texts, reuse=True)
+    if shaped.shapes is not None:
+        inplace_source = render(shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True)
         if inplace_source == array_source:
             inplace_source = None
-    has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
     scalar_source = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
     return Kernel(
         name=name,
@@ -780,7 +787,8 @@ def _array_branch(params: Sequence[str], n_outputs: int, result: Callable[[list[
     call = ", ".join(params)
     return [
         f"    if {arrays}:",
-        f"        _raw = _array_program({call})",
+        # 0-d arrays give NumPy scalars, which no operation can write into
+        f"        _raw = (_inplace_program if {params[0]}.ndim else _array_program)({call})",
         f"        {', '.join(names)}, = _raw",
         f"        if {fresh}:",
         f"            return {result(names)}",
@@ -839,10 +847,16 @@ def entry_function(
         namespace["_array_program"] = kernel.array_fn
         return kernel.array_fn(*args)
 
+    def inplace_program(*args: Any) -> Any:
+        # The same for the flavour that reuses dying temporaries (float64 arrays of one shape).
+        namespace["_inplace_program"] = kernel.inplace_fn
+        return kernel.inplace_fn(*args)
+
     namespace.update(
         _general=general,
         _finish_arrays=finish_arrays,
         _array_program=array_program,
+        _inplace_program=inplace_program,
         _ndarray=np.ndarray,
         _float64=np.dtype(np.float64),
     )

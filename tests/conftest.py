@@ -22,7 +22,7 @@ def pytest_configure(config):
 def pytest_terminal_summary(terminalreporter):
     """How many random programs the property tests checked (tests/test_fuzz.py), and the seed."""
     fuzz = sys.modules.get("test_fuzz")
-    if fuzz is not None:
+    if fuzz is not None and len(fuzz.STATS) > 1:  # some property ran
         counts = ", ".join(f"{k} {v}" for k, v in fuzz.STATS.items() if k != "programs")
         seed = terminalreporter.config.option.hypothesis_seed
         terminalreporter.write_line(

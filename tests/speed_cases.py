@@ -49,3 +49,8 @@ def shared_weight(x, w):
     for i in range(12):
         total = total + np.sin(w * x + i) * w
     return total
+
+
+def smooth_two(x, y):
+    t = np.sin(x) * np.exp(-(x**2) / 2) / (1 + x**2)
+    return t * y + np.log(1 + np.exp(y)) * t

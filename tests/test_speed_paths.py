@@ -88,3 +88,33 @@ def test_deep_unrolled_loop_decorates_without_recursion_error():
     minus = cases.recurrence(h - step, 1.0, 0.0, 1000)
     assert value > 1e-4  # tanh iterated from 0.3 decays slowly: a real, checkable derivative
     assert value == pytest.approx((plus - minus) / (2 * step), rel=1e-6)
+
+
+def _same(a, b):
+    return np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 4), ()])
+def test_elementwise_in_place_flavour_is_bitwise_the_plain_one(shape):
+    """Float64 arrays of one shape run the flavour that writes into dying temporaries: the
+    same bits as the plain NumPy program, the caller's arrays untouched, fresh results; 0-d
+    arrays (NumPy scalars come out) run the plain program."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=shape), rng.normal(size=shape)
+    vg = value_and_grad(cases.smooth_two, wrt=("x", "y"))
+    kernel = vg.variant().kernel
+    assert kernel.inplace_source is not None and "out=" in kernel.inplace_source
+    copies = (x.copy(), y.copy())
+    value, (gx, gy) = vg(x, y)
+    assert np.array_equal(x, copies[0]) and np.array_equal(y, copies[1])
+    plain = kernel.array_fn(*copies)
+    for got, want in zip((value, gx, gy), plain):
+        assert _same(got, want)
+    for got in (gx, gy):
+        assert not np.shares_memory(got, x) and not np.shares_memory(got, y)
+    assert not np.shares_memory(gx, gy)
+    if shape:
+        raw = kernel.inplace_fn(x, y)
+        assert all(_same(r, w) for r, w in zip(raw, plain))
+    for i, got in enumerate((gx, gy)):
+        np.testing.assert_allclose(got, central_diff(cases.smooth_two, [x, y], i), rtol=1e-6, atol=1e-8)
