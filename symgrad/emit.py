@@ -714,6 +714,12 @@ def _computes_in_branches(expr: Any) -> bool:
     )
 
 
+# Finding reusable temporaries parses every printed line again. Long elementwise programs
+# (unrolled loops: W4, W5) are mostly called on floats, where that work would be wasted: it
+# made decorating W4 at D = 200 1.5x slower, for no gain on its arrays (W4's batch run).
+_INPLACE_ELEMENTWISE_LIMIT = 256
+
+
 def emit(graph: Graph, name: str, doc: str) -> Kernel:
     """CSE the graph's program, print both flavours and compile them."""
     program = eliminate_common(graph, fold_scaled(graph, live_nodes(graph)))
@@ -723,7 +729,7 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
     has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
     shaped = graph
-    if graph.shapes is None and not has_arrays:
+    if graph.shapes is None and not has_arrays and len(program) <= _INPLACE_ELEMENTWISE_LIMIT:
         # Elementwise: the entry point runs this flavour only on float64 arrays of one shape
         # (not 0-d), where every temporary that reads an input has that shape: a stand-in
         # shape for the inputs tells the rewriting everything it needs.
