@@ -500,6 +500,10 @@ class Renderer:
                 texts[0] = f"_P.at({texts[0]})"
         if spell == "round":  # Python's round() refuses NumPy's 0-d arrays (np.where's result)
             texts[0] = f"float({texts[0]})"
+        if key == "numpy.where":
+            # np.where(w > 0, 1, 2) is an int64 array in NumPy (a float to symgrad): then
+            # `t *= 0.5` or `t ** -1` raise in the original program. Multiplying by 1.0 is exact.
+            return f"({spell}({', '.join(texts)}) * 1.0)"
         return f"{spell}({', '.join(texts)})"
 
     def cond(self, c: Any) -> str:
