@@ -530,7 +530,8 @@ class Tracer(ArrayTracing):
 
     def expr_BinOp(self, node: ast.BinOp, hint: str | None) -> Any:
         left, right = self.expr(node.left), self.expr(node.right)
-        if isinstance(node.op, ast.MatMult) and (is_traced(left) or is_traced(right)):
+        if isinstance(node.op, ast.MatMult) and (is_traced(left) or is_traced(right) or self.graph.cancelled):
+            # after a cancellation `(w - w) @ v` has constant operands but w's shape
             return self.array_call("matmul", [left, right], {}, node, hint)
         return self.binop(node.op, left, right, node, hint)
 

@@ -1754,4 +1754,19 @@ def f(w, x):
 """,
         [([1.0, 2.0, 0.5, -1.0], 0.5)],
     ),
+    # `@` of two values SymPy had cancelled to constants (`w - w`) was refused as an operator
+    # on numbers (UnsupportedSyntaxError), or ran as a matmul of a scalar (ValueError) -- found
+    # on Python 3.10. After a cancellation `@` now traces with shapes.
+    (
+        """\
+import numpy as np
+
+
+def f(w, x):
+    t2 = w - w
+    t5 = np.logaddexp(t2, 1.8 * np.tanh(0.75)) @ np.arctan(1.8 * np.cos(t2))
+    return np.mean(np.sin(t2)) + t5 * x
+""",
+        [([0.3, -0.5], 0.7)],
+    ),
 ]
