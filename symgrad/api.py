@@ -286,13 +286,7 @@ def _inherit(fn: Any, backend: str | None) -> str:
 
 
 def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) -> Compiled:
-    backend = _inherit(fn, backend)
-    backends.check(backend)
-    base, inner, inner_static = _base_and_derive(fn)
-    source = _load(base)
-    if inner_static is not None and not static:
-        static = inner_static
-    wrt_names, static_names, single = _resolve(source, wrt, static)
+    base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -379,14 +373,17 @@ def _with_inputs(graph: Graph, hints: Sequence[str], like: Sequence[Any]) -> tup
 
 
 def _primal(
-    fn: Any, wrt: Names, static: Names, backend: str
-) -> tuple[Callable[..., Any], Callable[[Graph], Graph], tuple[str, ...], tuple[str, ...], bool]:
+    fn: Any, wrt: Names, static: Names, backend: str | None
+) -> tuple[Callable[..., Any], Callable[[Graph], Graph], tuple[str, ...], tuple[str, ...], bool, str]:
+    """What every transform starts from: the function whose source is traced, the inner
+    transforms' derivation, the resolved `wrt` and `static` names, and the backend."""
+    backend = _inherit(fn, backend)
     backends.check(backend)
     base, inner, inner_static = _base_and_derive(fn)
     if inner_static is not None and not static:
         static = inner_static
     wrt_names, static_names, single = _resolve(_load(base), wrt, static)
-    return base, inner, wrt_names, static_names, single
+    return base, inner, wrt_names, static_names, single, backend
 
 
 def vjp(
@@ -407,8 +404,7 @@ def vjp(
     >>> pullback(np.array([1.0, 10.0]))
     array([ 2., 40.])
     """
-    backend = _inherit(fn, backend)
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
+    base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -482,8 +478,7 @@ def jvp(
     >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
     (6.0, 3.0)
     """
-    backend = _inherit(fn, backend)
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
+    base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -541,8 +536,7 @@ def jacobian(
     array([[3., 2.],
            [1., 1.]])
     """
-    backend = _inherit(fn, backend)
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
+    base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
@@ -592,8 +586,7 @@ def hessian(
     array([[4., 2.],
            [2., 0.]])
     """
-    backend = _inherit(fn, backend)
-    base, inner, wrt_names, static_names, single = _primal(fn, wrt, static, backend)
+    base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)

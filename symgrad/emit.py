@@ -302,8 +302,8 @@ class Kernel:
     array_source: str
     scalar_source: str | None  # None when the program has array-level operations
     n_outputs: int
-    # Shape-specialised programs, for float64 arrays: the array flavour writing into the
-    # arrays of dying temporaries (None where no temporary fits).
+    # For float64 arrays (of one shape, for elementwise programs): the array flavour writing
+    # into the arrays of dying temporaries (None where no temporary fits).
     inplace_source: str | None = None
     _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
@@ -365,10 +365,9 @@ def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -
         yield f"# line {line[1]}{label}: {text}"
 
 
-def dead_after(graph: Graph, program: list[Statement], at_end: bool = False) -> dict[int, list[sympy.Symbol]]:
+def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
     """Temporaries whose last use is statement i: deleting them there lets NumPy reuse the
-    memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f).
-    Those of the last statement only with `at_end` (returning frees them anyway)."""
+    memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f)."""
     keep = set(graph.inputs) | {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
     last: dict[sympy.Symbol, int] = {}
     for i, (symbol, expr) in enumerate(program):
@@ -379,8 +378,7 @@ def dead_after(graph: Graph, program: list[Statement], at_end: bool = False) -> 
     for symbol, i in last.items():
         if symbol not in keep:
             dead.setdefault(i, []).append(symbol)
-    end = len(program) - 1 if not at_end else len(program)
-    return {i: sorted(symbols, key=str) for i, symbols in dead.items() if i != end}
+    return {i: sorted(symbols, key=str) for i, symbols in dead.items()}
 
 
 def render(
@@ -396,21 +394,22 @@ def render(
     """Source of `def name(params): ...` computing `graph.outputs` with `program` (whose
     right-hand sides `texts` are, when already printed).
 
-    The array flavour frees each temporary after its last use (`del t3`); with `reuse` (a
-    shape-specialised program run on float64 arrays), an operation writes into the array of
+    The array flavour frees each temporary after its last use (`del t3`); with `reuse` (the
+    flavour run on float64 arrays), an operation writes into the array of
     a temporary that dies there (`numpy.add(b, t0, out=t0)`) where one fits."""
     lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
     indent = "    "
     if guard:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
         indent = "        "
-    dead = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
+    # what dies at each statement; `del` lines for all but the last (returning frees them)
+    dying = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
+    dead = {i: symbols for i, symbols in dying.items() if i != len(program) - 1}
     if texts is None:
         texts = [printer.doprint(expr) for _, expr in program]
     skip: set[int] = set()
     if reuse:
         buffers = buffers_of(graph, program, texts)
-        dying = dead_after(graph, program, at_end=True)
         texts, skip, moved = fold_outer_products(graph, program, texts, dying, buffers)
         texts = [
             reuse_buffer(text, [str(s) for s in dying.get(i, [])], buffers) for i, text in enumerate(texts)
@@ -437,7 +436,7 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-# --- reusing the memory of dying temporaries (shape-specialised programs) ----------------------
+# --- reusing the memory of dying temporaries (the flavour for float64 arrays) ----------------------
 
 _BINARY_UFUNCS = {
     ast.Add: "add",
@@ -596,10 +595,10 @@ def fold_outer_products(
         if sum(isinstance(x, ast.Name) and x.id == names[i] for x in sides) != 1:
             continue
         other = sides[1] if isinstance(sides[0], ast.Name) and sides[0].id == names[i] else sides[0]
-        if names[i] in _names_in(str(ast.get_source_segment(texts[j], other))):
+        other_names = {n.id for n in ast.walk(other) if isinstance(n, ast.Name)}
+        if names[i] in other_names:
             continue
-        dying_j = [str(s) for s in dying.get(j, [])]
-        if not any(t in dying_j and t in _names_in(ast.unparse(other)) for t in buffers.owned):
+        if not any(str(t) in other_names and str(t) in buffers.owned for t in dying.get(j, [])):
             continue  # nothing to compute into: the plain outer product is as good
         texts[j] = f"({ast.get_source_segment(texts[j], other)})*{a.id}[:, None]*{b.id}"
         buffers.shapes[f"{a.id}[:, None]"] = (buffers.shapes[a.id][0], 1)

@@ -563,11 +563,9 @@ class Tracer(ArrayTracing):
             self.graph.cancelled = True  # an array function of what is left needs shapes
             return expr
         target = tuple(np.broadcast_shapes(*(self.shape(o) for o in operands)))
-        if self.shape(expr) == target:
-            return expr
         if isinstance(expr, sympy.Integer):
             expr = sympy.Float(float(expr))  # NumPy's result is float64, not an int array
-        return self.graph.add(arrays.Broadcast.make([arrays.atom(expr, self.graph.add)], target))
+        return arrays.broadcast(expr, self.shape(expr), target, self.graph.add)
 
     def _bad_operator(self, op: ast.AST, node: ast.AST) -> SymgradError:
         symbol = {
