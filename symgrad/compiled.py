@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import backends, emit
+from . import backends, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
@@ -485,11 +485,7 @@ def _fit_foreign(xp: Any, value: Any, shape: tuple[int, ...], call: Call) -> Any
     target = call.shape if call.shape is not None else shape
     full = xp.broadcast_to(full, target)
     if shape != target:
-        extra = len(target) - len(shape)
-        axes = tuple(range(extra)) + tuple(
-            extra + i for i, n in enumerate(shape) if n == 1 and target[extra + i] != 1
-        )
-        full = xp.reshape(xp.sum(full, axis=axes, keepdims=True), shape)
+        full = xp.reshape(xp.sum(full, axis=runtime.broadcast_axes(shape, target), keepdims=True), shape)
     return full
 
 
@@ -512,11 +508,7 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
         return gradient  # the kernel's own new array: no copy needed
     full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
     if shape != call.shape:
-        extra = len(call.shape) - len(shape)
-        axes = tuple(range(extra)) + tuple(
-            extra + i for i, n in enumerate(shape) if n == 1 and call.shape[extra + i] != 1
-        )
-        full = full.sum(axis=axes, keepdims=True).reshape(shape)
+        full = full.sum(axis=runtime.broadcast_axes(shape, call.shape), keepdims=True).reshape(shape)
     if _is_python_number(arg):
         return float(full)
     return np.array(full, dtype=dtype)  # a fresh, writable array every call

@@ -14,11 +14,20 @@ def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     array([2., 2., 2.])
     """
     x = np.asarray(x)
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
-    )
+    axes = broadcast_axes(shape, x.shape)
     return np.sum(x, axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+
+def broadcast_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of `target` along which a value of `shape` is broadcast to it.
+
+    >>> broadcast_axes((3,), (2, 3)), broadcast_axes((2, 1), (2, 3))
+    ((0,), (1,))
+    """
+    lead = len(target) - len(shape)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and target[lead + i] != 1
+    )
 
 
 def scatter(value: Any, index: Any, shape: tuple[int, ...]) -> Any:
