@@ -150,6 +150,10 @@ def _builder(
                 tuple(entry["shape"]),
                 rebuild=lambda: rebuild(static_values, shapes)[1],
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
+                reach=tuple(tuple(r) for r in entry["reach"]),
+                cancelled=entry["cancelled"],
+                inputs=entry["inputs"],
+                guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
         primal, graph = rebuild(static_values, shapes)
         name = f"{kind}_{primal.name}"
@@ -162,10 +166,23 @@ def _builder(
                 "primal_outputs": len(outputs),
                 "shape": list(graph.shape),
                 "output_shapes": [list(s) for s in output_shapes],
+                "reach": [list(r) for r in primal.reach],
+                "cancelled": primal.cancelled,
+                "inputs": len(primal.inputs),
             }
             cache.store(entry_key, primal.deps, data)
         kernel = backends.specialise(kernel, backend)
-        return Variant(kernel, len(outputs), graph.shape, graph=graph, output_shapes=output_shapes)
+        return Variant(
+            kernel,
+            len(outputs),
+            graph.shape,
+            graph=graph,
+            output_shapes=output_shapes,
+            reach=primal.reach,
+            cancelled=primal.cancelled,
+            inputs=len(primal.inputs),
+            guards=primal.guards,
+        )
 
     return build
 
@@ -618,7 +635,10 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
     if not compiled.probe(static, dynamic).output_shapes:
         raw, call = compiled.execute(static, dynamic)
-        return compiled._finish(compiled, raw, call)
+        if call.shape is None or not any(np.shape(v) for v in dynamic):
+            return compiled._finish(compiled, raw, call)  # numbers: the (m, n) matrix
+        # arrays: JAX's layout (output shape + argument shape), however the body is written
+        return _elementwise_blocks(compiled, raw, call)
     inner = getattr(compiled, "_pullbacks", None)
     if inner is None:
         target = (
@@ -639,6 +659,39 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     return per_output[0] if len(outputs) == 1 else tuple(per_output)
 
 
+def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
+    """jacobian/hessian of an elementwise program on arrays, in JAX's layout: entry (i, j)
+    of a block is the partial at element i (of the broadcast shape) of what argument element
+    j became there; a broadcast argument's elements collect the partials of all they touch."""
+    m, n = compiled.variant(call.static).shape
+    shape = call.shape or ()
+    args = dict(zip(compiled.dynamic, call.args))
+    arg_shapes = [np.shape(args[name]) for name in compiled.wrt]
+    rows = [np.shape(args[compiled.wrt[i]]) for i in range(m)] if compiled.kind == "hessian" else [shape] * m
+    index = np.indices(shape) if shape else np.zeros((0,), dtype=np.intp)
+    blocks = []
+    for i in range(m):
+        block = []
+        for j in range(n):
+            values = np.broadcast_to(np.asarray(raw[i * n + j], dtype=np.float64), shape)
+            where = (*_projection(index, shape, rows[i]), *_projection(index, shape, arg_shapes[j]))
+            if not where:  # a number with respect to a number: the sum over the broadcast
+                block.append(float(np.sum(values)))
+                continue
+            entry = np.zeros((*rows[i], *arg_shapes[j]))
+            np.add.at(entry, where, values)
+            block.append(entry)
+        blocks.append(block[0] if n == 1 and compiled.single else tuple(block))
+    return blocks[0] if m == 1 else tuple(blocks)
+
+
+def _projection(index: Any, shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[Any, ...]:
+    """For each element of the broadcast `shape`, its index into an argument of shape `target`
+    (aligned on the right, as broadcasting aligns; length-1 axes always index 0)."""
+    offset = len(shape) - len(target)
+    return tuple(index[offset + d] if size != 1 else np.zeros(shape, dtype=np.intp) for d, size in enumerate(target))
+
+
 def _jacobian_block(
     pullback: Any, outputs: Sequence[Any], k: int, args: dict[str, Any], wrt: Sequence[str]
 ) -> tuple[Any, ...]:
@@ -653,7 +706,8 @@ def _jacobian_block(
         grads = grads if isinstance(grads, tuple) else (grads,)
         for row, g in zip(rows, grads):
             row.append(np.asarray(g, dtype=np.float64))
-    return tuple(np.stack(row).reshape((*shape, *np.shape(args[name]))) for row, name in zip(rows, wrt))
+    blocks = [np.stack(row).reshape((*shape, *np.shape(args[name]))) for row, name in zip(rows, wrt)]
+    return tuple(float(b) if b.ndim == 0 else b for b in blocks)  # a number's partial: a float
 
 
 def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:

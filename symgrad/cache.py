@@ -126,6 +126,32 @@ def dependencies_hold(root: Callable[..., Any], deps: Sequence[Dependency]) -> b
     return True
 
 
+Guard = tuple[tuple[str, ...], Any, Any]  # (path, the value traced, its fingerprint)
+
+
+def guards_hold(root: Callable[..., Any], guards: Sequence[Guard]) -> bool:
+    """True when every constant read from outside the function is still the value traced:
+    the same object (a number cannot change), else one with the same fingerprint."""
+    for path, traced, expected in guards:
+        try:
+            current = resolve(root, path)
+        except Exception:  # a name that went away: re-trace, which reports it
+            return False
+        if (current is not traced or isinstance(current, np.ndarray)) and fingerprint(current) != expected:
+            return False
+    return True
+
+
+def guards_of(root: Callable[..., Any], deps: Sequence[Dependency]) -> list[Guard]:
+    """The guards of a stored entry: its recorded data values, as they are now (they hold)."""
+    found = []
+    for path, expected in deps:
+        if expected[0] in ("v", "t", "a"):  # numbers, strings, tuples, arrays
+            with contextlib.suppress(Exception):
+                found.append((path, resolve(root, path), expected))
+    return found
+
+
 # --- keys and entries --------------------------------------------------------------------------
 
 

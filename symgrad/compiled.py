@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import backends, emit, runtime
+from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
@@ -34,6 +34,10 @@ class Variant:
         graph: Graph | None = None,
         output_shapes: tuple[tuple[int, ...], ...] = (),
         rebuild: Callable[[], Graph] | None = None,
+        reach: tuple[tuple[int, ...], ...] = (),
+        cancelled: bool = False,
+        inputs: int = 0,
+        guards: Sequence[cache.Guard] = (),
     ) -> None:
         self.kernel = kernel
         self.primal_outputs = primal_outputs  # how many values the differentiated function returns
@@ -42,6 +46,28 @@ class Variant:
         self._graph = graph
         self._rebuild = rebuild
         self.from_cache = graph is None
+        # Which arguments each output of the traced function is computed from, and whether
+        # SymPy cancelled some away: what decides the shape NumPy would give each value.
+        self.reach = reach
+        self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
+        self.cancelled = cancelled
+        self.reaches_all = not cancelled and all(len(r) == inputs for r in reach)
+        self.every_output_reaches = all(reach)
+
+    def fits(self, shapes: Sequence[tuple[int, ...]]) -> bool:
+        """Whether the elementwise program is exact for arguments of these shapes: it gives
+        every value (and gradient) the broadcast shape of all arguments, which is NumPy's
+        only when each output is computed from arguments that broadcast to that shape."""
+        if all(s == shapes[0] for s in shapes[1:]) and (self.every_output_reaches or not shapes[0]):
+            return True
+        try:
+            full = np.broadcast_shapes(*shapes)
+        except ValueError:
+            # fine if only unused arguments do not broadcast; else the ShapeError is true
+            return not all(_broadcasts([shapes[i] for i in r]) for r in self.reach)
+        if self.cancelled:  # an input SymPy cancelled away may be what shapes a value
+            return False
+        return all(np.broadcast_shapes(*[shapes[i] for i in r]) == full for r in self.reach)
 
     @property
     def graph(self) -> Graph:
@@ -140,8 +166,21 @@ class Compiled:
         """The compiled program for these static values (traced and compiled on first use).
 
         A function with array-level operations (reductions, `@`, indexing) is compiled once
-        per combination of argument shapes, given as `shapes` ({parameter: shape})."""
-        if not self.static and not self.shaped and self._last is not None:
+        per combination of argument shapes, given as `shapes` ({parameter: shape}). A program
+        that folded in a module or closure constant is traced again once that constant changed."""
+        found = self._variant(static_values, shapes)
+        if found.guards and not cache.guards_hold(self.fn, found.guards):
+            with self._lock:
+                self._variants = {k: v for k, v in self._variants.items() if v is not found}
+                if self._last is found:
+                    self._last = None
+            found = self._variant(static_values, shapes)
+        return found
+
+    def _variant(
+        self, static_values: dict[str, Any] | None, shapes: dict[str, tuple[int, ...]] | None
+    ) -> Variant:
+        if not self.static and not self.shaped and self._last is not None and shapes is None:
             return self._last
         if self.shaped and shapes is None:
             if self._last is not None and not static_values:
@@ -181,7 +220,8 @@ class Compiled:
                         self.shaped = True
                         raise
                     self._variants[key] = found
-        self._last = found
+        if shapes is None or self.shaped:  # an elementwise program's `.source` stays its own
+            self._last = found
         return found
 
     def _latest(self) -> Variant:
@@ -277,7 +317,10 @@ class Compiled:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
         if not self.shaped:
             with contextlib.suppress(ShapesNeeded):  # found now: `self.shaped` is set
-                kernel = self.variant(static).kernel
+                variant = self.variant(static)
+                if not variant.fits([np.shape(v) for v in dynamic]):
+                    return self._execute_shaped(static, dynamic, extra)
+                kernel = variant.kernel
         if self.shaped:
             return self._execute_shaped(static, dynamic, extra)
         values = [*dynamic, *extra]
@@ -302,9 +345,13 @@ class Compiled:
         """The variant for these arguments, specialised on their shapes if the function needs it."""
         if not self.shaped:
             try:
-                return self.variant(static)
+                variant = self.variant(static)
             except ShapesNeeded:
                 pass
+            else:
+                if variant.fits([np.shape(v) for v in dynamic]):
+                    return variant
+                # else NumPy gives some value another shape: trace for these shapes
         shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
         return self.variant(static, shapes)
 
@@ -332,8 +379,10 @@ class Compiled:
         params = self._signature.parameters.values()
         key = tuple((type(static[n]), static[n]) for n in self.static)
         self._entries[key] = None  # tried: the general path serves it unless replaced below
-        if result is None or variant.kernel.scalar_source is None:
-            return
+        if result is None or variant.kernel.scalar_source is None or not variant.every_output_reaches:
+            return  # (an output computed from no argument keeps NumPy's shape: the general path)
+        if variant.guards:
+            return  # each call checks the outside constants it folded in (the general path)
         if any(p.kind not in (p.POSITIONAL_OR_KEYWORD,) for p in params):
             return
         order = self.params
@@ -377,9 +426,10 @@ class Compiled:
                 elif arg.shape != shape:
                     shape = None
                     break
-        if shape is None:  # floats only, or shapes to broadcast: the general execution
+        variant = self.variant()
+        if shape is None or not variant.reaches_all:  # floats, shapes to broadcast, unused inputs
             return self._finish(self, *self.execute({}, list(args)))
-        raw = self.variant().kernel.array_fn(*args)
+        raw = variant.kernel.array_fn(*args)
         return self._finish(self, raw, Call(list(args), False, shape, {}))
 
     def _check(self, name: str, value: Any) -> Any:
@@ -447,6 +497,14 @@ class Compiled:
         return self._entries.get(key)
 
 
+def _broadcasts(shapes: Sequence[tuple[int, ...]]) -> bool:
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return False
+    return True
+
+
 def _static_key(value: Any) -> Any:
     try:
         hash(value)
@@ -504,8 +562,10 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
         if _fresh(gradient, shape, dtype, call):
             return gradient
         return np.array(np.broadcast_to(np.asarray(gradient, dtype=dtype), shape), dtype=dtype)
-    if _fresh(gradient, shape, dtype, call):
+    if shape == call.shape and _fresh(gradient, shape, dtype, call):
         return gradient  # the kernel's own new array: no copy needed
+    # Else the argument was broadcast, and the gradient sums over the broadcast, even where
+    # the kernel's array already has the argument's shape (`(b > 0)` for a scalar `b`).
     full = np.broadcast_to(np.asarray(gradient, dtype=dtype), call.shape)
     if shape != call.shape:
         full = full.sum(axis=runtime.broadcast_axes(shape, call.shape), keepdims=True).reshape(shape)

@@ -240,7 +240,9 @@ def forward(
         for parent in sorted(expr.free_symbols & dot.keys(), key=str):
             partial = local_partial(expr, parent, symbol)
             if partial != 0:
-                terms.append(dot[parent] * partial)
+                # into the branches of a piecewise partial, as in reverse mode: an untaken
+                # branch's inf or NaN tangent (sqrt'(0)) is then never multiplied by 0
+                terms.append(_times(dot[parent], partial))
         if terms:
             dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", _derivative_line(graph, symbol))
     result.outputs = tuple(result.add(dot.get(o, sympy.S.Zero), f"d{o}") for o in graph.outputs)

@@ -87,6 +87,12 @@ class Graph:
     shapes: dict[sympy.Symbol, tuple[int, ...]] | None = None  # per symbol, when traced for shapes
     differentiated: tuple[Expr, ...] = ()  # outputs of the graph a transform differentiated
     cancelled: bool = False  # while tracing: SymPy cancelled a value away (`w - w`), see Tracer.keep_shape
+    # Per output of the traced function, the positions of the inputs it is computed from: what
+    # shapes its value when NumPy runs the function (an unused array argument shapes nothing).
+    reach: tuple[tuple[int, ...], ...] = ()
+    # Module and closure values folded into the program as constants, by their path from the
+    # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
+    guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -131,6 +137,9 @@ class Graph:
             deps=self.deps,
             cacheable=self.cacheable,
             shapes=None if self.shapes is None else dict(self.shapes),
+            cancelled=self.cancelled,
+            reach=self.reach,
+            guards=self.guards,
         )
 
     def __str__(self) -> str:
@@ -141,6 +150,20 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
+
+
+def reach_of(graph: Graph) -> tuple[tuple[int, ...], ...]:
+    """For each output, the positions of the inputs it is computed from (through node
+    definitions, conditions included). Exact unless `graph.cancelled`: SymPy may have
+    cancelled an input away (`w - w`) that NumPy would still broadcast against."""
+    position = {symbol: i for i, symbol in enumerate(graph.inputs)}
+    sources: dict[Any, frozenset[int]] = {s: frozenset({i}) for s, i in position.items()}
+    for symbol, expr in graph.nodes:
+        found: frozenset[int] = frozenset()
+        for parent in getattr(expr, "free_symbols", ()):
+            found |= sources.get(parent, frozenset())
+        sources[symbol] = found
+    return tuple(tuple(sorted(sources.get(o, frozenset()))) for o in graph.outputs)
 
 
 def _is_atom(expr: Expr) -> bool:

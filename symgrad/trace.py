@@ -25,7 +25,7 @@ from .errors import (
     UnknownCalleeError,
     UnsupportedSyntaxError,
 )
-from .graph import Graph, real_symbol
+from .graph import Graph, reach_of, real_symbol
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -120,6 +120,8 @@ class Tracer(ArrayTracing):
 
     def run(self, source: parse.Source, env: dict[str, Any], fn_path: tuple[str, ...] | None = ()) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
+        if self.stack:  # an inlined helper: its arguments are its caller's arrays
+            env.update({_ALIAS + p: _Memory(from_caller=True) for p in list(env)})
         self.frame = Frame(source=source, env=env, fn_path=fn_path)
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
@@ -197,7 +199,38 @@ class Tracer(ArrayTracing):
         value = self.expr(stmt.value, hint)
         for target in stmt.targets:
             self.assign(target, value)
+            self.share(target, stmt.value)
         return False
+
+    # --- aliasing: which names hold the same array (NumPy's in-place updates write through) ---
+
+    def share(self, target: ast.expr, value: ast.expr) -> None:
+        """After `target = value`: `t = x` makes `t` the same array as `x`; `t = x[0:2]` or
+        `t = x.T` a view of it. Tracked so that `t += 1` can do what NumPy does to `x`."""
+        if isinstance(target, ast.Tuple) and isinstance(value, (ast.Tuple, ast.List)):
+            for elt, item in zip(target.elts, value.elts):
+                self.share(elt, item)
+            return
+        if not isinstance(target, ast.Name):
+            return
+        env = self.frame.env
+        if isinstance(value, ast.Name) and value.id in env:
+            env[_ALIAS + target.id] = env.setdefault(_ALIAS + value.id, _Memory())
+        elif isinstance(value, (ast.Subscript, ast.Attribute)) and isinstance(value.value, ast.Name):
+            if value.value.id in env and is_traced(env[target.id]):
+                env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + value.value.id, _Memory()))
+
+    def sharers(self, name: str) -> list[str]:
+        """The other bound names whose arrays share memory with `name`'s."""
+        env = self.frame.env
+        memory = env.get(_ALIAS + name)
+        if memory is None:
+            return []
+        return [
+            key[len(_ALIAS) :]
+            for key, other in env.items()
+            if key.startswith(_ALIAS) and key != _ALIAS + name and other.root is memory.root
+        ]
 
     def stmt_AnnAssign(self, stmt: ast.AnnAssign) -> bool:
         if stmt.value is None:
@@ -216,14 +249,46 @@ class Tracer(ArrayTracing):
             )
         current = self.name(stmt.target)
         value = self.binop(stmt.op, current, self.expr(stmt.value), stmt, stmt.target.id)
+        writes_through = self._in_place_sharers(stmt, current)
+        memory = self.frame.env.get(_ALIAS + stmt.target.id)
         self.assign(stmt.target, value)
+        for name in writes_through:  # the same array under other names: NumPy changed it too
+            self.frame.env[name] = value
+        if writes_through:
+            self.frame.env[_ALIAS + stmt.target.id] = memory
         return False
+
+    def _in_place_sharers(self, stmt: ast.AugAssign, current: Any) -> list[str]:
+        """The names that NumPy's in-place `t += v` also changes: on an array, every other name
+        of the same array. A number is rebound instead (Python floats are immutable), so the
+        answer depends on the shape: an elementwise trace restarts with shapes to know it."""
+        assert isinstance(stmt.target, ast.Name)
+        name = stmt.target.id
+        memory = self.frame.env.get(_ALIAS + name)
+        others = self.sharers(name)
+        if memory is None or not (others or memory.from_caller):
+            return []
+        if not is_traced(current) or not self.shape(current):  # ShapesNeeded without shapes
+            return []
+        views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
+        if memory.view_of is not None or views or memory.from_caller:
+            what = "an argument passed to this function" if memory.from_caller else f"`{(views or others)[0]}`"
+            raise self.error(
+                UnsupportedSyntaxError,
+                stmt,
+                f"`{name} {ast.unparse(stmt)[len(name) :].split()[0]} ...` changes an array in place, and "
+                f"`{name}` shares memory with {what}: NumPy would change that array too, "
+                "which symgrad does not follow",
+                f"make a new array instead: `{name} = {name} {_OP_TEXT.get(type(stmt.op), '+')} ...`",
+            )
+        return others
 
     def assign(self, target: ast.expr, value: Any) -> None:
         if isinstance(target, ast.Name):
             if self.frame.no_grad and is_traced(value):
                 value = self.node(rules.StopGradient(value), target.id, target)
             self.frame.env[target.id] = value
+            self.frame.env.pop(_ALIAS + target.id, None)  # a new value: its own memory
             return
         if isinstance(target, ast.Tuple):
             if not isinstance(value, tuple) or len(value) != len(target.elts):
@@ -302,6 +367,10 @@ class Tracer(ArrayTracing):
     ) -> dict[str, Any]:
         merged = {}
         for key in env_true.keys() | env_false.keys():
+            if key.startswith(_ALIAS):  # memory shared on both paths stays shared
+                if env_true.get(key) is env_false.get(key):
+                    merged[key] = env_true[key]
+                continue
             if key not in env_true or key not in env_false:
                 # Defined on one path only: Python would fail on the other path if it is read.
                 merged[key] = env_true.get(key, env_false.get(key))
@@ -452,7 +521,10 @@ class Tracer(ArrayTracing):
         if self.frame.fn_path is None:
             self.graph.cacheable = False
             return
-        self.graph.deps.append(((*self.frame.fn_path, *steps), cache.fingerprint(value)))
+        path = (*self.frame.fn_path, *steps)
+        self.graph.deps.append((path, cache.fingerprint(value)))
+        if isinstance(value, _DATA):  # a constant of the program: checked again at each call
+            self.graph.guards.append((path, value, cache.fingerprint(value)))
 
     def chain(self, node: ast.expr) -> tuple[str, ...] | None:
         """`np.linalg.norm` as ("np", ".linalg", ".norm") when its root is not a local name."""
@@ -855,6 +927,24 @@ def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
         return False
 
 
+# Values from outside the function that become constants of the generated program.
+_DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
+
+# Environment keys holding which array a name's value lives in (never a Python identifier).
+_ALIAS = "\0memory:"
+
+_OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%"}
+
+
+class _Memory:
+    """One array's memory, as names share it: `t = x` (the same), `t = x[0:2]` (a view)."""
+
+    def __init__(self, view_of: _Memory | None = None, from_caller: bool = False) -> None:
+        self.view_of = view_of
+        self.from_caller = from_caller
+        self.root: _Memory = self if view_of is None else view_of.root
+
+
 class _StructureMismatchError(Exception):
     """Values to select between are not all numbers, or are tuples of different sizes."""
 
@@ -882,6 +972,7 @@ def trace(
     outputs = result if isinstance(result, tuple) else (result,)
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
     graph.tuple_output = isinstance(result, tuple)
+    graph.reach = reach_of(graph)
     return graph
 
 
