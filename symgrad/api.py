@@ -104,6 +104,13 @@ def _resolve(
                 f"`{source.tree.name}` has no parameter to differentiate",
                 "pass wrt=... naming a float parameter",
             )
+    if not wrt_names:
+        raise source.error(
+            WrtError,
+            source.tree,
+            "`wrt=()` names no parameter to differentiate with respect to",
+            "name at least one parameter, e.g. wrt=0 or wrt=('x', 'y')",
+        )
     clash = set(wrt_names) & set(static_names)
     if clash:
         raise source.error(
@@ -328,7 +335,7 @@ def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
 
 
 def _check_scalar_output(compiled: Compiled, call: Call) -> None:
-    outputs = compiled.variant(call.static).primal_outputs
+    outputs = compiled.ran(call).primal_outputs
     if call.scalar and outputs > 1:
         source = _load(compiled.fn)
         returns = [
@@ -350,7 +357,7 @@ def _finish_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 def _finish_value_and_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     _check_scalar_output(compiled, call)
-    n = compiled.variant(call.static).primal_outputs
+    n = compiled.ran(call).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
     value = values[0] if n == 1 else values
     return value, _gradients(compiled, raw[n:], call)
@@ -438,7 +445,7 @@ def vjp(
 
 
 def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
-    n = compiled.variant(call.static).primal_outputs
+    n = compiled.ran(call).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
 
     shapes = compiled.probe(call.static, call.args).output_shapes
@@ -511,7 +518,7 @@ def jvp(
 
 
 def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
-    n = compiled.variant(call.static).primal_outputs
+    n = compiled.ran(call).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
     tangents = tuple(fit_value(t, call) for t in raw[n:])
     if n == 1:
@@ -663,7 +670,7 @@ def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) ->
     """jacobian/hessian of an elementwise program on arrays, in JAX's layout: entry (i, j)
     of a block is the partial at element i (of the broadcast shape) of what argument element
     j became there; a broadcast argument's elements collect the partials of all they touch."""
-    m, n = compiled.variant(call.static).shape
+    m, n = compiled.ran(call).shape
     shape = call.shape or ()
     args = dict(zip(compiled.dynamic, call.args))
     arg_shapes = [np.shape(args[name]) for name in compiled.wrt]
@@ -713,7 +720,7 @@ def _jacobian_block(
 def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     if compiled.kind == "hessian":
         _check_scalar_output(compiled, call)
-    m, n = compiled.variant(call.static).shape
+    m, n = compiled.ran(call).shape
     if call.scalar:
         return np.array(raw, dtype=np.float64).reshape(m, n)
     shape = call.shape or ()  # elementwise programs only: array programs go through pullbacks

@@ -85,6 +85,7 @@ class Call:
     scalar: bool  # every argument was a Python number: results are Python floats
     shape: tuple[int, ...] | None  # broadcast shape of the arguments; None for array programs
     static: dict[str, Any]  # values of the static arguments
+    variant: Variant | None = None  # the program that ran (None: the variant for `static`)
 
 
 Finisher = Callable[["Compiled", tuple[Any, ...], Call], Any]
@@ -224,6 +225,10 @@ class Compiled:
             self._last = found
         return found
 
+    def ran(self, call: Call) -> Variant:
+        """The variant that served `call`."""
+        return call.variant if call.variant is not None else self.variant(call.static)
+
     def _latest(self) -> Variant:
         """The variant last used (or the only one), for `.source`, `.graph` and `.exprs`."""
         try:
@@ -329,7 +334,7 @@ class Compiled:
                 raw = kernel.scalar_fn(*values)
             except (ArithmeticError, ValueError):  # math raises where NumPy gives inf/nan
                 raw = kernel.array_fn(*[np.float64(v) for v in values])
-            return tuple(_as_float(r) for r in raw), Call(dynamic, True, (), static)
+            return tuple(_as_float(r) for r in raw), Call(dynamic, True, (), static, variant)
         try:
             shape = np.broadcast_shapes(*[np.shape(v) for v in values])
         except ValueError:
@@ -339,7 +344,7 @@ class Compiled:
                 f"{self.__name__}(): argument shapes do not broadcast together ({shapes})",
                 hint="pass arrays whose shapes broadcast (NumPy rules), or scalars",
             ) from None
-        return _array_call(kernel, values), Call(dynamic, False, shape, static)
+        return _array_call(kernel, values), Call(dynamic, False, shape, static, variant)
 
     def probe(self, static: dict[str, Any], dynamic: list[Any]) -> Variant:
         """The variant for these arguments, specialised on their shapes if the function needs it."""
@@ -359,7 +364,8 @@ class Compiled:
         self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any]
     ) -> tuple[tuple[Any, ...], Call]:
         """Array programs: the variant compiled for these argument shapes, as NumPy code."""
-        kernel = self.probe(static, dynamic).kernel
+        variant = self.probe(static, dynamic)
+        kernel = variant.kernel
         values = [*dynamic, *extra]
         scalar = all(_is_python_number(v) for v in values)
         # float64 arrays (the usual case): the program that reuses dying temporaries' memory.
@@ -368,7 +374,7 @@ class Compiled:
             raw = _array_call(kernel, values, inplace)
         if scalar:
             raw = tuple(_as_float(r) for r in raw)
-        return raw, Call(dynamic, scalar, None, static)
+        return raw, Call(dynamic, scalar, None, static, variant)
 
     def _install_entry(self, static: dict[str, Any]) -> None:
         """Generated entry points for the common calls (Python floats; float64 arrays of one
@@ -392,7 +398,7 @@ class Compiled:
             return self._general(*[values[p] for p in order])
 
         def finish_arrays(raw: tuple[Any, ...], *args: Any) -> Any:
-            return self._finish(self, raw, Call(list(args), False, np.shape(args[0]), static))
+            return self._finish(self, raw, Call(list(args), False, np.shape(args[0]), static, variant))
 
         defaults = {p.name: p.default for p in params if p.default is not p.empty}
         if not self.static:
@@ -430,7 +436,7 @@ class Compiled:
         if shape is None or not variant.reaches_all:  # floats, shapes to broadcast, unused inputs
             return self._finish(self, *self.execute({}, list(args)))
         raw = variant.kernel.array_fn(*args)
-        return self._finish(self, raw, Call(list(args), False, shape, {}))
+        return self._finish(self, raw, Call(list(args), False, shape, {}, variant))
 
     def _check(self, name: str, value: Any) -> Any:
         if isinstance(value, (bool, np.bool_)):
