@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import sys
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Union
@@ -13,7 +14,7 @@ import sympy
 
 from . import arrays, backends, cache, diff, emit, parse, rewrite, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
-from .errors import NonScalarOutputError, ShapeError, WrtError
+from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, real_symbol
 
 Names = Union[str, int, Sequence[Union[str, int]], None]  # noqa: UP007 - a runtime alias on 3.10
@@ -146,6 +147,21 @@ def _builder(
         return primal, derive(primal)
 
     def build(static_values: dict[str, Any], shapes: dict[str, Any] | None = None) -> Variant:
+        try:
+            return build_variant(static_values, shapes)
+        except RecursionError:
+            source = _load(base)
+            raise source.error(
+                TracingError,
+                source.tree,
+                f"`{source.tree.name}` nests too deeply for Python's recursion limit "
+                f"({sys.getrecursionlimit()}): helpers calling helpers many levels deep, "
+                "or one expression of thousands of nested operations",
+                "flatten the chain of helper calls, or raise the limit before the first call: "
+                "import sys; sys.setrecursionlimit(10_000)",
+            ) from None
+
+    def build_variant(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> Variant:
         key_values = static_values if shapes is None else {**static_values, " shapes": shapes}
         entry_key = cache.key(base, _description(derive), key_values)
         entry = cache.load(entry_key, base)
@@ -520,10 +536,21 @@ def jvp(
 def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.ran(call).primal_outputs
     values = tuple(fit_value(v, call) for v in raw[:n])
-    tangents = tuple(fit_value(t, call) for t in raw[n:])
+    tangents = tuple(_like(fit_value(t, call), v) for t, v in zip(raw[n:], values))
     if n == 1:
         return values[0], tangents[0]
     return values, tangents
+
+
+def _like(tangent: Any, value: Any) -> Any:
+    """A tangent in its value's shape (a zero or a sum arrives as a number)."""
+    if (
+        isinstance(value, np.ndarray)
+        and np.shape(tangent) != value.shape
+        and not backends.is_foreign(tangent)
+    ):
+        return np.array(np.broadcast_to(np.asarray(tangent, dtype=np.float64), value.shape))
+    return tangent
 
 
 def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
@@ -696,7 +723,9 @@ def _projection(index: Any, shape: tuple[int, ...], target: tuple[int, ...]) -> 
     """For each element of the broadcast `shape`, its index into an argument of shape `target`
     (aligned on the right, as broadcasting aligns; length-1 axes always index 0)."""
     offset = len(shape) - len(target)
-    return tuple(index[offset + d] if size != 1 else np.zeros(shape, dtype=np.intp) for d, size in enumerate(target))
+    return tuple(
+        index[offset + d] if size != 1 else np.zeros(shape, dtype=np.intp) for d, size in enumerate(target)
+    )
 
 
 def _jacobian_block(

@@ -523,7 +523,7 @@ class Full(ArrayOp):
         return f"numpy.full({tuple(shape)!r}, {float(value)!r})"
 
 
-CONSTRUCTORS = ("arange", "linspace", "eye", "identity", "zeros", "ones", "full")
+CONSTRUCTORS = ("arange", "linspace", "eye", "identity", "zeros", "ones", "full", "array", "asarray")
 
 
 class Constant(ArrayOp):

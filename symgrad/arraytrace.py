@@ -84,6 +84,12 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
     return tuple(sorted(a % ndim for a in items))
 
 
+def _has_traced_leaf(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(_has_traced_leaf(v) for v in value)
+    return isinstance(value, sympy.Basic) and bool(value.free_symbols)
+
+
 def _plain(value: Any) -> Any:
     """A constant argument as a plain Python value (ints, floats, tuples of them)."""
     if isinstance(value, tuple):
@@ -278,8 +284,13 @@ class ArrayTracing:
     def constant(
         self, name: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST, hint: str | None
     ) -> Any:
-        """`numpy.arange(4.0)` and friends with constant arguments: a constant array node."""
+        """`numpy.arange(4.0)` and friends with constant arguments: a constant array node;
+        `np.array([a, b])` of traced values stacks them."""
         self.needs_shapes()
+        if name in ("array", "asarray") and kwargs.get("dtype", float) in (float, np.float64):
+            kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}  # float64 is what it makes
+            if len(args) == 1 and not kwargs and _has_traced_leaf(args[0]):
+                return self._stacked(args[0], node, hint)
         if kwargs or any(isinstance(a, sympy.Basic) and a.free_symbols for a in args):
             raise self.error(
                 UnsupportedSyntaxError,
@@ -293,6 +304,12 @@ class ArrayTracing:
         except (TypeError, ValueError) as exc:
             raise self.error(TracingError, node, f"np.{name}{values}: {exc}", "check the arguments") from None
         return self.op(arrays.Constant, [], (name, values), hint, node)
+
+    def _stacked(self, value: Any, node: ast.AST, hint: str | None) -> Any:
+        """A nested list of numbers and traced values as one array, like `np.array` makes it."""
+        if not isinstance(value, tuple):
+            return value
+        return self.array_call("stack", [tuple(self._stacked(v, node, None) for v in value)], {}, node, hint)
 
     # --- indexing ------------------------------------------------------------------------------
 

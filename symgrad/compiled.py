@@ -442,7 +442,15 @@ class Compiled:
         if isinstance(value, (bool, np.bool_)):
             value = float(value)
         if isinstance(value, (list, tuple)):
-            value = np.asarray(value)
+            try:
+                value = np.asarray(value, dtype=np.float64)
+            except (ValueError, TypeError):  # arrays of different shapes, or not numbers
+                raise ArgumentError(
+                    f"{self.__name__}(): argument `{name}` is a {type(value).__name__} that is not one "
+                    "array (its items have different shapes, or are not numbers)",
+                    hint=f"pass each item as its own argument (`def {self.fn.__name__}(a0, a1, ...)` and "
+                    "`np.concatenate((a0, a1))` inside), or one array",
+                ) from None
         if isinstance(value, np.ndarray) and value.dtype == object:
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is an object array", hint="pass a float array"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sympy
@@ -81,6 +81,35 @@ def _checked(derivative: Expr, expr: Expr) -> Expr:
     return derivative
 
 
+# A Piecewise with this many pieces (a long if/elif chain) is differentiated through a
+# selector node: each partial is then one `where`, not a Piecewise over every condition.
+_MANY_PIECES = 8
+
+
+def _partials(expr: Expr, out: Expr, add: Callable[[Expr], Expr]) -> Callable[[Expr], Expr]:
+    """The local partials of `expr` (the value of `out`), one parent at a time."""
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) < _MANY_PIECES:
+        return lambda parent: local_partial(expr, parent, out)
+    selector: list[Expr] = []  # made on first use: which piece holds (0, 1, ...), one node
+
+    def partial(parent: Expr) -> Expr:
+        if not selector:
+            selector.append(add(sympy.Piecewise(*[(k, c) for k, (_, c) in enumerate(expr.args)])))
+        terms = [
+            rules.piecewise((local_partial(value, parent), sympy.Eq(selector[0], k)), (0, True))
+            for k, (value, _) in enumerate(expr.args)
+            if parent in getattr(value, "free_symbols", ())
+        ]
+        return sympy.Add(*terms)
+
+    return partial
+
+
+def _is_condition(expr: Expr) -> bool:
+    # (a SymPy Symbol is a Boolean too: an alias node `dfdy = dfdt3` is a number)
+    return isinstance(expr, Boolean) and not isinstance(expr, sympy.Symbol)
+
+
 def support(expr: Expr) -> Any:
     """A condition outside which `expr` is exactly zero (true when there is none to give)."""
     if not isinstance(expr, sympy.Piecewise):
@@ -125,7 +154,9 @@ def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbo
     """Symbols through which some `wrt` input reaches the outputs' value."""
     active = set(wrt)
     for symbol, expr in graph.nodes:
-        if expr.free_symbols & active:
+        # conditions carry no gradient (comparisons have derivative 0): asking for partials
+        # of a long if/elif chain with respect to each of its conditions was quadratic
+        if expr.free_symbols & active and not _is_condition(expr):
             active.add(symbol)
     return active
 
@@ -193,8 +224,9 @@ def reverse(
                 if value is not None and operand in active:
                     receive(operand, value, sympy.true)
             continue
+        partials = _partials(expr, symbol, result.add)
         for parent in sorted(expr.free_symbols & active, key=str):
-            partial = local_partial(expr, parent, symbol)
+            partial = partials(parent)
             if partial == 0:
                 continue
             reach = sympy.And(where, support(partial))
@@ -222,7 +254,7 @@ def forward(
     shapes = result.shapes
     dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
     for symbol, expr in graph.nodes:
-        if isinstance(expr, Boolean):
+        if _is_condition(expr):
             continue  # conditions have no derivative
         if isinstance(expr, arrays.ArrayOp):
             assert shapes is not None
@@ -237,8 +269,9 @@ def forward(
                 dot[symbol] = result.add(tangent, f"d{symbol}", _derivative_line(graph, symbol))
             continue
         terms = []
+        partials = _partials(expr, symbol, result.add)
         for parent in sorted(expr.free_symbols & dot.keys(), key=str):
-            partial = local_partial(expr, parent, symbol)
+            partial = partials(parent)
             if partial != 0:
                 # into the branches of a piecewise partial, as in reverse mode: an untaken
                 # branch's inf or NaN tangent (sqrt'(0)) is then never multiplied by 0

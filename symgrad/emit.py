@@ -56,17 +56,40 @@ class _CommonPrinting:
         return str(super()._print_Pow(expr, rational=rational))  # type: ignore[misc]
 
 
+# More pieces than this print as one `numpy.select` rather than nested `numpy.where`s.
+_NESTED_WHERE = 4
+
+
+def _pieces(expr: sympy.Piecewise) -> tuple[list[tuple[Any, Any]], Any]:
+    """The (value, condition) pieces before the default, and the default value: the first
+    piece whose condition is true, else the last piece (which then always applies)."""
+    pieces = []
+    for value, cond in expr.args:
+        if cond == sympy.true:
+            return pieces, value
+        pieces.append((value, cond))
+    return pieces[:-1], pieces[-1][0]
+
+
 class ArrayPrinter(_CommonPrinting, NumPyPrinter):
     """NumPy code that runs elementwise on arrays: `where` for branches, binary maximum."""
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
-        (value, cond), rest = expr.args[0], expr.args[1:]
-        if cond == sympy.true or not rest:
-            return str(self._print(value))
-        other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
-        if value == 1 and other == 0:  # an indicator: a cast is 2x faster than a where
-            return f"numpy.asarray({self._print(cond)}, dtype=numpy.float64)"
-        return f"numpy.where({self._print(cond)}, {self._branch(value)}, {self._branch(other)})"
+        pieces, default = _pieces(expr)
+        if not pieces:
+            return str(self._print(default))
+        if (
+            len(pieces) == 1 and pieces[0][0] == 1 and default == 0
+        ):  # an indicator: a cast is 2x faster than a where
+            return f"numpy.asarray({self._print(pieces[0][1])}, dtype=numpy.float64)"
+        if len(pieces) > _NESTED_WHERE:  # one call, not a nesting Python's parser limits
+            conds = ", ".join(str(self._print(c)) for _, c in pieces)
+            values = ", ".join(self._branch(v) for v, _ in pieces)
+            return f"numpy.select([{conds}], [{values}], {self._branch(default)})"
+        text = self._branch(default)
+        for value, cond in reversed(pieces):
+            text = f"numpy.where({self._print(cond)}, {self._branch(value)}, {text})"
+        return text
 
     def _branch(self, value: Any) -> str:
         # Float constants, so that `where(x > 0, 1.0, 0.0)` is a float array from the start.
@@ -135,11 +158,12 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
     floats out; where `math` raises instead of giving inf or nan, the caller reruns NumPy."""
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
-        (value, cond), rest = expr.args[0], expr.args[1:]
-        if cond == sympy.true or not rest:
-            return self._as_float(value)
-        other = sympy.Piecewise(*rest) if rest[0][1] != sympy.true else rest[0][0]
-        return f"({self._as_float(value)} if {self._print(cond)} else {self._as_float(other)})"
+        pieces, default = _pieces(expr)
+        if not pieces:
+            return self._as_float(default)
+        # one flat chain `a if c else b if d else e`: conditional expressions nest to the right
+        chain = " else ".join(f"{self._as_float(v)} if {self._print(c)}" for v, c in pieces)
+        return f"({chain} else {self._as_float(default)})"
 
     def _as_float(self, value: Any) -> str:
         return repr(float(value)) if value.is_Number else str(self._print(value))

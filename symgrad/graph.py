@@ -90,6 +90,7 @@ class Graph:
     # Per output of the traced function, the positions of the inputs it is computed from: what
     # shapes its value when NumPy runs the function (an unused array argument shapes nothing).
     reach: tuple[tuple[int, ...], ...] = ()
+    unrolled: int = 0  # while tracing: loop iterations unrolled so far
     # Module and closure values folded into the program as constants, by their path from the
     # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
     guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import importlib
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,22 +161,33 @@ def piecewise(*pairs: tuple[Any, Any]) -> Expr:
     """`sympy.Piecewise(*pairs)`, with successive pieces of equal value merged by a plain `Or`
     first. SymPy merges them itself by distributing And over Or, which is exponential in the
     nesting of branches (a fuzzed program of a dozen if/elif took minutes)."""
-    merged: list[tuple[Any, Any]] = []
+    runs: list[tuple[Any, list[Any]]] = []  # successive pieces of one value, Or-ed once at the end
     for value, cond in pairs:
         cond = sympy.sympify(cond)
         if cond is sympy.false:
             continue
-        if merged and merged[-1][0] == value:
-            merged[-1] = (value, sympy.Or(merged[-1][1], cond))
+        if runs and runs[-1][0] == value:
+            runs[-1][1].append(cond)
         else:
-            merged.append((value, cond))
-        if merged[-1][1] is sympy.true:
+            runs.append((value, [cond]))
+        if cond is sympy.true:
             break
+    # one Or per run: Or-ing piece by piece re-sorts the growing Or each time (cubic in a
+    # long if/elif chain)
+    merged = [
+        (value, conds[0] if len(conds) == 1 else sympy.Or(*conds, evaluate=False)) for value, conds in runs
+    ]
     if not merged:
         return sympy.Piecewise(*pairs)  # no piece applies: SymPy's own result (undefined)
     if len(merged) == 1 and merged[0][1] is sympy.true:
         return sympy.sympify(merged[0][0])
-    return sympy.Piecewise(*merged)
+    # SymPy's own collapsing of the pieces walks every condition on each construction
+    # (so a long if/elif chain, or its derivative's merged pieces, is built as it stands)
+    pieces = sum(len(conds) for _, conds in runs)
+    return sympy.Piecewise(*merged, evaluate=pieces < _LONG_PIECEWISE)
+
+
+_LONG_PIECEWISE = 8
 
 
 def _where(cond: Any, a: Any, b: Any) -> Expr:
@@ -373,9 +385,12 @@ DERIVATIVES: dict[type, Partials] = {
 
 
 def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> Rule:
-    """Teach symgrad a callable: calls to `fn` trace as `sympy_function(*args)`.
+    """Teach symgrad an elementwise callable: calls to `fn` trace as `sympy_function(*args)`.
 
-    The derivative then comes from SymPy (`fdiff`) or from `DERIVATIVES`.
+    The derivative then comes from SymPy (`fdiff`) or from `DERIVATIVES`. On arrays the rule
+    is applied element by element (like a NumPy ufunc), so only elementwise functions may be
+    registered. `fn` is tried on small arrays, and one seen working on whole arrays
+    (`np.linalg.norm`, `np.cumsum`) is refused with an `UnknownCalleeError`.
 
     >>> import sympy
     >>> def my_sinc(x): ...
@@ -384,9 +399,41 @@ def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> 
     True
     """
     name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+    if _is_array_function(fn, sympy_function):
+        from .errors import UnknownCalleeError
+
+        label = getattr(fn, "__name__", repr(fn))
+        raise UnknownCalleeError(
+            f"register() teaches symgrad elementwise functions (each result element computed from "
+            f"the matching argument elements, like np.sin); `{name}` works on whole arrays, and a "
+            "rule for it would be applied element by element, which gives wrong gradients",
+            hint=f"write `{label}` in your function with supported array operations (np.sum, @, "
+            "indexing, see symgrad.RULES), e.g. a norm as `np.sqrt(np.sum(v * v))`",
+        )
     rule = Rule((name,), sympy_function, example)
     CALLABLES[fn] = rule
     return rule
+
+
+def _is_array_function(fn: Any, sympy_function: Callable[..., Any]) -> bool:
+    """True when `fn`, tried on small arrays, is seen not to work element by element: its
+    result on the arrays differs (in shape or value) from its results on each element."""
+    if isinstance(fn, np.ufunc):
+        return False
+    try:
+        arity = len(inspect.signature(sympy_function).parameters)
+    except (TypeError, ValueError):
+        return False
+    probes = [np.array([0.3, 0.7, 1.1]) + 0.05 * k for k in range(arity)]
+    try:
+        with np.errstate(all="ignore"):
+            whole = np.asarray(fn(*probes), dtype=np.float64)
+            parts = np.array(
+                [np.asarray(fn(*[float(p[i]) for p in probes]), dtype=np.float64) for i in range(3)]
+            )
+    except Exception:  # it cannot run on these: nothing seen, trust the caller
+        return False
+    return whole.shape != parts.shape or not np.allclose(whole, parts, equal_nan=True)
 
 
 # --- functions with a derivative given in Python (the counterpart of jax.custom_jvp) -----------

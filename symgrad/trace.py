@@ -20,6 +20,7 @@ from . import arrays, cache, parse, rules
 from .arraytrace import ARRAY_CALLS, CONSTRUCTORS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
 from .errors import (
     DataDependentLoopError,
+    ShapeError,
     SymgradError,
     TracingError,
     UnknownCalleeError,
@@ -216,9 +217,13 @@ class Tracer(ArrayTracing):
         env = self.frame.env
         if isinstance(value, ast.Name) and value.id in env:
             env[_ALIAS + target.id] = env.setdefault(_ALIAS + value.id, _Memory())
-        elif isinstance(value, (ast.Subscript, ast.Attribute)) and isinstance(value.value, ast.Name):
-            if value.value.id in env and is_traced(env[target.id]):
-                env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + value.value.id, _Memory()))
+        elif (
+            isinstance(value, (ast.Subscript, ast.Attribute))
+            and isinstance(value.value, ast.Name)
+            and value.value.id in env
+            and is_traced(env[target.id])
+        ):
+            env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + value.value.id, _Memory()))
 
     def sharers(self, name: str) -> list[str]:
         """The other bound names whose arrays share memory with `name`'s."""
@@ -272,7 +277,9 @@ class Tracer(ArrayTracing):
             return []
         views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
         if memory.view_of is not None or views or memory.from_caller:
-            what = "an argument passed to this function" if memory.from_caller else f"`{(views or others)[0]}`"
+            what = (
+                "an argument passed to this function" if memory.from_caller else f"`{(views or others)[0]}`"
+            )
             raise self.error(
                 UnsupportedSyntaxError,
                 stmt,
@@ -342,25 +349,55 @@ class Tracer(ArrayTracing):
                 )
 
     def stmt_If(self, stmt: ast.If) -> bool:
-        cond = self.condition(stmt.test)
-        if not is_traced(cond):
-            return self.block(stmt.body if _static_value(cond) else stmt.orelse)
+        """`if`/`elif`/.../`else`, walked as one chain (not one nested call per `elif`, which
+        hit Python's recursion limit at a few hundred branches), then joined innermost first."""
+        levels, final = _elif_chain(stmt)
         frame = self.frame
-        outer_env, outer_path = frame.env, frame.path
-        frame.env, frame.path = dict(outer_env), sympy.And(outer_path, cond)
-        done_true = self.block(stmt.body)
-        env_true = frame.env
-        frame.env, frame.path = dict(outer_env), sympy.And(outer_path, sympy.Not(cond))
-        done_false = self.block(stmt.orelse)
-        env_false = frame.env
+        outer_path = frame.path
+        taken: list[tuple[Any, dict[str, Any], bool, ast.If]] = []  # traced branches, in order
+        for level in levels:
+            cond = self.condition(level.test)
+            if not is_traced(cond):
+                if _static_value(cond):
+                    final = level.body
+                    break
+                continue
+            else_env, else_path = frame.env, frame.path
+            frame.env, frame.path = dict(else_env), sympy.And(else_path, cond)
+            done = self.block(level.body)
+            taken.append((cond, frame.env, done, level))
+            # the path of what follows: a node, so that a long chain's paths stay small
+            frame.env, frame.path = dict(else_env), self._path(sympy.And(else_path, sympy.Not(cond)))
+        done_rest = self.block(final)
+        env_rest = frame.env
+        for cond, env_true, done_true, level in reversed(taken):
+            env_rest, done_rest = self._join(cond, env_true, done_true, env_rest, done_rest, level)
         frame.path = outer_path
+        frame.env = env_rest
+        return done_rest
+
+    def _path(self, path: Any) -> Any:
+        return (
+            path
+            if isinstance(path, (sympy.Symbol, BooleanAtom, sympy.core.relational.Relational))
+            else self.graph.add(path)
+        )
+
+    def _join(
+        self,
+        cond: Any,
+        env_true: dict[str, Any],
+        done_true: bool,
+        env_false: dict[str, Any],
+        done_false: bool,
+        stmt: ast.If,
+    ) -> tuple[dict[str, Any], bool]:
+        """The environment after `if cond:` with these two paths (done: it returned)."""
         if done_true and done_false:
-            return True
+            return env_false, True
         if done_true or done_false:
-            frame.env = env_false if done_true else env_true
-            return False
-        frame.env = self.merge_envs(cond, env_true, env_false, stmt)
-        return False
+            return (env_false if done_true else env_true), False
+        return self.merge_envs(cond, env_true, env_false, stmt), False
 
     def merge_envs(
         self, cond: Any, env_true: dict[str, Any], env_false: dict[str, Any], stmt: ast.If
@@ -414,6 +451,16 @@ class Tracer(ArrayTracing):
                 UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause"
             )
         items = self.loop_items(stmt.iter)
+        self.graph.unrolled += len(items)
+        if self.graph.unrolled > UNROLL_LIMIT:
+            raise self.error(
+                DataDependentLoopError,
+                stmt,
+                f"this loop would unroll to {self.graph.unrolled:,} iterations in all; symgrad unrolls "
+                f"loops into straight-line code, up to {UNROLL_LIMIT:,} iterations",
+                "differentiate one step as its own function and run the loop in Python, chaining "
+                "the steps' symgrad.vjp pullbacks backwards (reverse mode by hand)",
+            )
         for item in items:
             self.assign(stmt.target, item)
             if self.block(stmt.body):
@@ -550,18 +597,35 @@ class Tracer(ArrayTracing):
             return value.item()
         return value
 
+    def _cancelled_array(self, base: Any) -> bool:
+        """A constant that may be an array SymPy cancelled (`(w - w)[0]`, `(w - w).T`): only a
+        trace with shapes knows (there it is a broadcast node), so restart with shapes."""
+        if self.graph.cancelled and self.graph.shapes is None and isinstance(base, sympy.Basic):
+            raise ShapesNeeded
+        return False
+
     def expr_Attribute(self, node: ast.Attribute, hint: str | None) -> Any:
         base = self.expr(node.value)
+        if node.attr in PROPERTIES or node.attr in METHODS:
+            self._cancelled_array(base)
         if is_traced(base) and (node.attr in PROPERTIES or node.attr in METHODS) and self.shape(base):
             if node.attr in PROPERTIES:
                 return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
             return Method(base, node.attr)
         if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
+            known = node.attr in PROPERTIES or node.attr in METHODS
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                f"attribute `.{node.attr}` of a traced value",
-                f"call the NumPy function instead, e.g. `np.{node.attr}(x)`",
+                f"`.{node.attr}` of a number (only arrays have it)"
+                if known
+                else f"attribute `.{node.attr}` of a traced value is not supported",
+                f"call `np.{PROPERTIES.get(node.attr, node.attr)}(...)` instead, which takes numbers too"
+                if known and node.attr not in ("shape", "ndim", "size")
+                else "pass an array for this argument"
+                if known
+                else f"arrays support .{', .'.join(sorted(set(PROPERTIES) | set(METHODS)))}; otherwise "
+                "call a NumPy function that symgrad has a rule for (symgrad.RULES), e.g. np.abs(x)",
             )
         if not hasattr(base, node.attr):
             raise self.error(
@@ -581,6 +645,7 @@ class Tracer(ArrayTracing):
 
     def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
         base = self.expr(node.value)
+        self._cancelled_array(base)
         if is_traced(base):
             return self.index(base, node, hint)
         index = None if isinstance(node.slice, ast.Slice) else _static_value(self.expr(node.slice))
@@ -620,7 +685,21 @@ class Tracer(ArrayTracing):
         if fn is None:
             raise self._bad_operator(op, node)
         operands = [to_sympy(left), to_sympy(right)]
+        if self.graph.shapes is not None:
+            self._check_broadcast(operands, node)
         return self.node(self.keep_shape(fn(*operands), operands), hint, node)
+
+    def _check_broadcast(self, operands: Sequence[Any], node: ast.AST) -> None:
+        shapes = [self.shape(o) for o in operands]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise self.error(
+                ShapeError,
+                node,
+                f"operands of shapes {' and '.join(map(str, shapes))} do not broadcast together",
+                "make the shapes compatible (NumPy broadcasting rules), e.g. with `.T`, or pass arguments whose shapes match",
+            ) from None
 
     def keep_shape(self, expr: Any, operands: Sequence[Any]) -> Any:
         """`expr` with the broadcast shape of its operands. SymPy cancels `w - w` to 0 and
@@ -927,13 +1006,33 @@ def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
         return False
 
 
+def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
+    """`if a: ... elif b: ... else: ...` as its tests in order and the final else block."""
+    levels = [stmt]
+    while len(levels[-1].orelse) == 1 and isinstance(levels[-1].orelse[0], ast.If):
+        levels.append(levels[-1].orelse[0])
+    return levels, levels[-1].orelse
+
+
+# Loop iterations a trace unrolls at most (each becomes straight-line code: 10,000 steps of a
+# three-operation body take about a minute to decorate).
+UNROLL_LIMIT = 20_000
+
 # Values from outside the function that become constants of the generated program.
 _DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
 
 # Environment keys holding which array a name's value lives in (never a Python identifier).
 _ALIAS = "\0memory:"
 
-_OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%"}
+_OP_TEXT = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+}
 
 
 class _Memory:
