@@ -425,15 +425,20 @@ def _is_array_function(fn: Any, sympy_function: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     probes = [np.array([0.3, 0.7, 1.1]) + 0.05 * k for k in range(arity)]
-    try:
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        try:
             whole = np.asarray(fn(*probes), dtype=np.float64)
+        except Exception:  # it cannot run on these: nothing seen, trust the caller
+            return False
+        if whole.shape != (3,):
+            return True  # reduces or reshapes
+        try:
             parts = np.array(
                 [np.asarray(fn(*[float(p[i]) for p in probes]), dtype=np.float64) for i in range(3)]
             )
-    except Exception:  # it cannot run on these: nothing seen, trust the caller
-        return False
-    return whole.shape != parts.shape or not np.allclose(whole, parts, equal_nan=True)
+        except Exception:  # works on arrays only
+            return True
+    return parts.shape != whole.shape or not np.allclose(whole, parts, equal_nan=True)
 
 
 # --- functions with a derivative given in Python (the counterpart of jax.custom_jvp) -----------
