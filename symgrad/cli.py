@@ -770,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME=VALUE,...",
             action="append",
             help="parameters to specialise on (loop bounds, flags), with their values as Python "
-            "literals, e.g. --static n=3,flag=True",
+            "literals, separated by commas without spaces, e.g. --static n=3,flag=True",
         )
 
     def at(sub: argparse.ArgumentParser, what: str) -> None:
@@ -778,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--at",
             metavar="NAME=VALUE,...",
             action="append",
-            help=f"{what}, as Python literals; a list is an array, e.g. --at x=1.0,y=[1.0,2.0]",
+            help=f"{what}, as Python literals separated by commas without spaces (or quoted); "
+            "a list is an array, e.g. --at x=1.0,y=[1.0,2.0]",
         )
 
     show = commands.add_parser(
