@@ -18,14 +18,65 @@ import symgrad  # noqa: E402 - after the path is set
 from symgrad import diff, emit, parse, rewrite, trace  # noqa: E402
 
 
+class _Annotation(str):
+    """An annotation as written in the source (`from __future__ import annotations` keeps them
+    as strings), shown without the quotes `inspect` would put around a string."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _unquoted(signature: inspect.Signature, *, returns: bool) -> inspect.Signature:
+    def plain(annotation: object) -> object:
+        return _Annotation(annotation) if isinstance(annotation, str) else annotation
+
+    params = [p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()]
+    ret = plain(signature.return_annotation) if returns else inspect.Signature.empty
+    return signature.replace(parameters=params, return_annotation=ret)
+
+
+def signature_text(name: str, obj: object) -> str:
+    """`name(params) -> returns` as in a `def` line (annotations as in the source), a class's
+    constructor without its `-> None`, or `name: type` for a value."""
+    if isinstance(obj, tuple) and obj:
+        return f"{name}: tuple[{type(obj[0]).__name__}, ...]"
+    if not callable(obj):
+        return f"{name}: {type(obj).__name__}"
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return f"{name}(...)"
+    return f"{name}{_unquoted(signature, returns=not inspect.isclass(obj))}"
+
+
+def _alias_of(name: str, obj: object) -> str | None:
+    """The public name `obj` is defined under, when `name` is another name for it."""
+    defined = getattr(obj, "__name__", name)
+    return defined if defined != name and getattr(symgrad, defined, None) is obj else None
+
+
+def fence_examples(doc: str) -> str:
+    """Docstring examples (`>>>` up to the next blank line) in ```pycon fences, so that they
+    render as code; tests/test_docs.py runs them as doctests."""
+    out: list[str] = []
+    inside = False
+    for line in doc.splitlines():
+        if not inside and line.startswith(">>>"):
+            out.append("```pycon")
+            inside = True
+        elif inside and not line.strip():
+            out.append("```")
+            inside = False
+        out.append(line)
+    if inside:
+        out.append("```")
+    return "\n".join(out)
+
+
 def api_page(name: str) -> str:
     obj = getattr(symgrad, name)
     kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else "value"
-    try:
-        signature = f"{name}{inspect.signature(obj)}" if callable(obj) else name
-    except (TypeError, ValueError):
-        signature = name
-    doc = inspect.getdoc(obj) or "(no docstring)"
+    doc = fence_examples(inspect.getdoc(obj) or "(no docstring)")
     if kind == "value":
         doc = (
             f"`{name} = {obj!r}`"
@@ -33,7 +84,15 @@ def api_page(name: str) -> str:
             else f"A table of {len(obj)} entries; see `symgrad/rules.py`."
         )
     module = getattr(obj, "__module__", "symgrad")
-    return f"# `symgrad.{name}`\n\n{kind} defined in `{module}`\n\n```python\n{signature}\n```\n\n{doc}\n"
+    alias = _alias_of(name, obj)
+    also = (
+        f"; another name for [`{alias}`]({alias}.md) (`symgrad.{name} is symgrad.{alias}`)" if alias else ""
+    )
+    # A plain fence: the signature is a `def` line without its body, not code to run.
+    return (
+        f"# `symgrad.{name}`\n\n{kind} defined in `{module}`{also}\n\n"
+        f"```\n{signature_text(name, obj)}\n```\n\n{doc}\n"
+    )
 
 
 PIPELINE_EXAMPLE = """

@@ -7,18 +7,21 @@ import ast
 import importlib.util
 import inspect
 import math
+import re
+import shlex
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from .arraytrace import ShapesNeeded
 from .compiled import Compiled
-from .errors import DataDependentLoopError, SymgradError
+from .errors import DataDependentLoopError, SymgradError, WrtError
 
 __all__ = ["CliError", "build_parser", "finite_difference", "load_function", "main", "parse_assignments"]
 
@@ -151,8 +154,7 @@ def load_function(target: str) -> Callable[..., Any]:
     except SymgradError:
         raise
     except SyntaxError as exc:
-        where = f"{exc.filename}:{exc.lineno}:{exc.offset}: " if exc.lineno else f"{path_text}: "
-        raise CliError(f"{where}error: {exc.msg}") from None
+        raise CliError(_syntax_error(exc, path_text)) from None
     except Exception as exc:
         raise CliError(f"{path_text}: importing it failed: {type(exc).__name__}: {exc}") from None
     found: Any = module
@@ -171,6 +173,43 @@ def load_function(target: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
+def _syntax_error(exc: SyntaxError, path_text: str) -> str:
+    """`file:line:col: error: message`, the offending line and a caret, as symgrad's own errors."""
+    if not exc.lineno:
+        return f"{exc.filename or path_text}: error: {exc.msg}"
+    col = exc.offset or 1
+    text = f"{exc.filename or path_text}:{exc.lineno}:{col}: error: {exc.msg}"
+    if exc.text and exc.text.strip():
+        line = exc.text.rstrip("\n").rstrip()
+        stripped = line.lstrip()
+        caret = " " * max(col - 1 - (len(line) - len(stripped)), 0) + "^"
+        text += f"\n    {stripped}\n    {caret}"
+    return text
+
+
+def loop_bounds(fn: Callable[..., Any]) -> list[str]:
+    """The parameters of `fn` that a `for` loop's iterable reads (`range(n)`): they must be static.
+
+    Not those read through `len(x)` or `x.shape`, which come from an array's shape."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        params = list(inspect.signature(fn).parameters)
+    except (OSError, TypeError, ValueError, SyntaxError):
+        return []
+    read = set().union(*(_names_read(n.iter) for n in ast.walk(tree) if isinstance(n, ast.For)))
+    return [p for p in params if p in read]
+
+
+def _names_read(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Attribute) or (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len"
+    ):
+        return set()  # x.shape, len(x): known from the array, not a value to give
+    return set().union(*(_names_read(child) for child in ast.iter_child_nodes(node)))
+
+
 # --- binding values to parameters ------------------------------------------------------------------
 
 
@@ -182,6 +221,10 @@ class Setup:
     wrt: tuple[str | int, ...] | None
     static: dict[str, Any]
     at: dict[str, Any]
+
+    GENERIC_LOOP_HINT: ClassVar[str] = (
+        "on the command line: --static NAME=VALUE names the loop bound and its value"
+    )
 
     @property
     def signature(self) -> inspect.Signature:
@@ -200,11 +243,34 @@ class Setup:
         both = sorted(set(self.static) & set(self.at))
         if both:
             raise CliError(f"{', '.join(both)} given both in --static and --at: choose one", EXIT_USAGE)
+        self.check_wrt()
+
+    def check_wrt(self) -> None:
+        """--wrt names parameters (or positions) of the function: a usage error otherwise."""
+        params = list(self.signature.parameters)
+        listed = f"(parameters: {', '.join(params) or 'none'})"
+        for item in self.wrt or ():
+            if isinstance(item, int) and not -len(params) <= item < len(params):
+                raise CliError(
+                    f"--wrt: position {item} is out of range: `{self.fn.__name__}` has "
+                    f"{len(params)} parameters {listed}",
+                    EXIT_USAGE,
+                )
+            if isinstance(item, str) and item not in params:
+                example = f", e.g. --wrt {params[0]}" if params else ""
+                raise CliError(
+                    f"--wrt: `{self.fn.__name__}` has no parameter {item} {listed}{example}", EXIT_USAGE
+                )
 
     def grad(self, wrt: Any = None) -> Compiled:
         from .api import grad
 
-        compiled: Compiled = grad(self.fn, wrt=self.wrt if wrt is None else wrt, static=tuple(self.static))
+        try:
+            compiled: Compiled = grad(
+                self.fn, wrt=self.wrt if wrt is None else wrt, static=tuple(self.static)
+            )
+        except WrtError as exc:  # --wrt / --static that do not fit the function: a usage error
+            raise CliError(format_error(exc), EXIT_USAGE) from None
         return compiled
 
     def values(self, compiled: Compiled, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -218,10 +284,28 @@ class Setup:
             elif name in self.at:
                 values[name] = _numeric(name, self.at[name], name in compiled.wrt)
             elif param.default is inspect.Parameter.empty:
-                raise CliError(
-                    f"`{self.fn.__name__}` needs a value for `{name}`: pass --at {name}=...", EXIT_USAGE
-                )
+                raise CliError(self.missing(name), EXIT_USAGE)
         return values
+
+    def missing(self, name: str) -> str:
+        """What to pass for a parameter without a value: --static for a loop bound, else --at."""
+        if name in loop_bounds(self.fn):
+            return (
+                f"`{self.fn.__name__}` needs a value for `{name}`, which bounds a loop "
+                f"(`for ... in range({name})`), so it is static: pass it with --static {name}=3"
+            )
+        return f"`{self.fn.__name__}` needs a value for `{name}`: pass --at {name}=..."
+
+    def loop_hint(self) -> str:
+        """The command-line form of a data-dependent loop's hint, naming the parameter."""
+        bounds = [n for n in loop_bounds(self.fn) if n not in self.static]
+        if not bounds:
+            return self.GENERIC_LOOP_HINT
+        pairs = ",".join(f"{n}={self.at.get(n, 3)!r}" for n in bounds)
+        moved = [n for n in bounds if n in self.at]
+        if moved:
+            return f"on the command line: move {', '.join(moved)} from --at to --static: --static {pairs}"
+        return f"on the command line: give the loop bound with --static, e.g. --static {pairs}"
 
 
 def _numeric(name: str, value: Any, differentiated: bool) -> Any:
@@ -251,6 +335,7 @@ def _setup(args: argparse.Namespace) -> Setup:
         at=_assignments(getattr(args, "at", None), "--at"),
     )
     setup.check_names()
+    args.loaded = setup  # for main's messages about errors in the function
     return setup
 
 
@@ -270,11 +355,18 @@ def _compiled_for_show(setup: Setup, args: argparse.Namespace) -> Compiled:
         else:
             compiled.variant(setup.static or None)
     except ShapesNeeded:
-        raise CliError(
-            f"`{setup.fn.__name__}` uses array operations, so symgrad compiles it for the shapes of its "
-            "arguments: pass them, e.g. --shape x=3 (or --shape x=(2,3)), or values with --at x=[1.0,2.0,3.0]"
-        ) from None
+        raise CliError(_shapes_needed(setup.fn.__name__, compiled.dynamic), EXIT_USAGE) from None
     return compiled
+
+
+def _shapes_needed(fname: str, params: Sequence[str]) -> str:
+    shapes = ",".join(f"{n}=3" for n in params) or "x=3"
+    first = params[0] if params else "x"
+    return (
+        f"`{fname}` uses array operations, so symgrad compiles it for the shapes of its arguments: "
+        f"pass them, e.g. --shape {shapes} (or {first}=(2,3) for a matrix), "
+        f"or values with --at {first}=[1.0,2.0,3.0]"
+    )
 
 
 def _shape(name: str, value: Any) -> tuple[int, ...]:
@@ -326,32 +418,56 @@ def finite_difference(
     """
 
     def central(h: float) -> float:
-        try:
-            return (f(x + h) - f(x - h)) / (2 * h)
-        except (ArithmeticError, ValueError):  # math.log(-1), 1 / 0: outside the domain
-            return math.nan
+        return (f(x + h) - f(x - h)) / (2 * h)
 
     if not richardson:
-        return central((6e-6 if step is None else step) * max(1.0, abs(x)))
+        return _guarded(central, (6e-6 if step is None else step) * max(1.0, abs(x)))
     h = max(0.1 * abs(x), 1e-3) if step is None else step * max(1.0, abs(x))
+    return _extrapolate(central, h, 4.0)  # central differences: errors in powers of h**2
+
+
+def one_sided(f: Callable[[float], float], x: float, side: int) -> float:
+    """The derivative of `f` at `x` from the right (`side` 1) or the left (-1): forward or
+    backward differences, Richardson-extrapolated as in `finite_difference`.
+
+    >>> one_sided(abs, 0.0, 1), one_sided(abs, 0.0, -1)
+    (1.0, -1.0)
+    """
+
+    def difference(h: float) -> float:
+        return side * (f(x + side * h) - f(x)) / h
+
+    return _extrapolate(difference, max(0.1 * abs(x), 1e-3), 2.0)  # errors in powers of h
+
+
+def _guarded(estimate: Callable[[float], float], h: float) -> float:
+    try:
+        return estimate(h)
+    except (ArithmeticError, ValueError):  # math.log(-1), 1 / 0: outside the domain
+        return math.nan
+
+
+def _extrapolate(estimate: Callable[[float], float], h: float, ratio: float) -> float:
+    """Neville's tableau over `estimate(h)` for 16 halved steps, whose error shrinks by `ratio`
+    per halving: the extrapolation whose neighbours in the tableau agree best."""
     best, error, last = math.nan, math.inf, math.nan
     previous: list[float] = []  # the last row of the tableau: extrapolations of a larger step
     for _ in range(16):
-        estimate = central(h)
+        value = _guarded(estimate, h)
         h /= 2
-        if not math.isfinite(estimate):
+        if not math.isfinite(value):
             previous = []  # start the tableau again below the trouble
             continue
-        last = estimate
-        row = [estimate]
-        factor = 4.0
+        last = value
+        row = [value]
+        factor = ratio
         for j, above in enumerate(previous):
-            value = (row[j] * factor - above) / (factor - 1)
-            factor *= 4.0
-            change = max(abs(value - row[j]), abs(value - above))
-            row.append(value)
+            extrapolated = (row[j] * factor - above) / (factor - 1)
+            factor *= ratio
+            change = max(abs(extrapolated - row[j]), abs(extrapolated - above))
+            row.append(extrapolated)
             if change < error:  # strict: on ties the larger step (less rounding) wins
-                best, error = value, change
+                best, error = extrapolated, change
         previous = row
     return best if math.isfinite(best) else last
 
@@ -388,6 +504,22 @@ def _format_number(value: float) -> str:
     return f"{value:.12g}"
 
 
+@dataclass
+class Row:
+    """One partial derivative in `check`'s table, with the one-sided derivatives at a kink."""
+
+    label: str
+    point: float
+    g: float
+    fd: float
+    ok: bool
+    sides: tuple[float, float] | None = None  # (left, right) where they differ: a kink
+
+    @property
+    def error(self) -> float:
+        return _error(self.g, self.fd)
+
+
 def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     """`symgrad check`: symgrad's gradient against finite differences of the original function."""
     setup = _setup(args)
@@ -398,6 +530,20 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
             raise CliError(f"check needs a value for `{name}`: pass --at {name}=...", EXIT_USAGE)
     gradients = call(compiled, dict(values))
     gradients = (gradients,) if compiled.single else tuple(gradients)
+    total = _total_of(setup, values)
+    rows: list[Row] = []
+    for name, gradient in zip(compiled.wrt, gradients):
+        array = np.asarray(values[name], dtype=np.float64)
+        gradient = np.broadcast_to(np.asarray(gradient, dtype=np.float64), array.shape)
+        for index in np.ndindex(*array.shape):
+            label = name if not array.shape else f"{name}[{', '.join(map(str, index))}]"
+            along = _along(total, name, array, index)
+            rows.append(_row(setup, args, label, along, float(array[index]), float(gradient[index])))
+    return _report(rows, setup.fn.__name__, args.rtol, out)
+
+
+def _total_of(setup: Setup, values: dict[str, Any]) -> Callable[[dict[str, Any]], float]:
+    """The sum of the original function's outputs with some of the values changed."""
 
     def total(changed: dict[str, Any]) -> float:
         arguments = {**values, **changed}
@@ -410,44 +556,81 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
             elementwise = np.vectorize(setup.fn, excluded=set(setup.static))
             return _total(call(elementwise, dict(arguments)))
 
-    rows: list[tuple[str, float, float, float, bool]] = []
-    for name, gradient in zip(compiled.wrt, gradients):
-        value = values[name]
-        array = np.asarray(value, dtype=np.float64)
-        gradient = np.broadcast_to(np.asarray(gradient, dtype=np.float64), array.shape)
-        for index in np.ndindex(*array.shape):
-            along = _along(total, name, array, index)
-            try:
-                with np.errstate(all="ignore"):
-                    fd = finite_difference(
-                        along, float(array[index]), step=args.step, richardson=args.method == "richardson"
-                    )
-            except Exception as exc:
-                raise CliError(
-                    f"evaluating `{setup.fn.__name__}` for the finite differences failed: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from None
-            g = float(gradient[index])
-            error = _error(g, fd)
-            label = name if not array.shape else f"{name}[{', '.join(map(str, index))}]"
-            rows.append((label, g, fd, error, error <= args.rtol))
+    return total
+
+
+def _row(
+    setup: Setup, args: argparse.Namespace, label: str, along: Callable[[float], float], x: float, g: float
+) -> Row:
+    """symgrad's partial against finite differences; where they disagree, the one-sided
+    derivatives, which differ at a kink (relu at 0), where central differences average them."""
+    try:
+        with np.errstate(all="ignore"):
+            fd = finite_difference(along, x, step=args.step, richardson=args.method == "richardson")
+            ok = _error(g, fd) <= args.rtol
+            return Row(label, x, g, fd, ok, None if ok else _kink(along, x, args.rtol))
+    except Exception as exc:
+        raise CliError(
+            f"evaluating `{setup.fn.__name__}` for the finite differences failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _kink(along: Callable[[float], float], x: float, rtol: float) -> tuple[float, float] | None:
+    """The derivatives from the left and from the right, if they differ: `x` is a kink."""
+    left, right = one_sided(along, x, -1), one_sided(along, x, 1)
+    differ = _error(left, right) > max(rtol, 1e-6)
+    return (left, right) if math.isfinite(left) and math.isfinite(right) and differ else None
+
+
+def _report(rows: Sequence[Row], fname: str, rtol: float, out: IO[str]) -> int:
     _print_table(rows, out)
-    failed = sum(not ok for *_, ok in rows)
+    for row in rows:
+        if row.sides is not None:
+            print(_kink_note(row, fname, rtol), file=out)
+    failed = sum(not row.ok for row in rows)
+    kinks = sum(row.sides is not None for row in rows)
     if failed:
+        at_kinks = f"; {kinks} at a kink, see the note" if kinks else ""
         print(
-            f"FAIL: {failed} of {len(rows)} disagree with finite differences (rtol={args.rtol:g})", file=out
+            f"FAIL: {failed} of {len(rows)} disagree with finite differences (rtol={rtol:g}){at_kinks}",
+            file=out,
         )
         return EXIT_FAIL
     noun = "partial derivative agrees" if len(rows) == 1 else "partial derivatives agree"
-    print(f"ok: {len(rows)} {noun} with finite differences (rtol={args.rtol:g})", file=out)
+    print(f"ok: {len(rows)} {noun} with finite differences (rtol={rtol:g})", file=out)
     return EXIT_OK
 
 
-def _print_table(rows: Sequence[tuple[str, float, float, float, bool]], out: IO[str]) -> None:
+def _kink_note(row: Row, fname: str, rtol: float) -> str:
+    assert row.sides is not None
+    left, right = (_format_number(side) for side in row.sides)
+    if _error(row.g, row.sides[0]) <= rtol:
+        which = "the derivative from the left (its convention at this kink)"
+    elif _error(row.g, row.sides[1]) <= rtol:
+        which = "the derivative from the right (its convention at this kink)"
+    else:
+        which = "neither one-sided derivative"
+    return textwrap.fill(
+        f"note: {row.label} = {_format_number(row.point)} is a kink of `{fname}`: its derivative is "
+        f"{left} from the left and {right} from the right. Central differences average the two "
+        f"sides ({_format_number(row.fd)}); symgrad gives {_format_number(row.g)}, {which}. "
+        "Finite differences cannot check a derivative at a kink: check a point off it.",
+        100,
+        subsequent_indent="  ",
+    )
+
+
+def _print_table(rows: Sequence[Row], out: IO[str]) -> None:
     header = ("parameter", "symgrad", "finite diff.", "rel. error", "")
     cells = [
-        (label, _format_number(g), _format_number(fd), f"{error:.1e}", "ok" if ok else "FAIL")
-        for label, g, fd, error, ok in rows
+        (
+            row.label,
+            _format_number(row.g),
+            _format_number(row.fd),
+            f"{row.error:.1e}",
+            "ok" if row.ok else "FAIL (kink)" if row.sides else "FAIL",
+        )
+        for row in rows
     ]
     widths = [max(len(row[i]) for row in (header, *cells)) for i in range(len(header))]
     for row in (header, *cells):
@@ -587,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME=VALUE,...",
             action="append",
             help="parameters to specialise on (loop bounds, flags), with their values as Python "
-            "literals, e.g. --static n=3,flag=True",
+            "literals, separated by commas without spaces, e.g. --static n=3,flag=True",
         )
 
     def at(sub: argparse.ArgumentParser, what: str) -> None:
@@ -595,7 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--at",
             metavar="NAME=VALUE,...",
             action="append",
-            help=f"{what}, as Python literals; a list is an array, e.g. --at x=1.0,y=[1.0,2.0]",
+            help=f"{what}, as Python literals separated by commas without spaces (or quoted); "
+            "a list is an array, e.g. --at x=1.0,y=[1.0,2.0]",
         )
 
     show = commands.add_parser(
@@ -676,6 +860,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ASSIGNMENT_OPTIONS = ("--at", "--static", "--shape")
+
+
+def _spaced_values(items: Sequence[str], extra: Sequence[str]) -> str | None:
+    """`--at w=0.5 b=1`: the words after an option's value that argparse could not place,
+    with the one-argument form to write instead; None if the extra words are something else."""
+    left = list(extra)
+    for i, token in enumerate(items):
+        option, eq, value = token.partition("=")
+        if option not in ASSIGNMENT_OPTIONS or (not eq and i + 1 >= len(items)):
+            continue
+        start = i + 1 if eq else i + 2
+        value = value if eq else items[i + 1]
+        pieces = []
+        for word in items[start:]:
+            if word not in left or word.startswith("-"):
+                break
+            pieces.append(word)
+            left.remove(word)
+        if pieces:
+            return _one_argument(option, [value, *pieces])
+    return None
+
+
+def _one_argument(option: str, words: Sequence[str]) -> str:
+    message = f"{option} takes one argument: NAME=VALUE pairs separated by commas, without spaces"
+    if all(re.match(r"[A-Za-z_]\w*=", w) for w in words[1:]):
+        return f"{message}: write {option} {','.join(w.rstrip(',') for w in words)}"
+    return f"{message}, or quoted: write {option} {shlex.quote(' '.join(words))}"
+
+
 def format_error(exc: SymgradError) -> str:
     """`file:line:col: error: message`, then the source line, its caret and the hint."""
     text = str(exc)
@@ -702,7 +917,14 @@ def main(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     parser = build_parser()
-    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    items = _join_negative_values(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(items)
+    if extra:
+        spaced = _spaced_values(items, extra)
+        if spaced is None:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")  # exits with status 2
+        print(f"symgrad {args.command}: error: {spaced}", file=err)
+        return EXIT_USAGE
     if args.command is None or args.handler is None:
         if demo is None:
             from .__main__ import demo as default_demo
@@ -714,8 +936,9 @@ def main(
     except SymgradError as exc:
         print(format_error(exc), file=err)
         if isinstance(exc, DataDependentLoopError):
-            print("  on the command line: --static NAME=VALUE names the loop bound and its value", file=err)
-        return EXIT_FAIL
+            loaded: Setup | None = getattr(args, "loaded", None)
+            print("  " + (loaded.loop_hint() if loaded else Setup.GENERIC_LOOP_HINT), file=err)
+        return EXIT_USAGE if isinstance(exc, WrtError) else EXIT_FAIL
     except CliError as exc:
         message = str(exc)
         if ": error: " not in message:

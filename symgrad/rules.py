@@ -118,9 +118,15 @@ class Round(sympy.Function):
 def stop_gradient(x: Any) -> Any:
     """Return `x` unchanged; inside a symgrad-traced function, `x` carries no gradient.
 
-    The counterpart of PyTorch's `.detach()` and JAX's `jax.lax.stop_gradient`.
+    The counterpart of PyTorch's `.detach()` and JAX's `jax.lax.stop_gradient`; `detach` is
+    another name for it.
 
-    >>> stop_gradient(3.0)
+    >>> from symgrad import detach, grad, stop_gradient
+    >>> stop_gradient(3.0), detach(3.0)
+    (3.0, 3.0)
+    >>> def f(x):
+    ...     return x * stop_gradient(x)  # the second x is a constant: d/dx = x, not 2 x
+    >>> grad(f)(3.0)
     3.0
     """
     return x
@@ -134,10 +140,13 @@ class no_grad:  # noqa: N801 - named like torch.no_grad, which it mirrors
 
     Outside of tracing it does nothing, so the original function still runs as written.
 
-    >>> with no_grad():
-    ...     y = 2.0 * 3.0
-    >>> y
-    6.0
+    >>> from symgrad import grad, no_grad
+    >>> def f(x):
+    ...     with no_grad():
+    ...         c = 3.0 * x  # a constant to the derivative
+    ...     return c * x
+    >>> f(2.0), grad(f)(2.0)
+    (12.0, 6.0)
     """
 
     def __enter__(self) -> None:
@@ -387,15 +396,22 @@ DERIVATIVES: dict[type, Partials] = {
 def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> Rule:
     """Teach symgrad an elementwise callable: calls to `fn` trace as `sympy_function(*args)`.
 
-    The derivative then comes from SymPy (`fdiff`) or from `DERIVATIVES`. On arrays the rule
-    is applied element by element (like a NumPy ufunc), so only elementwise functions may be
-    registered. `fn` is tried on small arrays, and one seen working on whole arrays
-    (`np.linalg.norm`, `np.cumsum`) is refused with an `UnknownCalleeError`.
+    The derivative then comes from SymPy's derivative of that expression (or symgrad's own
+    rule for it). `fn` need not be traceable itself: it is never inlined once registered.
+    On arrays the rule is applied element by element (like a NumPy ufunc), so only
+    elementwise functions may be registered: `fn` is tried on small arrays, and one seen
+    working on whole arrays (`np.linalg.norm`, `np.cumsum`) is refused with an
+    `UnknownCalleeError`.
 
+    >>> import math
     >>> import sympy
-    >>> def my_sinc(x): ...
+    >>> from symgrad import grad, register
+    >>> def my_sinc(x): ...  # e.g. a compiled function symgrad cannot read
     >>> rule = register(my_sinc, lambda x: sympy.sin(x) / x)
-    >>> lookup(my_sinc) is rule
+    >>> def f(x):
+    ...     return 2.0 * my_sinc(x)
+    >>> expected = 2.0 * (math.cos(2.0) / 2.0 - math.sin(2.0) / 2.0**2)
+    >>> abs(grad(f)(2.0) - expected) < 1e-12
     True
     """
     name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
@@ -427,8 +443,11 @@ def _is_array_function(fn: Any, sympy_function: Callable[..., Any]) -> bool:
     probes = [np.array([0.3, 0.7, 1.1]) + 0.05 * k for k in range(arity)]
     with np.errstate(all="ignore"):
         try:
-            whole = np.asarray(fn(*probes), dtype=np.float64)
+            result = fn(*probes)
+            whole = np.asarray(result, dtype=np.float64)
         except Exception:  # it cannot run on these: nothing seen, trust the caller
+            return False
+        if result is None:  # a stub standing for a function symgrad cannot read
             return False
         if whole.shape != (3,):
             return True  # reduces or reshapes
@@ -492,14 +511,17 @@ def custom_derivative(fn: Callable[..., Any]) -> CustomRule:
     traced like any other; its own derivative gives the second order).
 
     >>> import numpy as np
+    >>> from symgrad import custom_derivative, grad
     >>> @custom_derivative
     ... def softclip(x):
     ...     return np.tanh(x)
     >>> @softclip.defderiv
     ... def _(x):
-    ...     return 1.0 - np.tanh(x) ** 2
-    >>> float(softclip(0.0))
-    0.0
+    ...     return 0.5  # the rule used for the derivative, whatever `fn` computes
+    >>> def f(x):
+    ...     return 2.0 * softclip(x)
+    >>> float(softclip(0.0)), grad(f)(0.0)
+    (0.0, 1.0)
     """
     return CustomRule(fn)
 

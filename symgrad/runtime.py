@@ -44,7 +44,9 @@ def scatter(value: Any, index: Any, shape: tuple[int, ...]) -> Any:
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over `axis`, shifted by the maximum so it never overflows.
 
-    >>> float(logsumexp(np.array([1000.0, 1000.0])))
+    >>> import numpy as np
+    >>> from symgrad import logsumexp
+    >>> float(logsumexp(np.array([1000.0, 1000.0])))  # 1000 + log(2); np.exp(1000.0) overflows
     1000.6931471805599
     """
     x = np.asarray(x, dtype=np.float64)

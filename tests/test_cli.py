@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -58,6 +60,10 @@ EXAMPLE = textwrap.dedent(
         while x > 1.0:  # MARK: while
             x = x / 2
         return x
+
+
+    def relu(x):
+        return np.maximum(x, 0)
     """
 )
 
@@ -78,9 +84,19 @@ def example(tmp_path: Path) -> Path:
     return path
 
 
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m symgrad ARGS` in `cwd`, importing this checkout's symgrad (not an installed one)."""
     return subprocess.run(
-        [sys.executable, "-m", "symgrad", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "symgrad", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -116,6 +132,7 @@ def test_console_script(example: Path) -> None:
     result = subprocess.run(
         ["symgrad", "show", "example.py:f", "--format", "latex", "--wrt", "x"],
         cwd=example.parent,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=120,
@@ -183,7 +200,7 @@ def test_show_loop_bound_without_static_names_the_option(example: Path) -> None:
 
 def test_show_array_program_needs_shapes(example: Path) -> None:
     result = run(example.parent, "show", "example.py:norm2")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error: the command line lacks --shape
     assert "array operations" in result.stderr and "--shape x=3" in result.stderr
     shaped = run(example.parent, "show", "example.py:norm2", "--shape", "x=3", "--format", "latex")
     assert shaped.returncode == 0, shaped.stderr
@@ -377,7 +394,7 @@ def test_plot_without_matplotlib_says_how_to_install(example: Path) -> None:
         "raise SystemExit(main(['plot', 'example.py:branch', '--range', '0:1', '-o', 'f.png']))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=example.parent, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=example.parent, env=ENV, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
     assert "pip install 'symgrad[plot]'" in result.stderr
@@ -424,3 +441,153 @@ def test_main_in_process(example: Path) -> None:
     status = cli.main(["show", f"{example}:f", "--format", "latex"], out=out, err=err)
     assert status == 0, err.getvalue()
     assert out.getvalue().startswith(r"\frac{\partial f}{\partial x}")
+
+
+# --- E11: usage errors exit 2, messages a user can act on -------------------------------------------
+
+
+def followed(args: tuple[str, ...], stderr: str, option: str) -> tuple[str, ...]:
+    """`args` with the `option VALUE` that the message says to write (shell quoting as printed)."""
+    match = re.search(rf"{option} ('[^']*'|\S+)", stderr.split("hint:")[-1].split("write")[-1])
+    assert match, stderr
+    return (*args, option, shlex.split(match.group(1))[0])
+
+
+@pytest.mark.parametrize(
+    ("wrt", "message"),
+    [("z", "has no parameter z (parameters: x, y), e.g. --wrt x"), ("5", "position 5 is out of range")],
+)
+def test_E11_unknown_wrt_is_a_usage_error(example: Path, wrt: str, message: str) -> None:
+    result = run(example.parent, "show", "example.py:f", "--wrt", wrt)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    hinted = run(example.parent, "show", "example.py:f", "--format", "latex", "--wrt", "x")
+    assert hinted.returncode == 0, hinted.stderr
+
+
+def test_E11_wrt_and_static_together_is_a_usage_error(example: Path) -> None:
+    result = run(example.parent, "show", "example.py:power_sum", "--wrt", "n", "--static", "n=3")
+    assert result.returncode == 2, result.stderr
+    assert re.search(r"example\.py:\d+:\d+: error: .*both `wrt` and `static`", result.stderr)
+
+
+def test_E11_missing_shape_is_a_usage_error_and_its_hint_works(example: Path) -> None:
+    args = ("show", "example.py:norm2", "--format", "latex")
+    result = run(example.parent, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("symgrad show: error: `norm2` uses array operations")
+    hinted = run(example.parent, *followed(args, result.stderr, "--shape"))
+    assert hinted.returncode == 0, hinted.stderr
+    assert hinted.stdout.strip() == r"\frac{\partial \mathrm{norm2}}{\partial x} = 2 x"
+
+
+@pytest.mark.parametrize("where", ["target", "helper"])
+def test_E11_syntax_error_shows_file_line_and_caret(tmp_path: Path, where: str) -> None:
+    bad = "def f(x):\n    y = x * 2\n    return y +* 2\n"
+    (tmp_path / "good.py").write_text("import broken_helper\n\ndef f(x):\n    return x\n")
+    (tmp_path / ("broken.py" if where == "target" else "broken_helper.py")).write_text(bad)
+    result = run(tmp_path, "show", "broken.py:f" if where == "target" else "good.py:f")
+    assert result.returncode == 1
+    try:  # the oracle: Python's own parser
+        compile(bad, "broken.py", "exec")
+    except SyntaxError as exc:
+        lineno, offset, msg = exc.lineno, exc.offset, exc.msg
+    name = "broken" if where == "target" else "broken_helper"
+    lines = result.stderr.splitlines()
+    assert re.fullmatch(rf".*{name}\.py:{lineno}:{offset}: error: {re.escape(msg)}", lines[0]), result.stderr
+    source_line = bad.splitlines()[lineno - 1]
+    assert lines[1] == "    " + source_line.strip()
+    caret = offset - 1 - (len(source_line) - len(source_line.lstrip()))
+    assert lines[2] == "    " + " " * caret + "^"
+    assert lines[1][lines[2].index("^")] == "*"  # under the token Python rejects
+
+
+@pytest.mark.parametrize(
+    ("target", "words", "option"),
+    [
+        ("example.py:f", ["x=1.0", "y=2.0"], "--at"),
+        ("example.py:f", ["x=1.0,", "y=2.0"], "--at"),
+        ("example.py:norm2", ["x=[1.0,", "2.0]"], "--at"),
+        ("example.py:power_sum", ["n=3", "x=1.5"], "--static"),
+    ],
+)
+def test_E11_space_separated_values_say_commas(
+    example: Path, target: str, words: list[str], option: str
+) -> None:
+    args = ("check", target) if option == "--at" else ("show", target)
+    result = run(example.parent, *args, option, *words)
+    assert result.returncode == 2
+    assert "separated by commas" in result.stderr
+    assert result.stderr.startswith(f"symgrad {args[0]}: error: {option} takes one argument")
+    if option == "--static":  # x is not static: the command still needs it, through --at
+        return
+    hinted = run(example.parent, *followed(args, result.stderr, option))
+    assert hinted.returncode == 0, hinted.stdout + hinted.stderr
+
+
+def test_E11_missing_loop_bound_hints_static(example: Path) -> None:
+    args = ("check", "example.py:power_sum", "--at", "x=1.5")
+    result = run(example.parent, *args)
+    assert result.returncode == 2
+    assert "`n`, which bounds a loop" in result.stderr and "--at n=" not in result.stderr
+    hinted = run(example.parent, *followed(args, result.stderr, "--static"))
+    assert hinted.returncode == 0, hinted.stdout + hinted.stderr
+    assert float(table(hinted.stdout)["x"][0]) == pytest.approx(1 + 2 * 1.5)  # d/dx (1 + x + x**2)
+
+
+def test_E11_loop_bound_given_with_at_hints_moving_it(example: Path) -> None:
+    result = run(example.parent, "check", "example.py:power_sum", "--at", "x=1.5,n=3")
+    assert result.returncode == 1
+    assert "move n from --at to --static: --static n=3" in result.stderr
+    hinted = run(example.parent, "check", "example.py:power_sum", "--at", "x=1.5", "--static", "n=3")
+    assert hinted.returncode == 0, hinted.stdout + hinted.stderr
+
+
+def test_E11_show_loop_bound_hint_works(example: Path) -> None:
+    args = ("show", "example.py:power_sum", "--format", "latex")
+    result = run(example.parent, *args)
+    assert result.returncode == 1
+    hinted = run(example.parent, *followed(args, result.stderr, "--static"))
+    assert hinted.returncode == 0, hinted.stderr
+    assert hinted.stdout.strip() == r"\frac{\partial \mathrm{power\_sum}}{\partial x} = 2 x + 1"
+
+
+def test_E11_loop_over_len_is_not_called_a_loop_bound() -> None:
+    def rows(x, n, m):
+        s = 0.0
+        for i in range(len(x) + x.shape[0] - n):
+            s = s + x[i] * m
+        return s
+
+    assert cli.loop_bounds(rows) == ["n"]
+
+
+def test_E11_check_at_a_kink_says_so(example: Path) -> None:
+    result = run(example.parent, "check", "example.py:relu", "--at", "x=[-1.0, 0.0, 2.0]")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    label, g, fd, _, *status = lines[2].split()
+    assert (label, float(g), status) == ("x[1]", 0.0, ["FAIL", "(kink)"])
+    assert float(fd) == pytest.approx(0.5, rel=1e-9)  # central differences: the mean of 0 and 1
+    assert lines[1].split()[-1] == lines[3].split()[-1] == "ok"
+    note = " ".join(line.strip() for line in lines[4:-1])
+    assert note.startswith("note: x[1] = 0 is a kink of `relu`: its derivative is 0 from the left and 1")
+    assert "symgrad gives 0, the derivative from the left" in note
+    assert lines[-1].endswith("1 at a kink, see the note")
+    off_the_kink = run(example.parent, "check", "example.py:relu", "--at", "x=0.25")
+    assert off_the_kink.returncode == 0 and "kink" not in off_the_kink.stdout
+
+
+def test_E11_disagreement_off_a_kink_has_no_kink_note(example: Path) -> None:
+    result = run(example.parent, "check", "example.py:detached", "--at", "x=1.5")
+    assert result.returncode == 1
+    assert "kink" not in result.stdout
+
+
+def test_one_sided_derivatives() -> None:
+    assert cli.one_sided(math.exp, 1.0, 1) == pytest.approx(math.e, rel=1e-9)
+    assert cli.one_sided(math.exp, 1.0, -1) == pytest.approx(math.e, rel=1e-9)
+    assert (cli.one_sided(abs, 0.0, -1), cli.one_sided(abs, 0.0, 1)) == (-1.0, 1.0)
+    # where the function is undefined on one side, that side's steps are skipped
+    assert cli.one_sided(math.sqrt, 1e-6, 1) == pytest.approx(500.0, rel=1e-6)

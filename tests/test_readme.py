@@ -1,5 +1,6 @@
 """README promises: its commands match CI, its Python snippets run, the demo and examples run."""
 
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,9 @@ README = (ROOT / "README.md").read_text()
 
 
 def _run(args, cwd):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    """Run with this checkout's symgrad first on the path (not an installed copy elsewhere)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_ci_runs_the_readme_test_command():
