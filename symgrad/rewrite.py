@@ -204,10 +204,15 @@ def stable_log(value: Expr, rewriter: _Rewriter) -> Expr | None:
 
 
 def _log_of_sum(terms: Sequence[Expr], rewriter: _Rewriter) -> Expr | None:
-    """log(exp(u1) + exp(u2) + ...) as nested logaddexp, one node per level."""
+    """log(t1 + t2 + ...) for terms t = exp(u), None unless each term is such a one."""
     exponents = [u for u in (_exponent(term, rewriter) for term in terms) if u is not None]
     if len(exponents) < len(terms) or all(u.is_Number for u in exponents):
         return None
+    return _log_of_exponents(exponents, rewriter)
+
+
+def _log_of_exponents(exponents: Sequence[Expr], rewriter: _Rewriter) -> Expr:
+    """log(exp(u1) + exp(u2) + ...) as nested logaddexp, one node per level."""
     total = exponents[0]
     for u in exponents[1:-1]:
         total = rewriter.atom(LogAddExp(total, u))
@@ -243,17 +248,19 @@ def _log(expr: Expr, rewriter: _Rewriter) -> Expr | None:
 
 
 def _quotient(expr: Expr, rewriter: _Rewriter) -> Expr | None:
-    """n / d**k for d a sum of exponentials: sigmoid, or softmax exp(a - log d)."""
+    """n * exp(a) / d**k for d built from exponentials: exp(a - k log d), log d computed stably."""
     if not isinstance(expr, sympy.Mul | sympy.Pow):
         return None
     factors = list(sympy.Mul.make_args(expr))
     for i, factor in enumerate(factors):
-        if _is_reciprocal(factor):
-            log_d = stable_log(factor.args[0], rewriter)
-            if log_d is not None:
-                others = factors[:i] + factors[i + 1 :]
-                found = _sigmoid(factor, others, rewriter)
-                return found if found is not None else _softmax(factor.args[1] * log_d, others, rewriter)
+        if not _is_reciprocal(factor):
+            continue
+        others = factors[:i] + factors[i + 1 :]
+        exps = [f for f in others if isinstance(rewriter.look(f), sympy.exp)]
+        numerator = sympy.Add(*[rewriter.look(f).args[0] for f in exps])
+        exponent = _quotient_exponent(numerator, factor.args[0], factor.args[1], rewriter)
+        if exponent is not None:
+            return sympy.Mul(*[f for f in others if f not in exps]) * sympy.exp(exponent)
     return None
 
 
@@ -261,27 +268,29 @@ def _is_reciprocal(factor: Expr) -> bool:
     return isinstance(factor, sympy.Pow) and factor.args[1].is_Number and factor.args[1] < 0
 
 
-def _sigmoid(denominator: Expr, others: list[Expr], rewriter: _Rewriter) -> Expr | None:
-    """c / (1 + exp(w))**k = c * sigmoid(-w)**k;  exp(w) / (1 + exp(w)) = sigmoid(w)."""
-    exponents = [_exponent(t, rewriter) for t in _terms(denominator.args[0], rewriter)]
-    if len(exponents) != 2 or sympy.S.Zero not in exponents:
+def _quotient_exponent(a: Expr, d: Expr, k: Expr, rewriter: _Rewriter) -> Expr | None:
+    """log(exp(a) * d**k). Where a is one of the exponents of the sum d (softmax, sigmoid), it is
+    -log(1 + sum(exp(u - a))): the differences come first, so its derivative does not cancel."""
+    if k == -1 and isinstance(rewriter.look(d), sympy.Add):
+        exponents = [_exponent(t, rewriter) for t in _terms(d, rewriter)]
+        if a in exponents and None not in exponents:
+            exponents.remove(a)
+            return -_log_of_exponents([sympy.S.Zero, *(u - a for u in exponents)], rewriter)
+    log_d = stable_log(d, rewriter)
+    return None if log_d is None else a + k * log_d
+
+
+def _exp_of_softplus(expr: Expr, rewriter: _Rewriter) -> Expr | None:
+    """exp(-k logaddexp(0, d)) = sigmoid(-d)**k."""
+    if not isinstance(expr, sympy.exp):
         return None
-    w = next(u for u in exponents if u != 0)
-    power = -denominator.args[1]
-    numerators = [f for f in others if isinstance(rewriter.look(f), sympy.exp)]
-    if not numerators:
-        return sympy.Mul(*others) * Sigmoid(_negated(w, rewriter)) ** power
-    if power == 1 and len(numerators) == 1 and _exponent(numerators[0], rewriter) == w:
-        return sympy.Mul(*[f for f in others if f is not numerators[0]]) * Sigmoid(w)
-    return None
-
-
-def _softmax(log_denominator: Expr, others: list[Expr], rewriter: _Rewriter) -> Expr:
-    """n * exp(a) / d**k = n * exp(a - k log d): the exponentials of the numerator move inside."""
-    numerators = [f for f in others if isinstance(rewriter.look(f), sympy.exp)]
-    rest = [f for f in others if not isinstance(rewriter.look(f), sympy.exp)]
-    exponent = sympy.Add(*[_exponent(f, rewriter) for f in numerators]) + log_denominator
-    return sympy.Mul(*rest) * sympy.exp(exponent)
+    inner = rewriter.look(expr.args[0])
+    k, softplus = inner.as_coeff_Mul() if isinstance(inner, sympy.Mul) else (sympy.S.One, inner)
+    softplus = rewriter.look(softplus)
+    if not (k.is_negative and isinstance(softplus, LogAddExp) and sympy.S.Zero in softplus.args):
+        return None
+    d = softplus.args[1] if softplus.args[0] == 0 else softplus.args[0]
+    return Sigmoid(_negated(d, rewriter)) ** -k
 
 
 def _exp_product(expr: Expr, rewriter: _Rewriter) -> Expr | None:
@@ -346,6 +355,7 @@ def _square_root(value: Expr, rewriter: _Rewriter) -> Expr | None:
 PATTERNS: tuple[Callable[[Expr, _Rewriter], Expr | None], ...] = (
     _log,
     _quotient,
+    _exp_of_softplus,
     _exp_product,
     _one_minus_sigmoid,
     _log1p,

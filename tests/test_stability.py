@@ -2,11 +2,13 @@
 value and derivative are finite, symgrad's are finite and within 1e-12 relative of an mpmath
 reference (or 1e-300 absolute)."""
 
+import functools
 import warnings
 
 import mpmath
 import numpy as np
 import pytest
+import sympy
 
 from symgrad import value_and_grad
 from tests import stability_cases as cases
@@ -114,3 +116,191 @@ def test_stable_forms_are_what_the_code_computes():
         compiled = value_and_grad(fn)
         compiled(0.5)
         assert expected in compiled.source, (fn.__name__, compiled.source)
+
+
+# --- S12: the stable rewrites are a pass over the whole program ---------------------------------
+# Each program is written the naive way; its exact form is the same formula in mpmath, and its
+# exact derivatives come from mpmath.diff at 60 digits (independent of symgrad).
+
+
+def log1p_exp(x):
+    return np.log1p(np.exp(x))
+
+
+def log1p_exp_negated(x):
+    return np.log1p(np.exp(-x))
+
+
+def minus_softplus(x):
+    return -np.log(1 + np.exp(x))
+
+
+def sigmoid_of_negated(x):
+    return np.exp(-x) / (1 + np.exp(-x))
+
+
+def sigmoid_reversed(x):
+    return 1 / (1 + np.exp(x))
+
+
+def softplus_over_statements(x):
+    e = np.exp(x)
+    s = 1 + e
+    y = np.log(s)
+    return y
+
+
+def softplus_nested(x):
+    return x * np.log1p(np.exp(2 * x)) + 3
+
+
+def log_sigmoid(x):
+    return np.log(1 / (1 + np.exp(-x)))
+
+
+def one_minus_sigmoid(x):
+    return 1 - 1 / (1 + np.exp(-x))
+
+
+def log_of_three_exps(x):
+    return np.log(np.exp(x) + 2 * np.exp(-x) + 1)
+
+
+def softmax_of_two(x):
+    return np.exp(x) / (np.exp(x) + np.exp(0.5 * x))
+
+
+def softplus_in_branch(x):
+    if x > 1:
+        y = np.log1p(np.exp(x)) * 2
+    else:
+        y = np.exp(x) / (1 + np.exp(x))
+    return y
+
+
+def log1p_exp_product(w, h):
+    return np.log1p(np.exp(w * h))
+
+
+def logaddexp_written_out(a, b):
+    return np.log(np.exp(a) + np.exp(b))
+
+
+def logsumexp_over_statements(a, b):
+    s = np.exp(a)
+    s = s + np.exp(b)
+    s = s + np.exp(a - b)
+    return np.log(s)
+
+
+def softplus_loop(x, w):  # the demo's loop (symgrad/__main__.py)
+    h = x
+    for _ in range(3):
+        h = np.log1p(np.exp(w * h))
+    return h
+
+
+X, Y = sympy.symbols("x y", real=True)
+EXP, LOG = sympy.exp, sympy.log
+S12_SCALAR = {  # program -> the same formula in SymPy, written as naively
+    log1p_exp: LOG(1 + EXP(X)),
+    log1p_exp_negated: LOG(1 + EXP(-X)),
+    minus_softplus: -LOG(1 + EXP(X)),
+    sigmoid_of_negated: EXP(-X) / (1 + EXP(-X)),
+    sigmoid_reversed: 1 / (1 + EXP(X)),
+    softplus_over_statements: LOG(1 + EXP(X)),
+    softplus_nested: X * LOG(1 + EXP(2 * X)) + 3,
+    log_sigmoid: LOG(1 / (1 + EXP(-X))),
+    one_minus_sigmoid: 1 - 1 / (1 + EXP(-X)),
+    log_of_three_exps: LOG(EXP(X) + 2 * EXP(-X) + 1),
+    softmax_of_two: EXP(X) / (EXP(X) + EXP(X / 2)),
+    softplus_in_branch: sympy.Piecewise((LOG(1 + EXP(X)) * 2, X > 1), (EXP(X) / (1 + EXP(X)), True)),
+}
+
+
+def _loop(x, w):
+    h = x
+    for _ in range(3):
+        h = LOG(1 + EXP(w * h))
+    return h
+
+
+GRID_2D = [(float(a), float(b)) for a in np.linspace(-1000, 1000, 21) for b in np.linspace(-1000, 1000, 21)]
+S12_PAIRS = {
+    log1p_exp_product: (
+        LOG(1 + EXP(X * Y)),
+        [(w, float(h)) for w in (-3.0, -1.0, 0.5, 1.0, 1.5) for h in GRID[::3]],
+    ),
+    logaddexp_written_out: (
+        LOG(EXP(X) + EXP(Y)),
+        [(800.0, 800.0), (-800.0, 800.0), (800.0, -800.0), (-800.0, -800.0), *GRID_2D],
+    ),
+    logsumexp_over_statements: (LOG(EXP(X) + EXP(Y) + EXP(X - Y)), GRID_2D),
+    softplus_loop: (_loop(X, Y), [(float(x), w) for x in GRID[::3] for w in (-1.5, -0.5, 0.5, 1.0, 1.5)]),
+}
+EXACT_DIGITS = 340  # the naive formulas cancel (1 - (1 - e^-700)): 1e-300 absolute needs 300 digits
+
+
+class Exact:
+    """A SymPy formula and its derivatives, evaluated by mpmath at EXACT_DIGITS digits."""
+
+    def __init__(self, expr, symbols):
+        self.symbols = symbols
+        self.value = sympy.lambdify(symbols, expr, "mpmath")
+        self.first = [sympy.lambdify(symbols, expr.diff(s), "mpmath") for s in symbols]
+        self.expr = expr
+
+    def second(self):
+        return [[sympy.lambdify(self.symbols, self.expr.diff(a, b), "mpmath") for b in self.symbols] for a in self.symbols]
+
+    @staticmethod
+    def at(fn, point):
+        with mpmath.workdps(EXACT_DIGITS):
+            return +fn(*(mpmath.mpf(v) for v in point))
+
+
+def _run(compiled, points, flavour):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or invalid-value warnings either
+        if flavour == "floats":
+            results = [compiled(*p) for p in points]
+        else:
+            results = [compiled(*(np.array(c) for c in zip(*points)))]
+    if flavour == "array":
+        value, gradient = results[0]
+        return [(value[k], [g[k] for g in gradient] if len(points[0]) > 1 else [gradient[k]]) for k in range(len(points))]
+    return [(v, list(g) if len(points[0]) > 1 else [g]) for v, g in results]
+
+
+@functools.cache
+def _truth(expr, symbols, points):
+    exact = Exact(expr, symbols)
+    return {p: (Exact.at(exact.value, p), [Exact.at(d, p) for d in exact.first]) for p in points}
+
+
+def _check_first_order(fn, expr, symbols, points, flavour):
+    truth = _truth(expr, symbols, tuple(points))
+    points = [p for p in points if _finite(truth[p][0]) and all(_finite(d) for d in truth[p][1])]
+    bad = []
+    for p, (value, gradient) in zip(points, _run(value_and_grad(fn), points, flavour)):
+        exact_v, exact_d = truth[p]
+        if not _close(float(value), exact_v):
+            bad.append(f"value at {p}: {value!r} vs {mpmath.nstr(exact_v, 17)}")
+        for i, (got, want) in enumerate(zip(gradient, exact_d)):
+            if not _close(float(got), want):
+                bad.append(f"d/d{symbols[i]} at {p}: {got!r} vs {mpmath.nstr(want, 17)}")
+    assert len(points) > 250
+    assert not bad, f"{len(bad)} bad:\n" + "\n".join(bad[:10])
+
+
+@pytest.mark.parametrize("fn", list(S12_SCALAR), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("flavour", ["floats", "array"])
+def test_S12_scalar_forms_match_mpmath(fn, flavour):
+    _check_first_order(fn, S12_SCALAR[fn], (X,), [(float(x),) for x in GRID], flavour)
+
+
+@pytest.mark.parametrize("fn", list(S12_PAIRS), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("flavour", ["floats", "array"])
+def test_S12_two_argument_forms_match_mpmath(fn, flavour):
+    expr, points = S12_PAIRS[fn]
+    _check_first_order(fn, expr, (X, Y), points, flavour)
