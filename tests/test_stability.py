@@ -9,8 +9,11 @@ import mpmath
 import numpy as np
 import pytest
 import sympy
+from sympy.codegen.cfunctions import log1p
 
-from symgrad import value_and_grad
+from symgrad import grad, hessian, rewrite, value_and_grad
+from symgrad.__main__ import demo_softplus_loop
+from symgrad.graph import Graph, real_symbol
 from tests import stability_cases as cases
 
 mpmath.mp.dps = 60
@@ -251,7 +254,10 @@ class Exact:
         self.expr = expr
 
     def second(self):
-        return [[sympy.lambdify(self.symbols, self.expr.diff(a, b), "mpmath") for b in self.symbols] for a in self.symbols]
+        return [
+            [sympy.lambdify(self.symbols, self.expr.diff(a, b), "mpmath") for b in self.symbols]
+            for a in self.symbols
+        ]
 
     @staticmethod
     def at(fn, point):
@@ -268,7 +274,10 @@ def _run(compiled, points, flavour):
             results = [compiled(*(np.array(c) for c in zip(*points)))]
     if flavour == "array":
         value, gradient = results[0]
-        return [(value[k], [g[k] for g in gradient] if len(points[0]) > 1 else [gradient[k]]) for k in range(len(points))]
+        return [
+            (value[k], [g[k] for g in gradient] if len(points[0]) > 1 else [gradient[k]])
+            for k in range(len(points))
+        ]
     return [(v, list(g) if len(points[0]) > 1 else [g]) for v, g in results]
 
 
@@ -304,3 +313,154 @@ def test_S12_scalar_forms_match_mpmath(fn, flavour):
 def test_S12_two_argument_forms_match_mpmath(fn, flavour):
     expr, points = S12_PAIRS[fn]
     _check_first_order(fn, expr, (X, Y), points, flavour)
+
+
+def softmax_weighted(x, w):
+    p = np.exp(x) / np.sum(np.exp(x))
+    return np.sum(p * w)
+
+
+def softmax_over_statements(x, w):
+    r = 1 / np.sum(np.exp(x))
+    p = np.exp(x) * r
+    return np.sum(p * w)
+
+
+def softmax_rows(x, w):
+    p = np.exp(x) / np.sum(np.exp(x), axis=1, keepdims=True)
+    return np.sum(p * w)
+
+
+def log_mean_exp(x, w):
+    return np.log(np.mean(np.exp(x))) * w[0]
+
+
+def logsumexp_rows(x, w):
+    return np.sum(np.log(np.sum(np.exp(x), axis=1)) * w)
+
+
+def _softmax_sum(row, weights):
+    return sum(EXP(a) * b for a, b in zip(row, weights)) / sum(EXP(a) for a in row)
+
+
+ROWS = [[1.0, 0.5, -1.0], [0.25, -0.75, 0.1]]
+VECTOR = [1.0, 0.5, -1.0, 0.25]
+# program -> (the same formula in SymPy over nested lists of element symbols, x, w)
+S12_ARRAYS = {
+    softmax_weighted: (lambda x, w: _softmax_sum(x, w), VECTOR, [0.3, -1.2, 2.0, 0.7]),
+    softmax_over_statements: (lambda x, w: _softmax_sum(x, w), VECTOR, [0.3, -1.2, 2.0, 0.7]),
+    softmax_rows: (
+        lambda x, w: sum(_softmax_sum(r, v) for r, v in zip(x, w)),
+        ROWS,
+        [[0.3, -1.2, 2.0], [0.7, 1.1, -0.4]],
+    ),
+    log_mean_exp: (lambda x, w: LOG(sum(EXP(a) for a in x) / len(x)) * w[0], VECTOR, [1.5, 0.0]),
+    logsumexp_rows: (
+        lambda x, w: sum(LOG(sum(EXP(a) for a in r)) * v for r, v in zip(x, w)),
+        ROWS,
+        [0.5, 2.0],
+    ),
+}
+
+
+def _symbols_like(name, shape):
+    flat = sympy.symbols(f"{name}0:{int(np.prod(shape))}", real=True)
+    return flat, np.array(flat, dtype=object).reshape(shape).tolist()
+
+
+@pytest.mark.parametrize("fn", list(S12_ARRAYS), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 100.0, 1000.0, -1000.0])
+def test_S12_array_reductions_match_mpmath(fn, scale):
+    build, x, w = S12_ARRAYS[fn]
+    x, w = scale * np.array(x), np.array(w)
+    xs, x_nested = _symbols_like("x", x.shape)
+    ws, w_nested = _symbols_like("w", w.shape)
+    expr, symbols, point = build(x_nested, w_nested), (*xs, *ws), (*x.ravel(), *w.ravel())
+    exact = Exact(expr, symbols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, (gx, gw) = value_and_grad(fn)(x, w)
+    assert _close(float(value), Exact.at(exact.value, point)), (value, Exact.at(exact.value, point))
+    got = [*np.ravel(gx), *np.ravel(gw)]
+    want = [Exact.at(d, point) for d in exact.first]
+    # A softmax gradient p (w - sum(p w)) cancels where p is near 1: exact to 1e-12 of its size.
+    size = max(abs(v) for v in want)
+    bad = [
+        (s, g, mpmath.nstr(e, 17))
+        for s, g, e in zip(symbols, got, want)
+        if not (_close(g, e) or abs(g - e) <= 1e-12 * size)
+    ]
+    assert not bad, bad
+
+
+def _second_order_close(got, exact):
+    # Second derivatives cancel near their zeros (sigmoid'' = s(x) s(-x) (s(-x) - s(x)) at x ~ 0):
+    # finite always, and within 1e-10 relative or 1e-15 absolute of the exact value.
+    return np.isfinite(got) and abs(mpmath.mpf(float(got)) - exact) <= 1e-10 * abs(exact) + 1e-15
+
+
+@pytest.mark.parametrize("fn", list(S12_SCALAR), ids=lambda f: f.__name__)
+def test_S12_second_derivative_stays_finite(fn):
+    second = sympy.lambdify((X,), S12_SCALAR[fn].diff(X, 2), "mpmath")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_array = grad(grad(fn))(GRID)
+        on_floats = [grad(grad(fn))(float(x)) for x in GRID[::4]]
+    bad = [(x, g) for x, g in zip(GRID, on_array) if not _second_order_close(g, Exact.at(second, (x,)))]
+    bad += [
+        (x, g) for x, g in zip(GRID[::4], on_floats) if not _second_order_close(g, Exact.at(second, (x,)))
+    ]
+    assert not bad, bad[:10]
+
+
+@pytest.mark.parametrize("fn", list(S12_PAIRS), ids=lambda f: f.__name__)
+def test_S12_hessian_stays_finite(fn):
+    expr, points = S12_PAIRS[fn]
+    exact = Exact(expr, (X, Y)).second()
+    points = points[::7] + [(800.0, 800.0), (-800.0, 800.0), (1000.0, 1.5), (-1000.0, 1.5)]
+    compiled = hessian(fn)
+    bad = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in points:
+            got = compiled(*p)
+            for i in range(2):
+                for j in range(2):
+                    want = Exact.at(exact[i][j], p)
+                    if _finite(want) and not _second_order_close(got[i, j], want):
+                        bad.append((p, i, j, got[i, j], mpmath.nstr(want, 17)))
+    assert not bad, bad[:10]
+
+
+def test_S12_nested_occurrences_inside_one_node_are_rewritten():
+    # The tracer gives one operation per node; a node holding a whole formula is rewritten inside.
+    x, w = real_symbol("x"), real_symbol("w")
+    naive = (
+        x * log1p(sympy.exp(w * x))
+        + 3
+        + 1 / (1 + sympy.exp(-x))
+        + sympy.log(sympy.exp(x) + sympy.exp(w) + sympy.exp(2 * w))
+        - sympy.log(1 + sympy.exp(-w))
+    )
+    graph = Graph(name="f", params=("x", "w"), inputs=(x, w))
+    graph.outputs = (graph.add(naive),)
+    stable = rewrite.stabilize(graph)
+    definitions = dict(stable.nodes)
+    assert not any(e.has(sympy.exp) for e in definitions.values()), stable
+    point = {x: 0.3, w: -1.2}
+    exact = float(naive.evalf(30, subs=point))
+    inlined = definitions[graph.outputs[0]]
+    for _ in range(len(definitions)):  # the inserted logaddexp nodes, substituted back
+        inlined = inlined.xreplace(definitions)
+    assert abs(float(inlined.xreplace(point)) - exact) <= 1e-12 * abs(exact)
+
+
+def test_S12_the_demo_loop_is_finite_at_large_x():
+    compiled = value_and_grad(demo_softplus_loop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, (dx, dw) = compiled(800.0, 1.5)
+        values, (dxs, dws) = compiled(np.array([710.0, 800.0, 1000.0]), np.array([1.5, 1.0, -1.0]))
+    assert (value, dx, dw) == (2700.0, 3.375, 3 * 1.5**2 * 800.0)  # h = w^3 x exactly once exp(-w h) < ulp
+    assert np.isfinite(values).all() and np.isfinite(dxs).all() and np.isfinite(dws).all()
+    assert "numpy.exp(" not in compiled.source and "numpy.logaddexp(0, " in compiled.source
