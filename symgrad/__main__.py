@@ -43,6 +43,8 @@ def demo() -> int:
         value, gradient = compiled(*args)
         print(f"value_and_grad{args!r}:\n  value = {value!r}\n  gradient = {gradient!r}\n")
     print("relu'(x) on arange(-2, 2.5, 1):", grad(demo_relu)(np.arange(-2.0, 2.5, 1.0)))
+    # exp(1.5 * 800) overflows; the loop runs as logaddexp(0, w*h), so both stay finite.
+    print("softplus loop at (800.0, 1.5):", value_and_grad(demo_softplus_loop)(800.0, 1.5))
     return 0
 
 

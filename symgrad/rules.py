@@ -63,7 +63,7 @@ class LogAddExp(sympy.Function):
 
     def _pythoncode(self, printer: Any) -> str:
         a, b = (printer._print(arg) for arg in self.args)
-        return f"(max({a}, {b}) + math.log1p(math.exp(-abs({a} - {b}))))"
+        return f"(max({a}, {b}) + math.log1p(math.exp(-abs(({a}) - ({b})))))"  # b may be a sum
 
 
 class Sigmoid(sympy.Function):
