@@ -65,11 +65,23 @@ def python_precedence(text: str) -> float:
     >>> python_precedence("1.0/(1.0 + t)") == PRECEDENCE["Mul"]
     True
     """
-    if _ATOM_TEXT.fullmatch(text):
+    if _ATOM_TEXT.fullmatch(text) or _enclosed(text):
         return float(PRECEDENCE["Atom"])
     node = ast.parse(text, mode="eval").body
     op = getattr(node, "op", node)  # BinOp, UnaryOp and BoolOp by their operator
     return float(_PYTHON_PRECEDENCE.get(type(op), PRECEDENCE["Atom"]))
+
+
+def _enclosed(text: str) -> bool:
+    """`(...)` as a whole (the parse tree has no node for parentheses): `(a if c else b)`."""
+    if not text.startswith("("):
+        return False
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return i == len(text) - 1
+    return False
 
 
 def _float_literal(value: float, module: str) -> str:
