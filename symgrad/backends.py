@@ -20,6 +20,7 @@ The NumPy program that `emit` prints is the reference. Every other backend is de
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -195,7 +196,8 @@ def _module_source(kernel: Kernel, alias: str) -> str:
             continue
         if dedent and line.startswith("        "):
             line = line[4:]
-        lines.append(line.replace("numpy.", f"{alias}."))
+        quoted = line.lstrip().startswith(("#", '"""'))  # the user's lines, the docstring: as written
+        lines.append(line if quoted else line.replace("numpy.", f"{alias}."))
     return "\n".join(lines) + "\n"
 
 
@@ -334,10 +336,20 @@ def _loop_lines(name: str, args: str, scalar: str, call: str, outs: list[str], p
     ]
 
 
+# Modules of generated code that numba cannot call from compiled code (Python objects):
+# symgrad's own helpers and scipy.special. Their names are reserved (`graph.RESERVED`), so no
+# user variable is called so.
+_NUMBA_LACKS = frozenset({"sg", "scipy_special"})
+
+
 def _numba_supported(scalar_source: str | None) -> bool:
-    # numba compiles `math` and Python float arithmetic; scipy.special and symgrad's own
-    # helpers are Python objects it cannot call from compiled code.
-    return scalar_source is not None and "scipy_special." not in scalar_source and "sg." not in scalar_source
+    """Whether numba compiles this scalar program: decided on the names its code reads (from
+    its syntax tree), never on its text, whose comments quote the user's lines (`sg.` there
+    is `import symgrad as sg` in the user's own code)."""
+    if scalar_source is None:
+        return False
+    names = {node.id for node in ast.walk(ast.parse(scalar_source)) if isinstance(node, ast.Name)}
+    return not names & _NUMBA_LACKS
 
 
 def _kernel_folder() -> Path:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import linecache
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 import astor
 import numpy as np
 import sympy
+from sympy.core.mul import _keep_coeff
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.simplify.cse_main import tree_cse
 
@@ -29,12 +33,123 @@ Statement = tuple[sympy.Symbol, Any]
 # --- printers ----------------------------------------------------------------------------------
 
 
+# Python's operator precedence on the scale of SymPy's `PRECEDENCE` table (unary minus and
+# `not` have no SymPy class: they sit between the levels around them, as in Python).
+_UNARY = (PRECEDENCE["Mul"] + PRECEDENCE["Pow"]) / 2
+_PYTHON_PRECEDENCE: dict[type[ast.AST], float] = {
+    ast.Lambda: PRECEDENCE["Lambda"],
+    ast.IfExp: PRECEDENCE["Lambda"] + 1,
+    ast.Or: PRECEDENCE["Or"],
+    ast.And: PRECEDENCE["And"],
+    ast.Not: (PRECEDENCE["And"] + PRECEDENCE["Relational"]) / 2,
+    ast.Compare: PRECEDENCE["Relational"],
+    ast.Add: PRECEDENCE["Add"],
+    ast.Sub: PRECEDENCE["Add"],
+    ast.Mult: PRECEDENCE["Mul"],
+    ast.Div: PRECEDENCE["Mul"],
+    ast.FloorDiv: PRECEDENCE["Mul"],
+    ast.Mod: PRECEDENCE["Mul"],
+    ast.MatMult: PRECEDENCE["Mul"],
+    ast.USub: _UNARY,
+    ast.UAdd: _UNARY,
+    ast.Pow: PRECEDENCE["Pow"],
+}
+_ATOM_TEXT = re.compile(r"[\w.]+")  # a name, `module.name` or an unsigned number: nothing to split
+
+
+@functools.lru_cache(maxsize=4096)
+def python_precedence(text: str) -> float:
+    """How tightly the Python expression `text` binds at its top level, on SymPy's scale:
+    `x % y` as a product, `-x` as a unary minus, `f(x)` as an atom.
+
+    >>> python_precedence("1.0/(1.0 + t)") == PRECEDENCE["Mul"]
+    True
+    """
+    if _ATOM_TEXT.fullmatch(text) or _enclosed(text):
+        return float(PRECEDENCE["Atom"])
+    node = ast.parse(text, mode="eval").body
+    op = getattr(node, "op", node)  # BinOp, UnaryOp and BoolOp by their operator
+    return float(_PYTHON_PRECEDENCE.get(type(op), PRECEDENCE["Atom"]))
+
+
+def _enclosed(text: str) -> bool:
+    """`(...)` as a whole (the parse tree has no node for parentheses): `(a if c else b)`."""
+    if not text.startswith("("):
+        return False
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def _float_literal(value: float, module: str) -> str:
+    """`value` as source: its repr when finite; inf and nan as names of `module` (`math`,
+    `numpy`): `repr` gives `inf` and `nan`, which are no Python names."""
+    if math.isfinite(value):
+        return repr(value)
+    if math.isnan(value):
+        return f"{module}.nan"
+    return f"{module}.inf" if value > 0 else f"-{module}.inf"
+
+
 class _CommonPrinting:
-    """Overrides shared by both printers: exact floats, divisions instead of negative powers."""
+    """Overrides shared by both printers: exact floats, divisions instead of negative powers,
+    parentheses from Python's precedence of the printed code."""
+
+    _float_module = "numpy"
+
+    def parenthesize(self, item: Any, level: float, strict: bool = False) -> str:
+        # SymPy's precedence table describes how StrPrinter writes each class, not what this
+        # printer writes: Mod prints as `a % b` (a product in Python), 1/x as a division, a
+        # function of ours as whatever its `_pythoncode` returns (`1.0/(1.0 + ...)`,
+        # `stop_gradient(x + 1)` as `x + 1`). The printed code's own top-level operator
+        # decides too; the lower of the two precedences wins.
+        text = str(self._print(item))  # type: ignore[attr-defined]
+        binding = min(precedence(item), python_precedence(text))
+        if binding < level or (not strict and binding <= level):
+            return f"({text})"
+        return text
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        # SymPy parenthesizes the factors of `-2*Mod(-x, 1)` at the level of the whole (a
+        # negative product binds like a sum), so that `-2.0*(-x) % 1.0` came out: Python reads
+        # `(-2.0*(-x)) % 1.0`. The sign goes in front of the positive product printed as a
+        # product: `-a*b/c` is `((-a)*b)/c`, which IEEE arithmetic computes as -(a*b/c).
+        coeff, rest = expr.as_coeff_Mul()
+        if not coeff < 0:
+            return str(super()._print_Mul(expr))  # type: ignore[misc]
+        positive = _keep_coeff(-coeff, rest)
+        if isinstance(positive, sympy.Mul):
+            return "-" + str(super()._print_Mul(positive))  # type: ignore[misc]
+        return "-" + self.parenthesize(positive, _UNARY)
+
+    def _float_text(self, value: Any) -> str:
+        """A SymPy number as a float literal (SymPy's signless infinity as NaN)."""
+        return _float_literal(math.nan if value is sympy.zoo else float(value), self._float_module)
 
     def _print_Float(self, expr: sympy.Float) -> str:
         # SymPy prints 15 significant digits; repr round-trips the float64 exactly.
         return repr(float(expr))
+
+    def _print_Infinity(self, expr: Any) -> str:
+        return f"{self._float_module}.inf"
+
+    def _print_NegativeInfinity(self, expr: Any) -> str:
+        return f"-{self._float_module}.inf"
+
+    def _print_NaN(self, expr: Any) -> str:
+        return f"{self._float_module}.nan"
+
+    def _print_ComplexInfinity(self, expr: Any) -> str:
+        # Signless infinity (SymPy's `1/0`, `log(0)`): no float value to give but NaN.
+        return f"{self._float_module}.nan"
+
+    def _print_ImaginaryUnit(self, expr: Any) -> str:
+        # Values are real: where SymPy finds an imaginary part (log(-2.0) in the derivative of
+        # (-2.0)**x), NumPy computes NaN; `1j` would make the result complex.
+        return f"{self._float_module}.nan"
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
         # Positive terms first: `y - t2` rather than `-t2 + y`, which negates before adding.
@@ -42,9 +157,9 @@ class _CommonPrinting:
         text = self._print(terms[0])  # type: ignore[attr-defined]
         for term in terms[1:]:
             if term.could_extract_minus_sign():
-                text += f" - {self.parenthesize(-term, 40)}"  # type: ignore[attr-defined]
+                text += f" - {self.parenthesize(-term, 40)}"
             else:
-                text += f" + {self.parenthesize(term, 40)}"  # type: ignore[attr-defined]
+                text += f" + {self.parenthesize(term, 40)}"
         return str(text)
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
@@ -52,7 +167,8 @@ class _CommonPrinting:
         if exponent.is_Integer and exponent < 0:
             # x**(-1.0) is slower than a division and raises on Python floats at 0 anyway.
             positive = sympy.Pow(base, -exponent, evaluate=False) if exponent != -1 else base
-            return f"1/{self.parenthesize(positive, 50, strict=True)}"  # type: ignore[attr-defined]
+            # not strict: `/` reads left to right, `1/x % y` is `(1/x) % y`
+            return f"1/{self.parenthesize(positive, 50)}"
         return str(super()._print_Pow(expr, rational=rational))  # type: ignore[misc]
 
 
@@ -93,7 +209,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
 
     def _branch(self, value: Any) -> str:
         # Float constants, so that `where(x > 0, 1.0, 0.0)` is a float array from the start.
-        return repr(float(value)) if value.is_Number else str(self._print(value))
+        return self._float_text(value) if value.is_Number else str(self._print(value))
 
     def _print_extremum(self, expr: Any, ufunc: str) -> str:
         args = [self._print(a) for a in expr.args]
@@ -143,9 +259,6 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
             args = paired + args[len(paired) * 2 :]
         return str(args[0])
 
-    def _print_ComplexInfinity(self, expr: Any) -> str:
-        return "numpy.nan"
-
 
 def _is_square(expr: Any) -> bool:
     return isinstance(expr, sympy.Pow) and expr.args[1] == 2 and expr.args[0].is_Symbol
@@ -157,6 +270,8 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
     Every value it computes is a float (never an int or a complex), so that floats in give
     floats out; where `math` raises instead of giving inf or nan, the caller reruns NumPy."""
 
+    _float_module = "math"
+
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         pieces, default = _pieces(expr)
         if not pieces:
@@ -166,7 +281,7 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
         return f"({chain} else {self._as_float(default)})"
 
     def _as_float(self, value: Any) -> str:
-        return repr(float(value)) if value.is_Number else str(self._print(value))
+        return self._float_text(value) if value.is_Number else str(self._print(value))
 
     def _print_Integer(self, expr: sympy.Integer) -> str:
         # Float literals: `2.0*t` is ~30% faster than `2*t` on floats (no int conversion).
@@ -192,9 +307,6 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
             return super()._print_Pow(expr, rational=rational)
         # `**` of a negative float and a fractional power is complex in Python; math.pow raises.
         return f"math.pow({self._print(expr.args[0])}, {self._print(exponent)})"
-
-    def _print_ComplexInfinity(self, expr: Any) -> str:
-        return "math.nan"
 
     def _print_loggamma(self, expr: Any) -> str:
         return f"math.lgamma({self._print(expr.args[0])})"
@@ -701,7 +813,7 @@ def _print_output(printer: Any, output: Any, definition: Any) -> str:
     # On floats every result must be a float: constants and integer-valued functions are cast.
     if isinstance(printer, ScalarPrinter):
         if getattr(output, "is_Number", False):
-            return repr(float(output))
+            return str(printer._float_text(output))
         if definition.has(
             sympy.floor, sympy.ceiling, Round, sympy.Mod, sympy.Piecewise, sympy.Max, sympy.Min
         ):

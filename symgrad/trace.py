@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import math
 import numbers
 import operator
 import types
@@ -55,6 +56,25 @@ _STATIC_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
 }
+
+
+def _divided_by_zero(op: ast.operator, left: Any, right: Any) -> Any:
+    """NumPy's `left / right` (or `//`, `%`) where `right` is zero and a traced value takes
+    part (SymPy makes `x/0` the signless `zoo*x`, printed NaN, and `Mod(x, 0)` raises);
+    None otherwise. In IEEE arithmetic `x/0.0` is `x*inf` for every x, 0 and NaN included (and
+    `x/-0.0` is `x*-inf`); `x // 0.0` is its floor; `x % 0.0` is NaN."""
+    if not isinstance(op, (ast.Div, ast.FloorDiv, ast.Mod)):
+        return None
+    if not (isinstance(left, sympy.Basic) or isinstance(right, sympy.Basic)):
+        return None  # Python numbers only: `1.0 / 0.0` raises, as in the user's function
+    denominator = to_sympy(right)
+    if not (denominator.is_Number and denominator.is_zero):
+        return None
+    negative = isinstance(right, float) and math.copysign(1.0, right) < 0  # SymPy has no -0.0
+    quotient = to_sympy(left) * (-sympy.oo if negative else sympy.oo)
+    if isinstance(op, ast.Div):
+        return quotient
+    return sympy.floor(quotient) if isinstance(op, ast.FloorDiv) else sympy.nan
 
 
 def is_traced(value: Any) -> bool:
@@ -676,6 +696,9 @@ class Tracer(ArrayTracing):
         for operand in (left, right):
             self._check_number(operand, node)
         left, right = as_number(left), as_number(right)
+        by_zero = _divided_by_zero(op, left, right)
+        if by_zero is not None:
+            return self.node(self.keep_shape(by_zero, [to_sympy(left), to_sympy(right)]), hint, node)
         if not (is_traced(left) or is_traced(right)):
             static = _STATIC_BINOPS.get(type(op))
             if static is None:
