@@ -199,6 +199,11 @@ def piecewise(*pairs: tuple[Any, Any]) -> Expr:
 _LONG_PIECEWISE = 8
 
 
+def _divide(a: Any, b: Any) -> Expr:
+    # by a zero constant: IEEE's a * inf (SymPy's a/0 is the signless infinity, printed NaN)
+    return a * sympy.oo if getattr(b, "is_zero", False) and b.is_Number else a / b
+
+
 def _where(cond: Any, a: Any, b: Any) -> Expr:
     return sympy.Piecewise((a, as_condition(cond)), (b, True))
 
@@ -277,7 +282,7 @@ RULES: tuple[Rule, ...] = (
     Rule(("numpy.add",), lambda a, b: a + b, "np.add(x, y * y)"),
     Rule(("numpy.subtract",), lambda a, b: a - b, "np.subtract(x, y * y)"),
     Rule(("numpy.multiply",), lambda a, b: a * b, "np.multiply(x, y)"),
-    Rule(("numpy.divide", "numpy.true_divide"), lambda a, b: a / b, "np.divide(x, y)", (0.2, 2.0)),
+    Rule(("numpy.divide", "numpy.true_divide"), _divide, "np.divide(x, y)", (0.2, 2.0)),
     Rule(("numpy.negative",), lambda a: -a, "np.negative(x * y)"),
     Rule(("numpy.positive", "builtins.float"), lambda a: a, "np.positive(x) * float(y)"),
     # kinks and steps (conventions: relu'(0) = 0, |x|'(0) = 0, ties of two traced values share)
