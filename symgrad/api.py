@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 import sys
 import weakref
 from collections.abc import Callable, Sequence
@@ -694,38 +695,42 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
 
 
 def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
-    """jacobian/hessian of an elementwise program on arrays, in JAX's layout: entry (i, j)
-    of a block is the partial at element i (of the broadcast shape) of what argument element
-    j became there; a broadcast argument's elements collect the partials of all they touch."""
+    """jacobian/hessian of an elementwise program on arrays, in JAX's layout: entry (r, c) of
+    a block sums the partials at the elements i of the broadcast shape where row element r
+    and argument element c meet (for a jacobian, row r is the output element itself).
+    Arrays of other libraries (Dask) stay in their library, lazily."""
     m, n = compiled.ran(call).shape
     shape = call.shape or ()
     args = dict(zip(compiled.dynamic, call.args))
     arg_shapes = [np.shape(args[name]) for name in compiled.wrt]
-    rows = [np.shape(args[compiled.wrt[i]]) for i in range(m)] if compiled.kind == "hessian" else [shape] * m
-    index = np.indices(shape) if shape else np.zeros((0,), dtype=np.intp)
+    rows = arg_shapes if compiled.kind == "hessian" else [shape] * m
+    foreign = [v for v in (*raw, *call.args) if backends.is_foreign(v)]
+    xp = backends.namespace_of(foreign[0]) if foreign else np
     blocks = []
     for i in range(m):
         block = []
         for j in range(n):
-            values = np.broadcast_to(np.asarray(raw[i * n + j], dtype=np.float64), shape)
-            where = (*_projection(index, shape, rows[i]), *_projection(index, shape, arg_shapes[j]))
-            if not where:  # a number with respect to a number: the sum over the broadcast
-                block.append(float(np.sum(values)))
-                continue
-            entry = np.zeros((*rows[i], *arg_shapes[j]))
-            np.add.at(entry, where, values)
-            block.append(entry)
+            values = xp.reshape(xp.broadcast_to(xp.asarray(raw[i * n + j], dtype=np.float64), shape), (-1,))
+            entry = xp.einsum("i,ir,ic->rc", values, _one_hot(shape, rows[i]), _one_hot(shape, arg_shapes[j]))
+            entry = xp.reshape(entry, (*rows[i], *arg_shapes[j]))
+            block.append(float(entry) if xp is np and entry.ndim == 0 else entry)
         blocks.append(block[0] if n == 1 and compiled.single else tuple(block))
     return blocks[0] if m == 1 else tuple(blocks)
 
 
-def _projection(index: Any, shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[Any, ...]:
-    """For each element of the broadcast `shape`, its index into an argument of shape `target`
-    (aligned on the right, as broadcasting aligns; length-1 axes always index 0)."""
+def _one_hot(shape: tuple[int, ...], target: tuple[int, ...]) -> Any:
+    """Which element of an argument of shape `target` each element of the broadcast `shape`
+    reads (broadcasting aligns on the right; a length-1 axis is always index 0), one-hot."""
+    index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), dtype=np.intp)
     offset = len(shape) - len(target)
-    return tuple(
-        index[offset + d] if size != 1 else np.zeros(shape, dtype=np.intp) for d, size in enumerate(target)
-    )
+    columns = [
+        index[offset + d] if size != 1 else np.zeros(index.shape[1], dtype=np.intp)
+        for d, size in enumerate(target)
+    ]
+    flat = np.ravel_multi_index(columns, target) if target else np.zeros(index.shape[1], dtype=np.intp)
+    hot = np.zeros((index.shape[1], math.prod(target)))
+    hot[np.arange(index.shape[1]), flat] = 1.0
+    return hot
 
 
 def _jacobian_block(

@@ -1,0 +1,414 @@
+"""Regression tests for the wrong answers and crashes of issue #12 (named after its items).
+
+Oracles: the original function run by NumPy, central finite differences of it, and PyTorch
+in float64 on the same program; never symgrad's own output."""
+
+import importlib
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from tests import issue12_cases as cases
+
+torch = pytest.importorskip("torch")
+
+
+def fd_sum(fn, args, i, h=1e-6):
+    """d sum(fn(*args)) / d args[i], by central differences of the original function."""
+    base = np.array(args[i], dtype=np.float64)
+    out = np.zeros(base.shape)
+    for index in np.ndindex(base.shape):
+        total = []
+        for sign in (1.0, -1.0):
+            moved = base.copy()
+            moved[index] += sign * h
+            value = moved if moved.shape else float(moved)
+            total.append(float(np.sum(fn(*args[:i], value, *args[i + 1 :]))))
+        out[index] = (total[0] - total[1]) / (2 * h)
+    return out if base.shape else float(out)
+
+
+def torch_grad(fn, args, wrt):
+    """Gradients of sum(fn(*args)) by PyTorch in float64 (fn written with torch ops)."""
+    tensors = [
+        torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=k in wrt) for k, a in enumerate(args)
+    ]
+    out = fn(*tensors).sum()
+    grads = torch.autograd.grad(out, [tensors[k] for k in wrt], allow_unused=True)
+    return [np.zeros(np.shape(args[k])) if g is None else g.numpy() for k, g in zip(wrt, grads)]
+
+
+# --- S1: a scalar's gradient sums over the broadcast, piecewise derivatives included -----------
+
+S1_CASES = [
+    (cases.relu_of_scalar_plus, lambda x, b: torch.clamp(b, min=0.0) + x),
+    (cases.conditional_scalar, lambda x, b: torch.where(b > 0, b, torch.zeros_like(b)) + x),
+    (cases.clipped_scalar, lambda x, b: torch.clamp(b, -1.0, 1.0) * x),
+    (cases.branch_on_scalar, lambda x, b: torch.where(b > 0.25, torch.asinh(b) + x, b * b + x)),
+]
+
+
+@pytest.mark.parametrize("fn,torch_fn", S1_CASES, ids=lambda c: getattr(c, "__name__", ""))
+@pytest.mark.parametrize("b", [0.7, -0.4, 0.1])
+def test_S1_scalar_gradient_through_piecewise_is_summed(fn, torch_fn, b):
+    x = np.zeros(4) + 0.1
+    gx, gb = grad(fn, wrt=(0, 1))(x, b)
+    expected = torch_grad(torch_fn, [x, b], (0, 1))
+    np.testing.assert_allclose(gx, expected[0], rtol=1e-12)
+    assert isinstance(gb, float) and gb == pytest.approx(float(expected[1]), rel=1e-12)
+    assert gb == pytest.approx(fd_sum(fn, [x, b], 1), rel=1e-6, abs=1e-8)
+    # every transform agrees: value_and_grad, vjp with unit cotangent, second order stays summed
+    value, (_, gb2) = value_and_grad(fn, wrt=(0, 1))(x, b)
+    np.testing.assert_allclose(value, fn(x, b), rtol=1e-15)
+    assert gb2 == pytest.approx(gb, rel=1e-15)
+    _, pullback = vjp(fn, wrt=1)(x, b)
+    assert pullback(np.ones(4)) == pytest.approx(gb, rel=1e-15)
+
+
+def test_S1_clip_of_array_minus_broadcast_array():
+    gx, gy = grad(cases.clipped_minus_array, wrt=(0, 1))(0.5, np.ones(4))
+    assert gx == pytest.approx(4.0) and isinstance(gx, float)
+    np.testing.assert_array_equal(gy, -np.ones(4))
+
+
+# --- S3: an argument that never reaches the output shapes nothing ------------------------------
+
+
+def test_S3_unused_array_argument_does_not_shape_value_or_gradient():
+    value, (gx, gz) = value_and_grad(cases.ignores_z, wrt=(0, 1))(0.5, np.ones(4))
+    assert np.shape(value) == np.shape(cases.ignores_z(0.5, np.ones(4))) == ()
+    assert gx == pytest.approx(np.cos(0.5), rel=1e-15)  # torch and JAX: cos(0.5), not 4 cos(0.5)
+    np.testing.assert_array_equal(gz, np.zeros(4))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_S3_backends_agree_when_an_argument_is_unused(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    x, y, z = 0.3, np.array([0.1, 0.5, -0.2]), np.ones(5)
+    gx, gy = grad(cases.maximum_ignoring_z, wrt=(0, 1), backend=backend)(x, y, z)
+    expected = torch_grad(lambda x, y, z: torch.maximum(y, x), [x, y, z], (0, 1))
+    assert gx == pytest.approx(float(expected[0]))
+    np.testing.assert_allclose(gy, expected[1])
+
+
+def test_S3_constant_output_keeps_numpy_shape():
+    value, g = value_and_grad(cases.constant_output, wrt=0)(np.ones(3))
+    assert value == 1.5 and np.shape(value) == ()
+    np.testing.assert_array_equal(g, np.zeros(3))
+
+
+# --- S7: forward mode never leaks an untaken branch's NaN --------------------------------------
+
+
+@pytest.mark.parametrize("fn", [cases.sqrt_where, cases.sqrt_if, cases.log_where], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("x", [0.0, -1.0, 0.5, 1.0, 2.0])
+def test_S7_jvp_under_untaken_branches_is_finite_and_matches_grad(fn, x):
+    _, tangent = jvp(fn)((x,), (1.0,))
+    assert np.isfinite(tangent)
+    assert tangent == pytest.approx(grad(fn, wrt=0)(x), rel=1e-15)
+    if x not in (0.0, 1.0):  # away from the kinks, against finite differences
+        assert tangent == pytest.approx(fd_sum(fn, [x], 0), rel=1e-6, abs=1e-9)
+    points = np.array([0.0, -1.0, 0.5, 2.0])
+    _, tangents = jvp(fn)((points,), (np.ones(4),))
+    assert np.all(np.isfinite(tangents))
+
+
+# --- S8: second order under broadcasting -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn,torch_fn", [(cases.divide, torch.div), (cases.times_y_squared, lambda x, y: x * y * y)]
+)
+@pytest.mark.parametrize("y_shape", [(2,), (1, 2)])
+def test_S8_mixed_second_derivative_with_broadcasting(fn, torch_fn, y_shape):
+    x = np.arange(1.0, 7.0).reshape(3, 2)
+    y = np.array([1.0, 2.0]).reshape(y_shape)
+    mixed = grad(grad(fn, wrt=0), wrt=1)(x, y)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.tensor(y, requires_grad=True)
+    (gx,) = torch.autograd.grad(torch_fn(tx, ty).sum(), tx, create_graph=True)
+    (expected,) = torch.autograd.grad(gx.sum(), ty)
+    np.testing.assert_allclose(mixed, expected.numpy(), rtol=1e-12)
+    other = grad(grad(fn, wrt=1), wrt=0)(x, y)
+    (gy,) = torch.autograd.grad(torch_fn(tx, ty).sum(), ty, create_graph=True)
+    (expected_other,) = torch.autograd.grad(gy.sum(), tx)
+    np.testing.assert_allclose(other, expected_other.numpy(), rtol=1e-12)
+
+
+# --- S9 / E1: in-place updates follow NumPy, or are refused ------------------------------------
+
+
+def test_S9_in_place_add_through_an_alias_follows_numpy():
+    x, w = np.array([1.0, 2.0, 3.0]), 0.5
+    expected = cases.alias_add(x.copy(), w)  # NumPy writes through: 31.5
+    caller = x.copy()
+    value, (gx, gw) = value_and_grad(cases.alias_add, wrt=(0, 1))(caller, w)
+    assert value == pytest.approx(expected) == 31.5
+    np.testing.assert_array_equal(caller, x)  # symgrad never writes the caller's array
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    out = tx * (1 + tw)  # what NumPy's in-place update made both names hold
+    ex, ew = torch.autograd.grad((out * out).sum(), [tx, tw])
+    np.testing.assert_allclose(gx, ex.numpy(), rtol=1e-14)
+    assert gw == pytest.approx(float(ew), rel=1e-14)
+
+
+def test_E1_in_place_multiply_through_an_alias_follows_numpy():
+    d = np.array([1.0, -2.0, 0.5])
+    value, g = value_and_grad(cases.alias_mul, wrt=0)(d.copy())
+    assert value == pytest.approx(cases.alias_mul(d.copy()))
+    np.testing.assert_allclose(g, fd_sum(lambda v: cases.alias_mul(v.copy()), [d], 0), rtol=1e-6)
+
+
+def test_S9_in_place_on_python_floats_rebinds():
+    # Python floats are immutable: `s += ...` rebinds `s` and leaves `x` alone
+    value, (gx, gy) = value_and_grad(cases.scalar_accumulator, wrt=(0, 1))(2.0, 3.0)
+    assert value == cases.scalar_accumulator(2.0, 3.0) == 22.0
+    assert (gx, gy) == pytest.approx((2 * 2.0 + 9.0, 2 * 3.0 * 2.0))
+
+
+@pytest.mark.parametrize(
+    "fn,args", [(cases.view_add, (np.ones(3),)), (cases.helper_mutates_argument, (np.ones(3),))]
+)
+def test_E1_in_place_update_of_a_view_or_a_callers_array_is_refused(fn, args):
+    with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
+        value_and_grad(fn, wrt=0)(*args)
+    message = str(info.value)
+    assert "in place" in message and "shares memory" in message and "issue12_cases.py:" in message
+    assert "hint: make a new array instead" in message
+
+
+def test_E1_helper_updating_a_number_in_place_works():
+    assert value_and_grad(cases.helper_mutates_argument, wrt=0)(2.0) == pytest.approx((6.0, 5.0))
+
+
+# --- S10: module and closure constants are read again when they change ------------------------
+
+
+def test_S10_changed_module_constant_retraces():
+    g = grad(cases.uses_module_constants, wrt=0)
+    try:
+        assert g(1.0) == pytest.approx(2 * 2.0 + 2.0)
+        cases.SCALE = 3.0
+        assert g(1.0) == pytest.approx(2 * 3.0 + 2.0)
+        np.testing.assert_allclose(g(np.ones(2)), np.full(2, 8.0))
+        cases.PAIR = (1.0, 5.0)
+        assert g(1.0) == pytest.approx(2 * 3.0 + 5.0)
+    finally:
+        cases.SCALE, cases.PAIR = 2.0, (1.0, 2.0)
+    assert g(1.0) == pytest.approx(6.0)
+
+
+def test_S10_changed_closure_cell_retraces():
+    fn, set_k = cases.make_closure(2.0)
+    g = value_and_grad(fn, wrt=0)
+    assert g(0.0) == pytest.approx((0.0, 2.0))
+    set_k(5.0)
+    assert g(0.0) == pytest.approx((0.0, 5.0))
+
+
+def test_S10_changed_constant_in_a_fresh_process_uses_the_cache_correctly(tmp_path):
+    import subprocess
+
+    module = tmp_path / "constmod.py"
+    module.write_text("A = 2.0\n\ndef f(x):\n    return A * x * x\n")
+    script = textwrap.dedent(
+        """
+        import sys, constmod, symgrad
+        g = symgrad.grad(constmod.f, wrt=0)
+        first = g(1.0)
+        constmod.A = float(sys.argv[1])
+        print(first, g(1.0))
+        """
+    )
+    env = {
+        **__import__("os").environ,
+        "SYMGRAD_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": f"{tmp_path}:{sys.path[0]}",
+    }
+    for a in ("3.0", "4.0"):
+        out = subprocess.run(
+            [sys.executable, "-c", script, a], capture_output=True, text=True, env=env, check=True
+        )
+        assert out.stdout.split() == ["4.0", str(2 * float(a))]
+
+
+# --- S11: register is for elementwise functions ------------------------------------------------
+
+
+def test_S11_register_refuses_array_functions():
+    import sympy
+
+    for fn in (np.linalg.norm, np.cumsum, np.diff):
+        with pytest.raises(symgrad.UnknownCalleeError, match="elementwise"):
+            symgrad.register(fn, lambda v: sympy.sqrt(v**2))
+        assert symgrad.rules.lookup(fn) is None
+
+
+def test_S11_the_hint_for_norm_gives_the_true_gradient():
+    p, q = np.array([1.0, 2.0, 3.0]), np.array([1.2, 2.4, 2.4])
+    gp, gq = grad(cases.distance, wrt=(0, 1))(p, q)
+    np.testing.assert_allclose(gp, (p - q) / np.linalg.norm(p - q), rtol=1e-14)
+    np.testing.assert_allclose(gq, -(p - q) / np.linalg.norm(p - q), rtol=1e-14)
+
+
+# --- E1: shapes of cancelled values, constants meeting traced values, wrt=() -------------------
+
+
+def test_E1_cancelled_arrays_keep_their_shape():
+    a = np.array([1.0, 2.0, 3.0])
+    value, g = value_and_grad(cases.cancelled_index, wrt=0)(a)
+    assert value == cases.cancelled_index(a)
+    np.testing.assert_allclose(g, fd_sum(cases.cancelled_index, [a], 0), atol=1e-8)
+    m = np.array([[1.0, 2.0], [3.0, 4.0]])
+    value, g = value_and_grad(cases.cancelled_transpose, wrt=0)(m)
+    assert value == cases.cancelled_transpose(m)
+    np.testing.assert_allclose(g, fd_sum(cases.cancelled_transpose, [m], 0), atol=1e-8)
+
+
+def test_E1_constants_and_traced_values_meet_in_arrays():
+    x = np.array([0.5, -1.5])
+    value, g = value_and_grad(cases.stack_with_constant, wrt=0)(x)
+    assert value == pytest.approx(cases.stack_with_constant(x))
+    np.testing.assert_allclose(g, fd_sum(cases.stack_with_constant, [x], 0), rtol=1e-7)
+    value, (gx, gy) = value_and_grad(cases.array_of_traced, wrt=(0, 1))(0.3, 0.7)
+    assert value == pytest.approx(cases.array_of_traced(0.3, 0.7))
+    assert gx == pytest.approx(fd_sum(cases.array_of_traced, [0.3, 0.7], 0), rel=1e-7)
+    assert gy == pytest.approx(fd_sum(cases.array_of_traced, [0.3, 0.7], 1), rel=1e-7)
+
+
+def test_E1_arguments_that_never_meet_need_not_broadcast():
+    d, w = np.array([0.1, 0.2, 0.3]), np.ones(4)
+    value, (gd, gw) = value_and_grad(cases.unused_other_shape, wrt=(0, 1))(d, w)
+    np.testing.assert_allclose(value, np.sin(d))
+    np.testing.assert_allclose(gd, np.cos(d))
+    np.testing.assert_array_equal(gw, np.zeros(4))
+
+
+def test_E1_jvp_with_zero_derivative_has_the_values_shape():
+    x = np.ones(3)
+    value, tangent = jvp(cases.stopped, wrt=0)((x,), (np.ones(3),))
+    assert np.shape(tangent) == np.shape(value) == (3,)
+    np.testing.assert_array_equal(tangent, np.zeros(3))
+    value, tangent = jvp(cases.zero_derivative_array, wrt=1)((x, np.ones(2)), (np.ones(2),))
+    np.testing.assert_array_equal(tangent, np.full(3, 2.0))
+
+
+def test_E1_empty_wrt_is_refused():
+    with pytest.raises(symgrad.WrtError, match="names no parameter"):
+        grad(cases.square, wrt=())
+
+
+# --- E2: limits give clear errors, and branch chains cost linear time -------------------------
+
+
+def test_E2_huge_loop_is_refused_at_once():
+    with pytest.raises(symgrad.DataDependentLoopError, match="1,000,000 iterations") as info:
+        grad(cases.long_loop, wrt=0)(0.5)
+    assert "issue12_cases.py:" in str(info.value) and "vjp" in str(info.value)
+
+
+def _write_module(tmp_path, name, text):
+    (tmp_path / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_E2_long_elif_chain_works(tmp_path):
+    n = 300
+    lines = ["def f(x):"]
+    for i in range(n):
+        lines += [f"    {'if' if i == 0 else 'elif'} x < {i / n!r}:", f"        return x * {i + 1}.0"]
+    lines += ["    else:", "        return x"]
+    module = _write_module(tmp_path, "elif_chain_300", "\n".join(lines) + "\n")
+    for x in (0.5017, 0.0011, 0.9985, 2.0):
+        assert grad(module.f, wrt=0)(x) == pytest.approx(fd_sum(module.f, [x], 0), rel=1e-6)
+    xs = np.array([0.5017, 0.0011, 0.9985, 2.0])
+    np.testing.assert_allclose(grad(module.f, wrt=0)(xs), [fd_sum(module.f, [x], 0) for x in xs], rtol=1e-6)
+
+
+def test_E2_deep_helper_chain_gives_a_clear_error_whose_hint_works(tmp_path):
+    chain = ["def h0(x):\n    return x * 1.01\n"]
+    chain += [f"def h{i}(x):\n    return h{i - 1}(x) + 0.0\n" for i in range(1, 101)]
+    chain.append("def f(x):\n    return h100(x)\n")
+    module = _write_module(tmp_path, "helper_chain_100", "\n".join(chain))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        with pytest.raises(symgrad.TracingError, match="nests too deeply") as info:
+            grad(module.f, wrt=0)(0.5)
+        assert "setrecursionlimit(10_000)" in str(info.value)
+        sys.setrecursionlimit(10_000)  # the hint
+        assert grad(module.f, wrt=0)(0.5) == pytest.approx(1.01)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+# --- E4: static arguments with array operations, in every transform ---------------------------
+
+
+def test_E4_static_with_array_operations_in_every_transform():
+    x = np.array([1.0, 2.0, 3.0])
+    expected = 2 * x * 3
+    np.testing.assert_allclose(grad(cases.sum_times_static, wrt="x", static=("n",))(x, 3), expected)
+    value, g = value_and_grad(cases.sum_times_static, wrt="x", static=("n",))(x, 3)
+    assert value == 42.0
+    np.testing.assert_allclose(g, expected)
+    np.testing.assert_allclose(jacobian(cases.sum_times_static, wrt="x", static=("n",))(x, 3), expected)
+    _, pullback = vjp(cases.sum_times_static, wrt="x", static=("n",))(x, 3)
+    np.testing.assert_allclose(pullback(1.0), expected)
+    np.testing.assert_allclose(hessian(cases.sum_times_static, wrt="x", static=("n",))(x, 3), 6 * np.eye(3))
+    _, tangent = jvp(cases.sum_times_static, wrt="x", static=("n",))((x, 3), (np.ones(3),))
+    assert tangent == pytest.approx(np.sum(expected))
+    np.testing.assert_allclose(grad(cases.sum_times_static, wrt="x", static=("n",))(x, 5), 2 * x * 5)
+
+
+# --- E5: a tuple of differently shaped arrays --------------------------------------------------
+
+
+def test_E5_tuple_of_mixed_shapes_is_refused_and_the_hint_works():
+    with pytest.raises(symgrad.ArgumentError, match="different shapes") as info:
+        grad(cases.concatenate_tuple, wrt=0)((np.ones(1), np.ones(3)))
+    assert "own argument" in str(info.value)
+    g0, g1 = grad(cases.concatenate_two, wrt=(0, 1))(np.ones(1), np.full(3, 2.0))
+    np.testing.assert_array_equal(g0, [2.0])
+    np.testing.assert_array_equal(g1, [4.0, 4.0, 4.0])
+
+
+# --- E8: jacobian layout does not depend on how the body is written ---------------------------
+
+
+def test_E8_jacobian_layout_is_jax_layout_for_elementwise_and_array_programs():
+    x = np.array([0.1, 0.2, 0.3])
+    plain = jacobian(cases.elementwise_sin, wrt=0)(x)
+    reduced = jacobian(cases.elementwise_sin_with_reduction, wrt=0)(x)
+    expected = torch.autograd.functional.jacobian(lambda t: torch.sin(t) * 2.0, torch.tensor(x)).numpy()
+    assert plain.shape == reduced.shape == (3, 3)
+    np.testing.assert_allclose(plain, expected, rtol=1e-15)
+    np.testing.assert_allclose(reduced, expected, rtol=1e-15)
+
+
+def test_E8_broadcast_argument_blocks_and_hessian():
+    x, b = np.ones((2, 3)), np.array([1.0, 2.0, 3.0])
+    jx, jb = jacobian(cases.scaled_by_b, wrt=(0, 1))(x, b)
+    tjx, tjb = torch.autograd.functional.jacobian(lambda x, b: x * b * b, (torch.tensor(x), torch.tensor(b)))
+    assert jx.shape == (2, 3, 2, 3) and jb.shape == (2, 3, 3)
+    np.testing.assert_allclose(jx, tjx.numpy())
+    np.testing.assert_allclose(jb, tjb.numpy())
+    (hxx, hxb), (hbx, hbb) = hessian(cases.scaled_by_b, wrt=(0, 1))(np.array([0.1, 0.2, 0.3]), 2.0)
+    th = torch.autograd.functional.hessian(
+        lambda x, b: (x * b * b).sum(),
+        (torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)),
+    )
+    np.testing.assert_allclose(hxx, th[0][0].numpy())
+    np.testing.assert_allclose(hxb, th[0][1].numpy())
+    np.testing.assert_allclose(hbx, th[1][0].numpy())
+    assert hbb == pytest.approx(float(th[1][1]))
