@@ -578,8 +578,9 @@ def jacobian(
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
     Returns:
-        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters) on scalars; on
-        arrays of broadcast shape `S`, a stack of shape `S + (m, n)`.
+        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters) on numbers; on
+        arrays, JAX's layout: for each output and `wrt` parameter a block of shape output
+        shape + parameter shape (a tuple of blocks for several of either).
 
     >>> from symgrad import jacobian
     >>> def f(x, y):
@@ -629,7 +630,8 @@ def hessian(
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
     Returns:
-        A callable giving an `(n, n)` array on scalars, `S + (n, n)` on arrays of shape `S`.
+        A callable giving an `(n, n)` array on numbers; on arrays, the jacobian of the
+        gradient (of the sum of the outputs) in JAX's layout: parameter shape + parameter shape.
 
     >>> from symgrad import hessian
     >>> def f(x, y):
