@@ -176,6 +176,7 @@ def _builder(
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
                 reach=tuple(tuple(r) for r in entry["reach"]),
                 cancelled=entry["cancelled"],
+                aliased=entry["aliased"],
                 inputs=entry["inputs"],
                 guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
@@ -192,6 +193,7 @@ def _builder(
                 "output_shapes": [list(s) for s in output_shapes],
                 "reach": [list(r) for r in primal.reach],
                 "cancelled": primal.cancelled,
+                "aliased": primal.aliased,
                 "inputs": len(primal.inputs),
             }
             cache.store(entry_key, primal.deps, data)
@@ -204,6 +206,7 @@ def _builder(
             output_shapes=output_shapes,
             reach=primal.reach,
             cancelled=primal.cancelled,
+            aliased=primal.aliased,
             inputs=len(primal.inputs),
             guards=primal.guards,
         )

@@ -37,6 +37,7 @@ class Variant:
         reach: tuple[tuple[int, ...], ...] = (),
         cancelled: bool = False,
         inputs: int = 0,
+        aliased: bool = False,
         guards: Sequence[cache.Guard] = (),
     ) -> None:
         self.kernel = kernel
@@ -51,13 +52,16 @@ class Variant:
         self.reach = reach
         self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
         self.cancelled = cancelled
-        self.reaches_all = not cancelled and all(len(r) == inputs for r in reach)
+        self.aliased = aliased  # exact on numbers only: see Graph.aliased
+        self.reaches_all = not cancelled and not aliased and all(len(r) == inputs for r in reach)
         self.every_output_reaches = all(reach)
 
     def fits(self, shapes: Sequence[tuple[int, ...]]) -> bool:
         """Whether the elementwise program is exact for arguments of these shapes: it gives
         every value (and gradient) the broadcast shape of all arguments, which is NumPy's
         only when each output is computed from arguments that broadcast to that shape."""
+        if self.aliased and any(shapes):
+            return False  # NumPy's in-place update writes through to the other names
         if all(s == shapes[0] for s in shapes[1:]) and (self.every_output_reaches or not shapes[0]):
             return True
         try:
@@ -154,6 +158,7 @@ class Compiled:
         self._entries: dict[tuple[Any, ...], Callable[..., Any] | None] = {}  # per static variant
         self._variants: dict[tuple[Any, ...], Variant] = {}
         self._last: Variant | None = None
+        self._last_shaped: Variant | None = None  # the last variant compiled for argument shapes
         self._lock = threading.Lock()
         self.__wrapped__ = fn
         self.__name__ = f"{kind}_{getattr(fn, '__name__', 'f')}"
@@ -184,8 +189,9 @@ class Compiled:
         if not self.static and not self.shaped and self._last is not None and shapes is None:
             return self._last
         if self.shaped and shapes is None:
-            if self._last is not None and not static_values:
-                return self._last
+            latest = self._last or self._last_shaped
+            if latest is not None and not static_values:
+                return latest
             raise WrtError(
                 f"{self.__name__}: `{self.fn.__name__}` uses array operations, so symgrad compiles it "
                 "for the shapes of its arguments",
@@ -223,6 +229,8 @@ class Compiled:
                     self._variants[key] = found
         if shapes is None or self.shaped:  # an elementwise program's `.source` stays its own
             self._last = found
+        if shapes is not None:
+            self._last_shaped = found
         return found
 
     def ran(self, call: Call) -> Variant:
@@ -234,6 +242,8 @@ class Compiled:
         try:
             return self.variant()
         except ShapesNeeded:
+            if self._last_shaped is not None:  # compiled for shapes (a call, or .variant(shapes=...))
+                return self._last_shaped
             raise ShapeError(
                 f"{self.__name__}: `{self.fn.__name__}` uses array operations, so symgrad compiles it "
                 "for the shapes of its arguments, and has not seen any yet",
@@ -385,7 +395,12 @@ class Compiled:
         params = self._signature.parameters.values()
         key = tuple((type(static[n]), static[n]) for n in self.static)
         self._entries[key] = None  # tried: the general path serves it unless replaced below
-        if result is None or variant.kernel.scalar_source is None or not variant.every_output_reaches:
+        if (
+            result is None
+            or variant.kernel.scalar_source is None
+            or not variant.every_output_reaches
+            or variant.aliased  # its floats entry would serve arrays too
+        ):
             return  # (an output computed from no argument keeps NumPy's shape: the general path)
         if variant.guards:
             return  # each call checks the outside constants it folded in (the general path)

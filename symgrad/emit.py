@@ -179,7 +179,7 @@ _NESTED_WHERE = 4
 def _pieces(expr: sympy.Piecewise) -> tuple[list[tuple[Any, Any]], Any]:
     """The (value, condition) pieces before the default, and the default value: the first
     piece whose condition is true, else the last piece (which then always applies)."""
-    pieces = []
+    pieces: list[tuple[Any, Any]] = []
     for value, cond in expr.args:
         if cond == sympy.true:
             return pieces, value

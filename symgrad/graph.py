@@ -91,6 +91,9 @@ class Graph:
     # shapes its value when NumPy runs the function (an unused array argument shapes nothing).
     reach: tuple[tuple[int, ...], ...] = ()
     unrolled: int = 0  # while tracing: loop iterations unrolled so far
+    # An in-place update (`t += v`) of a name that shares its array: right for numbers as
+    # traced without shapes; arrays need a trace for their shapes (NumPy writes through).
+    aliased: bool = False
     # Module and closure values folded into the program as constants, by their path from the
     # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
     guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)
@@ -139,6 +142,7 @@ class Graph:
             cacheable=self.cacheable,
             shapes=None if self.shapes is None else dict(self.shapes),
             cancelled=self.cancelled,
+            aliased=self.aliased,
             reach=self.reach,
             guards=self.guards,
         )

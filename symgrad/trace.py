@@ -286,14 +286,20 @@ class Tracer(ArrayTracing):
     def _in_place_sharers(self, stmt: ast.AugAssign, current: Any) -> list[str]:
         """The names that NumPy's in-place `t += v` also changes: on an array, every other name
         of the same array. A number is rebound instead (Python floats are immutable), so the
-        answer depends on the shape: an elementwise trace restarts with shapes to know it."""
+        answer depends on the shapes: an elementwise trace rebinds (right for numbers) and
+        marks the graph, so that calls with arrays run a program traced for their shapes."""
         assert isinstance(stmt.target, ast.Name)
         name = stmt.target.id
         memory = self.frame.env.get(_ALIAS + name)
         others = self.sharers(name)
         if memory is None or not (others or memory.from_caller):
             return []
-        if not is_traced(current) or not self.shape(current):  # ShapesNeeded without shapes
+        if not is_traced(current):
+            return []
+        if self.graph.shapes is None:
+            self.graph.aliased = True
+            return []
+        if not self.shape(current):
             return []
         views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
         if memory.view_of is not None or views or memory.from_caller:

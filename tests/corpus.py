@@ -342,7 +342,7 @@ def running_max(x, y):
 
 
 def augmented_ops(x, y):
-    s = x
+    s = 1.0 * x  # a new array: with `s = x`, NumPy's `s += y` would change x too (test_issue12)
     s += y
     s *= x
     s -= 0.5 * y
