@@ -544,24 +544,42 @@ def test_wrt_subset(case):
         close(_outputs(pushed), expected @ np.array(tangents))
 
 
+def _torch_blocks(fn, args, n_out):
+    """torch's full Jacobian on the arrays (JAX's layout): [output][input] blocks."""
+    blocks = fn(tuple(T(a) for a in args))
+    blocks = blocks if n_out > 1 else (blocks,)
+    return [[N(b) for b in row] for row in blocks]
+
+
+def _close_blocks(got, expected, n_out, n_in):
+    """symgrad's result for wrt=every parameter: a tuple of blocks per output (E8: JAX's layout)."""
+    rows = got if n_out > 1 else (got,)
+    assert len(rows) == n_out
+    for row, expected_row in zip(rows, expected, strict=True):
+        assert isinstance(row, tuple) and len(row) == n_in
+        for block, expected_block in zip(row, expected_row, strict=True):
+            close(block, expected_block)
+
+
 @pytest.mark.parametrize("case", tc.CASES, ids=ids)
 def test_jacobian_on_arrays(case):
     args = tc.arrays(case)
-    got = jacobian(case.f_np)(*args)
-    assert got.shape == (2, 3, case.n_out, case.n_in)
-    close(got, per_element(lambda p: torch_jacobian(case, p), args))
+    got = jacobian(case.f_np, wrt=tuple(range(case.n_in)))(*args)
+    expected = _torch_blocks(lambda a: taf.jacobian(case.f_torch, a), args, case.n_out)
+    _close_blocks(got, expected, case.n_out, case.n_in)
+    assert np.shape(got[0][0] if case.n_out > 1 else got[0]) == (2, 3, 2, 3)
 
 
 @pytest.mark.parametrize("case", tc.CASES, ids=ids)
 def test_jacobian_on_broadcast_arrays_and_float(case):
-    # x: (2, 1), y: (3,), a third argument as a Python float: S = (2, 3)
+    # x: (2, 1), y: (3,), a third argument as a Python float: outputs of shape (2, 3)
     shapes = ((2, 1), (3,), ())[: case.n_in]
     args = list(tc.arrays(case, shapes))
     if case.n_in == 3:
         args[2] = float(args[2])
-    got = jacobian(case.f_np)(*args)
-    assert got.shape == (2, 3, case.n_out, case.n_in)
-    close(got, per_element(lambda p: torch_jacobian(case, p), args))
+    got = jacobian(case.f_np, wrt=tuple(range(case.n_in)))(*args)
+    expected = _torch_blocks(lambda a: taf.jacobian(case.f_torch, a), args, case.n_out)
+    _close_blocks(got, expected, case.n_out, case.n_in)
 
 
 @pytest.mark.parametrize("case", tc.SCALAR_CASES, ids=scalar_ids)
@@ -576,10 +594,11 @@ def test_hessian_at_points(case):
 
 @pytest.mark.parametrize("case", tc.SCALAR_CASES, ids=scalar_ids)
 def test_hessian_on_arrays(case):
+    # the Hessian of the sum of the outputs, in JAX's layout (E8)
     args = tc.arrays(case)
-    got = hessian(case.f_np)(*args)
-    assert got.shape == (2, 3, case.n_in, case.n_in)
-    close(got, per_element(lambda p: torch_hessian(case, p), args))
+    got = hessian(case.f_np, wrt=tuple(range(case.n_in)))(*args)
+    expected = _torch_blocks(lambda a: taf.hessian(lambda *t: case.f_torch(*t).sum(), a), args, case.n_in)
+    _close_blocks(got, expected, case.n_in, case.n_in)
 
 
 def _cotangents(case, shape, seed):
