@@ -497,17 +497,6 @@ def torch_hessian(case, args):
     return np.array([[float(entry) for entry in row] for row in hes])
 
 
-def per_element(fn, args):
-    """Stack fn(point) over the broadcast shape of args: shape S + fn's shape."""
-    arrays = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in args])
-    shape = arrays[0].shape
-    first = fn([float(a[(0,) * len(shape)]) for a in arrays])
-    out = np.empty(shape + first.shape)
-    for index in np.ndindex(shape):
-        out[index] = fn([float(a[index]) for a in arrays])
-    return out
-
-
 @pytest.mark.parametrize("case", tc.CASES, ids=ids)
 def test_jacobian_at_points(case):
     jac = jacobian(case.f_np)
