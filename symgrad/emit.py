@@ -70,7 +70,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
 
     def _branch(self, value: Any) -> str:
         # Float constants, so that `where(x > 0, 1.0, 0.0)` is a float array from the start.
-        return repr(float(value)) if value.is_Number else str(self._print(value))
+        return repr(float(value)) if value.is_Number and value.is_finite else str(self._print(value))
 
     def _print_extremum(self, expr: Any, ufunc: str) -> str:
         args = [self._print(a) for a in expr.args]
@@ -142,7 +142,7 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
         return f"({self._as_float(value)} if {self._print(cond)} else {self._as_float(other)})"
 
     def _as_float(self, value: Any) -> str:
-        return repr(float(value)) if value.is_Number else str(self._print(value))
+        return repr(float(value)) if value.is_Number and value.is_finite else str(self._print(value))
 
     def _print_Integer(self, expr: sympy.Integer) -> str:
         # Float literals: `2.0*t` is ~30% faster than `2*t` on floats (no int conversion).
@@ -676,7 +676,7 @@ def buffers_of(graph: Graph, program: list[Statement], printed: list[str]) -> _B
 def _print_output(printer: Any, output: Any, definition: Any) -> str:
     # On floats every result must be a float: constants and integer-valued functions are cast.
     if isinstance(printer, ScalarPrinter):
-        if getattr(output, "is_Number", False):
+        if getattr(output, "is_Number", False) and output.is_finite:  # repr(inf) is no literal
             return repr(float(output))
         if definition.has(
             sympy.floor, sympy.ceiling, Round, sympy.Mod, sympy.Piecewise, sympy.Max, sympy.Min
