@@ -89,6 +89,8 @@ def _read(fn: types.FunctionType) -> tuple[ast.stmt, int]:
         return _parse(lines, first), first
     except (OSError, TypeError, SyntaxError) as exc:
         line = linecache.getline(code.co_filename, code.co_firstlineno)
+        if line and not _starts_definition(line, code.co_name):  # lines added or removed above it
+            raise _changed_error(fn, code.co_filename, _def_line(code)) from None
         raise SourceUnavailableError(
             f"cannot read the source of {fn.__qualname__!r} ({exc})",
             filename=code.co_filename,
@@ -238,16 +240,37 @@ def _check_unchanged(source: Source) -> None:
     fn = source.fn
     if not isinstance(fn, types.FunctionType):
         return
-    compiled = _compile_like(fn, source.tree)
-    if compiled is None or _same_code(compiled, fn.__code__):
-        return
+    if source.tree.name == fn.__code__.co_name:
+        compiled = _compile_like(fn, source.tree)
+        if compiled is None or _same_code(compiled, fn.__code__):
+            return
+    raise _changed_error(fn, source.filename, source.tree.lineno)
+
+
+def _starts_definition(line: str, name: str) -> bool:
+    """The first line of a function's source: a decorator or its `def`."""
+    words = line.strip().replace("(", " ").split()
+    return line.lstrip().startswith("@") or words[:2] == ["def", name] or words[:3] == ["async", "def", name]
+
+
+def _def_line(code: types.CodeType) -> int:
+    """Where `def name` is now in the file, if it is there once; else where it was."""
+    lines = linecache.getlines(code.co_filename)
+    found = [n for n, line in enumerate(lines, 1) if line.split("(")[0].split() == ["def", code.co_name]]
+    return found[0] if len(found) == 1 else code.co_firstlineno
+
+
+def _changed_error(fn: types.FunctionType, filename: str, lineno: int) -> SymgradError:
     name = fn.__name__
-    raise source.error(
-        SourceChangedError,
-        source.tree,
-        f"the source of `{name}` in {source.filename} has changed since `{name}` was defined: "
+    line = linecache.getline(filename, lineno)
+    return SourceChangedError(
+        f"the source of `{name}` in {filename} has changed since `{name}` was defined: "
         "the text now in the file is not the function that runs",
-        f"reload the module (`importlib.reload(module)`) or re-run the cell that defines `{name}`, "
+        filename=filename,
+        lineno=lineno,
+        col=_column_of(line, "def"),
+        source_line=line or None,
+        hint=f"reload the module (`importlib.reload(module)`) or re-run the cell that defines `{name}`, "
         "then apply grad to the new function",
     )
 
