@@ -479,6 +479,9 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
             )
         if shapes:  # an array program: each cotangent in its output's shape
             cotangents = tuple(_shaped_like(c, s, "cotangent") for c, s in zip(cotangents, shapes))
+        else:  # elementwise: a cotangent broadcasts with the value, or its shape is named here
+            for c, value in zip(cotangents, values):
+                _broadcasts_with(c, np.shape(value), "cotangent")
         out, inner_call = compiled.execute(call.static, call.args, cotangents)
         return _gradients(compiled, out[n:], inner_call)
 
@@ -500,6 +503,16 @@ def _shaped_like(value: Any, shape: tuple[int, ...], what: str) -> Any:
         return value
     try:
         return np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+    except ValueError:
+        raise ShapeError(
+            f"a {what} of shape {np.shape(value)} does not fit a value of shape {shape}",
+            hint=f"pass a {what} shaped {shape}",
+        ) from None
+
+
+def _broadcasts_with(value: Any, shape: tuple[int, ...], what: str) -> None:
+    try:
+        np.broadcast_shapes(np.shape(value), shape)
     except ValueError:
         raise ShapeError(
             f"a {what} of shape {np.shape(value)} does not fit a value of shape {shape}",

@@ -62,6 +62,10 @@ class SourceUnavailableError(SymgradError):
     """The function's source cannot be read (defined in a REPL, exec, or a C extension)."""
 
 
+class SourceChangedError(SourceUnavailableError):
+    """The function's file was edited after the function was defined: its text is not what runs."""
+
+
 class TracingError(SymgradError):
     """A construct that parses but has no meaning for differentiation (e.g. a missing return)."""
 

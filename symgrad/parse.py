@@ -1,8 +1,12 @@
 """Parse stage: read a function's source into an `ast.FunctionDef` and fence off what cannot be traced."""
 
 from __future__ import annotations
+import __future__
 
 import ast
+import contextlib
+import copy
+import dis
 import inspect
 import linecache
 import types
@@ -10,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SourceUnavailableError, SymgradError, UnsupportedSyntaxError
+from .errors import SourceChangedError, SourceUnavailableError, SymgradError, UnsupportedSyntaxError
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Source:
 def load(fn: Callable[..., Any]) -> Source:
     """Read and parse the source of `fn`, with line numbers as in its file, then fence it."""
     name = getattr(fn, "__qualname__", repr(fn))
+    if inspect.ismethod(fn) and isinstance(fn.__func__, types.FunctionType):
+        raise _method_error(fn.__func__, f"bound to a `{type(fn.__self__).__name__}` object")
     code = getattr(fn, "__code__", None)
     if not isinstance(fn, types.FunctionType) or code is None:
         raise SourceUnavailableError(
@@ -52,17 +58,8 @@ def load(fn: Callable[..., Any]) -> Source:
             source_line=line or None,
             hint="define the function with `def name(args): return ...`",
         )
-    try:
-        lines, first = inspect.getsourcelines(fn)
-        tree = _parse(lines, first)
-    except (OSError, TypeError, SyntaxError) as exc:
-        raise SourceUnavailableError(
-            f"cannot read the source of {name!r} ({exc})",
-            filename=filename,
-            lineno=first_line,
-            col=_column_of(linecache.getline(filename, first_line), "def"),
-            hint="define the function with `def` in a .py file (not in a REPL or exec)",
-        ) from None
+    _check_not_wrapped(fn)
+    tree, first = _read(fn)
     if isinstance(tree, ast.AsyncFunctionDef):
         source = Source(fn=fn, tree=tree, filename=filename, indent=0)  # type: ignore[arg-type]
         raise source.error(
@@ -77,8 +74,323 @@ def load(fn: Callable[..., Any]) -> Source:
             hint="write the function with `def name(args): ... return value`",
         )
     source = Source(fn=fn, tree=tree, filename=filename, indent=0)
+    if _takes_self(fn, tree):
+        raise _method_error(fn, "read from its class, so its `self` would be differentiated like a number")
     fence(source)
+    _check_unchanged(source)
     return source
+
+
+def _read(fn: types.FunctionType) -> tuple[ast.stmt, int]:
+    """The parsed definition of `fn` and its first line, or a SourceUnavailableError."""
+    code = fn.__code__
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        return _parse(lines, first), first
+    except (OSError, TypeError, SyntaxError) as exc:
+        line = linecache.getline(code.co_filename, code.co_firstlineno)
+        if line and not _starts_definition(line, code.co_name):  # lines added or removed above it
+            raise _changed_error(fn, code.co_filename, _def_line(code)) from None
+        raise SourceUnavailableError(
+            f"cannot read the source of {fn.__qualname__!r} ({exc})",
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            col=_column_of(line, "def"),
+            hint="define the function with `def` in a .py file (not in a REPL or exec)",
+        ) from None
+
+
+# --- what runs must be what the source says --------------------------------------------------
+
+
+def _check_not_wrapped(fn: types.FunctionType) -> None:
+    """A `functools.wraps` wrapper shows the source of the function it wraps, not its own
+    code: tracing that source would differentiate the undecorated function."""
+    try:
+        inner = inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        inner = fn.__wrapped__  # type: ignore[attr-defined]
+    if inner is fn or getattr(inner, "__code__", None) is fn.__code__:
+        return
+    depth, link = 0, fn
+    while link is not inner:
+        depth, link = depth + 1, link.__wrapped__  # type: ignore[attr-defined]
+    name = fn.__name__
+    undecorated = f"{name}.__wrapped__" if depth == 1 else f"inspect.unwrap({name})"
+    hint = (
+        f"differentiate the undecorated function, `grad({undecorated})`, "
+        f"or write what the decorator does into `{name}` itself"
+    )
+    decorator = _decorator_of(fn, inner)
+    if decorator is None:
+        code = fn.__code__
+        line = linecache.getline(code.co_filename, code.co_firstlineno)
+        raise SourceUnavailableError(
+            f"`{name}` is a wrapper (functools.wraps) around another function; symgrad reads the "
+            "source of the wrapped function and cannot see what the wrapper does",
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            col=_column_of(line, "def"),
+            source_line=line or None,
+            hint=hint,
+        )
+    filename, node = decorator
+    line = linecache.getline(filename, node.lineno)
+    raise SourceUnavailableError(
+        f"`{name}` is wrapped by the decorator `@{ast.unparse(node)}`; symgrad reads the source "
+        "of the undecorated `def` and cannot see what the wrapper does",
+        filename=filename,
+        lineno=node.lineno,
+        col=max(node.col_offset, 1),  # the `@` before the expression
+        source_line=line or None,
+        hint=hint,
+    )
+
+
+def _decorator_of(fn: types.FunctionType, inner: Any) -> tuple[str, ast.expr] | None:
+    """The decorator of `inner`'s `def` that made the wrapper `fn`, with its file: the one
+    named like the wrapper's own definition (`double.<locals>.wrapper`), else the outermost."""
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return None
+    try:
+        tree = _parse(*inspect.getsourcelines(inner))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    decorators = getattr(tree, "decorator_list", [])
+    if not decorators:
+        return None
+    maker = getattr(fn.__code__, "co_qualname", "").split(".")[0]  # Python 3.11+
+    for node in decorators:
+        called = node.func if isinstance(node, ast.Call) else node
+        if ast.unparse(called).rpartition(".")[2] == maker:
+            return code.co_filename, node
+    return code.co_filename, decorators[0]
+
+
+def _takes_self(fn: types.FunctionType, tree: ast.FunctionDef) -> bool:
+    """A function defined in a class body whose first parameter is `self` (`Model.loss`)."""
+    parts = fn.__qualname__.split(".")
+    params = [*tree.args.posonlyargs, *tree.args.args]
+    return len(parts) >= 2 and parts[-2] != "<locals>" and bool(params) and params[0].arg == "self"
+
+
+def _method_error(func: types.FunctionType, how: str) -> SymgradError:
+    """A method is refused at its `def`, with the module-level function to write instead."""
+    tree: ast.stmt | None = None
+    with contextlib.suppress(SymgradError):
+        tree = _read(func)[0]
+    code = func.__code__
+    filename = code.co_filename
+    lineno = getattr(tree, "lineno", code.co_firstlineno)
+    line = linecache.getline(filename, lineno)
+    return UnsupportedSyntaxError(
+        f"`{func.__qualname__}` is a method {how}; symgrad differentiates plain functions, not methods",
+        filename=filename,
+        lineno=lineno,
+        col=_column_of(line, "def"),
+        source_line=line or None,
+        hint=_method_hint(func, tree),
+    )
+
+
+def _method_hint(func: types.FunctionType, tree: ast.stmt | None) -> str:
+    parts = func.__qualname__.split(".")
+    instance = parts[-2].lower() if len(parts) >= 2 and parts[-2] != "<locals>" else "obj"
+    params = list(inspect.signature(func).parameters)[1:]
+    read, called = _self_attributes(tree)
+    name = func.__name__
+    text = "write a module-level function that takes what it reads from `self` as parameters: "
+    text += f"`def {name}({', '.join([*read, *params])}):`"
+    if read:
+        text += " with " + ", ".join(f"`self.{a}` replaced by `{a}`" for a in read)
+    quoted = [f'"{p}"' for p in params]
+    wrt = f", wrt={quoted[0]}" if len(quoted) == 1 else f", wrt=({', '.join(quoted)})"
+    wrt = wrt if params and read else ""  # without attributes, the parameters are all there is
+    args = ", ".join([*(f"{instance}.{a}" for a in read), *params])
+    text += f", then call `grad({name}{wrt})({args})`"
+    if called:
+        text += "; methods it calls (" + ", ".join(f"`self.{c}`" for c in called) + ") become functions too"
+    return text
+
+
+def _self_attributes(tree: ast.stmt | None) -> tuple[list[str], list[str]]:
+    """Attributes of `self` the method reads, and those it calls, in order of appearance."""
+    read: list[str] = []
+    called: list[str] = []
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)} if tree else set()
+    for node in ast.walk(tree) if tree else ():
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            found = called if id(node) in calls else read
+            if node.attr not in found:
+                found.append(node.attr)
+    return read, called
+
+
+# Future features change how code compiles: the check compiles with the function's own.
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _flag = getattr(__future__, _feature).compiler_flag
+    _FUTURE_FLAGS |= _flag if _flag > 0x10 else 0  # below: CO_NESTED and friends, not futures
+
+
+def _check_unchanged(source: Source) -> None:
+    """Refuse a function whose file was edited after it was compiled (a notebook, a reload):
+    its source now says something else than the code that runs."""
+    fn = source.fn
+    if not isinstance(fn, types.FunctionType):
+        return
+    if source.tree.name == fn.__code__.co_name:
+        compiled = _compile_like(fn, source.tree)
+        if compiled is None or _same_code(compiled, fn.__code__):
+            return
+    raise _changed_error(fn, source.filename, source.tree.lineno)
+
+
+def _starts_definition(line: str, name: str) -> bool:
+    """The first line of a function's source: a decorator or its `def`."""
+    words = line.strip().replace("(", " ").split()
+    return line.lstrip().startswith("@") or words[:2] == ["def", name] or words[:3] == ["async", "def", name]
+
+
+def _def_line(code: types.CodeType) -> int:
+    """Where `def name` is now in the file, if it is there once; else where it was."""
+    lines = linecache.getlines(code.co_filename)
+    found = [n for n, line in enumerate(lines, 1) if line.split("(")[0].split() == ["def", code.co_name]]
+    return found[0] if len(found) == 1 else code.co_firstlineno
+
+
+def _changed_error(fn: types.FunctionType, filename: str, lineno: int) -> SymgradError:
+    name = fn.__name__
+    line = linecache.getline(filename, lineno)
+    return SourceChangedError(
+        f"the source of `{name}` in {filename} has changed since `{name}` was defined: "
+        "the text now in the file is not the function that runs",
+        filename=filename,
+        lineno=lineno,
+        col=_column_of(line, "def"),
+        source_line=line or None,
+        hint=f"reload the module (`importlib.reload(module)`) or re-run the cell that defines `{name}`, "
+        "then apply grad to the new function",
+    )
+
+
+def _compile_like(fn: types.FunctionType, tree: ast.FunctionDef) -> types.CodeType | None:
+    """Compile the parsed `def` inside the classes and functions named by `fn`'s qualified
+    name, so that names resolve (closure, global, mangled) as they did; None if it cannot."""
+    scopes = _enclosing_scopes(fn.__qualname__)
+    if scopes is None:
+        return None
+    freevars = [v for v in fn.__code__.co_freevars if v != "__class__"]  # a class makes that cell
+    if freevars and not any(kind == "def" for kind, _ in scopes):
+        scopes.insert(0, ("def", "_symgrad_outer"))  # a closure whose maker is not in the name
+    text, depth = "", 0
+    for kind, name in scopes:
+        text += "    " * depth + ("def " + name + "():\n" if kind == "def" else "class " + name + ":\n")
+        depth += 1
+    text += "    " * depth + "pass\n"
+    try:
+        module = ast.parse(text)
+        if freevars:
+            _bind_in_innermost_def(module, freevars)
+        _innermost_body(module)[-1:] = [_undecorated(tree)]  # in place of the `pass`
+        flags = fn.__code__.co_flags & _FUTURE_FLAGS
+        code = compile(ast.fix_missing_locations(module), fn.__code__.co_filename, "exec", flags, True)
+    except (SyntaxError, ValueError, TypeError):
+        return None
+    return _find_code(code, tree.name)
+
+
+def _enclosing_scopes(qualname: str) -> list[tuple[str, str]] | None:
+    """`outer.<locals>.Model.loss` -> [("def", "outer"), ("class", "Model")]."""
+    parts = qualname.split(".")[:-1]
+    scopes: list[tuple[str, str]] = []
+    i = 0
+    while i < len(parts):
+        if not parts[i].isidentifier():
+            return None  # e.g. defined in a comprehension: no way to rebuild its scope
+        is_def = i + 1 < len(parts) and parts[i + 1] == "<locals>"
+        scopes.append(("def" if is_def else "class", parts[i]))
+        i += 2 if is_def else 1
+    return scopes
+
+
+def _innermost_body(module: ast.Module) -> list[ast.stmt]:
+    body: list[ast.stmt] = module.body
+    while isinstance(body[-1], (ast.FunctionDef, ast.ClassDef)):
+        body = body[-1].body
+    return body
+
+
+def _bind_in_innermost_def(module: ast.Module, names: list[str]) -> None:
+    """`a = b = None` in the innermost enclosing function: the names become closure cells."""
+    defs = [n for n in ast.walk(module) if isinstance(n, ast.FunctionDef)]
+    targets: list[ast.expr] = [ast.Name(id=n, ctx=ast.Store()) for n in names]
+    defs[-1].body.insert(0, ast.Assign(targets=targets, value=ast.Constant(value=None)))
+
+
+def _undecorated(tree: ast.FunctionDef) -> ast.FunctionDef:
+    node = copy.copy(tree)  # decorators run outside the function's code: not part of the check
+    node.decorator_list = []
+    return node
+
+
+def _find_code(code: types.CodeType, name: str) -> types.CodeType | None:
+    """The shallowest code object named `name` among the constants of `code`."""
+    queue = [code]
+    while queue:
+        current = queue.pop(0)
+        for const in current.co_consts:
+            if isinstance(const, types.CodeType):
+                if const.co_name == name:
+                    return const
+                queue.append(const)
+    return None
+
+
+_CODE_FIELDS = (
+    "co_name",
+    "co_names",
+    "co_varnames",
+    "co_freevars",
+    "co_cellvars",
+    "co_argcount",
+    "co_posonlyargcount",
+    "co_kwonlyargcount",
+)
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    """Same instructions, names and constants (nested code compared alike); lines aside."""
+    if any(getattr(a, f) != getattr(b, f) for f in _CODE_FIELDS) or len(a.co_consts) != len(b.co_consts):
+        return False
+    if not all(_same_constant(x, y) for x, y in zip(a.co_consts, b.co_consts)):
+        return False
+    return a.co_code == b.co_code or _instructions(a) == _instructions(b)
+
+
+def _same_constant(x: Any, y: Any) -> bool:
+    if isinstance(x, types.CodeType):
+        return isinstance(y, types.CodeType) and _same_code(x, y)
+    return type(x) is type(y) and repr(x) == repr(y)  # repr: -0.0 is not 0.0, nan is nan
+
+
+# Python 3.11+ compiles `np.clip(x)` without LOAD_METHOD when `np` was bound by an import of
+# the module, which a function compiled on its own cannot know: both forms count as the same.
+_SAME_OP = {"LOAD_METHOD": "LOAD_ATTR", "CALL_METHOD": "CALL_FUNCTION"}
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def _instructions(code: types.CodeType) -> list[tuple[str, str]]:
+    """The instructions as (operation, argument), jumps by instruction index, not offset."""
+    found = list(dis.get_instructions(code))
+    index = {ins.offset: n for n, ins in enumerate(found)}
+    result = []
+    for ins in found:
+        arg = index.get(ins.argval, ins.argval) if ins.opcode in _JUMPS else ins.argval
+        text = "<code>" if isinstance(arg, types.CodeType) else repr(arg)
+        result.append((_SAME_OP.get(ins.opname, ins.opname), text))
+    return result
 
 
 def _column_of(line: str, word: str) -> int:

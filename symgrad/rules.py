@@ -332,6 +332,59 @@ def lookup(fn: Any) -> Rule | None:
         return None
 
 
+# --- checking a call against its rule, in the terms of the call as written -------------------
+
+
+def check_arguments(rule: Rule, label: str, count: int) -> tuple[str, str] | None:
+    """(message, hint) when `label(...)` with `count` positional arguments does not fit
+    `rule`; None when it does. `label` is the callee as the user wrote it (`np.clip`)."""
+    if rule.build is WHERE and count == 1:
+        return (
+            f"`{label}(cond)` with one argument gives the indices where `cond` holds, "
+            "which have no derivative",
+            f"pick between two values with the three-argument form `{label}(cond, a, b)`",
+        )
+    low, high = _arity(rule.build)
+    if low <= count and (high is None or count <= high):
+        return None
+    forms = " or ".join(f"`{label}({', '.join(names)})`" for names in _forms(rule.build, low, high))
+    return f"`{label}` takes {_how_many(low, high)}, not {count}", f"check the number of arguments: {forms}"
+
+
+def _arity(build: Callable[..., Any]) -> tuple[int, int | None]:
+    """Fewest and most positional arguments `build` takes (None: no limit)."""
+    nargs = getattr(build, "nargs", None)
+    if isinstance(nargs, sympy.FiniteSet):
+        counts = [int(n) for n in nargs]
+        return min(counts), max(counts)
+    params = _params(build)
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 1, None
+    required = [p for p in params if p.default is p.empty]
+    return len(required), len(params)
+
+
+def _params(build: Callable[..., Any]) -> list[inspect.Parameter]:
+    # SymPy constructors take `evaluate=`, which no call as written passes by position.
+    return [p for p in inspect.signature(build).parameters.values() if p.name != "evaluate"]
+
+
+def _forms(build: Callable[..., Any], low: int, high: int | None) -> list[list[str]]:
+    """Argument lists to show in a hint: `math.log(x)` and `math.log(x, base)`."""
+    if high is None:
+        return [["a", "b", "..."]]
+    nargs = getattr(build, "nargs", None)
+    names = ["x", "y", "z"][:high] if isinstance(nargs, sympy.FiniteSet) else [p.name for p in _params(build)]
+    return [names[:n] for n in range(max(low, 1), high + 1)]
+
+
+def _how_many(low: int, high: int | None) -> str:
+    if high is None:
+        return f"at least {low} argument{'s' * (low != 1)}"
+    counts = f"{low}" if low == high else f"{low} or {high}" if high == low + 1 else f"{low} to {high}"
+    return f"{counts} argument{'s' * (high != 1)}"
+
+
 # --- derivative overrides ----------------------------------------------------------------------
 # Everything else uses SymPy's own `fdiff`, the local derivative of one function application.
 

@@ -8,8 +8,11 @@ import inspect
 import math
 import numbers
 import operator
+import os
+import site
+import sysconfig
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -56,6 +59,12 @@ _STATIC_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
 }
+_STATIC_ONLY_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
 
 
 def _divided_by_zero(op: ast.operator, left: Any, right: Any) -> Any:
@@ -95,9 +104,14 @@ def to_sympy(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def _is_condition(value: Any) -> bool:
+    """A SymPy boolean (a relation, And, true); not a symbol, which SymPy counts as one too."""
+    return isinstance(value, Boolean) and not isinstance(value, sympy.Symbol)
+
+
 def as_number(value: Any) -> Any:
     """Booleans in arithmetic count as 1 and 0, as in NumPy: `(x > 0) * x`, `float(x > 0)`."""
-    if isinstance(value, Boolean) and not isinstance(value, sympy.Symbol):
+    if _is_condition(value):
         if isinstance(value, BooleanAtom):
             return int(bool(value))
         return sympy.Piecewise((1, value), (0, True))
@@ -792,6 +806,8 @@ class Tracer(ArrayTracing):
 
     def condition(self, node: ast.expr) -> Any:
         """A condition: a traced SymPy boolean, or a Python bool when it is static."""
+        if isinstance(node, ast.BoolOp):  # `if a or b`: only the truth of the operands counts
+            return self._boolop(node.op, (self.condition(v) for v in node.values))
         value = self.expr(node)
         if is_traced(value):
             return rules.as_condition(value)
@@ -812,6 +828,8 @@ class Tracer(ArrayTracing):
         return self._boolop(ast.And(), parts)
 
     def compare(self, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+        if not _has_traced([left, right], {}):
+            return self.static_compare(op, left, right, node)  # static flags: `mode == "double"`
         if type(op) not in _COMPARE:
             raise self.error(
                 UnsupportedSyntaxError,
@@ -821,18 +839,51 @@ class Tracer(ArrayTracing):
             )
         for operand in (left, right):
             self._check_number(operand, node)
-        if not (is_traced(left) or is_traced(right)):
-            return _STATIC_COMPARE[type(op)](_static_value(left), _static_value(right))
         result = _COMPARE[type(op)](to_sympy(left), to_sympy(right))
         return _static_value(result) if isinstance(result, BooleanAtom) else result
 
-    def expr_BoolOp(self, node: ast.BoolOp, hint: str | None) -> Any:
-        return self._boolop(node.op, [self.condition(v) for v in node.values])
+    def static_compare(self, op: ast.cmpop, left: Any, right: Any, node: ast.AST) -> Any:
+        """A comparison of constants and static values, with Python's meaning (strings too)."""
+        compare = _STATIC_COMPARE.get(type(op)) or _STATIC_ONLY_COMPARE[type(op)]
+        try:
+            return _static_value(compare(_static_value(left), _static_value(right)))
+        except TypeError as exc:
+            raise self.error(
+                TracingError, node, f"cannot compare these values: {exc}", "compare values of the same kind"
+            ) from None
 
-    def _boolop(self, op: ast.boolop, values: list[Any]) -> Any:
+    def expr_BoolOp(self, node: ast.BoolOp, hint: str | None) -> Any:
+        """`a or b` is one of its operands, as in Python: `n or 1`, `x or y` (x unless it is 0)."""
+        is_and = isinstance(node.op, ast.And)
+        picked: list[Any] = []  # the operands that can be the result; the last one if none decides
+        for position, operand in enumerate(node.values):
+            value = self.expr(operand)
+            if is_traced(value):
+                picked.append(value)
+            elif bool(_static_value(value)) != is_and or position == len(node.values) - 1:
+                picked.append(_static_value(value))  # `3 or ...`, `0 and ...`: Python stops here
+                break
+        if all(isinstance(v, bool) or _is_condition(v) for v in picked):
+            return self._boolop(node.op, picked)  # conditions: `x > 0 and y > 0`
+        result = picked[-1]
+        for value in reversed(picked[:-1]):
+            first, second = (result, value) if is_and else (value, result)
+            values = [as_number(first), as_number(second)]
+            try:
+                result = self._select_many([rules.as_condition(value), sympy.true], values, hint)
+            except _StructureMismatchError:
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"`{ast.unparse(node)}` picks between values of different structure",
+                    "give every operand the same kind of value",
+                ) from None
+        return result
+
+    def _boolop(self, op: ast.boolop, values: Iterable[Any]) -> Any:
         is_and = isinstance(op, ast.And)
         traced = []
-        for value in values:
+        for value in values:  # lazily, when a generator: `n > 0 and 1 / n > 2` with n = 0
             if is_traced(value):
                 traced.append(value)
             elif bool(value) != is_and:  # static short circuit: `False and ...`, `True or ...`
@@ -888,20 +939,38 @@ class Tracer(ArrayTracing):
             )
         if isinstance(callee, rules.CustomRule):
             return self.call_custom(callee, args, kwargs, node, hint)
-        if isinstance(callee, types.FunctionType):
+        if isinstance(callee, types.FunctionType) and _library_of(callee) is None:
             return self.inline(callee, args, kwargs, node)
         if _foldable(callee, args, kwargs):
-            return _static_value(callee(*[_static_value(a) for a in args], **kwargs))
+            return self.call_static(callee, args, node, None, kwargs)
         raise self.unknown_callee(callee, node)
 
     def unknown_callee(self, callee: Any, node: ast.Call) -> SymgradError:
         label = ast.unparse(node.func)
+        register = f"symgrad.register({label}, <sympy function>)"
+        fn = callee.__func__ if inspect.ismethod(callee) else callee
+        library = _library_of(fn) if isinstance(fn, types.FunctionType) else None
+        if library is not None:  # its source is not the user's: never traced, never blamed
+            return self.error(
+                UnknownCalleeError,
+                node,
+                f"symgrad has no rule for `{label}`, a function of the installed library `{library}` "
+                "(symgrad does not trace into library code)",
+                f"write the computation with supported functions (see symgrad.RULES), or give a "
+                f"function of numbers a rule: {register}",
+            )
+        if fn is not callee and isinstance(fn, types.FunctionType):
+            return self.error(
+                UnknownCalleeError,
+                node,
+                f"`{label}` is a method; symgrad traces plain functions, not methods",
+                "call a module-level function that takes what the method reads from its object as arguments",
+            )
         return self.error(
             UnknownCalleeError,
             node,
             f"symgrad has no rule for `{label}`",
-            f"use a supported function (see symgrad.RULES), or register one: "
-            f"symgrad.register({label}, <sympy function>)",
+            f"use a supported function (see symgrad.RULES), or register one: {register}",
         )
 
     def call_rule(
@@ -913,31 +982,56 @@ class Tracer(ArrayTracing):
         node: ast.Call,
         hint: str | None,
     ) -> Any:
+        label = ast.unparse(node.func)
         if kwargs:
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                f"keyword arguments to `{ast.unparse(node.func)}` are not supported",
+                f"keyword arguments to `{label}` are not supported",
                 "pass them by position",
             )
-        for arg in args:
-            if not isinstance(arg, sympy.logic.boolalg.Boolean):
+        traced = any(is_traced(a) for a in args)
+        for arg in args:  # a string only as a constant: `float("inf")`
+            if not isinstance(arg, Boolean) and not (isinstance(arg, str) and not traced):
                 self._check_number(arg, node)
-        if not any(is_traced(a) for a in args):
-            result = callee(*[_static_value(a) for a in args])
-            return _static_value(result)
+        problem = rules.check_arguments(rule, label, len(args))
+        if not traced and (problem is None or rule.build is not rules.WHERE):
+            return self.call_static(callee, args, node, problem)  # e.g. round(x, 2) on constants
+        if problem is not None:
+            raise self.error(TracingError, node, *problem)
         if rule.build is not rules.WHERE:  # where's first argument is a condition
             args = [as_number(a) for a in args]
         try:
             expr = rule.build(*[to_sympy(a) for a in args])
-        except TypeError as exc:
+        except TypeError as exc:  # a rule given with symgrad.register that takes other arguments
             raise self.error(
                 TracingError,
                 node,
-                f"wrong arguments for `{ast.unparse(node.func)}`: {exc}",
+                f"the rule registered for `{label}` does not take these arguments ({exc})",
                 "check the number of arguments",
             ) from None
         return self.node(self.keep_shape(expr, [to_sympy(a) for a in args]), hint, node)
+
+    def call_static(
+        self,
+        callee: Any,
+        args: list[Any],
+        node: ast.Call,
+        problem: tuple[str, str] | None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run a call on constant arguments now, as Python would: `float("nan")`, `math.log(2.0)`."""
+        try:
+            return _static_value(callee(*[_static_value(a) for a in args], **(kwargs or {})))
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            if problem is not None:
+                raise self.error(TracingError, node, *problem) from None
+            raise self.error(
+                TracingError,
+                node,
+                f"`{ast.unparse(node)}` raises {type(exc).__name__} on these constant arguments: {exc}",
+                "change the arguments: the function raises here when run as written",
+            ) from None
 
     def call_custom(
         self,
@@ -1007,6 +1101,33 @@ class Tracer(ArrayTracing):
 
 # Pure functions that may run at trace time on constant arguments: `len(DATA)`, `math.comb(n, k)`.
 _FOLDABLE = frozenset({len, int, float, abs, round, min, max, pow, sum, bool})
+
+
+def _library_roots() -> tuple[str, ...]:
+    """Folders of the standard library and of installed packages (site-packages)."""
+    paths = sysconfig.get_paths()
+    found = [paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    found += [*site.getsitepackages(), site.getusersitepackages()] if hasattr(site, "getsitepackages") else []
+    return tuple(os.path.join(os.path.realpath(p), "") for p in found if p)
+
+
+_LIBRARY_ROOTS = _library_roots()
+_LIBRARIES = frozenset({"numpy", "scipy", "sympy", "math", "builtins"})  # wherever they are installed
+
+
+def _library_of(fn: types.FunctionType) -> str | None:
+    """The top-level package of a function defined in an installed library, else None.
+
+    symgrad's own functions are traced wherever symgrad is installed."""
+    package = (getattr(fn, "__module__", None) or "").partition(".")[0]
+    if package == "symgrad":
+        return None
+    if package in _LIBRARIES:
+        return package
+    filename = os.path.realpath(fn.__code__.co_filename)
+    if any(filename.startswith(root) for root in _LIBRARY_ROOTS):
+        return package or os.path.basename(filename)
+    return None
 
 
 def _array_handler(callee: Any) -> str | None:

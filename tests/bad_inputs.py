@@ -6,6 +6,7 @@ Functions without a marker are good helpers (runtime errors come from how they a
 """
 # ruff: noqa: F841, F821, E731
 
+import functools
 import math
 
 import numpy as np
@@ -501,3 +502,63 @@ LAMBDAS = {"square": lambda x: x * x}  # BAD: lambda-arg
 
 SHAPES = dict(
     square=lambda x: x * x)  # BAD: lambda-paren
+
+
+# --- issue #12: decorators, methods, rule arguments, library functions ---------------------------
+
+
+def doubled(fn):
+    """A decorator whose wrapper doubles the output: symgrad cannot see what it does."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return 2.0 * fn(*args, **kwargs)
+
+    return wrapper
+
+
+@doubled  # BAD: decorated
+def decorated(x):
+    return x * x
+
+
+class Model:
+    """A user class whose method is differentiated directly."""
+
+    def __init__(self, w):
+        self.w = w
+
+    def loss(self, x):  # BAD: bound-method unbound-method
+        return self.w * x * x
+
+
+MODEL = Model(2.0)
+
+
+def abs_two_args(x):
+    return abs(x, x)  # BAD: abs-arity
+
+
+def clip_one_arg(x):
+    return np.clip(x)  # BAD: clip-arity
+
+
+def log_three_args(x):
+    return math.log(x, 2.0, 3.0)  # BAD: log-arity
+
+
+def where_one_arg(x):
+    return np.where(x > 0.0)  # BAD: where-one-arg
+
+
+def float_of_bad_string(x):
+    return x * float("one")  # BAD: float-bad-string
+
+
+def library_function(x):
+    _rows, _cols = np.triu_indices(3)  # BAD: library-function
+    return x
+
+
+def calls_a_method(x):
+    return MODEL.loss(x)  # BAD: method-callee
