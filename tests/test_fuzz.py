@@ -60,11 +60,18 @@ from hypothesis import strategies as st
 
 import symgrad
 
+try:
+    import torch_oracle
+except ImportError:  # torch is the `test` extra's oracle; without it those comparisons are skipped
+    torch_oracle = None
+
 SCALE = float(os.environ.get("SYMGRAD_FUZZ_SCALE", "1"))
 
 FD_RTOL, FD_ATOL = 1e-6, 1e-7  # against finite differences (atol scaled by max(1, |f|))
 EXACT_RTOL, EXACT_ATOL = 1e-10, 1e-12  # against the SymPy twin at 40 digits (atol scaled too)
 SAME_RTOL = 1e-9  # two symgrad programs for the same quantity (wrt subsets, array flavour): rounding differs
+TORCH_RTOL = 1e-8  # against PyTorch float64 on the same program (atol scaled by max(1, |f|))
+TORCH_ATOL = 1e-9
 VALUE_LIMIT = 1e6
 
 
@@ -379,6 +386,31 @@ def exact_of(call):
         raise
 
 
+# --- the PyTorch oracle ---------------------------------------------------------------------------
+
+
+def torch_f(source: str):
+    """The program's `f` run by PyTorch (tests/torch_oracle.py), or None without torch."""
+    return None if torch_oracle is None else torch_oracle.load(source)["f"]
+
+
+def expect_torch(what: str, got, expected, scale: float) -> None:
+    assert np.all(np.isfinite(np.asarray(got, dtype=np.float64))), f"{what}: non-finite {got!r}"
+    assert close(got, expected, TORCH_RTOL, TORCH_ATOL * scale), (
+        f"{what}: symgrad {got!r} != PyTorch {expected!r}"
+    )
+
+
+def torch_value_and_grads(tf, args: list[object], value, scale: float, cot=None):
+    """PyTorch's value (checked against the original's: a disagreement is a test bug) and
+    gradients of the same program."""
+    t_value, t_grads = torch_oracle.value_and_grad(tf, args, cot)
+    assert close(t_value, value, 1e-9, 1e-9 * scale), (
+        f"the torch oracle's value {t_value!r} != the original's {value!r} (a test bug)"
+    )
+    return t_grads
+
+
 def check_program(loader: Loader, prog: Program, data) -> None:
     """One output, float or array parameters: value_and_grad against the original function,
     the twin and finite differences; each wrt alone; second order on a subset; and, for float
@@ -398,6 +430,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
         )
         ref = probed if prog.uses_stop else f
         scale = scale_of(value)
+        tf = torch_f(prog.source)
+        t_grads = None if tf is None else torch_value_and_grads(tf, args, value, scale)
 
         vg = symgrad.value_and_grad(f)
         got_value, grads = run_symgrad("value_and_grad(f)", vg, *args)
@@ -414,6 +448,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             exact_i = exact_of(lambda p=p: exact.grad(p))
             expect_close(f"d/d{p} vs sympy", grads[i], exact_i, EXACT_RTOL, EXACT_ATOL * scale)
             expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
+            if t_grads is not None:
+                expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
 
         # every parameter on its own: by position, by name, by negative position
         singles = []
@@ -434,6 +470,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             got = run_symgrad(what, symgrad.grad(singles[i], wrt=j), *args)
             expected = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
             expect_close(f"{what} vs sympy", got, expected, 1e-9, 1e-11 * scale)
+            if tf is not None:
+                expect_torch(f"{what} vs torch", got, torch_oracle.second(tf, args, i, j), scale)
             if not prog.uses_stop:  # (finite differences would see through stop_gradient)
                 expect_fd(f"{what} vs finite differences", got, singles[i], args, j, scale, 1e-5, 1e-6)
 
@@ -493,6 +531,13 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
         cot = tuple(data.draw(st.sampled_from([1.0, -0.5, 2.0, 0.25]), label="cotangent") for _ in range(m))
         pulled = as_tuple(pullback(cot), n)
         expect_close("vjp pullback", list(pulled), np.asarray(cot) @ jac, SAME_RTOL, SAME_RTOL * scale)
+        tf = torch_f(prog.source)
+        if tf is not None:
+            for k in range(m):
+                onehot = [1.0 if kk == k else 0.0 for kk in range(m)]
+                t_row = torch_value_and_grads(tf, args, tuple(values), scale, onehot)
+                expect_torch(f"d out{k} vs torch", jac[k], np.array(t_row, dtype=np.float64), scale)
+            expect_torch("vjp pullback vs torch", list(pulled), torch_value_and_grads(tf, args, tuple(values), scale, cot), scale)
     STATS["programs"] += 1
 
 
