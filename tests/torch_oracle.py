@@ -186,9 +186,27 @@ MATH = {
     "pow": NUMPY["power"],
     **{
         k: NUMPY[k]
-        for k in (
-            "sin cos tan sinh cosh tanh exp exp2 expm1 log log2 log10 log1p sqrt cbrt hypot fabs floor ceil"
-        ).split()
+        for k in [
+            "sin",
+            "cos",
+            "tan",
+            "sinh",
+            "cosh",
+            "tanh",
+            "exp",
+            "exp2",
+            "expm1",
+            "log",
+            "log2",
+            "log10",
+            "log1p",
+            "sqrt",
+            "cbrt",
+            "hypot",
+            "fabs",
+            "floor",
+            "ceil",
+        ]
     },
     "pi": math.pi,
     "e": math.e,
@@ -333,7 +351,9 @@ def _is_inplace_error(e: RuntimeError) -> bool:
     return "inplace" in text or "in-place" in text or "single memory location" in text
 
 
-def value_and_grad(f: Callable[..., Any], args: Sequence[Any], cot: Any = None) -> tuple[Any, list[np.ndarray]]:
+def value_and_grad(
+    f: Callable[..., Any], args: Sequence[Any], cot: Any = None
+) -> tuple[Any, list[np.ndarray]]:
     """Outputs and the gradient of sum(cot * outputs) (cot None: of sum(outputs)) for every
     argument, by reverse mode; where torch's reverse mode refuses an in-place update it
     needed the old value of, by forward mode (one tangent per element)."""
@@ -345,7 +365,7 @@ def value_and_grad(f: Callable[..., Any], args: Sequence[Any], cot: Any = None) 
     except RuntimeError as e:
         if not _is_inplace_error(e):
             raise
-        grads = _grads_forward(f, args, cot)
+        grads = grad_forward(f, args, cot)
     return (values if len(values) > 1 else values[0]), grads
 
 
@@ -355,7 +375,9 @@ def _basis(args: Sequence[Any], i: int, index: Any) -> list[Any]:
     return tangents
 
 
-def _grads_forward(f: Callable[..., Any], args: Sequence[Any], cot: Any) -> list[np.ndarray]:
+def grad_forward(f: Callable[..., Any], args: Sequence[Any], cot: Any = None) -> list[np.ndarray]:
+    """The gradient of sum(cot * outputs) by forward mode, one basis tangent per element: no
+    NaN of an untaken `where` branch times zero, and in-place updates need no saved values."""
     grads = []
     for i, a in enumerate(args):
         g = np.zeros(np.shape(a))
@@ -371,7 +393,9 @@ def _grads_forward(f: Callable[..., Any], args: Sequence[Any], cot: Any) -> list
 def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Outputs and tangent outputs by forward-mode AD (dual numbers)."""
     with fwad.dual_level():
-        duals = [fwad.make_dual(T(a).clone(), T(t).expand(np.shape(a)).clone()) for a, t in zip(args, tangents)]
+        duals = [
+            fwad.make_dual(T(a).clone(), T(t).expand(np.shape(a)).clone()) for a, t in zip(args, tangents)
+        ]
         outs = _outputs(f(*_inputs(duals)))
         values, tans = [], []
         for o in outs:
