@@ -1965,7 +1965,64 @@ def run_twin(prog: Program, point: dict[str, Any]) -> tuple[tuple[Any, ...], dic
 # Programs that once exposed a bug, with the points where they did: (source, points). Every run
 # checks them (value, gradient, each wrt, second order) against finite differences.
 
-REGRESSIONS: list[tuple[str, list[tuple[float, ...]]]] = [
+REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    # --- issue #12, found by checks from outside the project (the fuzzer then had no family for
+    # them): S1, a float's gradient through a piecewise function broadcast over an array was not
+    # summed over the broadcast (db 1.0 instead of 4.0, and a 0-d array)
+    (
+        """\
+import numpy as np
+
+
+def f(x, b):
+    return np.maximum(b, 0.0) + x
+""",
+        [([0.1, 0.1, 0.1, 0.1], 0.7)],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def f(x, b):
+    return (b if b > 0.0 else 0.0) * x + np.clip(b, -1.0, 1.0)
+""",
+        [([0.1, -0.3, 0.5, 0.2], 0.7)],
+    ),
+    # S3: an array that never reaches the output shaped the value (4,) and the gradient
+    # (dx = 4 cos(0.5)); Python gives a scalar and cos(0.5)
+    (
+        """\
+import numpy as np
+
+
+def f(x, z):
+    return np.sin(x)
+""",
+        [(0.5, [1.0, 1.0, 1.0, 1.0])],
+    ),
+    # S7: jvp of np.where leaked the NaN of the untaken sqrt (grad gave 0)
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    return np.where(x > 0, np.sqrt(x), 0.0)
+""",
+        [(-1.0,), (0.25,)],
+    ),
+    # S8: grad(grad(f, wrt=0), wrt=1) with x (3, 2) and y (2,) was short by the broadcast count
+    (
+        """\
+import numpy as np
+
+
+def f(x, y):
+    return np.divide(x, y)
+""",
+        [([[0.5, 1.0], [1.5, 2.0], [-0.5, 0.25]], [1.5, 2.0])],
+    ),
     # np.clip with lo > hi: NumPy (and torch.clamp) give hi everywhere, symgrad gave lo (for
     # x < lo) and its gradient. Found as a traced lower bound above the upper bound.
     (
@@ -2147,5 +2204,70 @@ def f(w, x):
     return np.mean(np.sin(t2)) + t5 * x
 """,
         [([0.3, -0.5], 0.7)],
+    ),
+]
+
+
+# `+=` on an alias or a view of an array (S9): NumPy writes through. symgrad must give NumPy's
+# value and the original's gradient, or refuse naming the alias / in-place update.
+ALIAS_REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    (
+        """\
+import numpy as np
+
+
+def f(x, w):
+    out = x
+    out += w * x
+    return np.sum(out * x)
+""",
+        [([0.5, -1.0, 1.5], [0.25, 2.0, -0.5])],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def f(w):
+    t = w[0:2]
+    t += 1.0
+    return np.sum(w * w)
+""",
+        [([0.5, -1.0, 1.5],)],
+    ),
+]
+
+# A module constant or closure cell changed after the first call (S10): each change is run in
+# the module's namespace, then the same transform must give the original's new result.
+CAPTURE_REGRESSIONS: list[tuple[str, tuple[float, ...], list[str]]] = [
+    (
+        """\
+import numpy as np
+
+K = 0.5
+
+
+def f(x):
+    return K * x * x + np.sin(x)
+""",
+        (1.5,),
+        ["K = 2.0"],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def make_f(c):
+    def f(x):
+        return c * np.sin(x)
+
+    return f
+
+
+f = make_f(0.5)
+""",
+        (0.3,),
+        ["f.__closure__[0].cell_contents = 3.0"],
     ),
 ]

@@ -43,7 +43,9 @@ import numpy as np
 import pytest
 import sympy
 from fuzz_programs import (
+    ALIAS_REGRESSIONS,
     ARRAY_VALUES,
+    CAPTURE_REGRESSIONS,
     CAPTURED_VALUES,
     CELL_VALUES,
     MARGIN,
@@ -518,8 +520,10 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             value2, grads2 = vg(*moved)
             batch = [np.array([a, b]) for a, b in zip(args, moved)]
             got_values, got_grads = run_symgrad("value_and_grad(f) on arrays", vg, *batch)
-            expect_close("value on arrays", got_values, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
             expect_value("value on arrays vs NumPy", got_values, original(f, batch), scale)
+            # (a value that depends on no argument is a scalar, as in NumPy)
+            spread = np.broadcast_to(got_values, (2,))
+            expect_close("value on arrays", spread, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
             for i, p in enumerate(prog.params):
                 expected = [grads[i], as_tuple(grads2, n)[i]]
                 expect_close(
@@ -654,7 +658,9 @@ def check_jvp(f, tf, args, tangents, expected, scale, ref=None, probed=None):
         t_value, t_tangent = torch_oracle.jvp(tf, args, tangents)
         assert close(t_value, expected, 1e-9, 1e-9 * scale), "the torch oracle disagrees (a test bug)"
         expect_torch("jvp tangent vs torch", tangent, t_tangent, scale)
-    if ref is not None and all(probed.same_decisions(m) for m in direction_points(args, tangents)):
+    if ref is not None and (
+        probed is None or all(probed.same_decisions(m) for m in direction_points(args, tangents))
+    ):
         estimate, error = fd_direction(ref, args, tangents)
         assert np.all(np.isfinite(np.asarray(tangent, dtype=np.float64))), f"jvp: non-finite {tangent!r}"
         ok = np.abs(np.asarray(tangent, dtype=np.float64) - estimate) <= (
@@ -771,8 +777,11 @@ def check_hazards(loader, prog: Program, data) -> None:
             "jvp(f) on arrays", symgrad.jvp(f), tuple(batch), tuple(np.array([t, t]) for t in tangents)
         )
         scale = scale_of([r[0] for r in results])
-        expect_close("jvp value on arrays", value, [r[0] for r in results], SAME_RTOL, SAME_RTOL * scale)
-        expect_close("jvp tangent on arrays", tangent, [r[1] for r in results], SAME_RTOL, SAME_RTOL * scale)
+        for what, got, k in (("value", value, 0), ("tangent", tangent, 1)):
+            spread = np.broadcast_to(got, (2,))  # a constant is a scalar, as in NumPy
+            expect_close(
+                f"jvp {what} on arrays", spread, [r[k] for r in results], SAME_RTOL, SAME_RTOL * scale
+            )
         grads = as_tuple(run_symgrad("grad(f) on arrays", symgrad.grad(f), *batch), len(args))
         for i, p in enumerate(prog.params):
             expect_close(
@@ -1054,32 +1063,56 @@ def original(f, args):
         return np.vectorize(f, otypes=[np.float64])(*copies(args))
 
 
+def regression_torch(source: str, args):
+    """The torch oracle of a regression at a point, or None where it does not apply (no torch,
+    or Python `if` on arrays, which only np.vectorize runs)."""
+    tf = torch_f(source)
+    if tf is None:
+        return None
+    try:
+        torch_oracle.value(tf, args)
+    except RuntimeError as e:
+        if "ambiguous" not in str(e):
+            raise
+        return None
+    return tf
+
+
+def regression_args(point) -> list[object]:
+    return [np.asarray(a, dtype=np.float64) if isinstance(a, list) else float(a) for a in point]
+
+
 @pytest.mark.parametrize(
     "source,points", REGRESSIONS, ids=[f"regression{k}" for k in range(len(REGRESSIONS))]
 )
 def test_regressions(loader, source, points):
-    """Programs that once exposed a bug: value, gradient, each wrt and second order against
-    finite differences of the original function at the recorded points."""
+    """Programs that once exposed a bug: value (and its shape), gradient, each wrt, jvp and
+    second order against finite differences of the original function and against torch at
+    the recorded points."""
     with loader.load(source) as module:
         f = module.f
         n = f.__code__.co_argcount
+        ref = lambda *a: original(f, a)  # noqa: E731
         for point in points:
-            args = [np.asarray(a, dtype=np.float64) if isinstance(a, list) else float(a) for a in point]
+            args = regression_args(point)
             outputs = original(f, args)
             scale = scale_of(outputs)
+            tf = regression_torch(source, args)
             if isinstance(outputs, tuple):
                 jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
                 for k in range(len(outputs)):
                     for i in range(n):
-                        expect_fd(
-                            f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: original(f, a)[k], args, i, scale
-                        )
+                        expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
                 continue
             value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
             grads = as_tuple(grads, n)
-            expect_close("value", value, outputs, 1e-9, 1e-9 * scale)
+            expect_value("value", value, outputs, scale)
+            t_grads = None if tf is None else torch_value_and_grads(tf, args, outputs, scale)
             for i in range(n):
-                expect_fd(f"d/d arg{i}", grads[i], lambda *a: original(f, a), args, i, scale)
+                expect_shape(f"d/d arg{i}", grads[i], args[i])
+                expect_fd(f"d/d arg{i}", grads[i], ref, args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d arg{i} vs torch", grads[i], t_grads[i], scale)
                 g_i = symgrad.grad(f, wrt=i)
                 expect_close(
                     f"grad(f, wrt={i})",
@@ -1089,5 +1122,59 @@ def test_regressions(loader, source, points):
                     SAME_RTOL * scale,
                 )
                 for j in range(n):
-                    got = run_symgrad(f"grad(grad(f, wrt={i}), wrt={j})", symgrad.grad(g_i, wrt=j), *args)
-                    expect_fd(f"grad(grad(f, wrt={i}), wrt={j})", got, g_i, args, j, scale, 1e-5, 1e-6)
+                    what = f"grad(grad(f, wrt={i}), wrt={j})"
+                    got = run_symgrad(what, symgrad.grad(g_i, wrt=j), *args)
+                    expect_fd(what, got, g_i, args, j, scale, 1e-5, 1e-6)
+                    if tf is not None:
+                        expect_torch(f"{what} vs torch", got, torch_oracle.second(tf, args, i, j), scale)
+            tangents = [np.full(np.shape(a), 1.0) if np.shape(a) else 1.0 for a in args]
+            check_jvp(f, tf, args, tangents, outputs, scale, ref)
+
+
+@pytest.mark.parametrize(
+    "source,points", ALIAS_REGRESSIONS, ids=[f"S9_alias{k}" for k in range(len(ALIAS_REGRESSIONS))]
+)
+def test_S9_in_place_on_alias_regressions(loader, source, points):
+    """`+=` on an alias or view: NumPy's value and the original's gradient (finite differences
+    and torch), or a refusal naming the alias; the caller's arrays unchanged."""
+    with loader.load(source) as module:
+        f = module.f
+        for point in points:
+            args = regression_args(point)
+            expected = run_original(f, args)
+            scale, tf, saved = scale_of(expected), torch_f(source), copies(args)
+            try:
+                value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            except RefusedError:
+                continue
+            finally:
+                for a, s in zip(args, saved):
+                    assert np.array_equal(a, s), f"symgrad changed the caller's array: {s!r} became {a!r}"
+            expect_value("value", value, expected, scale)
+            grads = as_tuple(grads, len(args))
+            t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
+            for i in range(len(args)):
+                expect_fd(f"d/d arg{i}", grads[i], pure(f), args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d arg{i} vs torch", grads[i], t_grads[i], scale)
+
+
+@pytest.mark.parametrize(
+    "source,point,changes",
+    CAPTURE_REGRESSIONS,
+    ids=[f"S10_captured{k}" for k in range(len(CAPTURE_REGRESSIONS))],
+)
+def test_S10_captured_value_changed_regressions(loader, source, point, changes):
+    """A module constant or closure cell changed after the first call: the same transform
+    gives the original function's new value and gradient."""
+    with loader.load(source) as module:
+        args = regression_args(point)
+        vg = symgrad.value_and_grad(module.f)
+        run_symgrad("value_and_grad(f)", vg, *args)
+        for change in changes:
+            exec(change, vars(module))
+        expected = run_original(module.f, args)
+        scale = scale_of(expected)
+        value, grad = run_symgrad("value_and_grad(f)", vg, *args)
+        expect_value(f"value after {changes}", value, expected, scale)
+        expect_fd(f"gradient after {changes}", grad, pure(module.f), args, 0, scale)

@@ -355,8 +355,8 @@ def value_and_grad(
     f: Callable[..., Any], args: Sequence[Any], cot: Any = None
 ) -> tuple[Any, list[np.ndarray]]:
     """Outputs and the gradient of sum(cot * outputs) (cot None: of sum(outputs)) for every
-    argument, by reverse mode; where torch's reverse mode refuses an in-place update it
-    needed the old value of, by forward mode (one tangent per element)."""
+    argument, by reverse mode; by forward mode (one tangent per element) where torch's reverse
+    mode refuses an in-place update it needed the old value of, or gives NaN for finite values."""
     leaves = _leaves(args)
     outs = _outputs(f(*_inputs(leaves)))
     values = tuple(o.detach().numpy() for o in outs)
@@ -366,6 +366,8 @@ def value_and_grad(
         if not _is_inplace_error(e):
             raise
         grads = grad_forward(f, args, cot)
+    if all(np.all(np.isfinite(v)) for v in values) and not all(np.all(np.isfinite(g)) for g in grads):
+        grads = grad_forward(f, args, cot)  # an untaken `where` branch's NaN times zero
     return (values if len(values) > 1 else values[0]), grads
 
 
