@@ -1626,7 +1626,7 @@ def captured_programs(draw: Any) -> Program:
     x, y = names[0], names[-1]
     term: Any = ("bin", "+", ("bin", "*", _v("K0"), _v(x)), ("bin", "*", _v("c"), np_call("sin", _v(y))))
     prog_meta: dict[str, Any] = {"cell": cell, "K0": g.consts["K0"]}
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # (symgrad refuses arrays from outside the function)
         values = draw(st.sampled_from(ARRAY_VALUES))
         prog_meta["globals"] = f"A = {_array_text(values)}\n"
         prog_meta["A"] = values
@@ -2001,6 +2001,40 @@ def f(x, z):
 """,
         [(0.5, [1.0, 1.0, 1.0, 1.0])],
     ),
+    # S3 again, found by the mixed family: an unused (3,) array broadcast the (3, 1) value to
+    # (3, 3) and tripled dx
+    (
+        """\
+def f(x, y):
+    return x + 1.0
+""",
+        [([[0.0], [0.5], [1.0]], [0.0, 0.0, 0.0])],
+    ),
+    # S3 again (mixed family): b * b with an unused (2, 3) array: the value broadcast to (2, 3)
+    # and db six times too large
+    (
+        """\
+def f(b, x):
+    return b * b
+""",
+        [(0.75, [[0.0, 0.5, 1.0], [1.5, 2.0, -1.0]])],
+    ),
+    # S2, found by the precedence family: `-x % -1.5` on floats gave 1.0 at x = 2 (Python:
+    # -0.5); the NumPy flavour was right
+    (
+        """\
+def f(x):
+    return -x % -1.5
+""",
+        [(2.0,), (0.7,)],
+    ),
+    (
+        """\
+def f(x):
+    return x * x * (-3.0 / 3.0) % -1.5
+""",
+        [(2.0,)],
+    ),
     # S7: jvp of np.where leaked the NaN of the untaken sqrt (grad gave 0)
     (
         """\
@@ -2011,6 +2045,22 @@ def f(x):
     return np.where(x > 0, np.sqrt(x), 0.0)
 """,
         [(-1.0,), (0.25,)],
+    ),
+    # S7 again, found by the hazards family: with an if-statement too, jvp was NaN wherever
+    # the untaken branch's sqrt was (x > 0.5 on floats and on arrays); grad gave 0
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    if x < 0.5:
+        t = np.sqrt(0.5 - x)
+    else:
+        t = 0.0
+    return t
+""",
+        [(0.7,), (0.2,), ([0.7, 0.9],)],
     ),
     # S8: grad(grad(f, wrt=0), wrt=1) with x (3, 2) and y (2,) was short by the broadcast count
     (
@@ -2234,6 +2284,19 @@ def f(w):
     return np.sum(w * w)
 """,
         [([0.5, -1.0, 1.5],)],
+    ),
+    # found by the aliasing family: `t = x; t += 1.0` changes x too (value 13.0, not 5.0)
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    t = x
+    t += 1.0
+    return np.sum(x * x)
+""",
+        [([1.0, 2.0],)],
     ),
 ]
 

@@ -26,6 +26,7 @@ import contextlib
 import math
 import operator
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -394,7 +395,9 @@ def grad_forward(f: Callable[..., Any], args: Sequence[Any], cot: Any = None) ->
 
 def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Outputs and tangent outputs by forward-mode AD (dual numbers)."""
-    with fwad.dual_level():
+    with warnings.catch_warnings(), fwad.dual_level():
+        # torch's forward mode scripts its decompositions on first use (deprecated API)
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
         duals = [
             fwad.make_dual(T(a).clone(), T(t).expand(np.shape(a)).clone()) for a, t in zip(args, tangents)
         ]
