@@ -412,9 +412,11 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]) -> 
     return values[0], tans[0]
 
 
-def second(f: Callable[..., Any], args: Sequence[Any], i: int, j: int) -> np.ndarray:
-    """d/d args[j] of sum(d sum(f) / d args[i]): symgrad's grad(grad(f, wrt=i), wrt=j)."""
+def second(f: Callable[..., Any], args: Sequence[Any], i: int, j: int) -> np.ndarray | None:
+    """d/d args[j] of sum(d sum(f) / d args[i]): symgrad's grad(grad(f, wrt=i), wrt=j); None
+    where torch's double backward gives NaN (an untaken `where` branch's NaN times zero)."""
     leaves = _leaves(args)
     outs = _outputs(f(*_inputs(leaves)))
     first = _grads(outs, [leaves[i]], create=True)[0]
-    return _grads([first], [leaves[j]])[0].detach().numpy()
+    result = _grads([first], [leaves[j]])[0].detach().numpy()
+    return result if np.all(np.isfinite(result)) else None
