@@ -2019,6 +2019,15 @@ def f(b, x):
 """,
         [(0.75, [[0.0, 0.5, 1.0], [1.5, 2.0, -1.0]])],
     ),
+    # S3 at second order (second-order family): with an unused (2, 1) array, dc and
+    # grad(grad(f, wrt=0), wrt=1) were twice too large (2.0 instead of 2c = 1.0)
+    (
+        """\
+def f(c, y, x):
+    return c * c * y
+""",
+        [(0.5, [[0.9, 0.1, -0.8]], [[0.0], [0.0]])],
+    ),
     # S2, found by the precedence family: `-x % -1.5` on floats gave 1.0 at x = 2 (Python:
     # -0.5); the NumPy flavour was right
     (
