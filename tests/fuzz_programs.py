@@ -23,11 +23,12 @@ used three ways, all from the same random choices:
 
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mpmath
@@ -407,6 +408,8 @@ class Program:
     n_outputs: int
     uses_stop: bool
     text: str = ""  # the module source (with the probes)
+    # the newer families: module-level arrays (source text), hazard guards, captured values...
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -481,6 +484,8 @@ class Renderer:
             return f"{self.expr(e[1])}[{self.expr(e[2])}]"
         if tag == "len":
             return f"len({e[1]})"
+        if tag == "slice":  # a view: x[0:2], x[1:], x[::2]
+            return f"{e[1]}[{e[2]}]"
         raise AssertionError(e)
 
     def call(self, e: Any) -> str:
@@ -520,6 +525,9 @@ class Renderer:
             return f"({' and '.join(links)})"
         if tag == "not":
             return f"(not {self.cond(c[1])})"
+        if tag == "guard":  # a hazard's guard: not recorded (the tests place points on it)
+            _, op, a, b = c
+            return f"({self.expr(a)} {op} {self.expr(b)})"
         return f"({self.cond(c[1])} {tag} {self.cond(c[2])})"
 
     def block(self, stmts: list[Any], indent: int) -> list[str]:
@@ -581,10 +589,12 @@ def render_module(prog: Program) -> str:
     parts = [HEADER]
     if prog.consts:
         parts.append("".join(f"{k} = {_num_text(v)}\n" for k, v in prog.consts.items()) + "\n")
+    if "globals" in prog.meta:  # module-level arrays
+        parts.append(prog.meta["globals"] + "\n")
     for probe in (False, True):
         if probe:
             parts.append(f"\n{PROBE_MARK} (not traced: record decisions and margins)\n")
-        r = Renderer(probe)
+        r = Renderer(probe) if probe or not prog.meta.get("minimal") else MinimalRenderer(probe)
         for fn in [*prog.helpers, prog.main]:
             parts.append("\n" + r.func(fn) + "\n")
     return "".join(parts)
@@ -764,6 +774,9 @@ class Gen:
         self.draw = draw
         self.family = family
         self.arrays = family == "arrays"
+        # "elementwise": expressions over arrays of any broadcastable shapes, as if scalars
+        # (NumPy spellings only, no `and`/`or`/`not` or chained comparisons)
+        self.array_safe = self.arrays or family == "elementwise"
         self.helpers: list[Func] = []
         self.helper_bounds: dict[str, float] = {}
         self.consts: dict[str, float] = {}
@@ -771,7 +784,7 @@ class Gen:
         self.counter = 0
         self.in_loop = False
         self.loopvars: set[str] = set()
-        self.allow_stop = family in ("loops", "straight", "arrays")
+        self.allow_stop = family in ("loops", "straight", "arrays", "elementwise")
         self.param_names: set[str] = set()
         self.readonly = {"c", "X"}  # closure cells and data matrices are never assigned
 
@@ -873,11 +886,11 @@ class Gen:
         return sorted(shapes)
 
     def rule(self, env: dict[str, Any], depth: int, shape: tuple[int, ...]) -> Any:
-        keys = [k for k in SPECS if spellings(k, self.arrays)]
+        keys = [k for k in SPECS if spellings(k, self.array_safe)]
         if not self.allow_stop:
             keys.remove("symgrad.stop_gradient")
         key = self.pick(keys)
-        spell = self.pick(spellings(key, self.arrays))
+        spell = self.pick(spellings(key, self.array_safe))
         spec, rule = SPECS[key], RULE_BY_KEY[key]
         if key == "symgrad.stop_gradient":
             self.uses_stop = True
@@ -1024,14 +1037,14 @@ class Gen:
         return ("bin", "**", base, self.arg("small", env, depth - 1, bshape if form == "traced" else shape))
 
     def cond(self, env: dict[str, Any], depth: int, shape: tuple[int, ...] = ()) -> Any:
-        if shape == () and not self.arrays and depth > 0 and self.chance(0.25):
+        if shape == () and not self.array_safe and depth > 0 and self.chance(0.25):
             how = self.pick(["and", "or", "not"])
             if how == "not":
                 return ("not", self.cond(env, depth - 1))
             return (how, self.cond(env, depth - 1), self.cond(env, depth - 1))
         ops = [self.pick(["<", "<=", ">", ">=", "<", ">", "==", "!="])]
         operands = [self.expr(env, max(depth - 1, 0), shape), self.expr(env, max(depth - 1, 0), ())]
-        if shape == () and not self.arrays and self.chance(0.15):  # chained: a < b < c
+        if shape == () and not self.array_safe and self.chance(0.15):  # chained: a < b < c
             ops.append(self.pick(["<", "<="]) if ops[0] in ("<", "<=") else self.pick([">", ">="]))
             operands.append(self.expr(env, 0))
         return ("cmp", tuple(ops), tuple(operands))
@@ -1327,6 +1340,372 @@ def programs(draw: Any, family: str) -> Program:
     return prog
 
 
+# --- the newer families -------------------------------------------------------------------------
+# Classes of silently wrong results that checks from outside the project found and the
+# families above missed (issue #12): scalars broadcast through piecewise functions, and
+# arguments that do not reach the output ("mixed", also checked at second order); forward mode
+# with NaN or inf in the branch not taken ("hazards"); `+=` on aliases and views ("aliasing");
+# module and closure constants changed between calls ("captured"); unary minus and negative
+# constants around %, // and ** ("precedence"). Their oracles are the original function run by
+# Python/NumPy, finite differences and PyTorch (tests/torch_oracle.py); "precedence" also has
+# the SymPy twin.
+
+SHAPE_SETS = (  # the array parameters of a mixed program (broadcastable together)
+    ((4,),),
+    ((3, 1),),
+    ((2, 3),),
+    ((4,), (3, 1)),
+    ((3, 1), (3,)),
+    ((2, 3), (3,)),
+    ((2, 3), (2, 1)),
+    ((2, 1), (1, 3)),
+)
+DEAD_KINDS = ("unused", "untaken", "untaken_ifexp", "stopped", "where_untaken", "none")
+NEVER = 5.0  # parameters are drawn from [-2, 2]: `b > NEVER` is never true
+
+
+def _v(name: str) -> tuple[str, str]:
+    return ("v", name)
+
+
+def _cmp(a: Any, op: str, b: Any) -> tuple[Any, ...]:
+    return ("cmp", (op,), (a, b))
+
+
+def piecewise_of(g: Gen, scalar: Any, env: dict[str, Any]) -> Any:
+    """A piecewise function of a scalar (max, min, clip, abs, a conditional, np.where)."""
+    k = C(g.pick([0.0, 0.5, -0.5]))
+    how = g.pick(["maximum", "minimum", "max", "clip", "ifexp", "where", "abs"])
+    if how in ("maximum", "minimum"):
+        return np_call(how, *((scalar, k) if g.chance(0.5) else (k, scalar)))
+    if how == "max":
+        return call("numpy.maximum", "max", scalar, k)
+    if how == "clip":
+        return np_call("clip", scalar, C(-1.0), C(1.0))
+    if how == "abs":
+        return np_call("abs", scalar)
+    other = g.expr(env, 1)
+    if how == "ifexp":
+        return ("ifexp", _cmp(scalar, ">", k), scalar, other)
+    return np_call("where", _cmp(scalar, ">", k), scalar, other)
+
+
+def _dead_use(kind: str) -> list[Any]:
+    """Statements through which z never reaches the value's derivative (or the value)."""
+    never = _cmp(_v("b"), ">", C(NEVER))
+    plus_z = ("bin", "+", _v("t1"), _v("z"))
+    if kind == "untaken":
+        return [("if", ((never, [("assign", "t1", plus_z)]),), None)]
+    if kind == "untaken_ifexp":
+        return [("assign", "t1", ("ifexp", never, plus_z, _v("t1")))]
+    if kind == "stopped":
+        return [
+            ("assign", "t1", ("bin", "+", _v("t1"), call("symgrad.stop_gradient", "stop_gradient", _v("z"))))
+        ]
+    if kind == "where_untaken":  # np.where(False, z, t1) still broadcasts to z's shape
+        return [("assign", "t1", np_call("where", never, _v("z"), _v("t1")))]
+    return []
+
+
+def _mixed_output(g: Gen, names: list[str]) -> Any:
+    t1 = _v("t1")
+    how = g.pick(["array", "array", "sum", "mean", "scalar", "mixed"])
+    if how == "array":
+        return t1
+    if how in ("sum", "mean"):
+        return ("red", how, t1)
+    if how == "scalar":  # no array reaches the output
+        return ("bin", g.pick(["+", "*"]), _v(g.pick(names)), _v("b"))
+    return ("bin", "+", ("red", "sum", t1), _v(g.pick(names)))
+
+
+@st.composite
+def mixed_programs(draw: Any) -> Program:
+    """Floats and arrays of different broadcastable shapes in one call: a piecewise function
+    of a float broadcast over arrays (S1), parameters that never reach the output or only
+    its shape (S3), elementwise arithmetic of mixed shapes (S8 at second order)."""
+    g, e = Gen(draw, "straight"), Gen(draw, "elementwise")
+    arrays = dict(zip(("x", "y"), draw(st.sampled_from(SHAPE_SETS))))
+    scalars = ["b"] + (["c"] if draw(st.booleans()) else [])
+    dead = draw(st.sampled_from(DEAD_KINDS))
+    shapes: dict[str, tuple[int, ...]] = {**arrays, **{p: () for p in scalars}}
+    if dead != "none":
+        shapes["z"] = draw(st.sampled_from([(), *arrays.values()]))
+    env = {p: (PARAM_BOUND, ()) for p in scalars}
+    scalar = _v("b") if draw(st.booleans()) else g.expr(env, 1)
+    s1 = piecewise_of(g, scalar, env)
+    body: list[Any] = [("assign", "s1", s1)]
+    env["s1"] = (g.b(s1, env), ())
+    names = ["s1"]
+    if draw(st.booleans()):
+        s2 = g.expr(env, 2)
+        body.append(("assign", "s2", s2))
+        env["s2"] = (g.b(s2, env), ())
+        names.append("s2")
+    env_a = {**env, **{a: (PARAM_BOUND, ()) for a in arrays}}
+    inner = e.expr(env_a, 2)
+    op = draw(st.sampled_from(["+", "*", "-"]))
+    if op == "*" and e.b(inner, env_a) * env["s1"][0] > CAP:
+        op = "+"
+    t1 = (
+        "bin",
+        draw(st.sampled_from(["+", "*", "-"])),
+        ("bin", op, _v("s1"), inner),
+        _v(draw(st.sampled_from(sorted(arrays)))),
+    )
+    body.append(("assign", "t1", t1))
+    body += _dead_use(dead)
+    body.append(("return", (_mixed_output(g, names),)))
+    params = tuple(draw(st.permutations(sorted(shapes))))
+    uses_stop = g.uses_stop or e.uses_stop or dead == "stopped"
+    prog = Program("mixed", params, shapes, {}, [], Func("f", params, {}, body), 1, uses_stop)
+    prog.meta["dead"] = dead
+    prog.text = render_module(prog)
+    return prog
+
+
+# forward mode under branches: `if v > c: t = sqrt(v - c) ...` is NaN for v < c and its
+# derivative infinite at v == c; the tests evaluate at points on both sides and on the guard.
+HAZARD_FUNCS = ("sqrt", "log", "arccosh", "power", "reciprocal")
+GUARD_CONSTS = (0.0, 0.5, -0.5, 1.0)
+
+
+def _hazard(g: Gen, name: str, params: list[str], env: dict[str, Any]) -> tuple[Any, tuple[str, str, float]]:
+    v, c = g.pick(params), g.pick(GUARD_CONSTS)
+    flip = g.chance(0.5)  # `v < c` with the hazard of c - v
+    inner = ("bin", "-", C(c), _v(v)) if flip else ("bin", "-", _v(v), C(c))
+    guard = ("guard", "<" if flip else ">", _v(v), C(c))
+    how = g.pick(HAZARD_FUNCS)
+    if how == "arccosh":
+        h = np_call("arccosh", ("bin", "+", C(1.0), inner))
+    elif how == "power":
+        h = np_call("power", inner, C(1.5))
+    elif how == "reciprocal":  # inf at the guard; tanh keeps it bounded on the taken side
+        h = np_call("tanh", np_call("reciprocal", inner))
+    else:
+        h = np_call(how, inner)
+    other = g.expr(env, 1)
+    form = g.pick(["if", "ifexp", "where"])
+    if form == "if":
+        taken = g.expr(env, 1)
+        prod = ("bin", "*", h, taken) if g.b(taken, env) <= 10 else ("bin", "+", h, taken)
+        stmt: Any = ("if", ((guard, [("assign", name, prod)]),), [("assign", name, other)])
+    elif form == "ifexp":
+        stmt = ("assign", name, ("ifexp", guard, h, other))
+    else:
+        stmt = ("assign", name, np_call("where", guard, h, other))
+    return stmt, (v, "<" if flip else ">", c)
+
+
+def _with_term(stmts: list[Any], term: Any) -> list[Any]:
+    """Every return statement of a body (nested ones too) with `+ term` added."""
+    out = []
+    for s in stmts:
+        if s[0] == "return":
+            s = ("return", tuple(("bin", "+", o, term) for o in s[1]))
+        elif s[0] == "if":
+            s = (
+                "if",
+                tuple((c, _with_term(b, term)) for c, b in s[1]),
+                None if s[2] is None else _with_term(s[2], term),
+            )
+        out.append(s)
+    return out
+
+
+@st.composite
+def hazard_programs(draw: Any) -> Program:
+    """The branching family with sqrt / log / arccosh / power / reciprocal under a guard,
+    NaN or inf where the guard is false, as if-statements, conditional expressions and np.where."""
+    g = Gen(draw, "branches")
+    names = list(("x", "y", "z")[: draw(st.integers(1, 3))])
+    env = {p: (PARAM_BOUND, ()) for p in names}
+    hazards, guards = [], []
+    for k in range(draw(st.integers(1, 2))):
+        stmt, guard = _hazard(g, f"hz{k}", names, env)
+        hazards.append(stmt)
+        guards.append(guard)
+    for k in range(len(hazards)):
+        env[f"hz{k}"] = (8.0, ())
+    main, _ = g.function("f", env, {}, 1, 2, draw(st.integers(0, 2)))
+    term: Any = _v("hz0")
+    for k in range(1, len(hazards)):
+        term = ("bin", "+", term, _v(f"hz{k}"))
+    main.body = hazards + _with_term(main.body, ("bin", "*", C(0.5), term))
+    main.params = tuple(names)
+    shapes = {p: () for p in names}
+    prog = Program("hazards", tuple(names), shapes, {}, [], main, 1, g.uses_stop)
+    prog.meta["guards"] = guards
+    prog.text = render_module(prog)
+    return prog
+
+
+# aliasing: `t = x` or a view `t = x[0:2]`, then `t += ...`: NumPy writes through to x
+VIEWS = ("", "[0:2]", "[1:]", "[::2]", "[:]")
+ALIAS_OPS = ("+", "-", "*", "/")
+
+
+def _alias_update(e: Gen, target: str, env: dict[str, Any]) -> Any:
+    op = e.pick(ALIAS_OPS)
+    if op == "/":
+        return ("aug", target, op, e.arg("pos", env, 1, ()))
+    value = e.expr(env, 1)
+    if e.b(value, env) > 2.0:
+        value = e.squash(value, (-1.0, 1.0))
+    return ("aug", target, op, value)
+
+
+@st.composite
+def alias_programs(draw: Any) -> Program:
+    """`t = x` / `t = x[0:2]` (and `u = t`), then `t += ...`, `t *= ...`, and both x and t
+    used; sometimes `x += ...` on the parameter itself. On floats, `+=` rebinds."""
+    e = Gen(draw, "elementwise")
+    e.allow_stop = False
+    floats = draw(st.integers(0, 3)) == 0
+    n = draw(st.integers(3, 4))
+    view = "" if floats else draw(st.sampled_from(VIEWS))
+    w_shape: tuple[int, ...] = () if floats or draw(st.booleans()) else (n,)
+    shapes = {"x": () if floats else (n,), "w": w_shape, "b": ()}
+    body: list[Any] = [("assign", "t", ("slice", "x", view[1:-1]) if view else _v("x"))]
+    env = {"t": (PARAM_BOUND, ()), "b": (PARAM_BOUND, ())}
+    if w_shape:
+        body.append(("assign", "ws", ("slice", "w", view[1:-1]) if view else _v("w")))
+        env["ws"] = (PARAM_BOUND, ())
+    else:
+        env["w"] = (PARAM_BOUND, ())
+    target = "t"
+    if draw(st.integers(0, 3)) == 0:
+        body.append(("assign", "u", _v("t")))
+        target = "u"
+        env["u"] = env["t"]
+    for _ in range(draw(st.integers(1, 3))):
+        body.append(_alias_update(e, target, env))
+        env[target] = (4.0, ())
+    if draw(st.integers(0, 3)) == 0:  # the parameter itself, in place
+        x_env = {"x": (PARAM_BOUND, ()), "b": (PARAM_BOUND, ())}
+        body.append(_alias_update(e, "x", x_env))
+    weight = _v("w") if not w_shape else np_call("sin", _v("w"))
+    outs = [
+        ("red", "sum", ("bin", "*", _v("x"), weight)),
+        ("red", "sum", ("bin", "*", _v(target), _v(target))),
+        ("red", "sum", np_call("sin", _v("t"))),
+        ("red", "sum", ("bin", "*", _v("x"), _v("b"))),
+    ]
+    ret = ("bin", "+", outs[0], outs[draw(st.integers(1, 3))])
+    if floats:
+        ret = ("bin", "+", ("bin", "*", _v("x"), weight), ("bin", "*", _v(target), _v("t")))
+    body.append(("return", (ret,)))
+    params = ("x", "w", "b")
+    prog = Program("aliasing", params, shapes, {}, [], Func("f", params, {}, body), 1, False)
+    prog.text = render_module(prog)
+    return prog
+
+
+# captured values: a module constant, a module array and a closure cell read by f
+CAPTURED_VALUES = (0.75, 1.25, -0.5, 2.0)
+CELL_VALUES = (1.25, 0.5, -0.75, 1.5)
+ARRAY_VALUES = ((0.5, -1.0, 2.0), (1.5, 0.25, -0.5), (-2.0, 1.0, 0.75))
+
+
+def _array_text(values: tuple[float, ...]) -> str:
+    return f"np.array([{', '.join(map(repr, values))}])"
+
+
+@st.composite
+def captured_programs(draw: Any) -> Program:
+    """f = make_f(c) reads a closure cell c, a module constant K0 and perhaps a module array A;
+    the tests change them (rebinding, or writing into A) between calls."""
+    g = Gen(draw, "straight")
+    g.allow_stop = False
+    g.consts = {"K0": draw(st.sampled_from(CAPTURED_VALUES))}
+    names = list(("x", "y")[: draw(st.integers(1, 2))])
+    cell = draw(st.sampled_from(CELL_VALUES))
+    env = {p: (PARAM_BOUND, ()) for p in names} | {"c": (abs(cell), ())}
+    main, _ = g.function("f", env, {}, 1, 2, draw(st.integers(0, 2)))
+    main.params, main.closure = tuple(names), {"c": cell}
+    x, y = names[0], names[-1]
+    term: Any = ("bin", "+", ("bin", "*", _v("K0"), _v(x)), ("bin", "*", _v("c"), np_call("sin", _v(y))))
+    prog_meta: dict[str, Any] = {"cell": cell, "K0": g.consts["K0"]}
+    if draw(st.integers(0, 3)) == 0:  # (symgrad refuses arrays from outside the function)
+        values = draw(st.sampled_from(ARRAY_VALUES))
+        prog_meta["globals"] = f"A = {_array_text(values)}\n"
+        prog_meta["A"] = values
+        term = ("bin", "+", term, ("red", "sum", ("bin", "*", _v("A"), _v(x))))
+    main.body = _with_term(main.body, term)
+    prog = Program("captured", tuple(names), {p: () for p in names}, g.consts, [], main, 1, False)
+    prog.meta.update(prog_meta)
+    prog.text = render_module(prog)
+    return prog
+
+
+# printing precedence: straight-line code of unary minus, negative constants, %, //, **,
+# written with Python's minimal parentheses (`-2.0 * -x % 1.0`, `x % -1.5`, `-x ** 2`)
+PREC_CONSTS = (0.5, 1.5, 2.0, 0.75, 3.0)
+
+
+def _prec_const(g: Gen) -> Any:
+    c = g.pick(PREC_CONSTS)
+    if not g.chance(0.6):
+        return C(c)
+    return C(-c) if g.chance(0.5) else ("neg", C(c))
+
+
+def prec_expr(g: Gen, names: list[str], depth: int) -> Any:
+    """An expression of names and constants that stresses the precedence of unary minus."""
+    if depth <= 0 or g.chance(0.2):
+        return _v(g.pick(names)) if g.chance(0.7) else _prec_const(g)
+    what = g.pick(["neg", "neg", "add", "mul", "mod", "mod", "floordiv", "pow", "pow", "expo", "div"])
+    sub = lambda: prec_expr(g, names, depth - 1)  # noqa: E731
+    if what == "neg":
+        return ("neg", sub())
+    if what in ("add", "mul"):
+        return ("bin", g.pick(["+", "-"]) if what == "add" else "*", sub(), sub())
+    if what in ("mod", "floordiv", "div"):
+        op = {"mod": "%", "floordiv": "//", "div": "/"}[what]
+        return ("bin", op, sub(), _prec_const(g))
+    if what == "pow":  # (-x) ** 2, -x ** 3
+        base = sub()
+        if bound(base, {n: PARAM_BOUND for n in names}, {}) > 4.0:
+            base = g.squash(base, (-2.0, 2.0))
+        return ("bin", "**", base, C(g.pick([2, 3, 2.0])))
+    expo = sub()  # 2.0 ** -x
+    if bound(expo, {n: PARAM_BOUND for n in names}, {}) > 3.0:
+        expo = g.squash(expo, (-2.0, 2.0))
+    return ("bin", "**", C(g.pick([2.0, 0.5, 1.5, 3.0])), expo)
+
+
+@st.composite
+def precedence_programs(draw: Any) -> Program:
+    g = Gen(draw, "straight")
+    names = list(("x", "y")[: draw(st.integers(1, 2))])
+    body: list[Any] = []
+    scope = list(names)
+    for k in range(draw(st.integers(0, 2))):
+        body.append(("assign", f"t{k}", prec_expr(g, scope, 2)))
+        scope.append(f"t{k}")
+    body.append(("return", (prec_expr(g, scope, 3),)))
+    prog = Program(
+        "precedence",
+        tuple(names),
+        {p: () for p in names},
+        {},
+        [],
+        Func("f", tuple(names), {}, body),
+        1,
+        False,
+    )
+    prog.meta["minimal"] = True
+    prog.text = render_module(prog)
+    return prog
+
+
+class MinimalRenderer(Renderer):
+    """Python source with the fewest parentheses (ast.unparse of the fully parenthesized text)."""
+
+    def expr(self, e: Any) -> str:
+        return ast.unparse(ast.parse(Renderer(self.probe).expr(e), mode="eval"))
+
+
 # --- the twin interpreter ---------------------------------------------------------------------
 
 
@@ -1586,7 +1965,123 @@ def run_twin(prog: Program, point: dict[str, Any]) -> tuple[tuple[Any, ...], dic
 # Programs that once exposed a bug, with the points where they did: (source, points). Every run
 # checks them (value, gradient, each wrt, second order) against finite differences.
 
-REGRESSIONS: list[tuple[str, list[tuple[float, ...]]]] = [
+REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    # --- issue #12, found by checks from outside the project (the fuzzer then had no family for
+    # them): S1, a float's gradient through a piecewise function broadcast over an array was not
+    # summed over the broadcast (db 1.0 instead of 4.0, and a 0-d array)
+    (
+        """\
+import numpy as np
+
+
+def f(x, b):
+    return np.maximum(b, 0.0) + x
+""",
+        [([0.1, 0.1, 0.1, 0.1], 0.7)],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def f(x, b):
+    return (b if b > 0.0 else 0.0) * x + np.clip(b, -1.0, 1.0)
+""",
+        [([0.1, -0.3, 0.5, 0.2], 0.7)],
+    ),
+    # S3: an array that never reaches the output shaped the value (4,) and the gradient
+    # (dx = 4 cos(0.5)); Python gives a scalar and cos(0.5)
+    (
+        """\
+import numpy as np
+
+
+def f(x, z):
+    return np.sin(x)
+""",
+        [(0.5, [1.0, 1.0, 1.0, 1.0])],
+    ),
+    # S3 again, found by the mixed family: an unused (3,) array broadcast the (3, 1) value to
+    # (3, 3) and tripled dx
+    (
+        """\
+def f(x, y):
+    return x + 1.0
+""",
+        [([[0.0], [0.5], [1.0]], [0.0, 0.0, 0.0])],
+    ),
+    # S3 again (mixed family): b * b with an unused (2, 3) array: the value broadcast to (2, 3)
+    # and db six times too large
+    (
+        """\
+def f(b, x):
+    return b * b
+""",
+        [(0.75, [[0.0, 0.5, 1.0], [1.5, 2.0, -1.0]])],
+    ),
+    # S3 at second order (second-order family): with an unused (2, 1) array, dc and
+    # grad(grad(f, wrt=0), wrt=1) were twice too large (2.0 instead of 2c = 1.0)
+    (
+        """\
+def f(c, y, x):
+    return c * c * y
+""",
+        [(0.5, [[0.9, 0.1, -0.8]], [[0.0], [0.0]])],
+    ),
+    # S2, found by the precedence family: `-x % -1.5` on floats gave 1.0 at x = 2 (Python:
+    # -0.5); the NumPy flavour was right
+    (
+        """\
+def f(x):
+    return -x % -1.5
+""",
+        [(2.0,), (0.7,)],
+    ),
+    (
+        """\
+def f(x):
+    return x * x * (-3.0 / 3.0) % -1.5
+""",
+        [(2.0,)],
+    ),
+    # S7: jvp of np.where leaked the NaN of the untaken sqrt (grad gave 0)
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    return np.where(x > 0, np.sqrt(x), 0.0)
+""",
+        [(-1.0,), (0.25,)],
+    ),
+    # S7 again, found by the hazards family: with an if-statement too, jvp was NaN wherever
+    # the untaken branch's sqrt was (x > 0.5 on floats and on arrays); grad gave 0
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    if x < 0.5:
+        t = np.sqrt(0.5 - x)
+    else:
+        t = 0.0
+    return t
+""",
+        [(0.7,), (0.2,), ([0.7, 0.9],)],
+    ),
+    # S8: grad(grad(f, wrt=0), wrt=1) with x (3, 2) and y (2,) was short by the broadcast count
+    (
+        """\
+import numpy as np
+
+
+def f(x, y):
+    return np.divide(x, y)
+""",
+        [([[0.5, 1.0], [1.5, 2.0], [-0.5, 0.25]], [1.5, 2.0])],
+    ),
     # np.clip with lo > hi: NumPy (and torch.clamp) give hi everywhere, symgrad gave lo (for
     # x < lo) and its gradient. Found as a traced lower bound above the upper bound.
     (
@@ -1768,5 +2263,83 @@ def f(w, x):
     return np.mean(np.sin(t2)) + t5 * x
 """,
         [([0.3, -0.5], 0.7)],
+    ),
+]
+
+
+# `+=` on an alias or a view of an array (S9): NumPy writes through. symgrad must give NumPy's
+# value and the original's gradient, or refuse naming the alias / in-place update.
+ALIAS_REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    (
+        """\
+import numpy as np
+
+
+def f(x, w):
+    out = x
+    out += w * x
+    return np.sum(out * x)
+""",
+        [([0.5, -1.0, 1.5], [0.25, 2.0, -0.5])],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def f(w):
+    t = w[0:2]
+    t += 1.0
+    return np.sum(w * w)
+""",
+        [([0.5, -1.0, 1.5],)],
+    ),
+    # found by the aliasing family: `t = x; t += 1.0` changes x too (value 13.0, not 5.0)
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    t = x
+    t += 1.0
+    return np.sum(x * x)
+""",
+        [([1.0, 2.0],)],
+    ),
+]
+
+# A module constant or closure cell changed after the first call (S10): each change is run in
+# the module's namespace, then the same transform must give the original's new result.
+CAPTURE_REGRESSIONS: list[tuple[str, tuple[float, ...], list[str]]] = [
+    (
+        """\
+import numpy as np
+
+K = 0.5
+
+
+def f(x):
+    return K * x * x + np.sin(x)
+""",
+        (1.5,),
+        ["K = 2.0"],
+    ),
+    (
+        """\
+import numpy as np
+
+
+def make_f(c):
+    def f(x):
+        return c * np.sin(x)
+
+    return f
+
+
+f = make_f(0.5)
+""",
+        (0.3,),
+        ["f.__closure__[0].cell_contents = 3.0"],
     ),
 ]

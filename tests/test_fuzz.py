@@ -33,6 +33,7 @@ import itertools
 import linecache
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -42,6 +43,11 @@ import numpy as np
 import pytest
 import sympy
 from fuzz_programs import (
+    ALIAS_REGRESSIONS,
+    ARRAY_VALUES,
+    CAPTURE_REGRESSIONS,
+    CAPTURED_VALUES,
+    CELL_VALUES,
     MARGIN,
     MP,
     PARAM_BOUND,
@@ -50,7 +56,12 @@ from fuzz_programs import (
     RULE_BY_KEY,
     SPECS,
     Program,
+    alias_programs,
+    captured_programs,
+    hazard_programs,
+    mixed_programs,
     mp_eval,
+    precedence_programs,
     programs,
     run_twin,
 )
@@ -60,11 +71,18 @@ from hypothesis import strategies as st
 
 import symgrad
 
+try:
+    import torch_oracle
+except ImportError:  # torch is the `test` extra's oracle; without it those comparisons are skipped
+    torch_oracle = None
+
 SCALE = float(os.environ.get("SYMGRAD_FUZZ_SCALE", "1"))
 
 FD_RTOL, FD_ATOL = 1e-6, 1e-7  # against finite differences (atol scaled by max(1, |f|))
 EXACT_RTOL, EXACT_ATOL = 1e-10, 1e-12  # against the SymPy twin at 40 digits (atol scaled too)
 SAME_RTOL = 1e-9  # two symgrad programs for the same quantity (wrt subsets, array flavour): rounding differs
+TORCH_RTOL = 1e-8  # against PyTorch float64 on the same program (atol scaled by max(1, |f|))
+TORCH_ATOL = 1e-9
 VALUE_LIMIT = 1e6
 
 
@@ -137,6 +155,23 @@ def draw_point(data, prog: Program) -> dict[str, object]:
             n = int(np.prod(shape))
             point[p] = np.array(data.draw(st.lists(value, min_size=n, max_size=n), label=p)).reshape(shape)
     return point
+
+
+def copies(args) -> list[object]:
+    """Copies of the arrays among args: a program may write into its arguments (`x += ...`)."""
+    return [np.array(a) if isinstance(a, np.ndarray) else a for a in args]
+
+
+def pure(fn):
+    """fn run on copies of its arguments, so that calling it changes nothing (and silently:
+    NumPy warns of the NaN in a branch np.where does not take)."""
+    return lambda *a: run_original(fn, a)
+
+
+def run_original(fn, args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*copies(args))
 
 
 FD_STEPS = (1.0, 0.5, 0.25)  # multiples of h = RICHARDSON_H * max(1, |x|)
@@ -215,14 +250,16 @@ class Probed:
         PROBE.start()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.value = self.probe_f(*args)
+            self.value = self.probe_f(*copies(args))
         self.decisions = PROBE.decisions
         self.margin = PROBE.margin
         self.stops = PROBE.stops
 
     def __call__(self, *args: object) -> object:
         PROBE.start(self.stops)
-        return self.probe_f(*args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.probe_f(*copies(args))
 
     def same_decisions(self, args: list[object]) -> bool:
         with warnings.catch_warnings():
@@ -251,6 +288,17 @@ def close(got, expected, rtol: float, atol: float) -> bool:
     return bool(
         got.shape == expected.shape and np.all(np.abs(got - expected) <= atol + rtol * np.abs(expected))
     )
+
+
+def expect_value(what: str, got, expected, scale: float) -> None:
+    """symgrad's value against the original function's: the same numbers, the same shape, and
+    a scalar (not an array) where the original gives a scalar."""
+    assert np.shape(got) == np.shape(expected), (
+        f"{what}: shape {np.shape(got)} != the original's {np.shape(expected)} ({got!r} vs {expected!r})"
+    )
+    if not isinstance(expected, np.ndarray):
+        assert not isinstance(got, np.ndarray), f"{what}: the array {got!r}; the original gives {expected!r}"
+    expect_close(what, got, expected, 1e-9, 1e-9 * scale)
 
 
 def expect_close(what: str, got, expected, rtol: float, atol: float) -> None:
@@ -379,6 +427,37 @@ def exact_of(call):
         raise
 
 
+# --- the PyTorch oracle ---------------------------------------------------------------------------
+
+
+def torch_f(source: str):
+    """The program's `f` run by PyTorch (tests/torch_oracle.py), or None without torch."""
+    return None if torch_oracle is None else torch_oracle.load(source)["f"]
+
+
+def expect_torch(what: str, got, expected, scale: float) -> None:
+    assert np.all(np.isfinite(np.asarray(got, dtype=np.float64))), f"{what}: non-finite {got!r}"
+    assert close(got, expected, TORCH_RTOL, TORCH_ATOL * scale), (
+        f"{what}: symgrad {got!r} != PyTorch {expected!r}"
+    )
+
+
+def expect_second_torch(what: str, got, tf, args, i: int, j: int, scale: float) -> None:
+    expected = torch_oracle.second(tf, args, i, j)
+    if expected is not None:
+        expect_torch(f"{what} vs torch", got, expected, scale)
+
+
+def torch_value_and_grads(tf, args: list[object], value, scale: float, cot=None):
+    """PyTorch's value (checked against the original's: a disagreement is a test bug) and
+    gradients of the same program."""
+    t_value, t_grads = torch_oracle.value_and_grad(tf, args, cot)
+    assert close(t_value, value, 1e-9, 1e-9 * scale), (
+        f"the torch oracle's value {t_value!r} != the original's {value!r} (a test bug)"
+    )
+    return t_grads
+
+
 def check_program(loader: Loader, prog: Program, data) -> None:
     """One output, float or array parameters: value_and_grad against the original function,
     the twin and finite differences; each wrt alone; second order on a subset; and, for float
@@ -391,18 +470,21 @@ def check_program(loader: Loader, prog: Program, data) -> None:
     with loader.load(prog.text) as module:
         f = module.f
         probed = settle(module, prog, args)
-        value = float(f(*args))
+        original_value = run_original(f, args)
+        value = float(original_value)
         exact = twin_of(prog, point)
         assert math.isclose(exact.values()[0], value, rel_tol=1e-9, abs_tol=1e-9), (
             "the twin disagrees (a test bug)"
         )
         ref = probed if prog.uses_stop else f
         scale = scale_of(value)
+        tf = torch_f(prog.source)
+        t_grads = None if tf is None else torch_value_and_grads(tf, args, value, scale)
 
         vg = symgrad.value_and_grad(f)
         got_value, grads = run_symgrad("value_and_grad(f)", vg, *args)
         grads = as_tuple(grads, n)
-        expect_close("value_and_grad value", got_value, value, 1e-9, 1e-9 * scale)
+        expect_value("value_and_grad value", got_value, original_value, scale)
         if floats:
             assert is_py_float(got_value) and all(map(is_py_float, grads)), (
                 f"floats in, not floats out: {got_value!r}, {grads!r}"
@@ -414,6 +496,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             exact_i = exact_of(lambda p=p: exact.grad(p))
             expect_close(f"d/d{p} vs sympy", grads[i], exact_i, EXACT_RTOL, EXACT_ATOL * scale)
             expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
+            if t_grads is not None:
+                expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
 
         # every parameter on its own: by position, by name, by negative position
         singles = []
@@ -434,6 +518,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             got = run_symgrad(what, symgrad.grad(singles[i], wrt=j), *args)
             expected = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
             expect_close(f"{what} vs sympy", got, expected, 1e-9, 1e-11 * scale)
+            if tf is not None:
+                expect_second_torch(what, got, tf, args, i, j, scale)
             if not prog.uses_stop:  # (finite differences would see through stop_gradient)
                 expect_fd(f"{what} vs finite differences", got, singles[i], args, j, scale, 1e-5, 1e-6)
 
@@ -443,7 +529,10 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             value2, grads2 = vg(*moved)
             batch = [np.array([a, b]) for a, b in zip(args, moved)]
             got_values, got_grads = run_symgrad("value_and_grad(f) on arrays", vg, *batch)
-            expect_close("value on arrays", got_values, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
+            expect_value("value on arrays vs NumPy", got_values, original(f, batch), scale)
+            # (a value that depends on no argument is a scalar, as in NumPy)
+            spread = np.broadcast_to(got_values, (2,))
+            expect_close("value on arrays", spread, [got_value, value2], SAME_RTOL, SAME_RTOL * scale)
             for i, p in enumerate(prog.params):
                 expected = [grads[i], as_tuple(grads2, n)[i]]
                 expect_close(
@@ -461,7 +550,8 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
     with loader.load(prog.text) as module:
         f = module.f
         probed = settle(module, prog, args)
-        values = [float(v) for v in f(*args)]
+        original_values = run_original(f, args)
+        values = [float(v) for v in original_values]
         exact = twin_of(prog, point)
         assert np.allclose(exact.values(), values, rtol=1e-9, atol=1e-9), "the twin disagrees (a test bug)"
         ref = probed if prog.uses_stop else f
@@ -489,10 +579,353 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
             )
 
         got_values, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
-        expect_close("vjp value", list(got_values), values, 1e-9, 1e-9 * scale)
+        assert isinstance(got_values, tuple) and len(got_values) == m, f"vjp value {got_values!r}"
+        for k in range(m):
+            expect_value(f"vjp value {k}", got_values[k], original_values[k], scale)
         cot = tuple(data.draw(st.sampled_from([1.0, -0.5, 2.0, 0.25]), label="cotangent") for _ in range(m))
         pulled = as_tuple(pullback(cot), n)
         expect_close("vjp pullback", list(pulled), np.asarray(cot) @ jac, SAME_RTOL, SAME_RTOL * scale)
+        tf = torch_f(prog.source)
+        if tf is not None:
+            for k in range(m):
+                onehot = [1.0 if kk == k else 0.0 for kk in range(m)]
+                t_row = torch_value_and_grads(tf, args, tuple(values), scale, onehot)
+                expect_torch(f"d out{k} vs torch", jac[k], np.array(t_row, dtype=np.float64), scale)
+            expect_torch(
+                "vjp pullback vs torch",
+                list(pulled),
+                torch_value_and_grads(tf, args, tuple(values), scale, cot),
+                scale,
+            )
+    STATS["programs"] += 1
+
+
+# --- the newer families: shared checks -------------------------------------------------------
+
+TANGENTS = (1.0, -0.5, 2.0, 0.25, -1.5)
+GUARD_MARGIN = 0.05  # a hazard's guard: points this far from it, or exactly on it
+
+
+def draw_like(data, like, label: str):
+    """A float, or an array shaped like `like`, of small values (tangents, cotangents)."""
+    if np.shape(like) == ():
+        return data.draw(st.sampled_from(TANGENTS), label=label)
+    n = int(np.prod(np.shape(like)))
+    values = data.draw(st.lists(st.sampled_from(TANGENTS), min_size=n, max_size=n), label=label)
+    return np.reshape(np.array(values, dtype=np.float64), np.shape(like))
+
+
+def fd_direction(fn, args: list[object], tangents: list[object]):
+    """d/de fn(args + e * tangents) at e = 0, elementwise, by Richardson-extrapolated central
+    differences; returns (estimate, error estimate)."""
+    h = RICHARDSON_H * max(1.0, *(float(np.max(np.abs(a))) for a in args))
+
+    def at(e: float):
+        return np.asarray(fn(*[a + e * t for a, t in zip(args, tangents)]), dtype=np.float64)
+
+    d = {k: (at(k * h) - at(-k * h)) / (2 * k * h) for k in FD_STEPS}
+    coarse, fine = (4 * d[0.5] - d[1.0]) / 3, (4 * d[0.25] - d[0.5]) / 3
+    return fine, np.abs(fine - coarse)
+
+
+def direction_points(args: list[object], tangents: list[object]):
+    h = RICHARDSON_H * max(1.0, *(float(np.max(np.abs(a))) for a in args))
+    for k in FD_STEPS:
+        for sign in (1.0, -1.0):
+            yield [a + sign * k * h * t for a, t in zip(args, tangents)]
+
+
+def expect_shape(what: str, got, like) -> None:
+    assert np.shape(got) == np.shape(like), f"{what}: shape {np.shape(got)} != {np.shape(like)} ({got!r})"
+
+
+def check_gradients(f, tf, prog: Program, args, expected, scale, ref, fd: bool = True):
+    """value_and_grad (value like the original's; each gradient shaped like its argument,
+    against finite differences and torch) and grad(f, wrt=p) for each parameter alone."""
+    got_value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+    grads = as_tuple(grads, len(args))
+    expect_value("value_and_grad value", got_value, expected, scale)
+    t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
+    for i, p in enumerate(prog.params):
+        expect_shape(f"d/d{p}", grads[i], args[i])
+        if fd:
+            expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
+        if t_grads is not None:
+            expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
+        got = run_symgrad(f"grad(f, wrt={p!r})", symgrad.grad(f, wrt=p), *args)
+        expect_close(f"grad(f, wrt={p!r})", got, grads[i], SAME_RTOL, SAME_RTOL * scale)
+    return grads
+
+
+def check_jvp(f, tf, args, tangents, expected, scale, ref=None, probed=None):
+    """jvp's value like the original's; its tangent against torch's forward mode and, given
+    a reference, directional finite differences (where no decision changes along them)."""
+    value, tangent = run_symgrad("jvp(f)", symgrad.jvp(f), tuple(args), tuple(tangents))
+    expect_value("jvp value", value, expected, scale)
+    expect_shape("jvp tangent", tangent, expected)
+    if tf is not None:
+        t_value, t_tangent = torch_oracle.jvp(tf, args, tangents)
+        assert close(t_value, expected, 1e-9, 1e-9 * scale), "the torch oracle disagrees (a test bug)"
+        expect_torch("jvp tangent vs torch", tangent, t_tangent, scale)
+    if ref is not None and (
+        probed is None or all(probed.same_decisions(m) for m in direction_points(args, tangents))
+    ):
+        estimate, error = fd_direction(ref, args, tangents)
+        assert np.all(np.isfinite(np.asarray(tangent, dtype=np.float64))), f"jvp: non-finite {tangent!r}"
+        ok = np.abs(np.asarray(tangent, dtype=np.float64) - estimate) <= (
+            FD_ATOL * scale + FD_RTOL * np.abs(estimate) + 2 * error
+        )
+        assert np.all(ok), (
+            f"jvp tangent: symgrad {tangent!r} != finite differences {estimate!r} (+- {error!r})"
+        )
+    return value, tangent
+
+
+def check_vjp(f, tf, prog: Program, args, cot, expected, scale, ref=None):
+    """vjp's value like the original's; the pullback of a random cotangent against torch and
+    finite differences of sum(cot * f)."""
+    value, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
+    expect_value("vjp value", value, expected, scale)
+    pulled = as_tuple(run_symgrad("pullback", pullback, cot), len(args))
+    t_pulled = None if tf is None else torch_value_and_grads(tf, args, expected, scale, [cot])
+    for i, p in enumerate(prog.params):
+        expect_shape(f"pullback d/d{p}", pulled[i], args[i])
+        if t_pulled is not None:
+            expect_torch(f"pullback d/d{p} vs torch", pulled[i], t_pulled[i], scale)
+        if ref is not None:
+            weighted = lambda *a: np.sum(np.asarray(cot) * np.asarray(ref(*a)))  # noqa: E731
+            expect_fd(f"pullback d/d{p} vs finite differences", pulled[i], weighted, args, i, scale)
+
+
+def loaded_point(loader, prog: Program, data):
+    note(prog.source)
+    point = draw_point(data, prog)
+    return [point[p] for p in prog.params]
+
+
+# --- mixed floats and arrays (S1, S3) and second order under broadcasting (S8) -------------------
+
+
+def check_mixed(loader, prog: Program, data) -> None:
+    """Floats and arrays of different shapes in one call: value (shape too), value_and_grad,
+    grad of each, jvp and vjp against the original, finite differences and torch."""
+    args = loaded_point(loader, prog, data)
+    with loader.load(prog.text) as module:
+        f = module.f
+        probed = settle(module, prog, args)
+        expected = run_original(f, args)
+        scale, tf = scale_of(expected), torch_f(prog.source)
+        ref = probed if prog.uses_stop else pure(f)
+        check_gradients(f, tf, prog, args, expected, scale, ref)
+        tangents = [draw_like(data, a, f"tangent {p}") for a, p in zip(args, prog.params)]
+        check_jvp(f, tf, args, tangents, expected, scale, ref, probed)
+        check_vjp(f, tf, prog, args, draw_like(data, expected, "cotangent"), expected, scale, ref)
+    STATS["programs"] += 1
+
+
+def check_second_broadcast(loader, prog: Program, data) -> None:
+    """grad(grad(f, wrt=i), wrt=j) of mixed-shape programs against torch's double backward
+    (d/d args[j] of sum(d sum(f) / d args[i])) and finite differences of the first derivative."""
+    args = loaded_point(loader, prog, data)
+    n = len(args)
+    with loader.load(prog.text) as module:
+        f = module.f
+        settle(module, prog, args)
+        expected = run_original(f, args)
+        scale, tf = scale_of(expected), torch_f(prog.source)
+        arrays = [k for k in range(n) if np.shape(args[k]) != ()] or list(range(n))
+        for _ in range(2):
+            i = data.draw(st.sampled_from(range(n)), label="i")
+            j = data.draw(st.sampled_from(arrays), label="j")
+            what = f"grad(grad(f, wrt={prog.params[i]!r}), wrt={prog.params[j]!r})"
+            g_i = symgrad.grad(f, wrt=i)
+            got = run_symgrad(what, symgrad.grad(g_i, wrt=j), *args)
+            expect_shape(what, got, args[j])
+            if tf is not None:
+                expect_second_torch(what, got, tf, args, i, j, scale)
+            if not prog.uses_stop:
+                expect_fd(f"{what} vs finite differences", got, g_i, args, j, scale, 1e-5, 1e-6)
+    STATS["programs"] += 1
+
+
+# --- forward mode under branches (S7) ------------------------------------------------------------
+
+
+def check_hazards(loader, prog: Program, data) -> None:
+    """jvp and grad where an untaken branch is NaN or inf: at a point away from the guards
+    (against finite differences and torch's forward mode) and at a point on one guard (against
+    torch's forward mode, which selects the taken branch's tangent); no NaN may leak; and both
+    points at once as arrays."""
+    args = loaded_point(loader, prog, data)
+    guards = prog.meta["guards"]
+    assume(all(abs(args[prog.params.index(v)] - c) > GUARD_MARGIN for v, _, c in guards))
+    with loader.load(prog.text) as module:
+        f = module.f
+        probed = settle(module, prog, args)
+        tf = torch_f(prog.source)
+        v, _, c = guards[data.draw(st.integers(0, len(guards) - 1), label="guard")]
+        on = list(args)
+        on[prog.params.index(v)] = float(c)
+        on_probe = Probed(module, on)
+        assume(on_probe.margin > MARGIN and np.isfinite(on_probe.value) and abs(on_probe.value) < VALUE_LIMIT)
+        tangents = [data.draw(st.sampled_from(TANGENTS), label=f"tangent {p}") for p in prog.params]
+        results = []
+        for point, fd in ((args, True), (on, False)):
+            expected = run_original(f, point)
+            scale = scale_of(expected)
+            ref = (probed if prog.uses_stop else pure(f)) if fd else None
+            grads = check_gradients(f, None, prog, point, expected, scale, ref, fd=fd)
+            if tf is not None:  # torch's reverse mode multiplies an untaken NaN by zero: NaN
+                t_grads = torch_oracle.grad_forward(tf, point)
+                for i, p in enumerate(prog.params):
+                    expect_torch(f"d/d{p} vs torch (forward mode)", grads[i], t_grads[i], scale)
+            value, tangent = check_jvp(f, tf, point, tangents, expected, scale, ref, probed)
+            results.append((value, tangent, grads))
+        batch = [np.array([a, b]) for a, b in zip(args, on)]
+        value, tangent = run_symgrad(
+            "jvp(f) on arrays", symgrad.jvp(f), tuple(batch), tuple(np.array([t, t]) for t in tangents)
+        )
+        scale = scale_of([r[0] for r in results])
+        for what, got, k in (("value", value, 0), ("tangent", tangent, 1)):
+            spread = np.broadcast_to(got, (2,))  # a constant is a scalar, as in NumPy
+            expect_close(
+                f"jvp {what} on arrays", spread, [r[k] for r in results], SAME_RTOL, SAME_RTOL * scale
+            )
+        grads = as_tuple(run_symgrad("grad(f) on arrays", symgrad.grad(f), *batch), len(args))
+        for i, p in enumerate(prog.params):
+            expect_close(
+                f"d/d{p} on arrays", grads[i], [r[2][i] for r in results], SAME_RTOL, SAME_RTOL * scale
+            )
+    STATS["programs"] += 1
+
+
+# --- aliasing and in-place updates (S9) ----------------------------------------------------------
+
+ALIAS_WORDS = re.compile(r"alias|in[- ]?place|view|writes? (?:in)?to|augmented|[-+*/]=", re.IGNORECASE)
+
+
+class RefusedError(Exception):
+    pass
+
+
+def accept_refusal(what: str, transform, *args):
+    """A symgrad call that either works or refuses with a SymgradError about the alias or
+    the in-place update; any other exception fails the test."""
+    try:
+        return run_symgrad(what, transform, *args)
+    except symgrad.SymgradError as e:
+        assert ALIAS_WORDS.search(str(e)), f"{what}: a refusal that names no alias or in-place update: {e}"
+        raise RefusedError(str(e)) from e
+
+
+def check_aliasing(loader, prog: Program, data) -> None:
+    """`t = x` / `t = x[0:2]`, then `t += ...`: symgrad's value is NumPy's (writes through to
+    x), its gradient that of the original (finite differences and torch, whose in-place
+    semantics are NumPy's), or it refuses naming the alias; the caller's arrays stay as given."""
+    args = loaded_point(loader, prog, data)
+    with loader.load(prog.text) as module:
+        f = module.f
+        settle(module, prog, args)
+        expected = run_original(f, args)
+        scale, tf = scale_of(expected), torch_f(prog.source)
+        saved = copies(args)
+        try:
+            got_value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            grads = as_tuple(grads, len(args))
+            expect_value("value_and_grad value", got_value, expected, scale)
+            t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
+            for i, p in enumerate(prog.params):
+                expect_shape(f"d/d{p}", grads[i], args[i])
+                expect_fd(f"d/d{p} vs finite differences", grads[i], pure(f), args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
+            tangents = [draw_like(data, a, f"tangent {p}") for a, p in zip(args, prog.params)]
+            value, tangent = accept_refusal("jvp(f)", symgrad.jvp(f), tuple(args), tuple(tangents))
+            expect_value("jvp value", value, expected, scale)
+            if tf is not None:
+                expect_torch("jvp tangent vs torch", tangent, torch_oracle.jvp(tf, args, tangents)[1], scale)
+        except RefusedError:
+            STATS["aliasing refused"] = STATS.get("aliasing refused", 0) + 1
+        for a, s, p in zip(args, saved, prog.params):
+            assert np.array_equal(a, s), f"symgrad changed the caller's {p}: {s!r} became {a!r}"
+    STATS["programs"] += 1
+
+
+# --- captured values (S10) -----------------------------------------------------------------------
+
+
+def _set_cell(fn, name: str, value) -> None:
+    fn.__closure__[fn.__code__.co_freevars.index(name)].cell_contents = value
+
+
+def change_captured(module, ns, prog: Program, data) -> str:
+    """Change K0 (module constant), c (closure cell) and A (module array: rebound or written
+    into), some or all, in the module and in the torch oracle's namespace alike."""
+    what = []
+    if data.draw(st.booleans(), label="change K0"):
+        new = data.draw(st.sampled_from([v for v in CAPTURED_VALUES if v != module.K0]), label="K0")
+        module.K0 = new
+        if ns is not None:
+            ns["K0"] = new
+        what.append(f"K0 = {new!r}")
+    if not what or data.draw(st.booleans(), label="change c"):
+        new = data.draw(st.sampled_from([v for v in CELL_VALUES if v != prog.meta["cell"]]), label="c")
+        for fn in (module.f, module._probe_f) + (() if ns is None else (ns["f"],)):
+            _set_cell(fn, "c", new)
+        what.append(f"c = {new!r}")
+    if "A" in prog.meta and data.draw(st.booleans(), label="change A"):
+        if data.draw(st.booleans(), label="write into A"):
+            module.A[1] = 3.0
+            what.append("A[1] = 3.0")
+        else:
+            module.A = np.array(data.draw(st.sampled_from([v for v in ARRAY_VALUES if v != prog.meta["A"]])))
+            what.append(f"A = {module.A!r}")
+        if ns is not None:
+            ns["A"] = torch_oracle.T(np.array(module.A))
+    return ", ".join(what)
+
+
+def refuses_outside_arrays(vg, args) -> bool:
+    """symgrad's documented refusal of an array read from outside the function."""
+    try:
+        run_symgrad("value_and_grad(f)", vg, *args)
+    except symgrad.UnsupportedSyntaxError as e:
+        assert "array constants from outside the function" in str(e), str(e)
+        STATS["programs"] += 1
+        STATS["captured arrays refused"] = STATS.get("captured arrays refused", 0) + 1
+        return True
+    return False
+
+
+def check_captured(loader, prog: Program, data) -> None:
+    """grad / value_and_grad of f reading a module constant, a module array and a closure
+    cell; after changing them (rebinding, or writing into the array), the same transform
+    objects must give the original function's new value and gradient (FD and torch)."""
+    args = loaded_point(loader, prog, data)
+    with loader.load(prog.text) as module:
+        f = module.f
+        ns = None if torch_oracle is None else torch_oracle.load(prog.source)
+        vg, g = symgrad.value_and_grad(f), symgrad.grad(f, wrt=0)
+        when = "before any change"
+        if "A" in prog.meta and refuses_outside_arrays(vg, args):
+            return
+        for step in range(2):
+            settle(module, prog, args)
+            expected = run_original(f, args)
+            scale = scale_of(expected)
+            got_value, grads = run_symgrad("value_and_grad(f)", vg, *args)
+            grads = as_tuple(grads, len(args))
+            expect_value(f"value {when}", got_value, expected, scale)
+            t_grads = None if ns is None else torch_value_and_grads(ns["f"], args, expected, scale)
+            for i, p in enumerate(prog.params):
+                expect_fd(f"d/d{p} {when} vs finite differences", grads[i], pure(f), args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d{p} {when} vs torch", grads[i], t_grads[i], scale)
+            got = run_symgrad("grad(f, wrt=0)", g, *args)
+            expect_close(f"grad(f, wrt=0) {when}", got, grads[0], SAME_RTOL, SAME_RTOL * scale)
+            if step == 0:
+                when = f"after {change_captured(module, ns, prog, data)}"
+                note(when)
     STATS["programs"] += 1
 
 
@@ -501,7 +934,19 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
 
 # Each property runs through `expect_programs`, which fails if Hypothesis checked fewer
 # programs than asked (say, because the generator's assumptions rejected most draws).
-PROGRAMS = {"straight": 700, "branches": 450, "loops": 450, "tuples": 200, "arrays": 250}
+PROGRAMS = {
+    "straight": 700,
+    "branches": 450,
+    "loops": 450,
+    "tuples": 200,
+    "arrays": 250,
+    "mixed": 40,
+    "second order": 25,
+    "hazards": 40,
+    "aliasing": 40,
+    "captured": 30,
+    "precedence": 100,
+}
 
 
 def expect_programs(prop, loader, family: str) -> None:
@@ -563,6 +1008,66 @@ def test_reductions_over_arrays(loader):
     expect_programs(reductions_over_arrays, loader, "arrays")
 
 
+@fuzz_settings(PROGRAMS["mixed"])
+@given(prog=mixed_programs(), data=st.data())
+def mixed_scalars_and_arrays(loader, prog, data):
+    check_mixed(loader, prog, data)
+
+
+@fuzz_settings(PROGRAMS["second order"])
+@given(prog=mixed_programs(), data=st.data())
+def second_order_under_broadcasting(loader, prog, data):
+    check_second_broadcast(loader, prog, data)
+
+
+@fuzz_settings(PROGRAMS["hazards"])
+@given(prog=hazard_programs(), data=st.data())
+def forward_mode_under_branches(loader, prog, data):
+    check_hazards(loader, prog, data)
+
+
+@fuzz_settings(PROGRAMS["aliasing"])
+@given(prog=alias_programs(), data=st.data())
+def aliasing_and_in_place(loader, prog, data):
+    check_aliasing(loader, prog, data)
+
+
+@fuzz_settings(PROGRAMS["captured"])
+@given(prog=captured_programs(), data=st.data())
+def captured_values_changed(loader, prog, data):
+    check_captured(loader, prog, data)
+
+
+@fuzz_settings(PROGRAMS["precedence"])
+@given(prog=precedence_programs(), data=st.data())
+def printing_precedence(loader, prog, data):
+    check_program(loader, prog, data)
+
+
+def test_mixed_scalars_and_arrays(loader):
+    expect_programs(mixed_scalars_and_arrays, loader, "mixed")
+
+
+def test_second_order_under_broadcasting(loader):
+    expect_programs(second_order_under_broadcasting, loader, "second order")
+
+
+def test_forward_mode_under_branches(loader):
+    expect_programs(forward_mode_under_branches, loader, "hazards")
+
+
+def test_aliasing_and_in_place(loader):
+    expect_programs(aliasing_and_in_place, loader, "aliasing")
+
+
+def test_captured_values_changed(loader):
+    expect_programs(captured_values_changed, loader, "captured")
+
+
+def test_printing_precedence(loader):
+    expect_programs(printing_precedence, loader, "precedence")
+
+
 def test_every_rule_has_a_generator():
     """A rule added to symgrad.RULES must be taught to the generator (SPECS)."""
     assert set(SPECS) == set(RULE_BY_KEY)
@@ -576,37 +1081,61 @@ def original(f, args):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return f(*args)
+            return f(*copies(args))
     except (TypeError, ValueError):
-        return np.vectorize(f, otypes=[np.float64])(*args)
+        return np.vectorize(f, otypes=[np.float64])(*copies(args))
+
+
+def regression_torch(source: str, args):
+    """The torch oracle of a regression at a point, or None where it does not apply (no torch,
+    or Python `if` on arrays, which only np.vectorize runs)."""
+    tf = torch_f(source)
+    if tf is None:
+        return None
+    try:
+        torch_oracle.value(tf, args)
+    except RuntimeError as e:
+        if "ambiguous" not in str(e):
+            raise
+        return None
+    return tf
+
+
+def regression_args(point) -> list[object]:
+    return [np.asarray(a, dtype=np.float64) if isinstance(a, list) else float(a) for a in point]
 
 
 @pytest.mark.parametrize(
     "source,points", REGRESSIONS, ids=[f"regression{k}" for k in range(len(REGRESSIONS))]
 )
 def test_regressions(loader, source, points):
-    """Programs that once exposed a bug: value, gradient, each wrt and second order against
-    finite differences of the original function at the recorded points."""
+    """Programs that once exposed a bug: value (and its shape), gradient, each wrt, jvp and
+    second order against finite differences of the original function and against torch at
+    the recorded points."""
     with loader.load(source) as module:
         f = module.f
         n = f.__code__.co_argcount
+        ref = lambda *a: original(f, a)  # noqa: E731
         for point in points:
-            args = [np.asarray(a, dtype=np.float64) if isinstance(a, list) else float(a) for a in point]
+            args = regression_args(point)
             outputs = original(f, args)
             scale = scale_of(outputs)
+            tf = regression_torch(source, args)
             if isinstance(outputs, tuple):
                 jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
                 for k in range(len(outputs)):
                     for i in range(n):
-                        expect_fd(
-                            f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: original(f, a)[k], args, i, scale
-                        )
+                        expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
                 continue
             value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
             grads = as_tuple(grads, n)
-            expect_close("value", value, outputs, 1e-9, 1e-9 * scale)
+            expect_value("value", value, outputs, scale)
+            t_grads = None if tf is None else torch_value_and_grads(tf, args, outputs, scale)
             for i in range(n):
-                expect_fd(f"d/d arg{i}", grads[i], lambda *a: original(f, a), args, i, scale)
+                expect_shape(f"d/d arg{i}", grads[i], args[i])
+                expect_fd(f"d/d arg{i}", grads[i], ref, args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d arg{i} vs torch", grads[i], t_grads[i], scale)
                 g_i = symgrad.grad(f, wrt=i)
                 expect_close(
                     f"grad(f, wrt={i})",
@@ -616,5 +1145,59 @@ def test_regressions(loader, source, points):
                     SAME_RTOL * scale,
                 )
                 for j in range(n):
-                    got = run_symgrad(f"grad(grad(f, wrt={i}), wrt={j})", symgrad.grad(g_i, wrt=j), *args)
-                    expect_fd(f"grad(grad(f, wrt={i}), wrt={j})", got, g_i, args, j, scale, 1e-5, 1e-6)
+                    what = f"grad(grad(f, wrt={i}), wrt={j})"
+                    got = run_symgrad(what, symgrad.grad(g_i, wrt=j), *args)
+                    expect_fd(what, got, g_i, args, j, scale, 1e-5, 1e-6)
+                    if tf is not None:
+                        expect_second_torch(what, got, tf, args, i, j, scale)
+            tangents = [np.full(np.shape(a), 1.0) if np.shape(a) else 1.0 for a in args]
+            check_jvp(f, tf, args, tangents, outputs, scale, ref)
+
+
+@pytest.mark.parametrize(
+    "source,points", ALIAS_REGRESSIONS, ids=[f"S9_alias{k}" for k in range(len(ALIAS_REGRESSIONS))]
+)
+def test_S9_in_place_on_alias_regressions(loader, source, points):
+    """`+=` on an alias or view: NumPy's value and the original's gradient (finite differences
+    and torch), or a refusal naming the alias; the caller's arrays unchanged."""
+    with loader.load(source) as module:
+        f = module.f
+        for point in points:
+            args = regression_args(point)
+            expected = run_original(f, args)
+            scale, tf, saved = scale_of(expected), torch_f(source), copies(args)
+            try:
+                value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            except RefusedError:
+                continue
+            finally:
+                for a, s in zip(args, saved):
+                    assert np.array_equal(a, s), f"symgrad changed the caller's array: {s!r} became {a!r}"
+            expect_value("value", value, expected, scale)
+            grads = as_tuple(grads, len(args))
+            t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
+            for i in range(len(args)):
+                expect_fd(f"d/d arg{i}", grads[i], pure(f), args, i, scale)
+                if t_grads is not None:
+                    expect_torch(f"d/d arg{i} vs torch", grads[i], t_grads[i], scale)
+
+
+@pytest.mark.parametrize(
+    "source,point,changes",
+    CAPTURE_REGRESSIONS,
+    ids=[f"S10_captured{k}" for k in range(len(CAPTURE_REGRESSIONS))],
+)
+def test_S10_captured_value_changed_regressions(loader, source, point, changes):
+    """A module constant or closure cell changed after the first call: the same transform
+    gives the original function's new value and gradient."""
+    with loader.load(source) as module:
+        args = regression_args(point)
+        vg = symgrad.value_and_grad(module.f)
+        run_symgrad("value_and_grad(f)", vg, *args)
+        for change in changes:
+            exec(change, vars(module))
+        expected = run_original(module.f, args)
+        scale = scale_of(expected)
+        value, grad = run_symgrad("value_and_grad(f)", vg, *args)
+        expect_value(f"value after {changes}", value, expected, scale)
+        expect_fd(f"gradient after {changes}", grad, pure(module.f), args, 0, scale)
