@@ -91,14 +91,11 @@ def _resolve(
 ) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     static_names, _ = _names(source, static, "static")
     wrt_names, single = _names(source, wrt, "wrt")
-    if wrt is None:
-        defaults = source.fn.__defaults__ or ()
-        positional = [a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args)]
-        required = positional[: len(positional) - len(defaults)]
-        kwdefaults = source.fn.__kwdefaults__ or {}
-        required += [a.arg for a in source.tree.args.kwonlyargs if a.arg not in kwdefaults]
-        wrt_names = tuple(p for p in required if p not in static_names)
-        single = len(wrt_names) == 1
+    if wrt is None:  # the first parameter, as jax.grad (argnums=0), autograd and torch.func
+        args = source.tree.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        wrt_names = tuple(p for p in params if p not in static_names)[:1]
+        single = True
         if not wrt_names:
             raise source.error(
                 WrtError,
