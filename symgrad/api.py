@@ -274,9 +274,11 @@ def grad(
     Args:
         fn: a Python function of floats (or arrays, elementwise), or a `grad` object to
             differentiate again. May be omitted to use `@grad(wrt=...)` as a decorator.
-        wrt: parameter names or positions to differentiate with respect to. Default: every
-            parameter without a default value. A single name or position gives a single
-            gradient; a tuple gives a tuple.
+        wrt: parameter names or positions to differentiate with respect to. Default: the
+            first parameter not in `static` (as `jax.grad`'s `argnums=0`, autograd and
+            `torch.func.grad`), so `scipy.optimize.minimize(f, x0, args=..., jac=grad(f))`
+            works. A single name or position, or the default, gives a single gradient; a
+            tuple gives a tuple.
         static: parameters to specialise on (loop bounds, flags): one compiled variant per value.
         backend: where the generated program runs: `"numpy"` (default; for a transform of a
             transform, the inner one's backend), `"numba"` (a fused, parallel loop on arrays;
@@ -291,7 +293,9 @@ def grad(
     >>> from symgrad import grad
     >>> def f(x, y):
     ...     return np.sin(x) * y
-    >>> dfdx, dfdy = grad(f)(0.0, 2.0)
+    >>> grad(f)(0.0, 2.0)
+    2.0
+    >>> dfdx, dfdy = grad(f, wrt=("x", "y"))(0.0, 2.0)
     >>> dfdx, dfdy
     (2.0, 0.0)
     """
@@ -303,13 +307,18 @@ def grad(
 def value_and_grad(
     fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Any:
-    """Like `grad`, but the callable returns `(value, gradient)` from one generated program.
+    """Like `grad` (same `wrt`, default the first parameter), but the callable returns
+    `(value, gradient)` from one generated program.
 
     >>> from symgrad import value_and_grad
     >>> def f(x):
     ...     return x ** 3
     >>> value_and_grad(f)(2.0)
     (8.0, 12.0)
+    >>> def g(x, y):
+    ...     return x * y
+    >>> value_and_grad(g, wrt=("x", "y"))(2.0, 3.0)
+    (6.0, (3.0, 2.0))
     """
     if fn is None:
         return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend)
@@ -432,7 +441,8 @@ def vjp(
     Returns:
         A callable: `vjp(f)(*args)` gives `(value, pullback)`; `pullback(v)`, with `v` shaped
         like the output (a tuple of them for tuple outputs), returns the gradient of
-        `sum(v * f(*args))` for each `wrt` argument, shaped like that argument.
+        `sum(v * f(*args))` for each `wrt` argument (default: the first parameter, a single
+        gradient; a tuple `wrt` gives a tuple), shaped like that argument.
 
     >>> import numpy as np
     >>> from symgrad import vjp
@@ -508,13 +518,16 @@ def jvp(
 
     Returns:
         A callable: `jvp(f)(primals, tangents)` with `primals` a tuple of all arguments and
-        `tangents` one per `wrt` parameter, giving `(value, tangent_out)`.
+        `tangents` one per `wrt` parameter (default: the first parameter), giving
+        `(value, tangent_out)`.
 
     >>> from symgrad import jvp
     >>> def f(x, y):
     ...     return x * y
-    >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
+    >>> jvp(f)((2.0, 3.0), (1.0,))
     (6.0, 3.0)
+    >>> jvp(f, wrt=("x", "y"))((2.0, 3.0), (1.0, 1.0))
+    (6.0, 5.0)
     """
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
@@ -575,13 +588,14 @@ def jacobian(
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
     Returns:
-        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters) on scalars; on
-        arrays of broadcast shape `S`, a stack of shape `S + (m, n)`.
+        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters; by default the
+        first parameter alone, n = 1) on scalars; on arrays of broadcast shape `S`, a stack
+        of shape `S + (m, n)`.
 
     >>> from symgrad import jacobian
     >>> def f(x, y):
     ...     return x * y, x + y
-    >>> jacobian(f)(2.0, 3.0)
+    >>> jacobian(f, wrt=("x", "y"))(2.0, 3.0)
     array([[3., 2.],
            [1., 1.]])
     """
@@ -626,12 +640,13 @@ def hessian(
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
     Returns:
-        A callable giving an `(n, n)` array on scalars, `S + (n, n)` on arrays of shape `S`.
+        A callable giving an `(n, n)` array on scalars, `S + (n, n)` on arrays of shape `S`,
+        for n `wrt` parameters (by default the first parameter alone).
 
     >>> from symgrad import hessian
     >>> def f(x, y):
     ...     return x * x * y
-    >>> hessian(f)(1.0, 2.0)
+    >>> hessian(f, wrt=("x", "y"))(1.0, 2.0)
     array([[4., 2.],
            [2., 0.]])
     """
