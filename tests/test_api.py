@@ -219,3 +219,63 @@ def test_harmless_cancellation_stays_shape_polymorphic():
     assert "def grad_horner_from_zero" in g.source  # no shapes needed before the first call
     x = np.linspace(-1.0, 1.0, 5)
     np.testing.assert_allclose(g(x), 2 * x - 2.0, rtol=1e-15)  # d/dx (x**2 - 2x + 0.5)
+
+
+# --- E9: the default wrt is the first parameter ------------------------------------------------
+
+
+def e9_product(x, y, z=2.0):
+    return np.sin(x) * y + x * z
+
+
+def e9_static_first(n, x, y):
+    total = 0.0
+    for _ in range(n):
+        total = total + x * y
+    return total
+
+
+def e9_least_squares(w, X, y):
+    return np.sum((X @ w - y) ** 2)
+
+
+def test_E9_default_wrt_is_the_first_parameter():
+    x, y = 0.7, -1.3
+    g = grad(e9_product)
+    assert g.wrt == ("x",)
+    got = g(x, y)
+    assert type(got) is float  # a single gradient, not a tuple
+    assert got == pytest.approx(np.cos(x) * y + 2.0, rel=1e-14)
+    value, gx = value_and_grad(e9_product)(x, y)
+    assert value == pytest.approx(e9_product(x, y), rel=1e-14) and gx == got
+    # a static first parameter is skipped: the first of the others
+    gs = grad(e9_static_first, static="n")
+    assert gs.wrt == ("x",)
+    assert gs(3, x, y) == pytest.approx(3 * y, rel=1e-14)
+    # the old spelling, an explicit tuple, still gives every partial
+    dx, dy, dz = grad(e9_product, wrt=("x", "y", "z"))(x, y, 0.5)
+    assert dx == pytest.approx(np.cos(x) * y + 0.5, rel=1e-14)
+    assert dy == pytest.approx(np.sin(x), rel=1e-14) and dz == pytest.approx(x, rel=1e-14)
+    assert grad(e9_product, wrt=("x", "y"))(x, y) == (got, pytest.approx(np.sin(x), rel=1e-14))
+
+
+def test_E9_scipy_minimize_idiom():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.5, -2.0, 0.25]) + 0.1 * rng.normal(size=40)
+    jac = grad(e9_least_squares)
+    # the gradient in w alone, against central differences of the NumPy function
+    w = rng.normal(size=3)
+    got = jac(w, X, y)
+    assert isinstance(got, np.ndarray) and got.shape == (3,)
+    h = 1e-6
+    fd = [
+        (e9_least_squares(w + h * e, X, y) - e9_least_squares(w - h * e, X, y)) / (2 * h) for e in np.eye(3)
+    ]
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-6)
+    result = optimize.minimize(e9_least_squares, np.zeros(3), args=(X, y), jac=jac, method="BFGS")
+    assert result.success, result.message
+    expected, *_ = np.linalg.lstsq(X, y, rcond=None)
+    np.testing.assert_allclose(result.x, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(jac(result.x, X, y), 0.0, atol=1e-5)
