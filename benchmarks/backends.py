@@ -202,7 +202,7 @@ def w2_w4(repeats: int, depths: Sequence[int]) -> str:
     out = []
     rows: list[tuple[str, float | None, str]] = []
     for backend in ("numpy", "numba"):
-        g = grad(W.rosen, backend=backend)
+        g = grad(W.rosen, wrt=("x", "y"), backend=backend)
         _check(g(0.5, 0.8), W.rosen_grad_hand(0.5, 0.8))
         rows.append(
             (
@@ -258,7 +258,7 @@ def w5(repeats: int, n: int) -> str:
     want = W.chain_grad_hand(*xs)
     rows: list[tuple[str, float | None, str]] = []
     for backend in ("numpy", "numba"):
-        g = grad(module.chain, backend=backend)
+        g = grad(module.chain, wrt=tuple(range(n)), backend=backend)
         _check(g(*xs), want)
         heavy = bool(getattr(g.variant().kernel, "njit_floats", False))
         note = "njit scalar kernel" if heavy else "inlined Python"
@@ -332,7 +332,7 @@ def compile_times(n5: int, D: int) -> str:
     )
     w5 = (
         f"m = W.chain_module({n5})\n"
-        f"symgrad.grad(m.chain, backend={{b!r}})(*np.linspace(-1, 1, {n5}).tolist())"
+        f"symgrad.grad(m.chain, wrt=tuple(range({n5})), backend={{b!r}})(*np.linspace(-1, 1, {n5}).tolist())"
     )
     parts = []
     for label, code in (("W3 (1e3 elements)", w3), (f"W4 D={D}", w4), (f"W5 n={n5}", w5)):

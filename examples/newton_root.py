@@ -62,7 +62,7 @@ def main() -> None:
     print(f"  check: E - e*sin(E) = {E - e * math.sin(E):.17g}  (M = {M})")
 
     print("System: x**2 + y**2 = 4, exp(x) + y = 1")
-    J = jacobian(circle_and_exponential)  # (2, 2): rows are equations, columns x and y
+    J = jacobian(circle_and_exponential, wrt=("x", "y"))  # (2, 2): rows are equations, columns x and y
     z = np.array([1.0, -1.0])
     for k in range(50):
         F = np.array(circle_and_exponential(*z))

@@ -40,8 +40,9 @@ def lagrangian(q1: Real, q2: Real, dq1: Real, dq2: Real) -> Any:
     return kinetic - potential
 
 
-L_and_grad = value_and_grad(lagrangian)  # (L, (dL/dq1, dL/dq2, dL/ddq1, dL/ddq2))
-L_hessian = hessian(lagrangian)  # 4x4 over (q1, q2, dq1, dq2)
+STATE = ("q1", "q2", "dq1", "dq2")
+L_and_grad = value_and_grad(lagrangian, wrt=STATE)  # (L, (dL/dq1, dL/dq2, dL/ddq1, dL/ddq2))
+L_hessian = hessian(lagrangian, wrt=STATE)  # 4x4 over (q1, q2, dq1, dq2)
 
 
 def accelerations(q1: float, q2: float, dq1: float, dq2: float) -> np.ndarray:

@@ -32,19 +32,19 @@ def demo_softplus_loop(x, w):  # type: ignore[no-untyped-def]
 
 def demo() -> int:
     """Print the generated derivative source and values of three example functions."""
-    for fn, args in (
-        (demo_branch, (1.0, 2.0)),
-        (demo_relu, (np.arange(-2.0, 2.5, 1.0),)),
-        (demo_softplus_loop, (0.5, 1.5)),
+    for fn, wrt, args in (
+        (demo_branch, ("x", "y"), (1.0, 2.0)),
+        (demo_relu, "x", (np.arange(-2.0, 2.5, 1.0),)),
+        (demo_softplus_loop, ("x", "w"), (0.5, 1.5)),
     ):
-        compiled = value_and_grad(fn)
+        compiled = value_and_grad(fn, wrt=wrt)  # every parameter: a tuple of partials
         print(f"=== {fn.__name__} ===")
         print(compiled.source)
         value, gradient = compiled(*args)
         print(f"value_and_grad{args!r}:\n  value = {value!r}\n  gradient = {gradient!r}\n")
     print("relu'(x) on arange(-2, 2.5, 1):", grad(demo_relu)(np.arange(-2.0, 2.5, 1.0)))
     # exp(1.5 * 800) overflows; the loop runs as logaddexp(0, w*h), so both stay finite.
-    print("softplus loop at (800.0, 1.5):", value_and_grad(demo_softplus_loop)(800.0, 1.5))
+    print("softplus loop at (800.0, 1.5):", value_and_grad(demo_softplus_loop, wrt=("x", "w"))(800.0, 1.5))
     return 0
 
 

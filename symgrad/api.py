@@ -91,14 +91,11 @@ def _resolve(
 ) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     static_names, _ = _names(source, static, "static")
     wrt_names, single = _names(source, wrt, "wrt")
-    if wrt is None:
-        defaults = source.fn.__defaults__ or ()
-        positional = [a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args)]
-        required = positional[: len(positional) - len(defaults)]
-        kwdefaults = source.fn.__kwdefaults__ or {}
-        required += [a.arg for a in source.tree.args.kwonlyargs if a.arg not in kwdefaults]
-        wrt_names = tuple(p for p in required if p not in static_names)
-        single = len(wrt_names) == 1
+    if wrt is None:  # the first parameter, as jax.grad (argnums=0), autograd and torch.func
+        args = source.tree.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        wrt_names = tuple(p for p in params if p not in static_names)[:1]
+        single = True
         if not wrt_names:
             raise source.error(
                 WrtError,
@@ -280,9 +277,11 @@ def grad(
     Args:
         fn: a Python function of floats (or arrays, elementwise), or a `grad` object to
             differentiate again. May be omitted to use `@grad(wrt=...)` as a decorator.
-        wrt: parameter names or positions to differentiate with respect to. Default: every
-            parameter without a default value. A single name or position gives a single
-            gradient; a tuple gives a tuple.
+        wrt: parameter names or positions to differentiate with respect to. Default: the
+            first parameter not in `static` (as `jax.grad`'s `argnums=0`, autograd and
+            `torch.func.grad`), so `scipy.optimize.minimize(f, x0, args=..., jac=grad(f))`
+            works. A single name or position, or the default, gives a single gradient; a
+            tuple gives a tuple.
         static: parameters to specialise on (loop bounds, flags): one compiled variant per value.
         backend: where the generated program runs: `"numpy"` (default; for a transform of a
             transform, the inner one's backend), `"numba"` (a fused, parallel loop on arrays;
@@ -297,7 +296,9 @@ def grad(
     >>> from symgrad import grad
     >>> def f(x, y):
     ...     return np.sin(x) * y
-    >>> dfdx, dfdy = grad(f)(0.0, 2.0)
+    >>> grad(f)(0.0, 2.0)
+    2.0
+    >>> dfdx, dfdy = grad(f, wrt=("x", "y"))(0.0, 2.0)
     >>> dfdx, dfdy
     (2.0, 0.0)
     """
@@ -309,13 +310,18 @@ def grad(
 def value_and_grad(
     fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
 ) -> Any:
-    """Like `grad`, but the callable returns `(value, gradient)` from one generated program.
+    """Like `grad` (same `wrt`, default the first parameter), but the callable returns
+    `(value, gradient)` from one generated program.
 
     >>> from symgrad import value_and_grad
     >>> def f(x):
     ...     return x ** 3
     >>> value_and_grad(f)(2.0)
     (8.0, 12.0)
+    >>> def g(x, y):
+    ...     return x * y
+    >>> value_and_grad(g, wrt=("x", "y"))(2.0, 3.0)
+    (6.0, (3.0, 2.0))
     """
     if fn is None:
         return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend)
@@ -438,7 +444,8 @@ def vjp(
     Returns:
         A callable: `vjp(f)(*args)` gives `(value, pullback)`; `pullback(v)`, with `v` shaped
         like the output (a tuple of them for tuple outputs), returns the gradient of
-        `sum(v * f(*args))` for each `wrt` argument, shaped like that argument.
+        `sum(v * f(*args))` for each `wrt` argument (default: the first parameter, a single
+        gradient; a tuple `wrt` gives a tuple), shaped like that argument.
 
     >>> import numpy as np
     >>> from symgrad import vjp
@@ -527,13 +534,16 @@ def jvp(
 
     Returns:
         A callable: `jvp(f)(primals, tangents)` with `primals` a tuple of all arguments and
-        `tangents` one per `wrt` parameter, giving `(value, tangent_out)`.
+        `tangents` one per `wrt` parameter (default: the first parameter), giving
+        `(value, tangent_out)`.
 
     >>> from symgrad import jvp
     >>> def f(x, y):
     ...     return x * y
-    >>> jvp(f)((2.0, 3.0), (1.0, 0.0))
+    >>> jvp(f)((2.0, 3.0), (1.0,))
     (6.0, 3.0)
+    >>> jvp(f, wrt=("x", "y"))((2.0, 3.0), (1.0, 1.0))
+    (6.0, 5.0)
     """
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
@@ -594,14 +604,14 @@ def jacobian(
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
     Returns:
-        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters) on numbers; on
-        arrays, JAX's layout: for each output and `wrt` parameter a block of shape output
+        A callable giving an `(m, n)` array (m outputs, n `wrt` parameters; by default the
+        first parameter alone, n = 1) on numbers; on arrays, JAX's layout: for each output and `wrt` parameter a block of shape output
         shape + parameter shape (a tuple of blocks for several of either).
 
     >>> from symgrad import jacobian
     >>> def f(x, y):
     ...     return x * y, x + y
-    >>> jacobian(f)(2.0, 3.0)
+    >>> jacobian(f, wrt=("x", "y"))(2.0, 3.0)
     array([[3., 2.],
            [1., 1.]])
     """
@@ -646,13 +656,14 @@ def hessian(
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
     Returns:
-        A callable giving an `(n, n)` array on numbers; on arrays, the jacobian of the
+        A callable giving an `(n, n)` array on numbers, for n `wrt` parameters (by default the
+        first parameter alone); on arrays, the jacobian of the
         gradient (of the sum of the outputs) in JAX's layout: parameter shape + parameter shape.
 
     >>> from symgrad import hessian
     >>> def f(x, y):
     ...     return x * x * y
-    >>> hessian(f)(1.0, 2.0)
+    >>> hessian(f, wrt=("x", "y"))(1.0, 2.0)
     array([[4., 2.],
            [2., 0.]])
     """

@@ -665,13 +665,7 @@ def cmd_plot(args: argparse.Namespace, out: IO[str]) -> int:
     if setup.wrt is not None and len(setup.wrt) != 1:
         raise CliError("plot draws the derivative with respect to one parameter: pass --wrt x", EXIT_USAGE)
     compiled = setup.grad()
-    if len(compiled.wrt) != 1:
-        raise CliError(
-            f"`{setup.fn.__name__}` has parameters {', '.join(compiled.wrt)}: choose one with --wrt "
-            "and fix the others with --at",
-            EXIT_USAGE,
-        )
-    (name,) = compiled.wrt
+    (name,) = compiled.wrt  # one --wrt, or the default: the first parameter
     if name in setup.at:
         raise CliError(f"`{name}` is plotted over --range: do not also give it in --at", EXIT_USAGE)
     from .api import value_and_grad
@@ -763,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--wrt",
             metavar="NAMES",
             help="parameters to differentiate with respect to, comma-separated names or positions "
-            "(default: every parameter without a default value)",
+            "(default: the first parameter, as symgrad.grad's)",
         )
         sub.add_argument(
             "--static",

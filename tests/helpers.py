@@ -103,11 +103,20 @@ def param_names(fn):
     return list(inspect.signature(fn).parameters)
 
 
+def every_parameter(fn):
+    """The parameters of `fn` without a default value, in order: pass as `wrt=` to get every partial.
+
+    (This was symgrad's default `wrt` before E9; the default is now the first parameter.)
+    """
+    params = inspect.signature(fn).parameters.values()
+    return tuple(p.name for p in params if p.default is inspect.Parameter.empty)
+
+
 def wrt_positions(fn, wrt=None):
-    """Positions of the `wrt` parameters; default: every parameter without a default value."""
+    """Positions of the `wrt` parameters; None mirrors symgrad's default, the first parameter."""
     params = list(inspect.signature(fn).parameters.values())
     if wrt is None:
-        return [k for k, p in enumerate(params) if p.default is inspect.Parameter.empty]
+        return [0]
     items = [wrt] if isinstance(wrt, (str, int)) else list(wrt)
     names = [p.name for p in params]
     return [names.index(w) if isinstance(w, str) else w % len(names) for w in items]
@@ -144,7 +153,8 @@ def check_grads(
 ):
     """Assert that symgrad's gradient of `fn` at `args` matches central differences.
 
-    `wrt` is passed to `symgrad.grad` as given (names, positions or None). Float arguments
+    `wrt` is passed to `symgrad.grad` as given (names, positions or None, the first parameter;
+    `every_parameter(fn)` checks every partial). Float arguments
     must give float gradients, array arguments arrays of the same shape. The reference is a
     Richardson-extrapolated central difference of the original function unless
     `richardson=False`. `compiled` reuses an existing `grad` object; `check_types=False`

@@ -14,7 +14,7 @@ from tests import api_cases as cases
 
 
 def test_decorator_forms_agree():
-    plain = grad(cases.poly)
+    plain = grad(cases.poly, wrt=("x", "y"))
     with_args = grad(wrt=("x", "y"))(cases.poly)
     by_position = grad(cases.poly, wrt=(0, 1))
     expected = (6.0 * 1.5**2 + 0.5, 1.5)
@@ -30,24 +30,25 @@ def test_single_wrt_returns_a_single_value():
     assert isinstance(grad(cases.poly, wrt=("x",))(1.5, 0.5), tuple)
 
 
-def test_default_wrt_skips_parameters_with_defaults_but_they_stay_inputs():
-    g = grad(cases.poly)
+def test_parameters_with_defaults_stay_inputs():
+    assert grad(cases.poly).wrt == ("x",)  # the default: the first parameter (E9)
+    g = grad(cases.poly, wrt=("x", "y"))
     assert g.wrt == ("x", "y")
     assert g(1.0, 2.0, 5.0) == pytest.approx((15.0 + 2.0, 1.0))
     assert grad(cases.poly, wrt="c")(2.0, 1.0, 1.0) == pytest.approx(8.0)
 
 
 def test_value_and_grad_matches_function_and_gradient():
-    v, (gx, gy) = value_and_grad(cases.branchy)(1.0, 2.0)
+    v, (gx, gy) = value_and_grad(cases.branchy, wrt=("x", "y"))(1.0, 2.0)
     assert v == pytest.approx(cases.branchy(1.0, 2.0), rel=1e-15)
-    assert (gx, gy) == grad(cases.branchy)(1.0, 2.0)
+    assert (gx, gy) == grad(cases.branchy, wrt=("x", "y"))(1.0, 2.0)
 
 
 def test_python_floats_in_floats_out_and_arrays_keep_shape():
-    gx, gy = grad(cases.branchy)(np.arange(-8.0, 8.0, 0.1), 0.5)
+    gx, gy = grad(cases.branchy, wrt=("x", "y"))(np.arange(-8.0, 8.0, 0.1), 0.5)
     assert gx.shape == (160,)
     assert isinstance(gy, float)
-    pointwise = [grad(cases.branchy)(float(x), 0.5) for x in np.arange(-8.0, 8.0, 0.1)]
+    pointwise = [grad(cases.branchy, wrt=("x", "y"))(float(x), 0.5) for x in np.arange(-8.0, 8.0, 0.1)]
     np.testing.assert_allclose(gx, [p[0] for p in pointwise], rtol=1e-13)
     assert gy == pytest.approx(sum(p[1] for p in pointwise), rel=1e-12)
 
@@ -55,7 +56,7 @@ def test_python_floats_in_floats_out_and_arrays_keep_shape():
 def test_broadcast_scalar_gets_summed_gradient_and_constants_broadcast():
     x = np.linspace(-1.0, 1.0, 7).reshape(7, 1)
     y = np.linspace(0.5, 2.0, 3)
-    gx, gy = grad(cases.poly)(x, y)
+    gx, gy = grad(cases.poly, wrt=("x", "y"))(x, y)
     assert gx.shape == (7, 1) and gy.shape == (3,)
     np.testing.assert_allclose(gx[:, 0], (6 * x[:, 0] ** 2) * 3 + y.sum(), rtol=1e-13)
     np.testing.assert_allclose(gy, np.full(3, x.sum()), atol=1e-13)
@@ -121,7 +122,7 @@ def test_traceback_shows_generated_line():
 
 
 def test_graph_and_exprs():
-    g = grad(cases.poly)
+    g = grad(cases.poly, wrt=("x", "y"))
     listing = str(g.graph)
     assert listing.startswith("poly(x, y, c):")
     assert "dfdx" in listing
@@ -161,7 +162,7 @@ def test_tuple_output_grad_on_floats_refers_to_jacobian():
     with pytest.raises(symgrad.NonScalarOutputError) as info:
         grad(cases.two_outputs)(1.0, 2.0)
     assert "jacobian" in info.value.hint and "vjp" in info.value.hint
-    gx, gy = grad(cases.two_outputs)(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    gx, gy = grad(cases.two_outputs, wrt=("x", "y"))(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     np.testing.assert_allclose(gx, [4.0, 5.0])
     np.testing.assert_allclose(gy, [2.0, 3.0])
 
@@ -219,3 +220,63 @@ def test_harmless_cancellation_stays_shape_polymorphic():
     assert "def grad_horner_from_zero" in g.source  # no shapes needed before the first call
     x = np.linspace(-1.0, 1.0, 5)
     np.testing.assert_allclose(g(x), 2 * x - 2.0, rtol=1e-15)  # d/dx (x**2 - 2x + 0.5)
+
+
+# --- E9: the default wrt is the first parameter ------------------------------------------------
+
+
+def e9_product(x, y, z=2.0):
+    return np.sin(x) * y + x * z
+
+
+def e9_static_first(n, x, y):
+    total = 0.0
+    for _ in range(n):
+        total = total + x * y
+    return total
+
+
+def e9_least_squares(w, X, y):
+    return np.sum((X @ w - y) ** 2)
+
+
+def test_E9_default_wrt_is_the_first_parameter():
+    x, y = 0.7, -1.3
+    g = grad(e9_product)
+    assert g.wrt == ("x",)
+    got = g(x, y)
+    assert type(got) is float  # a single gradient, not a tuple
+    assert got == pytest.approx(np.cos(x) * y + 2.0, rel=1e-14)
+    value, gx = value_and_grad(e9_product)(x, y)
+    assert value == pytest.approx(e9_product(x, y), rel=1e-14) and gx == got
+    # a static first parameter is skipped: the first of the others
+    gs = grad(e9_static_first, static="n")
+    assert gs.wrt == ("x",)
+    assert gs(3, x, y) == pytest.approx(3 * y, rel=1e-14)
+    # the old spelling, an explicit tuple, still gives every partial
+    dx, dy, dz = grad(e9_product, wrt=("x", "y", "z"))(x, y, 0.5)
+    assert dx == pytest.approx(np.cos(x) * y + 0.5, rel=1e-14)
+    assert dy == pytest.approx(np.sin(x), rel=1e-14) and dz == pytest.approx(x, rel=1e-14)
+    assert grad(e9_product, wrt=("x", "y"))(x, y) == (got, pytest.approx(np.sin(x), rel=1e-14))
+
+
+def test_E9_scipy_minimize_idiom():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.5, -2.0, 0.25]) + 0.1 * rng.normal(size=40)
+    jac = grad(e9_least_squares)
+    # the gradient in w alone, against central differences of the NumPy function
+    w = rng.normal(size=3)
+    got = jac(w, X, y)
+    assert isinstance(got, np.ndarray) and got.shape == (3,)
+    h = 1e-6
+    fd = [
+        (e9_least_squares(w + h * e, X, y) - e9_least_squares(w - h * e, X, y)) / (2 * h) for e in np.eye(3)
+    ]
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-6)
+    result = optimize.minimize(e9_least_squares, np.zeros(3), args=(X, y), jac=jac, method="BFGS")
+    assert result.success, result.message
+    expected, *_ = np.linalg.lstsq(X, y, rcond=None)
+    np.testing.assert_allclose(result.x, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(jac(result.x, X, y), 0.0, atol=1e-5)

@@ -27,7 +27,7 @@ from symgrad import value_and_grad
 def f(x, y):
     return SCALE * helper(x) + np.sin(y)
 
-g = value_and_grad(f)
+g = value_and_grad(f, wrt=("x", "y"))
 value, grads = g(1.5, 0.5)
 print(json.dumps({"value": value, "grads": grads, "cached": g.variant().from_cache}))
 """

@@ -151,12 +151,20 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_show_source(example: Path) -> None:
-    result = run(example.parent, "show", "example.py:f")
+    result = run(example.parent, "show", "example.py:f", "--wrt", "x,y")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("def grad_f(x, y):\n")
     assert "dfdx = 2*x + y*numpy.cos(x)" in result.stdout
     assert "return (dfdx, dfdy)" in result.stdout
     assert "\x1b[" not in result.stdout  # not a terminal: no colours
+
+
+def test_E9_show_default_wrt_is_the_first_parameter(example: Path) -> None:
+    # the same default as symgrad.grad: the first parameter, one gradient
+    result = run(example.parent, "show", "example.py:f")
+    assert result.returncode == 0, result.stderr
+    assert "with respect to x;" in result.stdout
+    assert "dfdx = " in result.stdout and "dfdy" not in result.stdout
 
 
 def test_show_source_in_colour(example: Path) -> None:
@@ -167,7 +175,7 @@ def test_show_source_in_colour(example: Path) -> None:
 
 
 def test_show_latex_one_line_per_wrt(example: Path) -> None:
-    result = run(example.parent, "show", "example.py:f", "--format", "latex")
+    result = run(example.parent, "show", "example.py:f", "--format", "latex", "--wrt", "x,y")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines == [
@@ -176,6 +184,8 @@ def test_show_latex_one_line_per_wrt(example: Path) -> None:
     ]
     only_y = run(example.parent, "show", "example.py:f", "--format", "latex", "--wrt", "y")
     assert only_y.stdout.splitlines() == [lines[1]]
+    default = run(example.parent, "show", "example.py:f", "--format", "latex")
+    assert default.stdout.splitlines() == [lines[0]]
 
 
 def test_show_graph(example: Path) -> None:
@@ -255,7 +265,7 @@ def table(stdout: str) -> dict[str, list[str]]:
 
 
 def test_check_agrees(example: Path) -> None:
-    result = run(example.parent, "check", "example.py:f", "--at", "x=1.0,y=2.0")
+    result = run(example.parent, "check", "example.py:f", "--wrt", "x,y", "--at", "x=1.0,y=2.0")
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[0].split()
     assert header[:2] == ["parameter", "symgrad"]
@@ -376,9 +386,13 @@ def test_plot_reducing_function_point_by_point(example: Path) -> None:
 
 
 def test_plot_needs_one_parameter(example: Path) -> None:
+    result = run(example.parent, "plot", "example.py:f", "--wrt", "x,y", "--range", "0:1", "-o", "f.png")
+    assert result.returncode == 2
+    assert "with respect to one parameter: pass --wrt x" in result.stderr
+    # the default is the first parameter; the others need values
     result = run(example.parent, "plot", "example.py:f", "--range", "0:1", "-o", "f.png")
     assert result.returncode == 2
-    assert "choose one with --wrt" in result.stderr
+    assert "pass --at y=" in result.stderr
 
 
 def test_plot_bad_range(example: Path) -> None:

@@ -10,7 +10,7 @@ import sympy
 import symgrad
 from symgrad import derivative, grad, register, rules
 from tests import custom_cases as cases
-from tests.helpers import central_diff
+from tests.helpers import central_diff, every_parameter
 
 
 def test_custom_rule_gives_the_gradient_and_second_order():
@@ -30,7 +30,7 @@ def test_the_rule_wins_over_the_body():
 
 
 def test_multi_argument_rule():
-    gx, gy = grad(cases.uses_product)(0.4, 1.5)
+    gx, gy = grad(cases.uses_product, wrt=("x", "y"))(0.4, 1.5)
     assert gx == pytest.approx(np.cos(0.4) * 1.5 + 2 * 0.4)
     assert gy == pytest.approx(np.sin(0.4))
 
@@ -68,7 +68,7 @@ def test_scipy_special_rule_against_finite_differences(rule, tmp_path):
     try:
         rng = np.random.default_rng(7)
         lo, hi = rule.domain
-        g = grad(module.f)
+        g = grad(module.f, wrt=every_parameter(module.f))
         for x, y in rng.uniform(lo, hi, size=(4, 2)):
             got = g(float(x), float(y))
             for i in range(2):

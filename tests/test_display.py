@@ -30,16 +30,16 @@ def norm2(x):
 
 
 def test_latex_has_the_partials() -> None:
-    text = display.latex(grad(f))
+    text = display.latex(grad(f, wrt=("x", "y")))
     assert text.startswith(r"\begin{aligned}") and text.endswith(r"\end{aligned}")
     assert r"\frac{\partial f}{\partial x} &= 2 x + y \cos{\left(x \right)}" in text
     assert r"\frac{\partial f}{\partial y} &= \sin{\left(x \right)}" in text
-    assert display.latex(grad(f), delimiters=True) == f"$${text}$$"
+    assert display.latex(grad(f, wrt=("x", "y")), delimiters=True) == f"$${text}$$"
 
 
 def test_equations_one_per_wrt() -> None:
     assert display.equations(grad(f, wrt="y")) == [r"\frac{\partial f}{\partial y} = \sin{\left(x \right)}"]
-    lines = display.equations(grad(branch))
+    lines = display.equations(grad(branch, wrt=("x", "y")))
     assert [line.split(" = ")[0] for line in lines] == [
         r"\frac{\partial \mathrm{branch}}{\partial x}",
         r"\frac{\partial \mathrm{branch}}{\partial y}",
@@ -55,8 +55,8 @@ def test_labels_of_the_other_transforms() -> None:
             "value_and_grad": value_and_grad(f, wrt="x"),
             "vjp": vjp(f, wrt="x"),
             "jvp": jvp(f, wrt="x"),
-            "jacobian": jacobian(f),
-            "hessian": hessian(f),
+            "jacobian": jacobian(f, wrt=("x", "y")),
+            "hessian": hessian(f, wrt=("x", "y")),
             "second": derivative(f, wrt="x", order=2),
             "mixed": grad(grad(f, wrt="x"), wrt="y"),
         }.items()
@@ -71,14 +71,14 @@ def test_labels_of_the_other_transforms() -> None:
 
 
 def test_repr_latex() -> None:
-    text = grad(f)._repr_latex_()
+    text = grad(f, wrt=("x", "y"))._repr_latex_()
     assert text is not None
     assert text.startswith("$$") and text.endswith("$$")
     assert r"\frac{\partial" in text
 
 
 def test_html_math_and_escaped_source() -> None:
-    compiled = grad(branch)
+    compiled = grad(branch, wrt=("x", "y"))
     page = compiled._repr_html_()
     assert page == display.html(compiled)
     assert "<details>" in page and "</details>" in page
@@ -100,7 +100,7 @@ def test_array_program_before_and_after_its_first_call() -> None:
 
 
 def test_show_plain_and_coloured() -> None:
-    compiled = grad(f)
+    compiled = grad(f, wrt=("x", "y"))
     plain = io.StringIO()
     display.show(compiled, plain, color=False)
     assert plain.getvalue() == compiled.source.rstrip("\n") + "\n"
@@ -120,18 +120,18 @@ def test_show_colours_only_terminals(
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     terminal = Terminal()
-    display.show(grad(f), terminal)
+    display.show(grad(f, wrt=("x", "y")), terminal)
     assert "\x1b[" in terminal.getvalue()
     monkeypatch.setenv("NO_COLOR", "1")
     quiet = Terminal()
-    display.show(grad(f), quiet)
+    display.show(grad(f, wrt=("x", "y")), quiet)
     assert "\x1b[" not in quiet.getvalue()
-    symgrad.show(grad(f))  # stdout, not a terminal under pytest
+    symgrad.show(grad(f, wrt=("x", "y")))  # stdout, not a terminal under pytest
     assert capsys.readouterr().out.startswith("def grad_f(x, y):")
 
 
 def test_tiny_highlighter() -> None:
-    source = grad(branch).source
+    source = grad(branch, wrt=("x", "y")).source
     coloured = display._tiny_highlight(source)
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == source
     assert "\x1b[1;35mreturn\x1b[0m" in coloured
