@@ -941,7 +941,7 @@ PROGRAMS = {
     "tuples": 200,
     "arrays": 250,
     "mixed": 40,
-    "second order": 25,
+    "second order": 60,
     "hazards": 40,
     "aliasing": 40,
     "captured": 30,

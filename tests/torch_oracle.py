@@ -4,7 +4,8 @@ The module text the fuzzer writes is executed unchanged except for three rewrite
 syntax tree that keep Python's and NumPy's meaning on tensors:
 
 * `a % b` and `a // b` call `_mod` / `_floordiv` (Python's sign convention, like
-  `numpy.mod`; torch's forward mode has no rule for a tensor on the right of `%`);
+  `numpy.mod`; torch's forward mode has no rule for a tensor on the right of `%`), and
+  `a ** b` calls `_pow` (torch's pow drops the exponent's second-order term at exponent 0);
 * `t op= e` calls `_aug`: in place for a tensor of one or more dimensions (what `+=` does to a
   NumPy array, writing through views and aliases), a new value for a 0-d tensor (what it
   does to a Python float);
@@ -89,6 +90,17 @@ def _floordiv(a: Any, b: Any) -> Any:
     return torch.floor(T(a) / T(b)).detach()
 
 
+def _pow(a: Any, b: Any) -> Any:
+    """a ** b; with a tensor exponent and a positive base, exp(b * log(a)): torch's pow
+    backward masks the exponent's term where the exponent is exactly 0 (wrong second order)."""
+    if not isinstance(b, torch.Tensor):
+        return a**b
+    a = T(a)
+    if bool(torch.all(a.detach() > 0)):
+        return torch.exp(b * torch.log(a))
+    return torch.pow(a, b)
+
+
 def _stop(a: Any) -> Any:
     return a.detach() if isinstance(a, torch.Tensor) else a
 
@@ -99,7 +111,7 @@ _PLAIN = {
     "-": operator.sub,
     "*": operator.mul,
     "/": operator.truediv,
-    "**": operator.pow,
+    "**": _pow,
     "%": _mod,
     "//": _floordiv,
 }
@@ -158,7 +170,7 @@ NUMPY.update(
         "arctan2": _binary(torch.atan2),
         "hypot": _binary(torch.hypot),
         "logaddexp": _binary(torch.logaddexp),
-        "power": _binary(torch.pow),
+        "power": _pow,
         "add": _binary(torch.add),
         "subtract": _binary(torch.sub),
         "multiply": _binary(torch.mul),
@@ -184,7 +196,7 @@ MATH = {
     "asinh": NUMPY["arcsinh"],
     "acosh": NUMPY["arccosh"],
     "atanh": NUMPY["arctanh"],
-    "pow": NUMPY["power"],
+    "pow": _pow,
     **{
         k: NUMPY[k]
         for k in [
@@ -268,6 +280,8 @@ class _Rewrite(ast.NodeTransformer):
             return _call("_mod", node.left, node.right)
         if isinstance(node.op, ast.FloorDiv):
             return _call("_floordiv", node.left, node.right)
+        if isinstance(node.op, ast.Pow):
+            return _call("_pow", node.left, node.right)
         return node
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
@@ -306,6 +320,7 @@ def load(source: str, name: str = "torch_program") -> dict[str, Any]:
         "_mod": _mod,
         "_floordiv": _floordiv,
         "_aug": _aug,
+        "_pow": _pow,
         "_stop": _stop,
     }
     exec(compile(tree, f"<{name}>", "exec"), namespace)
