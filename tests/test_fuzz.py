@@ -65,7 +65,7 @@ from fuzz_programs import (
     programs,
     run_twin,
 )
-from helpers import RICHARDSON_H
+from helpers import RICHARDSON_H, every_parameter
 from hypothesis import HealthCheck, Phase, assume, event, given, note, settings
 from hypothesis import strategies as st
 
@@ -481,7 +481,7 @@ def check_program(loader: Loader, prog: Program, data) -> None:
         tf = torch_f(prog.source)
         t_grads = None if tf is None else torch_value_and_grads(tf, args, value, scale)
 
-        vg = symgrad.value_and_grad(f)
+        vg = symgrad.value_and_grad(f, wrt=every_parameter(f))
         got_value, grads = run_symgrad("value_and_grad(f)", vg, *args)
         grads = as_tuple(grads, n)
         expect_value("value_and_grad value", got_value, original_value, scale)
@@ -557,7 +557,7 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
         ref = probed if prog.uses_stop else f
         scale = scale_of(values)
 
-        jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
+        jac = run_symgrad("jacobian(f)", symgrad.jacobian(f, wrt=every_parameter(f)), *args)
         assert isinstance(jac, np.ndarray) and jac.shape == (m, n), f"jacobian shape {np.shape(jac)}"
         for k in range(m):
             for i, p in enumerate(prog.params):
@@ -578,7 +578,7 @@ def check_tuple_program(loader: Loader, prog: Program, data) -> None:
                 f"jacobian(f, wrt={wrt!r})", np.reshape(col, (m,)), jac[:, i], SAME_RTOL, SAME_RTOL * scale
             )
 
-        got_values, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
+        got_values, pullback = run_symgrad("vjp(f)", symgrad.vjp(f, wrt=every_parameter(f)), *args)
         assert isinstance(got_values, tuple) and len(got_values) == m, f"vjp value {got_values!r}"
         for k in range(m):
             expect_value(f"vjp value {k}", got_values[k], original_values[k], scale)
@@ -642,7 +642,7 @@ def expect_shape(what: str, got, like) -> None:
 def check_gradients(f, tf, prog: Program, args, expected, scale, ref, fd: bool = True):
     """value_and_grad (value like the original's; each gradient shaped like its argument,
     against finite differences and torch) and grad(f, wrt=p) for each parameter alone."""
-    got_value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+    got_value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
     grads = as_tuple(grads, len(args))
     expect_value("value_and_grad value", got_value, expected, scale)
     t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
@@ -660,7 +660,7 @@ def check_gradients(f, tf, prog: Program, args, expected, scale, ref, fd: bool =
 def check_jvp(f, tf, args, tangents, expected, scale, ref=None, probed=None):
     """jvp's value like the original's; its tangent against torch's forward mode and, given
     a reference, directional finite differences (where no decision changes along them)."""
-    value, tangent = run_symgrad("jvp(f)", symgrad.jvp(f), tuple(args), tuple(tangents))
+    value, tangent = run_symgrad("jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents))
     expect_value("jvp value", value, expected, scale)
     expect_shape("jvp tangent", tangent, expected)
     if tf is not None:
@@ -684,7 +684,7 @@ def check_jvp(f, tf, args, tangents, expected, scale, ref=None, probed=None):
 def check_vjp(f, tf, prog: Program, args, cot, expected, scale, ref=None):
     """vjp's value like the original's; the pullback of a random cotangent against torch and
     finite differences of sum(cot * f)."""
-    value, pullback = run_symgrad("vjp(f)", symgrad.vjp(f), *args)
+    value, pullback = run_symgrad("vjp(f)", symgrad.vjp(f, wrt=every_parameter(f)), *args)
     expect_value("vjp value", value, expected, scale)
     pulled = as_tuple(run_symgrad("pullback", pullback, cot), len(args))
     t_pulled = None if tf is None else torch_value_and_grads(tf, args, expected, scale, [cot])
@@ -783,7 +783,7 @@ def check_hazards(loader, prog: Program, data) -> None:
             results.append((value, tangent, grads))
         batch = [np.array([a, b]) for a, b in zip(args, on)]
         value, tangent = run_symgrad(
-            "jvp(f) on arrays", symgrad.jvp(f), tuple(batch), tuple(np.array([t, t]) for t in tangents)
+            "jvp(f) on arrays", symgrad.jvp(f, wrt=every_parameter(f)), tuple(batch), tuple(np.array([t, t]) for t in tangents)
         )
         scale = scale_of([r[0] for r in results])
         for what, got, k in (("value", value, 0), ("tangent", tangent, 1)):
@@ -791,7 +791,7 @@ def check_hazards(loader, prog: Program, data) -> None:
             expect_close(
                 f"jvp {what} on arrays", spread, [r[k] for r in results], SAME_RTOL, SAME_RTOL * scale
             )
-        grads = as_tuple(run_symgrad("grad(f) on arrays", symgrad.grad(f), *batch), len(args))
+        grads = as_tuple(run_symgrad("grad(f) on arrays", symgrad.grad(f, wrt=every_parameter(f)), *batch), len(args))
         for i, p in enumerate(prog.params):
             expect_close(
                 f"d/d{p} on arrays", grads[i], [r[2][i] for r in results], SAME_RTOL, SAME_RTOL * scale
@@ -830,7 +830,7 @@ def check_aliasing(loader, prog: Program, data) -> None:
         scale, tf = scale_of(expected), torch_f(prog.source)
         saved = copies(args)
         try:
-            got_value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            got_value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
             grads = as_tuple(grads, len(args))
             expect_value("value_and_grad value", got_value, expected, scale)
             t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
@@ -840,7 +840,7 @@ def check_aliasing(loader, prog: Program, data) -> None:
                 if t_grads is not None:
                     expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
             tangents = [draw_like(data, a, f"tangent {p}") for a, p in zip(args, prog.params)]
-            value, tangent = accept_refusal("jvp(f)", symgrad.jvp(f), tuple(args), tuple(tangents))
+            value, tangent = accept_refusal("jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents))
             expect_value("jvp value", value, expected, scale)
             if tf is not None:
                 expect_torch("jvp tangent vs torch", tangent, torch_oracle.jvp(tf, args, tangents)[1], scale)
@@ -905,7 +905,7 @@ def check_captured(loader, prog: Program, data) -> None:
     with loader.load(prog.text) as module:
         f = module.f
         ns = None if torch_oracle is None else torch_oracle.load(prog.source)
-        vg, g = symgrad.value_and_grad(f), symgrad.grad(f, wrt=0)
+        vg, g = symgrad.value_and_grad(f, wrt=every_parameter(f)), symgrad.grad(f, wrt=0)
         when = "before any change"
         if "A" in prog.meta and refuses_outside_arrays(vg, args):
             return
@@ -1122,12 +1122,12 @@ def test_regressions(loader, source, points):
             scale = scale_of(outputs)
             tf = regression_torch(source, args)
             if isinstance(outputs, tuple):
-                jac = run_symgrad("jacobian(f)", symgrad.jacobian(f), *args)
+                jac = run_symgrad("jacobian(f)", symgrad.jacobian(f, wrt=every_parameter(f)), *args)
                 for k in range(len(outputs)):
                     for i in range(n):
                         expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
                 continue
-            value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+            value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
             grads = as_tuple(grads, n)
             expect_value("value", value, outputs, scale)
             t_grads = None if tf is None else torch_value_and_grads(tf, args, outputs, scale)
@@ -1167,7 +1167,7 @@ def test_S9_in_place_on_alias_regressions(loader, source, points):
             expected = run_original(f, args)
             scale, tf, saved = scale_of(expected), torch_f(source), copies(args)
             try:
-                value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f), *args)
+                value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
             except RefusedError:
                 continue
             finally:
