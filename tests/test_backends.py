@@ -21,6 +21,7 @@ import pytest
 import symgrad
 from symgrad import backends
 from symgrad.backends import BackendError
+from tests.helpers import all_partials
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -85,7 +86,7 @@ def _args(name: str, case: str) -> tuple[Any, ...]:
 
 @functools.cache
 def _compiled(kind: str, name: str, backend: str) -> Any:
-    wrt = None if kind != "jacobian" or name != "smooth" else "x"
+    wrt = all_partials(FUNCTIONS[name])  # every partial (a single one for smooth)
     return getattr(symgrad, kind)(FUNCTIONS[name], wrt=wrt, backend=backend)
 
 
@@ -312,8 +313,8 @@ def test_cupy_gives_the_numpy_numbers() -> None:  # pragma: no cover - needs a G
     import cupy
 
     x, y = _args("branchy", "arrays")
-    got = symgrad.grad(branchy, backend="cupy")(cupy.asarray(x), cupy.asarray(y))
-    assert_same(tuple(cupy.asnumpy(g) for g in got), symgrad.grad(branchy)(x, y))
+    got = symgrad.grad(branchy, wrt=("x", "y"), backend="cupy")(cupy.asarray(x), cupy.asarray(y))
+    assert_same(tuple(cupy.asnumpy(g) for g in got), symgrad.grad(branchy, wrt=("x", "y"))(x, y))
 
 
 # --- Dask: the NumPy backend on lazy arrays --------------------------------------------------------
@@ -366,9 +367,9 @@ def test_dask_gradient_of_a_broadcast_scalar_is_summed_lazily() -> None:
 
     x = np.linspace(-1.0, 1.0, 10)
     with dask.config.set(scheduler=_refuse_to_compute):
-        gx, gy = symgrad.grad(branchy)(da.from_array(x, chunks=4), 2.0)
+        gx, gy = symgrad.grad(branchy, wrt=("x", "y"))(da.from_array(x, chunks=4), 2.0)
     assert isinstance(gy, da.Array) and gy.shape == ()
-    expected = symgrad.grad(branchy)(x, 2.0)
+    expected = symgrad.grad(branchy, wrt=("x", "y"))(x, 2.0)
     assert_same([float(gx.sum().compute()), float(gy.compute())], [float(np.sum(expected[0])), expected[1]])
 
 
@@ -448,14 +449,20 @@ def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
     points = np.array(case.points, dtype=np.float64)
     args = [points[:, i].copy() for i in range(points.shape[1])]
     with np.errstate(all="ignore"):
-        expected = _corpus_leaves(symgrad.value_and_grad(case.fn)(*args))
+        expected = _corpus_leaves(symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn))(*args))
     if backend == "numba":
-        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="numba")(*args))
+        got = _corpus_leaves(
+            symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend="numba")(*args)
+        )
     elif backend == "jax":
         import jax
 
         jax.config.update("jax_enable_x64", True)
-        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="jax")(*map(jax.numpy.asarray, args)))
+        got = _corpus_leaves(
+            symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend="jax")(
+                *map(jax.numpy.asarray, args)
+            )
+        )
     else:
         import dask
         import dask.array as da
@@ -463,7 +470,9 @@ def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
         on = "numba" if backend == "dask+numba" else "numpy"
         with dask.config.set(scheduler=_refuse_to_compute):
             lazy = _corpus_leaves(
-                symgrad.value_and_grad(case.fn, backend=on)(*[da.from_array(a, chunks=2) for a in args])
+                symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend=on)(
+                    *[da.from_array(a, chunks=2) for a in args]
+                )
             )
         with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
             got = list(dask.compute(*lazy))
