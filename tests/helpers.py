@@ -112,6 +112,13 @@ def every_parameter(fn):
     return tuple(p.name for p in params if p.default is inspect.Parameter.empty)
 
 
+def all_partials(fn):
+    """`every_parameter(fn)`, or its one name alone (a single gradient, not a 1-tuple): symgrad's
+    default before E9, for tests written for functions of one or several parameters."""
+    names = every_parameter(fn)
+    return names[0] if len(names) == 1 else names
+
+
 def wrt_positions(fn, wrt=None):
     """Positions of the `wrt` parameters; None mirrors symgrad's default, the first parameter."""
     params = list(inspect.signature(fn).parameters.values())

@@ -451,14 +451,20 @@ def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
     points = np.array(case.points, dtype=np.float64)
     args = [points[:, i].copy() for i in range(points.shape[1])]
     with np.errstate(all="ignore"):
-        expected = _corpus_leaves(symgrad.value_and_grad(case.fn)(*args))
+        expected = _corpus_leaves(symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn))(*args))
     if backend == "numba":
-        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="numba")(*args))
+        got = _corpus_leaves(
+            symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend="numba")(*args)
+        )
     elif backend == "jax":
         import jax
 
         jax.config.update("jax_enable_x64", True)
-        got = _corpus_leaves(symgrad.value_and_grad(case.fn, backend="jax")(*map(jax.numpy.asarray, args)))
+        got = _corpus_leaves(
+            symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend="jax")(
+                *map(jax.numpy.asarray, args)
+            )
+        )
     else:
         import dask
         import dask.array as da
@@ -466,7 +472,9 @@ def test_corpus_gives_the_numpy_numbers(case: Any, backend: str) -> None:
         on = "numba" if backend == "dask+numba" else "numpy"
         with dask.config.set(scheduler=_refuse_to_compute):
             lazy = _corpus_leaves(
-                symgrad.value_and_grad(case.fn, backend=on)(*[da.from_array(a, chunks=2) for a in args])
+                symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn), backend=on)(
+                    *[da.from_array(a, chunks=2) for a in args]
+                )
             )
         with dask.config.set(scheduler="threads"), np.errstate(all="ignore"):
             got = list(dask.compute(*lazy))

@@ -20,12 +20,12 @@ import pytest
 import sympy
 from corpus import CORPUS, SECOND_ORDER_CASES, SYMPY_CASES, Case
 from helpers import (
+    all_partials,
     as_tuple,
     assert_close,
     assert_float_results,
     central_diff,
     check_grads,
-    every_parameter,
     param_names,
 )
 
@@ -39,7 +39,7 @@ _GRADS: dict[str, object] = {}
 def cached_grad(case: Case):
     """One compiled gradient per case (tracing is the slow part)."""
     if case.id not in _GRADS:
-        _GRADS[case.id] = symgrad.grad(case.fn, wrt=every_parameter(case.fn))
+        _GRADS[case.id] = symgrad.grad(case.fn, wrt=all_partials(case.fn))
     return _GRADS[case.id]
 
 
@@ -122,7 +122,7 @@ def test_gradient_matches_finite_differences(case):
         # stop_gradient / no_grad: the reference freezes the stopped values at the point.
         reference = case.fn if case.frozen is None else case.frozen(*point)
         results.append(
-            check_grads(reference, point, wrt=every_parameter(case.fn), compiled=g, check_types=False)
+            check_grads(reference, point, wrt=all_partials(case.fn), compiled=g, check_types=False)
         )
     assert_float_results(results, case.id)
 
@@ -132,7 +132,7 @@ def test_gradient_matches_finite_differences(case):
 
 @pytest.mark.parametrize("case", CORPUS, ids=ids(CORPUS))
 def test_value_and_grad(case):
-    vg = symgrad.value_and_grad(case.fn, wrt=every_parameter(case.fn))
+    vg = symgrad.value_and_grad(case.fn, wrt=all_partials(case.fn))
     for point, expected_grads in zip(case.points, pointwise(case)):
         value, grads = vg(*point)
         expected = float(case.fn(*point))
@@ -256,7 +256,7 @@ def test_scalar_broadcast_gets_summed_gradient(case):
 
 @pytest.mark.parametrize("case", CORPUS, ids=ids(CORPUS))
 def test_source_is_deterministic(case):
-    wrt = every_parameter(case.fn)
+    wrt = all_partials(case.fn)
     first, second = symgrad.grad(case.fn, wrt=wrt), symgrad.grad(case.fn, wrt=wrt)
     assert first.source == second.source
     assert first.scalar_source == second.scalar_source
@@ -268,8 +268,8 @@ import json, sys
 sys.path.insert(0, {tests!r})
 import symgrad
 from corpus import CORPUS
-from helpers import every_parameter
-print(json.dumps({{c.id: symgrad.grad(c.fn, wrt=every_parameter(c.fn)).source for c in CORPUS}}))
+from helpers import all_partials
+print(json.dumps({{c.id: symgrad.grad(c.fn, wrt=all_partials(c.fn)).source for c in CORPUS}}))
 """
 
 

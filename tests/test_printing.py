@@ -188,7 +188,7 @@ def test_S2_precedence_on_floats_and_arrays(cases_module: ModuleType, name: str)
 @pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (pip install 'symgrad[numba]')")
 def test_S2_precedence_on_numba(cases_module: ModuleType) -> None:
     """Every case in one numba kernel (one compile): values and both partials of each."""
-    fn = symgrad.jvp(cases_module.all_cases, backend="numba")
+    fn = symgrad.jvp(cases_module.all_cases, wrt=("x", "y"), backend="numba")
     xs, ys = (np.array(column) for column in zip(*POINTS))
     ones, zeros = np.ones_like(xs), np.zeros_like(xs)
     values, dx = fn((xs, ys), (ones, zeros))

@@ -11,7 +11,7 @@ from tests.helpers import central_diff
 
 def test_long_signature_compiles_and_is_right():
     args = [0.1 * (i + 1) for i in range(21)]
-    g = grad(cases.many_params)
+    g = grad(cases.many_params, wrt=tuple(range(21)))
     result = g(*args)
     assert len(result) == 21
     assert result[0] == pytest.approx(args[20]) and result[20] == pytest.approx(args[0])
@@ -48,7 +48,7 @@ def test_static_values_of_different_types_stay_apart_and_defaults_apply():
 def test_array_entry_returns_fresh_arrays_never_inputs():
     x = np.linspace(0.0, 1.0, 5)
     y = np.linspace(1.0, 2.0, 5)
-    g = grad(cases.product)
+    g = grad(cases.product, wrt=("x", "y"))
     for _ in range(3):
         gx, gy = g(x, y)
         assert gx is not y and gy is not x  # d(xy)/dx = y: a copy, so writing to it is safe
@@ -59,7 +59,7 @@ def test_array_entry_returns_fresh_arrays_never_inputs():
 
 
 def test_value_and_grad_entry_on_arrays_and_floats():
-    vg = value_and_grad(cases.product)
+    vg = value_and_grad(cases.product, wrt=("x", "y"))
     for _ in range(2):
         value, (gx, _gy) = vg(np.ones(3), np.full(3, 2.0))
         np.testing.assert_array_equal(value, np.full(3, 2.0))
@@ -68,7 +68,7 @@ def test_value_and_grad_entry_on_arrays_and_floats():
 
 
 def test_running_sums_of_a_shared_weight_match_finite_differences():
-    g = grad(cases.shared_weight)
+    g = grad(cases.shared_weight, wrt=("x", "w"))
     for point in [(0.3, 0.8), (-1.1, 0.4)]:
         for i in range(2):
             assert g(*point)[i] == pytest.approx(central_diff(cases.shared_weight, list(point), i), rel=1e-7)

@@ -24,7 +24,7 @@ torch = pytest.importorskip(
 taf = torch.autograd.functional
 
 import torch_cases as tc  # noqa: E402  (after the importorskip: it imports torch)
-from helpers import every_parameter  # noqa: E402
+from helpers import all_partials  # noqa: E402
 
 import symgrad  # noqa: E402
 from symgrad import (  # noqa: E402
@@ -445,7 +445,7 @@ BINARY_KINKS = [
 @pytest.mark.parametrize(("f_np", "f_torch"), BINARY_KINKS, ids=[f.__name__ for f, _ in BINARY_KINKS])
 def test_tie_of_two_traced_values_shares_gradient_on_arrays(f_np, f_torch):
     expected = torch_sum_grads(f_torch, [TIES_A, TIES_B])
-    got = grad(f_np, wrt=every_parameter(f_np))(TIES_A, TIES_B)
+    got = grad(f_np, wrt=all_partials(f_np))(TIES_A, TIES_B)
     for g, e in zip(got, expected, strict=True):
         exact(g, e)
 
@@ -454,7 +454,7 @@ def test_tie_of_two_traced_values_shares_gradient_on_arrays(f_np, f_torch):
 @pytest.mark.parametrize(("a", "b"), [(0.0, 0.0), (1.0, 1.0), (2.0, 4.0), (-1.5, -1.5), (1.0, -2.0)])
 def test_tie_of_two_traced_values_shares_gradient_on_floats(f_np, f_torch, a, b):
     expected = torch_sum_grads(f_torch, [a, b])
-    got = grad(f_np, wrt=every_parameter(f_np))(a, b)
+    got = grad(f_np, wrt=all_partials(f_np))(a, b)
     assert got == tuple(float(e) for e in expected)
 
 
@@ -500,7 +500,7 @@ def torch_hessian(case, args):
 
 @pytest.mark.parametrize("case", tc.CASES, ids=ids)
 def test_jacobian_at_points(case):
-    jac = jacobian(case.f_np, wrt=every_parameter(case.f_np))
+    jac = jacobian(case.f_np, wrt=all_partials(case.f_np))
     for point in tc.points(case):
         got = jac(*point)
         assert got.shape == (case.n_out, case.n_in)
@@ -574,7 +574,7 @@ def test_jacobian_on_broadcast_arrays_and_float(case):
 
 @pytest.mark.parametrize("case", tc.SCALAR_CASES, ids=scalar_ids)
 def test_hessian_at_points(case):
-    hes = hessian(case.f_np, wrt=every_parameter(case.f_np))
+    hes = hessian(case.f_np, wrt=all_partials(case.f_np))
     for point in tc.points(case):
         got = hes(*point)
         assert got.shape == (case.n_in, case.n_in)
@@ -600,7 +600,7 @@ def _cotangents(case, shape, seed):
 
 
 def _check_vjp(case, args, vs):
-    value, pullback = vjp(case.f_np, wrt=every_parameter(case.f_np))(*args)
+    value, pullback = vjp(case.f_np, wrt=all_partials(case.f_np))(*args)
     out, expected = taf.vjp(
         case.f_torch, tuple(T(a) for a in args), tuple(T(v) for v in vs) if case.n_out > 1 else T(vs[0])
     )
@@ -634,7 +634,7 @@ def test_vjp_on_broadcast_arrays(case):
 
 
 def _check_jvp(case, args, tangents):
-    value, tangent_out = jvp(case.f_np, wrt=every_parameter(case.f_np))(tuple(args), tuple(tangents))
+    value, tangent_out = jvp(case.f_np, wrt=all_partials(case.f_np))(tuple(args), tuple(tangents))
     out, expected = taf.jvp(case.f_torch, tuple(T(a) for a in args), tuple(T(t) for t in tangents))
     for got_v, exp_v in zip(_outputs(value), _outputs(out), strict=True):
         close(got_v, N(exp_v))
@@ -662,14 +662,14 @@ def test_jvp_on_arrays(case):
 def test_jacobian_agrees_with_vjp_and_jvp(case):
     # rows of J are pullbacks of unit cotangents, columns pushforwards of unit tangents
     point = tc.points(case, count=1, seed=5)[0]
-    jac = jacobian(case.f_np, wrt=every_parameter(case.f_np))(*point)
-    _, pullback = vjp(case.f_np, wrt=every_parameter(case.f_np))(*point)
+    jac = jacobian(case.f_np, wrt=all_partials(case.f_np))(*point)
+    _, pullback = vjp(case.f_np, wrt=all_partials(case.f_np))(*point)
     for i in range(case.n_out):
         unit = tuple(float(i == j) for j in range(case.n_out))
         close(pullback(unit if case.n_out > 1 else unit[0]), jac[i])
     for j in range(case.n_in):
         unit = tuple(float(j == k) for k in range(case.n_in))
-        _, col = jvp(case.f_np, wrt=every_parameter(case.f_np))(point, unit)
+        _, col = jvp(case.f_np, wrt=all_partials(case.f_np))(point, unit)
         close(_outputs(col), jac[:, j])
 
 
@@ -680,7 +680,7 @@ def test_grad_sum_rule_on_arrays_and_broadcast_float(case):
     args = list(tc.arrays(case))
     args[-1] = float(args[-1][0, 0])
     expected = torch_sum_grads(case.f_torch, args)
-    got = grad(case.f_np, wrt=every_parameter(case.f_np))(*args)
+    got = grad(case.f_np, wrt=all_partials(case.f_np))(*args)
     assert isinstance(got[-1], float)
     for g, e in zip(got, expected, strict=True):
         close(g, e)
@@ -715,7 +715,7 @@ def test_grad_of_tuple_output_on_arrays_is_gradient_of_the_sum(case):
     args = tc.arrays(case)
     leaves = [T(a, requires_grad=True) for a in args]
     sum(case.f_torch(*leaves)).sum().backward()
-    got = grad(case.f_np, wrt=every_parameter(case.f_np))(*args)
+    got = grad(case.f_np, wrt=all_partials(case.f_np))(*args)
     for g, leaf in zip(got, leaves, strict=True):
         close(g, N(leaf.grad))
 
