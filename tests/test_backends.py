@@ -21,7 +21,7 @@ import pytest
 import symgrad
 from symgrad import backends
 from symgrad.backends import BackendError
-from tests.helpers import every_parameter
+from tests.helpers import all_partials, every_parameter
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None

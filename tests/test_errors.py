@@ -383,7 +383,7 @@ def test_no_case_raises_a_foreign_exception():
 def _good_still_works() -> None:
     assert grad(bad.good)(2.0) == pytest.approx(12.0)
     assert value_and_grad(bad.good)(2.0) == pytest.approx((8.0, 12.0))
-    assert grad(bad.product)(np.array([1.0, 2.0]), 3.0)[1] == pytest.approx(3.0)
+    assert grad(bad.product, wrt=("x", "y"))(np.array([1.0, 2.0]), 3.0)[1] == pytest.approx(3.0)
 
 
 def test_state_not_corrupted_after_any_error():
@@ -410,10 +410,10 @@ def test_following_the_hints_fixes_the_errors():
     # DataDependentLoopError: mark the bound static.
     assert grad(bad.static_loop, wrt="x", static="n")(1.5, 3) == pytest.approx(4 * 1.5**3)
     # NonScalarOutputError: use jacobian.
-    jac = np.asarray(symgrad.jacobian(bad.tuple_output)(1.0, 2.0), dtype=float)
+    jac = np.asarray(symgrad.jacobian(bad.tuple_output, wrt=("x", "y"))(1.0, 2.0), dtype=float)
     assert jac.ravel().tolist() == pytest.approx([2.0, 1.0, 1.0, 1.0])
     # WrtError for an integer argument: pass a float.
-    assert grad(bad.product)(1.0, 2.0) == pytest.approx((2.0, 1.0))
+    assert grad(bad.product, wrt=("x", "y"))(1.0, 2.0) == pytest.approx((2.0, 1.0))
     # UnknownCalleeError: register a rule.
     sinc = bad.unknown_numpy
     assert isinstance(_raised(lambda: grad(sinc)(0.5)), UnknownCalleeError)

@@ -642,7 +642,9 @@ def expect_shape(what: str, got, like) -> None:
 def check_gradients(f, tf, prog: Program, args, expected, scale, ref, fd: bool = True):
     """value_and_grad (value like the original's; each gradient shaped like its argument,
     against finite differences and torch) and grad(f, wrt=p) for each parameter alone."""
-    got_value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
+    got_value, grads = run_symgrad(
+        "value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args
+    )
     grads = as_tuple(grads, len(args))
     expect_value("value_and_grad value", got_value, expected, scale)
     t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
@@ -660,7 +662,9 @@ def check_gradients(f, tf, prog: Program, args, expected, scale, ref, fd: bool =
 def check_jvp(f, tf, args, tangents, expected, scale, ref=None, probed=None):
     """jvp's value like the original's; its tangent against torch's forward mode and, given
     a reference, directional finite differences (where no decision changes along them)."""
-    value, tangent = run_symgrad("jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents))
+    value, tangent = run_symgrad(
+        "jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents)
+    )
     expect_value("jvp value", value, expected, scale)
     expect_shape("jvp tangent", tangent, expected)
     if tf is not None:
@@ -783,7 +787,10 @@ def check_hazards(loader, prog: Program, data) -> None:
             results.append((value, tangent, grads))
         batch = [np.array([a, b]) for a, b in zip(args, on)]
         value, tangent = run_symgrad(
-            "jvp(f) on arrays", symgrad.jvp(f, wrt=every_parameter(f)), tuple(batch), tuple(np.array([t, t]) for t in tangents)
+            "jvp(f) on arrays",
+            symgrad.jvp(f, wrt=every_parameter(f)),
+            tuple(batch),
+            tuple(np.array([t, t]) for t in tangents),
         )
         scale = scale_of([r[0] for r in results])
         for what, got, k in (("value", value, 0), ("tangent", tangent, 1)):
@@ -791,7 +798,9 @@ def check_hazards(loader, prog: Program, data) -> None:
             expect_close(
                 f"jvp {what} on arrays", spread, [r[k] for r in results], SAME_RTOL, SAME_RTOL * scale
             )
-        grads = as_tuple(run_symgrad("grad(f) on arrays", symgrad.grad(f, wrt=every_parameter(f)), *batch), len(args))
+        grads = as_tuple(
+            run_symgrad("grad(f) on arrays", symgrad.grad(f, wrt=every_parameter(f)), *batch), len(args)
+        )
         for i, p in enumerate(prog.params):
             expect_close(
                 f"d/d{p} on arrays", grads[i], [r[2][i] for r in results], SAME_RTOL, SAME_RTOL * scale
@@ -830,7 +839,9 @@ def check_aliasing(loader, prog: Program, data) -> None:
         scale, tf = scale_of(expected), torch_f(prog.source)
         saved = copies(args)
         try:
-            got_value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
+            got_value, grads = accept_refusal(
+                "value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args
+            )
             grads = as_tuple(grads, len(args))
             expect_value("value_and_grad value", got_value, expected, scale)
             t_grads = None if tf is None else torch_value_and_grads(tf, args, expected, scale)
@@ -840,7 +851,9 @@ def check_aliasing(loader, prog: Program, data) -> None:
                 if t_grads is not None:
                     expect_torch(f"d/d{p} vs torch", grads[i], t_grads[i], scale)
             tangents = [draw_like(data, a, f"tangent {p}") for a, p in zip(args, prog.params)]
-            value, tangent = accept_refusal("jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents))
+            value, tangent = accept_refusal(
+                "jvp(f)", symgrad.jvp(f, wrt=every_parameter(f)), tuple(args), tuple(tangents)
+            )
             expect_value("jvp value", value, expected, scale)
             if tf is not None:
                 expect_torch("jvp tangent vs torch", tangent, torch_oracle.jvp(tf, args, tangents)[1], scale)
@@ -1127,7 +1140,9 @@ def test_regressions(loader, source, points):
                     for i in range(n):
                         expect_fd(f"d out{k}/d arg{i}", jac[k, i], lambda *a, k=k: ref(*a)[k], args, i, scale)
                 continue
-            value, grads = run_symgrad("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
+            value, grads = run_symgrad(
+                "value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args
+            )
             grads = as_tuple(grads, n)
             expect_value("value", value, outputs, scale)
             t_grads = None if tf is None else torch_value_and_grads(tf, args, outputs, scale)
@@ -1167,7 +1182,9 @@ def test_S9_in_place_on_alias_regressions(loader, source, points):
             expected = run_original(f, args)
             scale, tf, saved = scale_of(expected), torch_f(source), copies(args)
             try:
-                value, grads = accept_refusal("value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args)
+                value, grads = accept_refusal(
+                    "value_and_grad(f)", symgrad.value_and_grad(f, wrt=every_parameter(f)), *args
+                )
             except RefusedError:
                 continue
             finally:
