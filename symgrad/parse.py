@@ -115,6 +115,11 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
     depth, link = 0, fn
     while link is not inner:
         depth, link = depth + 1, link.__wrapped__  # type: ignore[attr-defined]
+    raise _wrapped_error(fn, inner, depth)
+
+
+def _wrapped_error(fn: types.FunctionType, inner: Any, depth: int) -> SymgradError:
+    """Located at the decorator that made the wrapper, else at the wrapper's own `def`."""
     name = fn.__name__
     undecorated = f"{name}.__wrapped__" if depth == 1 else f"inspect.unwrap({name})"
     hint = (
@@ -125,7 +130,7 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
     if decorator is None:
         code = fn.__code__
         line = linecache.getline(code.co_filename, code.co_firstlineno)
-        raise SourceUnavailableError(
+        return SourceUnavailableError(
             f"`{name}` is a wrapper (functools.wraps) around another function; symgrad reads the "
             "source of the wrapped function and cannot see what the wrapper does",
             filename=code.co_filename,
@@ -136,7 +141,7 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
         )
     filename, node = decorator
     line = linecache.getline(filename, node.lineno)
-    raise SourceUnavailableError(
+    return SourceUnavailableError(
         f"`{name}` is wrapped by the decorator `@{ast.unparse(node)}`; symgrad reads the source "
         "of the undecorated `def` and cannot see what the wrapper does",
         filename=filename,
