@@ -115,6 +115,11 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
     depth, link = 0, fn
     while link is not inner:
         depth, link = depth + 1, link.__wrapped__  # type: ignore[attr-defined]
+    raise _wrapped_error(fn, inner, depth)
+
+
+def _wrapped_error(fn: types.FunctionType, inner: Any, depth: int) -> SymgradError:
+    """Located at the decorator that made the wrapper, else at the wrapper's own `def`."""
     name = fn.__name__
     undecorated = f"{name}.__wrapped__" if depth == 1 else f"inspect.unwrap({name})"
     hint = (
@@ -125,7 +130,7 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
     if decorator is None:
         code = fn.__code__
         line = linecache.getline(code.co_filename, code.co_firstlineno)
-        raise SourceUnavailableError(
+        return SourceUnavailableError(
             f"`{name}` is a wrapper (functools.wraps) around another function; symgrad reads the "
             "source of the wrapped function and cannot see what the wrapper does",
             filename=code.co_filename,
@@ -136,7 +141,7 @@ def _check_not_wrapped(fn: types.FunctionType) -> None:
         )
     filename, node = decorator
     line = linecache.getline(filename, node.lineno)
-    raise SourceUnavailableError(
+    return SourceUnavailableError(
         f"`{name}` is wrapped by the decorator `@{ast.unparse(node)}`; symgrad reads the source "
         "of the undecorated `def` and cannot see what the wrapper does",
         filename=filename,
@@ -372,6 +377,8 @@ def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
 def _same_constant(x: Any, y: Any) -> bool:
     if isinstance(x, types.CodeType):
         return isinstance(y, types.CodeType) and _same_code(x, y)
+    if isinstance(x, frozenset):  # `in {"a", "b"}`: its order comes from the process that compiled it
+        return type(y) is frozenset and sorted(map(repr, x)) == sorted(map(repr, y))
     return type(x) is type(y) and repr(x) == repr(y)  # repr: -0.0 is not 0.0, nan is nan
 
 
@@ -379,16 +386,30 @@ def _same_constant(x: Any, y: Any) -> bool:
 # the module, which a function compiled on its own cannot know: both forms count as the same.
 _SAME_OP = {"LOAD_METHOD": "LOAD_ATTR", "CALL_METHOD": "CALL_FUNCTION"}
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+_CONSTS = frozenset(dis.hasconst)
+_LEFT_OUT = frozenset({"EXTENDED_ARG", "PUSH_NULL"})  # PUSH_NULL: the other call form's NULL
 
 
 def _instructions(code: types.CodeType) -> list[tuple[str, str]]:
-    """The instructions as (operation, argument), jumps by instruction index, not offset."""
+    """The instructions as (operation, argument), jumps by instruction index, not offset.
+
+    The two method-call forms differ in size, so a jump over one may need an EXTENDED_ARG
+    prefix in one code and not in the other: prefixes are left out (with the PUSH_NULL of
+    the attribute form), a jump to one counts as a jump to the instruction after it."""
     found = list(dis.get_instructions(code))
-    index = {ins.offset: n for n, ins in enumerate(found)}
+    index: dict[int, int] = {}  # offset -> position among the kept instructions
+    kept = 0
+    for ins in found:
+        index[ins.offset] = kept
+        kept += ins.opname not in _LEFT_OUT
     result = []
     for ins in found:
-        arg = index.get(ins.argval, ins.argval) if ins.opcode in _JUMPS else ins.argval
-        text = "<code>" if isinstance(arg, types.CodeType) else repr(arg)
+        if ins.opname in _LEFT_OUT:
+            continue
+        if ins.opcode in _JUMPS:
+            text = repr(index.get(ins.argval, ins.argval))
+        else:  # a constant by its position: the constants are compared on their own
+            text = repr(ins.arg if ins.opcode in _CONSTS else ins.argval)
         result.append((_SAME_OP.get(ins.opname, ins.opname), text))
     return result
 

@@ -1112,7 +1112,7 @@ def _library_roots() -> tuple[str, ...]:
 
 
 _LIBRARY_ROOTS = _library_roots()
-_LIBRARIES = frozenset({"numpy", "scipy", "sympy", "math", "builtins"})  # wherever they are installed
+_LIBRARIES = frozenset({"numpy", "scipy", "sympy"})  # wherever they are installed
 
 
 def _library_of(fn: types.FunctionType) -> str | None:

@@ -240,6 +240,23 @@ def test_S5_unchanged_files_are_not_refused(tmp_path, monkeypatch):
         assert grad(fn)(0.7) == pytest.approx(_fd(fn, 0.7), rel=1e-7), fn.__qualname__
 
 
+# Found by the fuzzer: `np.f(...)` compiles to a shorter call form in a module that imports
+# `np` than on its own, so a jump over many such calls needs EXTENDED_ARG in one code only.
+def _branchy(branches: int) -> str:
+    body = "".join(
+        f"    {'if' if k == 0 else 'elif'} x > {k / 10}:\n        x = np.sin(np.cos(x)) + np.exp(x)\n"
+        for k in range(branches)
+    )
+    return f"import numpy as np\n\n\ndef f(x):\n{body}    return x\n"
+
+
+def test_S5_long_jumps_over_method_calls_are_not_refused(tmp_path, monkeypatch):
+    for branches in range(1, 16):
+        module, _ = _module(tmp_path, monkeypatch, _branchy(branches))
+        symgrad.parse.load(module.f)  # raises SourceChangedError on a false mismatch
+    assert grad(module.f)(0.05) == pytest.approx(_fd(module.f, 0.05), rel=1e-6)
+
+
 def test_S5_check_costs_little():
     source = symgrad.parse.load(bad.good)
     start = time.perf_counter()
