@@ -155,8 +155,6 @@ class Tracer(ArrayTracing):
 
     def run(self, source: parse.Source, env: dict[str, Any], fn_path: tuple[str, ...] | None = ()) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
-        if self.stack:  # an inlined helper: its arguments are its caller's arrays
-            env.update({_ALIAS + p: _Memory(from_caller=True) for p in list(env)})
         self.frame = Frame(source=source, env=env, fn_path=fn_path)
         if not self.block(source.tree.body):
             last = source.tree.body[-1]

@@ -172,9 +172,7 @@ def test_S9_in_place_on_python_floats_rebinds():
     assert (gx, gy) == pytest.approx((2 * 2.0 + 9.0, 2 * 3.0 * 2.0))
 
 
-@pytest.mark.parametrize(
-    "fn,args", [(cases.view_add, (np.ones(3),)), (cases.helper_mutates_argument, (np.ones(3),))]
-)
+@pytest.mark.parametrize("fn,args", [(cases.view_add, (np.ones(3),))])
 def test_E1_in_place_update_of_a_view_or_a_callers_array_is_refused(fn, args):
     with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
         value_and_grad(fn, wrt=0)(*args)
