@@ -174,6 +174,7 @@ def _builder(
                 reach=tuple(tuple(r) for r in entry["reach"]),
                 cancelled=entry["cancelled"],
                 aliased=entry["aliased"],
+                branches=entry["branches"],
                 inputs=entry["inputs"],
                 guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
@@ -191,6 +192,7 @@ def _builder(
                 "reach": [list(r) for r in primal.reach],
                 "cancelled": primal.cancelled,
                 "aliased": primal.aliased,
+                "branches": primal.branches,
                 "inputs": len(primal.inputs),
             }
             cache.store(entry_key, primal.deps, data)
@@ -204,6 +206,7 @@ def _builder(
             reach=primal.reach,
             cancelled=primal.cancelled,
             aliased=primal.aliased,
+            branches=primal.branches,
             inputs=len(primal.inputs),
             guards=primal.guards,
         )

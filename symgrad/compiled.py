@@ -38,6 +38,7 @@ class Variant:
         cancelled: bool = False,
         inputs: int = 0,
         aliased: bool = False,
+        branches: bool = False,
         guards: Sequence[cache.Guard] = (),
     ) -> None:
         self.kernel = kernel
@@ -53,6 +54,7 @@ class Variant:
         self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
         self.cancelled = cancelled
         self.aliased = aliased  # exact on numbers only: see Graph.aliased
+        self.branches = branches  # exact when all arguments have one shape: see Graph.branches
         self.reaches_all = not cancelled and not aliased and all(len(r) == inputs for r in reach)
         self.every_output_reaches = all(reach)
 
@@ -62,6 +64,8 @@ class Variant:
         only when each output is computed from arguments that broadcast to that shape."""
         if self.aliased and any(shapes):
             return False  # NumPy's in-place update writes through to the other names
+        if self.branches and any(s != shapes[0] for s in shapes[1:]):
+            return False  # a number's condition picks a branch, and its shape
         if all(s == shapes[0] for s in shapes[1:]) and (self.every_output_reaches or not shapes[0]):
             return True
         try:

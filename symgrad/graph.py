@@ -94,6 +94,16 @@ class Graph:
     # An in-place update (`t += v`) of a name that shares its array: right for numbers as
     # traced without shapes; arrays need a trace for their shapes (NumPy writes through).
     aliased: bool = False
+    # Traced for shapes: the function applies to an array what only numbers support
+    # (`math.tanh(x)`, `if x > 0:`, `min(x, y)`), which NumPy refuses and symgrad runs element
+    # by element (np.vectorize's meaning), so an in-place update must rebind as on numbers.
+    per_element: bool = False
+    wrote_through: bool = False  # traced for shapes: an in-place update changed other names
+    rebind: bool = False  # the trace's mode: in-place updates rebind (see trace.trace)
+    # Traced without shapes: a traced condition selects between values (an `if`, `a if c
+    # else b`): with a scalar condition NumPy's result has the shape of the branch taken.
+    branches: bool = False
+    sources: dict[Any, frozenset[int]] = field(default_factory=dict)  # node -> input positions it reads
     # Module and closure values folded into the program as constants, by their path from the
     # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
     guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)
@@ -116,6 +126,7 @@ class Graph:
         if self.shapes is not None:
             self.shapes[symbol] = shape_of(expr, self.shapes)
         self.nodes.append((symbol, expr))
+        self.sources[symbol] = self.inputs_reaching(expr)
         if not alias:
             self.memo[expr] = symbol
         if line is not None:
@@ -143,9 +154,24 @@ class Graph:
             shapes=None if self.shapes is None else dict(self.shapes),
             cancelled=self.cancelled,
             aliased=self.aliased,
+            per_element=self.per_element,
+            wrote_through=self.wrote_through,
+            rebind=self.rebind,
+            branches=self.branches,
+            sources=dict(self.sources),
             reach=self.reach,
             guards=self.guards,
         )
+
+    def inputs_reaching(self, expr: Any) -> frozenset[int]:
+        """The positions of the inputs `expr` is computed from (through nodes added so far)."""
+        found: frozenset[int] = frozenset()
+        for symbol in getattr(expr, "free_symbols", ()):
+            if symbol in self.sources:
+                found |= self.sources[symbol]
+            elif symbol in self.inputs:
+                found |= {self.inputs.index(symbol)}
+        return found
 
     def __str__(self) -> str:
         head = f"{self.name}({', '.join(str(s) for s in self.inputs)}):"
@@ -169,6 +195,18 @@ def reach_of(graph: Graph) -> tuple[tuple[int, ...], ...]:
             found |= sources.get(parent, frozenset())
         sources[symbol] = found
     return tuple(tuple(sorted(sources.get(o, frozenset()))) for o in graph.outputs)
+
+
+def parameters_of(graph: Graph, expr: Any) -> list[str]:
+    """The names of the parameters `expr` is computed from, through node definitions."""
+    definitions = dict(graph.nodes)
+    seen, todo = set(), list(getattr(expr, "free_symbols", ()))
+    while todo:
+        symbol = todo.pop()
+        if symbol not in seen:
+            seen.add(symbol)
+            todo.extend(getattr(definitions.get(symbol), "free_symbols", ()))
+    return [p for p, symbol in zip(graph.params, graph.inputs) if symbol in seen]
 
 
 def _is_atom(expr: Expr) -> bool:

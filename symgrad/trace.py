@@ -30,7 +30,7 @@ from .errors import (
     UnknownCalleeError,
     UnsupportedSyntaxError,
 )
-from .graph import Graph, reach_of, real_symbol
+from .graph import Graph, parameters_of, reach_of, real_symbol
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -311,7 +311,7 @@ class Tracer(ArrayTracing):
         if self.graph.shapes is None:
             self.graph.aliased = True
             return []
-        if not self.shape(current):
+        if self.graph.rebind or not self.shape(current):
             return []
         views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
         if memory.view_of is not None or views or memory.from_caller:
@@ -326,6 +326,7 @@ class Tracer(ArrayTracing):
                 "which symgrad does not follow",
                 f"make a new array instead: `{name} = {name} {_OP_TEXT.get(type(stmt.op), '+')} ...`",
             )
+        self.graph.wrote_through = self.graph.wrote_through or bool(others)
         return others
 
     def assign(self, target: ast.expr, value: Any) -> None:
@@ -452,7 +453,7 @@ class Tracer(ArrayTracing):
                 continue
             a, b = env_true[key], env_false[key]
             try:
-                merged[key] = a if a is b else self._select_many([cond, sympy.true], [a, b], key)
+                merged[key] = a if a is b else self._select_many([cond, sympy.true], [a, b], key, stmt)
             except _StructureMismatchError:
                 raise self.error(
                     TracingError,
@@ -462,7 +463,9 @@ class Tracer(ArrayTracing):
                 ) from None
         return merged
 
-    def _select_many(self, conds: list[Any], values: list[Any], hint: str | None = "out") -> Any:
+    def _select_many(
+        self, conds: list[Any], values: list[Any], hint: str | None = "out", at: ast.AST | None = None
+    ) -> Any:
         """The first value whose condition holds; tuples are selected element by element."""
         if len(values) == 1:
             return values[0]
@@ -470,7 +473,7 @@ class Tracer(ArrayTracing):
             sizes = {len(v) for v in values}
             if len(sizes) != 1:
                 raise _StructureMismatchError
-            return tuple(self._select_many(conds, list(items), hint) for items in zip(*values))
+            return tuple(self._select_many(conds, list(items), hint, at) for items in zip(*values))
         if any(isinstance(v, tuple) for v in values):
             raise _StructureMismatchError
         if all(v is values[0] or v == values[0] for v in values[1:]) and not any(
@@ -481,7 +484,39 @@ class Tracer(ArrayTracing):
             pieces = [(to_sympy(v), c) for v, c in zip(values, conds)]
         except TypeError:
             raise _StructureMismatchError from None
+        self._check_branch_shapes(pieces, hint, at)
         return self.node(rules.piecewise(*pieces), hint)
+
+    def _check_branch_shapes(
+        self, pieces: list[tuple[Any, Any]], what: str | None, at: ast.AST | None
+    ) -> None:
+        """NumPy gives the result the shape of the branch a number's condition takes; symgrad's
+        program has one shape per argument shapes, so branches of other shapes are refused
+        (an array's condition selects element by element: all broadcast, as np.where)."""
+        if self.graph.shapes is None:
+            # paths computed from different arguments may differ in shape: calls whose
+            # arguments differ in shape run a program traced for them
+            reached = {self.graph.inputs_reaching(v) for v, _ in pieces if is_traced(v)}
+            self.graph.branches = self.graph.branches or len(reached) > 1
+            return
+        # a constant path takes the others' shape (np.where's): its value and zero gradient
+        # are the same numbers however many times they repeat
+        shapes = {self.shape(v) for v, _ in pieces if is_traced(v)}
+        if len(shapes) <= 1 or any(self.shape(c) for _, c in pieces if is_traced(c)):
+            return
+        inputs = parameters_of(self.graph, sympy.Tuple(*[c for _, c in pieces]))
+        name = f"`{what}`" if what and what != "out" else "the result"
+        first, second = sorted(shapes)[:2]
+        raise self.error(
+            ShapeError,
+            at or self.frame.source.tree,
+            f"{name} has shape {first} on one path and {second} on another, and which path runs "
+            f"depends on the value of {', '.join(f'`{i}`' for i in inputs) or 'a number'}: NumPy gives "
+            "the shape of the path taken, symgrad's compiled program one shape for all values",
+            f"give {name} the same shape on every path (add `np.zeros_like(...)` of the larger "
+            f"array where it is smaller), or pass the deciding value as static: "
+            f"grad(f, static=({', '.join(repr(i) for i in inputs)},))",
+        )
 
     def stmt_For(self, stmt: ast.For) -> bool:
         if stmt.orelse:
@@ -802,12 +837,18 @@ class Tracer(ArrayTracing):
             return self.node(-to_sympy(operand), hint, node) if is_traced(operand) else -operand
         raise self._bad_operator(node.op, node)
 
+    def _numbers_only(self, value: Any) -> None:
+        """`value` goes where NumPy takes only numbers; an array there runs per element."""
+        if self.graph.shapes is not None and is_traced(value) and self.shape(to_sympy(value)):
+            self.graph.per_element = True
+
     def condition(self, node: ast.expr) -> Any:
         """A condition: a traced SymPy boolean, or a Python bool when it is static."""
         if isinstance(node, ast.BoolOp):  # `if a or b`: only the truth of the operands counts
             return self._boolop(node.op, (self.condition(v) for v in node.values))
         value = self.expr(node)
         if is_traced(value):
+            self._numbers_only(value)  # NumPy cannot take the truth of an array
             return rules.as_condition(value)
         value = _static_value(value)
         if isinstance(value, tuple):
@@ -864,11 +905,13 @@ class Tracer(ArrayTracing):
         if all(isinstance(v, bool) or _is_condition(v) for v in picked):
             return self._boolop(node.op, picked)  # conditions: `x > 0 and y > 0`
         result = picked[-1]
+        for value in picked[:-1]:
+            self._numbers_only(value)  # `x or y` takes the truth of x
         for value in reversed(picked[:-1]):
             first, second = (result, value) if is_and else (value, result)
             values = [as_number(first), as_number(second)]
             try:
-                result = self._select_many([rules.as_condition(value), sympy.true], values, hint)
+                result = self._select_many([rules.as_condition(value), sympy.true], values, hint, node)
             except _StructureMismatchError:
                 raise self.error(
                     TracingError,
@@ -896,7 +939,7 @@ class Tracer(ArrayTracing):
             return self.expr(node.body if cond else node.orelse, hint)
         body, orelse = self.expr(node.body), self.expr(node.orelse)
         try:
-            return self._select_many([cond, sympy.true], [body, orelse], hint)
+            return self._select_many([cond, sympy.true], [body, orelse], hint, node)
         except _StructureMismatchError:
             raise self.error(
                 TracingError,
@@ -989,6 +1032,9 @@ class Tracer(ArrayTracing):
                 "pass them by position",
             )
         traced = any(is_traced(a) for a in args)
+        if _only_numbers(callee):
+            for arg in args:
+                self._numbers_only(arg)
         for arg in args:  # a string only as a constant: `float("inf")`
             if not isinstance(arg, Boolean) and not (isinstance(arg, str) and not traced):
                 self._check_number(arg, node)
@@ -1139,6 +1185,11 @@ def _lookup_in(table: dict[Any, str], callee: Any) -> str | None:
         return None
 
 
+def _only_numbers(callee: Any) -> bool:
+    """Whether NumPy would refuse an array here: `math.tanh(x)`, `min(x, y)`, `float(x)`."""
+    return getattr(callee, "__module__", None) == "math" or callee in (min, max, float, int, round)
+
+
 def _has_traced(args: list[Any], kwargs: dict[str, Any]) -> bool:
     items = [*args, *kwargs.values()]
     flat = [v for item in items for v in (item if isinstance(item, tuple) else (item,))]
@@ -1203,12 +1254,25 @@ def trace(
 
     With `shapes` (one per input), every node knows its shape and array-level operations
     (reductions, `@`, indexing) are allowed; without, the program must be elementwise, and
-    `ShapesNeeded` is raised at the first array-level operation."""
+    `ShapesNeeded` is raised at the first array-level operation.
+
+    An in-place update writes through to the other names of an array, as NumPy does, unless
+    the function runs per element on these arrays (`Graph.per_element`): then it is traced
+    again with in-place updates rebinding, as they do on the numbers it runs on."""
+    graph = _trace(source, static, shapes, rebind=False)
+    if graph.per_element and graph.wrote_through:
+        graph = _trace(source, static, shapes, rebind=True)
+    return graph
+
+
+def _trace(
+    source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None, rebind: bool
+) -> Graph:
     params = [
         a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)
     ]
     dynamic = [p for p in params if p not in static]
-    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=())
+    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=(), rebind=rebind)
     inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
     graph.inputs = inputs
     if shapes is not None:

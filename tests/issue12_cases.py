@@ -1,5 +1,7 @@
 """User-style functions from the outside checks of the correctness issue (#12), one per item."""
 
+import math
+
 import numpy as np
 
 import symgrad
@@ -199,3 +201,26 @@ def elementwise_sin_with_reduction(x):
 
 def scaled_by_b(x, b):
     return x * b * b
+
+
+# S9 (fuzzer): a float-only function applied to arrays runs per element, so `+=` rebinds there
+def math_then_alias(x):
+    c1 = np.log2(1.1 + 0.81 * np.sin(math.tanh(1.8 * np.sin(x))))
+    c2 = c1
+    c1 += x
+    return np.arccos(0.5 * np.sin(c2)) + c1
+
+
+# S9 (fuzzer): an alias made by tuple unpacking writes through on an array
+def unpacked_alias(x):
+    t1, t2 = -0.5, x
+    t2 += np.sin(1.8 * np.tanh(-0.5))
+    return x * t1
+
+
+# S3 (fuzzer): a number's condition picks a branch of another shape
+def branch_shape_by_number(y, z, b):
+    t = b * y
+    if b > 5.0:
+        t = t + z
+    return t

@@ -172,6 +172,46 @@ def test_S9_in_place_on_python_floats_rebinds():
     assert (gx, gy) == pytest.approx((2 * 2.0 + 9.0, 2 * 3.0 * 2.0))
 
 
+def test_S9_per_element_programs_rebind_on_arrays_as_on_numbers():
+    # NumPy refuses math.tanh of an array; symgrad runs the function per element, where `+=`
+    # rebinds as on numbers: np.vectorize of the original is the oracle
+    x = np.array([-0.42, 0.0001, 1.3])
+    value, g = value_and_grad(cases.math_then_alias)(x.copy())
+    per_element = np.vectorize(cases.math_then_alias)
+    np.testing.assert_allclose(value, per_element(x), rtol=1e-13)
+    np.testing.assert_allclose(g, fd_sum(per_element, [x], 0), rtol=1e-6)
+    assert value_and_grad(cases.math_then_alias)(1.3)[0] == pytest.approx(cases.math_then_alias(1.3))
+
+
+def test_S9_alias_from_tuple_unpacking_writes_through_on_arrays():
+    x = np.array([0.0, 0.0001])
+    value, g = value_and_grad(cases.unpacked_alias)(x.copy())
+    np.testing.assert_allclose(value, cases.unpacked_alias(x.copy()), rtol=1e-14)
+    np.testing.assert_allclose(g, fd_sum(lambda v: cases.unpacked_alias(v.copy()), [x], 0), rtol=1e-6)
+    assert value_and_grad(cases.unpacked_alias)(0.25)[0] == cases.unpacked_alias(0.25)  # floats rebind
+
+
+def test_S3_branch_of_another_shape_under_a_numbers_condition_is_refused_with_a_static_hint():
+    y, z = np.ones((3, 1)), np.arange(4.0)
+    with pytest.raises(symgrad.ShapeError) as info:
+        grad(cases.branch_shape_by_number)(y, z, -1.0)
+    message = str(info.value)
+    assert "issue12_cases.py:" in message and "(3, 1)" in message and "(3, 4)" in message
+    assert "static=('b',)" in message
+    g = grad(cases.branch_shape_by_number, wrt=0, static=("b",))  # the hint, followed
+    for b in (-1.0, 6.0):
+        expected = fd_sum(cases.branch_shape_by_number, [y, z, b], 0)
+        np.testing.assert_allclose(g(y, z, b), expected, rtol=1e-6)
+    # arguments of one shape: the condition is per element, and nothing needs refusing
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    b = np.array([-1.0, 6.0, 7.0, 0.0])
+    np.testing.assert_allclose(
+        grad(cases.branch_shape_by_number, wrt=2)(v, v, b),
+        fd_sum(np.vectorize(cases.branch_shape_by_number), [v, v, b], 2),
+        rtol=1e-6,
+    )
+
+
 @pytest.mark.parametrize("fn,args", [(cases.view_add, (np.ones(3),))])
 def test_E1_in_place_update_of_a_view_or_a_callers_array_is_refused(fn, args):
     with pytest.raises(symgrad.UnsupportedSyntaxError) as info:

@@ -375,9 +375,9 @@ def value_and_grad(
     mode refuses an in-place update it needed the old value of, or gives NaN for finite values."""
     leaves = _leaves(args)
     outs = _outputs(f(*_inputs(leaves)))
-    values = tuple(o.detach().numpy() for o in outs)
+    values = tuple(o.detach().numpy(force=True) for o in outs)
     try:
-        grads = [g.detach().numpy() for g in _grads(outs, leaves, cot=cot)]
+        grads = [g.detach().numpy(force=True) for g in _grads(outs, leaves, cot=cot)]
     except RuntimeError as e:
         if not _is_inplace_error(e):
             raise
@@ -420,8 +420,10 @@ def jvp(f: Callable[..., Any], args: Sequence[Any], tangents: Sequence[Any]) -> 
         values, tans = [], []
         for o in outs:
             primal, tangent = fwad.unpack_dual(o)
-            values.append(primal.detach().numpy().copy())
-            tans.append(np.zeros(primal.shape) if tangent is None else tangent.detach().numpy().copy())
+            values.append(primal.detach().numpy(force=True).copy())
+            tans.append(
+                np.zeros(primal.shape) if tangent is None else tangent.detach().numpy(force=True).copy()
+            )
     if len(values) > 1:
         return tuple(values), tuple(tans)
     return values[0], tans[0]
@@ -433,5 +435,5 @@ def second(f: Callable[..., Any], args: Sequence[Any], i: int, j: int) -> np.nda
     leaves = _leaves(args)
     outs = _outputs(f(*_inputs(leaves)))
     first = _grads(outs, [leaves[i]], create=True)[0]
-    result = _grads([first], [leaves[j]])[0].detach().numpy()
+    result = _grads([first], [leaves[j]])[0].detach().numpy(force=True)
     return result if np.all(np.isfinite(result)) else None
