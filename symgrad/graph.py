@@ -197,18 +197,6 @@ def reach_of(graph: Graph) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(sorted(sources.get(o, frozenset()))) for o in graph.outputs)
 
 
-def parameters_of(graph: Graph, expr: Any) -> list[str]:
-    """The names of the parameters `expr` is computed from, through node definitions."""
-    definitions = dict(graph.nodes)
-    seen, todo = set(), list(getattr(expr, "free_symbols", ()))
-    while todo:
-        symbol = todo.pop()
-        if symbol not in seen:
-            seen.add(symbol)
-            todo.extend(getattr(definitions.get(symbol), "free_symbols", ()))
-    return [p for p, symbol in zip(graph.params, graph.inputs) if symbol in seen]
-
-
 def _is_atom(expr: Expr) -> bool:
     return isinstance(expr, (sympy.Symbol, sympy.Number, sympy.logic.boolalg.BooleanAtom, sympy.NumberSymbol))
 

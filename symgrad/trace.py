@@ -30,7 +30,7 @@ from .errors import (
     UnknownCalleeError,
     UnsupportedSyntaxError,
 )
-from .graph import Graph, parameters_of, reach_of, real_symbol
+from .graph import Graph, reach_of, real_symbol
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -504,7 +504,8 @@ class Tracer(ArrayTracing):
         shapes = {self.shape(v) for v, _ in pieces if is_traced(v)}
         if len(shapes) <= 1 or any(self.shape(c) for _, c in pieces if is_traced(c)):
             return
-        inputs = parameters_of(self.graph, sympy.Tuple(*[c for _, c in pieces]))
+        reached = self.graph.inputs_reaching(sympy.Tuple(*[c for _, c in pieces]))
+        inputs = [self.graph.params[i] for i in sorted(reached)]
         name = f"`{what}`" if what and what != "out" else "the result"
         first, second = sorted(shapes)[:2]
         raise self.error(
