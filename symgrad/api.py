@@ -16,7 +16,7 @@ import sympy
 from . import arrays, backends, cache, diff, emit, parse, rewrite, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
-from .graph import Graph, real_symbol
+from .graph import Graph, ShapeFacts, real_symbol
 
 Names = Union[str, int, Sequence[Union[str, int]], None]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -171,11 +171,7 @@ def _builder(
                 tuple(entry["shape"]),
                 rebuild=lambda: rebuild(static_values, shapes)[1],
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
-                reach=tuple(tuple(r) for r in entry["reach"]),
-                cancelled=entry["cancelled"],
-                aliased=entry["aliased"],
-                branches=entry["branches"],
-                inputs=entry["inputs"],
+                facts=ShapeFacts.from_record(entry["facts"]),
                 guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
         primal, graph = rebuild(static_values, shapes)
@@ -189,11 +185,7 @@ def _builder(
                 "primal_outputs": len(outputs),
                 "shape": list(graph.shape),
                 "output_shapes": [list(s) for s in output_shapes],
-                "reach": [list(r) for r in primal.reach],
-                "cancelled": primal.cancelled,
-                "aliased": primal.aliased,
-                "branches": primal.branches,
-                "inputs": len(primal.inputs),
+                "facts": primal.shape_facts().record(),
             }
             cache.store(entry_key, primal.deps, data)
         kernel = backends.specialise(kernel, backend)
@@ -203,11 +195,7 @@ def _builder(
             graph.shape,
             graph=graph,
             output_shapes=output_shapes,
-            reach=primal.reach,
-            cancelled=primal.cancelled,
-            aliased=primal.aliased,
-            branches=primal.branches,
-            inputs=len(primal.inputs),
+            facts=primal.shape_facts(),
             guards=primal.guards,
         )
 

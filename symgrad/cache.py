@@ -32,7 +32,7 @@ import sympy
 
 from . import rules
 
-FORMAT = 1
+FORMAT = 2
 Dependency = tuple[tuple[str, ...], Any]  # (path from the traced function, fingerprint)
 
 

@@ -17,7 +17,9 @@ from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, WrtError
-from .graph import Graph
+from .graph import Graph, ShapeFacts
+
+_NO_FACTS = ShapeFacts()  # frozen: one instance serves as the default
 
 
 class Variant:
@@ -34,11 +36,7 @@ class Variant:
         graph: Graph | None = None,
         output_shapes: tuple[tuple[int, ...], ...] = (),
         rebuild: Callable[[], Graph] | None = None,
-        reach: tuple[tuple[int, ...], ...] = (),
-        cancelled: bool = False,
-        inputs: int = 0,
-        aliased: bool = False,
-        branches: bool = False,
+        facts: ShapeFacts = _NO_FACTS,
         guards: Sequence[cache.Guard] = (),
     ) -> None:
         self.kernel = kernel
@@ -48,15 +46,14 @@ class Variant:
         self._graph = graph
         self._rebuild = rebuild
         self.from_cache = graph is None
-        # Which arguments each output of the traced function is computed from, and whether
-        # SymPy cancelled some away: what decides the shape NumPy would give each value.
-        self.reach = reach
         self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
-        self.cancelled = cancelled
-        self.aliased = aliased  # exact on numbers only: see Graph.aliased
-        self.branches = branches  # exact when all arguments have one shape: see Graph.branches
-        self.reaches_all = not cancelled and not aliased and all(len(r) == inputs for r in reach)
-        self.every_output_reaches = all(reach)
+        self.facts = facts
+        self.reach = facts.reach
+        self.aliased = facts.aliased  # exact on numbers only: see Graph.aliased
+        self.reaches_all = (
+            not facts.cancelled and not facts.aliased and all(len(r) == facts.inputs for r in facts.reach)
+        )
+        self.every_output_reaches = all(facts.reach)
 
     def fits(self, shapes: Sequence[tuple[int, ...]]) -> bool:
         """Whether the elementwise program is exact for arguments of these shapes: it gives
@@ -64,7 +61,7 @@ class Variant:
         only when each output is computed from arguments that broadcast to that shape."""
         if self.aliased and any(shapes):
             return False  # NumPy's in-place update writes through to the other names
-        if self.branches and any(s != shapes[0] for s in shapes[1:]):
+        if self.facts.branches and any(s != shapes[0] for s in shapes[1:]):
             return False  # a number's condition picks a branch, and its shape
         if all(s == shapes[0] for s in shapes[1:]) and (self.every_output_reaches or not shapes[0]):
             return True
@@ -73,7 +70,7 @@ class Variant:
         except ValueError:
             # fine if only unused arguments do not broadcast; else the ShapeError is true
             return not all(_broadcasts([shapes[i] for i in r]) for r in self.reach)
-        if self.cancelled:  # an input SymPy cancelled away may be what shapes a value
+        if self.facts.cancelled:  # an input SymPy cancelled away may be what shapes a value
             return False
         return all(np.broadcast_shapes(*[shapes[i] for i in r]) == full for r in self.reach)
 

@@ -129,6 +129,11 @@ class _CommonPrinting:
         """A SymPy number as a float literal (SymPy's signless infinity as NaN)."""
         return _float_literal(math.nan if value is sympy.zoo else float(value), self._float_module)
 
+    def _as_float(self, value: Any) -> str:
+        """A piece of a branch or an extremum; numbers as float literals, so that
+        `where(x > 0, 1.0, 0.0)` is a float array from the start and `max(1.0, x)` a float."""
+        return self._float_text(value) if value.is_Number else str(self._print(value))  # type: ignore[attr-defined]
+
     def _print_Float(self, expr: sympy.Float) -> str:
         # SymPy prints 15 significant digits; repr round-trips the float64 exactly.
         return repr(float(expr))
@@ -200,16 +205,12 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
             return f"numpy.asarray({self._print(pieces[0][1])}, dtype=numpy.float64)"
         if len(pieces) > _NESTED_WHERE:  # one call, not a nesting Python's parser limits
             conds = ", ".join(str(self._print(c)) for _, c in pieces)
-            values = ", ".join(self._branch(v) for v, _ in pieces)
-            return f"numpy.select([{conds}], [{values}], {self._branch(default)})"
-        text = self._branch(default)
+            values = ", ".join(self._as_float(v) for v, _ in pieces)
+            return f"numpy.select([{conds}], [{values}], {self._as_float(default)})"
+        text = self._as_float(default)
         for value, cond in reversed(pieces):
-            text = f"numpy.where({self._print(cond)}, {self._branch(value)}, {text})"
+            text = f"numpy.where({self._print(cond)}, {self._as_float(value)}, {text})"
         return text
-
-    def _branch(self, value: Any) -> str:
-        # Float constants, so that `where(x > 0, 1.0, 0.0)` is a float array from the start.
-        return self._float_text(value) if value.is_Number else str(self._print(value))
 
     def _print_extremum(self, expr: Any, ufunc: str) -> str:
         args = [self._print(a) for a in expr.args]
@@ -279,9 +280,6 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
         # one flat chain `a if c else b if d else e`: conditional expressions nest to the right
         chain = " else ".join(f"{self._as_float(v)} if {self._print(c)}" for v, c in pieces)
         return f"({chain} else {self._as_float(default)})"
-
-    def _as_float(self, value: Any) -> str:
-        return self._float_text(value) if value.is_Number else str(self._print(value))
 
     def _print_Integer(self, expr: sympy.Integer) -> str:
         # Float literals: `2.0*t` is ~30% faster than `2*t` on floats (no int conversion).

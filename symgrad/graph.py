@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sympy
@@ -163,6 +163,16 @@ class Graph:
             guards=self.guards,
         )
 
+    def shape_facts(self) -> ShapeFacts:
+        """What a traced (primal) graph tells about the shapes NumPy gives its values."""
+        return ShapeFacts(
+            reach=self.reach,
+            cancelled=self.cancelled,
+            aliased=self.aliased,
+            branches=self.branches,
+            inputs=len(self.inputs),
+        )
+
     def inputs_reaching(self, expr: Any) -> frozenset[int]:
         """The positions of the inputs `expr` is computed from (through nodes added so far)."""
         found: frozenset[int] = frozenset()
@@ -183,18 +193,25 @@ class Graph:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
 
 
-def reach_of(graph: Graph) -> tuple[tuple[int, ...], ...]:
-    """For each output, the positions of the inputs it is computed from (through node
-    definitions, conditions included). Exact unless `graph.cancelled`: SymPy may have
-    cancelled an input away (`w - w`) that NumPy would still broadcast against."""
-    position = {symbol: i for i, symbol in enumerate(graph.inputs)}
-    sources: dict[Any, frozenset[int]] = {s: frozenset({i}) for s, i in position.items()}
-    for symbol, expr in graph.nodes:
-        found: frozenset[int] = frozenset()
-        for parent in getattr(expr, "free_symbols", ()):
-            found |= sources.get(parent, frozenset())
-        sources[symbol] = found
-    return tuple(tuple(sorted(sources.get(o, frozenset()))) for o in graph.outputs)
+@dataclass(frozen=True)
+class ShapeFacts:
+    """What decides the shape NumPy would give each value of a traced function: which inputs
+    each output is computed from, and whether cancellation, aliasing or branches make the
+    elementwise program inexact for arguments of other shapes (see `Graph`'s fields)."""
+
+    reach: tuple[tuple[int, ...], ...] = ()
+    cancelled: bool = False
+    aliased: bool = False
+    branches: bool = False
+    inputs: int = 0
+
+    def record(self) -> dict[str, Any]:
+        """As JSON for the persistent cache."""
+        return {**asdict(self), "reach": [list(r) for r in self.reach]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ShapeFacts:
+        return cls(**{**record, "reach": tuple(tuple(r) for r in record["reach"])})
 
 
 def _is_atom(expr: Expr) -> bool:

@@ -30,7 +30,7 @@ from .errors import (
     UnknownCalleeError,
     UnsupportedSyntaxError,
 )
-from .graph import Graph, reach_of, real_symbol
+from .graph import Graph, real_symbol
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -141,6 +141,8 @@ class Frame:
     returns: list[tuple[Any, Any]] = field(default_factory=list)
     no_grad: bool = False
     fn_path: tuple[str, ...] | None = ()  # how the cache finds this function from the traced one
+    # arrays the callers passed in: an in-place update of one changes the caller's names too
+    outer: frozenset[int] = frozenset()
 
 
 class Tracer(ArrayTracing):
@@ -153,9 +155,15 @@ class Tracer(ArrayTracing):
 
     # --- entry points ----------------------------------------------------------------------
 
-    def run(self, source: parse.Source, env: dict[str, Any], fn_path: tuple[str, ...] | None = ()) -> Any:
+    def run(
+        self,
+        source: parse.Source,
+        env: dict[str, Any],
+        fn_path: tuple[str, ...] | None = (),
+        outer: frozenset[int] = frozenset(),
+    ) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
-        self.frame = Frame(source=source, env=env, fn_path=fn_path)
+        self.frame = Frame(source=source, env=env, fn_path=fn_path, outer=outer)
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
             raise source.error(
@@ -218,6 +226,9 @@ class Tracer(ArrayTracing):
     def stmt_Expr(self, stmt: ast.Expr) -> bool:
         if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
             return False  # docstring
+        if isinstance(stmt.value, ast.Call) and self._is_inlined(self.expr(stmt.value.func)):
+            self.expr(stmt.value)  # `update(x, v)`: its in-place updates of `x` count
+            return False
         raise self.error(
             UnsupportedSyntaxError,
             stmt,
@@ -289,44 +300,48 @@ class Tracer(ArrayTracing):
         writes_through = self._in_place_sharers(stmt, current)
         memory = self.frame.env.get(_ALIAS + stmt.target.id)
         self.assign(stmt.target, value)
+        if writes_through is None:
+            return False
         for name in writes_through:  # the same array under other names: NumPy changed it too
             self.frame.env[name] = value
-        if writes_through:
-            self.frame.env[_ALIAS + stmt.target.id] = memory
+        assert memory is not None
+        self.frame.env[_ALIAS + stmt.target.id] = memory
+        memory.root.written = value  # read back by the callers that passed this array in
+        memory.root.writes += 1
         return False
 
-    def _in_place_sharers(self, stmt: ast.AugAssign, current: Any) -> list[str]:
+    def _in_place_sharers(self, stmt: ast.AugAssign, current: Any) -> list[str] | None:
         """The names that NumPy's in-place `t += v` also changes: on an array, every other name
-        of the same array. A number is rebound instead (Python floats are immutable), so the
-        answer depends on the shapes: an elementwise trace rebinds (right for numbers) and
-        marks the graph, so that calls with arrays run a program traced for their shapes."""
+        of the same array, here and in the callers that passed it in; None where `t` is
+        rebound. A number is rebound (Python floats are immutable), so the answer depends on
+        the shapes: an elementwise trace rebinds (right for numbers) and marks the graph, so
+        that calls with arrays run a program traced for their shapes."""
         assert isinstance(stmt.target, ast.Name)
         name = stmt.target.id
         memory = self.frame.env.get(_ALIAS + name)
         others = self.sharers(name)
-        if memory is None or not (others or memory.from_caller):
-            return []
-        if not is_traced(current):
-            return []
+        if memory is None or not is_traced(current):
+            return None
+        passed_in = id(memory.root) in self.frame.outer
+        if not (others or passed_in):
+            return None
         if self.graph.shapes is None:
             self.graph.aliased = True
-            return []
+            return None
         if self.graph.rebind or not self.shape(current):
-            return []
+            return None
         views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
-        if memory.view_of is not None or views or memory.from_caller:
-            what = (
-                "an argument passed to this function" if memory.from_caller else f"`{(views or others)[0]}`"
-            )
+        if memory.view_of is not None or views:
+            shared = f"`{(views or others)[0]}`" if views or others else "a view the caller passed in"
             raise self.error(
                 UnsupportedSyntaxError,
                 stmt,
                 f"`{name} {ast.unparse(stmt)[len(name) :].split()[0]} ...` changes an array in place, and "
-                f"`{name}` shares memory with {what}: NumPy would change that array too, "
+                f"`{name}` shares memory with {shared}: NumPy would change that array too, "
                 "which symgrad does not follow",
                 f"make a new array instead: `{name} = {name} {_OP_TEXT.get(type(stmt.op), '+')} ...`",
             )
-        self.graph.wrote_through = self.graph.wrote_through or bool(others)
+        self.graph.wrote_through = True
         return others
 
     def assign(self, target: ast.expr, value: Any) -> None:
@@ -981,11 +996,21 @@ class Tracer(ArrayTracing):
             )
         if isinstance(callee, rules.CustomRule):
             return self.call_custom(callee, args, kwargs, node, hint)
-        if isinstance(callee, types.FunctionType) and _library_of(callee) is None:
+        if self._is_inlined(callee):
             return self.inline(callee, args, kwargs, node)
         if _foldable(callee, args, kwargs):
             return self.call_static(callee, args, node, None, kwargs)
         raise self.unknown_callee(callee, node)
+
+    @staticmethod
+    def _is_inlined(callee: Any) -> bool:
+        """A function of the user's own code, traced through from its source."""
+        return (
+            isinstance(callee, types.FunctionType)
+            and not isinstance(callee, rules.CustomRule)
+            and rules.lookup(callee) is None
+            and _library_of(callee) is None
+        )
 
     def unknown_callee(self, callee: Any, node: ast.Call) -> SymgradError:
         label = ast.unparse(node.func)
@@ -1138,10 +1163,49 @@ class Tracer(ArrayTracing):
             self.graph.cacheable = False
         callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
         saved_no_grad = self.frame.no_grad
-        result = callee.run(source, dict(bound.arguments), path)
+        env = dict(bound.arguments)
+        passed = self._pass_memories(fn, node, env)
+        writes = {id(m.root): m.root.writes for m in passed}
+        outer = self.frame.outer | set(writes)
+        result = callee.run(source, env, path, outer)
+        self._read_back(passed, writes, node, fn.__name__)
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result
+
+    def _pass_memories(self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any]) -> list[_Memory]:
+        """Give the callee's parameters the memory of the caller's arrays passed by name
+        (`h(x)`), so that the callee's `a += v` changes `x` here too, as in NumPy."""
+        names = inspect.signature(fn).bind_partial(
+            *node.args, **{k.arg: k.value for k in node.keywords if k.arg}
+        )
+        passed = []
+        for param, arg in names.arguments.items():
+            if isinstance(arg, ast.Name) and arg.id in self.frame.env and is_traced(env.get(param)):
+                memory = self.frame.env.setdefault(_ALIAS + arg.id, _Memory())
+                env[_ALIAS + param] = memory
+                passed.append(memory)
+        return passed
+
+    def _read_back(self, passed: list[_Memory], writes: dict[int, int], node: ast.Call, fn_name: str) -> None:
+        """After the call: every name here of an array the callee changed in place holds the
+        new value; a view of it (which NumPy would change too) is refused."""
+        for root in {id(m.root): m.root for m in passed}.values():
+            if root.writes == writes[id(root)]:
+                continue
+            names = [k for k, m in self.frame.env.items() if k.startswith(_ALIAS) and m.root is root]
+            views = [k[len(_ALIAS) :] for k in names if self.frame.env[k].view_of is not None]
+            if views:
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    node,
+                    f"this call changes an array in place that `{views[0]}` is a view of: NumPy would "
+                    "change the view too, which symgrad does not follow",
+                    f"in `{fn_name}`, make a new array instead of updating the argument in place "
+                    "(`a = a + v` instead of `a += v`)",
+                )
+            for key in names:
+                self.frame.env[key[len(_ALIAS) :]] = root.written
 
 
 # Pure functions that may run at trace time on constant arguments: `len(DATA)`, `math.comb(n, k)`.
@@ -1238,10 +1302,11 @@ _OP_TEXT = {
 class _Memory:
     """One array's memory, as names share it: `t = x` (the same), `t = x[0:2]` (a view)."""
 
-    def __init__(self, view_of: _Memory | None = None, from_caller: bool = False) -> None:
+    def __init__(self, view_of: _Memory | None = None) -> None:
         self.view_of = view_of
-        self.from_caller = from_caller
         self.root: _Memory = self if view_of is None else view_of.root
+        self.written: Any = None  # the value last written in place
+        self.writes = 0  # how many times: a caller reads `written` back if this grew in a call
 
 
 class _StructureMismatchError(Exception):
@@ -1284,7 +1349,7 @@ def _trace(
     outputs = result if isinstance(result, tuple) else (result,)
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
     graph.tuple_output = isinstance(result, tuple)
-    graph.reach = reach_of(graph)
+    graph.reach = tuple(tuple(sorted(graph.inputs_reaching(o))) for o in graph.outputs)
     return graph
 
 

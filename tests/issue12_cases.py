@@ -102,6 +102,39 @@ def helper_mutates_argument(x):
     return np.sum(x * y)
 
 
+def _accumulate(a, v):
+    a += v
+    return 0.0
+
+
+def helper_updates_callers_array(x, w):
+    _accumulate(x, w * x)
+    return np.sum(x * x)
+
+
+def _scale_then_accumulate(a, w):
+    a *= w
+    return _accumulate(a, 1.0)
+
+
+def nested_helpers_update_callers_array(x, w):
+    t = x
+    _scale_then_accumulate(t, w)
+    return np.sum(x * w) + np.sum(t)
+
+
+def helper_updates_array_a_view_reads(x):
+    head = x[0:2]
+    _accumulate(x, 1.0)
+    return np.sum(head * x[1:3])
+
+
+def helper_updates_a_view(x):
+    head = x[0:2]
+    _accumulate(head, 1.0)
+    return np.sum(head * x[1:3])
+
+
 # S10: module and closure constants
 SCALE = 2.0
 PAIR = (1.0, 2.0)

@@ -225,6 +225,74 @@ def test_E1_helper_updating_a_number_in_place_works():
     assert value_and_grad(cases.helper_mutates_argument, wrt=0)(2.0) == pytest.approx((6.0, 5.0))
 
 
+def _on_copies(fn):
+    """`fn` run on copies of its arguments: the original changes them in place."""
+    return lambda *args: fn(*[np.copy(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        cases.helper_updates_callers_array,
+        cases.nested_helpers_update_callers_array,
+        cases.helper_mutates_argument,
+    ],
+)
+def test_S9_helper_updating_its_argument_in_place_writes_through_to_the_caller(fn):
+    """NumPy's `a += v` in a helper changes the caller's array (and its other names)."""
+    args = (np.array([1.0, -2.0, 0.5]), np.array([0.5, 1.5, -1.0]))[: fn.__code__.co_argcount]
+    kept = [a.copy() for a in args]
+    wrt = tuple(range(len(args)))
+    value, grads = value_and_grad(fn, wrt=wrt)(*args)
+    assert all(np.array_equal(a, k) for a, k in zip(args, kept)), (
+        "symgrad must not change the caller's arrays"
+    )
+    assert value == pytest.approx(_on_copies(fn)(*args))
+    for i, got in enumerate(grads):
+        np.testing.assert_allclose(got, fd_sum(_on_copies(fn), args, i), rtol=1e-6, atol=1e-8)
+    numbers = tuple(float(a[0]) for a in args)  # on numbers the helper rebinds, as Python does
+    value, grads = value_and_grad(fn, wrt=wrt)(*numbers)
+    assert value == pytest.approx(fn(*numbers))
+    for i, got in enumerate(grads):
+        assert got == pytest.approx(fd_sum(fn, numbers, i), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "fn,names",
+    [
+        (cases.helper_updates_array_a_view_reads, "`head` is a view of"),
+        (cases.helper_updates_a_view, "a view the caller"),
+    ],
+)
+def test_S9_helper_updating_an_array_that_a_view_shares_is_refused_with_a_hint_that_works(
+    fn, names, tmp_path
+):
+    with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
+        grad(fn)(np.array([1.0, 2.0, 3.0]))
+    message = str(info.value)
+    assert names in message and "NumPy would change" in message and "issue12_cases.py:" in message
+    assert "`a = a +" in message
+    source = textwrap.dedent(
+        """
+        import numpy as np
+
+        def _accumulate(a, v):
+            a = a + v
+            return 0.0
+
+        def head_times_tail(x):
+            head = x[0:2]
+            _accumulate(head, 1.0)
+            return np.sum(head * x[1:3])
+        """
+    )
+    module = _write_module(tmp_path, "hint_followed_view", source)
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(
+        grad(module.head_times_tail)(x), fd_sum(module.head_times_tail, (x,), 0), rtol=1e-6
+    )
+
+
 # --- S10: module and closure constants are read again when they change ------------------------
 
 
