@@ -1555,6 +1555,18 @@ def _alias_update(e: Gen, target: str, env: dict[str, Any]) -> Any:
     return ("aug", target, op, value)
 
 
+ALIAS_HELPERS = {"+": "bump", "-": "lower", "*": "scale", "/": "divide"}
+
+
+def _through_helper(update: Any, helpers: dict[str, Func]) -> Any:
+    """`t op= v` as a call of a helper doing `a op= v` on its argument: a statement
+    (`bump(t, v)`) or an assignment of what it returns."""
+    _, target, op, value = update
+    name = ALIAS_HELPERS[op]
+    helpers[name] = Func(name, ("a", "v"), {}, [("aug", "a", op, _v("v")), ("return", (_v("a"),))])
+    return ("assign", f"r_{name}", ("h", name, (_v(target), value), ()))
+
+
 @st.composite
 def alias_programs(draw: Any) -> Program:
     """`t = x` / `t = x[0:2]` (and `u = t`), then `t += ...`, `t *= ...`, and both x and t
@@ -1578,8 +1590,11 @@ def alias_programs(draw: Any) -> Program:
         body.append(("assign", "u", _v("t")))
         target = "u"
         env["u"] = env["t"]
+    through_helpers = draw(st.integers(0, 2)) == 0  # `bump(t, v)`, whose `a += v` changes t
+    helpers: dict[str, Func] = {}
     for _ in range(draw(st.integers(1, 3))):
-        body.append(_alias_update(e, target, env))
+        update = _alias_update(e, target, env)
+        body.append(_through_helper(update, helpers) if through_helpers else update)
         env[target] = (4.0, ())
     if draw(st.integers(0, 3)) == 0:  # the parameter itself, in place
         x_env = {"x": (PARAM_BOUND, ()), "b": (PARAM_BOUND, ())}
@@ -1596,7 +1611,9 @@ def alias_programs(draw: Any) -> Program:
         ret = ("bin", "+", ("bin", "*", _v("x"), weight), ("bin", "*", _v(target), _v("t")))
     body.append(("return", (ret,)))
     params = ("x", "w", "b")
-    prog = Program("aliasing", params, shapes, {}, [], Func("f", params, {}, body), 1, False)
+    prog = Program(
+        "aliasing", params, shapes, {}, list(helpers.values()), Func("f", params, {}, body), 1, False
+    )
     prog.text = render_module(prog)
     return prog
 
