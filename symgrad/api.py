@@ -731,25 +731,38 @@ def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) ->
         block = []
         for j in range(n):
             values = xp.reshape(xp.broadcast_to(xp.asarray(raw[i * n + j], dtype=np.float64), shape), (-1,))
-            entry = xp.einsum("i,ir,ic->rc", values, _one_hot(shape, rows[i]), _one_hot(shape, arg_shapes[j]))
-            entry = xp.reshape(entry, (*rows[i], *arg_shapes[j]))
+            entry = xp.reshape(_meet(xp, values, shape, rows[i], arg_shapes[j]), (*rows[i], *arg_shapes[j]))
             block.append(float(entry) if xp is np and entry.ndim == 0 else entry)
         blocks.append(block[0] if n == 1 and compiled.single else tuple(block))
     return blocks[0] if m == 1 else tuple(blocks)
 
 
-def _one_hot(shape: tuple[int, ...], target: tuple[int, ...]) -> Any:
-    """Which element of an argument of shape `target` each element of the broadcast `shape`
-    reads (broadcasting aligns on the right; a length-1 axis is always index 0), one-hot."""
+def _meet(xp: Any, values: Any, shape: tuple[int, ...], row: tuple[int, ...], column: tuple[int, ...]) -> Any:
+    """The (row size, column size) matrix whose entry (r, c) sums `values` (one per element of
+    the broadcast `shape`) where row element r and column element c are read."""
+    rows, columns = _reads(shape, row), _reads(shape, column)
+    width = math.prod(column)
+    if xp is np:  # a scatter: linear in the elements, where the one-hot product is cubic
+        flat = np.bincount(rows * width + columns, weights=values, minlength=math.prod(row) * width)
+        return flat.reshape(math.prod(row), width)
+    return xp.einsum("i,ir,ic->rc", values, _one_hot(rows, math.prod(row)), _one_hot(columns, width))
+
+
+def _reads(shape: tuple[int, ...], target: tuple[int, ...]) -> Any:
+    """Which element (flat index) of an argument of shape `target` each element of the
+    broadcast `shape` reads: broadcasting aligns on the right; a length-1 axis is index 0."""
     index = np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), dtype=np.intp)
     offset = len(shape) - len(target)
     columns = [
         index[offset + d] if size != 1 else np.zeros(index.shape[1], dtype=np.intp)
         for d, size in enumerate(target)
     ]
-    flat = np.ravel_multi_index(columns, target) if target else np.zeros(index.shape[1], dtype=np.intp)
-    hot = np.zeros((index.shape[1], math.prod(target)))
-    hot[np.arange(index.shape[1]), flat] = 1.0
+    return np.ravel_multi_index(columns, target) if target else np.zeros(index.shape[1], dtype=np.intp)
+
+
+def _one_hot(reads: Any, size: int) -> Any:
+    hot = np.zeros((len(reads), size))
+    hot[np.arange(len(reads)), reads] = 1.0
     return hot
 
 
