@@ -13,7 +13,7 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import arrays, backends, cache, diff, emit, parse, rewrite, trace
+from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace
 from .compiled import Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
@@ -226,7 +226,7 @@ def _base_and_derive(fn: Any) -> tuple[Callable[..., Any], Callable[[Graph], Gra
         raise WrtError(
             f"expected a function, got {type(fn).__name__}", hint="pass a function defined with def"
         )
-    return fn, (lambda g: g), None
+    return callables.as_function(fn), (lambda g: g), None
 
 
 def _transform(

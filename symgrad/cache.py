@@ -82,6 +82,9 @@ def _source_digest(fn: types.FunctionType) -> str:
         text = inspect.getsource(fn)
     except (OSError, TypeError):
         text = f"<no source {id(fn)}>"  # never equal across processes: no reuse
+    # Two lambdas on one line have one source text (the line): their code tells them apart.
+    code = getattr(fn, "__code__", None)
+    text += "" if code is None else code.co_code.hex() + repr(code.co_consts)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

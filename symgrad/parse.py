@@ -9,6 +9,7 @@ import copy
 import dis
 import inspect
 import linecache
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,17 +48,11 @@ def load(fn: Callable[..., Any]) -> Source:
             f"{name!r} is not a Python function, so symgrad has no source to read",
             hint="differentiate a function defined with `def`; wrap other callables in one",
         )
-    filename, first_line = code.co_filename, code.co_firstlineno
+    filename = code.co_filename
     if fn.__name__ == "<lambda>":
-        line = linecache.getline(filename, first_line)
-        raise SourceUnavailableError(
-            "a lambda has no source of its own that symgrad can read",
-            filename=filename,
-            lineno=first_line,
-            col=_column_of(line, "lambda"),
-            source_line=line or None,
-            hint="define the function with `def name(args): return ...`",
-        )
+        source = Source(fn=fn, tree=_read_lambda(fn), filename=filename, indent=0)
+        fence(source)
+        return source  # _read_lambda picked the lambda whose code is the one that runs
     _check_not_wrapped(fn)
     tree, first = _read(fn)
     if isinstance(tree, ast.AsyncFunctionDef):
@@ -98,6 +93,59 @@ def _read(fn: types.FunctionType) -> tuple[ast.stmt, int]:
             col=_column_of(line, "def"),
             hint="define the function with `def` in a .py file (not in a REPL or exec)",
         ) from None
+
+
+def _read_lambda(fn: types.FunctionType) -> ast.FunctionDef:
+    """A lambda as the `def` it stands for (`f = lambda x: x * x` as `def f(x): return x * x`),
+    found in its file (or notebook cell, which IPython keeps in linecache) by its line, and
+    among the lambdas there by compiling each: the one whose code is `fn`'s."""
+    code = fn.__code__
+    filename, lineno = code.co_filename, code.co_firstlineno
+    line = linecache.getline(filename, lineno)
+    candidates = _lambdas_at(filename, lineno)
+    for node, name in candidates:
+        compiled = _compile_like(fn, ast.Expr(value=node), "<lambda>")
+        if compiled is not None and _same_code(compiled, code):
+            return _as_def(node, name)
+    if candidates:  # lambdas on that line, but none compiles to the code that runs
+        raise _changed_error(fn, filename, lineno)
+    raise SourceUnavailableError(
+        "cannot read the source of this lambda: it was not defined in a file or notebook cell "
+        "(`python -c`, `exec` or `eval` keep no source)",
+        filename=filename,
+        lineno=lineno,
+        col=_column_of(line, "lambda"),
+        source_line=line or None,
+        hint="define the function in a .py file or a notebook cell, as a `def` or a lambda",
+    )
+
+
+def _lambdas_at(filename: str, lineno: int) -> list[tuple[ast.Lambda, str]]:
+    """The lambdas starting on line `lineno` of the file, each with the name it is assigned
+    to (`f = lambda ...`), else `lambda_`."""
+    linecache.checkcache(filename)
+    try:
+        module = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return []
+    named = {
+        id(node.value): node.targets[0].id
+        for node in ast.walk(module)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+    }
+    return [
+        (node, named.get(id(node), "lambda_"))
+        for node in ast.walk(module)
+        if isinstance(node, ast.Lambda) and node.lineno == lineno
+    ]
+
+
+def _as_def(node: ast.Lambda, name: str) -> ast.FunctionDef:
+    body = ast.copy_location(ast.Return(value=node.body), node.body)
+    tree = ast.FunctionDef(name=name, args=node.args, body=[body], decorator_list=[], returns=None)
+    if sys.version_info >= (3, 12):
+        tree.type_params = []
+    return ast.copy_location(tree, node)
 
 
 # --- what runs must be what the source says --------------------------------------------------
@@ -246,7 +294,7 @@ def _check_unchanged(source: Source) -> None:
     if not isinstance(fn, types.FunctionType):
         return
     if source.tree.name == fn.__code__.co_name:
-        compiled = _compile_like(fn, source.tree)
+        compiled = _compile_like(fn, _undecorated(source.tree), source.tree.name)
         if compiled is None or _same_code(compiled, fn.__code__):
             return
     raise _changed_error(fn, source.filename, source.tree.lineno)
@@ -280,9 +328,10 @@ def _changed_error(fn: types.FunctionType, filename: str, lineno: int) -> Symgra
     )
 
 
-def _compile_like(fn: types.FunctionType, tree: ast.FunctionDef) -> types.CodeType | None:
-    """Compile the parsed `def` inside the classes and functions named by `fn`'s qualified
-    name, so that names resolve (closure, global, mangled) as they did; None if it cannot."""
+def _compile_like(fn: types.FunctionType, definition: ast.stmt, name: str) -> types.CodeType | None:
+    """Compile the parsed `def` (or lambda) inside the classes and functions named by `fn`'s
+    qualified name, so that names resolve (closure, global, mangled) as they did, and return
+    the code object named `name`; None if it cannot."""
     scopes = _enclosing_scopes(fn.__qualname__)
     if scopes is None:
         return None
@@ -290,20 +339,20 @@ def _compile_like(fn: types.FunctionType, tree: ast.FunctionDef) -> types.CodeTy
     if freevars and not any(kind == "def" for kind, _ in scopes):
         scopes.insert(0, ("def", "_symgrad_outer"))  # a closure whose maker is not in the name
     text, depth = "", 0
-    for kind, name in scopes:
-        text += "    " * depth + ("def " + name + "():\n" if kind == "def" else "class " + name + ":\n")
+    for kind, scope in scopes:
+        text += "    " * depth + ("def " + scope + "():\n" if kind == "def" else "class " + scope + ":\n")
         depth += 1
     text += "    " * depth + "pass\n"
     try:
         module = ast.parse(text)
         if freevars:
             _bind_in_innermost_def(module, freevars)
-        _innermost_body(module)[-1:] = [_undecorated(tree)]  # in place of the `pass`
+        _innermost_body(module)[-1:] = [definition]  # in place of the `pass`
         flags = fn.__code__.co_flags & _FUTURE_FLAGS
         code = compile(ast.fix_missing_locations(module), fn.__code__.co_filename, "exec", flags, True)
     except (SyntaxError, ValueError, TypeError):
         return None
-    return _find_code(code, tree.name)
+    return _find_code(code, name)
 
 
 def _enclosing_scopes(qualname: str) -> list[tuple[str, str]] | None:

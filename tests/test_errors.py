@@ -239,11 +239,15 @@ CASES: list[Case] = [
     refused("static-missing", bad.product, WrtError, "['x', 'y']", at="def product", static="n"),
     refused("no-params", bad.constant, WrtError, "wrt", at="def constant"),
     # --- functions whose source symgrad cannot use ---------------------------------------------
-    refused("lambda-arg", bad.LAMBDAS["square"], SourceUnavailableError, "def"),
-    refused("lambda-paren", bad.SHAPES["square"], SourceUnavailableError, "def"),
     runtime("exec", lambda: grad(bad.from_exec), SourceUnavailableError, "def"),
-    runtime("builtin-ufunc", lambda: grad(np.sin), SourceUnavailableError, "def"),
-    runtime("partial", lambda: grad(functools.partial(bad.product, 1.0)), SourceUnavailableError, "def"),
+    runtime("exec-lambda", lambda: grad(bad.LAMBDA_FROM_EXEC), SourceUnavailableError, "notebook cell"),
+    runtime("callable-without-rule", lambda: grad(np.linalg.svd), UnknownCalleeError, "symgrad.RULES"),
+    runtime(
+        "partial-of-star-args",
+        lambda: grad(functools.partial(bad.star_args, 1.0)),
+        SourceUnavailableError,
+        "def",
+    ),
     runtime("not-callable", lambda: grad(3.0), WrtError, "function"),
     runtime("grad-of-value-and-grad", lambda: grad(value_and_grad(bad.good)), WrtError, "grad"),
     # --- issue #12: decorators, methods, rule arguments, library functions ---------------------

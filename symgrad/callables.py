@@ -1,0 +1,254 @@
+"""Callables that are not `def` functions (NumPy, math and SciPy functions, partials) as plain functions with source."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import inspect
+import linecache
+import os
+import sys
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import emit, rules
+from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError
+
+_WRAPPERS: weakref.WeakKeyDictionary[Any, types.FunctionType] = weakref.WeakKeyDictionary()
+_BY_ID: dict[int, tuple[Any, types.FunctionType]] = {}  # ufuncs and builtins: not weak-referenceable
+
+
+def as_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` itself when it is a Python function (or a symgrad object); otherwise a plain
+    function with readable source that calls it: `grad(np.sin)` differentiates
+    `def sin(x): return numpy.sin(x)`, and `grad(functools.partial(f, a=1.0))` a function
+    of the remaining parameters that calls `f` with `a=1.0`.
+
+    >>> import numpy as np
+    >>> print(inspect.getsource(as_function(np.sin)).strip())
+    def sin(x):
+        return numpy.sin(x)
+    """
+    if isinstance(fn, types.FunctionType) or inspect.ismethod(fn) or not callable(fn):
+        return fn
+    known = _known(fn)
+    if known is not None:
+        return known
+    wrapper = _partial_wrapper(fn) if isinstance(fn, functools.partial) else _library_wrapper(fn)
+    _remember(fn, wrapper)
+    return wrapper
+
+
+def _known(fn: Any) -> types.FunctionType | None:
+    try:
+        found = _WRAPPERS.get(fn)
+    except TypeError:
+        entry = _BY_ID.get(id(fn))
+        found = entry[1] if entry is not None and entry[0] is fn else None
+    return found
+
+
+def _remember(fn: Any, wrapper: types.FunctionType) -> None:
+    try:
+        _WRAPPERS[fn] = wrapper
+    except TypeError:
+        _BY_ID[id(fn)] = (fn, wrapper)  # keeps `fn` alive, so its id is never reused
+
+
+# --- NumPy, math and SciPy functions ------------------------------------------------------------
+
+
+def _library_wrapper(fn: Any) -> types.FunctionType:
+    """`def sin(x): return numpy.sin(x)` for a library function symgrad has a rule for."""
+    dotted = _dotted_name(fn)
+    if dotted is None:
+        raise _no_rule_error(fn)
+    params = _positional_params(fn)
+    module, _, _ = dotted.partition(".")
+    name = dotted.rpartition(".")[2]
+    call = ast.Call(func=_dotted_expr(dotted), args=[_load(p) for p in params], keywords=[])
+    definition = _definition(name, [ast.arg(arg=p) for p in params], [], [], call)
+    return _compile(definition, {module: importlib.import_module(module)}, dotted.rpartition(".")[0])
+
+
+def _dotted_name(fn: Any) -> str | None:
+    """How the rules table (or the array functions') spells `fn`: `numpy.sin`, `math.exp`."""
+    rule = rules.lookup(fn)
+    candidates = list(rule.names) if rule is not None else []
+    name = getattr(fn, "__name__", None)
+    if name is not None:
+        candidates += [f"numpy.{name}", f"numpy.linalg.{name}"]
+    for dotted in candidates:
+        if _resolve(dotted) is fn and (rule is not None or _is_array_function(fn)):
+            return dotted
+    return None
+
+
+def _is_array_function(fn: Any) -> bool:
+    from .arraytrace import ARRAY_CALLS  # the tracer's table of array-level NumPy functions
+
+    try:
+        return fn in ARRAY_CALLS
+    except TypeError:
+        return False
+
+
+def _resolve(dotted: str) -> Any:
+    module_name, _, attr = dotted.rpartition(".")
+    module = sys.modules.get(module_name)
+    return getattr(module, attr, None) if module is not None else None
+
+
+def _positional_params(fn: Any) -> list[str]:
+    """The parameters a derivative is taken in: a ufunc's inputs (`x` or `x1, x2`), else the
+    positional parameters without a default."""
+    if isinstance(fn, np.ufunc):
+        return ["x"] if fn.nin == 1 else [f"x{i + 1}" for i in range(fn.nin)]
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ["x"]
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in signature.parameters.values() if p.kind in kinds and p.default is p.empty]
+
+
+def _dotted_expr(dotted: str) -> ast.expr:
+    first, *rest = dotted.split(".")
+    node: ast.expr = _load(first)
+    for attr in rest:
+        node = ast.Attribute(value=node, attr=attr, ctx=ast.Load())
+    return node
+
+
+def _no_rule_error(fn: Any) -> SymgradError:
+    label = _label(fn)
+    filename, lineno, col, line = _caller_location()
+    return UnknownCalleeError(
+        f"`{label}` is not a Python function with source, and symgrad has no rule for it",
+        filename=filename,
+        lineno=lineno,
+        col=col,
+        source_line=line,
+        hint=f"differentiate a function that computes it with supported operations (see symgrad.RULES): "
+        f"`def f(x): return ...`, or, for a function of numbers, register one: "
+        f"symgrad.register({label}, <sympy function>)",
+    )
+
+
+def _label(fn: Any) -> str:
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+# --- functools.partial --------------------------------------------------------------------------
+
+
+def _partial_wrapper(fn: functools.partial[Any]) -> types.FunctionType:
+    """`def f(x): return f(1.0, x, a=2.0)` for `partial(f, 1.0, a=2.0)`: the bound values are
+    globals of the wrapper, read (and checked for changes) like any module constant."""
+    try:
+        remaining = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise _no_source_error(fn, "its signature cannot be read") from None
+    inner = fn.func
+    name = getattr(inner, "__name__", "")
+    name = name if name.isidentifier() else "function"
+    namespace: dict[str, Any] = {name: inner}
+    args: list[ast.expr] = []
+    for i, value in enumerate(fn.args):
+        namespace[f"_bound{i}"] = value
+        args.append(_load(f"_bound{i}"))
+    keywords = []
+    for key, value in fn.keywords.items():
+        namespace[f"_bound_{key}"] = value
+        keywords.append(ast.keyword(arg=key, value=_load(f"_bound_{key}")))
+    positional: list[ast.arg] = []
+    kwonly: list[ast.arg] = []
+    defaults: list[ast.expr] = []
+    kw_defaults: list[ast.expr | None] = []
+    library = not isinstance(inner, types.FunctionType)
+    for param in remaining.parameters.values():
+        if param.name in fn.keywords or (library and param.default is not param.empty):
+            continue  # a ufunc's `out=None`, `where=True`: options, not numbers
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise _no_source_error(fn, "it takes `*args` or `**kwargs`")
+        default: ast.expr | None = None
+        if param.default is not param.empty:
+            namespace[f"_default_{param.name}"] = param.default
+            default = _load(f"_default_{param.name}")
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            kwonly.append(ast.arg(arg=param.name))
+            kw_defaults.append(default)
+            keywords.append(ast.keyword(arg=param.name, value=_load(param.name)))
+        else:
+            positional.append(ast.arg(arg=param.name))
+            if default is not None:
+                defaults.append(default)
+            args.append(_load(param.name))
+    call = ast.Call(func=_load(name), args=args, keywords=keywords)
+    definition = _definition(f"{name}_partial", positional, kwonly, kw_defaults, call, defaults)
+    return _compile(definition, namespace, getattr(inner, "__module__", None) or __name__)
+
+
+def _no_source_error(fn: Any, why: str) -> SymgradError:
+    filename, lineno, col, line = _caller_location()
+    return SourceUnavailableError(
+        f"cannot differentiate `{fn!r}`: {why}",
+        filename=filename,
+        lineno=lineno,
+        col=col,
+        source_line=line,
+        hint="write a `def` function that calls it with every argument named",
+    )
+
+
+# --- building the wrapper -----------------------------------------------------------------------
+
+
+def _load(name: str) -> ast.Name:
+    return ast.Name(id=name, ctx=ast.Load())
+
+
+def _definition(
+    name: str,
+    positional: list[ast.arg],
+    kwonly: list[ast.arg],
+    kw_defaults: list[ast.expr | None],
+    call: ast.expr,
+    defaults: list[ast.expr] | None = None,
+) -> ast.FunctionDef:
+    arguments = ast.arguments(
+        posonlyargs=[], args=positional, kwonlyargs=kwonly, kw_defaults=kw_defaults, defaults=defaults or []
+    )
+    tree = ast.FunctionDef(name=name, args=arguments, body=[ast.Return(value=call)], decorator_list=[])
+    if sys.version_info >= (3, 12):
+        tree.type_params = []
+    return tree
+
+
+def _compile(definition: ast.FunctionDef, namespace: dict[str, Any], module_name: str) -> types.FunctionType:
+    """Compile the wrapper from its AST's source text, registered so that symgrad (and
+    `inspect.getsource`) read it like a user's function; named as in `module_name`."""
+    module = ast.fix_missing_locations(ast.Module(body=[definition], type_ignores=[]))
+    fn: types.FunctionType = emit.compile_source(ast.unparse(module) + "\n", definition.name, namespace)  # type: ignore[assignment]
+    fn.__module__ = module_name
+    return fn
+
+
+def _caller_location() -> tuple[str | None, int | None, int | None, str | None]:
+    """The user's line that called into symgrad (the first frame outside this package)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None, None, None, None
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    col = len(line) - len(line.lstrip()) + 1 if line else 1
+    return frame.f_code.co_filename, frame.f_lineno, col, line or None

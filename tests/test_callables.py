@@ -1,0 +1,260 @@
+"""Any callable users pass: lambdas (files and notebook cells), NumPy/math/SciPy functions, partials.
+
+Oracles: the callable itself run by Python/NumPy, central finite differences of it, and PyTorch
+in float64 for the NumPy functions; never symgrad's own output."""
+
+import functools
+import importlib
+import linecache
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
+
+square = lambda x: x * np.sin(x)  # noqa: E731 - a lambda on purpose: the form users write
+first, second = (lambda x: x**2), (lambda x: x**3)  # two lambdas on one line
+
+
+def scaled(a):
+    return lambda x: a * np.exp(x)
+
+
+def product(x, y, a=1.0, *, b=0.5):
+    return a * x * y + b * x
+
+
+def fd(fn, args, i, h=1e-6):
+    """d sum(fn(*args)) / d args[i], one central difference per element."""
+    base = np.array(args[i], dtype=np.float64)
+    out = np.zeros(base.shape)
+    for index in np.ndindex(base.shape):
+        total = []
+        for sign in (1.0, -1.0):
+            moved = base.copy()
+            moved[index] += sign * h * max(1.0, abs(base[index]))
+            value = moved if moved.shape else float(moved)
+            total.append(float(np.sum(fn(*args[:i], value, *args[i + 1 :]))))
+        out[index] = (total[0] - total[1]) / (2 * h * max(1.0, abs(base[index])))
+    return out if base.shape else float(out)
+
+
+# --- lambdas -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn", [square, first, second, scaled(3.0)], ids=["named", "first", "second", "closure"]
+)
+def test_lambda_gradient_matches_finite_differences(fn):
+    for x in (-1.3, 0.4, 2.0):
+        value, dx = value_and_grad(fn)(x)
+        assert value == pytest.approx(fn(x))
+        assert dx == pytest.approx(fd(fn, (x,), 0), rel=1e-7)
+
+
+def test_lambda_picked_by_its_code_among_lambdas_on_one_line():
+    assert grad(first)(2.0) == pytest.approx(4.0)
+    assert grad(second)(2.0) == pytest.approx(12.0)
+
+
+def test_lambda_source_reads_as_a_def_named_after_its_variable():
+    source = grad(square).source
+    assert source.startswith("def grad_square(x):")
+    assert "square = lambda x: x * np.sin(x)" in source  # the user's line, as a comment
+
+
+def test_inline_lambda_with_wrt_second_order_and_array_transforms():
+    dx, dy = grad(lambda x, y: x * y + np.sin(x * y), wrt=(0, 1))(2.0, 3.0)
+    assert (dx, dy) == pytest.approx((3.0 + 3.0 * math.cos(6.0), 2.0 + 2.0 * math.cos(6.0)))
+    assert grad(grad(lambda x: x**4))(1.5) == pytest.approx(12 * 1.5**2)
+    x = np.array([0.2, -0.7, 1.1])
+    fn = lambda v: np.sum(np.tanh(v) * v)  # noqa: E731
+    np.testing.assert_allclose(grad(fn)(x), fd(fn, (x,), 0), rtol=1e-7)
+    elementwise = lambda v: v * np.exp(v)  # noqa: E731
+    np.testing.assert_allclose(jacobian(elementwise)(x), np.diag((1 + x) * np.exp(x)), rtol=1e-12)
+    value, tangent = jvp(elementwise)((x,), (np.ones(3),))
+    np.testing.assert_allclose(value, elementwise(x))
+    np.testing.assert_allclose(tangent, (1 + x) * np.exp(x), rtol=1e-12)
+    value, pullback = vjp(elementwise)(x)
+    np.testing.assert_allclose(pullback(np.ones(3)), (1 + x) * np.exp(x), rtol=1e-12)
+
+
+def test_lambda_hessian_matches_finite_differences_of_the_gradient():
+    fn = lambda v: np.sum(np.tanh(v) * v)  # noqa: E731
+    x = np.array([0.2, -0.7, 1.1])
+    got = hessian(fn)(x)
+    for i in range(3):
+        column = fd(lambda v, i=i: grad(fn)(v)[i], (x,), 0)
+        np.testing.assert_allclose(got[i], column, rtol=1e-6, atol=1e-9)
+
+
+def test_lambda_in_a_notebook_cell_is_read_from_linecache():
+    """IPython keeps each cell's text in linecache under a name of its own (mtime None)."""
+    cell = "import numpy as np\ncube = lambda x: np.cos(x) * x ** 3\n"
+    filename = "<ipython-input-7-symgradtest>"
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+    namespace: dict = {}
+    exec(compile(cell, filename, "exec"), namespace)
+    cube = namespace["cube"]
+    assert grad(cube)(0.8) == pytest.approx(fd(cube, (0.8,), 0), rel=1e-7)
+
+
+def test_lambda_from_exec_is_refused_saying_why_and_what_to_do():
+    namespace: dict = {}
+    exec("cube = lambda x: x ** 3\n", namespace)
+    with pytest.raises(symgrad.SourceUnavailableError) as info:
+        grad(namespace["cube"])
+    assert "exec" in str(info.value) and "notebook cell" in info.value.hint
+
+
+def test_lambda_whose_file_changed_is_refused(tmp_path):
+    (tmp_path / "lambda_module.py").write_text("f = lambda x: x * x\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("lambda_module")
+    finally:
+        sys.path.remove(str(tmp_path))
+    (tmp_path / "lambda_module.py").write_text("f = lambda x: x * x * x\n")
+    linecache.checkcache()
+    with pytest.raises(symgrad.SourceChangedError) as info:
+        grad(module.f)
+    assert "lambda_module.py:1:" in str(info.value) and "reload" in info.value.hint
+
+
+# --- NumPy, math and SciPy functions passed directly --------------------------------------------
+
+UNARY = [
+    rule
+    for rule in symgrad.RULES
+    if rule.names[0].startswith("numpy.")
+    and isinstance(getattr(np, rule.names[0][6:], None), np.ufunc)
+    and getattr(np, rule.names[0][6:]).nin == 1
+]
+BINARY = [
+    rule
+    for rule in symgrad.RULES
+    if rule.names[0].startswith("numpy.")
+    and isinstance(getattr(np, rule.names[0][6:], None), np.ufunc)
+    and getattr(np, rule.names[0][6:]).nin == 2
+]
+
+
+def _points(rule, n):
+    low, high = rule.domain
+    return np.linspace(low + 0.13 * (high - low), high - 0.11 * (high - low), n)
+
+
+def _smooth_at(fn, x):
+    """Away from kinks: the one-sided slopes agree (floor, sign, abs at 0...)."""
+    h = 1e-4
+    left, right = (fn(x) - fn(x - h)) / h, (fn(x + h) - fn(x)) / h
+    return np.all(np.abs(left - right) < 1e-2 * (1 + np.abs(left)))
+
+
+@pytest.mark.parametrize("rule", UNARY, ids=[r.names[0] for r in UNARY])
+def test_numpy_ufunc_passed_directly(rule):
+    ufunc = getattr(np, rule.names[0][6:])
+    x = _points(rule, 5)
+    x = x[[_smooth_at(ufunc, v) for v in x]]
+    np.testing.assert_allclose(grad(ufunc)(x), fd(ufunc, (x,), 0), rtol=1e-6, atol=1e-8)
+    assert grad(ufunc)(float(x[0])) == pytest.approx(float(fd(ufunc, (float(x[0]),), 0)), rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("rule", BINARY, ids=[r.names[0] for r in BINARY])
+def test_numpy_binary_ufunc_passed_directly(rule):
+    ufunc = getattr(np, rule.names[0][6:])
+    x, y = _points(rule, 4), _points(rule, 4)[::-1] * 0.9
+    keep = [
+        _smooth_at(lambda v, b=b: ufunc(v, b), a) and _smooth_at(lambda v, a=a: ufunc(a, v), b)
+        for a, b in zip(x, y)
+    ]
+    x, y = x[keep], y[keep]
+    dx, dy = grad(ufunc, wrt=(0, 1))(x, y)
+    np.testing.assert_allclose(dx, fd(ufunc, (x, y), 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dy, fd(ufunc, (x, y), 1), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "fn", [math.exp, math.sin, math.log1p, math.atan, math.sqrt], ids=lambda f: f.__name__
+)
+def test_math_function_passed_directly(fn):
+    assert grad(fn)(0.7) == pytest.approx(fd(fn, (0.7,), 0), rel=1e-7)
+
+
+def test_scipy_special_function_passed_directly():
+    special = pytest.importorskip("scipy.special")
+    x = np.array([-1.5, 0.0, 2.0])
+    np.testing.assert_allclose(grad(special.expit)(x), fd(special.expit, (x,), 0), rtol=1e-7)
+
+
+def test_numpy_functions_against_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([0.3, -1.2, 2.5])
+    for ours, theirs in (
+        (np.sin, torch.sin),
+        (np.tanh, torch.tanh),
+        (np.exp, torch.exp),
+        (np.arctan, torch.atan),
+    ):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        theirs(t).sum().backward()
+        np.testing.assert_allclose(grad(ours)(x), t.grad.numpy(), rtol=1e-13)
+
+
+def test_array_functions_passed_directly():
+    x = np.array([1.0, -2.0, 3.5])
+    np.testing.assert_allclose(grad(np.sum)(x), np.ones(3))
+    np.testing.assert_allclose(grad(np.mean)(x), np.full(3, 1 / 3))
+    np.testing.assert_allclose(grad(np.prod)(x), fd(np.prod, (x,), 0), rtol=1e-7)
+
+
+def test_wrapper_source_is_readable_and_shown_by_inspect():
+    import inspect
+
+    assert (
+        inspect.getsource(symgrad.callables.as_function(np.tanh))
+        == "def tanh(x):\n    return numpy.tanh(x)\n"
+    )
+    assert grad(np.tanh).source.startswith("def grad_tanh(x):")
+    assert grad(np.sin) is not None and symgrad.callables.as_function(
+        np.sin
+    ) is symgrad.callables.as_function(np.sin)
+
+
+def test_callable_without_a_rule_is_refused_at_the_callers_line():
+    with pytest.raises(symgrad.UnknownCalleeError) as info:
+        grad(np.linalg.svd)  # the line the error must name
+    err = info.value
+    assert err.filename == __file__ and "grad(np.linalg.svd)" in (err.source_line or "")
+    assert "numpy.linalg.svd" in str(err) and "symgrad.RULES" in err.hint
+
+
+# --- functools.partial ---------------------------------------------------------------------------
+
+
+def test_partial_with_bound_keyword_and_positional_values():
+    bound_keyword = functools.partial(product, a=3.0)
+    dx, dy = grad(bound_keyword, wrt=(0, 1))(2.0, 5.0)
+    assert (dx, dy) == pytest.approx(
+        (fd(bound_keyword, (2.0, 5.0), 0), fd(bound_keyword, (2.0, 5.0), 1)), rel=1e-7
+    )
+    bound_first = functools.partial(product, 2.0)
+    assert grad(bound_first)(5.0) == pytest.approx(fd(bound_first, (5.0,), 0), rel=1e-7)
+    assert grad(bound_first, wrt="a")(5.0, 4.0) == pytest.approx(10.0)
+
+
+def test_partial_keeps_defaults_and_keyword_only_parameters():
+    fn = functools.partial(product, y=2.0)
+    value, dx = value_and_grad(fn)(1.5, b=4.0)
+    assert value == pytest.approx(fn(1.5, b=4.0))
+    assert dx == pytest.approx(fd(lambda x: fn(x, b=4.0), (1.5,), 0), rel=1e-7)
+
+
+def test_partial_of_a_numpy_function_and_of_a_lambda():
+    power = functools.partial(np.power, 2.0)
+    assert grad(power)(3.0) == pytest.approx(math.log(2.0) * 8.0)
+    shifted = functools.partial(lambda x, c: (x - c) ** 2, c=1.0)
+    assert grad(shifted)(4.0) == pytest.approx(6.0)
