@@ -243,7 +243,7 @@ def _transform(
 ) -> Compiled:
     """The `Compiled` object of one transform: `derive` maps the traced graph to its program."""
     _describe(derive, inner, kind, wrt_names)
-    return Compiled(
+    compiled = Compiled(
         base,
         kind=kind,
         wrt=wrt_names,
@@ -255,6 +255,20 @@ def _transform(
         finish=finish,
         **calling,
     )
+    # Built on a gradient (`jvp(grad(f))`): on arrays, the elementwise program computes each
+    # gradient per element of the broadcast, and grad sums it to its parameter's shape after
+    # the kernel; so do the values, tangents and jacobian rows of this transform.
+    compiled.output_params = getattr(inner, "output_params", ())  # type: ignore[attr-defined]
+    return compiled
+
+
+def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tuple[Any, ...]:
+    """The differentiated function's outputs (values, tangents) as it returns them."""
+    params = getattr(compiled, "output_params", ())
+    if not params or call.shape is None:
+        return tuple(fit_value(v, call) for v in outputs)
+    args = dict(zip(compiled.dynamic, call.args))
+    return tuple(fit(v, args[p], call) for v, p in zip(outputs, params))
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -338,6 +352,8 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
         gradients.differentiated = graph.outputs
         return gradients
 
+    if kind == "grad":  # its outputs are the gradients, fitted to these parameters' shapes
+        derive.output_params = wrt_names  # type: ignore[attr-defined]
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
     return _transform(
@@ -464,7 +480,7 @@ def vjp(
 
 def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.ran(call).primal_outputs
-    values = tuple(fit_value(v, call) for v in raw[:n])
+    values = _fit_outputs(compiled, raw[:n], call)
 
     shapes = compiled.probe(call.static, call.args).output_shapes
 
@@ -553,8 +569,8 @@ def jvp(
 
 def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.ran(call).primal_outputs
-    values = tuple(fit_value(v, call) for v in raw[:n])
-    tangents = tuple(_like(fit_value(t, call), v) for t, v in zip(raw[n:], values))
+    values = _fit_outputs(compiled, raw[:n], call)
+    tangents = tuple(_like(t, v) for t, v in zip(_fit_outputs(compiled, raw[n:], call), values))
     if n == 1:
         return values[0], tangents[0]
     return values, tangents
@@ -723,7 +739,8 @@ def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) ->
     shape = call.shape or ()
     args = dict(zip(compiled.dynamic, call.args))
     arg_shapes = [np.shape(args[name]) for name in compiled.wrt]
-    rows = arg_shapes if compiled.kind == "hessian" else [shape] * m
+    params = getattr(compiled, "output_params", ())
+    rows = arg_shapes if compiled.kind == "hessian" else [np.shape(args[p]) for p in params] or [shape] * m
     foreign = [v for v in (*raw, *call.args) if backends.is_foreign(v)]
     xp = backends.namespace_of(foreign[0]) if foreign else np
     blocks = []

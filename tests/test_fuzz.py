@@ -797,7 +797,34 @@ def check_second_broadcast(loader, prog: Program, data) -> None:
                 expect_second_torch(what, got, tf, args, i, j, scale)
             if not prog.uses_stop:
                 expect_fd(f"{what} vs finite differences", got, g_i, args, j, scale, 1e-5, 1e-6)
+                check_forward_over_gradient(data, g_i, args, i, j, scale)
     STATS["programs"] += 1
+
+
+def check_forward_over_gradient(data, g_i, args, i: int, j: int, scale: float) -> None:
+    """jvp and vjp of a gradient program: its value is the gradient (summed over the broadcast
+    for a float argument), its tangent the directional derivative of that gradient (finite
+    differences), its pullback of a cotangent the gradient of <cotangent, gradient>."""
+    first = g_i(*args)
+    direction = draw_like(data, args[j], "tangent of a gradient")
+    value, tangent = run_symgrad("jvp(grad(f))", symgrad.jvp(g_i, wrt=j), tuple(args), (direction,))
+    expect_value("jvp(grad(f)) value", value, first, scale)
+    moves = [direction if k == j else 0.0 * np.asarray(a) for k, a in enumerate(args)]
+    estimate, error = fd_direction(g_i, list(args), moves)
+    ok = (
+        np.abs(np.asarray(tangent, dtype=np.float64) - estimate)
+        <= 1e-6 * scale + 1e-5 * np.abs(estimate) + 2 * error
+    )
+    assert np.shape(tangent) == np.shape(first) and np.all(ok), (
+        f"jvp(grad(f)) tangent {tangent!r} != finite differences {estimate!r} (+- {error!r})"
+    )
+    cotangent = draw_like(data, first, "cotangent of a gradient")
+    value, pullback = run_symgrad("vjp(grad(f))", symgrad.vjp(g_i, wrt=j), *args)
+    expect_value("vjp(grad(f)) value", value, first, scale)
+    got = pullback(cotangent)
+    expect_shape("vjp(grad(f)) pullback", got, args[j])
+    weighted = lambda *a: np.sum(np.asarray(cotangent) * np.asarray(g_i(*a)))  # noqa: E731
+    expect_fd("vjp(grad(f)) vs finite differences", got, weighted, args, j, scale, 1e-5, 1e-6)
 
 
 # --- forward mode under branches (S7) ------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sympy
 
+import symgrad
 from symgrad import derivative, grad
 
 X, Y = sympy.symbols("x y", real=True)
@@ -135,3 +136,40 @@ def test_third_derivative_with_other_argument_constant():
     got = d3(0.5, ys)
     assert isinstance(got, float)
     assert_close(got, sum(sympy_at(want, {X: 0.5, Y: y}) for y in ys))
+
+
+# --- transforms of a gradient under broadcasting (found by autograd's own tests) -----------------
+
+
+def _broadcast_product(x, y):
+    return x * y * y + np.sin(x * y)
+
+
+def _directional(fn, args, tangents, h=1e-6):
+    plus = fn(*[a + h * t for a, t in zip(args, tangents)])
+    minus = fn(*[a - h * t for a, t in zip(args, tangents)])
+    return (np.asarray(plus) - np.asarray(minus)) / (2 * h)
+
+
+@pytest.mark.parametrize("wrt", [0, 1])
+def test_jvp_vjp_and_jacobian_of_a_gradient_sum_it_over_the_broadcast(wrt):
+    """grad(f) of a float `x` broadcast against an array `y` is summed to a float; jvp, vjp and
+    jacobian of that gradient program must give (and differentiate) the summed gradient."""
+    x, y = 0.5, np.array([1.0, 2.0, 3.0, 4.0])
+    g = symgrad.grad(_broadcast_product, wrt=wrt)
+    first = g(x, y)
+    tangents = (0.7, np.array([0.1, -0.2, 0.3, 0.4]))
+    value, tangent = symgrad.jvp(g, wrt=(0, 1))((x, y), tangents)
+    assert np.shape(value) == np.shape(first) and np.allclose(value, first)
+    np.testing.assert_allclose(tangent, _directional(g, (x, y), tangents), rtol=1e-6)
+    value, pullback = symgrad.vjp(g, wrt=(0, 1))(x, y)
+    cotangent = 0.5 * np.ones_like(np.asarray(first))
+    dx, dy = pullback(cotangent)
+    weighted = lambda a, b: np.sum(cotangent * g(a, b))  # noqa: E731
+    assert dx == pytest.approx(float(_directional(weighted, (x, y), (1.0, np.zeros(4)))), rel=1e-6)
+    expected_dy = [_directional(weighted, (x, y), (0.0, np.eye(4)[k])) for k in range(4)]
+    np.testing.assert_allclose(dy, expected_dy, rtol=1e-6)
+    jx, jy = symgrad.jacobian(g, wrt=(0, 1))(x, y)
+    np.testing.assert_allclose(jx, _directional(g, (x, y), (1.0, np.zeros(4))), rtol=1e-6)
+    columns = [_directional(g, (x, y), (0.0, np.eye(4)[k])) for k in range(4)]
+    np.testing.assert_allclose(jy, np.stack(columns, axis=-1), rtol=1e-6)
