@@ -259,7 +259,15 @@ def _transform(
     # gradient per element of the broadcast, and grad sums it to its parameter's shape after
     # the kernel; so do the values, tangents and jacobian rows of this transform.
     compiled.output_params = getattr(inner, "output_params", ())  # type: ignore[attr-defined]
+    compiled.output_tuple = getattr(inner, "output_tuple", None)  # type: ignore[attr-defined]
     return compiled
+
+
+def _returns_tuple(compiled: Compiled, call: Call) -> bool:
+    """Whether the differentiated function returns a tuple (`grad(f, wrt=(0,))`, `return (y,)`):
+    then jvp's and vjp's values, tangents and cotangents are tuples too, as in JAX."""
+    inner = getattr(compiled, "output_tuple", None)
+    return bool(compiled.ran(call).facts.tuple_output if inner is None else inner)
 
 
 def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tuple[Any, ...]:
@@ -354,6 +362,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
 
     if kind == "grad":  # its outputs are the gradients, fitted to these parameters' shapes
         derive.output_params = wrt_names  # type: ignore[attr-defined]
+        derive.output_tuple = not single  # type: ignore[attr-defined]
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
     return _transform(
@@ -484,8 +493,10 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
     shapes = compiled.probe(call.static, call.args).output_shapes
 
+    as_tuple = n > 1 or _returns_tuple(compiled, call)
+
     def pullback(v: Any) -> Any:
-        cotangents = tuple(v) if n > 1 else (v,)
+        cotangents = tuple(v) if n > 1 or (as_tuple and isinstance(v, tuple)) else (v,)
         if len(cotangents) != n:
             raise ShapeError(
                 f"pullback expects {n} cotangents, one per output",
@@ -499,7 +510,7 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
         out, inner_call = compiled.execute(call.static, call.args, cotangents)
         return _gradients(compiled, out[n:], inner_call)
 
-    return (values[0] if n == 1 else values), pullback
+    return (values if as_tuple else values[0]), pullback
 
 
 def _run_for_vjp(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
@@ -571,7 +582,7 @@ def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.ran(call).primal_outputs
     values = _fit_outputs(compiled, raw[:n], call)
     tangents = tuple(_like(t, v) for t, v in zip(_fit_outputs(compiled, raw[n:], call), values))
-    if n == 1:
+    if n == 1 and not _returns_tuple(compiled, call):
         return values[0], tangents[0]
     return values, tangents
 

@@ -171,6 +171,7 @@ class Graph:
             aliased=self.aliased,
             branches=self.branches,
             inputs=len(self.inputs),
+            tuple_output=self.tuple_output,
         )
 
     def inputs_reaching(self, expr: Any) -> frozenset[int]:
@@ -204,6 +205,7 @@ class ShapeFacts:
     aliased: bool = False
     branches: bool = False
     inputs: int = 0
+    tuple_output: bool = False  # returns a tuple (even of one value): so do jvp and vjp
 
     def record(self) -> dict[str, Any]:
         """As JSON for the persistent cache."""

@@ -173,3 +173,31 @@ def test_jvp_vjp_and_jacobian_of_a_gradient_sum_it_over_the_broadcast(wrt):
     np.testing.assert_allclose(jx, _directional(g, (x, y), (1.0, np.zeros(4))), rtol=1e-6)
     columns = [_directional(g, (x, y), (0.0, np.eye(4)[k])) for k in range(4)]
     np.testing.assert_allclose(jy, np.stack(columns, axis=-1), rtol=1e-6)
+
+
+def _one_tuple(x):
+    return (x * np.sin(x),)
+
+
+def test_jvp_and_vjp_of_a_one_tuple_output_keep_its_structure():
+    """As in JAX: a function returning `(y,)` (or `grad(f, wrt=(0,))`) has a 1-tuple value,
+    tangent and cotangent."""
+    x = np.array([0.3, -1.1])
+    expected = _one_tuple(x)
+    value, tangent = symgrad.jvp(_one_tuple)((x,), (np.ones(2),))
+    assert isinstance(value, tuple) and len(value) == 1 and isinstance(tangent, tuple)
+    np.testing.assert_allclose(value[0], expected[0])
+    np.testing.assert_allclose(
+        tangent[0], _directional(lambda v: _one_tuple(v)[0], (x,), (np.ones(2),)), rtol=1e-7
+    )
+    value, pullback = symgrad.vjp(_one_tuple)(x)
+    assert isinstance(value, tuple) and len(value) == 1
+    got = pullback((np.array([2.0, 3.0]),))
+    weighted = lambda v: np.sum(np.array([2.0, 3.0]) * _one_tuple(v)[0])  # noqa: E731
+    expected_grad = [_directional(weighted, (x,), (np.eye(2)[k],)) for k in range(2)]
+    np.testing.assert_allclose(got, expected_grad, rtol=1e-7)
+    gradient = symgrad.grad(np.sin, wrt=(0,))
+    value, tangent = symgrad.jvp(gradient, wrt=(0,))((x,), (np.ones(2),))
+    assert (
+        isinstance(value, tuple) and np.allclose(value[0], np.cos(x)) and np.allclose(tangent[0], -np.sin(x))
+    )
