@@ -383,6 +383,8 @@ class Compiled:
         inplace = all(map(_float64_or_number, values))
         with np.errstate(all="ignore") if scalar else contextlib.nullcontext():
             raw = _array_call(kernel, values, inplace)
+        # numbers in give numbers out, unless the program builds an array (`np.array([x, y])`)
+        scalar = scalar and all(np.ndim(r) == 0 for r in raw)
         if scalar:
             raw = tuple(_as_float(r) for r in raw)
         return raw, Call(dynamic, scalar, None, static, variant)

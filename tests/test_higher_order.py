@@ -201,3 +201,17 @@ def test_jvp_and_vjp_of_a_one_tuple_output_keep_its_structure():
     assert (
         isinstance(value, tuple) and np.allclose(value[0], np.cos(x)) and np.allclose(tangent[0], -np.sin(x))
     )
+
+
+def _stacked(x):
+    return np.array([x, x * 2.0, x + 2.5])
+
+
+def test_transforms_of_a_float_function_that_builds_an_array():
+    """Numbers in, an array out (`np.array([x, ...])`): jvp crashed converting it to a float."""
+    value, tangent = symgrad.jvp(_stacked)((1.3,), (1.0,))
+    np.testing.assert_allclose(value, _stacked(1.3))
+    np.testing.assert_allclose(tangent, _directional(_stacked, (1.3,), (1.0,)), rtol=1e-7)
+    value, pullback = symgrad.vjp(_stacked)(1.3)
+    np.testing.assert_allclose(value, _stacked(1.3))
+    assert pullback(np.array([1.0, -1.0, 0.5])) == pytest.approx(1.0 - 2.0 + 0.5)
