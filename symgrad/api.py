@@ -448,8 +448,17 @@ def _primal(
     base, inner, inner_static = _base_and_derive(fn)
     if inner_static is not None and not static:
         static = inner_static
+    static = _with_options(static, getattr(base, "__symgrad_static__", ()))
     wrt_names, static_names, single = _resolve(_load(base), wrt, static)
     return base, inner, wrt_names, static_names, single, backend
+
+
+def _with_options(static: Names, options: tuple[str, ...]) -> Names:
+    """`static` and the options of a NumPy function passed directly (`grad(np.sum)`: `axis`)."""
+    if not options:
+        return static
+    given = [] if static is None else [static] if isinstance(static, (str, int)) else list(static)
+    return tuple(given + [o for o in options if o not in given])
 
 
 def vjp(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import inspect
 import linecache
+import operator
 import os
 import sys
 import types
@@ -63,17 +65,70 @@ def _remember(fn: Any, wrapper: types.FunctionType) -> None:
 # --- NumPy, math and SciPy functions ------------------------------------------------------------
 
 
+# `operator.mul` and friends: the operator itself, as Python writes it.
+_BINARY_OPERATORS: dict[Any, type[ast.operator]] = {
+    operator.add: ast.Add,
+    operator.sub: ast.Sub,
+    operator.mul: ast.Mult,
+    operator.truediv: ast.Div,
+    operator.floordiv: ast.FloorDiv,
+    operator.mod: ast.Mod,
+    operator.pow: ast.Pow,
+    operator.matmul: ast.MatMult,
+}
+_UNARY_OPERATORS: dict[Any, type[ast.unaryop]] = {operator.neg: ast.USub, operator.pos: ast.UAdd}
+
+
+def _operator_wrapper(fn: Any) -> types.FunctionType | None:
+    """`def mul(a, b): return a * b` for `operator.mul`."""
+    name = fn.__name__
+    if fn in _BINARY_OPERATORS:
+        body: ast.expr = ast.BinOp(left=_load("a"), op=_BINARY_OPERATORS[fn](), right=_load("b"))
+        params = ["a", "b"]
+    elif fn in _UNARY_OPERATORS:
+        body, params = ast.UnaryOp(op=_UNARY_OPERATORS[fn](), operand=_load("a")), ["a"]
+    else:
+        return None
+    return _compile(_definition(name, [ast.arg(arg=p) for p in params], [], [], body), {}, "operator")
+
+
 def _library_wrapper(fn: Any) -> types.FunctionType:
     """`def sin(x): return numpy.sin(x)` for a library function symgrad has a rule for."""
+    with contextlib.suppress(TypeError):  # unhashable callables are no operators
+        found = _operator_wrapper(fn)
+        if found is not None:
+            return found
     dotted = _dotted_name(fn)
     if dotted is None:
         raise _no_rule_error(fn)
-    params = _positional_params(fn)
+    params, options = _positional_params(fn), _options(fn)
     module, _, _ = dotted.partition(".")
     name = dotted.rpartition(".")[2]
-    call = ast.Call(func=_dotted_expr(dotted), args=[_load(p) for p in params], keywords=[])
-    definition = _definition(name, [ast.arg(arg=p) for p in params], [], [], call)
-    return _compile(definition, {module: importlib.import_module(module)}, dotted.rpartition(".")[0])
+    keywords = [ast.keyword(arg=k, value=_load(k)) for k in options]
+    call = ast.Call(func=_dotted_expr(dotted), args=[_load(p) for p in params[:1]], keywords=keywords)
+    if not options:
+        call.args = [_load(p) for p in params]
+    positional = [ast.arg(arg=p) for p in (params[:1] if options else params) + list(options)]
+    defaults: list[ast.expr] = [ast.Constant(value=v) for v in options.values()]
+    definition = _definition(name, positional, [], [], call, defaults)
+    wrapper = _compile(definition, {module: importlib.import_module(module)}, dotted.rpartition(".")[0])
+    wrapper.__symgrad_static__ = tuple(options)  # type: ignore[attr-defined]  # axis= picks a program
+    return wrapper
+
+
+def _options(fn: Any) -> dict[str, Any]:
+    """The options of an array function (`axis=None, keepdims=False` of `np.sum`), with their
+    defaults: those the tracer's handler of it takes, so that `grad(np.sum)(x, axis=0)` works."""
+    from .arraytrace import ARRAY_CALLS, ArrayTracing  # the tracer's table of array functions
+
+    try:
+        handler = getattr(ArrayTracing, f"array_{ARRAY_CALLS[fn]}", None)
+    except (KeyError, TypeError):
+        return {}
+    if handler is None:
+        return {}
+    params = list(inspect.signature(handler).parameters.values())[2:]  # after self and the array
+    return {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty}
 
 
 def _dotted_name(fn: Any) -> str | None:

@@ -361,9 +361,15 @@ def _enclosing_scopes(qualname: str) -> list[tuple[str, str]] | None:
     scopes: list[tuple[str, str]] = []
     i = 0
     while i < len(parts):
-        if not parts[i].isidentifier():
-            return None  # e.g. defined in a comprehension: no way to rebuild its scope
         is_def = i + 1 < len(parts) and parts[i + 1] == "<locals>"
+        if not parts[i].isidentifier():
+            if not is_def:
+                return None
+            # made in a lambda (`lambda y: lambda x: x ** y`) or a comprehension: a function
+            # scope all the same, which closes over the same names
+            scopes.append(("def", "_symgrad_scope"))
+            i += 2
+            continue
         scopes.append(("def" if is_def else "class", parts[i]))
         i += 2 if is_def else 1
     return scopes

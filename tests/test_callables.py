@@ -258,3 +258,38 @@ def test_partial_of_a_numpy_function_and_of_a_lambda():
     assert grad(power)(3.0) == pytest.approx(math.log(2.0) * 8.0)
     shifted = functools.partial(lambda x, c: (x - c) ** 2, c=1.0)
     assert grad(shifted)(4.0) == pytest.approx(6.0)
+
+
+# --- operators, array functions' options, lambdas made by lambdas --------------------------------
+
+
+def test_operator_module_functions():
+    import operator
+
+    assert grad(operator.mul, wrt=(0, 1))(2.0, 3.0) == pytest.approx((3.0, 2.0))
+    dx, dy = grad(operator.pow, wrt=(0, 1))(2.0, 3.0)
+    assert (dx, dy) == pytest.approx(
+        (fd(operator.pow, (2.0, 3.0), 0), fd(operator.pow, (2.0, 3.0), 1)), rel=1e-7
+    )
+    x = np.array([0.5, -1.5])
+    np.testing.assert_allclose(grad(operator.neg)(x), -np.ones(2))
+    np.testing.assert_allclose(
+        grad(operator.truediv, wrt=1)(1.0, x), fd(operator.truediv, (1.0, x), 1), rtol=1e-7
+    )
+
+
+@pytest.mark.parametrize("fn", [np.sum, np.mean, np.max, np.min, np.prod], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_array_function_passed_directly_takes_its_options(fn, axis):
+    x = np.array([[1.0, -2.0, 3.5], [0.5, 4.0, -1.0]])
+    for keepdims in (False, True):
+        got = grad(fn)(x, axis=axis, keepdims=keepdims)
+        np.testing.assert_allclose(
+            got, fd(lambda v: fn(v, axis=axis, keepdims=keepdims), (x,), 0), rtol=1e-6, atol=1e-9
+        )
+
+
+def test_lambda_made_by_a_lambda():
+    make = lambda y: lambda x: np.power(x, y)  # noqa: E731
+    assert grad(make(2.5))(1.5) == pytest.approx(2.5 * 1.5**1.5)
+    assert grad(make(0.0))(0.0) == 0.0
