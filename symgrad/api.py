@@ -172,6 +172,7 @@ def _builder(
                 rebuild=lambda: rebuild(static_values, shapes)[1],
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
                 facts=ShapeFacts.from_record(entry["facts"]),
+                captured=[(tuple(p), tuple(s)) for p, s in entry["captured"]],
                 guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
         primal, graph = rebuild(static_values, shapes)
@@ -186,6 +187,7 @@ def _builder(
                 "shape": list(graph.shape),
                 "output_shapes": [list(s) for s in output_shapes],
                 "facts": primal.shape_facts().record(),
+                "captured": [[list(p), list(s)] for p, s, _ in primal.captured],
             }
             cache.store(entry_key, primal.deps, data)
         kernel = backends.specialise(kernel, backend)
@@ -197,6 +199,7 @@ def _builder(
             output_shapes=output_shapes,
             facts=primal.shape_facts(),
             guards=primal.guards,
+            captured=[(p, s) for p, s, _ in primal.captured],
         )
 
     return build

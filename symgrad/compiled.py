@@ -38,6 +38,7 @@ class Variant:
         rebuild: Callable[[], Graph] | None = None,
         facts: ShapeFacts = _NO_FACTS,
         guards: Sequence[cache.Guard] = (),
+        captured: Sequence[tuple[tuple[str, ...], tuple[int, ...]]] = (),
     ) -> None:
         self.kernel = kernel
         self.primal_outputs = primal_outputs  # how many values the differentiated function returns
@@ -47,6 +48,7 @@ class Variant:
         self._rebuild = rebuild
         self.from_cache = graph is None
         self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
+        self.captured = tuple(captured)  # arrays read from outside: (path, shape), inputs after the arguments
         self.facts = facts
         self.reach = facts.reach
         self.aliased = facts.aliased  # exact on numbers only: see Graph.aliased
@@ -176,7 +178,8 @@ class Compiled:
         per combination of argument shapes, given as `shapes` ({parameter: shape}). A program
         that folded in a module or closure constant is traced again once that constant changed."""
         found = self._variant(static_values, shapes)
-        if found.guards and not cache.guards_hold(self.fn, found.guards):
+        stale = found.guards and not cache.guards_hold(self.fn, found.guards)
+        if stale or (found.captured and not _captured_fit(self.fn, found.captured)):
             with self._lock:
                 self._variants = {k: v for k, v in self._variants.items() if v is not found}
                 if self._last is found:
@@ -377,7 +380,7 @@ class Compiled:
         """Array programs: the variant compiled for these argument shapes, as NumPy code."""
         variant = self.probe(static, dynamic)
         kernel = variant.kernel
-        values = [*dynamic, *extra]
+        values = [*dynamic, *(cache.resolve(self.fn, path) for path, _ in variant.captured), *extra]
         scalar = all(_is_python_number(v) for v in values)
         # float64 arrays (the usual case): the program that reuses dying temporaries' memory.
         inplace = all(map(_float64_or_number, values))
@@ -546,6 +549,19 @@ def _static_key(value: Any) -> Any:
             hint="pass ints, floats, strings, bools or tuples as static arguments",
         ) from None
     return (type(value).__name__, value)
+
+
+def _captured_fit(root: Callable[..., Any], captured: Sequence[tuple[tuple[str, ...], tuple[int, ...]]]) -> bool:
+    """Whether the arrays a program reads from outside still have the shapes it was compiled
+    for (their values are read at every call; another shape, or no array, traces again)."""
+    for path, shape in captured:
+        try:
+            current = cache.resolve(root, path)
+        except Exception:  # a name that went away: re-trace, which reports it
+            return False
+        if not isinstance(current, np.ndarray) or current.shape != shape or current.dtype.kind not in "biuf":
+            return False
+    return True
 
 
 def _array_call(kernel: Kernel, values: Sequence[Any], inplace: bool = False) -> Any:

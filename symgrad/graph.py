@@ -107,6 +107,9 @@ class Graph:
     # Module and closure values folded into the program as constants, by their path from the
     # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
     guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)
+    # Arrays read from outside (module data, closures): inputs after the parameters, each with
+    # its path and the shape the program was compiled for; the call reads them (Variant.captured).
+    captured: list[tuple[tuple[str, ...], tuple[int, ...], Any]] = field(default_factory=list)
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -161,6 +164,7 @@ class Graph:
             sources=dict(self.sources),
             reach=self.reach,
             guards=self.guards,
+            captured=list(self.captured),
         )
 
     def shape_facts(self) -> ShapeFacts:
@@ -173,6 +177,20 @@ class Graph:
             inputs=len(self.inputs),
             tuple_output=self.tuple_output,
         )
+
+    def capture(self, path: tuple[str, ...], shape: tuple[int, ...], hint: str) -> sympy.Symbol:
+        """The input for an array read from outside the traced function at `path` (from the
+        traced function: see cache.resolve), added after the parameters on first use."""
+        for known, _, symbol in self.captured:
+            if known == path:
+                return symbol
+        symbol = real_symbol(self.names.fresh(hint))
+        self.inputs = (*self.inputs, symbol)
+        self.params = (*self.params, str(symbol))
+        if self.shapes is not None:
+            self.shapes[symbol] = tuple(shape)
+        self.captured.append((path, tuple(shape), symbol))
+        return symbol
 
     def inputs_reaching(self, expr: Any) -> frozenset[int]:
         """The positions of the inputs `expr` is computed from (through nodes added so far)."""

@@ -650,7 +650,7 @@ class Tracer(ArrayTracing):
         else:
             raise self.error(TracingError, node, f"name `{node.id}` is not defined", "define it before use")
         self.depend((node.id,), value)
-        return self.external(value, node)
+        return self.external(value, node, (node.id,))
 
     def depend(self, steps: tuple[str, ...], value: Any) -> None:
         """Record a value read from outside the function, for the persistent cache."""
@@ -659,6 +659,8 @@ class Tracer(ArrayTracing):
             return
         path = (*self.frame.fn_path, *steps)
         self.graph.deps.append((path, cache.fingerprint(value)))
+        if _is_captured_array(value):
+            return  # an input of the program, read at every call (see `captured`)
         if isinstance(value, _DATA):  # a constant of the program: checked again at each call
             self.graph.guards.append((path, value, cache.fingerprint(value)))
 
@@ -671,20 +673,39 @@ class Tracer(ArrayTracing):
             return None if inner is None else (*inner, f".{node.attr}")
         return None
 
-    def external(self, value: Any, node: ast.AST) -> Any:
-        """A value from outside the function: numbers become constants, arrays are refused."""
+    def external(self, value: Any, node: ast.AST, steps: tuple[str, ...] | None) -> Any:
+        """A value from outside the function: numbers become constants; an array (module data,
+        a closure's, an attribute of a module-level object) an input of the program that
+        the call reads where the function reads it, so that it is never stale."""
+        if _is_captured_array(value):
+            return self.captured(value, node, steps)
         if isinstance(value, np.ndarray):
-            if value.ndim == 0:
-                return value.item()
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "array constants from outside the function are not supported",
-                "pass the array as an argument",
-            )
+            return value.item()  # 0-d
         if isinstance(value, np.generic):
             return value.item()
         return value
+
+    def captured(self, value: np.ndarray, node: ast.AST, steps: tuple[str, ...] | None) -> Any:
+        """The input standing for the array `value` read from outside at `steps`."""
+        if steps is None or self.frame.fn_path is None:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                "this array comes from outside the function by a way symgrad cannot read again "
+                "at each call",
+                "pass the array as an argument, or read it from a module-level name",
+            )
+        if value.dtype.kind not in "biuf":
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"the array `{ast.unparse(node)}` holds {value.dtype} values, not numbers",
+                "read a float array",
+            )
+        self.needs_shapes()  # the program is compiled for its shape
+        path = (*self.frame.fn_path, *steps)
+        symbol = self.graph.capture(path, value.shape, _capture_name(steps))
+        return symbol
 
     def _cancelled_array(self, base: Any) -> bool:
         """A constant that may be an array SymPy cancelled (`(w - w)[0]`, `(w - w).T`): only a
@@ -727,7 +748,7 @@ class Tracer(ArrayTracing):
         steps = self.chain(node)
         if steps is not None:
             self.depend(steps, value)
-        return self.external(value, node)
+        return self.external(value, node, steps)
 
     def expr_List(self, node: ast.List, hint: str | None) -> Any:
         return tuple(self.expr(elt) for elt in node.elts)  # only as an argument: np.stack([a, b])
@@ -1285,6 +1306,17 @@ UNROLL_LIMIT = 20_000
 # Values from outside the function that become constants of the generated program.
 _DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
 
+
+def _is_captured_array(value: Any) -> bool:
+    """An array read from outside the function: an input of the program, not a constant."""
+    return isinstance(value, np.ndarray) and value.ndim > 0
+
+
+def _capture_name(steps: tuple[str, ...]) -> str:
+    """`X` for `X`, `model_w` for `model.w`: the program's parameter for a captured array."""
+    name = "_".join(step.lstrip(".") for step in steps)
+    return name if name.isidentifier() else "data"
+
 # Environment keys holding which array a name's value lives in (never a Python identifier).
 _ALIAS = "\0memory:"
 
@@ -1349,7 +1381,10 @@ def _trace(
     outputs = result if isinstance(result, tuple) else (result,)
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
     graph.tuple_output = isinstance(result, tuple)
-    graph.reach = tuple(tuple(sorted(graph.inputs_reaching(o))) for o in graph.outputs)
+    parameters = len(dynamic)  # the arguments', not the arrays read from outside (captured)
+    graph.reach = tuple(
+        tuple(sorted(i for i in graph.inputs_reaching(o) if i < parameters)) for o in graph.outputs
+    )
     return graph
 
 

@@ -13,7 +13,6 @@ import numpy as np
 
 from symgrad import no_grad
 
-TABLE = np.array([1.0, 2.0, 3.0])
 COUNTER = 0.0
 
 
@@ -463,8 +462,6 @@ def misspelled_numpy(x):
     return np.sinx(x)  # BAD: bad-module-attr
 
 
-def global_array(x):
-    return x * TABLE  # BAD: global-array
 
 
 def rule_arity(x):

@@ -227,7 +227,6 @@ CASES: list[Case] = [
     traced("branch-mismatch", bad.branch_mismatch, TracingError, "same kind", at="if x > 0.0"),
     traced("undefined-name", bad.undefined_name, TracingError, "define", at="undefined_thing"),
     traced("bad-module-attr", bad.misspelled_numpy, TracingError, "spelling", at="np.sinx"),
-    traced("global-array", bad.global_array, UnsupportedSyntaxError, "argument", at="TABLE"),
     traced("rule-arity", bad.rule_arity, TracingError, "number of arguments", at="np.sin("),
     traced("helper-while", bad.calls_helper_with_while, UnsupportedSyntaxError, "range", at="while"),
     traced("helper-signature", bad.calls_helper_badly, TracingError, "signature", at="good(x, x, x)"),
