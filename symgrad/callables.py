@@ -36,14 +36,38 @@ def as_function(fn: Callable[..., Any]) -> Callable[..., Any]:
     def sin(x):
         return numpy.sin(x)
     """
-    if isinstance(fn, types.FunctionType) or inspect.ismethod(fn) or not callable(fn):
+    if isinstance(fn, types.FunctionType) or not callable(fn):
         return fn
+    method = _python_method(fn)
+    if method is not None:
+        return _method_wrapper(method)  # not remembered: bound anew on every attribute access
     known = _known(fn)
     if known is not None:
         return known
     wrapper = _partial_wrapper(fn) if isinstance(fn, functools.partial) else _library_wrapper(fn)
     _remember(fn, wrapper)
     return wrapper
+
+
+def _python_method(fn: Any) -> types.MethodType | None:
+    """`model.loss` (a bound method, a classmethod), or `model` itself when its class defines
+    `__call__` in Python (a callable dataclass): the method, bound to its object."""
+    if inspect.ismethod(fn) and isinstance(fn.__func__, types.FunctionType):
+        return fn
+    call = next((vars(k)["__call__"] for k in type(fn).__mro__ if "__call__" in vars(k)), None)
+    if isinstance(call, types.FunctionType) and not isinstance(fn, type):
+        return types.MethodType(call, fn)
+    return None
+
+
+def _method_wrapper(method: types.MethodType) -> types.FunctionType:
+    """`def loss(x): return Model_loss(self, x)` for `model.loss`, where the global `self` is
+    the object: what the method reads from `self` is read from it at every call."""
+    func = method.__func__
+    first = next(iter(inspect.signature(func).parameters), "self")
+    owner = func.__qualname__.rsplit(".", 1)[0].replace(".<locals>", "").replace(".", "_")
+    inner = f"{owner}_{func.__name__}" if owner.isidentifier() else f"{func.__name__}_method"
+    return _partial_wrapper(functools.partial(func, method.__self__), func.__name__, inner, (first,))
 
 
 def _known(fn: Any) -> types.FunctionType | None:
@@ -128,7 +152,9 @@ def _options(fn: Any) -> dict[str, Any]:
     if handler is None:
         return {}
     params = list(inspect.signature(handler).parameters.values())[2:]  # after self and the array
-    return {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty}
+    return {
+        p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+    }
 
 
 def _dotted_name(fn: Any) -> str | None:
@@ -204,21 +230,28 @@ def _label(fn: Any) -> str:
 # --- functools.partial --------------------------------------------------------------------------
 
 
-def _partial_wrapper(fn: functools.partial[Any]) -> types.FunctionType:
-    """`def f(x): return f(1.0, x, a=2.0)` for `partial(f, 1.0, a=2.0)`: the bound values are
-    globals of the wrapper, read (and checked for changes) like any module constant."""
+def _partial_wrapper(
+    fn: functools.partial[Any],
+    wrapper_name: str | None = None,
+    inner_name: str | None = None,
+    bound_names: tuple[str, ...] = (),
+) -> types.FunctionType:
+    """`def f_partial(x): return f(_bound0, x, a=_bound_a)` for `partial(f, 1.0, a=2.0)`: the
+    bound values are globals of the wrapper, read (and checked for changes) like any module
+    constant or array; `bound_names` names the first ones (`self` for a method)."""
     try:
         remaining = inspect.signature(fn)
     except (TypeError, ValueError):
         raise _no_source_error(fn, "its signature cannot be read") from None
     inner = fn.func
     name = getattr(inner, "__name__", "")
-    name = name if name.isidentifier() else "function"
+    name = inner_name or (name if name.isidentifier() else "function")
     namespace: dict[str, Any] = {name: inner}
     args: list[ast.expr] = []
     for i, value in enumerate(fn.args):
-        namespace[f"_bound{i}"] = value
-        args.append(_load(f"_bound{i}"))
+        bound = bound_names[i] if i < len(bound_names) else f"_bound{i}"
+        namespace[bound] = value
+        args.append(_load(bound))
     keywords = []
     for key, value in fn.keywords.items():
         namespace[f"_bound_{key}"] = value
@@ -247,7 +280,9 @@ def _partial_wrapper(fn: functools.partial[Any]) -> types.FunctionType:
                 defaults.append(default)
             args.append(_load(param.name))
     call = ast.Call(func=_load(name), args=args, keywords=keywords)
-    definition = _definition(f"{name}_partial", positional, kwonly, kw_defaults, call, defaults)
+    definition = _definition(
+        wrapper_name or f"{name}_partial", positional, kwonly, kw_defaults, call, defaults
+    )
     return _compile(definition, namespace, getattr(inner, "__module__", None) or __name__)
 
 

@@ -551,7 +551,9 @@ def _static_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def _captured_fit(root: Callable[..., Any], captured: Sequence[tuple[tuple[str, ...], tuple[int, ...]]]) -> bool:
+def _captured_fit(
+    root: Callable[..., Any], captured: Sequence[tuple[tuple[str, ...], tuple[int, ...]]]
+) -> bool:
     """Whether the arrays a program reads from outside still have the shapes it was compiled
     for (their values are read at every call; another shape, or no array, traces again)."""
     for path, shape in captured:

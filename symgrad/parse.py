@@ -37,8 +37,9 @@ class Source:
         return cls(message, filename=self.filename, lineno=lineno, col=col, hint=hint, source_line=line)
 
 
-def load(fn: Callable[..., Any]) -> Source:
-    """Read and parse the source of `fn`, with line numbers as in its file, then fence it."""
+def load(fn: Callable[..., Any], bound: bool = False) -> Source:
+    """Read and parse the source of `fn`, with line numbers as in its file, then fence it
+    (`bound`: a method whose `self` is an object, called as `obj.method(...)`)."""
     name = getattr(fn, "__qualname__", repr(fn))
     if inspect.ismethod(fn) and isinstance(fn.__func__, types.FunctionType):
         raise _method_error(fn.__func__, f"bound to a `{type(fn.__self__).__name__}` object")
@@ -69,7 +70,7 @@ def load(fn: Callable[..., Any]) -> Source:
             hint="write the function with `def name(args): ... return value`",
         )
     source = Source(fn=fn, tree=tree, filename=filename, indent=0)
-    if _takes_self(fn, tree):
+    if not bound and _takes_self(fn, tree):
         raise _method_error(fn, "read from its class, so its `self` would be differentiated like a number")
     fence(source)
     _check_unchanged(source)

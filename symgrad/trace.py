@@ -141,6 +141,8 @@ class Frame:
     returns: list[tuple[Any, Any]] = field(default_factory=list)
     no_grad: bool = False
     fn_path: tuple[str, ...] | None = ()  # how the cache finds this function from the traced one
+    # parameters bound to objects read from outside (`self`): where the caller found them
+    origins: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # arrays the callers passed in: an in-place update of one changes the caller's names too
     outer: frozenset[int] = frozenset()
 
@@ -161,9 +163,10 @@ class Tracer(ArrayTracing):
         env: dict[str, Any],
         fn_path: tuple[str, ...] | None = (),
         outer: frozenset[int] = frozenset(),
+        origins: dict[str, tuple[str, ...]] | None = None,
     ) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
-        self.frame = Frame(source=source, env=env, fn_path=fn_path, outer=outer)
+        self.frame = Frame(source=source, env=env, fn_path=fn_path, outer=outer, origins=origins or {})
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
             raise source.error(
@@ -649,15 +652,16 @@ class Tracer(ArrayTracing):
             value = getattr(builtins, node.id)
         else:
             raise self.error(TracingError, node, f"name `{node.id}` is not defined", "define it before use")
-        self.depend((node.id,), value)
-        return self.external(value, node, (node.id,))
+        path = self.chain(node)
+        self.depend(path, value)
+        return self.external(value, node, path)
 
-    def depend(self, steps: tuple[str, ...], value: Any) -> None:
-        """Record a value read from outside the function, for the persistent cache."""
-        if self.frame.fn_path is None:
+    def depend(self, path: tuple[str, ...] | None, value: Any) -> None:
+        """Record a value read from outside the function (at `path` from the traced function,
+        None when it has none), for the persistent cache and the guards."""
+        if path is None:
             self.graph.cacheable = False
             return
-        path = (*self.frame.fn_path, *steps)
         self.graph.deps.append((path, cache.fingerprint(value)))
         if _is_captured_array(value):
             return  # an input of the program, read at every call (see `captured`)
@@ -665,9 +669,13 @@ class Tracer(ArrayTracing):
             self.graph.guards.append((path, value, cache.fingerprint(value)))
 
     def chain(self, node: ast.expr) -> tuple[str, ...] | None:
-        """`np.linalg.norm` as ("np", ".linalg", ".norm") when its root is not a local name."""
+        """Where the value of `np.linalg.norm` or `self.w` is found from the traced function
+        (see cache.resolve): ("np", ".linalg", ".norm") after this function's own path; for a
+        parameter bound to such a value by the caller (`self`), the caller's path of it."""
         if isinstance(node, ast.Name):
-            return None if node.id in self.frame.env else (node.id,)
+            if node.id in self.frame.env:
+                return self.frame.origins.get(node.id)
+            return None if self.frame.fn_path is None else (*self.frame.fn_path, node.id)
         if isinstance(node, ast.Attribute):
             inner = self.chain(node.value)
             return None if inner is None else (*inner, f".{node.attr}")
@@ -687,12 +695,11 @@ class Tracer(ArrayTracing):
 
     def captured(self, value: np.ndarray, node: ast.AST, steps: tuple[str, ...] | None) -> Any:
         """The input standing for the array `value` read from outside at `steps`."""
-        if steps is None or self.frame.fn_path is None:
+        if steps is None:
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                "this array comes from outside the function by a way symgrad cannot read again "
-                "at each call",
+                "this array comes from outside the function by a way symgrad cannot read again at each call",
                 "pass the array as an argument, or read it from a module-level name",
             )
         if value.dtype.kind not in "biuf":
@@ -703,9 +710,7 @@ class Tracer(ArrayTracing):
                 "read a float array",
             )
         self.needs_shapes()  # the program is compiled for its shape
-        path = (*self.frame.fn_path, *steps)
-        symbol = self.graph.capture(path, value.shape, _capture_name(steps))
-        return symbol
+        return self.graph.capture(steps, value.shape, _capture_name(steps))
 
     def _cancelled_array(self, base: Any) -> bool:
         """A constant that may be an array SymPy cancelled (`(w - w)[0]`, `(w - w).T`): only a
@@ -1019,6 +1024,15 @@ class Tracer(ArrayTracing):
             return self.call_custom(callee, args, kwargs, node, hint)
         if self._is_inlined(callee):
             return self.inline(callee, args, kwargs, node)
+        if (
+            inspect.ismethod(callee)
+            and self._is_inlined(callee.__func__)
+            and isinstance(node.func, ast.Attribute)
+        ):
+            # `self.helper(x)` on an object read from outside: the method's source, its `self` that object
+            owner = self.chain(node.func.value)
+            function = cast(types.FunctionType, callee.__func__)
+            return self.inline(function, [callee.__self__, *args], kwargs, node, owner)
         if _foldable(callee, args, kwargs):
             return self.call_static(callee, args, node, None, kwargs)
         raise self.unknown_callee(callee, node)
@@ -1159,7 +1173,16 @@ class Tracer(ArrayTracing):
         operands = [to_sympy(v) for v in (value, *args, *partials)]
         return self.node(rules.CustomDerivative(*operands), hint, node)
 
-    def inline(self, fn: types.FunctionType, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
+    def inline(
+        self,
+        fn: types.FunctionType,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        bound_self: tuple[str, ...] | None = None,
+    ) -> Any:
+        """Trace a call of the user's function `fn` through its source (`bound_self`: a method
+        called on an object read from outside, `self.helper(x)`: where that object is)."""
         if fn in self.stack or fn is self.frame.source.fn:
             raise self.error(
                 TracingError,
@@ -1174,9 +1197,10 @@ class Tracer(ArrayTracing):
                 TracingError, node, f"bad call to `{fn.__name__}`: {exc}", "match its signature"
             ) from None
         bound.apply_defaults()
-        source = parse.load(fn)
-        steps = self.chain(node.func)
-        path = None if steps is None or self.frame.fn_path is None else (*self.frame.fn_path, *steps)
+        # `Model_loss(self, x)`: a method's function called on an object, not on a number
+        on_object = bool(args) and not isinstance(args[0], (sympy.Basic, numbers.Number, tuple, str))
+        source = parse.load(fn, bound=on_object)
+        path = self.chain(node.func)
         if path is not None:  # default values were computed when the callee was defined
             self.graph.deps.append(((*path, ".__defaults__"), cache.fingerprint(fn.__defaults__)))
             self.graph.deps.append(((*path, ".__kwdefaults__"), cache.fingerprint(fn.__kwdefaults__)))
@@ -1185,20 +1209,43 @@ class Tracer(ArrayTracing):
         callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
         saved_no_grad = self.frame.no_grad
         env = dict(bound.arguments)
-        passed = self._pass_memories(fn, node, env)
+        passed = self._pass_memories(fn, node, env, skip=bound_self is not None)
         writes = {id(m.root): m.root.writes for m in passed}
         outer = self.frame.outer | set(writes)
-        result = callee.run(source, env, path, outer)
+        result = callee.run(source, env, path, outer, self._origins(fn, node, env, bound_self))
         self._read_back(passed, writes, node, fn.__name__)
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result
 
-    def _pass_memories(self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any]) -> list[_Memory]:
+    def _origins(
+        self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any], bound_self: tuple[str, ...] | None
+    ) -> dict[str, tuple[str, ...]]:
+        """For the callee's parameters bound to objects from outside (`helper(cfg)`, `self`):
+        where they are found from the traced function, so that arrays read from them are
+        inputs and numbers read from them are guarded."""
+        params = list(inspect.signature(fn).parameters)
+        found: dict[str, tuple[str, ...]] = {}
+        if bound_self is not None and params:
+            found[params[0]] = bound_self
+            params = params[1:]
+        pairs = [*zip(params, node.args), *((k.arg, k.value) for k in node.keywords if k.arg)]
+        for param, arg in pairs:
+            value = env.get(param)
+            if isinstance(value, (sympy.Basic, numbers.Number, str)):
+                continue
+            path = self.chain(arg)
+            if path is not None:
+                found[param] = path
+        return found
+
+    def _pass_memories(
+        self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any], skip: bool = False
+    ) -> list[_Memory]:
         """Give the callee's parameters the memory of the caller's arrays passed by name
         (`h(x)`), so that the callee's `a += v` changes `x` here too, as in NumPy."""
         names = inspect.signature(fn).bind_partial(
-            *node.args, **{k.arg: k.value for k in node.keywords if k.arg}
+            *[ast.Constant(value=None)] * skip, *node.args, **{k.arg: k.value for k in node.keywords if k.arg}
         )
         passed = []
         for param, arg in names.arguments.items():
@@ -1312,10 +1359,13 @@ def _is_captured_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.ndim > 0
 
 
-def _capture_name(steps: tuple[str, ...]) -> str:
-    """`X` for `X`, `model_w` for `model.w`: the program's parameter for a captured array."""
-    name = "_".join(step.lstrip(".") for step in steps)
+def _capture_name(path: tuple[str, ...]) -> str:
+    """`X` for `X`, `self_w` for `self.w`: the program's parameter for a captured array (the
+    path's last name and the attributes after it)."""
+    names = [i for i, step in enumerate(path) if not step.startswith(".")]
+    name = "_".join(step.lstrip(".") for step in path[names[-1] if names else 0 :])
     return name if name.isidentifier() else "data"
+
 
 # Environment keys holding which array a name's value lives in (never a Python identifier).
 _ALIAS = "\0memory:"

@@ -525,7 +525,7 @@ class Model:
     def __init__(self, w):
         self.w = w
 
-    def loss(self, x):  # BAD: bound-method unbound-method
+    def loss(self, x):  # BAD: unbound-method
         return self.w * x * x
 
 
@@ -556,6 +556,3 @@ def library_function(x):
     _rows, _cols = np.triu_indices(3)  # BAD: library-function
     return x
 
-
-def calls_a_method(x):
-    return MODEL.loss(x)  # BAD: method-callee

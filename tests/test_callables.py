@@ -293,3 +293,75 @@ def test_lambda_made_by_a_lambda():
     make = lambda y: lambda x: np.power(x, y)  # noqa: E731
     assert grad(make(2.5))(1.5) == pytest.approx(2.5 * 1.5**1.5)
     assert grad(make(0.0))(0.0) == 0.0
+
+
+# --- methods: bound, static, class, callable objects ---------------------------------------------
+
+
+class Model:
+    K = 2.0
+
+    def __init__(self, w, scale):
+        self.w = w
+        self.scale = scale
+
+    def predict(self, x):
+        return np.tanh(self.w @ x)
+
+    def loss(self, x):
+        return self.scale * np.sum(self.predict(x) ** 2)
+
+    @staticmethod
+    def square(x):
+        return x * x
+
+    @classmethod
+    def cube(cls, x):
+        return cls.K * x**3
+
+
+class Quadratic:
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x):
+        return self.a * x**2
+
+
+def test_bound_method_reads_its_object_at_every_call():
+    model = Model(np.array([[1.0, 2.0], [0.5, -1.0]]), 1.5)
+    x = np.array([0.3, -0.2])
+    g = grad(model.loss)
+    np.testing.assert_allclose(g(x), fd(model.loss, (x,), 0), rtol=1e-7)
+    model.w[0, 0] = 3.0  # an array of `self`, written into
+    np.testing.assert_allclose(g(x), fd(model.loss, (x,), 0), rtol=1e-7)
+    model.scale = 2.0  # a number of `self`, changed: traced again
+    np.testing.assert_allclose(g(x), fd(model.loss, (x,), 0), rtol=1e-7)
+    model.w = np.ones((3, 2))  # another shape
+    np.testing.assert_allclose(g(x), fd(model.loss, (x,), 0), rtol=1e-7)
+    assert "def grad_loss(x, self_w):" in g.source
+
+
+def test_bound_method_against_torch():
+    torch = pytest.importorskip("torch")
+    model = Model(np.array([[1.0, 2.0], [0.5, -1.0]]), 1.5)
+    x = np.array([0.3, -0.2])
+    t = torch.tensor(x, requires_grad=True)
+    (1.5 * torch.sum(torch.tanh(torch.tensor(model.w) @ t) ** 2)).backward()
+    np.testing.assert_allclose(grad(model.loss)(x), t.grad.numpy(), rtol=1e-13)
+
+
+def test_static_class_methods_and_callable_objects():
+    assert grad(Model.square)(3.0) == pytest.approx(6.0)
+    assert grad(Model.cube)(1.5) == pytest.approx(3 * 2.0 * 1.5**2)
+    quadratic = Quadratic(3.0)
+    assert grad(quadratic)(2.0) == pytest.approx(12.0)
+    quadratic.a = 5.0
+    assert grad(quadratic)(2.0) == pytest.approx(20.0)
+    assert hessian(Model(np.eye(2), 1.0).loss)(np.array([0.1, 0.2])).shape == (2, 2)
+
+
+def test_a_method_read_from_its_class_is_still_refused():
+    with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
+        grad(Model.loss)
+    assert "self" in str(info.value) and "grad(" in info.value.hint
