@@ -107,6 +107,9 @@ class Graph:
     # Module and closure values folded into the program as constants, by their path from the
     # traced function (see cache.resolve), with their fingerprints: a call re-traces when one of them has changed.
     guards: list[tuple[tuple[str, ...], Any, Any]] = field(default_factory=list)
+    # Statements of the traced code with no numeric effect (print, logging), as (file, line):
+    # the generated code skips them and says so in a comment.
+    skipped: list[tuple[str, int]] = field(default_factory=list)
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -161,6 +164,7 @@ class Graph:
             sources=dict(self.sources),
             reach=self.reach,
             guards=self.guards,
+            skipped=self.skipped,
         )
 
     def shape_facts(self) -> ShapeFacts:
