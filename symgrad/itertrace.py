@@ -371,7 +371,7 @@ class IterTracing:
         self, callee: Any, args: tuple[Any, ...], default: Any, node: ast.Call, hint: str | None
     ) -> Any:
         """`max(xs)` over a sequence is `max(xs[0], xs[1], ...)`, with max's rule (ties share)."""
-        if len(args) != 1 or not _traced_items(args[0]):
+        if len(args) != 1 or (not isinstance(args[0], (tuple, list, range, dict)) and not _traced(args[0])):
             return NotImplemented if default is _MISSING else self._bad_default(node)
         if _traced(args[0]):  # an array: the largest of its rows, one reduction over the first axis
             return self.reduce_rows(callee.__name__, args[0], node, hint)
@@ -385,6 +385,8 @@ class IterTracing:
                     f"give a default: `{ast.unparse(node.func)}(xs, default=0.0)`",
                 )
             return default
+        if not _traced_items(items):
+            return callee(_plain(v) for v in items)  # constants: Python's own max
         return items[0] if len(items) == 1 else self.extremum_of(callee, items, node, hint)
 
     def _bad_default(self, node: ast.Call) -> Any:

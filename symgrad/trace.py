@@ -569,7 +569,8 @@ class Tracer(ArrayTracing, IterTracing):
                     TracingError,
                     stmt,
                     f"`{key}` has a different structure in the two branches",
-                    "give the variable the same kind of value (number or same-size tuple) in both branches",
+                    "give the variable the same kind of value in both branches (a number, or a list or "
+                    "tuple of the same length: append `v if cond else 0.0` on every path)",
                 ) from None
         return merged
 
