@@ -62,6 +62,9 @@ if _scipy_logsumexp() is not None:
 # Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
 
+# Handlers whose first argument is a sequence of parts, not one array-like value.
+_TAKES_PARTS = frozenset({"stack", "concatenate"})
+
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
 METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose"}
 PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
@@ -128,6 +131,12 @@ class ArrayTracing:
     ) -> Any:
         self.needs_shapes()
         handler = getattr(self, f"array_{name}")
+        if name not in _TAKES_PARTS:  # `np.sum([a, b])`, `np.dot(w, [x, y])`: lists are arrays
+            arrays_in = 2 if name in ("matmul", "outer") else 1
+            args = [
+                self._stacked(a, node, None) if isinstance(a, tuple) and k < arrays_in else a
+                for k, a in enumerate(args)
+            ]
         try:
             inspect.signature(handler).bind(*args, node=node, hint=hint, **kwargs)
         except TypeError as exc:

@@ -499,6 +499,13 @@ def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -
         yield f"# line {line[1]}{label}: {text}"
 
 
+def _skipped(graph: Graph) -> Iterator[str]:
+    """Comments for the statements of the function that the generated code does not run."""
+    for filename, lineno in dict.fromkeys(graph.skipped):  # once each, in order
+        text = linecache.getline(filename, lineno).strip()
+        yield f"# line {lineno}: {text}  (skipped: no numeric effect)"
+
+
 def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
     """Temporaries whose last use is statement i: deleting them there lets NumPy reuse the
     memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f)."""
@@ -532,6 +539,7 @@ def render(
     flavour run on float64 arrays), an operation writes into the array of
     a temporary that dies there (`numpy.add(b, t0, out=t0)`) where one fits."""
     lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
+    lines += [f"    {comment}" for comment in _skipped(graph)]
     indent = "    "
     if guard:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')

@@ -47,7 +47,7 @@ class SymgradError(Exception):
 
 
 class UnsupportedSyntaxError(SymgradError):
-    """A construct symgrad cannot trace (while, lambda, try, comprehensions, ...)."""
+    """A construct symgrad cannot trace (while, lambda, try, set comprehensions, ...)."""
 
 
 class UnknownCalleeError(SymgradError):

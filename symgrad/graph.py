@@ -110,6 +110,9 @@ class Graph:
     # Arrays read from outside (module data, closures): inputs after the parameters, each with
     # its path and the shape the program was compiled for; the call reads them (Variant.captured).
     captured: list[tuple[tuple[str, ...], tuple[int, ...], Any]] = field(default_factory=list)
+    # Statements of the traced code with no numeric effect (print, logging), as (file, line):
+    # the generated code skips them and says so in a comment.
+    skipped: list[tuple[str, int]] = field(default_factory=list)
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -165,6 +168,7 @@ class Graph:
             reach=self.reach,
             guards=self.guards,
             captured=list(self.captured),
+            skipped=self.skipped,
         )
 
     def shape_facts(self) -> ShapeFacts:

@@ -496,10 +496,7 @@ def _parse(lines: list[str], first: int) -> ast.stmt:
 _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.While: ("`while` loops cannot be unrolled", "use `for i in range(N)` with a constant or static N"),
     ast.Lambda: ("lambdas are not supported", "define a named function with `def` and call it"),
-    ast.ListComp: ("list comprehensions are not supported", "write a `for i in range(N)` loop"),
-    ast.SetComp: ("set comprehensions are not supported", "write a `for i in range(N)` loop"),
-    ast.DictComp: ("dict comprehensions are not supported", "write a `for i in range(N)` loop"),
-    ast.GeneratorExp: ("generator expressions are not supported", "write a `for i in range(N)` loop"),
+    ast.SetComp: ("set comprehensions are not supported", "write a list comprehension `[... for ...]`"),
     ast.Try: ("`try` blocks are not supported", "remove the try/except; check inputs outside the function"),
     ast.ClassDef: ("class definitions are not supported here", "define the class outside the function"),
     ast.FunctionDef: (
@@ -523,11 +520,7 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.Delete: ("`del` is not supported", "remove the `del` statement"),
     ast.Import: ("imports inside the function are not supported", "import at module level"),
     ast.ImportFrom: ("imports inside the function are not supported", "import at module level"),
-    ast.Raise: ("`raise` is not supported", "check inputs before calling the function"),
-    ast.Assert: ("`assert` is not supported", "check inputs before calling the function"),
-    ast.Dict: ("dicts are not supported", "use separate variables"),
     ast.Set: ("sets are not supported", "use separate variables"),
-    ast.List: ("lists are not supported", "use a tuple `(a, b)` or separate variables"),
     ast.AsyncFor: ("async loops are not supported", "use `for i in range(N)`"),
     ast.AsyncWith: ("async `with` is not supported", "remove it"),
 }
@@ -547,16 +540,10 @@ def fence(source: Source) -> None:
             "`*args`/`**kwargs` parameters are not supported",
             "list every parameter by name",
         )
-    call_lists = {
-        id(arg)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        for arg in node.args
-        if isinstance(arg, ast.List)
-    }  # np.stack([a, b]): a list literal as a call argument is a tuple of parts
+    messages = _messages(tree)
     for stmt in tree.body:
         for node in ast.walk(stmt):
-            if id(node) in call_lists:
+            if id(node) in messages:
                 continue
             refused = _REFUSED.get(type(node))
             if refused is not None:
@@ -565,9 +552,24 @@ def fence(source: Source) -> None:
                 _check_string(source, stmt, node)
 
 
+def _messages(tree: ast.FunctionDef) -> set[int]:
+    """The f-strings of messages (`raise E(f"...")`, `assert c, f"..."`, `print(f"...")`):
+    strings that never meet a number, allowed where other f-strings are refused."""
+    spans = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Raise, ast.Assert))
+        or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
+    ]
+    return {
+        id(n) for span in spans for n in ast.walk(span) if isinstance(n, (ast.JoinedStr, ast.FormattedValue))
+    }
+
+
 def _check_string(source: Source, stmt: ast.stmt, node: ast.Constant) -> None:
-    # A docstring is fine; strings elsewhere may only be keyword values like axis names.
-    if isinstance(stmt, ast.Expr) and stmt.value is node:
+    # A docstring is fine, and so are the messages of call statements (`print("loss", x)`);
+    # strings elsewhere may only be keyword values like axis names.
+    if isinstance(stmt, ast.Expr) and (stmt.value is node or isinstance(stmt.value, ast.Call)):
         return
     if isinstance(stmt, ast.Expr):
         raise source.error(UnsupportedSyntaxError, node, "a string has no derivative", "remove the string")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import logging
 import math
 import numbers
 import operator
@@ -12,9 +13,10 @@ import os
 import site
 import sysconfig
 import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import sympy
@@ -23,7 +25,6 @@ from sympy.logic.boolalg import Boolean, BooleanAtom
 from . import arrays, cache, parse, rules
 from .arraytrace import ARRAY_CALLS, CONSTRUCTORS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
 from .errors import (
-    DataDependentLoopError,
     ShapeError,
     SymgradError,
     TracingError,
@@ -31,6 +32,17 @@ from .errors import (
     UnsupportedSyntaxError,
 )
 from .graph import Graph, real_symbol
+from .itertrace import (
+    ALIAS as _ALIAS,
+)
+from .itertrace import (
+    LIST_UPDATES,
+    SEQUENCE_CALLS,
+    UNROLL_LIMIT,
+    ContainerMethod,
+    IterTracing,
+    ListValue,
+)
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -145,15 +157,17 @@ class Frame:
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # arrays the callers passed in: an in-place update of one changes the caller's names too
     outer: frozenset[int] = frozenset()
+    passed_lists: frozenset[int] = frozenset()  # lists the caller passed in (`xs.append` refused)
 
 
-class Tracer(ArrayTracing):
+class Tracer(ArrayTracing, IterTracing):
     """Interprets statements and expressions of one function, appending nodes to a Graph."""
 
     def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
         self.graph = graph
         self.stack = stack
         self.frame: Frame
+        self.conditional = False  # inlined under a condition on traced values (see `fail`)
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -166,7 +180,10 @@ class Tracer(ArrayTracing):
         origins: dict[str, tuple[str, ...]] | None = None,
     ) -> Any:
         """Interpret `source`'s body with `env` bound and return its (merged) return value."""
-        self.frame = Frame(source=source, env=env, fn_path=fn_path, outer=outer, origins=origins or {})
+        lists = frozenset(id(v) for v in env.values() if isinstance(v, ListValue))
+        self.frame = Frame(
+            source=source, env=env, fn_path=fn_path, outer=outer, origins=origins or {}, passed_lists=lists
+        )
         if not self.block(source.tree.body):
             last = source.tree.body[-1]
             raise source.error(
@@ -213,7 +230,7 @@ class Tracer(ArrayTracing):
             )
         try:
             return bool(method(stmt))
-        except (SymgradError, ShapesNeeded, RecursionError):
+        except (SymgradError, ShapesNeeded, RecursionError, _Raised):
             raise
         except Exception as exc:  # a SymPy or Python error while tracing: report where
             raise self.error(
@@ -229,14 +246,92 @@ class Tracer(ArrayTracing):
     def stmt_Expr(self, stmt: ast.Expr) -> bool:
         if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
             return False  # docstring
-        if isinstance(stmt.value, ast.Call) and self._is_inlined(self.expr(stmt.value.func)):
-            self.expr(stmt.value)  # `update(x, v)`: its in-place updates of `x` count
+        if isinstance(stmt.value, ast.Call) and self.call_statement(stmt.value, stmt):
             return False
         raise self.error(
             UnsupportedSyntaxError,
             stmt,
             "an expression statement has no effect on the result",
-            "remove it (print and other side effects cannot be traced), or assign its value",
+            "remove it, or assign its value: `y = ...` (print, logging and warnings.warn calls "
+            "are skipped; a helper called as a statement counts for its in-place updates)",
+        )
+
+    def call_statement(self, call: ast.Call, stmt: ast.stmt) -> bool:
+        """A call statement symgrad follows: `xs.append(v)`, a helper's in-place updates
+        (`update(x, v)`), or output with no numeric effect (`print`, logging, `warnings.warn`),
+        which the generated code skips and names in a comment."""
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in LIST_UPDATES
+            and isinstance(func.value, ast.Name)
+            and isinstance(self.frame.env.get(func.value.id), ListValue)
+        ):
+            self.update_list(call, stmt)
+            return True
+        callee = self.expr(func)
+        if _is_output(callee):
+            self.graph.skipped.append((self.frame.source.filename, stmt.lineno))
+            return True
+        if self._is_inlined(callee):
+            self.expr(call)  # `update(x, v)`: its in-place updates of `x` count
+            return True
+        return False
+
+    # --- checks: assert and raise run while tracing, on static values (as under jax.jit) ------
+
+    def stmt_Assert(self, stmt: ast.Assert) -> bool:
+        cond = self.condition(stmt.test)
+        if is_traced(cond):
+            raise self.error(
+                TracingError,
+                stmt,
+                f"`assert {ast.unparse(stmt.test)}` checks a traced value, which is not known while "
+                "tracing (symgrad runs asserts once, on static values, as jax.jit does)",
+                f"check the arguments before the call instead (`{ast.unparse(stmt)}` in the caller, "
+                "then `grad(f)(...)`), and remove the assert from the function",
+            )
+        if _static_value(cond):
+            return False
+        message = () if stmt.msg is None else (_static_value(self.expr(stmt.msg)),)
+        self.fail(AssertionError(*message), stmt)
+
+    def stmt_Raise(self, stmt: ast.Raise) -> bool:
+        if stmt.exc is None:
+            raise self.error(TracingError, stmt, "a bare `raise` outside `except`", "raise an exception")
+        self.fail(self._exception(stmt.exc), stmt)
+
+    def _exception(self, node: ast.expr) -> BaseException:
+        """The exception `raise E(...)` makes, from the class and static arguments."""
+        call = node if isinstance(node, ast.Call) else None
+        made = self.expr(call.func if call is not None else node)
+        if isinstance(made, type) and issubclass(made, BaseException):
+            args = [] if call is None else [self.expr(a) for a in call.args]
+            return made(*[f"<traced {a}>" if is_traced(a) else _static_value(a) for a in args])
+        if isinstance(made, BaseException) and call is None:
+            return made
+        raise self.error(
+            TracingError, node, f"`raise {ast.unparse(node)}` is not an exception", "raise an exception class"
+        )
+
+    def fail(self, exc: BaseException, stmt: ast.stmt) -> NoReturn:
+        """Raise the function's own exception, as Python would, where it is reached on every
+        call; one that only some values of traced arguments reach cannot be compiled."""
+        if self.conditional or self.frame.returns or is_traced(self.frame.path):
+            what = "assert fails" if isinstance(stmt, ast.Assert) else "raise runs"
+            raise self.error(
+                TracingError,
+                stmt,
+                f"this {what} only for some values of the traced arguments (it is under a "
+                "condition on them), and symgrad's generated code does not raise",
+                "check the arguments before the call (`if x < 0: raise ...` in the caller, then "
+                "`grad(f)(x)`), and remove the check from the function; a condition on static "
+                "arguments only is fine",
+            )
+        at = self.error(TracingError, stmt, "")
+        name = self.frame.source.fn.__name__
+        raise _Raised(
+            exc, f"raised by `{name}` at {at.filename}:{at.lineno}:{at.col} while symgrad traced it"
         )
 
     def stmt_Assign(self, stmt: ast.Assign) -> bool:
@@ -354,7 +449,9 @@ class Tracer(ArrayTracing):
             self.frame.env[target.id] = value
             self.frame.env.pop(_ALIAS + target.id, None)  # a new value: its own memory
             return
-        if isinstance(target, ast.Tuple):
+        if isinstance(target, (ast.Tuple, ast.List)):
+            if isinstance(value, (range, dict)):
+                value = tuple(value)
             if not isinstance(value, tuple) or len(value) != len(target.elts):
                 size = len(value) if isinstance(value, tuple) else 1
                 raise self.error(
@@ -477,7 +574,8 @@ class Tracer(ArrayTracing):
                     TracingError,
                     stmt,
                     f"`{key}` has a different structure in the two branches",
-                    "give the variable the same kind of value (number or same-size tuple) in both branches",
+                    "give the variable the same kind of value in both branches (a number, or a list or "
+                    "tuple of the same length: append `v if cond else 0.0` on every path)",
                 ) from None
         return merged
 
@@ -491,7 +589,8 @@ class Tracer(ArrayTracing):
             sizes = {len(v) for v in values}
             if len(sizes) != 1:
                 raise _StructureMismatchError
-            return tuple(self._select_many(conds, list(items), hint, at) for items in zip(*values))
+            picked = [self._select_many(conds, list(items), hint, at) for items in zip(*values)]
+            return ListValue(picked) if isinstance(values[0], ListValue) else tuple(picked)
         if any(isinstance(v, tuple) for v in values):
             raise _StructureMismatchError
         if all(v is values[0] or v == values[0] for v in values[1:]) and not any(
@@ -542,45 +641,13 @@ class Tracer(ArrayTracing):
             raise self.error(
                 UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause"
             )
-        items = self.loop_items(stmt.iter)
-        self.graph.unrolled += len(items)
-        if self.graph.unrolled > UNROLL_LIMIT:
-            raise self.error(
-                DataDependentLoopError,
-                stmt,
-                f"this loop would unroll to {self.graph.unrolled:,} iterations in all; symgrad unrolls "
-                f"loops into straight-line code, up to {UNROLL_LIMIT:,} iterations",
-                "differentiate one step as its own function and run the loop in Python, chaining "
-                "the steps' symgrad.vjp pullbacks backwards (reverse mode by hand)",
-            )
+        items = self.iterate(self.expr(stmt.iter), stmt.iter)
+        self.count_unrolled(len(items), stmt)
         for item in items:
             self.assign(stmt.target, item)
             if self.block(stmt.body):
                 return True
         return False
-
-    def loop_items(self, node: ast.expr) -> Sequence[Any]:
-        if isinstance(node, ast.Call) and self._callee_is(node.func, range):
-            bounds = [_static_value(self.expr(arg)) for arg in node.args]
-            if any(is_traced(b) for b in bounds):
-                raise self.error(
-                    DataDependentLoopError,
-                    node,
-                    "the loop's trip count depends on a traced value",
-                    "make the bound a constant, or mark the parameter static: grad(f, static=('n',))",
-                )
-            if not all(isinstance(b, int) for b in bounds):
-                raise self.error(TracingError, node, "range() bounds must be integers", "pass int bounds")
-            return range(*bounds)
-        value = self.expr(node)
-        if isinstance(value, tuple):
-            return value
-        raise self.error(
-            UnsupportedSyntaxError,
-            node,
-            "only `for` over range(...) or a tuple can be unrolled",
-            "loop with `for i in range(N)` with a constant or static N",
-        )
 
     def _callee_is(self, func: ast.expr, target: Any) -> bool:
         try:
@@ -631,6 +698,20 @@ class Tracer(ArrayTracing):
 
     def expr_Constant(self, node: ast.Constant, hint: str | None) -> Any:
         return node.value
+
+    def expr_JoinedStr(self, node: ast.JoinedStr, hint: str | None) -> Any:
+        """An f-string of a message (`raise ValueError(f"n = {n}")`), formatted while tracing."""
+        return "".join(str(self.expr(part)) for part in node.values)
+
+    def expr_FormattedValue(self, node: ast.FormattedValue, hint: str | None) -> Any:
+        value = self.expr(node.value)
+        if is_traced(value):
+            return f"<traced {ast.unparse(node.value)}>"  # known only when the code runs
+        value = _static_value(value)
+        convert = _CONVERSIONS.get(node.conversion)
+        value = value if convert is None else convert(value)
+        spec = "" if node.format_spec is None else self.expr(node.format_spec)
+        return format(value, spec)
 
     def expr_Tuple(self, node: ast.Tuple, hint: str | None) -> Any:
         return tuple(self.expr(elt) for elt in node.elts)
@@ -727,7 +808,10 @@ class Tracer(ArrayTracing):
             if node.attr in PROPERTIES:
                 return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
             return Method(base, node.attr)
-        if is_traced(base) or isinstance(base, (sympy.Basic, tuple)):
+        method = self.container_method(base, node.attr)
+        if method is not None:
+            return method
+        if is_traced(base) or isinstance(base, (sympy.Basic, tuple, dict)):
             known = node.attr in PROPERTIES or node.attr in METHODS
             raise self.error(
                 UnsupportedSyntaxError,
@@ -755,28 +839,17 @@ class Tracer(ArrayTracing):
             self.depend(steps, value)
         return self.external(value, node, steps)
 
-    def expr_List(self, node: ast.List, hint: str | None) -> Any:
-        return tuple(self.expr(elt) for elt in node.elts)  # only as an argument: np.stack([a, b])
-
     def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
         base = self.expr(node.value)
         self._cancelled_array(base)
         if is_traced(base):
             return self.index(base, node, hint)
-        index = None if isinstance(node.slice, ast.Slice) else _static_value(self.expr(node.slice))
-        if isinstance(base, tuple) and isinstance(index, int) and not isinstance(index, bool):
-            if -len(base) <= index < len(base):
-                return base[index]
-            raise self.error(
-                TracingError,
-                node,
-                f"index {index} is out of range for a tuple of {len(base)}",
-                "use a smaller index",
-            )
+        if isinstance(base, (tuple, range, dict)):
+            return self.subscript_container(base, node)
         raise self.error(
             UnsupportedSyntaxError,
             node,
-            "indexing is only supported on tuples, with a constant int index",
+            "indexing is only supported on arrays, lists, tuples and dicts, with constant indices",
             "pass the elements as separate arguments, or index a tuple with a constant or static int",
         )
 
@@ -788,6 +861,8 @@ class Tracer(ArrayTracing):
         return self.binop(node.op, left, right, node, hint)
 
     def binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST, hint: str | None = None) -> Any:
+        if isinstance(left, tuple) or isinstance(right, tuple):
+            return self._sequence_binop(op, left, right, node)
         for operand in (left, right):
             self._check_number(operand, node)
         left, right = as_number(left), as_number(right)
@@ -806,6 +881,19 @@ class Tracer(ArrayTracing):
         if self.graph.shapes is not None:
             self._check_broadcast(operands, node)
         return self.node(self.keep_shape(fn(*operands), operands), hint, node)
+
+    def _sequence_binop(self, op: ast.operator, left: Any, right: Any, node: ast.AST) -> Any:
+        """`xs + [v]` joins lists (or tuples), `[0.0] * n` repeats one, as in Python."""
+        if isinstance(op, ast.Add) and isinstance(left, tuple) and type(left) is type(right):
+            return type(left)((*left, *right))
+        times = _static_value(right if isinstance(left, tuple) else left)
+        if isinstance(op, ast.Mult) and isinstance(times, int) and not isinstance(times, bool):
+            items = left if isinstance(left, tuple) else right
+            if len(items) * times > UNROLL_LIMIT:  # a list that long would unroll every use
+                self.count_unrolled(len(items) * times, node)
+            return type(items)(tuple(items) * times)
+        self._check_number(left if isinstance(left, tuple) else right, node)  # refused: says why
+        return None
 
     def _check_broadcast(self, operands: Sequence[Any], node: ast.AST) -> None:
         shapes = [self.shape(o) for o in operands]
@@ -858,12 +946,21 @@ class Tracer(ArrayTracing):
             value, complex
         ):
             return
-        kind = "a tuple" if isinstance(value, tuple) else f"a value of type {type(value).__name__}"
+        kind = (
+            "a list"
+            if isinstance(value, ListValue)
+            else "a tuple"
+            if isinstance(value, tuple)
+            else f"a value of type {type(value).__name__}"
+        )
         raise self.error(
             TracingError,
             node,
             f"arithmetic on {kind}",
-            "only numbers and traced values can be combined; unpack tuples first",
+            "only numbers and traced values can be combined; unpack tuples first"
+            if not isinstance(value, tuple)
+            else "on a list or tuple, `+` joins and `* n` repeats, as in Python; for arithmetic on every "
+            "item write a comprehension (`[2.0 * v for v in xs]`) or make an array: `np.array(xs) * 2.0`",
         )
 
     def expr_UnaryOp(self, node: ast.UnaryOp, hint: str | None) -> Any:
@@ -1003,6 +1100,13 @@ class Tracer(ArrayTracing):
         if isinstance(callee, Method):
             method = "matmul" if callee.name == "dot" else callee.name
             return self.array_call(method, [callee.base, *args], kwargs, node, hint)
+        if isinstance(callee, ContainerMethod):
+            return self.call_container_method(callee, args, node)
+        sequence = _lookup_in(SEQUENCE_CALLS, callee)
+        if sequence is not None:
+            result = self.sequence_call(sequence, callee, args, kwargs, node, hint)
+            if result is not NotImplemented:
+                return result
         rule = rules.lookup(callee)
         if rule is not None:
             return self.call_rule(callee, rule, args, kwargs, node, hint)
@@ -1013,13 +1117,6 @@ class Tracer(ArrayTracing):
         if array_handler is not None and (_has_traced(args, kwargs) or self.graph.cancelled):
             # after a cancellation, `np.mean(w - w)` has constant arguments but w's shape
             return self.array_call(array_handler, args, kwargs, node, hint)
-        if callee is range:
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "range() can only be used as the iterable of a for loop",
-                "write `for i in range(N):`",
-            )
         if isinstance(callee, rules.CustomRule):
             return self.call_custom(callee, args, kwargs, node, hint)
         if self._is_inlined(callee):
@@ -1074,6 +1171,12 @@ class Tracer(ArrayTracing):
             f"symgrad has no rule for `{label}`",
             f"use a supported function (see symgrad.RULES), or register one: {register}",
         )
+
+    def extremum_of(self, callee: Any, items: list[Any], node: ast.Call, hint: str | None) -> Any:
+        """`max(xs)` as `max(xs[0], xs[1], ...)`: the rule of max with every item."""
+        rule = rules.lookup(callee)
+        assert rule is not None
+        return self.call_rule(callee, rule, items, {}, node, hint)
 
     def call_rule(
         self,
@@ -1207,6 +1310,7 @@ class Tracer(ArrayTracing):
         else:
             self.graph.cacheable = False
         callee = Tracer(self.graph, (*self.stack, self.frame.source.fn))
+        callee.conditional = self.conditional or bool(self.frame.returns) or is_traced(self.frame.path)
         saved_no_grad = self.frame.no_grad
         env = dict(bound.arguments)
         passed = self._pass_memories(fn, node, env, skip=bound_self is not None)
@@ -1346,10 +1450,6 @@ def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
     return levels, levels[-1].orelse
 
 
-# Loop iterations a trace unrolls at most (each becomes straight-line code: 10,000 steps of a
-# three-operation body take about a minute to decorate).
-UNROLL_LIMIT = 20_000
-
 # Values from outside the function that become constants of the generated program.
 _DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
 
@@ -1366,9 +1466,6 @@ def _capture_name(path: tuple[str, ...]) -> str:
     name = "_".join(step.lstrip(".") for step in path[names[-1] if names else 0 :])
     return name if name.isidentifier() else "data"
 
-
-# Environment keys holding which array a name's value lives in (never a Python identifier).
-_ALIAS = "\0memory:"
 
 _OP_TEXT = {
     ast.Add: "+",
@@ -1391,6 +1488,32 @@ class _Memory:
         self.writes = 0  # how many times: a caller reads `written` back if this grew in a call
 
 
+class _Raised(Exception):  # noqa: N818 - carries the user's exception out of the trace
+    """The traced function's own `raise` or failing `assert`, reached on static values."""
+
+    def __init__(self, exc: BaseException, note: str) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.note = note
+
+
+# f-string conversions: `!s`, `!r`, `!a`.
+_CONVERSIONS: dict[int, Callable[[Any], str]] = {115: str, 114: repr, 97: ascii}
+
+# Calls with no numeric effect, skipped by the generated code: print, logging, warnings.warn.
+_LOG_NAMES = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception", "log"})
+
+
+def _is_output(callee: Any) -> bool:
+    if callee is print or callee is warnings.warn:
+        return True
+    name = getattr(callee, "__name__", "")
+    if getattr(callee, "__module__", None) == "logging" and name in _LOG_NAMES:
+        return True  # logging.info(...)
+    owner = getattr(callee, "__self__", None)
+    return isinstance(owner, (logging.Logger, logging.LoggerAdapter)) and name in _LOG_NAMES
+
+
 class _StructureMismatchError(Exception):
     """Values to select between are not all numbers, or are tuples of different sizes."""
 
@@ -1407,9 +1530,14 @@ def trace(
     An in-place update writes through to the other names of an array, as NumPy does, unless
     the function runs per element on these arrays (`Graph.per_element`): then it is traced
     again with in-place updates rebinding, as they do on the numbers it runs on."""
-    graph = _trace(source, static, shapes, rebind=False)
-    if graph.per_element and graph.wrote_through:
-        graph = _trace(source, static, shapes, rebind=True)
+    try:
+        graph = _trace(source, static, shapes, rebind=False)
+        if graph.per_element and graph.wrote_through:
+            graph = _trace(source, static, shapes, rebind=True)
+    except _Raised as raised:  # the user's exception, as Python would raise it, with where
+        if hasattr(raised.exc, "add_note"):  # Python 3.11+
+            raised.exc.add_note(raised.note)
+        raise raised.exc from None
     return graph
 
 

@@ -60,24 +60,13 @@ def lambda_inside(x):
     return double(x)
 
 
-def list_comp(x):
-    ys = [x * i for i in range(3)]  # BAD: listcomp
-    return x
-
-
 def set_comp(x):
     ys = {x * i for i in range(3)}  # BAD: setcomp
     return x
 
 
-def dict_comp(x):
-    ys = {i: x * i for i in range(3)}  # BAD: dictcomp
-    return x
-
-
-def generator_expression(x):
-    y = sum(x * i for i in range(3))  # BAD: genexp
-    return y
+def generator_filter_traced(x, y):
+    return sum(v for v in (x, y) if v > 0.0)  # BAD: genexp-traced-filter
 
 
 def try_block(x):
@@ -200,18 +189,18 @@ def from_import_inside(x):
 
 def raise_stmt(x):
     if x < 0.0:
-        raise ValueError("negative")  # BAD: raise
+        raise ValueError("negative")  # BAD: raise-traced
     return x
 
 
 def assert_stmt(x):
-    assert x > 0.0, "positive"  # BAD: assert
+    assert x > 0.0, "positive"  # BAD: assert-traced
     return x
 
 
-def dict_literal(x):
-    d = {"a": x}  # BAD: dict
-    return x
+def dict_traced_key(x):
+    d = {x: 1.0}  # BAD: dict-traced-key
+    return d[x]
 
 
 def set_literal(x):
@@ -219,9 +208,37 @@ def set_literal(x):
     return x
 
 
-def list_literal(x):
-    ys = [x, 2.0]  # BAD: list
+def list_traced_index(x, n):
+    xs = [x, 2.0 * x]
+    return xs[n]  # BAD: list-traced-index
+
+
+def iterate_number(x):
+    total = 0.0
+    for v in x:  # BAD: iterate-number
+        total = total + v
+    return total
+
+
+def isinstance_traced(x):
+    if isinstance(x, float):  # BAD: isinstance-traced
+        return x * x
     return x
+
+
+def long_generator(x):
+    return sum(x * i for i in range(30_000))  # BAD: genexp-unroll
+
+
+def _append_to(xs, v):
+    xs.append(v)  # BAD: append-passed-list
+    return v
+
+
+def appends_in_helper(x):
+    xs = [x]
+    _append_to(xs, 2.0 * x)
+    return xs[-1]
 
 
 def indexing(x):
@@ -320,11 +337,6 @@ def keyword_to_rule(x):
     return np.clip(x, a_min=0.0, a_max=1.0)  # BAD: rule-kwargs
 
 
-def range_outside_for(x):
-    r = range(3)  # BAD: range-outside-for
-    return x
-
-
 # --- semantics: constructs that parse but cannot be differentiated -------------------------------
 
 
@@ -384,8 +396,8 @@ def user_class(x):
     return x
 
 
-def print_statement(x):
-    print(x)  # BAD: print-stmt
+def expression_statement(x):
+    np.sin(x)  # BAD: expr-stmt
     return x
 
 

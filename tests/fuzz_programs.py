@@ -382,6 +382,7 @@ def spellings(key: str, arrays: bool) -> list[str]:
 #   ("call", key, spelling, args) ("ifexp", cond, a, b) ("h", helper, args, kwargs)
 #   arrays: ("red", "sum"|"mean"|"max"|"min"|"prod", a) ("dot", "@"|"np.dot", a, b)
 #   ("idx", a, index) ("len", name)
+#   ("gsum", var, exprs, body): `sum(body for var in (e1, e2, ...))`
 # Conditions: ("cmp", ops, operands) ("and", a, b) ("or", a, b) ("not", a)
 # Statements: ("assign", name, e) ("aug", name, op, e) ("unpack", names, exprs)
 #   ("if", ((cond, body), ...), orelse | None) ("for", var, ("range", args) | ("tuple", exprs), body)
@@ -486,6 +487,9 @@ class Renderer:
             return f"len({e[1]})"
         if tag == "slice":  # a view: x[0:2], x[1:], x[::2]
             return f"{e[1]}[{e[2]}]"
+        if tag == "gsum":
+            _, var, items, body = e
+            return f"sum({self.expr(body)} for {var} in ({', '.join(self.expr(i) for i in items)},))"
         raise AssertionError(e)
 
     def call(self, e: Any) -> str:
@@ -734,6 +738,10 @@ def bound(e: Any, env: dict[str, float], helpers: dict[str, float]) -> float:
         return 4 * bound(e[2], env, helpers) * bound(e[3], env, helpers)
     if tag == "idx":
         return bound(e[1], env, helpers)
+    if tag == "gsum":
+        _, var, items, body = e
+        inner = {**env, var: max(bound(i, env, helpers) for i in items)}
+        return len(items) * bound(body, inner, helpers)
     if tag == "len":
         return 4.0
     raise AssertionError(e)
@@ -834,6 +842,8 @@ class Gen:
         menu = ["rule"] * 5 + ["bin"] * 4 + ["neg"]
         if self.family in ("branches", "tuples", "loops") and not self.arrays:
             menu += ["ifexp"]
+        if self.family in ("tuples", "loops") and not self.arrays and depth > 1:
+            menu += ["gsum"]
         if self.helpers and not self.arrays:
             menu += ["helper"] * 2
         if self.arrays and shape == ():
@@ -852,6 +862,11 @@ class Gen:
             return ("ifexp", self.cond(env, depth - 1), self.expr(env, depth - 1), self.expr(env, depth - 1))
         if what == "helper":
             return self.helper_call(env, depth)
+        if what == "gsum":  # a generator-expression sum over a tuple of traced values
+            items = tuple(self.expr(env, 1) for _ in range(self.draw(st.integers(2, 3))))
+            var = self.fresh("g")
+            inner = {**env, var: (max(self.b(i, env) for i in items), ())}
+            return ("gsum", var, items, self.expr(inner, depth - 1))
         if what == "reduce":
             vshape = self.pick(self.vector_shapes(env))
             kind = self.pick(["sum", "sum", "mean", "mean", "max", "min", "prod"])
@@ -921,7 +936,7 @@ class Gen:
         tag = e[0]
         if tag == "v":
             return env[e[1]][1] if e[1] in env else ()
-        if tag in ("c", "red", "len", "idx", "h"):
+        if tag in ("c", "red", "len", "idx", "h", "gsum"):
             return ()
         if tag == "dot":
             return (env["X"][1][0],) if e[2] == ("v", "X") else ()
@@ -1882,6 +1897,13 @@ class Twin:
             return items[int(num(self.expr(e[2], env)))]
         if tag == "len":
             return len(env[e[1]])
+        if tag == "gsum":
+            _, var, items, body = e
+            values = [self.expr(body, {**env, var: self.expr(i, env)}) for i in items]
+            total = values[0]
+            for v in values[1:]:
+                total = _ew(lambda p, q: lift(p) + q, total, v)
+            return total
         raise AssertionError(e)
 
 

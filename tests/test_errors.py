@@ -121,10 +121,7 @@ CASES: list[Case] = [
     # --- syntax the fence refuses at decoration time -------------------------------------------
     refused("while", bad.while_loop, UnsupportedSyntaxError, "range", at="while"),
     refused("lambda", bad.lambda_inside, UnsupportedSyntaxError, "def", at="lambda"),
-    refused("listcomp", bad.list_comp, UnsupportedSyntaxError, "range", at="[x * i"),
-    refused("setcomp", bad.set_comp, UnsupportedSyntaxError, "range", at="{x * i"),
-    refused("dictcomp", bad.dict_comp, UnsupportedSyntaxError, "range", at="{i: x"),
-    refused("genexp", bad.generator_expression, UnsupportedSyntaxError, "range", at="(x * i"),
+    refused("setcomp", bad.set_comp, UnsupportedSyntaxError, "list comprehension", at="{x * i"),
     refused("try", bad.try_block, UnsupportedSyntaxError, "check inputs", at="try"),
     refused("global", bad.global_stmt, UnsupportedSyntaxError, "argument", at="global"),
     refused("nonlocal", bad.nonlocal_stmt, UnsupportedSyntaxError, "argument", at="nonlocal"),
@@ -144,11 +141,7 @@ CASES: list[Case] = [
     refused("del", bad.del_stmt, UnsupportedSyntaxError, "remove", at="del"),
     refused("import", bad.import_inside, UnsupportedSyntaxError, "module level", at="import math"),
     refused("from-import", bad.from_import_inside, UnsupportedSyntaxError, "module level", at="from math"),
-    refused("raise", bad.raise_stmt, UnsupportedSyntaxError, "before", at="raise"),
-    refused("assert", bad.assert_stmt, UnsupportedSyntaxError, "before", at="assert"),
-    refused("dict", bad.dict_literal, UnsupportedSyntaxError, "variables", at='{"a"'),
     refused("set", bad.set_literal, UnsupportedSyntaxError, "variables", at="{x, 2.0}"),
-    refused("list", bad.list_literal, UnsupportedSyntaxError, "tuple", at="[x, 2.0]"),
     refused("match", bad.match_stmt, UnsupportedSyntaxError, "if", at="match"),
     refused("flush-left-string", bad.flush_left_string, UnsupportedSyntaxError, "range", at="while"),
     # --- syntax refused while tracing -----------------------------------------------------------
@@ -166,9 +159,30 @@ CASES: list[Case] = [
     traced("rule-kwargs", bad.keyword_to_rule, UnsupportedSyntaxError, "position", at="np.clip("),
     traced("index", bad.indexing, UnsupportedSyntaxError, "separate arguments", at="x[0]"),
     traced("slice", bad.slicing, UnsupportedSyntaxError, "separate arguments", at="x[1:]"),
+    # --- iteration and checks: what still cannot unroll or be decided while tracing -------------
     traced(
-        "range-outside-for", bad.range_outside_for, UnsupportedSyntaxError, "for i in range", at="range(3)"
+        "genexp-traced-filter",
+        bad.generator_filter_traced,
+        DataDependentLoopError,
+        "if x > 0 else",
+        at="v > 0.0",
+        args=(1.5, -2.0),
     ),
+    traced("genexp-unroll", bad.long_generator, DataDependentLoopError, "vjp", at="range(30_000)"),
+    traced("raise-traced", bad.raise_stmt, TracingError, "before the call", at="raise"),
+    traced("assert-traced", bad.assert_stmt, TracingError, "before the call", at="assert"),
+    traced("dict-traced-key", bad.dict_traced_key, TracingError, "constant keys", at="x: 1.0"),
+    traced(
+        "list-traced-index",
+        bad.list_traced_index,
+        UnsupportedSyntaxError,
+        "constants",
+        at="xs[n]",
+        args=(1.5, 1.0),
+    ),
+    traced("iterate-number", bad.iterate_number, TracingError, "range", at="x:"),
+    traced("isinstance-traced", bad.isinstance_traced, TracingError, "np.ndim", at="isinstance("),
+    traced("append-passed-list", bad.appends_in_helper, UnsupportedSyntaxError, "return", at="xs.append"),
     # --- semantics -------------------------------------------------------------------------------
     traced("range-traced", bad.static_loop, DataDependentLoopError, "static", at="range(n)", args=(1.5, 3.0)),
     traced(
@@ -199,7 +213,7 @@ CASES: list[Case] = [
     traced("attribute", bad.attribute_read, UnsupportedSyntaxError, "np.", at="x.real"),
     traced("np-sinc", bad.unknown_numpy, UnknownCalleeError, "register", at="np.sinc(x)"),
     traced("user-class", bad.user_class, UnknownCalleeError, "register", at="Point(x)"),
-    traced("print-stmt", bad.print_statement, UnsupportedSyntaxError, "print", at="print(x)"),
+    traced("expr-stmt", bad.expression_statement, UnsupportedSyntaxError, "assign", at="np.sin(x)"),
     traced("print-assign", bad.print_assigned, UnknownCalleeError, "register", at="print(x)"),
     traced("str-arith", bad.string_arithmetic, TracingError, "number", at='x + "a"'),
     traced("none-arith", bad.none_arithmetic, TracingError, "number", at="x * None"),
@@ -352,7 +366,7 @@ def test_error(case: Case):
 
 # Array-level constructs (`@`, indexing, methods) are checked once argument shapes are known:
 # before a first call, `.source` can only say that it needs them.
-NEEDS_SHAPES = {"matmul", "index", "slice", "method-call"}
+NEEDS_SHAPES = {"matmul", "index", "slice", "method-call", "iterate-number"}
 
 
 @pytest.mark.parametrize("case", LAZY, ids=_ids(LAZY))

@@ -42,6 +42,8 @@ def T(x: Any) -> torch.Tensor:
     """A float64 tensor of a number, an array or a tensor (booleans stay boolean)."""
     if isinstance(x, torch.Tensor):
         return x
+    if isinstance(x, (list, tuple)) and any(isinstance(v, (torch.Tensor, list, tuple)) for v in x):
+        return torch.stack([T(v) for v in x])  # np.mean([a, b]) of tensors: gradients flow
     if isinstance(x, (bool, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype == np.bool_):
         return torch.as_tensor(np.asarray(x))
     return torch.tensor(np.asarray(x, dtype=np.float64), dtype=F64)
@@ -186,6 +188,8 @@ NUMPY.update(
         "heaviside": _heaviside,
         "array": T,
         "asarray": T,
+        "stack": lambda parts, axis=0: torch.stack([T(p) for p in parts], axis),
+        "concatenate": lambda parts, axis=0: torch.cat([T(p) for p in parts], axis),
     }
 )
 MATH = {
@@ -221,6 +225,8 @@ MATH = {
             "ceil",
         ]
     },
+    "fsum": lambda items: sum(items),
+    "prod": math.prod,
     "pi": math.pi,
     "e": math.e,
 }
