@@ -13,8 +13,8 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace
-from .compiled import Call, Compiled, Variant, fit, fit_value
+from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace, trees
+from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
 
@@ -286,7 +286,12 @@ def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tupl
 
 
 def grad(
-    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    has_aux: bool = False,
 ) -> Any:
     """Gradient of `fn`, compiled from its source.
 
@@ -303,10 +308,15 @@ def grad(
             transform, the inner one's backend), `"numba"` (a fused, parallel loop on arrays;
             `njit` on long float programs), `"jax"` or `"cupy"` (their arrays, elementwise
             programs). Every backend gives the same numbers.
+        has_aux: as in JAX, `fn` returns `(value, aux)`: the gradient is of `value`, and the
+            call returns `(gradient, aux)`, aux being what `fn` itself returns (it runs once
+            per call; aux is not differentiated).
 
     Returns:
         A `Compiled` callable with `fn`'s signature returning the gradient of the sum of
         `fn`'s output, shaped like each `wrt` argument (PyTorch's `y.sum().backward()`).
+        Arguments may be trees (dicts, tuples, lists, dataclasses of numbers and arrays, as
+        JAX's pytrees): their gradients have the same structure.
 
     >>> import numpy as np
     >>> from symgrad import grad
@@ -319,15 +329,23 @@ def grad(
     (2.0, 0.0)
     """
     if fn is None:
-        return functools.partial(grad, wrt=wrt, static=static, backend=backend)
+        return functools.partial(grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux)
+    if has_aux:
+        return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend), fn)
     return _make(fn, "grad", wrt, static, backend)
 
 
 def value_and_grad(
-    fn: Callable[..., Any] | None = None, *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any] | None = None,
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    has_aux: bool = False,
 ) -> Any:
     """Like `grad` (same `wrt`, default the first parameter), but the callable returns
-    `(value, gradient)` from one generated program.
+    `(value, gradient)` from one generated program; with `has_aux`, `((value, aux), gradient)`
+    as in JAX.
 
     >>> from symgrad import value_and_grad
     >>> def f(x):
@@ -340,8 +358,36 @@ def value_and_grad(
     (6.0, (3.0, 2.0))
     """
     if fn is None:
-        return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend)
+        return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux)
+    if has_aux:
+        return WithAux(_make(callables.first_output(fn), "value_and_grad", wrt, static, backend), fn)
     return _make(fn, "value_and_grad", wrt, static, backend)
+
+
+class WithAux:
+    """`grad(f, has_aux=True)`: the transform of `f`'s first output, and `f`'s second one.
+
+    The generated program computes the value and gradient; the auxiliary output is what `f`
+    returns when it runs on the same arguments (it is data, not differentiated)."""
+
+    def __init__(self, compiled: Compiled, fn: Callable[..., Any]) -> None:
+        self.compiled = compiled
+        self.fn = fn
+        functools.update_wrapper(self, compiled, assigned=("__doc__",), updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.compiled(*args, **kwargs)
+        aux = self.fn(*args, **kwargs)[1]
+        if self.compiled.kind == "value_and_grad":
+            value, gradient = result
+            return (value, aux), gradient
+        return result, aux
+
+    def __getattr__(self, name: str) -> Any:  # .source, .graph, .variant(...): the program's
+        return getattr(self.compiled, name)
+
+    def __repr__(self) -> str:
+        return f"<{self.compiled!r} with aux>"
 
 
 def _inherit(fn: Any, backend: str | None) -> str:
@@ -363,14 +409,58 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
         gradients.differentiated = graph.outputs
         return gradients
 
+    compiled_kind = kind
     if kind == "grad":  # its outputs are the gradients, fitted to these parameters' shapes
         derive.output_params = wrt_names  # type: ignore[attr-defined]
         derive.output_tuple = not single  # type: ignore[attr-defined]
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
-    return _transform(
+    compiled = _transform(
         base, inner, kind, derive, wrt_names, static_names, single, finish, backend, result=result
     )
+    if not isinstance(fn, Compiled):  # parameter trees for first derivatives
+        compiled.trees = functools.partial(_call_with_trees, compiled_kind)
+    return compiled
+
+
+def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """grad/value_and_grad where arguments are trees (JAX's pytrees: tuples, lists, dicts,
+    dataclasses of numbers and arrays): the program of their leaves, each gradient in its
+    argument's structure (`{"W": dW, "b": db}` for `{"W": W, "b": b}`)."""
+    static, dynamic = compiled.bind(args, kwargs)
+    values = dict(zip(compiled.dynamic, dynamic))
+    structures = {p: trees.flatten(v)[1] for p, v in values.items() if trees.is_tree(v)}
+    if not structures:
+        return NO_TREES
+    key = tuple(sorted(structures.items(), key=lambda item: item[0]))
+    cache_of = compiled.__dict__.setdefault("_tree_programs", {})
+    found = cache_of.get(key)
+    if found is None:
+        params = [p for p in compiled._signature.parameters]
+        flat_fn, leaves = trees.flat_function(compiled.fn, params, structures)
+        flat_wrt = tuple(n for p in compiled.wrt for n in leaves.get(p, [p]))
+        maker = value_and_grad if kind == "value_and_grad" else grad
+        found = cache_of[key] = (
+            maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend),
+            leaves,
+        )
+    flat_compiled, leaves = found
+    flat_args = {**static}
+    for p, v in values.items():
+        flat_args.update(zip(leaves[p], trees.flatten(v)[0]) if p in leaves else [(p, v)])
+    out = flat_compiled(**flat_args)
+    value, grads = out if kind == "value_and_grad" else (None, out)
+    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    shaped = []
+    for p in compiled.wrt:
+        if p in leaves:
+            count = len(leaves[p])
+            shaped.append(trees.unflatten(structures[p], grads[:count]))
+            grads = grads[count:]
+        else:
+            shaped.append(grads.pop(0))
+    result = shaped[0] if compiled.single else tuple(shaped)
+    return (value, result) if kind == "value_and_grad" else result
 
 
 def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:

@@ -7,9 +7,7 @@ import contextlib
 import functools
 import importlib
 import inspect
-import linecache
 import operator
-import os
 import sys
 import types
 import weakref
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import emit, rules
-from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError
+from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError, caller_location
 
 _WRAPPERS: weakref.WeakKeyDictionary[Any, types.FunctionType] = weakref.WeakKeyDictionary()
 _BY_ID: dict[int, tuple[Any, types.FunctionType]] = {}  # ufuncs and builtins: not weak-referenceable
@@ -208,7 +206,7 @@ def _dotted_expr(dotted: str) -> ast.expr:
 
 def _no_rule_error(fn: Any) -> SymgradError:
     label = _label(fn)
-    filename, lineno, col, line = _caller_location()
+    filename, lineno, col, line = caller_location()
     return UnknownCalleeError(
         f"`{label}` is not a Python function with source, and symgrad has no rule for it",
         filename=filename,
@@ -225,6 +223,44 @@ def _label(fn: Any) -> str:
     module = getattr(fn, "__module__", None) or ""
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return f"{module}.{name}" if module and module != "builtins" else name
+
+
+# --- has_aux: the first of two outputs ----------------------------------------------------------
+
+
+def first_output(fn: Callable[..., Any]) -> types.FunctionType:
+    """`def loss_value(params, x): return loss(params, x)[0]` for `loss` returning `(value, aux)`
+    (JAX's `has_aux`), with `fn`'s parameters and defaults."""
+    target = as_function(fn)
+    signature = inspect.signature(target)
+    namespace: dict[str, Any] = {"_function": target}
+    positional: list[ast.arg] = []
+    kwonly: list[ast.arg] = []
+    defaults: list[ast.expr] = []
+    kw_defaults: list[ast.expr | None] = []
+    args: list[ast.expr] = []
+    keywords: list[ast.keyword] = []
+    for param in signature.parameters.values():
+        default: ast.expr | None = None
+        if param.default is not param.empty:
+            namespace[f"_default_{param.name}"] = param.default
+            default = _load(f"_default_{param.name}")
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            kwonly.append(ast.arg(arg=param.name))
+            kw_defaults.append(default)
+            keywords.append(ast.keyword(arg=param.name, value=_load(param.name)))
+        elif param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise _no_source_error(fn, "it takes `*args` or `**kwargs`")
+        else:
+            positional.append(ast.arg(arg=param.name))
+            if default is not None:
+                defaults.append(default)
+            args.append(_load(param.name))
+    call = ast.Call(func=_load("_function"), args=args, keywords=keywords)
+    first = ast.Subscript(value=call, slice=ast.Constant(value=0), ctx=ast.Load())
+    name = f"{getattr(target, '__name__', 'function')}_value".replace("<lambda>", "lambda")
+    definition = _definition(name, positional, kwonly, kw_defaults, first, defaults)
+    return _compile(definition, namespace, getattr(target, "__module__", None) or __name__)
 
 
 # --- functools.partial --------------------------------------------------------------------------
@@ -287,7 +323,7 @@ def _partial_wrapper(
 
 
 def _no_source_error(fn: Any, why: str) -> SymgradError:
-    filename, lineno, col, line = _caller_location()
+    filename, lineno, col, line = caller_location()
     return SourceUnavailableError(
         f"cannot differentiate `{fn!r}`: {why}",
         filename=filename,
@@ -329,16 +365,3 @@ def _compile(definition: ast.FunctionDef, namespace: dict[str, Any], module_name
     fn: types.FunctionType = emit.compile_source(ast.unparse(module) + "\n", definition.name, namespace)  # type: ignore[assignment]
     fn.__module__ = module_name
     return fn
-
-
-def _caller_location() -> tuple[str | None, int | None, int | None, str | None]:
-    """The user's line that called into symgrad (the first frame outside this package)."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return None, None, None, None
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    col = len(line) - len(line.lstrip()) + 1 if line else 1
-    return frame.f_code.co_filename, frame.f_lineno, col, line or None

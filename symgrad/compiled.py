@@ -16,10 +16,12 @@ import sympy
 from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
-from .errors import ArgumentError, ShapeError, WrtError
+from .errors import ArgumentError, ShapeError, WrtError, caller_location
 from .graph import Graph, ShapeFacts
+from .trees import is_tree
 
 _NO_FACTS = ShapeFacts()  # frozen: one instance serves as the default
+NO_TREES = object()  # what `Compiled.trees` returns when no dynamic argument is a tree
 
 
 class Variant:
@@ -155,6 +157,8 @@ class Compiled:
         self.extra_params = extra_params
         self.backend = backend  # where the generated program runs (see symgrad.backends)
         self._invoke = invoke  # a different calling convention (vjp, jvp)
+        # Arguments that are trees (dicts of arrays...): the call goes to a program of their leaves
+        self.trees: Callable[[Compiled, tuple[Any, ...], dict[str, Any]], Any] | None = None
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
         self.shaped = False  # set when tracing finds array-level operations: one variant per shape
@@ -490,6 +494,17 @@ class Compiled:
                 f"{self.__name__}(): cannot differentiate with respect to integer argument `{name}`={value!r}",
                 hint=f"pass a float (e.g. {name}=1.0 or an array with dtype float), as jax.grad and torch require",
             )
+        if is_tree(value) and not isinstance(value, (list, tuple)):
+            filename, lineno, col, line = caller_location()
+            raise WrtError(
+                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: {self.kind} takes numbers "
+                "and arrays (grad and value_and_grad take trees: dicts, tuples, lists, dataclasses)",
+                filename=filename,
+                lineno=lineno,
+                col=col,
+                source_line=line,
+                hint=f"pass its values as separate arguments, or use grad/value_and_grad for `{name}`",
+            )
         if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(
             value, "__array__"
         ):
@@ -506,6 +521,10 @@ class Compiled:
                     break
             else:
                 return self._call_arrays(args)
+        if self.trees is not None and (any(map(is_tree, args)) or any(map(is_tree, kwargs.values()))):
+            result = self.trees(self, args, kwargs)  # tuples, lists, dicts, dataclasses as arguments
+            if result is not NO_TREES:
+                return result
         if self._invoke is not None:
             return self._invoke(self, *args, **kwargs)
         static, dynamic = self.bind(args, kwargs)

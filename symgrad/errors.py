@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import linecache
+import os
+import sys
+
 
 class SymgradError(Exception):
     """Base class of every error symgrad raises on purpose.
@@ -84,3 +88,16 @@ class ShapeError(SymgradError, ValueError):
 
 class ArgumentError(SymgradError, TypeError):
     """A compiled derivative called with arguments its function does not accept."""
+
+
+def caller_location() -> tuple[str | None, int | None, int | None, str | None]:
+    """The user's line that called into symgrad (the first frame outside this package)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None, None, None, None
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    col = len(line) - len(line.lstrip()) + 1 if line else 1
+    return frame.f_code.co_filename, frame.f_lineno, col, line or None

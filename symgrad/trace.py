@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import inspect
 import logging
 import math
@@ -474,7 +475,8 @@ class Tracer(ArrayTracing, IterTracing):
         if stmt.value is None:
             raise self.error(TracingError, stmt, "`return` without a value", "return the function's value")
         value = self.expr(stmt.value, "out")
-        self._check_output(value, stmt)
+        if not self.stack:  # the traced function's outputs; a helper may return any value
+            self._check_output(value, stmt)
         self.frame.returns.append((self.frame.path, value))
         return True
 
@@ -1121,6 +1123,8 @@ class Tracer(ArrayTracing, IterTracing):
             return self.call_custom(callee, args, kwargs, node, hint)
         if self._is_inlined(callee):
             return self.inline(callee, args, kwargs, node)
+        if isinstance(callee, type) and dataclasses.is_dataclass(callee):
+            return self.construct(callee, args, kwargs, node)
         if (
             inspect.ismethod(callee)
             and self._is_inlined(callee.__func__)
@@ -1133,6 +1137,18 @@ class Tracer(ArrayTracing, IterTracing):
         if _foldable(callee, args, kwargs):
             return self.call_static(callee, args, node, None, kwargs)
         raise self.unknown_callee(callee, node)
+
+    def construct(self, cls: type, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
+        """`Params(W=w, b=b)`: a dataclass holding traced values (a parameter tree), built now."""
+        try:
+            return cls(*args, **kwargs)
+        except Exception as exc:  # its __init__ or __post_init__ cannot take traced values
+            raise self.error(
+                TracingError,
+                node,
+                f"cannot build `{cls.__name__}` from traced values ({type(exc).__name__}: {exc})",
+                "keep __post_init__ free of arithmetic on the fields, or pass the fields separately",
+            ) from None
 
     @staticmethod
     def _is_inlined(callee: Any) -> bool:

@@ -480,10 +480,12 @@ def test_E4_static_with_array_operations_in_every_transform():
 # --- E5: a tuple of differently shaped arrays --------------------------------------------------
 
 
-def test_E5_tuple_of_mixed_shapes_is_refused_and_the_hint_works():
-    with pytest.raises(symgrad.ArgumentError, match="different shapes") as info:
-        grad(cases.concatenate_tuple, wrt=0)((np.ones(1), np.ones(3)))
-    assert "own argument" in str(info.value)
+def test_E5_tuple_of_mixed_shapes_is_a_parameter_tree():
+    """As in JAX: the gradient of a tuple argument is a tuple shaped like it (#13's trees)."""
+    pieces = (np.ones(1), np.full(3, 2.0))
+    d0, d1 = grad(cases.concatenate_tuple, wrt=0)(pieces)
+    np.testing.assert_allclose(d0, fd_sum(lambda a: cases.concatenate_tuple((a, pieces[1])), (pieces[0],), 0))
+    np.testing.assert_allclose(d1, fd_sum(lambda b: cases.concatenate_tuple((pieces[0], b)), (pieces[1],), 0))
     g0, g1 = grad(cases.concatenate_two, wrt=(0, 1))(np.ones(1), np.full(3, 2.0))
     np.testing.assert_array_equal(g0, [2.0])
     np.testing.assert_array_equal(g1, [4.0, 4.0, 4.0])

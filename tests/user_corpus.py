@@ -57,10 +57,6 @@ REST_LENGTH = 1.0
 TARGET = np.array([0.3, 1.1])
 
 
-# Today's refusals of dict parameters carry no location (strict xfails in test_user_corpus.py).
-DICT_REFUSAL = "a dict argument is refused with a WrtError that names no file:line:col"
-
-
 @dataclass
 class Entry:
     """One corpus function and how it is called."""
@@ -696,7 +692,6 @@ ENTRIES: list[Entry] = [
         ({"weight": 0.4, "mu1": 1.0, "mu2": 2.0, "sigma": 0.6},),
         ("params",),
         "statistics",
-        known=DICT_REFUSAL,
     ),
     Entry(huber_loss, (np.array([0.9, -1.7, 0.4]),), ("w",), "statistics"),
     Entry(kde_log_likelihood, (0.4,), ("bandwidth",), "statistics"),
@@ -714,7 +709,6 @@ ENTRIES: list[Entry] = [
         ),
         ("params",),
         "ml",
-        known=DICT_REFUSAL,
     ),
     Entry(
         relu_mlp_loss,
@@ -784,7 +778,12 @@ ENTRIES: list[Entry] = [
     Entry(pairwise_gaussian, (np.array([0.1, 0.7, -0.4, 1.2]),), ("x",), "everyday"),
     Entry(running_sum_inplace, (np.array([0.5, -1.0, 2.0, 0.3]),), ("x",), "everyday"),
     Entry(unpack_params_loss, (np.array([1.2, 0.8, -0.1]),), ("params",), "everyday"),
-    Entry(dict_of_floats, ({"k": 2.0, "x": 0.7, "phase": 0.3},), ("p",), "everyday", known=DICT_REFUSAL),
+    Entry(
+        dict_of_floats,
+        ({"k": 2.0, "x": 0.7, "phase": 0.3},),
+        ("p",),
+        "everyday",
+    ),
     Entry(clipped_objective, (np.array([0.5, -1.4, 2.0, 0.3]),), ("x",), "everyday"),
     Entry(keyword_only_scale, (np.array([0.5, -1.4, 2.0]),), ("x",), "everyday", kwargs={"scale": 3.0}),
     Entry(max_of_list, (1.5, 2.5), ("a", "b"), "everyday"),

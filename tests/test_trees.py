@@ -1,0 +1,156 @@
+"""Parameter trees (JAX's pytrees): a dict, tuple, list or dataclass argument gets a gradient of its structure.
+
+Oracles: the original function run by NumPy, central finite differences of it leaf by leaf, and
+PyTorch in float64; never symgrad's own output."""
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad import grad, jvp, value_and_grad
+
+X = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.3]])
+Y = np.array([1.0, 0.0, 1.0])
+
+
+def mlp_loss(params, X, y):
+    hidden = np.tanh(X @ params["W1"] + params["b1"])
+    out = hidden @ params["w2"] + params["b2"]
+    return np.mean((out - y) ** 2)
+
+
+def tuple_model(p, x):
+    a, b = p
+    return a * np.sin(b * x)
+
+
+def list_sum(xs):
+    return sum(v**2 for v in xs)
+
+
+@dataclass
+class Layer:
+    weight: np.ndarray
+    bias: float
+
+
+@dataclass
+class Net:
+    layers: list = field(default_factory=list)
+    scale: float = 1.0
+
+
+def net_loss(net, x):
+    total = 0.0
+    for layer in net.layers:
+        total = total + np.sum(np.tanh(layer.weight * x + layer.bias))
+    return net.scale * total
+
+
+def _leaf_fd(fn, tree, h=1e-6):
+    """Central differences with respect to every leaf of `tree`, in its structure."""
+    leaves, structure = symgrad.trees.flatten(tree)
+    out = []
+    for k, leaf in enumerate(leaves):
+        base = np.array(leaf, dtype=np.float64)
+        grad_leaf = np.zeros(base.shape)
+        for index in np.ndindex(base.shape):
+            values = []
+            for sign in (1.0, -1.0):
+                moved = base.copy()
+                moved[index] += sign * h
+                new = list(leaves)
+                new[k] = moved if moved.shape else float(moved)
+                values.append(fn(symgrad.trees.unflatten(structure, new)))
+            grad_leaf[index] = (values[0] - values[1]) / (2 * h)
+        out.append(grad_leaf if base.shape else float(grad_leaf))
+    return symgrad.trees.unflatten(structure, out)
+
+
+def _assert_tree_close(got, expected, rtol=1e-6, atol=1e-9):
+    got_leaves, got_structure = symgrad.trees.flatten(got)
+    expected_leaves, expected_structure = symgrad.trees.flatten(expected)
+    assert got_structure == expected_structure, (got, expected)
+    for a, b in zip(got_leaves, expected_leaves):
+        assert np.shape(a) == np.shape(b)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+PARAMS = {
+    "W1": np.array([[0.3, -0.2, 0.1], [0.5, 0.4, -0.3]]),
+    "b1": np.array([0.1, 0.0, -0.1]),
+    "w2": np.array([1.0, -1.0, 0.5]),
+    "b2": 0.2,
+}
+
+
+def test_dict_of_parameters_gets_a_dict_of_gradients():
+    got = grad(mlp_loss)(PARAMS, X, Y)
+    assert set(got) == set(PARAMS) and isinstance(got["b2"], float)
+    _assert_tree_close(got, _leaf_fd(lambda p: mlp_loss(p, X, Y), PARAMS))
+
+
+def test_dict_of_parameters_against_torch():
+    torch = pytest.importorskip("torch")
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in PARAMS.items()}
+    hidden = torch.tanh(torch.tensor(X) @ t["W1"] + t["b1"])
+    torch.mean((hidden @ t["w2"] + t["b2"] - torch.tensor(Y)) ** 2).backward()
+    got = grad(mlp_loss)(PARAMS, X, Y)
+    for k in PARAMS:
+        np.testing.assert_allclose(got[k], t[k].grad.numpy(), rtol=1e-12)
+
+
+def test_value_and_grad_and_several_wrt_with_trees():
+    value, (d_params, d_x) = value_and_grad(mlp_loss, wrt=(0, 1))(PARAMS, X, Y)
+    assert value == pytest.approx(mlp_loss(PARAMS, X, Y))
+    _assert_tree_close(d_params, _leaf_fd(lambda p: mlp_loss(p, X, Y), PARAMS))
+    assert d_x.shape == X.shape
+
+
+def test_tuple_list_and_dataclass_arguments():
+    d = grad(tuple_model)((1.5, 0.7), 2.0)
+    assert isinstance(d, tuple)
+    _assert_tree_close(d, _leaf_fd(lambda p: tuple_model(p, 2.0), (1.5, 0.7)))
+    d = grad(list_sum)([1.0, 2.0, 3.0])
+    assert d == [2.0, 4.0, 6.0]
+    net = Net([Layer(np.array([0.5, -1.0]), 0.1), Layer(np.array([2.0, 0.3]), -0.2)], 1.5)
+    d = grad(net_loss)(net, 0.8)
+    assert isinstance(d, Net) and isinstance(d.layers[0], Layer)
+    _assert_tree_close(d, _leaf_fd(lambda n: net_loss(n, 0.8), net))
+
+
+def test_the_callers_tree_is_not_changed_and_programs_are_reused_per_structure():
+    params = copy.deepcopy(PARAMS)
+    g = grad(mlp_loss)
+    g(params, X, Y)
+    g({k: v * 2 for k, v in params.items()}, X, Y)
+    assert len(g._tree_programs) == 1
+    for k in PARAMS:
+        np.testing.assert_array_equal(params[k], PARAMS[k])
+
+
+def test_other_transforms_refuse_trees_at_the_callers_line():
+    with pytest.raises(symgrad.WrtError) as info:
+        jvp(mlp_loss)((PARAMS, X, Y), (PARAMS,))  # the line the error names
+    err = info.value
+    assert err.filename == __file__ and "jvp(mlp_loss)" in (err.source_line or "")
+    assert "grad and value_and_grad take trees" in str(err)
+
+
+def loss_with_aux(params, X, y):
+    predictions = np.tanh(X @ params["W1"] + params["b1"]) @ params["w2"] + params["b2"]
+    return np.mean((predictions - y) ** 2), {"predictions": predictions}
+
+
+def test_has_aux_as_in_jax():
+    gradient, aux = grad(loss_with_aux, has_aux=True)(PARAMS, X, Y)
+    _assert_tree_close(gradient, _leaf_fd(lambda p: loss_with_aux(p, X, Y)[0], PARAMS))
+    np.testing.assert_array_equal(aux["predictions"], loss_with_aux(PARAMS, X, Y)[1]["predictions"])
+    (value, aux), gradient = value_and_grad(loss_with_aux, has_aux=True)(PARAMS, X, Y)
+    assert value == pytest.approx(loss_with_aux(PARAMS, X, Y)[0])
+    assert set(aux) == {"predictions"} and set(gradient) == set(PARAMS)
+    scalar_aux = grad(lambda x: (x**2, x + 1.0), has_aux=True)(3.0)
+    assert scalar_aux == (pytest.approx(6.0), 4.0)
