@@ -349,11 +349,23 @@ def _compile_like(fn: types.FunctionType, definition: ast.stmt, name: str) -> ty
         if freevars:
             _bind_in_innermost_def(module, freevars)
         _innermost_body(module)[-1:] = [definition]  # in place of the `pass`
+        _rewrite_asserts_like(fn, module)
         flags = fn.__code__.co_flags & _FUTURE_FLAGS
         code = compile(ast.fix_missing_locations(module), fn.__code__.co_filename, "exec", flags, True)
     except (SyntaxError, ValueError, TypeError):
         return None
     return _find_code(code, name)
+
+
+def _rewrite_asserts_like(fn: types.FunctionType, module: ast.Module) -> None:
+    """pytest rewrites the `assert` statements of test modules as it imports them: compile
+    the check's copy the same way, or every function with an assert in a test file would
+    look edited."""
+    if "@pytest_ar" not in fn.__globals__:
+        return
+    rewrite = getattr(sys.modules.get("_pytest.assertion.rewrite"), "rewrite_asserts", None)
+    if rewrite is not None:
+        rewrite(module, b"", fn.__code__.co_filename, None)
 
 
 def _enclosing_scopes(qualname: str) -> list[tuple[str, str]] | None:

@@ -365,3 +365,15 @@ def test_a_method_read_from_its_class_is_still_refused():
     with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
         grad(Model.loss)
     assert "self" in str(info.value) and "grad(" in info.value.hint
+
+
+def checked_square(x, n):
+    assert n > 0, "n must be positive"
+    return n * x * x
+
+
+def test_a_function_with_an_assert_in_a_pytest_module_is_not_taken_for_edited():
+    """pytest rewrites the asserts of test modules: the code that runs is not the file's text
+    compiled plainly, and the edited-source check must compile it the same way."""
+    assert "@pytest_ar" in globals()  # this module was rewritten by pytest
+    assert grad(checked_square, static=("n",))(1.5, 2) == pytest.approx(6.0)
