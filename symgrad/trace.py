@@ -422,7 +422,7 @@ class Tracer(ArrayTracing, IterTracing):
         if memory is None or not is_traced(current):
             return None
         passed_in = id(memory.root) in self.frame.outer
-        if not (others or passed_in):
+        if not (others or passed_in or memory.root.from_sequence):
             return None
         if self.graph.shapes is None:
             self.graph.aliased = True
@@ -430,8 +430,14 @@ class Tracer(ArrayTracing, IterTracing):
         if self.graph.rebind or not self.shape(current):
             return None
         views = [n for n in others if self.frame.env[_ALIAS + n] is not memory]
-        if memory.view_of is not None or views:
-            shared = f"`{(views or others)[0]}`" if views or others else "a view the caller passed in"
+        if memory.view_of is not None or views or memory.root.from_sequence:
+            shared = (
+                "an array of the sequence the loop goes over"
+                if memory.root.from_sequence
+                else f"`{(views or others)[0]}`"
+                if views or others
+                else "a view the caller passed in"
+            )
             raise self.error(
                 UnsupportedSyntaxError,
                 stmt,
@@ -645,11 +651,24 @@ class Tracer(ArrayTracing, IterTracing):
             )
         items = self.iterate(self.expr(stmt.iter), stmt.iter)
         self.count_unrolled(len(items), stmt)
-        for item in items:
+        literal = stmt.iter.elts if isinstance(stmt.iter, (ast.Tuple, ast.List)) else None
+        for k, item in enumerate(items):
             self.assign(stmt.target, item)
+            self._share_item(stmt.target, literal[k] if literal and len(literal) == len(items) else None)
             if self.block(stmt.body):
                 return True
         return False
+
+    def _share_item(self, target: ast.expr, element: ast.expr | None) -> None:
+        """The loop variable is the item's array, as in NumPy: `for j in (y, 2 * y)` makes `j`
+        the array `y` first (`t = j; t -= 1` changes `y`). An item of another sequence (a list
+        variable, `zip(...)`) may be any array: updating it in place is refused."""
+        if element is not None:
+            self.share(target, element)
+            return
+        for name in _names_of(target):
+            if is_traced(self.frame.env.get(name)):
+                self.frame.env[_ALIAS + name] = _Memory(from_sequence=True)
 
     def _callee_is(self, func: ast.expr, target: Any) -> bool:
         try:
@@ -1470,6 +1489,15 @@ def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
 _DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
 
 
+def _names_of(target: ast.expr) -> list[str]:
+    """The names a loop or assignment target binds: `i`, `(a, b)`."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in _names_of(elt)]
+    return []
+
+
 def _is_captured_array(value: Any) -> bool:
     """An array read from outside the function: an input of the program, not a constant."""
     return isinstance(value, np.ndarray) and value.ndim > 0
@@ -1497,9 +1525,10 @@ _OP_TEXT = {
 class _Memory:
     """One array's memory, as names share it: `t = x` (the same), `t = x[0:2]` (a view)."""
 
-    def __init__(self, view_of: _Memory | None = None) -> None:
+    def __init__(self, view_of: _Memory | None = None, from_sequence: bool = False) -> None:
         self.view_of = view_of
         self.root: _Memory = self if view_of is None else view_of.root
+        self.from_sequence = from_sequence  # an item of a list or tuple: some array, unknown
         self.written: Any = None  # the value last written in place
         self.writes = 0  # how many times: a caller reads `written` back if this grew in a call
 

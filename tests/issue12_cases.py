@@ -257,3 +257,19 @@ def branch_shape_by_number(y, z, b):
     if b > 5.0:
         t = t + z
     return t
+
+
+# S9 through a loop variable (found by the fuzzer's loops family)
+def loop_over_names_updates_in_place(y):
+    for j in (y, 2 * y):
+        t = j
+        t -= np.sin(-t)
+    return np.tanh(y)
+
+
+def loop_over_a_list_updates_in_place(y):
+    items = [y, 2 * y]
+    for j in items:
+        t = j
+        t -= np.sin(-t)
+    return np.tanh(y)

@@ -520,3 +520,23 @@ def test_E8_broadcast_argument_blocks_and_hessian():
     np.testing.assert_allclose(hxb, th[0][1].numpy())
     np.testing.assert_allclose(hbx, th[1][0].numpy())
     assert hbb == pytest.approx(float(th[1][1]))
+
+
+def test_S9_loop_variable_is_the_items_array():
+    """`for j in (y, 2 * y): t = j; t -= ...` changes `y` in NumPy: symgrad's value and
+    gradient are NumPy's (on copies) and Python's on numbers."""
+    fn = cases.loop_over_names_updates_in_place
+    y = np.array([0.5, 1.2, -0.4])
+    value, dy = value_and_grad(fn)(y.copy())
+    np.testing.assert_allclose(value, _on_copies(fn)(y))
+    np.testing.assert_allclose(dy, fd_sum(_on_copies(fn), (y,), 0), rtol=1e-6, atol=1e-9)
+    assert value_and_grad(fn)(0.5)[0] == pytest.approx(fn(0.5))
+    assert value_and_grad(fn)(0.5)[1] == pytest.approx(fd_sum(fn, (0.5,), 0), rel=1e-6)
+
+
+def test_S9_in_place_update_of_an_item_of_a_list_variable_is_refused_on_arrays():
+    fn = cases.loop_over_a_list_updates_in_place
+    with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
+        value_and_grad(fn)(np.array([0.5, 1.2]))
+    assert "sequence the loop goes over" in str(info.value) and "`t = t -" in info.value.hint
+    assert value_and_grad(fn)(0.5)[0] == pytest.approx(fn(0.5))  # numbers rebind, as in Python
