@@ -375,27 +375,45 @@ def test_dask_gradient_of_a_broadcast_scalar_is_summed_lazily() -> None:
     assert_same([float(gx.sum().compute()), float(gy.compute())], [float(np.sum(expected[0])), expected[1]])
 
 
+def _cluster_array() -> Any:
+    """A 1e8-element array (763 MiB) in 100 chunks, built lazily."""
+    import dask.array as da
+
+    return da.linspace(-5.0, 5.0, 100_000_000, chunks=1_000_000)
+
+
+@functools.cache
+def _cluster_reference() -> float:
+    """The NumPy backend in this process, one chunk at a time (the same for every backend)."""
+    plain = symgrad.grad(smooth)
+    return math.fsum(
+        float(np.sum(plain(block.compute(scheduler="synchronous")))) for block in _cluster_array().blocks
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_client() -> Any:
+    """2 worker processes, started once for the tests that use them (a start takes seconds);
+    not the default scheduler, so no other test's `compute` reaches it."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
 @needs_dask
 @pytest.mark.skipif(not HAS_DISTRIBUTED, reason="distributed is not installed (pip install 'symgrad[dask]')")
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
-def test_dask_local_cluster_sums_the_gradient(backend: str) -> None:
+def test_dask_local_cluster_sums_the_gradient(cluster_client: Any, backend: str) -> None:
     """2 worker processes, a 1e8-element array (763 MiB) in 100 chunks, the gradient summed
     lazily on the cluster; on the numba backend the workers receive the kernel module by value.
     The reference: the NumPy backend in this process, one chunk at a time."""
-    import dask.array as da
-    from distributed import Client, LocalCluster
-
-    n, chunk = 100_000_000, 1_000_000
-    x = da.linspace(-5.0, 5.0, n, chunks=chunk)
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        total = symgrad.grad(smooth, backend=backend)(x).sum()
-        got = float(client.compute(total).result())
-    plain = symgrad.grad(smooth)
-    expected = math.fsum(float(np.sum(plain(block.compute(scheduler="synchronous")))) for block in x.blocks)
-    assert got == pytest.approx(expected, rel=1e-10)
+    total = symgrad.grad(smooth, backend=backend)(_cluster_array()).sum()
+    got = float(cluster_client.compute(total).result())
+    assert got == pytest.approx(_cluster_reference(), rel=1e-10)
 
 
 @needs_dask
