@@ -365,7 +365,9 @@ def _rewrite_asserts_like(fn: types.FunctionType, module: ast.Module) -> None:
         return
     rewrite = getattr(sys.modules.get("_pytest.assertion.rewrite"), "rewrite_asserts", None)
     if rewrite is not None:
-        rewrite(module, b"", fn.__code__.co_filename, None)
+        ast.fix_missing_locations(module)  # the rewriter reads the line of the first statement
+        with contextlib.suppress(Exception):  # another pytest: the check compares plain code
+            rewrite(module, b"", fn.__code__.co_filename, None)
 
 
 def _enclosing_scopes(qualname: str) -> list[tuple[str, str]] | None:
