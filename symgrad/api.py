@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import math
 import sys
 import weakref
@@ -83,7 +84,8 @@ def _names(source: parse.Source, spec: Names, what: str) -> tuple[tuple[str, ...
 
 def _n_params(source: parse.Source) -> int:
     args = source.tree.args
-    return len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+    stars = (args.vararg is not None) + (args.kwarg is not None)  # after the others in co_varnames
+    return len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs) + stars
 
 
 def _resolve(
@@ -92,8 +94,7 @@ def _resolve(
     static_names, _ = _names(source, static, "static")
     wrt_names, single = _names(source, wrt, "wrt")
     if wrt is None:  # the first parameter, as jax.grad (argnums=0), autograd and torch.func
-        args = source.tree.args
-        params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        params = list(inspect.signature(source.fn).parameters)  # `*args` where it is declared
         wrt_names = tuple(p for p in params if p not in static_names)[:1]
         single = True
         if not wrt_names:
@@ -445,6 +446,7 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
             leaves,
         )
     flat_compiled, leaves = found
+    compiled.latest_tree = flat_compiled  # what `.source` shows
     flat_args = {**static}
     for p, v in values.items():
         flat_args.update(zip(leaves[p], trees.flatten(v)[0]) if p in leaves else [(p, v)])

@@ -153,12 +153,17 @@ class Compiled:
         self._finish = finish
         self._signature = inspect.signature(fn)
         self.params = tuple(self._signature.parameters)
+        # `*args`/`**kwargs`: compiled per number (and names) of the values they take, as trees
+        self.starred = any(
+            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self._signature.parameters.values()
+        )
         self.dynamic = tuple(p for p in self.params if p not in static)
         self.extra_params = extra_params
         self.backend = backend  # where the generated program runs (see symgrad.backends)
         self._invoke = invoke  # a different calling convention (vjp, jvp)
         # Arguments that are trees (dicts of arrays...): the call goes to a program of their leaves
         self.trees: Callable[[Compiled, tuple[Any, ...], dict[str, Any]], Any] | None = None
+        self.latest_tree: Compiled | None = None  # the program of the leaves that ran last
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
         self.shaped = False  # set when tracing finds array-level operations: one variant per shape
@@ -247,6 +252,15 @@ class Compiled:
 
     def _latest(self) -> Variant:
         """The variant last used (or the only one), for `.source`, `.graph` and `.exprs`."""
+        own = self._last is not None or self._last_shaped is not None
+        if self.starred or (self.latest_tree is not None and not own):  # called with trees only
+            if self.latest_tree is None:
+                raise WrtError(
+                    f"{self.__name__}: `{self.fn.__name__}` takes `*args` or `**kwargs`, so symgrad "
+                    "compiles it for the values of a call, and has not seen one yet",
+                    hint="call it once first",
+                )
+            return self.latest_tree._latest()
         try:
             return self.variant()
         except ShapesNeeded:
@@ -521,7 +535,9 @@ class Compiled:
                     break
             else:
                 return self._call_arrays(args)
-        if self.trees is not None and (any(map(is_tree, args)) or any(map(is_tree, kwargs.values()))):
+        if self.trees is not None and (
+            self.starred or any(map(is_tree, args)) or any(map(is_tree, kwargs.values()))
+        ):
             result = self.trees(self, args, kwargs)  # tuples, lists, dicts, dataclasses as arguments
             if result is not NO_TREES:
                 return result

@@ -545,15 +545,6 @@ if hasattr(ast, "Match"):
 def fence(source: Source) -> None:
     """Refuse, with location and hint, every construct the tracer does not support."""
     tree = source.tree
-    args = tree.args
-    if args.vararg or args.kwarg:
-        star = args.vararg or args.kwarg
-        raise source.error(
-            UnsupportedSyntaxError,
-            star,
-            "`*args`/`**kwargs` parameters are not supported",
-            "list every parameter by name",
-        )
     messages = _messages(tree)
     for stmt in tree.body:
         for node in ast.walk(stmt):

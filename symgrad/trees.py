@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 import keyword
 import types
 from collections.abc import Callable
@@ -139,23 +140,35 @@ def flat_function(
     fn: Callable[..., Any], params: list[str], trees: dict[str, TreeDef]
 ) -> tuple[types.FunctionType, dict[str, list[str]]]:
     """A function of the leaves of `fn`'s tree parameters that rebuilds the trees and calls
-    `fn`: `def loss_flat(params_W, params_b, x): return loss({"W": params_W, ...}, x)`.
+    `fn`: `def loss_flat(params_W, params_b, x): return loss({"W": params_W, ...}, x)`; a
+    `*args` parameter's tuple is passed spread out, a `**kwargs` dict as keywords.
     Returns it with the leaf names of each tree parameter."""
     taken = set(params)
     leaves = {p: leaf_names(p, trees[p], taken) for p in params if p in trees}
+    kinds = {name: p.kind for name, p in inspect.signature(fn).parameters.items()}
     classes: dict[str, type] = {}
     flat_params: list[ast.arg] = []
     args: list[ast.expr] = []
+    keywords: list[ast.keyword] = []
     for p in params:
         if p in trees:
             flat_params += [ast.arg(arg=n) for n in leaves[p]]
-            args.append(_rebuild_expr(trees[p], iter(leaves[p]), classes))
+            value = _rebuild_expr(trees[p], iter(leaves[p]), classes)
         else:
             flat_params.append(ast.arg(arg=p))
-            args.append(ast.Name(id=p, ctx=ast.Load()))
+            value = ast.Name(id=p, ctx=ast.Load())
+        kind = kinds.get(p)
+        if kind is inspect.Parameter.VAR_POSITIONAL and isinstance(value, ast.Tuple):
+            args += value.elts
+        elif kind is inspect.Parameter.VAR_KEYWORD and isinstance(value, ast.Dict):
+            keywords += [ast.keyword(arg=k.value, value=v) for k, v in zip(value.keys, value.values)]  # type: ignore[union-attr]
+        elif kind is inspect.Parameter.KEYWORD_ONLY:
+            keywords.append(ast.keyword(arg=p, value=value))
+        else:
+            args.append(value)
     inner = getattr(fn, "__name__", "function")
     inner = inner if inner.isidentifier() else "function"
-    call = ast.Call(func=ast.Name(id=inner, ctx=ast.Load()), args=args, keywords=[])
+    call = ast.Call(func=ast.Name(id=inner, ctx=ast.Load()), args=args, keywords=keywords)
     arguments = ast.arguments(posonlyargs=[], args=flat_params, kwonlyargs=[], kw_defaults=[], defaults=[])
     definition = ast.FunctionDef(
         name=f"{inner}_flat", args=arguments, body=[ast.Return(value=call)], decorator_list=[]

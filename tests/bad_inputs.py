@@ -123,11 +123,7 @@ def nested_def(x):
     return square(x)
 
 
-def star_args(x, *rest):  # BAD: star-args
-    return x
-
-
-def star_kwargs(x, **options):  # BAD: star-kwargs
+def star_args(x, *rest):
     return x
 
 

@@ -130,8 +130,6 @@ CASES: list[Case] = [
     refused("async", bad.async_def, UnsupportedSyntaxError, "def", at="async"),
     refused("classdef", bad.class_inside, UnsupportedSyntaxError, "outside", at="class"),
     refused("nested-def", bad.nested_def, UnsupportedSyntaxError, "module level", at="def square"),
-    refused("star-args", bad.star_args, UnsupportedSyntaxError, "by name", at="rest"),
-    refused("star-kwargs", bad.star_kwargs, UnsupportedSyntaxError, "by name", at="options"),
     refused("walrus", bad.walrus, UnsupportedSyntaxError, "separate", at="y :="),
     refused("fstring", bad.fstring_arithmetic, UnsupportedSyntaxError, "remove", at='f"'),
     refused("star-call", bad.star_call, UnsupportedSyntaxError, "explicitly", at="*pair"),

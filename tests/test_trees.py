@@ -154,3 +154,32 @@ def test_has_aux_as_in_jax():
     assert set(aux) == {"predictions"} and set(gradient) == set(PARAMS)
     scalar_aux = grad(lambda x: (x**2, x + 1.0), has_aux=True)(3.0)
     assert scalar_aux == (pytest.approx(6.0), 4.0)
+
+
+def sum_of_squares(*xs):
+    return sum(x**2 for x in xs)
+
+
+def scaled_with_options(a, *rest, scale=1.0, **named):
+    return scale * a * sum(rest) + named["b"] ** 2
+
+
+def test_star_args_and_kwargs_parameters():
+    """A `*args` parameter's gradient is a tuple (one per value it took), a `**kwargs` one's a
+    dict; the program is compiled per number and names of those values."""
+    assert grad(sum_of_squares)(1.0, 2.0, 3.0) == (2.0, 4.0, 6.0)
+    assert grad(sum_of_squares)(0.5, 1.5) == (1.0, 3.0)
+    args = (2.0, 1.0, 3.0)
+    assert grad(scaled_with_options)(*args, scale=2.0, b=5.0) == pytest.approx(8.0)
+    rest, named = grad(scaled_with_options, wrt=("rest", "named"))(*args, scale=2.0, b=5.0)
+    assert rest == pytest.approx((4.0, 4.0)) and named == {"b": pytest.approx(10.0)}
+    x = np.array([0.3, -1.0])
+    np.testing.assert_allclose(grad(sum_of_squares)(x, 2.0 * x)[1], 4.0 * x)
+
+
+def test_source_of_a_star_args_function_is_the_program_of_its_last_call():
+    g = grad(sum_of_squares)
+    with pytest.raises(symgrad.WrtError, match="call it once first"):
+        g.source  # noqa: B018 - the property compiles
+    g(1.0, 2.0)
+    assert g.source.startswith("def grad_sum_of_squares_flat(xs_0, xs_1):")
