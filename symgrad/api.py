@@ -425,34 +425,70 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
 
 
 def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """grad/value_and_grad where arguments are trees (JAX's pytrees: tuples, lists, dicts,
-    dataclasses of numbers and arrays): the program of their leaves, each gradient in its
-    argument's structure (`{"W": dW, "b": db}` for `{"W": W, "b": b}`)."""
+    """A transform called with arguments that are trees (JAX's pytrees: tuples, lists, dicts,
+    dataclasses of numbers and arrays): the same transform of the program of their leaves,
+    each gradient (or tangent) in its argument's structure (`{"W": dW, "b": db}`)."""
+    if kind == "jvp":  # jvp(f)(primals, tangents)
+        primals, tangents = (args[0], args[1]) if len(args) == 2 and not kwargs else ((), ())
+        args, kwargs = tuple(primals), {}
     static, dynamic = compiled.bind(args, kwargs)
     values = dict(zip(compiled.dynamic, dynamic))
     structures = {p: trees.flatten(v)[1] for p, v in values.items() if trees.is_tree(v)}
     if not structures:
         return NO_TREES
-    key = tuple(sorted(structures.items(), key=lambda item: item[0]))
-    cache_of = compiled.__dict__.setdefault("_tree_programs", {})
-    found = cache_of.get(key)
-    if found is None:
-        params = [p for p in compiled._signature.parameters]
-        flat_fn, leaves = trees.flat_function(compiled.fn, params, structures)
-        flat_wrt = tuple(n for p in compiled.wrt for n in leaves.get(p, [p]))
-        maker = value_and_grad if kind == "value_and_grad" else grad
-        found = cache_of[key] = (
-            maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend),
-            leaves,
-        )
-    flat_compiled, leaves = found
+    flat_compiled, leaves = _tree_program(kind, compiled, structures)
     compiled.latest_tree = flat_compiled  # what `.source` shows
     flat_args = {**static}
     for p, v in values.items():
         flat_args.update(zip(leaves[p], trees.flatten(v)[0]) if p in leaves else [(p, v)])
+    regroup = functools.partial(_regroup, compiled, leaves, structures)
+    if kind == "jvp":
+        given = tangents if isinstance(tangents, (tuple, list)) else (tangents,)
+        flat_tangents = [t for p, t in zip(compiled.wrt, given) for t in _leaves_like(t, leaves, p)]
+        order = list(inspect.signature(flat_compiled.fn).parameters)
+        return flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
     out = flat_compiled(**flat_args)
-    value, grads = out if kind == "value_and_grad" else (None, out)
-    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    if kind == "vjp":
+        value, pullback = out
+        return value, lambda cotangent: regroup(pullback(cotangent))
+    if kind == "value_and_grad":
+        return out[0], regroup(out[1])
+    return regroup(out)
+
+
+def _tree_program(
+    kind: str, compiled: Compiled, structures: dict[str, Any]
+) -> tuple[Compiled, dict[str, list[str]]]:
+    """The transform of the function of the leaves, compiled once per structure of the trees."""
+    key = tuple(sorted(structures.items(), key=lambda item: item[0]))
+    cache_of = compiled.__dict__.setdefault("_tree_programs", {})
+    found = cache_of.get(key)
+    if found is None:
+        params = list(compiled._signature.parameters)
+        flat_fn, leaves = trees.flat_function(compiled.fn, params, structures)
+        flat_wrt = tuple(n for p in compiled.wrt for n in leaves.get(p, [p]))
+        maker = {"value_and_grad": value_and_grad, "grad": grad, "vjp": vjp, "jvp": jvp}[kind]
+        transform = maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend)
+        found = cache_of[key] = (transform, leaves)
+    return found  # type: ignore[no-any-return]
+
+
+def _leaves_like(tangent: Any, leaves: dict[str, list[str]], param: str) -> list[Any]:
+    """A tangent for a tree parameter, as its leaves (a tree of the same structure)."""
+    if param not in leaves:
+        return [tangent]
+    flat, _ = trees.flatten(tangent)
+    if len(flat) != len(leaves[param]):
+        raise ShapeError(
+            f"the tangent for `{param}` has {len(flat)} values; the argument has {len(leaves[param])}",
+            hint=f"pass a tangent with the structure of `{param}` (the same keys and lengths)",
+        )
+    return flat
+
+
+def _regroup(compiled: Compiled, leaves: dict[str, list[str]], structures: dict[str, Any], flat: Any) -> Any:
+    """Gradients of the leaves, back in the structures of the arguments they belong to."""
+    grads = list(flat) if isinstance(flat, tuple) else [flat]
     shaped = []
     for p in compiled.wrt:
         if p in leaves:
@@ -461,8 +497,7 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
             grads = grads[count:]
         else:
             shaped.append(grads.pop(0))
-    result = shaped[0] if compiled.single else tuple(shaped)
-    return (value, result) if kind == "value_and_grad" else result
+    return shaped[0] if compiled.single else tuple(shaped)
 
 
 def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
@@ -586,9 +621,12 @@ def vjp(
         result.differentiated = graph.outputs
         return result
 
-    return _transform(
+    compiled = _transform(
         base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, backend, invoke=_run_for_vjp
     )
+    if not isinstance(fn, Compiled):
+        compiled.trees = functools.partial(_call_with_trees, "vjp")
+    return compiled
 
 
 def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
@@ -677,9 +715,12 @@ def jvp(
         result.differentiated = graph.outputs
         return result
 
-    return _transform(
+    compiled = _transform(
         base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, backend, invoke=_call_jvp
     )
+    if not isinstance(fn, Compiled):
+        compiled.trees = functools.partial(_call_with_trees, "jvp")
+    return compiled
 
 
 def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:

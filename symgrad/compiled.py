@@ -512,12 +512,12 @@ class Compiled:
             filename, lineno, col, line = caller_location()
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: {self.kind} takes numbers "
-                "and arrays (grad and value_and_grad take trees: dicts, tuples, lists, dataclasses)",
+                "and arrays (grad, value_and_grad, jvp and vjp take trees: dicts, tuples, lists, dataclasses)",
                 filename=filename,
                 lineno=lineno,
                 col=col,
                 source_line=line,
-                hint=f"pass its values as separate arguments, or use grad/value_and_grad for `{name}`",
+                hint=f"pass its values as separate arguments, or use grad, jvp or vjp for `{name}`",
             )
         if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(
             value, "__array__"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad import grad, jvp, value_and_grad
+from symgrad import grad, jvp, value_and_grad, vjp
 
 X = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.3]])
 Y = np.array([1.0, 0.0, 1.0])
@@ -132,12 +132,24 @@ def test_the_callers_tree_is_not_changed_and_programs_are_reused_per_structure()
         np.testing.assert_array_equal(params[k], PARAMS[k])
 
 
-def test_other_transforms_refuse_trees_at_the_callers_line():
+def test_jvp_and_vjp_with_trees():
+    tangent = {k: np.full(np.shape(v), 0.5) for k, v in PARAMS.items()}
+    value, along = jvp(mlp_loss)((PARAMS, X, Y), (tangent,))
+    assert value == pytest.approx(mlp_loss(PARAMS, X, Y))
+    expected = sum(np.sum(g * tangent[k]) for k, g in _leaf_fd(lambda p: mlp_loss(p, X, Y), PARAMS).items())
+    assert along == pytest.approx(expected, rel=1e-6)
+    value, pullback = vjp(mlp_loss)(PARAMS, X, Y)
+    _assert_tree_close(
+        pullback(2.0), {k: 2.0 * g for k, g in _leaf_fd(lambda p: mlp_loss(p, X, Y), PARAMS).items()}
+    )
+
+
+def test_jacobian_and_hessian_refuse_trees_at_the_callers_line():
     with pytest.raises(symgrad.WrtError) as info:
-        jvp(mlp_loss)((PARAMS, X, Y), (PARAMS,))  # the line the error names
+        symgrad.hessian(mlp_loss)(PARAMS, X, Y)  # the line the error names
     err = info.value
-    assert err.filename == __file__ and "jvp(mlp_loss)" in (err.source_line or "")
-    assert "grad and value_and_grad take trees" in str(err)
+    assert err.filename == __file__ and "hessian(mlp_loss)" in (err.source_line or "")
+    assert "jvp and vjp take trees" in str(err)
 
 
 def loss_with_aux(params, X, y):
