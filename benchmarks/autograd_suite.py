@@ -221,7 +221,8 @@ def _positional(fun: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, 
     if not kwargs:
         return tuple(args)
     try:
-        bound = inspect.signature(fun).bind(*args, **kwargs)
+        # the signature symgrad differentiates: a NumPy function's own one has `out=`, `where=`...
+        bound = inspect.signature(_symgrad().callables.as_function(fun)).bind(*args, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ShimUnsupported(f"cannot pass keyword arguments to symgrad.jvp: {exc}") from None
     bound.apply_defaults()

@@ -364,4 +364,5 @@ def _compile(definition: ast.FunctionDef, namespace: dict[str, Any], module_name
     module = ast.fix_missing_locations(ast.Module(body=[definition], type_ignores=[]))
     fn: types.FunctionType = emit.compile_source(ast.unparse(module) + "\n", definition.name, namespace)  # type: ignore[assignment]
     fn.__module__ = module_name
+    fn.__symgrad_wrapper__ = True  # type: ignore[attr-defined]  # traced, though named after a library
     return fn

@@ -576,6 +576,8 @@ def _broadcasts(shapes: Sequence[tuple[int, ...]]) -> bool:
 
 
 def _static_key(value: Any) -> Any:
+    if isinstance(value, list):  # `axes=[1, 0, 2]`: a list of static values, keyed as a tuple
+        return ("list", tuple(_static_key(v) for v in value))
     try:
         hash(value)
     except TypeError:

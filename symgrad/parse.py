@@ -546,10 +546,11 @@ def fence(source: Source) -> None:
     """Refuse, with location and hint, every construct the tracer does not support."""
     tree = source.tree
     messages = _messages(tree)
+    spread = {id(a) for node in ast.walk(tree) if isinstance(node, ast.Call) for a in node.args}
     for stmt in tree.body:
         for node in ast.walk(stmt):
-            if id(node) in messages:
-                continue
+            if id(node) in messages or (isinstance(node, ast.Starred) and id(node) in spread):
+                continue  # `f(*args)`: the tracer spreads a sequence it knows
             refused = _REFUSED.get(type(node))
             if refused is not None:
                 raise source.error(UnsupportedSyntaxError, node, *refused)

@@ -1112,12 +1112,7 @@ class Tracer(ArrayTracing, IterTracing):
 
     def expr_Call(self, node: ast.Call, hint: str | None) -> Any:
         callee = self.expr(node.func)
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.error(
-                UnsupportedSyntaxError, node, "star-arguments are not supported", "pass arguments explicitly"
-            )
-        args = [self.expr(a) for a in node.args]
-        kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg is not None}
+        args, kwargs = self.call_arguments(node)
         if isinstance(callee, Method):
             method = "matmul" if callee.name == "dot" else callee.name
             return self.array_call(method, [callee.base, *args], kwargs, node, hint)
@@ -1156,6 +1151,39 @@ class Tracer(ArrayTracing, IterTracing):
         if _foldable(callee, args, kwargs):
             return self.call_static(callee, args, node, None, kwargs)
         raise self.unknown_callee(callee, node)
+
+    def call_arguments(self, node: ast.Call) -> tuple[list[Any], dict[str, Any]]:
+        """The values of a call's arguments; `*xs` and `**d` spread a tuple, list or dict known
+        while tracing (`f(*args)` in a function that took `*args`)."""
+        args: list[Any] = []
+        for arg in node.args:
+            if not isinstance(arg, ast.Starred):
+                args.append(self.expr(arg))
+                continue
+            value = self.expr(arg.value)
+            if not isinstance(value, tuple):
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    arg,
+                    f"`*` spreads a sequence; `{ast.unparse(arg.value)}` is a {_kind(value)}",
+                    "spread a tuple or list, or pass the arguments one by one",
+                )
+            args.extend(value)
+        kwargs: dict[str, Any] = {}
+        for keyword in node.keywords:
+            value = self.expr(keyword.value)
+            if keyword.arg is not None:
+                kwargs[keyword.arg] = value
+            elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+                kwargs.update(value)
+            else:
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    keyword.value,
+                    "`**` spreads a dict with string keys",
+                    "pass the keyword arguments one by one",
+                )
+        return args, kwargs
 
     def construct(self, cls: type, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         """`Params(W=w, b=b)`: a dataclass holding traced values (a parameter tree), built now."""
@@ -1436,7 +1464,7 @@ def _library_of(fn: types.FunctionType) -> str | None:
 
     symgrad's own functions are traced wherever symgrad is installed."""
     package = (getattr(fn, "__module__", None) or "").partition(".")[0]
-    if package == "symgrad":
+    if package == "symgrad" or getattr(fn, "__symgrad_wrapper__", False):
         return None
     if package in _LIBRARIES:
         return package
@@ -1487,6 +1515,13 @@ def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
 
 # Values from outside the function that become constants of the generated program.
 _DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
+
+
+def _kind(value: Any) -> str:
+    """A value's kind in the user's terms."""
+    if isinstance(value, (sympy.Basic, numbers.Number)):
+        return "number or array"
+    return type(value).__name__
 
 
 def _names_of(target: ast.expr) -> list[str]:

@@ -138,8 +138,7 @@ def fstring_arithmetic(x):
 
 
 def star_call(x):
-    pair = (x, x)
-    return np.hypot(*pair)  # BAD: star-call
+    return np.hypot(*x)  # BAD: star-call
 
 
 def star_assign(x):

@@ -132,7 +132,7 @@ CASES: list[Case] = [
     refused("nested-def", bad.nested_def, UnsupportedSyntaxError, "module level", at="def square"),
     refused("walrus", bad.walrus, UnsupportedSyntaxError, "separate", at="y :="),
     refused("fstring", bad.fstring_arithmetic, UnsupportedSyntaxError, "remove", at='f"'),
-    refused("star-call", bad.star_call, UnsupportedSyntaxError, "explicitly", at="*pair"),
+    traced("star-call", bad.star_call, UnsupportedSyntaxError, "tuple or list", at="*x"),
     refused("star-assign", bad.star_assign, UnsupportedSyntaxError, "explicitly", at="*rest"),
     refused("break", bad.break_loop, UnsupportedSyntaxError, "if", at="break"),
     refused("continue", bad.continue_loop, UnsupportedSyntaxError, "if", at="continue"),
@@ -281,7 +281,7 @@ CASES: list[Case] = [
     runtime("string-arg", lambda: grad(bad.product)("a", 2.0), WrtError, "float"),
     runtime("object-array", lambda: grad(bad.product)(np.array([1.0, None]), 2.0), WrtError, "float"),
     runtime("shapes", lambda: grad(bad.product)(np.ones(3), np.ones(4)), ShapeError, "broadcast"),
-    runtime("unhashable-static", lambda: grad(bad.static_loop, static="n")(1.5, [3]), WrtError, "tuple"),
+    runtime("unhashable-static", lambda: grad(bad.static_loop, static="n")(1.5, {"n": 3}), WrtError, "tuple"),
     runtime("static-unset", lambda: grad(bad.static_loop, static="n").source, WrtError, "variant"),
 ]
 

@@ -195,3 +195,17 @@ def test_source_of_a_star_args_function_is_the_program_of_its_last_call():
         g.source  # noqa: B018 - the property compiles
     g(1.0, 2.0)
     assert g.source.startswith("def grad_sum_of_squares_flat(xs_0, xs_1):")
+
+
+def _inner(a, b, scale=1.0):
+    return scale * a * b
+
+
+def forwards_everything(*args, **options):
+    return _inner(*args, **options)
+
+
+def test_a_call_spreading_star_args_and_kwargs():
+    assert grad(forwards_everything, wrt="args")(2.0, 3.0, scale=2.0) == pytest.approx((6.0, 4.0))
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(grad(np.concatenate)((x, 2.0 * x), axis=0)[1], np.ones(2))
