@@ -358,9 +358,25 @@ def grad(fun: Callable[..., Any], argnum: Any = 0) -> Callable[..., Any]:
 
     def gradfun(*args: Any, **kwargs: Any) -> Any:
         _guard(args, kwargs)
-        return _symgrad().grad(fun, wrt=_wrt(argnum), static=_static(args, kwargs, argnum))(*args, **kwargs)
+        target = _as_symgrad(fun, args, kwargs)
+        return _symgrad().grad(target, wrt=_wrt(argnum), static=_static(args, kwargs, argnum))(
+            *args, **kwargs
+        )
 
+    gradfun._grad_of = (fun, argnum)  # type: ignore[attr-defined]  # grad(grad(f)) is symgrad's own
     return gradfun
+
+
+def _as_symgrad(fun: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """A shim gradient (`grad(f)` of this module) as the symgrad object it stands for, so that
+    `grad(grad(f))` differentiates symgrad's gradient, not the shim's Python wrapper."""
+    spec = getattr(fun, "_grad_of", None)
+    if spec is None:
+        return fun
+    inner, argnum = spec
+    return _symgrad().grad(
+        _as_symgrad(inner, args, kwargs), wrt=_wrt(argnum), static=_static(args, kwargs, argnum)
+    )
 
 
 def elementwise_grad(fun: Callable[..., Any], argnum: Any = 0) -> Callable[..., Any]:

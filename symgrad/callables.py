@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import emit, rules
+from .compiled import Compiled
 from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError, caller_location
 
 _WRAPPERS: weakref.WeakKeyDictionary[Any, types.FunctionType] = weakref.WeakKeyDictionary()
@@ -34,8 +35,8 @@ def as_function(fn: Callable[..., Any]) -> Callable[..., Any]:
     def sin(x):
         return numpy.sin(x)
     """
-    if isinstance(fn, types.FunctionType) or not callable(fn):
-        return fn
+    if isinstance(fn, (types.FunctionType, Compiled)) or not callable(fn):
+        return fn  # a symgrad object is differentiated through its own derivation
     method = _python_method(fn)
     if method is not None:
         return _method_wrapper(method)  # not remembered: bound anew on every attribute access
