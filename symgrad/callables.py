@@ -233,35 +233,49 @@ def first_output(fn: Callable[..., Any]) -> types.FunctionType:
     """`def loss_value(params, x): return loss(params, x)[0]` for `loss` returning `(value, aux)`
     (JAX's `has_aux`), with `fn`'s parameters and defaults."""
     target = as_function(fn)
-    signature = inspect.signature(target)
     namespace: dict[str, Any] = {"_function": target}
-    positional: list[ast.arg] = []
-    kwonly: list[ast.arg] = []
-    defaults: list[ast.expr] = []
-    kw_defaults: list[ast.expr | None] = []
-    args: list[ast.expr] = []
-    keywords: list[ast.keyword] = []
-    for param in signature.parameters.values():
+    forward = _Forwarding()
+    for param in inspect.signature(target).parameters.values():
+        forward.add(param, namespace, fn)
+    args, keywords = forward.args, forward.keywords
+    call = ast.Call(func=_load("_function"), args=args, keywords=keywords)
+    first = ast.Subscript(value=call, slice=ast.Constant(value=0), ctx=ast.Load())
+    name = f"{getattr(target, '__name__', 'function')}_value".replace("<lambda>", "lambda")
+    definition = forward.definition(name, first)
+    return _compile(definition, namespace, getattr(target, "__module__", None) or __name__)
+
+
+class _Forwarding:
+    """A wrapper's parameters, copied from a signature, and the call passing them on."""
+
+    def __init__(self) -> None:
+        self.positional: list[ast.arg] = []
+        self.kwonly: list[ast.arg] = []
+        self.defaults: list[ast.expr] = []
+        self.kw_defaults: list[ast.expr | None] = []
+        self.args: list[ast.expr] = []
+        self.keywords: list[ast.keyword] = []
+
+    def add(self, param: inspect.Parameter, namespace: dict[str, Any], fn: Any) -> None:
+        """`param` as a parameter of the wrapper (its default a global of the wrapper)."""
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise _no_source_error(fn, "it takes `*args` or `**kwargs`")
         default: ast.expr | None = None
         if param.default is not param.empty:
             namespace[f"_default_{param.name}"] = param.default
             default = _load(f"_default_{param.name}")
         if param.kind is inspect.Parameter.KEYWORD_ONLY:
-            kwonly.append(ast.arg(arg=param.name))
-            kw_defaults.append(default)
-            keywords.append(ast.keyword(arg=param.name, value=_load(param.name)))
-        elif param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            raise _no_source_error(fn, "it takes `*args` or `**kwargs`")
-        else:
-            positional.append(ast.arg(arg=param.name))
-            if default is not None:
-                defaults.append(default)
-            args.append(_load(param.name))
-    call = ast.Call(func=_load("_function"), args=args, keywords=keywords)
-    first = ast.Subscript(value=call, slice=ast.Constant(value=0), ctx=ast.Load())
-    name = f"{getattr(target, '__name__', 'function')}_value".replace("<lambda>", "lambda")
-    definition = _definition(name, positional, kwonly, kw_defaults, first, defaults)
-    return _compile(definition, namespace, getattr(target, "__module__", None) or __name__)
+            self.kwonly.append(ast.arg(arg=param.name))
+            self.kw_defaults.append(default)
+            self.keywords.append(ast.keyword(arg=param.name, value=_load(param.name)))
+            return
+        self.positional.append(ast.arg(arg=param.name))
+        if default is not None:
+            self.defaults.append(default)
+        self.args.append(_load(param.name))
+
+    def definition(self, name: str, body: ast.expr) -> ast.FunctionDef:
+        return _definition(name, self.positional, self.kwonly, self.kw_defaults, body, self.defaults)
 
 
 # --- functools.partial --------------------------------------------------------------------------
@@ -293,33 +307,16 @@ def _partial_wrapper(
     for key, value in fn.keywords.items():
         namespace[f"_bound_{key}"] = value
         keywords.append(ast.keyword(arg=key, value=_load(f"_bound_{key}")))
-    positional: list[ast.arg] = []
-    kwonly: list[ast.arg] = []
-    defaults: list[ast.expr] = []
-    kw_defaults: list[ast.expr | None] = []
+    forward = _Forwarding()
     library = not isinstance(inner, types.FunctionType)
     for param in remaining.parameters.values():
         if param.name in fn.keywords or (library and param.default is not param.empty):
             continue  # a ufunc's `out=None`, `where=True`: options, not numbers
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            raise _no_source_error(fn, "it takes `*args` or `**kwargs`")
-        default: ast.expr | None = None
-        if param.default is not param.empty:
-            namespace[f"_default_{param.name}"] = param.default
-            default = _load(f"_default_{param.name}")
-        if param.kind is inspect.Parameter.KEYWORD_ONLY:
-            kwonly.append(ast.arg(arg=param.name))
-            kw_defaults.append(default)
-            keywords.append(ast.keyword(arg=param.name, value=_load(param.name)))
-        else:
-            positional.append(ast.arg(arg=param.name))
-            if default is not None:
-                defaults.append(default)
-            args.append(_load(param.name))
+        forward.add(param, namespace, fn)
+    args += forward.args
+    keywords += forward.keywords
     call = ast.Call(func=_load(name), args=args, keywords=keywords)
-    definition = _definition(
-        wrapper_name or f"{name}_partial", positional, kwonly, kw_defaults, call, defaults
-    )
+    definition = forward.definition(wrapper_name or f"{name}_partial", call)
     return _compile(definition, namespace, getattr(inner, "__module__", None) or __name__)
 
 
