@@ -19,6 +19,7 @@ import sympy
 
 from . import arrays, cache, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
+from .itertrace import ListValue
 
 
 class ShapesNeeded(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -458,7 +459,10 @@ class ArrayTracing:
             arrays.indexed_shape(shape, index)
         except IndexError as exc:
             raise self.error(
-                TracingError, node, f"index out of range for shape {shape}: {exc}", "use a smaller index"
+                TracingError,
+                node,
+                f"`{ast.unparse(node)}` does not fit the shape {shape}: {exc}",
+                "index at most as many axes as the array has, each within its length",
             ) from None
         return index
 
@@ -469,14 +473,17 @@ class ArrayTracing:
                 None if b is None else self._static_int(b, node) for b in (item.lower, item.upper, item.step)
             ]
             return [("slice", *bounds)]
-        value = self._index_value(item)
+        return self._encode(self._index_value(item), item, node)
+
+    def _encode(self, value: Any, item: ast.expr, node: ast.AST) -> list[Any]:
         if value is None:
             return [None]
         if value is Ellipsis:
             return ["..."]
-        if isinstance(value, np.ndarray) or (
-            isinstance(value, (tuple, list)) and not _has_traced_leaf(value)
-        ):
+        if isinstance(value, tuple) and not isinstance(value, ListValue):
+            # a tuple is NumPy's index of several axes (`idx = (0, 2)`: `x[idx]` is `x[0, 2]`)
+            return [part for v in value for part in self._encode(v, item, node)]
+        if isinstance(value, np.ndarray) or (isinstance(value, ListValue) and not _has_traced_leaf(value)):
             return self._index_array(np.asarray(_plain_all(value)), item, node)
         return [self._static_int(item, node, value)]
 
@@ -498,6 +505,11 @@ class ArrayTracing:
         outside = self._outside_array(item)
         if outside is not None:
             return outside
+        if isinstance(item, ast.Subscript):  # `x[PAIRS[0]]`: a row of an index array
+            rows = self._outside_array(item.value)
+            if rows is not None:
+                parts = item.slice.elts if isinstance(item.slice, ast.Tuple) else [item.slice]
+                return rows[arrays.python_index([p for e in parts for p in self._index_item(e, item)])]
         value = self.expr(item)  # type: ignore[attr-defined]
         if isinstance(value, sympy.Symbol):
             made = self._constant_array(value)
