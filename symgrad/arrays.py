@@ -85,7 +85,7 @@ def _reduced(shape: Shape, axes: Sequence[int] | None, keepdims: bool) -> Shape:
 
 
 class Reshape(ArrayOp):
-    """`x.reshape(shape)` for a reshape that only adds or drops axes of length 1."""
+    """`x.reshape(shape)` (C order): also `ravel`, `flatten`, `squeeze`, `expand_dims`."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params)
@@ -98,6 +98,21 @@ class Reshape(ArrayOp):
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.reshape({_p(printer, self.args[0])}, {tuple(self.params)!r})"
+
+
+def reshaped(shape: Shape, wanted: Sequence[int]) -> Shape:
+    """The shape `x.reshape(wanted)` has (one -1 stands for what is left), as NumPy checks it."""
+    size = math.prod(shape)
+    known = math.prod(n for n in wanted if n != -1)
+    if list(wanted).count(-1) > 1 or any(n < -1 for n in wanted):
+        raise ValueError(f"cannot reshape to {tuple(wanted)}: one -1 at most, no other negative length")
+    if -1 in wanted:
+        if known == 0 or size % known:
+            raise ValueError(f"cannot reshape an array of shape {shape} into {tuple(wanted)}")
+        wanted = [size // known if n == -1 else n for n in wanted]
+    if math.prod(wanted) != size:
+        raise ValueError(f"cannot reshape an array of shape {shape} into {tuple(wanted)}")
+    return tuple(int(n) for n in wanted)
 
 
 def atom(x: Any, add: Add) -> Any:
@@ -399,7 +414,8 @@ class Trace(ArrayOp):
 
 
 def index_text(index: Sequence[Any]) -> str:
-    """`2, :9` for the encoded index ((2, ("slice", None, 9, None)))."""
+    """`2, :9, None, ..., [0, 2]` for the encoded index (2, ("slice", None, 9, None), None,
+    "...", [0, 2]): ints, slices as tuples, `None`, the ellipsis, integer index arrays as lists."""
     parts = []
     for item in index:
         if isinstance(item, tuple):
@@ -409,12 +425,27 @@ def index_text(index: Sequence[Any]) -> str:
         elif item is None:
             parts.append("None")
         else:
-            parts.append(str(item))
+            parts.append(str(item))  # an int, "...", or a (nested) list of ints
     return ", ".join(parts)
 
 
 def python_index(index: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(slice(*item[1:]) if isinstance(item, tuple) else item for item in index)
+    return tuple(_python_item(item) for item in index)
+
+
+def _python_item(item: Any) -> Any:
+    if isinstance(item, tuple):
+        return slice(*item[1:])
+    if item == "...":
+        return Ellipsis
+    if isinstance(item, list):
+        return np.array(item, dtype=np.intp)
+    return item
+
+
+def is_fancy(index: Sequence[Any]) -> bool:
+    """An index with integer arrays: NumPy's advanced indexing (a copy, repeats allowed)."""
+    return any(isinstance(item, list) for item in index)
 
 
 def indexed_shape(shape: Shape, index: Sequence[Any]) -> Shape:
@@ -422,8 +453,16 @@ def indexed_shape(shape: Shape, index: Sequence[Any]) -> Shape:
     return tuple(np.broadcast_to(np.empty(()), shape)[python_index(index)].shape)
 
 
+def has_repeats(shape: Shape, index: Sequence[Any]) -> bool:
+    """Whether `x[index]` reads some element twice (a fancy index with repeated entries)."""
+    if not is_fancy(index):
+        return False
+    positions = np.arange(math.prod(shape)).reshape(shape)[python_index(index)]
+    return bool(np.unique(positions).size != positions.size)
+
+
 class Index(ArrayOp):
-    """`x[i]`, `x[i, j]`, `x[a:b]` with constant indices: a view."""
+    """`x[i]`, `x[i, j]`, `x[a:b:s]`, `x[None]`, `x[..., 0]`, `x[[0, 2]]` with constant indices."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return indexed_shape(shapes[0], self.params)
@@ -439,7 +478,8 @@ class Index(ArrayOp):
 
 
 class Scatter(ArrayOp):
-    """The adjoint of indexing: zeros of the indexed array's shape, `value` at the index."""
+    """The adjoint of indexing: zeros of the indexed array's shape, `value` added at the index
+    (repeated entries of a fancy index accumulate, as `numpy.add.at`)."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params[1])
@@ -453,6 +493,30 @@ class Scatter(ArrayOp):
     def _numpycode(self, printer: Any) -> str:
         index, shape = self.params
         return f"sg.scatter({_p(printer, self.args[0])}, numpy.s_[{index_text(index)}], {tuple(shape)!r})"
+
+
+class SetItem(ArrayOp):
+    """`x[index] = v` with value semantics: a copy of `x` with `v` (broadcast) at the index.
+    Operands (x, v). The old values at the index get no gradient; `v` gets the cotangent there."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        index = self.params
+        gathered = add(Index.make([bar], index))
+        return [
+            add(SetItem.make([bar, sympy.S.Zero], index)),
+            sum_to(gathered, indexed_shape(shapes[0], index), shapes[1], add),
+        ]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        base = dots[0] if dots[0] != 0 else add(Full.make([], (tuple(shapes[0]), 0.0)))
+        return add(SetItem.make([atom(base, add), atom(dots[1], add)], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        x, v = (_p(printer, a) for a in self.operands)
+        return f"sg.setitem({x}, numpy.s_[{index_text(self.params)}], {v})"
 
 
 class Stack(ArrayOp):

@@ -8,6 +8,7 @@ the graph is traced for one combination of argument shapes; without them it rais
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import arrays, runtime
+from . import arrays, cache, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
+from .itertrace import ListValue
 
 
 class ShapesNeeded(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -46,6 +48,11 @@ ARRAY_CALLS: dict[Any, str] = {
     np.transpose: "transpose",
     np.outer: "outer",
     np.trace: "trace",
+    np.reshape: "reshape",
+    np.ravel: "ravel",
+    np.squeeze: "squeeze",
+    np.expand_dims: "expand_dims",
+    np.copy: "copy",
     np.zeros_like: "zeros_like",
     np.ones_like: "ones_like",
     np.stack: "stack",
@@ -66,7 +73,15 @@ CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONST
 _TAKES_PARTS = frozenset({"stack", "concatenate"})
 
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
-METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose"}
+METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose", "reshape", "ravel", "flatten"}
+METHODS |= {"squeeze", "astype", "clip", "copy"}
+
+# What `t = x.reshape(...)` and friends return in NumPy: a view of `x` (an in-place update of
+# `t` changes `x`), not a copy as `x.copy()`, `x.flatten()` or `x.astype(float)`.
+VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_dims"})
+
+# The casts that keep float64 values: identities here.
+_FLOAT64_NAMES = frozenset({"float", "float64", "double", "f8", "d"})
 PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
 
 
@@ -88,9 +103,18 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
 
 
 def _has_traced_leaf(value: Any) -> bool:
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return any(_has_traced_leaf(v) for v in value)
     return isinstance(value, sympy.Basic) and bool(value.free_symbols)
+
+
+def _plain_all(value: Any) -> Any:
+    """Nested tuples, lists and arrays of constants as nested lists of plain values."""
+    if isinstance(value, (tuple, list)):
+        return [_plain_all(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value
+    return _plain(value)
 
 
 def _plain(value: Any) -> Any:
@@ -214,9 +238,12 @@ class ArrayTracing:
             return self.node(sympy.sympify(a) * sympy.sympify(b), hint, node)  # np.dot(2.0, x)
         return self.op(arrays.MatMul, [a, b], (), hint, node)
 
-    def array_transpose(self, x: Any, axes: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+    def array_transpose(self, x: Any, *args: Any, axes: Any = None, node: ast.AST, hint: str | None) -> Any:
+        # `x.transpose(1, 0)`, `x.transpose((1, 0))`, `np.transpose(x, (1, 0))`, `axes=(1, 0)`
+        if args:
+            axes = args[0] if len(args) == 1 else args
         ndim = len(self.shape(x))
-        order = tuple(reversed(range(ndim))) if axes is None else tuple(a % ndim for a in axes)
+        order = tuple(reversed(range(ndim))) if axes is None else tuple(int(a) % ndim for a in _plain(axes))
         if ndim < 2 or order == tuple(range(ndim)):
             return x
         return self.op(arrays.Transpose, [x], order, hint, node)
@@ -227,11 +254,21 @@ class ArrayTracing:
                 raise self.error(TracingError, node, "np.outer takes two vectors here", "pass 1-D arrays")
         return self.op(arrays.Outer, [a, b], (), hint, node)
 
-    def array_trace(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_trace(self, x: Any, offset: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
         shape = self.shape(x)
-        if len(shape) != 2 or shape[0] != shape[1]:
-            raise self.error(TracingError, node, f"np.trace of shape {shape}", "pass a square matrix")
-        return self.op(arrays.Trace, [x], (), hint, node)
+        offset = _plain(offset)
+        if len(shape) != 2 or not isinstance(offset, int):
+            raise self.error(
+                TracingError, node, f"np.trace of shape {shape}", "pass a matrix and a constant int offset"
+            )
+        if shape[0] == shape[1] and offset == 0:
+            return self.op(arrays.Trace, [x], (), hint, node)
+        # another diagonal: the sum of its elements, gathered by a fancy index
+        rows = [i for i in range(shape[0]) if 0 <= i + offset < shape[1]]
+        if not rows:
+            return 0.0
+        diagonal = self.op(arrays.Index, [x], (rows, [i + offset for i in rows]), None, node)
+        return self.op(arrays.ArraySum, [diagonal], (None, False), hint, node)
 
     # --- shapes and constants ------------------------------------------------------------------
 
@@ -249,6 +286,76 @@ class ArrayTracing:
 
     def array_size(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
         return math.prod(self.shape(x))
+
+    # --- reshaping and copies -------------------------------------------------------------------
+
+    def _reshaped(self, x: Any, shape: tuple[int, ...], node: ast.AST, hint: str | None) -> Any:
+        if self.shape(x) == shape:
+            return x
+        return self.op(arrays.Reshape, [x], shape, hint, node)
+
+    def array_reshape(
+        self, x: Any, *args: Any, shape: Any = None, order: str = "C", node: ast.AST, hint: str | None
+    ) -> Any:
+        if order != "C" or not (args or shape is not None):
+            raise self.error(TracingError, node, "reshape in C order takes a shape", "write x.reshape(2, 3)")
+        wanted = _plain(shape if shape is not None else args[0] if len(args) == 1 else args)
+        wanted = (wanted,) if isinstance(wanted, int) else tuple(wanted)
+        old = self.shape(x)
+        try:
+            new = arrays.reshaped(old, wanted)
+        except ValueError as exc:
+            raise self.error(
+                TracingError, node, str(exc), f"give a shape of {math.prod(old)} elements (one -1 at most)"
+            ) from None
+        return self._reshaped(x, new, node, hint)
+
+    def array_ravel(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._reshaped(x, (math.prod(self.shape(x)),), node, hint)
+
+    def array_flatten(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self.array_ravel(x, node=node, hint=hint)
+
+    def array_squeeze(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        shape = self.shape(x)
+        axes = _axes(_plain(axis), len(shape)) if shape else None
+        if axes is not None and any(shape[a] != 1 for a in axes):
+            raise self.error(TracingError, node, f"cannot squeeze an axis of length > 1 in {shape}", "")
+        new = tuple(n for i, n in enumerate(shape) if not (n == 1 and (axes is None or i in axes)))
+        return self._reshaped(x, new, node, hint)
+
+    def array_expand_dims(self, x: Any, axis: Any, *, node: ast.AST, hint: str | None) -> Any:
+        shape = self.shape(x)
+        items = _plain(axis)
+        items = items if isinstance(items, tuple) else (items,)
+        ndim = len(shape) + len(items)
+        new = list(shape)
+        for a in sorted(int(a) % ndim for a in items):
+            new.insert(a, 1)
+        return self._reshaped(x, tuple(new), node, hint)
+
+    def array_copy(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return x  # values are never written in place by the generated code: a copy is the value
+
+    def array_astype(self, x: Any, dtype: Any, *, node: ast.AST, hint: str | None) -> Any:
+        name = getattr(dtype, "__name__", str(dtype))
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            kind = None
+        if kind == np.float64 or name in _FLOAT64_NAMES:
+            return x  # traced values are float64 already
+        raise self.error(
+            UnsupportedSyntaxError,
+            node,
+            f"`.astype({name})` of a traced value: symgrad differentiates float64 values only",
+            "keep floats: drop the cast, or round with np.floor(x) / np.round(x) (derivative 0)",
+        )
+
+    def array_clip(self, x: Any, lo: Any, hi: Any, *, node: ast.AST, hint: str | None) -> Any:
+        rule = rules.lookup(np.clip)
+        assert rule is not None
+        return self.call_rule(np.clip, rule, [x, lo, hi], {}, node, hint)  # type: ignore[attr-defined]
 
     def _full(self, x: Any, value: float, node: ast.AST, hint: str | None) -> Any:
         shape = self.shape(x)
@@ -323,7 +430,21 @@ class ArrayTracing:
     # --- indexing ------------------------------------------------------------------------------
 
     def index(self, base: Any, node: ast.Subscript, hint: str | None) -> Any:
-        """`x[i]`, `x[i, j]`, `x[a:b]` of a traced array, with constant indices."""
+        """`x[i]`, `x[i, j]`, `x[a:b:s]`, `x[None, :]`, `x[..., 0]`, `x[[0, 2]]`, `x[idx]` of a
+        traced array, with constant or static indices."""
+        index = self.index_of(base, node)
+        result = self.op(arrays.Index, [base], index, hint, node)
+        if arrays.is_fancy(index):  # NumPy copies: `t = x[[0, 1]]; t += 1` leaves x as it was
+            self.__dict__.setdefault("copies", set()).add(result)
+        return result
+
+    def is_copy(self, value: Any) -> bool:
+        """Whether a traced value is a fresh array though written as a subscript (`x[[0, 2]]`)."""
+        return value in self.__dict__.get("copies", ())
+
+    def index_of(self, base: Any, node: ast.Subscript) -> tuple[Any, ...]:
+        """The encoded constant index of `base[...]` (see arrays.index_text), checked against
+        the base's shape."""
         shape = self.shape(base)
         if not shape:
             raise self.error(
@@ -333,40 +454,177 @@ class ArrayTracing:
                 "pass an array to index, or pass the elements as separate arguments",
             )
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        index = tuple(self._index_item(item, node) for item in items)
+        index = tuple(part for item in items for part in self._index_item(item, node))
         try:
-            result_shape = arrays.indexed_shape(shape, index)
+            arrays.indexed_shape(shape, index)
         except IndexError as exc:
             raise self.error(
-                TracingError, node, f"index out of range for shape {shape}: {exc}", "use a smaller index"
+                TracingError,
+                node,
+                f"`{ast.unparse(node)}` does not fit the shape {shape}: {exc}",
+                "index at most as many axes as the array has, each within its length",
             ) from None
-        del result_shape
-        return self.op(arrays.Index, [base], index, hint, node)
+        return index
 
-    def _index_item(self, item: ast.expr, node: ast.AST) -> Any:
+    def _index_item(self, item: ast.expr, node: ast.AST) -> list[Any]:
+        """One index item encoded; a boolean mask becomes its integer arrays (np.nonzero)."""
         if isinstance(item, ast.Slice):
             bounds = [
                 None if b is None else self._static_int(b, node) for b in (item.lower, item.upper, item.step)
             ]
-            return ("slice", *bounds)
-        return self._static_int(item, node)
+            return [("slice", *bounds)]
+        return self._encode(self._index_value(item), item, node)
 
-    def _static_int(self, item: ast.expr, node: ast.AST) -> int:
+    def _encode(self, value: Any, item: ast.expr, node: ast.AST) -> list[Any]:
+        if value is None:
+            return [None]
+        if value is Ellipsis:
+            return ["..."]
+        if isinstance(value, tuple) and not isinstance(value, ListValue):
+            # a tuple is NumPy's index of several axes (`idx = (0, 2)`: `x[idx]` is `x[0, 2]`)
+            return [part for v in value for part in self._encode(v, item, node)]
+        if isinstance(value, np.ndarray) or (isinstance(value, ListValue) and not _has_traced_leaf(value)):
+            return self._index_array(np.asarray(_plain_all(value)), item, node)
+        return [self._static_int(item, node, value)]
+
+    def _index_array(self, value: np.ndarray, item: ast.expr, node: ast.AST) -> list[Any]:
+        if value.dtype == np.bool_:
+            return [column.tolist() for column in np.nonzero(value)]  # a mask: the indices it selects
+        if value.dtype.kind not in "iu" or value.ndim == 0:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"index {ast.unparse(item)!r} holds {value.dtype} values",
+                "index with ints, slices, None, ..., or arrays / lists of ints",
+            )
+        return [value.tolist()]
+
+    def _index_value(self, item: ast.expr) -> Any:
+        """The value of an index item: an int array from outside the function (`x[IDX]`) or a
+        constant made inside it (`np.arange(3)`) is its value, not an input of the program."""
+        outside = self._outside_array(item)
+        if outside is not None:
+            return outside
+        if isinstance(item, ast.Subscript):  # `x[PAIRS[0]]`: a row of an index array
+            rows = self._outside_array(item.value)
+            if rows is not None:
+                parts = item.slice.elts if isinstance(item.slice, ast.Tuple) else [item.slice]
+                return rows[arrays.python_index([p for e in parts for p in self._index_item(e, item)])]
         value = self.expr(item)  # type: ignore[attr-defined]
+        if isinstance(value, sympy.Symbol):
+            made = self._constant_array(value)
+            if made is not None:
+                return made
+        return value
+
+    def _outside_array(self, item: ast.expr) -> np.ndarray | None:
+        """`IDX` / `cfg.idx` holding an int or bool array: folded into the program as a constant,
+        guarded like a number read from outside (a changed array traces the function again)."""
+        frame = self.frame  # type: ignore[attr-defined]
+        value: Any = None
+        if isinstance(item, ast.Name) and item.id not in frame.env:
+            fn = frame.source.fn
+            with contextlib.suppress(AttributeError, KeyError):  # reported by the ordinary lookup
+                value = cache.resolve(fn, (item.id,))
+        elif isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name):
+            owner = frame.env.get(item.value.id)
+            if owner is None or item.value.id not in frame.env:
+                with contextlib.suppress(AttributeError, KeyError):  # reported by the ordinary lookup
+                    owner = cache.resolve(frame.source.fn, (item.value.id,))
+            if owner is not None and not isinstance(owner, (sympy.Basic, tuple, dict)):
+                value = getattr(owner, item.attr, None)
+        if not (isinstance(value, np.ndarray) and value.ndim > 0 and value.dtype.kind in "biu"):
+            return None
+        path = self.chain(item)  # type: ignore[attr-defined]
+        if path is None:
+            self.graph.cacheable = False
+        else:
+            fingerprint = cache.fingerprint(value)
+            self.graph.deps.append((path, fingerprint))
+            self.graph.guards.append((path, value, fingerprint))
+        return np.array(value)  # a copy: the traced index is the value it had
+
+    def _constant_array(self, symbol: sympy.Symbol) -> np.ndarray | None:
+        """The value of a constant array node (`idx = np.arange(3)`), None for other values."""
+        for known, expr in reversed(self.graph.nodes):
+            if known == symbol:
+                if isinstance(expr, arrays.Constant):
+                    name, args = expr.params
+                    return np.asarray(getattr(np, name)(*args))
+                return None
+        return None
+
+    def _static_int(self, item: ast.expr, node: ast.AST, value: Any = None) -> int:
+        if value is None:
+            value = self.expr(item)  # type: ignore[attr-defined]
         if isinstance(value, sympy.Integer):
             value = int(value)
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             return int(value)
-        if isinstance(value, sympy.Basic) and value.free_symbols:
+        if isinstance(value, (sympy.Basic, tuple)) and _has_traced_leaf(value):
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                "an index computed from traced values (fancy indexing)",
-                "index with constants, loop counters or static arguments",
+                f"the index {ast.unparse(item)!r} is computed from traced values",
+                "index with constants, loop counters, static arguments or constant int arrays "
+                "(a module-level `IDX = np.array([0, 2])`); to select by a traced condition "
+                "use np.where(cond, x, 0.0)",
             )
         raise self.error(
             UnsupportedSyntaxError,
             node,
             f"unsupported index {ast.unparse(item)!r}",
-            "use ints and slices with constant bounds (x[i], x[i, j], x[a:b])",
+            "use ints, slices, None, ... and constant int arrays (x[i], x[i, j], x[a:b], x[[0, 2]])",
         )
+
+    # --- item updates and unpacking ------------------------------------------------------------
+
+    def updated(self, base: Any, target: ast.Subscript, value: Any, op: ast.operator | None) -> Any:
+        """The array `base` after `base[index] = value` (or `op=`), as a new value: a `SetItem`
+        node, whose code copies, so the caller's array is never written."""
+        index = self.index_of(base, target)
+        shape = self.shape(base)
+        region = arrays.indexed_shape(shape, index)
+        if arrays.has_repeats(shape, index):
+            raise self.error(
+                UnsupportedSyntaxError,
+                target,
+                f"`{ast.unparse(target)} = ...` writes some element twice (a repeated index): "
+                "NumPy keeps only one of the values",
+                "give each index once",
+            )
+        if op is not None:  # `x[i] += v` is `x[i] = x[i] + v` (NumPy: repeats add once, refused above)
+            current = self.op(arrays.Index, [base], index, None, target)
+            value = self.binop(op, current, value, target)  # type: ignore[attr-defined]
+        value = self._stacked(value, target, None)
+        value_shape = self.shape(value)
+        try:
+            fits = np.broadcast_shapes(value_shape, region) == region
+        except ValueError:
+            fits = False
+        if not fits:
+            raise self.error(
+                TracingError,
+                target,
+                f"cannot put a value of shape {value_shape} into `{ast.unparse(target)}` of shape {region}",
+                "give a value of the indexed part's shape, or one that broadcasts to it",
+            )
+        if isinstance(value, sympy.Basic) and not isinstance(value, (sympy.Symbol, sympy.Number)):
+            value = self.node(value, None, target)
+        hint = target.value.id if isinstance(target.value, ast.Name) else None
+        return self.op(arrays.SetItem, [base, value], index, hint, target)
+
+    def unpack(self, value: Any, count: int, target: ast.Tuple | ast.List) -> tuple[Any, ...] | None:
+        """`a, b = p` of an array of `count` rows: its rows (None when `value` is a scalar)."""
+        shape = self.shape(value)
+        if not shape:
+            return None
+        if shape[0] != count:
+            raise self.error(
+                TracingError,
+                target,
+                f"cannot unpack an array of length {shape[0]} into {count} names",
+                "make both sides the same length",
+            )
+        hints = [elt.id if isinstance(elt, ast.Name) else None for elt in target.elts]
+        return tuple(self.op(arrays.Index, [value], (k,), hints[k], target) for k in range(count))

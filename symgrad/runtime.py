@@ -37,6 +37,21 @@ def scatter(value: Any, index: Any, shape: tuple[int, ...]) -> Any:
     array([0., 5., 0.])
     """
     out = np.zeros(shape, dtype=np.result_type(value, np.float64))
+    items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(item, (list, np.ndarray)) for item in items):
+        np.add.at(out, index, value)  # repeated entries of a fancy index accumulate
+    else:
+        out[index] = value
+    return out
+
+
+def setitem(x: Any, index: Any, value: Any) -> Any:
+    """A copy of `x` with `value` at `index`: `x[index] = value` without writing `x`.
+
+    >>> setitem(np.zeros(3), np.s_[1:], 2.0)
+    array([0., 2., 2.])
+    """
+    out = np.array(x, dtype=np.result_type(x, value, np.float64))  # the caller's array stays as it was
     out[index] = value
     return out
 

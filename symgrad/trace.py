@@ -24,7 +24,16 @@ import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, cache, parse, rules
-from .arraytrace import ARRAY_CALLS, CONSTRUCTORS, METHODS, PROPERTIES, ArrayTracing, Method, ShapesNeeded
+from .arraytrace import (
+    ARRAY_CALLS,
+    CONSTRUCTORS,
+    METHODS,
+    PROPERTIES,
+    VIEW_METHODS,
+    ArrayTracing,
+    Method,
+    ShapesNeeded,
+)
 from .errors import (
     ShapeError,
     SymgradError,
@@ -354,18 +363,27 @@ class Tracer(ArrayTracing, IterTracing):
             for elt, item in zip(target.elts, value.elts):
                 self.share(elt, item)
             return
+        if (
+            isinstance(target, ast.Tuple)
+            and isinstance(value, ast.Name)
+            and is_traced(self.frame.env.get(value.id))
+        ):
+            for elt in target.elts:  # `a, b = P`: the rows of P, views of it
+                self.share(elt, ast.Subscript(value=value, slice=ast.Constant(0)))
+            return
         if not isinstance(target, ast.Name):
             return
         env = self.frame.env
+        viewed = _viewed_name(value)
         if isinstance(value, ast.Name) and value.id in env:
             env[_ALIAS + target.id] = env.setdefault(_ALIAS + value.id, _Memory())
         elif (
-            isinstance(value, (ast.Subscript, ast.Attribute))
-            and isinstance(value.value, ast.Name)
-            and value.value.id in env
+            viewed is not None
+            and viewed in env
             and is_traced(env[target.id])
+            and not self.is_copy(env[target.id])
         ):
-            env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + value.value.id, _Memory()))
+            env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + viewed, _Memory()))
 
     def sharers(self, name: str) -> list[str]:
         """The other bound names whose arrays share memory with `name`'s."""
@@ -387,36 +405,82 @@ class Tracer(ArrayTracing, IterTracing):
         return False
 
     def stmt_AugAssign(self, stmt: ast.AugAssign) -> bool:
+        if isinstance(stmt.target, ast.Subscript):
+            self.assign_item(stmt.target, self.expr(stmt.value), stmt.op)
+            return False
         if not isinstance(stmt.target, ast.Name):
             raise self.error(
                 UnsupportedSyntaxError,
                 stmt.target,
-                "only plain names can be updated in place",
+                "only plain names and array items can be updated in place",
                 "assign to a new variable: `y = x + 1`",
             )
         current = self.name(stmt.target)
         value = self.binop(stmt.op, current, self.expr(stmt.value), stmt, stmt.target.id)
-        writes_through = self._in_place_sharers(stmt, current)
-        memory = self.frame.env.get(_ALIAS + stmt.target.id)
-        self.assign(stmt.target, value)
-        if writes_through is None:
-            return False
-        for name in writes_through:  # the same array under other names: NumPy changed it too
-            self.frame.env[name] = value
-        assert memory is not None
-        self.frame.env[_ALIAS + stmt.target.id] = memory
-        memory.root.written = value  # read back by the callers that passed this array in
-        memory.root.writes += 1
+        name, op = stmt.target.id, _OP_TEXT.get(type(stmt.op), "+")
+        self.write_in_place(stmt, name, current, value, f"`{name} {op}= ...`", f"`{name} = {name} {op} ...`")
         return False
 
-    def _in_place_sharers(self, stmt: ast.AugAssign, current: Any) -> list[str] | None:
+    def assign_item(self, target: ast.Subscript, value: Any, op: ast.operator | None) -> None:
+        """`x[i] = v` / `x[i] += v` on an array: a new value of `x`, and of every other name of
+        its array, as NumPy writes through them; the generated code copies."""
+        owner = target.value
+        if not isinstance(owner, ast.Name) or owner.id not in self.frame.env:
+            raise self.error(
+                UnsupportedSyntaxError,
+                target,
+                f"`{ast.unparse(target)} = ...` writes into "
+                + (
+                    "an array from outside the function"
+                    if isinstance(owner, ast.Name)
+                    else "a part of a value"
+                ),
+                f"copy it into a name first: `t = {ast.unparse(owner)}.copy()`, then write `t[...] = ...`"
+                if isinstance(owner, (ast.Name, ast.Attribute))
+                else "write one subscript: `x[i, j] = v` rather than `x[i][j] = v`",
+            )
+        current = self.frame.env[owner.id]
+        if not is_traced(current):
+            raise self.error(
+                UnsupportedSyntaxError,
+                target,
+                f"item assignment on {'a list' if isinstance(current, tuple) else 'a constant'}: "
+                "lists and constants are values here",
+                "build a new list: `xs = xs[:i] + [v] + xs[i + 1 :]`"
+                if isinstance(current, tuple)
+                else "make it an array argument, or build the value with np.array([...])",
+            )
+        new = self.updated(current, target, value, op)
+        text = ast.unparse(target)
+        self.write_in_place(
+            target, owner.id, current, new, f"`{text} = ...`", f"`{owner.id} = {owner.id}.copy()` first"
+        )
+
+    def write_in_place(
+        self, stmt: ast.AST, name: str, current: Any, value: Any, what: str, instead: str
+    ) -> None:
+        """Bind `name` to `value`, the result of an in-place update of its array: NumPy changes
+        every other name of that array too (here and in the callers that passed it in)."""
+        writes_through = self._in_place_sharers(stmt, name, current, what, instead)
+        memory = self.frame.env.get(_ALIAS + name)
+        self.assign(ast.copy_location(ast.Name(id=name, ctx=ast.Store()), stmt), value)
+        if writes_through is None:
+            return
+        for other in writes_through:  # the same array under other names: NumPy changed it too
+            self.frame.env[other] = value
+        assert memory is not None
+        self.frame.env[_ALIAS + name] = memory
+        memory.root.written = value  # read back by the callers that passed this array in
+        memory.root.writes += 1
+
+    def _in_place_sharers(
+        self, stmt: ast.AST, name: str, current: Any, what: str, instead: str
+    ) -> list[str] | None:
         """The names that NumPy's in-place `t += v` also changes: on an array, every other name
         of the same array, here and in the callers that passed it in; None where `t` is
         rebound. A number is rebound (Python floats are immutable), so the answer depends on
         the shapes: an elementwise trace rebinds (right for numbers) and marks the graph, so
         that calls with arrays run a program traced for their shapes."""
-        assert isinstance(stmt.target, ast.Name)
-        name = stmt.target.id
         memory = self.frame.env.get(_ALIAS + name)
         others = self.sharers(name)
         if memory is None or not is_traced(current):
@@ -441,10 +505,10 @@ class Tracer(ArrayTracing, IterTracing):
             raise self.error(
                 UnsupportedSyntaxError,
                 stmt,
-                f"`{name} {ast.unparse(stmt)[len(name) :].split()[0]} ...` changes an array in place, and "
+                f"{what} changes an array in place, and "
                 f"`{name}` shares memory with {shared}: NumPy would change that array too, "
                 "which symgrad does not follow",
-                f"make a new array instead: `{name} = {name} {_OP_TEXT.get(type(stmt.op), '+')} ...`",
+                f"make a new array instead: {instead}",
             )
         self.graph.wrote_through = True
         return others
@@ -459,6 +523,8 @@ class Tracer(ArrayTracing, IterTracing):
         if isinstance(target, (ast.Tuple, ast.List)):
             if isinstance(value, (range, dict)):
                 value = tuple(value)
+            if is_traced(value):  # `a, b = p`: the rows of an array
+                value = self.unpack(value, len(target.elts), target) or value
             if not isinstance(value, tuple) or len(value) != len(target.elts):
                 size = len(value) if isinstance(value, tuple) else 1
                 raise self.error(
@@ -470,10 +536,13 @@ class Tracer(ArrayTracing, IterTracing):
             for elt, item in zip(target.elts, value):
                 self.assign(elt, item)
             return
+        if isinstance(target, ast.Subscript):
+            self.assign_item(target, value, None)
+            return
         raise self.error(
             UnsupportedSyntaxError,
             target,
-            "assignment to attributes or items mutates a value",
+            "assignment to attributes mutates a value",
             "assign to a new variable name instead",
         )
 
@@ -1522,6 +1591,23 @@ def _kind(value: Any) -> str:
     if isinstance(value, (sympy.Basic, numbers.Number)):
         return "number or array"
     return type(value).__name__
+
+
+def _viewed_name(value: ast.expr) -> str | None:
+    """The name whose array `value` is a view of in NumPy: `x[0:2]`, `x.T`, `x.reshape(2, 3)`,
+    `np.ravel(x)`; None for a new array."""
+    if isinstance(value, (ast.Subscript, ast.Attribute)) and isinstance(value.value, ast.Name):
+        return value.value.id
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in VIEW_METHODS
+    ):
+        if isinstance(value.func.value, ast.Name) and value.func.value.id not in ("np", "numpy"):
+            return value.func.value.id  # x.reshape(...)
+        if value.args and isinstance(value.args[0], ast.Name):
+            return value.args[0].id  # np.reshape(x, ...)
+    return None
 
 
 def _names_of(target: ast.expr) -> list[str]:

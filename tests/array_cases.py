@@ -127,7 +127,8 @@ def bad_mask(x):
 
 
 def bad_inplace(x):
-    x[0] = 1.0  # BAD: inplace
+    t = x[0:2]  # a view of x: writing into it changes x in NumPy
+    t[0] = 1.0  # BAD: inplace
     return np.sum(x)
 
 

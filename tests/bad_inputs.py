@@ -247,7 +247,7 @@ def slicing(x):
 
 
 def subscript_augassign(x):
-    x[0] += 1.0  # BAD: subscript-augassign
+    x[0][1] += 1.0  # BAD: subscript-augassign
     return x
 
 

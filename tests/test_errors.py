@@ -206,7 +206,9 @@ CASES: list[Case] = [
     traced("mutual-recursion", bad.ping, TracingError, "range", at="ping(x)"),
     traced("setattr", bad.set_attribute, UnsupportedSyntaxError, "new variable", at="x.attr"),
     traced("augattr", bad.augassign_attribute, UnsupportedSyntaxError, "new variable", at="x.count"),
-    traced("subscript-augassign", bad.subscript_augassign, UnsupportedSyntaxError, "new variable", at="x[0]"),
+    traced(
+        "subscript-augassign", bad.subscript_augassign, UnsupportedSyntaxError, "one subscript", at="x[0][1]"
+    ),
     traced("method-call", bad.method_call, UnsupportedSyntaxError, "np.sum", at="x.sum"),
     traced("attribute", bad.attribute_read, UnsupportedSyntaxError, "np.", at="x.real"),
     traced("np-sinc", bad.unknown_numpy, UnknownCalleeError, "register", at="np.sinc(x)"),

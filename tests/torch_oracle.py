@@ -167,6 +167,85 @@ NUMPY = {
     "prod": torch.prod,
 }
 NUMPY = {k: _unary(v) for k, v in NUMPY.items()}
+
+
+def _reduction(name: str) -> Callable[..., Any]:
+    """np.sum / mean / max / min / prod with NumPy's `axis` and `keepdims`."""
+    full = {"max": torch.max, "min": torch.min}.get(name, getattr(torch, name))
+    along = {"max": torch.amax, "min": torch.amin}.get(name, getattr(torch, name))
+
+    def reduce(a: Any, axis: Any = None, keepdims: bool = False) -> torch.Tensor:
+        a = T(a)
+        if axis is None:
+            out = full(a)
+            return out.reshape([1] * a.ndim) if keepdims else out
+        return along(a, axis, keepdim=keepdims)
+
+    return reduce
+
+
+def _index_array(values: Any, dtype: Any = None) -> Any:
+    """`np.array` of ints or booleans stays a NumPy array (an index torch accepts); of
+    numbers or tensors, a float64 tensor."""
+    if isinstance(values, (list, tuple)) and not _holds_tensors(values):
+        found = np.asarray(values, dtype=dtype)
+        if found.dtype.kind in "biu":
+            return found
+    return T(values)
+
+
+def _holds_tensors(values: Any) -> bool:
+    """Whether a (nested) list or tuple holds a tensor, read without making a NumPy array."""
+    if isinstance(values, torch.Tensor):
+        return True
+    return isinstance(values, (list, tuple)) and any(_holds_tensors(v) for v in values)
+
+
+def _arange(*args: Any) -> Any:
+    if all(isinstance(a, int) for a in args):
+        return np.arange(*args)  # an int array: an index
+    return torch.arange(*args, dtype=F64)
+
+
+def _squeeze(a: Any, axis: Any = None) -> torch.Tensor:
+    return T(a).squeeze() if axis is None else T(a).squeeze(axis)
+
+
+def _trace(a: Any, offset: int = 0) -> torch.Tensor:
+    return torch.diagonal(T(a), offset).sum()
+
+
+def _getitem(x: Any, index: Any) -> Any:
+    """`x[index]`, with NumPy's negative-step slices (torch has none) as flipped index arrays."""
+    if not isinstance(x, torch.Tensor):
+        return x[index]
+    items = index if isinstance(index, tuple) else (index,)
+    if not any(isinstance(i, slice) and i.step is not None and i.step < 0 for i in items):
+        return x[index]
+    fixed, axis = [], 0
+    for item in items:
+        if isinstance(item, slice) and item.step is not None and item.step < 0:
+            item = torch.tensor(list(range(x.shape[axis]))[item], dtype=torch.long)
+        fixed.append(item)
+        axis += item is not None
+    return x[tuple(fixed)]
+
+
+def _method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """`x.name(...)` with NumPy's meaning when `x` is a tensor (`x.max(axis=0)`, `x.copy()`)."""
+    if not isinstance(obj, torch.Tensor):
+        return getattr(obj, name)(*args, **kwargs)
+    if name == "copy":
+        return obj.clone()
+    if name == "astype":
+        return obj
+    if name == "transpose":
+        return obj.permute(*args) if args else obj.T
+    if name in NUMPY:
+        return NUMPY[name](obj, *args, **kwargs)
+    return getattr(obj, name)(*args, **kwargs)
+
+
 NUMPY.update(
     {
         "arctan2": _binary(torch.atan2),
@@ -186,8 +265,19 @@ NUMPY.update(
         "clip": _clip,
         "where": _where,
         "heaviside": _heaviside,
-        "array": T,
-        "asarray": T,
+        **{name: _reduction(name) for name in ("sum", "mean", "max", "min", "prod")},
+        "array": _index_array,
+        "asarray": _index_array,
+        "arange": _arange,
+        "ones": lambda n: torch.ones(n, dtype=F64),
+        "zeros_like": lambda a: torch.zeros_like(T(a)),
+        "newaxis": None,
+        "reshape": lambda a, shape: T(a).reshape(shape),
+        "ravel": lambda a: T(a).reshape(-1),
+        "squeeze": _squeeze,
+        "expand_dims": lambda a, axis: T(a).unsqueeze(axis),
+        "trace": _trace,
+        "transpose": lambda a, axes=None: T(a).T if axes is None else T(a).permute(*axes),
         "stack": lambda parts, axis=0: torch.stack([T(p) for p in parts], axis),
         "concatenate": lambda parts, axis=0: torch.cat([T(p) for p in parts], axis),
     }
@@ -276,6 +366,23 @@ def _call(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
 
 
+_METHODS = frozenset({"sum", "mean", "max", "min", "prod", "copy", "astype", "transpose", "squeeze"})
+
+
+def _is_module(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("np", "numpy", "math")
+
+
+def _index_expr(index: ast.expr) -> ast.expr:
+    """The index of a subscript as a value: slices as `slice(a, b, c)` calls."""
+    if isinstance(index, ast.Slice):
+        none = ast.Constant(None)
+        return _call("slice", index.lower or none, index.upper or none, index.step or none)
+    if isinstance(index, ast.Tuple):
+        return ast.Tuple(elts=[_index_expr(e) for e in index.elts], ctx=ast.Load())
+    return index
+
+
 class _Rewrite(ast.NodeTransformer):
     def __init__(self) -> None:
         self.in_no_grad = 0
@@ -290,7 +397,25 @@ class _Rewrite(ast.NodeTransformer):
             return _call("_pow", node.left, node.right)
         return node
 
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load):
+            return node
+        return _call("_getitem", node.value, _index_expr(node.slice))
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _METHODS and not _is_module(func.value):
+            call = _call("_method", func.value, ast.Constant(func.attr), *node.args)
+            call.keywords = node.keywords
+            return call
+        return node
+
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        if isinstance(node.target, ast.Subscript):  # `x[i] += v`: torch updates the item in place
+            node.value = self.visit(node.value)
+            return node
         self.generic_visit(node)
         target = node.target
         assert isinstance(target, ast.Name), "the generator augments names only"
@@ -326,6 +451,8 @@ def load(source: str, name: str = "torch_program") -> dict[str, Any]:
         "_mod": _mod,
         "_floordiv": _floordiv,
         "_aug": _aug,
+        "_getitem": _getitem,
+        "_method": _method,
         "_pow": _pow,
         "_stop": _stop,
     }
