@@ -195,6 +195,8 @@ class Tracer(ArrayTracing, IterTracing):
             source=source, env=env, fn_path=fn_path, outer=outer, origins=origins or {}, passed_lists=lists
         )
         if not self.block(source.tree.body):
+            if self.stack and not self.frame.returns:
+                return None  # a helper without `return` (`put(a, v)` updating `a`), as in Python
             last = source.tree.body[-1]
             raise source.error(
                 TracingError,

@@ -273,3 +273,12 @@ def loop_over_a_list_updates_in_place(y):
         t = j
         t -= np.sin(-t)
     return np.tanh(y)
+
+
+def _put_first(a, v):
+    a[0] = v
+
+
+def helper_without_return_updates_its_argument(x, w):
+    _put_first(x, w * 2.0)
+    return np.sum(x * x)

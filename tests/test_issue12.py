@@ -540,3 +540,12 @@ def test_S9_in_place_update_of_an_item_of_a_list_variable_is_refused_on_arrays()
         value_and_grad(fn)(np.array([0.5, 1.2]))
     assert "sequence the loop goes over" in str(info.value) and "`t = t -" in info.value.hint
     assert value_and_grad(fn)(0.5)[0] == pytest.approx(fn(0.5))  # numbers rebind, as in Python
+
+
+def test_S9_helper_without_return_called_as_a_statement_updates_the_callers_array():
+    fn = cases.helper_without_return_updates_its_argument
+    x, w = np.array([1.0, -2.0, 0.5]), 0.7
+    value, (dx, dw) = value_and_grad(fn, wrt=(0, 1))(x.copy(), w)
+    assert value == pytest.approx(_on_copies(fn)(x, w))
+    np.testing.assert_allclose(dx, fd_sum(_on_copies(fn), (x, w), 0), rtol=1e-6, atol=1e-9)
+    assert dw == pytest.approx(fd_sum(_on_copies(fn), (x, w), 1), rel=1e-6)
