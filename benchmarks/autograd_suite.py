@@ -206,10 +206,17 @@ def _numeric_jvp(
     """Central difference of `fun` along `dirs` in the arguments at `idx`: autograd's numerical jvp."""
     plus, minus = list(args), list(args)
     for i, d in zip(idx, dirs):
-        plus[i] = args[i] + d * (EPS / 2)
-        minus[i] = args[i] - d * (EPS / 2)
+        plus[i] = _moved(args[i], d, EPS / 2)
+        minus[i] = _moved(args[i], d, -EPS / 2)
     with np.errstate(all="ignore"):
         return _combine(fun(*plus, **kwargs), fun(*minus, **kwargs), 1.0 / EPS)
+
+
+def _moved(value: Any, direction: Any, step: float) -> Any:
+    """value + step * direction, through tuples and lists (autograd's vector spaces)."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_moved(v, d, step) for v, d in zip(value, direction))
+    return value + direction * step
 
 
 def _name(fun: Any) -> str:
@@ -256,7 +263,7 @@ def _check_rev(
         _, pullback = sg.vjp(fun, wrt=_wrt(argnum), static=static)(*args, **kwargs)
         grads = _as_tuple(pullback(cot), several)
     for i, g in zip(idx, grads):
-        if np.shape(g) != np.shape(args[i]):
+        if _shape_of(g) != _shape_of(args[i]):
             raise GradientMismatch(
                 f"{stage} check of {_name(fun)}: gradient of argument {i} has shape {np.shape(g)}, "
                 f"the argument {np.shape(args[i])}"

@@ -63,6 +63,11 @@ class ArrayOp(sympy.Function):
     def _pythoncode(self, printer: Any) -> str:  # array ops only ever run as NumPy code
         return str(self._numpycode(printer))
 
+    def _sympystr(self, printer: Any) -> str:
+        # As a function call: SymPy's own `Transpose` and `MatMul` printers (matrix expressions)
+        # would otherwise be picked by class name, and fail on these nodes (`print(f.graph)`).
+        return f"{type(self).__name__}({', '.join(str(printer._print(a)) for a in self.args)})"
+
 
 def _p(printer: Any, value: Any) -> str:
     return str(printer._print(value))

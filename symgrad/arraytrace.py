@@ -182,6 +182,9 @@ class ArrayTracing:
     def _reduce(
         self, cls: type[arrays.Reduction], x: Any, axis: Any, keepdims: bool, node: ast.AST, hint: str | None
     ) -> Any:
+        if isinstance(x, sympy.logic.boolalg.Boolean) and not isinstance(x, sympy.Symbol):
+            # `np.sum(x < y)`: conditions count as 1 and 0, as NumPy's booleans do
+            x = self.node(sympy.Piecewise((1, x), (0, True)), hint, node)
         shape = self.shape(x)
         if not shape:
             return x  # a scalar reduces to itself

@@ -32,7 +32,7 @@ import sympy
 
 from . import rules
 
-FORMAT = 2
+FORMAT = 3
 Dependency = tuple[tuple[str, ...], Any]  # (path from the traced function, fingerprint)
 
 
@@ -59,6 +59,8 @@ def fingerprint(value: Any) -> Any:
         return ["v", type(value).__name__, repr(value.item())]
     if isinstance(value, tuple):
         return ["t", [fingerprint(v) for v in value]]
+    if isinstance(value, list):  # by content: a list read by the function traces with its items
+        return ["l", [fingerprint(v) for v in value]]
     if isinstance(value, dict):
         return ["d", sorted([str(k), fingerprint(v)] for k, v in value.items())]
     if isinstance(value, types.ModuleType):
@@ -140,7 +142,8 @@ def guards_hold(root: Callable[..., Any], guards: Sequence[Guard]) -> bool:
             current = resolve(root, path)
         except Exception:  # a name that went away: re-trace, which reports it
             return False
-        if (current is not traced or isinstance(current, np.ndarray)) and fingerprint(current) != expected:
+        mutable = isinstance(current, (np.ndarray, list, dict))  # may change in place
+        if (current is not traced or mutable) and fingerprint(current) != expected:
             return False
     return True
 
@@ -149,7 +152,7 @@ def guards_of(root: Callable[..., Any], deps: Sequence[Dependency]) -> list[Guar
     """The guards of a stored entry: its recorded data values, as they are now (they hold)."""
     found = []
     for path, expected in deps:
-        if expected[0] in ("v", "t", "a"):  # numbers, strings, tuples, arrays
+        if expected[0] in ("v", "t", "l", "d", "a"):  # numbers, strings, tuples, lists, dicts, arrays
             with contextlib.suppress(Exception):
                 found.append((path, resolve(root, path), expected))
     return found

@@ -151,8 +151,11 @@ def _options(fn: Any) -> dict[str, Any]:
     if handler is None:
         return {}
     params = list(inspect.signature(handler).parameters.values())[2:]  # after self and the array
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return {
-        p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+        p.name: p.default
+        for p in params
+        if p.kind in kinds and p.default is not p.empty and p.name not in ("node", "hint")
     }
 
 

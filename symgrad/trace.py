@@ -1256,6 +1256,26 @@ class Tracer(ArrayTracing, IterTracing):
                 )
         return args, kwargs
 
+    def _by_position(
+        self, callee: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call, label: str
+    ) -> list[Any]:
+        """`np.clip(x, a_min=0.0, a_max=1.0)` as `np.clip(x, 0.0, 1.0)`: keywords that name the
+        callee's next positional parameters, in order."""
+        try:
+            params = list(inspect.signature(callee).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = positional[len(args) : len(args) + len(kwargs)]
+        if set(names) != set(kwargs):
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"keyword arguments {sorted(kwargs)} to `{label}` are not supported",
+                "pass them by position",
+            )
+        return [*args, *(kwargs[n] for n in names)]
+
     def construct(self, cls: type, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         """`Params(W=w, b=b)`: a dataclass holding traced values (a parameter tree), built now."""
         try:
@@ -1323,12 +1343,7 @@ class Tracer(ArrayTracing, IterTracing):
     ) -> Any:
         label = ast.unparse(node.func)
         if kwargs:
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                f"keyword arguments to `{label}` are not supported",
-                "pass them by position",
-            )
+            args = self._by_position(callee, args, kwargs, node, label)
         traced = any(is_traced(a) for a in args)
         if _only_numbers(callee):
             for arg in args:
@@ -1585,7 +1600,7 @@ def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
 
 
 # Values from outside the function that become constants of the generated program.
-_DATA = (numbers.Number, str, bytes, tuple, np.ndarray, np.generic, type(None))
+_DATA = (numbers.Number, str, bytes, tuple, list, dict, np.ndarray, np.generic, type(None))
 
 
 def _kind(value: Any) -> str:

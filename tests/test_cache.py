@@ -172,3 +172,12 @@ def test_unwritable_cache_directory_is_not_an_error(monkeypatch, tmp_path):
         assert grad(unwritable_mod.f)(2.0) == 12.0
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_lists_are_fingerprinted_by_their_items():
+    """Static lists (`axes=[0, 2, 1]`) and module lists key entries by content: two lists
+    once shared a fingerprint, so another process reused a program traced for other axes."""
+    from symgrad import cache
+
+    assert cache.fingerprint([0, 2, 1]) != cache.fingerprint([1, 0, 2])
+    assert cache.fingerprint([0.5]) != cache.fingerprint((0.5,))

@@ -168,3 +168,38 @@ def test_an_array_of_objects_is_refused_in_the_users_terms(tmp_path):
     with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
         grad(objects_mod.f)(np.ones(2))
     assert "objects_mod.py:5:" in str(info.value) and "not numbers" in str(info.value)
+
+
+WEIGHTS = [1.0, 2.0]
+CONFIG = {"k": 2.0}
+
+
+def weighted_list(x):
+    return sum(w * x for w in WEIGHTS) + CONFIG["k"] * x
+
+
+def test_module_lists_and_dicts_changed_in_place_trace_again():
+    """A list or dict read from the module is folded in: changed in place (same object), the
+    next call must see it (their fingerprints now cover their items)."""
+    g = grad(weighted_list)
+    try:
+        assert g(1.0) == pytest.approx(5.0)
+        WEIGHTS[1] = 5.0
+        assert g(1.0) == pytest.approx(8.0)
+        WEIGHTS.append(1.0)
+        CONFIG["k"] = 3.0
+        assert g(1.0) == pytest.approx(10.0)
+    finally:
+        WEIGHTS[:] = [1.0, 2.0]
+        CONFIG["k"] = 2.0
+
+
+def transposed_sum(A, v):
+    return np.sum(A.T @ v)
+
+
+def test_the_graph_of_a_program_with_array_nodes_prints():
+    g = grad(transposed_sum)
+    g(np.ones((2, 3)), np.ones(2))
+    text = str(g.graph)
+    assert "Transpose(" in text and "MatMul(" in text
