@@ -329,7 +329,7 @@ def for_else(x):
 
 
 def keyword_to_rule(x):
-    return np.clip(x, a_min=0.0, a_max=1.0)  # BAD: rule-kwargs
+    return np.clip(x, min=0.0, max=1.0)  # BAD: rule-kwargs
 
 
 # --- semantics: constructs that parse but cannot be differentiated -------------------------------
