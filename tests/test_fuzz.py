@@ -538,10 +538,10 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             differs = not close(
                 np.broadcast_to(numpy_values, (2,)), floats_spread, SAME_RTOL, SAME_RTOL * scale
             )
+            on_arrays = lambda *a: original(f, list(a))  # noqa: E731 - np.vectorize where needed
             if not differs and not prog.uses_stop:
                 # the values can agree at a point where the programs differ (`t1 = y; y /= c;
                 # y += arcsin(tanh(t1)); return t1` at y = 0): compare the slopes too
-                on_arrays = lambda *a: original(f, list(a))  # noqa: E731 - np.vectorize where needed
                 singles_fd = [finite_difference(on_arrays, batch, i)[0] for i in range(n)]
                 differs = not all(
                     close(d, [grads[i], as_tuple(grads2, n)[i]], 1e-5, 1e-5 * scale)
@@ -555,7 +555,7 @@ def check_program(loader: Loader, prog: Program, data) -> None:
                 # there the value against NumPy's above is the check)
                 for i, p in enumerate(prog.params):
                     if not prog.uses_stop:
-                        expect_fd(f"d/d{p} on arrays", as_tuple(got_grads, n)[i], pure(f), batch, i, scale)
+                        expect_fd(f"d/d{p} on arrays", as_tuple(got_grads, n)[i], on_arrays, batch, i, scale)
                 STATS["programs"] += 1
                 return
             # (a value that depends on no argument is a scalar, as in NumPy)
