@@ -34,6 +34,7 @@ from .arraytrace import (
     Method,
     ShapesNeeded,
 )
+from .arraytrace import _plain as plain_value
 from .errors import (
     ShapeError,
     SymgradError,
@@ -933,6 +934,8 @@ class Tracer(ArrayTracing, IterTracing):
 
     def expr_Subscript(self, node: ast.Subscript, hint: str | None) -> Any:
         base = self.expr(node.value)
+        if base is np.r_ or base is np.c_:
+            return self.joined(base is np.c_, node, hint)
         self._cancelled_array(base)
         if is_traced(base):
             return self.index(base, node, hint)
@@ -944,6 +947,36 @@ class Tracer(ArrayTracing, IterTracing):
             "indexing is only supported on arrays, lists, tuples and dicts, with constant indices",
             "pass the elements as separate arguments, or index a tuple with a constant or static int",
         )
+
+    def joined(self, columns: bool, node: ast.Subscript, hint: str | None) -> Any:
+        """`np.r_[a, b, 1:4]` (joined along the first axis) and `np.c_[a, b]` (vectors as
+        columns, side by side), for arrays of at least one dimension and constant ranges."""
+        elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        parts = []
+        for element in elements:
+            if isinstance(element, ast.Slice):  # `1:10`: np.arange(1, 10) as floats
+                bounds = [self.expr(b) for b in (element.lower, element.upper, element.step) if b is not None]
+                parts.append(self.constant("arange", [float(plain_value(b)) for b in bounds], {}, node, None))
+                continue
+            value = self.expr(element)
+            if not self.shape(value) and not isinstance(value, np.ndarray):
+                name = "np.c_" if columns else "np.r_"
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    element,
+                    f"{name}[...] of a number",
+                    "join arrays: `np.concatenate([np.atleast_1d(a), b])`, or `np.array([a, b])` for numbers",
+                )
+            parts.append(value)
+        if columns:
+            parts = [
+                self.array_call("reshape", [p, (-1, 1)], {}, node, None) if len(self._shape_of(p)) == 1 else p
+                for p in parts
+            ]
+        return self.array_call("concatenate", [ListValue(parts)], {"axis": -1 if columns else 0}, node, hint)
+
+    def _shape_of(self, value: Any) -> tuple[int, ...]:
+        return tuple(np.shape(value)) if isinstance(value, np.ndarray) else tuple(self.shape(value))
 
     def expr_BinOp(self, node: ast.BinOp, hint: str | None) -> Any:
         left, right = self.expr(node.left), self.expr(node.right)

@@ -274,3 +274,19 @@ def fixed_list_item(x):
 def bad_unpack_length(p):
     a, b = p  # BAD: unpack
     return a * b
+
+
+# np.r_ and np.c_ (HIPS autograd's own tests write them)
+R_DATA = np.arange(6.0).reshape(3, 2)
+
+
+def joined_rows(x):
+    return np.sum(np.r_[x, R_DATA, x] ** 2)
+
+
+def joined_columns(x):
+    return np.sum(np.c_[x, R_DATA, x] * np.c_[R_DATA, x, R_DATA])
+
+
+def joined_with_a_range(v):
+    return np.sum(np.r_[v, np.arange(3.0), 1:4] ** 3)

@@ -277,3 +277,18 @@ def test_refusals_name_the_line_and_their_hint_works(marker, bad, fixed, hint):
 def test_unpacking_an_array_of_another_length_is_refused():
     with pytest.raises(symgrad.SymgradError, match="length 3 into 2 names"):
         symgrad.grad(cases.bad_unpack_length)(_x(3))
+
+
+@pytest.mark.parametrize(
+    "fn,arg",
+    [
+        (cases.joined_rows, np.array([[0.5, -1.0], [2.0, 0.3], [1.5, -0.2]])),
+        (cases.joined_columns, np.array([[0.5, -1.0], [2.0, 0.3], [1.5, -0.2]])),
+        (cases.joined_with_a_range, np.array([0.7, -1.3])),
+    ],
+    ids=["r_rows", "c_columns", "r_range"],
+)
+def test_r_and_c_index_tricks(fn, arg):
+    value, gradient = value_and_grad(fn)(arg)
+    assert value == pytest.approx(fn(arg))
+    np.testing.assert_allclose(gradient, central_diff(fn, (arg,), 0), rtol=1e-7, atol=1e-9)
