@@ -724,20 +724,42 @@ class Tracer(ArrayTracing, IterTracing):
         items = self.iterate(self.expr(stmt.iter), stmt.iter)
         self.count_unrolled(len(items), stmt)
         literal = stmt.iter.elts if isinstance(stmt.iter, (ast.Tuple, ast.List)) else None
-        for k, item in enumerate(items):
-            self.assign(stmt.target, item)
-            self._share_item(stmt.target, literal[k] if literal and len(literal) == len(items) else None)
-            if self.block(stmt.body):
-                return True
-        return False
+        held = self._hold_items(stmt, literal, items) if literal and len(literal) == len(items) else {}
+        try:
+            for k, item in enumerate(items):
+                self.assign(stmt.target, self.frame.env[held[k]] if k in held else item)
+                self._share_item(stmt.target, held.get(k), literal is not None)
+                if self.block(stmt.body):
+                    return True
+            return False
+        finally:
+            for key in held.values():
+                self.frame.env.pop(key, None)
+                self.frame.env.pop(_ALIAS + key, None)
 
-    def _share_item(self, target: ast.expr, element: ast.expr | None) -> None:
+    def _hold_items(self, stmt: ast.For, literal: list[ast.expr], items: Sequence[Any]) -> dict[int, str]:
+        """`for j in (y, 2 * y)`: the tuple holds the array `y` itself, so an in-place update
+        of `y` during the loop changes the item it gives later, as in NumPy. Each such item is
+        kept under a hidden name that shares `y`'s memory."""
+        env = self.frame.env
+        held = {}
+        for k, element in enumerate(literal):
+            if isinstance(element, ast.Name) and element.id in env and is_traced(env[element.id]):
+                key = f"\0item:{id(stmt)}:{k}"
+                env[key] = items[k]
+                env[_ALIAS + key] = env.setdefault(_ALIAS + element.id, _Memory())
+                held[k] = key
+        return held
+
+    def _share_item(self, target: ast.expr, held: str | None, literal: bool) -> None:
         """The loop variable is the item's array, as in NumPy: `for j in (y, 2 * y)` makes `j`
         the array `y` first (`t = j; t -= 1` changes `y`). An item of another sequence (a list
         variable, `zip(...)`) may be any array: updating it in place is refused."""
-        if element is not None:
-            self.share(target, element)
+        if held is not None:
+            self.share(target, ast.Name(id=held, ctx=ast.Load()))
             return
+        if literal:
+            return  # a new value (`2 * y`): its own memory
         for name in _names_of(target):
             if is_traced(self.frame.env.get(name)):
                 self.frame.env[_ALIAS + name] = _Memory(from_sequence=True)

@@ -2309,6 +2309,20 @@ def f(w, x):
 # `+=` on an alias or a view of an array (S9): NumPy writes through. symgrad must give NumPy's
 # value and the original's gradient, or refuse naming the alias / in-place update.
 ALIAS_REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    # found by the loops family: the tuple holds the array `x` itself, which the first
+    # iteration's `x -= ...` changes in place before the second item is read
+    (
+        """\
+import numpy as np
+
+
+def f(x):
+    for j in (np.reciprocal(1.0 + x * x), x, (1.0 + x * x) ** -2):
+        x -= np.tanh(2 - j)
+    return np.sum(x * 1.0)
+""",
+        [([1.194, 0.3],), ([-0.4, 0.9, 2.0],)],
+    ),
     # found by the loops family (seed 777): the loop variable is the array `y` in the first
     # iteration, so `t = j; t -= ...` changes `y` (NumPy [0.908, 0.534]; symgrad gave [0.664, 0.291])
     (
