@@ -448,6 +448,11 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
         order = list(inspect.signature(flat_compiled.fn).parameters)
         return flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
     out = flat_compiled(**flat_args)
+    if kind == "hessian":  # blocks of blocks: rows and columns in the arguments' structures
+        rows = out if len(flat_compiled.wrt) > 1 else ((out,),)
+        return regroup(tuple(regroup(tuple(row)) for row in rows))
+    if kind == "jacobian" and len(flat_compiled.wrt) == 1:
+        return regroup((out,))
     if kind == "vjp":
         value, pullback = out
         return value, lambda cotangent: regroup(pullback(cotangent))
@@ -467,7 +472,14 @@ def _tree_program(
         params = list(compiled._signature.parameters)
         flat_fn, leaves = trees.flat_function(compiled.fn, params, structures)
         flat_wrt = tuple(n for p in compiled.wrt for n in leaves.get(p, [p]))
-        maker = {"value_and_grad": value_and_grad, "grad": grad, "vjp": vjp, "jvp": jvp}[kind]
+        maker = {
+            "value_and_grad": value_and_grad,
+            "grad": grad,
+            "vjp": vjp,
+            "jvp": jvp,
+            "jacobian": jacobian,
+            "hessian": hessian,
+        }[kind]
         transform = maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend)
         found = cache_of[key] = (transform, leaves)
     return found  # type: ignore[no-any-return]
@@ -786,7 +798,7 @@ def jacobian(
         result.differentiated = graph.outputs
         return result
 
-    return _transform(
+    compiled = _transform(
         base,
         inner,
         "jacobian",
@@ -798,6 +810,9 @@ def jacobian(
         backend,
         invoke=_call_matrix,
     )
+    if not isinstance(fn, Compiled):
+        compiled.trees = functools.partial(_call_with_trees, "jacobian")
+    return compiled
 
 
 def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
@@ -841,7 +856,7 @@ def hessian(
         result.differentiated = graph.outputs
         return result
 
-    return _transform(
+    compiled = _transform(
         base,
         inner,
         "hessian",
@@ -853,6 +868,9 @@ def hessian(
         backend,
         invoke=_call_matrix,
     )
+    if not isinstance(fn, Compiled):
+        compiled.trees = functools.partial(_call_with_trees, "hessian")
+    return compiled
 
 
 def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:

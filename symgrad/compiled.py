@@ -511,13 +511,14 @@ class Compiled:
         if is_tree(value) and not isinstance(value, (list, tuple)):
             filename, lineno, col, line = caller_location()
             raise WrtError(
-                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: {self.kind} takes numbers "
-                "and arrays (grad, value_and_grad, jvp and vjp take trees: dicts, tuples, lists, dataclasses)",
+                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: a transform of a "
+                "transform (`grad(grad(f))`) takes numbers and arrays; transforms of a function take "
+                "trees (dicts, tuples, lists, dataclasses)",
                 filename=filename,
                 lineno=lineno,
                 col=col,
                 source_line=line,
-                hint=f"pass its values as separate arguments, or use grad, jvp or vjp for `{name}`",
+                hint=f"pass its values as separate arguments, or use hessian(f) for second derivatives in `{name}`",
             )
         if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(
             value, "__array__"
