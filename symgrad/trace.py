@@ -352,19 +352,28 @@ class Tracer(ArrayTracing, IterTracing):
             stmt.targets[0].id if len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) else None
         )
         value = self.expr(stmt.value, hint)
+        # the arrays the right side names, as they are before the targets are rebound
+        # (`t1, x = x, ...`: t1 is the old x, not the new one)
+        env = self.frame.env
+        before = {
+            n.id: env.setdefault(_ALIAS + n.id, _Memory())
+            for n in ast.walk(stmt.value)
+            if isinstance(n, ast.Name) and n.id in env
+        }
         for target in stmt.targets:
             self.assign(target, value)
-            self.share(target, stmt.value)
+            self.share(target, stmt.value, before)
         return False
 
     # --- aliasing: which names hold the same array (NumPy's in-place updates write through) ---
 
-    def share(self, target: ast.expr, value: ast.expr) -> None:
+    def share(self, target: ast.expr, value: ast.expr, before: dict[str, _Memory] | None = None) -> None:
         """After `target = value`: `t = x` makes `t` the same array as `x`; `t = x[0:2]` or
-        `t = x.T` a view of it. Tracked so that `t += 1` can do what NumPy does to `x`."""
+        `t = x.T` a view of it. Tracked so that `t += 1` can do what NumPy does to `x`.
+        `before`: the memories of the names `value` reads, taken before the assignment."""
         if isinstance(target, ast.Tuple) and isinstance(value, (ast.Tuple, ast.List)):
             for elt, item in zip(target.elts, value.elts):
-                self.share(elt, item)
+                self.share(elt, item, before)
             return
         if (
             isinstance(target, ast.Tuple)
@@ -372,21 +381,26 @@ class Tracer(ArrayTracing, IterTracing):
             and is_traced(self.frame.env.get(value.id))
         ):
             for elt in target.elts:  # `a, b = P`: the rows of P, views of it
-                self.share(elt, ast.Subscript(value=value, slice=ast.Constant(0)))
+                self.share(elt, ast.Subscript(value=value, slice=ast.Constant(0)), before)
             return
         if not isinstance(target, ast.Name):
             return
         env = self.frame.env
         viewed = _viewed_name(value)
+
+        def memory_of(name: str) -> _Memory:
+            found = (before or {}).get(name)
+            return found if found is not None else env.setdefault(_ALIAS + name, _Memory())
+
         if isinstance(value, ast.Name) and value.id in env:
-            env[_ALIAS + target.id] = env.setdefault(_ALIAS + value.id, _Memory())
+            env[_ALIAS + target.id] = memory_of(value.id)
         elif (
             viewed is not None
             and viewed in env
             and is_traced(env[target.id])
             and not self.is_copy(env[target.id])
         ):
-            env[_ALIAS + target.id] = _Memory(view_of=env.setdefault(_ALIAS + viewed, _Memory()))
+            env[_ALIAS + target.id] = _Memory(view_of=memory_of(viewed))
 
     def sharers(self, name: str) -> list[str]:
         """The other bound names whose arrays share memory with `name`'s."""

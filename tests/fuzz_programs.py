@@ -2309,6 +2309,20 @@ def f(w, x):
 # `+=` on an alias or a view of an array (S9): NumPy writes through. symgrad must give NumPy's
 # value and the original's gradient, or refuse naming the alias / in-place update.
 ALIAS_REGRESSIONS: list[tuple[str, list[tuple[Any, ...]]]] = [
+    # found by the straight family: `t1, x = x, ...` makes t1 the old array x; the later
+    # `x -= ...` changes the new x only (t1 took the new x's memory)
+    (
+        """\
+import numpy as np
+
+
+def f(x, y):
+    t1, x = x, x * y + 1.0
+    x -= np.sin(x)
+    return np.sum(t1 * x)
+""",
+        [([0.5, 1.2], [0.3, -0.7])],
+    ),
     # found by the loops family: the tuple holds the array `x` itself, which the first
     # iteration's `x -= ...` changes in place before the second item is read
     (
