@@ -410,7 +410,6 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
         gradients.differentiated = graph.outputs
         return gradients
 
-    compiled_kind = kind
     if kind == "grad":  # its outputs are the gradients, fitted to these parameters' shapes
         derive.output_params = wrt_names  # type: ignore[attr-defined]
         derive.output_tuple = not single  # type: ignore[attr-defined]
@@ -420,7 +419,7 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
         base, inner, kind, derive, wrt_names, static_names, single, finish, backend, result=result
     )
     if not isinstance(fn, Compiled):  # parameter trees for first derivatives
-        compiled.trees = functools.partial(_call_with_trees, compiled_kind)
+        compiled.trees = functools.partial(_call_with_trees, kind)
     return compiled
 
 

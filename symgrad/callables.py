@@ -18,7 +18,7 @@ import numpy as np
 
 from . import emit, rules
 from .compiled import Compiled
-from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError, caller_location
+from .errors import SourceUnavailableError, SymgradError, UnknownCalleeError, at_caller
 
 _WRAPPERS: weakref.WeakKeyDictionary[Any, types.FunctionType] = weakref.WeakKeyDictionary()
 _BY_ID: dict[int, tuple[Any, types.FunctionType]] = {}  # ufuncs and builtins: not weak-referenceable
@@ -210,13 +210,9 @@ def _dotted_expr(dotted: str) -> ast.expr:
 
 def _no_rule_error(fn: Any) -> SymgradError:
     label = _label(fn)
-    filename, lineno, col, line = caller_location()
     return UnknownCalleeError(
         f"`{label}` is not a Python function with source, and symgrad has no rule for it",
-        filename=filename,
-        lineno=lineno,
-        col=col,
-        source_line=line,
+        **at_caller(),
         hint=f"differentiate a function that computes it with supported operations (see symgrad.RULES): "
         f"`def f(x): return ...`, or, for a function of numbers, register one: "
         f"symgrad.register({label}, <sympy function>)",
@@ -324,13 +320,9 @@ def _partial_wrapper(
 
 
 def _no_source_error(fn: Any, why: str) -> SymgradError:
-    filename, lineno, col, line = caller_location()
     return SourceUnavailableError(
         f"cannot differentiate `{fn!r}`: {why}",
-        filename=filename,
-        lineno=lineno,
-        col=col,
-        source_line=line,
+        **at_caller(),
         hint="write a `def` function that calls it with every argument named",
     )
 

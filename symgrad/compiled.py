@@ -16,7 +16,7 @@ import sympy
 from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
-from .errors import ArgumentError, ShapeError, WrtError, caller_location
+from .errors import ArgumentError, ShapeError, WrtError, at_caller
 from .graph import Graph, ShapeFacts
 from .trees import is_tree
 
@@ -509,15 +509,11 @@ class Compiled:
                 hint=f"pass a float (e.g. {name}=1.0 or an array with dtype float), as jax.grad and torch require",
             )
         if is_tree(value) and not isinstance(value, (list, tuple)):
-            filename, lineno, col, line = caller_location()
             raise WrtError(
                 f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: a transform of a "
                 "transform (`grad(grad(f))`) takes numbers and arrays; transforms of a function take "
                 "trees (dicts, tuples, lists, dataclasses)",
-                filename=filename,
-                lineno=lineno,
-                col=col,
-                source_line=line,
+                **at_caller(),
                 hint=f"pass its values as separate arguments, or use hessian(f) for second derivatives in `{name}`",
             )
         if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(

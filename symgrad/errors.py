@@ -5,6 +5,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+from typing import Any
 
 
 class SymgradError(Exception):
@@ -90,14 +91,20 @@ class ArgumentError(SymgradError, TypeError):
     """A compiled derivative called with arguments its function does not accept."""
 
 
-def caller_location() -> tuple[str | None, int | None, int | None, str | None]:
-    """The user's line that called into symgrad (the first frame outside this package)."""
+def at_caller() -> dict[str, Any]:
+    """Where the user's code called into symgrad (the first frame outside this package), as
+    the location arguments of a `SymgradError`: `WrtError(message, **at_caller(), hint=...)`."""
     package = os.path.dirname(os.path.abspath(__file__))
     frame = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
-        return None, None, None, None
+        return {}
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
     col = len(line) - len(line.lstrip()) + 1 if line else 1
-    return frame.f_code.co_filename, frame.f_lineno, col, line or None
+    return {
+        "filename": frame.f_code.co_filename,
+        "lineno": frame.f_lineno,
+        "col": col,
+        "source_line": line or None,
+    }

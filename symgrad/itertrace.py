@@ -58,7 +58,7 @@ def _traced(value: Any) -> bool:
     return isinstance(value, sympy.Basic) and bool(value.free_symbols)
 
 
-def _plain(value: Any) -> Any:
+def sympy_constant(value: Any) -> Any:
     """A constant as a plain Python value: SymPy numbers and booleans collapse."""
     if isinstance(value, BooleanAtom):
         return bool(value)
@@ -70,7 +70,7 @@ def _plain(value: Any) -> Any:
 
 
 def _static_int(value: Any) -> int | None:
-    value = _plain(value)
+    value = sympy_constant(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -79,7 +79,7 @@ def _same_kind(like: Any, items: Sequence[Any]) -> Any:
     return ListValue(items) if isinstance(like, ListValue) else tuple(items)
 
 
-def _names_bound(target: ast.expr) -> list[str]:
+def names_bound(target: ast.expr) -> list[str]:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
 
 
@@ -113,7 +113,7 @@ class IterTracing:
         return result
 
     def dict_key(self, key: Any, node: ast.AST) -> Any:
-        key = _plain(key)
+        key = sympy_constant(key)
         if _traced(key) or isinstance(key, sympy.Basic):
             raise self.error(
                 TracingError,
@@ -146,7 +146,7 @@ class IterTracing:
         """The elements of a comprehension, one per combination of items; its targets are its
         own names (as in Python 3), so the enclosing names are restored afterwards."""
         env = self.frame.env
-        names = [n for g in generators for n in _names_bound(g.target)]
+        names = [n for g in generators for n in names_bound(g.target)]
         saved = {key: env.get(key, _MISSING) for n in names for key in (n, ALIAS + n)}
         out: list[Any] = []
         try:
@@ -186,7 +186,7 @@ class IterTracing:
                 "keep every item and choose its value instead: "
                 "`sum(x if x > 0 else 0.0 for x in xs)`, or filter on constants and static arguments",
             )
-        return bool(_plain(cond))
+        return bool(sympy_constant(cond))
 
     def count_unrolled(self, count: int, node: ast.AST, hint: str | None = None) -> None:
         self.graph.unrolled += count
@@ -333,7 +333,7 @@ class IterTracing:
         as_seen = list if isinstance(value, ListValue) else tuple if isinstance(value, tuple) else None
         if as_seen is not None:
             return issubclass(as_seen, kinds)
-        return isinstance(_plain(value), kinds)
+        return isinstance(sympy_constant(value), kinds)
 
     def seq_sum(self, callee: Any, items: Any, start: Any = 0, *, node: ast.Call, hint: str | None) -> Any:
         return self._fold(ast.Add(), items, start, node, hint)
@@ -386,7 +386,7 @@ class IterTracing:
                 )
             return default
         if not _traced_items(items):
-            return callee(_plain(v) for v in items)  # constants: Python's own max
+            return callee(sympy_constant(v) for v in items)  # constants: Python's own max
         return items[0] if len(items) == 1 else self.extremum_of(callee, items, node, hint)
 
     def _bad_default(self, node: ast.Call) -> Any:
@@ -434,7 +434,7 @@ class IterTracing:
         raise self.error(
             TracingError,
             node,
-            f"index {index} is out of range for a {_kind(base)} of {len(base)}",
+            f"index {index} is out of range for a {kind_of(base)} of {len(base)}",
             "use a smaller index",
         )
 
@@ -465,7 +465,7 @@ class IterTracing:
             raise self.error(
                 TracingError, node, f"`.{name}` of a traced value", "compare constants, or index by position"
             )
-        return getattr(tuple(_plain(v) for v in base), name)(*[_plain(a) for a in args])
+        return getattr(tuple(sympy_constant(v) for v in base), name)(*[sympy_constant(a) for a in args])
 
     def update_list(self, call: ast.Call, node: ast.stmt) -> None:
         """`xs.append(v)`, `xs.extend(ys)`, `xs.insert(i, v)`: every name of that list is
@@ -498,7 +498,7 @@ class IterTracing:
                 self.frame.env[key] = new
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     return "list" if isinstance(value, ListValue) else type(value).__name__
 
 

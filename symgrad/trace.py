@@ -53,6 +53,9 @@ from .itertrace import (
     ContainerMethod,
     IterTracing,
     ListValue,
+    kind_of,
+    names_bound,
+    sympy_constant,
 )
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -142,16 +145,10 @@ def as_number(value: Any) -> Any:
 
 
 def _static_value(value: Any) -> Any:
-    """Collapse SymPy constants (numbers, true/false) back to Python values."""
-    if isinstance(value, BooleanAtom):
-        return bool(value)
-    if isinstance(value, sympy.Integer):
-        return int(value)
-    if isinstance(value, sympy.Number):
-        return float(value)
+    """Collapse SymPy constants (numbers, true/false) and NumPy scalars back to Python values."""
     if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
         return value.item()  # np.where(True, 2.0, 3.0) is a 0-d array: a number to the tracer
-    return value
+    return sympy_constant(value)
 
 
 @dataclass
@@ -774,7 +771,7 @@ class Tracer(ArrayTracing, IterTracing):
             return
         if literal:
             return  # a new value (`2 * y`): its own memory
-        for name in _names_of(target):
+        for name in names_bound(target):
             if is_traced(self.frame.env.get(name)):
                 self.frame.env[_ALIAS + name] = _Memory(from_sequence=True)
 
@@ -1511,8 +1508,9 @@ class Tracer(ArrayTracing, IterTracing):
                 f"recursive call to `{fn.__name__}` cannot be unrolled",
                 "rewrite the recursion as a `for i in range(N)` loop",
             )
+        signature = inspect.signature(fn)
         try:
-            bound = inspect.signature(fn).bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise self.error(
                 TracingError, node, f"bad call to `{fn.__name__}`: {exc}", "match its signature"
@@ -1531,46 +1529,45 @@ class Tracer(ArrayTracing, IterTracing):
         callee.conditional = self.conditional or bool(self.frame.returns) or is_traced(self.frame.path)
         saved_no_grad = self.frame.no_grad
         env = dict(bound.arguments)
-        passed = self._pass_memories(fn, node, env, skip=bound_self is not None)
+        arguments = _argument_nodes(signature, node, bound_self is not None)
+        passed = self._pass_memories(arguments, env)
         writes = {id(m.root): m.root.writes for m in passed}
         outer = self.frame.outer | set(writes)
-        result = callee.run(source, env, path, outer, self._origins(fn, node, env, bound_self))
+        origins = self._origins(signature, arguments, env, bound_self)
+        result = callee.run(source, env, path, outer, origins)
         self._read_back(passed, writes, node, fn.__name__)
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result
 
     def _origins(
-        self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any], bound_self: tuple[str, ...] | None
+        self,
+        signature: inspect.Signature,
+        arguments: dict[str, Any],
+        env: dict[str, Any],
+        bound_self: tuple[str, ...] | None,
     ) -> dict[str, tuple[str, ...]]:
         """For the callee's parameters bound to objects from outside (`helper(cfg)`, `self`):
         where they are found from the traced function, so that arrays read from them are
         inputs and numbers read from them are guarded."""
-        params = list(inspect.signature(fn).parameters)
         found: dict[str, tuple[str, ...]] = {}
-        if bound_self is not None and params:
-            found[params[0]] = bound_self
-            params = params[1:]
-        pairs = [*zip(params, node.args), *((k.arg, k.value) for k in node.keywords if k.arg)]
-        for param, arg in pairs:
-            value = env.get(param)
-            if isinstance(value, (sympy.Basic, numbers.Number, str)):
+        if bound_self is not None and signature.parameters:
+            found[next(iter(signature.parameters))] = bound_self
+        for param, arg in arguments.items():
+            if param in found or not isinstance(arg, ast.expr):
+                continue
+            if isinstance(env.get(param), (sympy.Basic, numbers.Number, str)):
                 continue
             path = self.chain(arg)
             if path is not None:
                 found[param] = path
         return found
 
-    def _pass_memories(
-        self, fn: types.FunctionType, node: ast.Call, env: dict[str, Any], skip: bool = False
-    ) -> list[_Memory]:
+    def _pass_memories(self, arguments: dict[str, Any], env: dict[str, Any]) -> list[_Memory]:
         """Give the callee's parameters the memory of the caller's arrays passed by name
         (`h(x)`), so that the callee's `a += v` changes `x` here too, as in NumPy."""
-        names = inspect.signature(fn).bind_partial(
-            *[ast.Constant(value=None)] * skip, *node.args, **{k.arg: k.value for k in node.keywords if k.arg}
-        )
         passed = []
-        for param, arg in names.arguments.items():
+        for param, arg in arguments.items():
             if isinstance(arg, ast.Name) and arg.id in self.frame.env and is_traced(env.get(param)):
                 memory = self.frame.env.setdefault(_ALIAS + arg.id, _Memory())
                 env[_ALIAS + param] = memory
@@ -1672,11 +1669,24 @@ def _elif_chain(stmt: ast.If) -> tuple[list[ast.If], list[ast.stmt]]:
 _DATA = (numbers.Number, str, bytes, tuple, list, dict, np.ndarray, np.generic, type(None))
 
 
+def _argument_nodes(signature: inspect.Signature, node: ast.Call, skip_self: bool) -> dict[str, Any]:
+    """The callee's parameters and the caller's expressions bound to them (`h(x, scale=s)`);
+    empty for a call that spreads `*xs` or `**d`, whose expressions are not one per parameter."""
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+        return {}
+    placeholder = [ast.Constant(value=None)] * skip_self  # `self` of `obj.method(...)`
+    try:
+        bound = signature.bind_partial(
+            *placeholder, *node.args, **{k.arg: k.value for k in node.keywords if k.arg}
+        )
+    except TypeError:
+        return {}
+    return dict(bound.arguments)
+
+
 def _kind(value: Any) -> str:
     """A value's kind in the user's terms."""
-    if isinstance(value, (sympy.Basic, numbers.Number)):
-        return "number or array"
-    return type(value).__name__
+    return "number or array" if isinstance(value, (sympy.Basic, numbers.Number)) else kind_of(value)
 
 
 def _viewed_name(value: ast.expr) -> str | None:
@@ -1694,15 +1704,6 @@ def _viewed_name(value: ast.expr) -> str | None:
         if value.args and isinstance(value.args[0], ast.Name):
             return value.args[0].id  # np.reshape(x, ...)
     return None
-
-
-def _names_of(target: ast.expr) -> list[str]:
-    """The names a loop or assignment target binds: `i`, `(a, b)`."""
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return [n for elt in target.elts for n in _names_of(elt)]
-    return []
 
 
 def _is_captured_array(value: Any) -> bool:
