@@ -51,9 +51,7 @@ class Variant:
         self.from_cache = graph is None
         self.guards = tuple(guards)  # outside constants folded in: see cache.guards_hold
         self.captured = tuple(captured)  # arrays read from outside: (path, shape), inputs after the arguments
-        self.facts = facts
-        self.reach = facts.reach
-        self.aliased = facts.aliased  # exact on numbers only: see Graph.aliased
+        self.facts = facts  # what decides NumPy's shapes: see graph.ShapeFacts
         self.reaches_all = (
             not facts.cancelled and not facts.aliased and all(len(r) == facts.inputs for r in facts.reach)
         )
@@ -63,7 +61,7 @@ class Variant:
         """Whether the elementwise program is exact for arguments of these shapes: it gives
         every value (and gradient) the broadcast shape of all arguments, which is NumPy's
         only when each output is computed from arguments that broadcast to that shape."""
-        if self.aliased and any(shapes):
+        if self.facts.aliased and any(shapes):  # exact on numbers only: see Graph.aliased
             return False  # NumPy's in-place update writes through to the other names
         if self.facts.branches and any(s != shapes[0] for s in shapes[1:]):
             return False  # a number's condition picks a branch, and its shape
@@ -73,10 +71,10 @@ class Variant:
             full = np.broadcast_shapes(*shapes)
         except ValueError:
             # fine if only unused arguments do not broadcast; else the ShapeError is true
-            return not all(_broadcasts([shapes[i] for i in r]) for r in self.reach)
+            return not all(_broadcasts([shapes[i] for i in r]) for r in self.facts.reach)
         if self.facts.cancelled:  # an input SymPy cancelled away may be what shapes a value
             return False
-        return all(np.broadcast_shapes(*[shapes[i] for i in r]) == full for r in self.reach)
+        return all(np.broadcast_shapes(*[shapes[i] for i in r]) == full for r in self.facts.reach)
 
     @property
     def graph(self) -> Graph:
@@ -423,7 +421,7 @@ class Compiled:
             result is None
             or variant.kernel.scalar_source is None
             or not variant.every_output_reaches
-            or variant.aliased  # its floats entry would serve arrays too
+            or variant.facts.aliased  # its floats entry would serve arrays too
         ):
             return  # (an output computed from no argument keeps NumPy's shape: the general path)
         if variant.guards:
