@@ -274,6 +274,16 @@ def _returns_tuple(compiled: Compiled, call: Call) -> bool:
     return bool(compiled.ran(call).facts.tuple_output if inner is None else inner)
 
 
+def _output_tree(compiled: Compiled, variant: Variant) -> trees.TreeDef | None:
+    """The structure of what the differentiated function returns when it is more than a
+    number or a flat tuple (a dict, a list, nested tuples): jvp, vjp and jacobian give their
+    results in it, as JAX does. None for a transform of a gradient, whose outputs are its
+    gradients."""
+    if getattr(compiled, "output_tuple", None) is not None:
+        return None
+    return variant.facts.output_tree  # type: ignore[no-any-return]
+
+
 def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tuple[Any, ...]:
     """The differentiated function's outputs (values, tangents) as it returns them."""
     params = getattr(compiled, "output_params", ())
@@ -443,15 +453,16 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
     regroup = functools.partial(_regroup, compiled, leaves, structures)
     if kind == "jvp":
         given = tangents if isinstance(tangents, (tuple, list)) else (tangents,)
-        flat_tangents = [t for p, t in zip(compiled.wrt, given) for t in _leaves_like(t, leaves, p)]
+        flat_tangents = [
+            leaf
+            for p, t in zip(compiled.wrt, given)
+            for leaf in (_leaves_in(structures[p], t, f"tangent for `{p}`") if p in structures else [t])
+        ]
         order = list(inspect.signature(flat_compiled.fn).parameters)
         return flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
     out = flat_compiled(**flat_args)
-    if kind == "hessian":  # blocks of blocks: rows and columns in the arguments' structures
-        rows = out if len(flat_compiled.wrt) > 1 else ((out,),)
-        return regroup(tuple(regroup(tuple(row)) for row in rows))
-    if kind == "jacobian" and len(flat_compiled.wrt) == 1:
-        return regroup((out,))
+    if kind in ("jacobian", "hessian"):  # arranged in the arguments' structures (`columns`)
+        return out
     if kind == "vjp":
         value, pullback = out
         return value, lambda cotangent: regroup(pullback(cotangent))
@@ -480,21 +491,10 @@ def _tree_program(
             "hessian": hessian,
         }[kind]
         transform = maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend)
+        # jacobian and hessian blocks of the leaves, per output: in their trees' structures
+        transform.columns = functools.partial(_regroup, compiled, leaves, dict(structures))  # type: ignore[attr-defined]
         found = cache_of[key] = (transform, leaves)
     return found  # type: ignore[no-any-return]
-
-
-def _leaves_like(tangent: Any, leaves: dict[str, list[str]], param: str) -> list[Any]:
-    """A tangent for a tree parameter, as its leaves (a tree of the same structure)."""
-    if param not in leaves:
-        return [tangent]
-    flat, _ = trees.flatten(tangent)
-    if len(flat) != len(leaves[param]):
-        raise ShapeError(
-            f"the tangent for `{param}` has {len(flat)} values; the argument has {len(leaves[param])}",
-            hint=f"pass a tangent with the structure of `{param}` (the same keys and lengths)",
-        )
-    return flat
 
 
 def _regroup(compiled: Compiled, leaves: dict[str, list[str]], structures: dict[str, Any], flat: Any) -> Any:
@@ -518,18 +518,22 @@ def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
 
 
 def _check_scalar_output(compiled: Compiled, call: Call) -> None:
-    outputs = compiled.ran(call).primal_outputs
-    if call.scalar and outputs > 1:
+    variant = compiled.ran(call)
+    tree = _output_tree(compiled, variant)
+    if (call.scalar and variant.primal_outputs > 1) or tree is not None:
         source = _load(compiled.fn)
+        containers = (ast.Tuple, ast.List, ast.Dict)
         returns = [
-            n for n in ast.walk(source.tree) if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)
+            n for n in ast.walk(source.tree) if isinstance(n, ast.Return) and isinstance(n.value, containers)
         ]
+        what = f"{variant.primal_outputs} values" if tree is None else trees.describe(tree)
         raise source.error(
             NonScalarOutputError,
             returns[0] if returns else source.tree,
-            f"grad needs a scalar output, but `{source.tree.name}` returns {outputs} values",
+            f"grad needs a scalar output, but `{source.tree.name}` returns {what}",
             "use symgrad.jacobian(f) for all partials, or symgrad.vjp(f) to weight the outputs "
-            "(like PyTorch's 'grad can be implicitly created only for scalar outputs')",
+            "(like PyTorch's 'grad can be implicitly created only for scalar outputs'); "
+            "to return extra values beside the loss, return `(loss, extras)` and pass has_aux=True",
         )
 
 
@@ -645,11 +649,14 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     values = _fit_outputs(compiled, raw[:n], call)
 
     shapes = compiled.probe(call.static, call.args).output_shapes
-
+    tree = _output_tree(compiled, compiled.ran(call))
     as_tuple = n > 1 or _returns_tuple(compiled, call)
 
     def pullback(v: Any) -> Any:
-        cotangents = tuple(v) if n > 1 or (as_tuple and isinstance(v, tuple)) else (v,)
+        if tree is not None:  # a dict, list, nested tuples: a cotangent of the same structure
+            cotangents = tuple(_leaves_in(tree, v, "cotangent"))
+        else:
+            cotangents = tuple(v) if n > 1 or (as_tuple and isinstance(v, tuple)) else (v,)
         if len(cotangents) != n:
             raise ShapeError(
                 f"pullback expects {n} cotangents, one per output",
@@ -663,7 +670,21 @@ def _finish_vjp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
         out, inner_call = compiled.execute(call.static, call.args, cotangents)
         return _gradients(compiled, out[n:], inner_call)
 
+    if tree is not None:
+        return trees.unflatten(tree, list(values)), pullback
     return (values if as_tuple else values[0]), pullback
+
+
+def _leaves_in(tree: trees.TreeDef, value: Any, what: str) -> list[Any]:
+    """The leaves of a cotangent (or tangent) that must have the structure `tree`."""
+    leaves = trees.leaves_as(tree, value)
+    if leaves is None:
+        expected = trees.describe(tree)
+        raise ShapeError(
+            f"the {what} has another structure than the value it belongs to, {expected}",
+            hint=f"pass a {what} of the same structure (the same keys and lengths): {expected}",
+        )
+    return leaves
 
 
 def _run_for_vjp(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
@@ -738,6 +759,9 @@ def _finish_jvp(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     n = compiled.ran(call).primal_outputs
     values = _fit_outputs(compiled, raw[:n], call)
     tangents = tuple(_like(t, v) for t, v in zip(_fit_outputs(compiled, raw[n:], call), values))
+    tree = _output_tree(compiled, compiled.ran(call))
+    if tree is not None:  # a dict, list, nested tuples: values and tangents in that structure
+        return trees.unflatten(tree, list(values)), trees.unflatten(tree, list(tangents))
     if n == 1 and not _returns_tuple(compiled, call):
         return values[0], tangents[0]
     return values, tangents
@@ -877,12 +901,55 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     pullback per output element (JAX's layout: output shape + input shape)."""
     static, dynamic = compiled.bind(args, kwargs)
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
-    if not compiled.probe(static, dynamic).output_shapes:
+    variant = compiled.probe(static, dynamic)
+    tree = _output_tree(compiled, variant) if compiled.kind == "jacobian" else None
+    columns = getattr(compiled, "columns", None)  # a program of tree leaves: their trees' blocks
+    if variant.output_shapes:
+        blocks = _pullback_blocks(compiled, tree, *args, **kwargs)
+    else:
         raw, call = compiled.execute(static, dynamic)
         if call.shape is None or not any(np.shape(v) for v in dynamic):
-            return compiled._finish(compiled, raw, call)  # numbers: the (m, n) matrix
-        # arrays: JAX's layout (output shape + argument shape), however the body is written
-        return _elementwise_blocks(compiled, raw, call)
+            matrix = compiled._finish(compiled, raw, call)  # numbers: the (m, n) matrix
+            if tree is None and columns is None:
+                return matrix
+            blocks = _matrix_blocks(matrix)
+        else:  # arrays: JAX's layout (output shape + argument shape), however the body is written
+            blocks = _elementwise_blocks(compiled, raw, call)
+    return _arrange(compiled, blocks, tree, columns)
+
+
+def _arrange(
+    compiled: Compiled,
+    blocks: list[list[Any]],
+    tree: trees.TreeDef | None,
+    columns: Callable[[tuple[Any, ...]], Any] | None,
+) -> Any:
+    """Blocks (per output, per `wrt` parameter) in JAX's layout: a block for one output and
+    one parameter, else tuples of them; in the output's structure (a dict of outputs) and in
+    the parameters' (`columns`: a dict parameter's blocks as a dict)."""
+    if compiled.kind == "hessian" and columns is not None:  # rows and columns: the parameters'
+        return columns(tuple(columns(tuple(row)) for row in blocks))
+    one = len(compiled.wrt) == 1 and compiled.single
+    per_output = [columns(tuple(b)) if columns else b[0] if one else tuple(b) for b in blocks]
+    if tree is not None:
+        return trees.unflatten(tree, per_output)
+    return per_output[0] if len(per_output) == 1 else tuple(per_output)
+
+
+def _matrix_blocks(matrix: Any) -> list[list[Any]]:
+    """The (..., m, n) matrix of an elementwise program, as blocks per output, per parameter."""
+    m, n = matrix.shape[-2:]
+    return [[_number_if_0d(matrix[..., i, j]) for j in range(n)] for i in range(m)]
+
+
+def _number_if_0d(value: Any) -> Any:
+    return float(value) if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def _pullback_blocks(
+    compiled: Compiled, tree: trees.TreeDef | None, *args: Any, **kwargs: Any
+) -> list[list[Any]]:
+    """An array program's blocks: one pullback per output element."""
     inner = getattr(compiled, "_pullbacks", None)
     if inner is None:
         target = (
@@ -894,16 +961,22 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
             target, wrt=compiled.wrt, static=compiled.static, backend=compiled.backend
         )
     value, pullback = inner(*args, **kwargs)
-    outputs = value if isinstance(value, tuple) else (value,)
-    blocks = [
-        _jacobian_block(pullback, outputs, k, dict(zip(compiled.dynamic, dynamic)), compiled.wrt)
-        for k in range(len(outputs))
+    outputs: Sequence[Any] = (
+        trees.flatten(value)[0] if tree is not None else value if isinstance(value, tuple) else (value,)
+    )
+
+    def pack(cotangents: list[Any]) -> Any:  # what the pullback takes: the output's structure
+        if tree is not None:
+            return trees.unflatten(tree, cotangents)
+        return tuple(cotangents) if len(outputs) > 1 else cotangents[0]
+
+    values = dict(zip(compiled.dynamic, compiled.bind(args, kwargs)[1]))
+    return [
+        list(_jacobian_block(pullback, pack, outputs, k, values, compiled.wrt)) for k in range(len(outputs))
     ]
-    per_output = [b[0] if len(compiled.wrt) == 1 and compiled.single else b for b in blocks]
-    return per_output[0] if len(outputs) == 1 else tuple(per_output)
 
 
-def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
+def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> list[list[Any]]:
     """jacobian/hessian of an elementwise program on arrays, in JAX's layout: entry (r, c) of
     a block sums the partials at the elements i of the broadcast shape where row element r
     and argument element c meet (for a jacobian, row r is the output element itself).
@@ -923,8 +996,8 @@ def _elementwise_blocks(compiled: Compiled, raw: tuple[Any, ...], call: Call) ->
             values = xp.reshape(xp.broadcast_to(xp.asarray(raw[i * n + j], dtype=np.float64), shape), (-1,))
             entry = xp.reshape(_meet(xp, values, shape, rows[i], arg_shapes[j]), (*rows[i], *arg_shapes[j]))
             block.append(float(entry) if xp is np and entry.ndim == 0 else entry)
-        blocks.append(block[0] if n == 1 and compiled.single else tuple(block))
-    return blocks[0] if m == 1 else tuple(blocks)
+        blocks.append(block)
+    return blocks
 
 
 def _meet(xp: Any, values: Any, shape: tuple[int, ...], row: tuple[int, ...], column: tuple[int, ...]) -> Any:
@@ -957,7 +1030,12 @@ def _one_hot(reads: Any, size: int) -> Any:
 
 
 def _jacobian_block(
-    pullback: Any, outputs: Sequence[Any], k: int, args: dict[str, Any], wrt: Sequence[str]
+    pullback: Any,
+    pack: Callable[[list[Any]], Any],
+    outputs: Sequence[Any],
+    k: int,
+    args: dict[str, Any],
+    wrt: Sequence[str],
 ) -> tuple[Any, ...]:
     """d outputs[k] / d each wrt argument, stacked in the output's shape + the argument's."""
     shape = np.shape(outputs[k])
@@ -965,8 +1043,8 @@ def _jacobian_block(
     for i in range(int(np.prod(shape))):
         basis = np.zeros(shape)
         basis.flat[i] = 1.0
-        cotangents = tuple(basis if j == k else np.zeros(np.shape(o)) for j, o in enumerate(outputs))
-        grads = pullback(cotangents if len(outputs) > 1 else cotangents[0])
+        cotangents = [basis if j == k else np.zeros(np.shape(o)) for j, o in enumerate(outputs)]
+        grads = pullback(pack(cotangents))
         grads = grads if isinstance(grads, tuple) else (grads,)
         for row, g in zip(rows, grads):
             row.append(np.asarray(g, dtype=np.float64))

@@ -351,6 +351,7 @@ def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     that SymPy merges the constants (`t3 = -t1/2`): one pass over an array instead of two.
     Transposed views used once go inline too (`X.T @ r`)."""
     uses: dict[Any, int] = {}
+    order = {symbol: i for i, (symbol, _) in enumerate(statements)}
     for _, expr in statements:
         for symbol in expr.free_symbols:
             uses[symbol] = uses.get(symbol, 0) + 1
@@ -358,7 +359,16 @@ def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     folded: dict[Any, Any] = {}
     program: list[Statement] = []
     for symbol, expr in statements:
-        expr = expr.xreplace(folded) if folded and expr.free_symbols & folded.keys() else expr
+        used = expr.free_symbols & folded.keys()
+        if used:
+            merged = expr.xreplace(folded)
+            if merged.free_symbols == (expr.free_symbols - used).union(
+                *(folded[u].free_symbols for u in used)
+            ):
+                expr = merged
+            else:  # SymPy cancelled what was substituted (`t2 = -w`, `t3 = t2 + w`: 0, losing
+                # `w`'s shape): the folded values keep their own lines, in their order
+                program += [(u, folded.pop(u)) for u in sorted(used, key=order.__getitem__)]
         if _cheap(expr) and uses.get(symbol) == 1 and symbol not in outputs:
             folded[symbol] = expr
             continue

@@ -81,6 +81,9 @@ class Graph:
     names: Names = field(default_factory=Names)
     memo: dict[Expr, sympy.Symbol] = field(default_factory=dict)
     tuple_output: bool = False
+    # What the function returns when it is more than a number or a flat tuple (a dict, a
+    # list, nested tuples: trees.TreeDef); `outputs` are its leaves in order.
+    output_tree: Any = None
     shape: tuple[int, int] = (0, 0)  # (m, n) for jacobian and hessian programs
     deps: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)  # values read from outside
     cacheable: bool = True  # False when some outside value could not be given a path
@@ -154,6 +157,7 @@ class Graph:
             names=self.names.copy(),
             memo=dict(self.memo),
             tuple_output=self.tuple_output,
+            output_tree=self.output_tree,
             shape=self.shape,
             deps=self.deps,
             cacheable=self.cacheable,
@@ -180,6 +184,7 @@ class Graph:
             branches=self.branches,
             inputs=len(self.inputs),
             tuple_output=self.tuple_output,
+            output_tree=self.output_tree,
         )
 
     def capture(self, path: tuple[str, ...], shape: tuple[int, ...], hint: str) -> sympy.Symbol:
@@ -228,6 +233,7 @@ class ShapeFacts:
     branches: bool = False
     inputs: int = 0
     tuple_output: bool = False  # returns a tuple (even of one value): so do jvp and vjp
+    output_tree: Any = None  # returns a dict, list or nested tuples: see Graph.output_tree
 
     def record(self) -> dict[str, Any]:
         """As JSON for the persistent cache."""
@@ -235,7 +241,15 @@ class ShapeFacts:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ShapeFacts:
-        return cls(**{**record, "reach": tuple(tuple(r) for r in record["reach"])})
+        tree = record.get("output_tree")
+        return cls(
+            **{**record, "reach": tuple(tuple(r) for r in record["reach"]), "output_tree": _tuples(tree)}
+        )
+
+
+def _tuples(record: Any) -> Any:
+    """A tree structure read back from JSON, which wrote its tuples as lists."""
+    return tuple(_tuples(item) for item in record) if isinstance(record, list) else record
 
 
 def _is_atom(expr: Expr) -> bool:

@@ -37,6 +37,17 @@ class ListValue(tuple):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+def python_value(value: Any) -> Any:
+    """`value` with its traced lists as Python lists again: what the traced function returns."""
+    if isinstance(value, ListValue):
+        return [python_value(item) for item in value]
+    if type(value) is tuple:
+        return tuple(python_value(item) for item in value)
+    if isinstance(value, dict):
+        return {key: python_value(item) for key, item in value.items()}
+    return value
+
+
 class ContainerMethod:
     """`d.items`, `xs.index` before the call: the container and the method name."""
 

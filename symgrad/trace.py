@@ -23,7 +23,7 @@ import numpy as np
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
-from . import arrays, cache, parse, rules
+from . import arrays, cache, parse, rules, trees
 from .arraytrace import (
     ARRAY_CALLS,
     CONSTRUCTORS,
@@ -55,6 +55,7 @@ from .itertrace import (
     ListValue,
     kind_of,
     names_bound,
+    python_value,
     sympy_constant,
 )
 
@@ -570,12 +571,7 @@ class Tracer(ArrayTracing, IterTracing):
         return True
 
     def _check_output(self, value: Any, stmt: ast.Return) -> None:
-        items = value if isinstance(value, tuple) else (value,)
-        for item in items:
-            if isinstance(item, tuple):
-                raise self.error(
-                    TracingError, stmt, "nested tuples cannot be returned", "return a flat tuple"
-                )
+        for item in trees.flatten(value)[0]:  # a number, or a tree of them (JAX's pytrees)
             if isinstance(item, (bool, np.bool_)) or (
                 isinstance(item, Boolean) and not isinstance(item, sympy.Symbol)
             ):
@@ -590,7 +586,7 @@ class Tracer(ArrayTracing, IterTracing):
                     TracingError,
                     stmt,
                     f"the function returns a {type(item).__name__}, not a number",
-                    "return a number or a tuple of numbers",
+                    "return a number, or a tuple, list or dict of numbers",
                 )
 
     def stmt_If(self, stmt: ast.If) -> bool:
@@ -1809,9 +1805,12 @@ def _trace(
     env: dict[str, Any] = dict(zip(dynamic, inputs))
     env.update(static)
     result = Tracer(graph).run(source, env)
-    outputs = result if isinstance(result, tuple) else (result,)
+    outputs, tree = trees.flatten(python_value(result))
     graph.outputs = tuple(_output_atom(graph, o, source) for o in outputs)
     graph.tuple_output = isinstance(result, tuple)
+    if trees.structured(tree):  # a dict, a list, nested tuples: results come in this structure
+        graph.output_tree = tree
+        graph.cacheable = graph.cacheable and trees.plain(tree)
     parameters = len(dynamic)  # the arguments', not the arrays read from outside (captured)
     graph.reach = tuple(
         tuple(sorted(i for i in graph.inputs_reaching(o) if i < parameters)) for o in graph.outputs
@@ -1820,10 +1819,6 @@ def _trace(
 
 
 def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
-    if isinstance(value, tuple):
-        raise source.error(
-            TracingError, source.tree, "nested tuples cannot be returned", "return a flat tuple"
-        )
     try:
         value = to_sympy(value)
     except TypeError:
@@ -1831,7 +1826,7 @@ def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
             TracingError,
             source.tree,
             f"the function returns a {type(value).__name__}, not a number",
-            "return a number or a tuple of numbers",
+            "return a number, or a tuple, list or dict of numbers",
         ) from None
     if isinstance(value, Boolean) and not isinstance(value, sympy.Symbol):
         raise source.error(

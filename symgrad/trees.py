@@ -80,6 +80,73 @@ def _build(tree: TreeDef, stream: Any) -> Any:
     return made
 
 
+def structured(tree: TreeDef) -> bool:
+    """More than a number or a flat tuple of numbers: a dict, a list, nested tuples, a dataclass."""
+    return tree[0] != "leaf" and not (tree[0] == "tuple" and all(child == LEAF for child in tree[1]))
+
+
+def plain(tree: TreeDef) -> bool:
+    """Whether `tree` can be written as JSON (for the persistent cache): no dataclass, and
+    dict keys that are strings or ints."""
+    kind = tree[0]
+    if kind == "leaf":
+        return True
+    if kind == "dict":
+        return all(type(k) in (str, int) for k in tree[1]) and all(map(plain, tree[2]))
+    return kind in ("tuple", "list") and all(map(plain, tree[1]))
+
+
+def leaves_as(tree: TreeDef, value: Any) -> list[Any] | None:
+    """The leaves of `value` in the order of `tree`'s (dict keys matched by name, so a
+    cotangent's keys may come in any order), or None where `value` has another structure.
+
+    >>> leaves_as(("dict", ("a", "b"), (LEAF, LEAF)), {"b": 2.0, "a": 1.0})
+    [1.0, 2.0]
+    """
+    kind = tree[0]
+    if kind == "leaf":
+        return None if is_tree(value) else [value]
+    if kind in ("tuple", "list"):
+        if not isinstance(value, (tuple, list)) or len(value) != len(tree[1]):
+            return None
+        pairs = list(zip(tree[1], value))
+    elif kind == "dict":
+        if not isinstance(value, dict) or set(value) != set(tree[1]):
+            return None
+        pairs = [(child, value[key]) for key, child in zip(tree[1], tree[2])]
+    else:
+        if type(value) is not tree[1]:
+            return None
+        pairs = [(child, getattr(value, f)) for f, child in zip(tree[2], tree[3])]
+    leaves: list[Any] = []
+    for child, item in pairs:
+        found = leaves_as(child, item)
+        if found is None:
+            return None
+        leaves += found
+    return leaves
+
+
+def describe(tree: TreeDef) -> str:
+    """The structure as code a user would write, each leaf (number or array) shown as `value`.
+
+    >>> describe(("dict", ("a", "b"), (LEAF, ("tuple", (LEAF, LEAF)))))
+    "{'a': value, 'b': (value, value)}"
+    """
+    kind = tree[0]
+    if kind == "leaf":
+        return "value"
+    if kind == "tuple":
+        items = [describe(child) for child in tree[1]]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if kind == "list":
+        return f"[{', '.join(describe(child) for child in tree[1])}]"
+    if kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {describe(child)}" for k, child in zip(tree[1], tree[2])) + "}"
+    fields = ", ".join(f"{f}={describe(child)}" for f, child in zip(tree[2], tree[3]))
+    return f"{tree[1].__name__}({fields})"
+
+
 def leaf_names(param: str, tree: TreeDef, taken: set[str]) -> list[str]:
     """Parameter names for the leaves of `param`'s tree: `params_W`, `params_b`, `xs_0`."""
     names: list[str] = []

@@ -2303,6 +2303,21 @@ def f(w, x):
 """,
         [([0.3, -0.5], 0.7)],
     ),
+    # The generated code folds a scaled value used once into its user (`t0 = -w`, `t1 = t0 + w`)
+    # and SymPy cancelled the sum to the number 0, so `t1[0]` indexed an int (TypeError in the
+    # kernel): a folded value whose substitution cancels keeps its line. Found by the fuzzer
+    # (arrays family, seed 3211139926 of the whole suite).
+    (
+        """\
+import numpy as np
+
+
+def f(w):
+    t1 = (-w) + w
+    return np.sum(t1) + t1[0] + np.sum((2.0 * w - 2.0 * w) * w)
+""",
+        [([0.0, 0.0, 0.0, 0.0],), ([0.3, -1.0, 2.0, 0.5],)],
+    ),
 ]
 
 

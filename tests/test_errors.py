@@ -223,7 +223,7 @@ CASES: list[Case] = [
     traced("bare-return", bad.bare_return, TracingError, "return", at="return"),
     traced("return-condition", bad.return_condition, TracingError, "1.0 if"),
     traced("return-string", bad.return_string, TracingError, "number"),
-    traced("nested-tuple", bad.nested_tuple, TracingError, "flat"),
+    traced("nested-tuple", bad.nested_tuple, NonScalarOutputError, "has_aux", source_too=False),
     traced(
         "tuple-output", bad.tuple_output, NonScalarOutputError, "jacobian", args=(1.0, 2.0), source_too=False
     ),

@@ -222,3 +222,159 @@ def test_a_call_spreading_star_args_and_kwargs():
     assert grad(forwards_everything, wrt="args")(2.0, 3.0, scale=2.0) == pytest.approx((6.0, 4.0))
     x = np.array([0.5, -1.0])
     np.testing.assert_allclose(grad(np.concatenate)((x, 2.0 * x), axis=0)[1], np.ones(2))
+
+
+# --- functions returning trees: dicts, lists, nested tuples (JAX's layouts) ----------------------
+
+
+def predictions(x, w):
+    z = np.tanh(w * x)
+    return {"pred": z, "energy": np.sum(z**2), "parts": [x * w, (np.sin(x), 2.0 * w)]}
+
+
+XS = np.array([0.4, -1.2, 0.9])
+
+
+def _fd_along(fn, args, i, tangent, h=1e-6):
+    """Central differences of every leaf of `fn`'s output along `tangent` for argument i."""
+    up, down = list(args), list(args)
+    up[i], down[i] = args[i] + h * tangent, args[i] - h * tangent
+    high, structure = symgrad.trees.flatten(fn(*up))
+    low, _ = symgrad.trees.flatten(fn(*down))
+    return symgrad.trees.unflatten(structure, [(a - b) / (2 * h) for a, b in zip(high, low)])
+
+
+def test_jvp_of_a_function_returning_a_tree_gives_value_and_tangent_in_its_structure():
+    w = 0.7
+    tangent = np.array([1.0, -0.5, 2.0])
+    value, along = jvp(predictions)((XS, w), (tangent,))
+    _assert_tree_close(value, predictions(XS, w), rtol=1e-12)
+    _assert_tree_close(along, _fd_along(predictions, (XS, w), 0, tangent), rtol=1e-6, atol=1e-8)
+    value, along = jvp(predictions, wrt="w")((XS, w), (1.0,))
+    _assert_tree_close(along, _fd_along(predictions, (XS, w), 1, 1.0), rtol=1e-6, atol=1e-8)
+
+
+def test_vjp_of_a_function_returning_a_tree_takes_a_cotangent_of_its_structure_against_torch():
+    torch = pytest.importorskip("torch")
+    w = 0.7
+    value, pullback = vjp(predictions, wrt=("x", "w"))(XS, w)
+    _assert_tree_close(value, predictions(XS, w), rtol=1e-12)
+    # the cotangent's dict keys in another order than the output's: matched by name, as in JAX
+    cot = {
+        "parts": [np.array([1.0, 2.0, 3.0]), (np.array([0.5, 0.5, -1.0]), 3.0)],
+        "energy": 2.0,
+        "pred": np.array([-1.0, 0.0, 4.0]),
+    }
+    dx, dw = pullback(cot)
+    tx = torch.tensor(XS, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    z = torch.tanh(tw * tx)
+    total = (
+        torch.sum(z * torch.tensor(cot["pred"]))
+        + cot["energy"] * torch.sum(z**2)
+        + torch.sum(tx * tw * torch.tensor(cot["parts"][0]))
+        + torch.sum(torch.sin(tx) * torch.tensor(cot["parts"][1][0]))
+        + cot["parts"][1][1] * 2.0 * tw
+    )
+    total.backward()
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12)
+    assert dw == pytest.approx(tw.grad.item(), rel=1e-12)
+
+
+def test_a_cotangent_of_another_structure_is_refused_with_the_structure_to_pass():
+    _, pullback = vjp(predictions)(XS, 0.7)
+    with pytest.raises(symgrad.ShapeError) as info:
+        pullback({"pred": np.ones(3), "energy": 1.0})
+    assert "'parts': [value, (value, value)]" in str(info.value) and "same structure" in info.value.hint
+    # following the hint: every key, with its lengths
+    full = {"pred": np.ones(3), "energy": 1.0, "parts": [np.ones(3), (np.ones(3), 1.0)]}
+    assert pullback(full).shape == XS.shape
+
+
+def test_jacobian_of_a_function_returning_a_tree_has_one_block_per_output_leaf():
+    w = 0.7
+    blocks = symgrad.jacobian(predictions)(XS, w)
+    assert set(blocks) == {"pred", "energy", "parts"} and isinstance(blocks["parts"], list)
+    assert blocks["pred"].shape == (3, 3) and blocks["energy"].shape == (3,)
+    assert blocks["parts"][1][1].shape == (3,)  # 2 * w does not depend on x: zeros
+    for k in range(3):
+        basis = np.eye(3)[k]
+        column = _fd_along(predictions, (XS, w), 0, basis)
+        got_column = symgrad.trees.unflatten(
+            symgrad.trees.flatten(blocks)[1], [b[..., k] for b in symgrad.trees.flatten(blocks)[0]]
+        )
+        _assert_tree_close(got_column, column, rtol=1e-6, atol=1e-8)
+
+
+def scalar_parts(a, b):
+    return {"product": a * b, "ratio": [a / b, b**2]}
+
+
+def test_jacobian_of_numbers_returning_a_tree_gives_floats_in_that_tree():
+    """On numbers, each output leaf's entry is a float (or a tuple of them, one per wrt)."""
+    got = symgrad.jacobian(scalar_parts, wrt=("a", "b"))(2.0, 4.0)
+    assert got == {"product": (4.0, 2.0), "ratio": [(0.25, -0.125), (0.0, 8.0)]}
+    assert symgrad.jacobian(scalar_parts)(2.0, 4.0) == {"product": 4.0, "ratio": [0.25, 0.0]}
+    value, along = jvp(scalar_parts, wrt=("a", "b"))((2.0, 4.0), (1.0, 1.0))
+    assert value == scalar_parts(2.0, 4.0)
+    assert along == {"product": pytest.approx(6.0), "ratio": [pytest.approx(0.125), pytest.approx(8.0)]}
+
+
+def dict_in_tuple_out(p):
+    return p["a"] * p["b"], p["a"] + 2.0 * p["b"]
+
+
+def dict_in_dict_out(p, x):
+    return {"y": np.tanh(p["w"] * x + p["b"]), "norm": p["w"] ** 2 + np.sum(p["b"] ** 2)}
+
+
+def test_jacobian_with_trees_in_and_out_is_output_major_as_in_jax():
+    """`jacobian(f)(params)`: per output (in its structure), per parameter leaf (in its)."""
+    assert symgrad.jacobian(lambda p: p["a"] * p["b"])({"a": 1.0, "b": 2.0}) == {"a": 2.0, "b": 1.0}
+    rows = symgrad.jacobian(dict_in_tuple_out)({"a": 1.0, "b": 2.0})
+    assert rows == ({"a": 2.0, "b": 1.0}, {"a": 1.0, "b": 2.0})
+    params = {"w": 0.5, "b": np.array([0.1, -0.2, 0.3])}
+    blocks = symgrad.jacobian(dict_in_dict_out)(params, XS)
+    assert set(blocks) == {"y", "norm"} and set(blocks["y"]) == {"w", "b"}
+    assert blocks["y"]["w"].shape == (3,) and blocks["y"]["b"].shape == (3, 3)
+    for leaf in ("w", "b"):
+        fd = _leaf_fd(lambda p: dict_in_dict_out(p, XS)["norm"], params)[leaf]
+        np.testing.assert_allclose(blocks["norm"][leaf], fd, rtol=1e-6, atol=1e-9)
+        for r in range(3):
+            fd = _leaf_fd(lambda p, r=r: dict_in_dict_out(p, XS)["y"][r], params)[leaf]
+            np.testing.assert_allclose(blocks["y"][leaf][r], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_grad_of_a_function_returning_a_tree_is_refused_and_the_hint_works():
+    with pytest.raises(symgrad.NonScalarOutputError) as info:
+        grad(predictions)(XS, 0.7)
+    assert "returns {'pred': value, 'energy': value" in str(info.value) and "has_aux" in info.value.hint
+
+    def with_aux(x, w):  # the hint: the loss first, the rest as auxiliary output
+        out = predictions(x, w)
+        return out["energy"], out
+
+    gradient, aux = grad(with_aux, has_aux=True)(XS, 0.7)
+    _assert_tree_close(aux, predictions(XS, 0.7), rtol=1e-12)
+    np.testing.assert_allclose(gradient, _leaf_fd(lambda x: predictions(x, 0.7)["energy"], XS), rtol=1e-6)
+
+
+@dataclass
+class State:
+    position: np.ndarray
+    energy: float
+
+
+def to_state(x):
+    return State(position=x**2, energy=np.sum(np.cos(x)))
+
+
+def test_a_dataclass_output_and_a_second_transform_object_from_the_persistent_cache():
+    value, along = jvp(to_state)((XS,), (np.ones(3),))
+    assert isinstance(value, State) and isinstance(along, State)
+    np.testing.assert_allclose(along.position, 2.0 * XS, rtol=1e-12)
+    assert along.energy == pytest.approx(-np.sum(np.sin(XS)), rel=1e-12)
+    for attempt in range(2):  # the second jvp object reads the program back from the disk cache
+        value, along = jvp(predictions)((XS, 0.7), (np.ones(3),))
+        assert set(value) == {"pred", "energy", "parts"}, attempt
+        assert isinstance(along["parts"], list) and isinstance(along["parts"][1], tuple)
