@@ -450,7 +450,11 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
     flat_args = {**static}
     for p, v in values.items():
         flat_args.update(zip(leaves[p], trees.flatten(v)[0]) if p in leaves else [(p, v)])
-    regroup = functools.partial(_regroup, compiled, leaves, structures)
+    regroup = functools.partial(_regroup, compiled.wrt, compiled.single, leaves, structures)
+    # Of grad(f) (`jvp(grad(loss))`, a Hessian-vector product): its values, tangents and
+    # cotangents are gradients, in the structures of the parameters grad differentiates.
+    inner_wrt, inner_single = _inner_gradient(compiled)
+    gradients = functools.partial(_regroup, inner_wrt, inner_single, leaves, structures)
     if kind == "jvp":
         given = tangents if isinstance(tangents, (tuple, list)) else (tangents,)
         flat_tangents = [
@@ -459,12 +463,16 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
             for leaf in (_leaves_in(structures[p], t, f"tangent for `{p}`") if p in structures else [t])
         ]
         order = list(inspect.signature(flat_compiled.fn).parameters)
-        return flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
+        value, tangent = flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
+        return (gradients(value), gradients(tangent)) if inner_wrt else (value, tangent)
     out = flat_compiled(**flat_args)
     if kind in ("jacobian", "hessian"):  # arranged in the arguments' structures (`columns`)
         return out
     if kind == "vjp":
         value, pullback = out
+        if inner_wrt:
+            flat_cotangent = functools.partial(_gradient_leaves, inner_wrt, inner_single, structures)
+            return gradients(value), lambda cotangent: regroup(pullback(flat_cotangent(cotangent)))
         return value, lambda cotangent: regroup(pullback(cotangent))
     if kind == "value_and_grad":
         return out[0], regroup(out[1])
@@ -490,25 +498,57 @@ def _tree_program(
             "jacobian": jacobian,
             "hessian": hessian,
         }[kind]
-        transform = maker(flat_fn, wrt=flat_wrt, static=compiled.static, backend=compiled.backend)
+        inner_wrt, inner_single = _inner_gradient(compiled)
+        target: Any = flat_fn
+        if inner_wrt:
+            flat_inner = tuple(n for p in inner_wrt for n in leaves.get(p, [p]))
+            target = grad(flat_fn, wrt=flat_inner, static=compiled.static, backend=compiled.backend)
+        transform = maker(target, wrt=flat_wrt, static=compiled.static, backend=compiled.backend)
         # jacobian and hessian blocks of the leaves, per output: in their trees' structures
-        transform.columns = functools.partial(_regroup, compiled, leaves, dict(structures))  # type: ignore[attr-defined]
+        transform.columns = functools.partial(
+            _regroup, compiled.wrt, compiled.single, leaves, dict(structures)
+        )
+        if inner_wrt:  # jacobian(grad(f)): its rows are the gradient's leaves
+            transform.rows = functools.partial(_regroup, inner_wrt, inner_single, leaves, dict(structures))
         found = cache_of[key] = (transform, leaves)
     return found  # type: ignore[no-any-return]
 
 
-def _regroup(compiled: Compiled, leaves: dict[str, list[str]], structures: dict[str, Any], flat: Any) -> Any:
-    """Gradients of the leaves, back in the structures of the arguments they belong to."""
+def _inner_gradient(compiled: Compiled) -> tuple[tuple[str, ...], bool]:
+    """For a transform of grad(f, wrt=...): those parameters, and whether grad gives one
+    gradient (not a tuple); no parameters for a transform of f itself."""
+    return getattr(compiled, "output_params", ()), not getattr(compiled, "output_tuple", None)
+
+
+def _regroup(
+    wrt: Sequence[str], single: bool, leaves: dict[str, list[str]], structures: dict[str, Any], flat: Any
+) -> Any:
+    """Gradients of the leaves, back in the structures of the arguments `wrt` they belong to
+    (one of them if `single`, else a tuple)."""
     grads = list(flat) if isinstance(flat, tuple) else [flat]
     shaped = []
-    for p in compiled.wrt:
+    for p in wrt:
         if p in leaves:
             count = len(leaves[p])
             shaped.append(trees.unflatten(structures[p], grads[:count]))
             grads = grads[count:]
         else:
             shaped.append(grads.pop(0))
-    return shaped[0] if compiled.single else tuple(shaped)
+    return shaped[0] if single else tuple(shaped)
+
+
+def _gradient_leaves(wrt: Sequence[str], single: bool, structures: dict[str, Any], cotangent: Any) -> Any:
+    """A cotangent for a gradient (of parameters `wrt`, in their structures), as the flat
+    program of the leaves takes it: one value per leaf."""
+    given = (cotangent,) if single else tuple(cotangent)
+    flat = [
+        leaf
+        for p, c in zip(wrt, given)
+        for leaf in (
+            _leaves_in(structures[p], c, f"cotangent for the gradient of `{p}`") if p in structures else [c]
+        )
+    ]
+    return flat[0] if len(flat) == 1 else tuple(flat)
 
 
 def _gradients(compiled: Compiled, raw: Sequence[Any], call: Call) -> Any:
@@ -639,8 +679,7 @@ def vjp(
     compiled = _transform(
         base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, backend, invoke=_run_for_vjp
     )
-    if not isinstance(fn, Compiled):
-        compiled.trees = functools.partial(_call_with_trees, "vjp")
+    compiled.trees = functools.partial(_call_with_trees, "vjp")  # of f, or of grad(f)
     return compiled
 
 
@@ -750,8 +789,7 @@ def jvp(
     compiled = _transform(
         base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, backend, invoke=_call_jvp
     )
-    if not isinstance(fn, Compiled):
-        compiled.trees = functools.partial(_call_with_trees, "jvp")
+    compiled.trees = functools.partial(_call_with_trees, "jvp")  # of f, or of grad(f)
     return compiled
 
 
@@ -833,8 +871,9 @@ def jacobian(
         backend,
         invoke=_call_matrix,
     )
-    if not isinstance(fn, Compiled):
-        compiled.trees = functools.partial(_call_with_trees, "jacobian")
+    compiled.trees = functools.partial(_call_with_trees, "jacobian")  # of f, or of grad(f)
+    if isinstance(fn, Compiled):  # jacobian(grad(f)): array programs take grad's pullbacks
+        compiled.of = fn  # type: ignore[attr-defined]
     return compiled
 
 
@@ -903,34 +942,31 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     dynamic = [compiled._check(n, v) for n, v in zip(compiled.dynamic, dynamic)]
     variant = compiled.probe(static, dynamic)
     tree = _output_tree(compiled, variant) if compiled.kind == "jacobian" else None
-    columns = getattr(compiled, "columns", None)  # a program of tree leaves: their trees' blocks
     if variant.output_shapes:
         blocks = _pullback_blocks(compiled, tree, *args, **kwargs)
     else:
         raw, call = compiled.execute(static, dynamic)
         if call.shape is None or not any(np.shape(v) for v in dynamic):
             matrix = compiled._finish(compiled, raw, call)  # numbers: the (m, n) matrix
-            if tree is None and columns is None:
+            if tree is None and compiled.columns is None:
                 return matrix
             blocks = _matrix_blocks(matrix)
         else:  # arrays: JAX's layout (output shape + argument shape), however the body is written
             blocks = _elementwise_blocks(compiled, raw, call)
-    return _arrange(compiled, blocks, tree, columns)
+    return _arrange(compiled, blocks, tree)
 
 
-def _arrange(
-    compiled: Compiled,
-    blocks: list[list[Any]],
-    tree: trees.TreeDef | None,
-    columns: Callable[[tuple[Any, ...]], Any] | None,
-) -> Any:
+def _arrange(compiled: Compiled, blocks: list[list[Any]], tree: trees.TreeDef | None) -> Any:
     """Blocks (per output, per `wrt` parameter) in JAX's layout: a block for one output and
     one parameter, else tuples of them; in the output's structure (a dict of outputs) and in
-    the parameters' (`columns`: a dict parameter's blocks as a dict)."""
+    the parameters' (`Compiled.columns`: a dict parameter's blocks as a dict)."""
+    columns, rows = compiled.columns, compiled.rows
     if compiled.kind == "hessian" and columns is not None:  # rows and columns: the parameters'
         return columns(tuple(columns(tuple(row)) for row in blocks))
     one = len(compiled.wrt) == 1 and compiled.single
     per_output = [columns(tuple(b)) if columns else b[0] if one else tuple(b) for b in blocks]
+    if rows is not None:
+        return rows(tuple(per_output))
     if tree is not None:
         return trees.unflatten(tree, per_output)
     return per_output[0] if len(per_output) == 1 else tuple(per_output)
@@ -952,8 +988,10 @@ def _pullback_blocks(
     """An array program's blocks: one pullback per output element."""
     inner = getattr(compiled, "_pullbacks", None)
     if inner is None:
+        # the function whose jacobian this is: f, a gradient (jacobian(grad(f))), or for a
+        # hessian f's gradient
         target = (
-            compiled.fn
+            getattr(compiled, "of", compiled.fn)
             if compiled.kind == "jacobian"
             else grad(compiled.fn, wrt=compiled.wrt, static=compiled.static, backend=compiled.backend)
         )

@@ -162,6 +162,10 @@ class Compiled:
         # Arguments that are trees (dicts of arrays...): the call goes to a program of their leaves
         self.trees: Callable[[Compiled, tuple[Any, ...], dict[str, Any]], Any] | None = None
         self.latest_tree: Compiled | None = None  # the program of the leaves that ran last
+        # jacobian/hessian of a program of tree leaves: its blocks, per parameter (columns) and
+        # per gradient leaf (rows, for jacobian(grad(f))), back in the trees' structures
+        self.columns: Callable[[tuple[Any, ...]], Any] | None = None
+        self.rows: Callable[[tuple[Any, ...]], Any] | None = None
         self._result = result  # arranges kernel outputs for the floats-only entry point
         self._simple = False  # set after a first call: no static args, skip binding from now on
         self.shaped = False  # set when tracing finds array-level operations: one variant per shape
@@ -508,11 +512,12 @@ class Compiled:
             )
         if is_tree(value) and not isinstance(value, (list, tuple)):
             raise WrtError(
-                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: a transform of a "
-                "transform (`grad(grad(f))`) takes numbers and arrays; transforms of a function take "
-                "trees (dicts, tuples, lists, dataclasses)",
+                f"{self.__name__}(): argument `{name}` is a {type(value).__name__}: a gradient of a "
+                "gradient (`grad(grad(f))`) takes numbers and arrays, as the gradient of a tree is a "
+                "tree, not a number",
                 **at_caller(),
-                hint=f"pass its values as separate arguments, or use hessian(f) for second derivatives in `{name}`",
+                hint=f"use hessian(f) for second derivatives in `{name}`, or jvp(grad(f)) for "
+                "Hessian-vector products; both take trees",
             )
         if not isinstance(value, (numbers.Number, np.ndarray, np.generic)) and not hasattr(
             value, "__array__"

@@ -817,9 +817,10 @@ def check_second_broadcast(loader, prog: Program, data) -> None:
 
 
 def check_forward_over_gradient(data, g_i, args, i: int, j: int, scale: float) -> None:
-    """jvp and vjp of a gradient program: its value is the gradient (summed over the broadcast
-    for a float argument), its tangent the directional derivative of that gradient (finite
-    differences), its pullback of a cotangent the gradient of <cotangent, gradient>."""
+    """jvp, vjp and jacobian of a gradient program: its value is the gradient (summed over the
+    broadcast for a float argument), its tangent (and its jacobian along the tangent) the
+    directional derivative of that gradient (finite differences), its pullback of a cotangent
+    the gradient of <cotangent, gradient>."""
     first = g_i(*args)
     direction = draw_like(data, args[j], "tangent of a gradient")
     value, tangent = run_symgrad("jvp(grad(f))", symgrad.jvp(g_i, wrt=j), tuple(args), (direction,))
@@ -833,6 +834,17 @@ def check_forward_over_gradient(data, g_i, args, i: int, j: int, scale: float) -
     assert np.shape(tangent) == np.shape(first) and np.all(ok), (
         f"jvp(grad(f)) tangent {tangent!r} != finite differences {estimate!r} (+- {error!r})"
     )
+    # jacobian(grad(f)): blocks of shape gradient + argument; along the direction, the same
+    # directional derivative (it once returned the gradient itself on array programs)
+    block = np.asarray(
+        run_symgrad("jacobian(grad(f))", symgrad.jacobian(g_i, wrt=j), *args), dtype=np.float64
+    )
+    assert block.shape == np.shape(first) + np.shape(args[j]), (
+        f"jacobian(grad(f)) has shape {block.shape}, not {np.shape(first) + np.shape(args[j])}"
+    )
+    along = np.tensordot(block, np.asarray(direction, dtype=np.float64), axes=np.ndim(args[j]))
+    ok = np.abs(along - estimate) <= 1e-6 * scale + 1e-5 * np.abs(estimate) + 2 * error
+    assert np.all(ok), f"jacobian(grad(f)) along the tangent {along!r} != finite differences {estimate!r}"
     cotangent = draw_like(data, first, "cotangent of a gradient")
     value, pullback = run_symgrad("vjp(grad(f))", symgrad.vjp(g_i, wrt=j), *args)
     expect_value("vjp(grad(f)) value", value, first, scale)

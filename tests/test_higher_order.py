@@ -215,3 +215,31 @@ def test_transforms_of_a_float_function_that_builds_an_array():
     value, pullback = symgrad.vjp(_stacked)(1.3)
     np.testing.assert_allclose(value, _stacked(1.3))
     assert pullback(np.array([1.0, -1.0, 0.5])) == pytest.approx(1.0 - 2.0 + 0.5)
+
+
+def _array_program(x, w):
+    return np.sum(np.sin(x) * x[0]) + w * np.dot(x, x) ** 2
+
+
+@pytest.mark.parametrize("wrt", ["x", ("x", "w")])
+def test_jacobian_of_a_gradient_of_an_array_program_differentiates_the_gradient(wrt):
+    """jacobian(grad(f)) of an array program (a reduction, an index) returned the gradient of
+    f itself, of shape (3,), where the (3, 3) Hessian was due: the jacobian of an array
+    program runs pullbacks, and they were built on f instead of on grad(f). Against finite
+    differences of the gradient and torch's Hessian."""
+    torch = pytest.importorskip("torch")
+    x, w = np.array([0.3, 0.5, 0.9]), 0.7
+    gradient = symgrad.grad(_array_program, wrt=wrt)
+    blocks = symgrad.jacobian(gradient, wrt="x")(x, w)
+    rows = blocks if isinstance(blocks, tuple) else (blocks,)
+    firsts = gradient(x, w) if isinstance(wrt, tuple) else (gradient(x, w),)
+    for k, block in enumerate(rows):
+        assert block.shape == np.shape(firsts[k]) + (3,)
+        part = lambda v, k=k: (gradient(v, w) if isinstance(wrt, tuple) else (gradient(v, w),))[k]  # noqa: E731
+        columns = [_directional(part, (x,), (np.eye(3)[c],)) for c in range(3)]
+        np.testing.assert_allclose(block, np.stack(columns, axis=-1), rtol=1e-6, atol=1e-9)
+    full = torch.autograd.functional.hessian(
+        lambda t: torch.sum(torch.sin(t) * t[0]) + w * torch.dot(t, t) ** 2, torch.tensor(x)
+    ).numpy()
+    np.testing.assert_allclose(rows[0], full, rtol=1e-12)
+    np.testing.assert_allclose(rows[0], symgrad.hessian(_array_program)(x, w), rtol=1e-12)

@@ -173,12 +173,63 @@ def test_jacobian_and_hessian_with_trees_in_jax_layout():
     assert loss(PARAMS) == pytest.approx(mlp_loss(PARAMS, X, Y))
 
 
-def test_a_transform_of_a_transform_refuses_trees_at_the_callers_line():
+def test_grad_of_a_gradient_refuses_trees_at_the_callers_line_and_its_hints_work():
+    """JAX refuses it too: the gradient of a dict of parameters is a dict, not a number."""
     with pytest.raises(symgrad.WrtError) as info:
         grad(grad(mlp_loss))(PARAMS, X, Y)  # the line the error names
     err = info.value
     assert err.filename == __file__ and "grad(grad(mlp_loss))" in (err.source_line or "")
-    assert "hessian" in err.hint
+    assert "hessian(f)" in err.hint and "jvp(grad(f))" in err.hint
+    assert set(symgrad.hessian(mlp_loss)(PARAMS, X, Y)) == set(PARAMS)
+    value, along = jvp(grad(mlp_loss))((PARAMS, X, Y), (PARAMS,))
+    assert set(value) == set(along) == set(PARAMS)
+
+
+def _gradient_fd(direction, h=1e-6):
+    """Central differences of mlp_loss's gradient along a direction in parameter space."""
+    gradient = grad(mlp_loss)
+    up = gradient({k: PARAMS[k] + h * direction[k] for k in PARAMS}, X, Y)
+    down = gradient({k: PARAMS[k] - h * direction[k] for k in PARAMS}, X, Y)
+    return {k: (up[k] - down[k]) / (2 * h) for k in PARAMS}
+
+
+DIRECTION = {
+    k: np.full(np.shape(v), 0.5) - 0.1 * np.arange(np.size(v)).reshape(np.shape(v)) for k, v in PARAMS.items()
+}
+
+
+def _torch_hvp(direction):
+    torch = pytest.importorskip("torch")
+    keys = list(PARAMS)
+    flat = [torch.tensor(np.asarray(PARAMS[k], dtype=np.float64)) for k in keys]
+
+    def loss(*leaves):
+        t = dict(zip(keys, leaves))
+        hidden = torch.tanh(torch.tensor(X) @ t["W1"] + t["b1"])
+        return torch.mean((hidden @ t["w2"] + t["b2"] - torch.tensor(Y)) ** 2)
+
+    vector = tuple(torch.tensor(np.asarray(direction[k], dtype=np.float64)) for k in keys)
+    _, hvp = torch.autograd.functional.hvp(loss, tuple(flat), vector)
+    return {k: h.numpy() if np.ndim(PARAMS[k]) else float(h) for k, h in zip(keys, hvp)}
+
+
+def test_hessian_vector_products_of_trees_by_jvp_vjp_and_jacobian_of_grad():
+    """`jvp(grad(loss))((params, ...), (v,))`, JAX's Hessian-vector product, and the same by
+    vjp and jacobian of the gradient: against finite differences of the gradient and torch."""
+    expected = _torch_hvp(DIRECTION)
+    _assert_tree_close(_gradient_fd(DIRECTION), expected, rtol=1e-5, atol=1e-8)
+    gradient, along = jvp(grad(mlp_loss))((PARAMS, X, Y), (DIRECTION,))
+    _assert_tree_close(gradient, grad(mlp_loss)(PARAMS, X, Y), rtol=1e-12)
+    _assert_tree_close(along, expected, rtol=1e-10, atol=1e-12)
+    gradient, pullback = vjp(grad(mlp_loss))(PARAMS, X, Y)
+    _assert_tree_close(pullback(DIRECTION), expected, rtol=1e-10, atol=1e-12)  # the Hessian is symmetric
+    blocks = symgrad.jacobian(grad(mlp_loss))(PARAMS, X, Y)
+    assert set(blocks) == set(PARAMS) and set(blocks["W1"]) == set(PARAMS)
+    product = {
+        a: sum(np.tensordot(blocks[a][b], DIRECTION[b], axes=np.ndim(PARAMS[b])) for b in PARAMS)
+        for a in PARAMS
+    }
+    _assert_tree_close(product, expected, rtol=1e-10, atol=1e-12)
 
 
 def sum_of_squares(*xs):
