@@ -457,11 +457,7 @@ def _call_with_trees(kind: str, compiled: Compiled, args: tuple[Any, ...], kwarg
     gradients = functools.partial(_regroup, inner_wrt, inner_single, leaves, structures)
     if kind == "jvp":
         given = tangents if isinstance(tangents, (tuple, list)) else (tangents,)
-        flat_tangents = [
-            leaf
-            for p, t in zip(compiled.wrt, given)
-            for leaf in (_leaves_in(structures[p], t, f"tangent for `{p}`") if p in structures else [t])
-        ]
+        flat_tangents = _per_leaf(compiled.wrt, given, structures, "tangent for `{}`")
         order = list(inspect.signature(flat_compiled.fn).parameters)
         value, tangent = flat_compiled(tuple(flat_args[n] for n in order), tuple(flat_tangents))
         return (gradients(value), gradients(tangent)) if inner_wrt else (value, tangent)
@@ -537,17 +533,21 @@ def _regroup(
     return shaped[0] if single else tuple(shaped)
 
 
+def _per_leaf(wrt: Sequence[str], given: Sequence[Any], structures: dict[str, Any], what: str) -> list[Any]:
+    """Values given per parameter `wrt` (tangents, cotangents), a tree for a tree parameter,
+    as one value per leaf; `what` names one of them (`{}`: the parameter)."""
+    return [
+        leaf
+        for p, value in zip(wrt, given)
+        for leaf in (_leaves_in(structures[p], value, what.format(p)) if p in structures else [value])
+    ]
+
+
 def _gradient_leaves(wrt: Sequence[str], single: bool, structures: dict[str, Any], cotangent: Any) -> Any:
     """A cotangent for a gradient (of parameters `wrt`, in their structures), as the flat
     program of the leaves takes it: one value per leaf."""
     given = (cotangent,) if single else tuple(cotangent)
-    flat = [
-        leaf
-        for p, c in zip(wrt, given)
-        for leaf in (
-            _leaves_in(structures[p], c, f"cotangent for the gradient of `{p}`") if p in structures else [c]
-        )
-    ]
+    flat = _per_leaf(wrt, given, structures, "cotangent for the gradient of `{}`")
     return flat[0] if len(flat) == 1 else tuple(flat)
 
 
@@ -943,7 +943,7 @@ def _call_matrix(compiled: Compiled, *args: Any, **kwargs: Any) -> Any:
     variant = compiled.probe(static, dynamic)
     tree = _output_tree(compiled, variant) if compiled.kind == "jacobian" else None
     if variant.output_shapes:
-        blocks = _pullback_blocks(compiled, tree, *args, **kwargs)
+        blocks = _pullback_blocks(compiled, tree, dict(zip(compiled.dynamic, dynamic)), args, kwargs)
     else:
         raw, call = compiled.execute(static, dynamic)
         if call.shape is None or not any(np.shape(v) for v in dynamic):
@@ -983,9 +983,14 @@ def _number_if_0d(value: Any) -> Any:
 
 
 def _pullback_blocks(
-    compiled: Compiled, tree: trees.TreeDef | None, *args: Any, **kwargs: Any
+    compiled: Compiled,
+    tree: trees.TreeDef | None,
+    values: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> list[list[Any]]:
-    """An array program's blocks: one pullback per output element."""
+    """An array program's blocks: one pullback per output element (`values`: the dynamic
+    arguments by name, as the call bound them)."""
     inner = getattr(compiled, "_pullbacks", None)
     if inner is None:
         # the function whose jacobian this is: f, a gradient (jacobian(grad(f))), or for a
@@ -1008,7 +1013,6 @@ def _pullback_blocks(
             return trees.unflatten(tree, cotangents)
         return tuple(cotangents) if len(outputs) > 1 else cotangents[0]
 
-    values = dict(zip(compiled.dynamic, compiled.bind(args, kwargs)[1]))
     return [
         list(_jacobian_block(pullback, pack, outputs, k, values, compiled.wrt)) for k in range(len(outputs))
     ]
