@@ -18,6 +18,7 @@ from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, tr
 from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
+from .looptrace import LOOP_MODES
 
 Names = Union[str, int, Sequence[Union[str, int]], None]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -140,9 +141,10 @@ def _builder(
     kind: str,
     wrt: Sequence[str],
     backend: str = "numpy",
+    loops: str = "auto",
 ) -> Callable[..., Variant]:
     def rebuild(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> tuple[Graph, Graph]:
-        primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes))
+        primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes, loops))
         return primal, derive(primal)
 
     def build(static_values: dict[str, Any], shapes: dict[str, Any] | None = None) -> Variant:
@@ -162,6 +164,8 @@ def _builder(
 
     def build_variant(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> Variant:
         key_values = static_values if shapes is None else {**static_values, " shapes": shapes}
+        if loops != "auto":
+            key_values = {**key_values, " loops": loops}
         entry_key = cache.key(base, _description(derive), key_values)
         entry = cache.load(entry_key, base)
         if entry is not None:
@@ -243,6 +247,7 @@ def _transform(
     single: bool,
     finish: Any,
     backend: str,
+    loops: str,
     **calling: Any,
 ) -> Compiled:
     """The `Compiled` object of one transform: `derive` maps the traced graph to its program."""
@@ -253,7 +258,7 @@ def _transform(
         wrt=wrt_names,
         static=static_names,
         single=single,
-        build=_builder(base, derive, kind, wrt_names, backend),
+        build=_builder(base, derive, kind, wrt_names, backend, loops),
         backend=backend,
         derive=derive,
         finish=finish,
@@ -262,6 +267,7 @@ def _transform(
     # Built on a gradient (`jvp(grad(f))`): on arrays, the elementwise program computes each
     # gradient per element of the broadcast, and grad sums it to its parameter's shape after
     # the kernel; so do the values, tangents and jacobian rows of this transform.
+    compiled.loops = loops  # type: ignore[attr-defined]
     compiled.output_params = getattr(inner, "output_params", ())  # type: ignore[attr-defined]
     compiled.output_tuple = getattr(inner, "output_tuple", None)  # type: ignore[attr-defined]
     return compiled
@@ -303,6 +309,7 @@ def grad(
     static: Names = (),
     backend: str | None = None,
     has_aux: bool = False,
+    loops: str | None = None,
 ) -> Any:
     """Gradient of `fn`, compiled from its source.
 
@@ -322,6 +329,12 @@ def grad(
         has_aux: as in JAX, `fn` returns `(value, aux)`: the gradient is of `value`, and the
             call returns `(gradient, aux)`, aux being what `fn` itself returns (it runs once
             per call; aux is not differentiated).
+        loops: how `for` loops become code: `"auto"` (default; a transform of a transform
+            takes the inner one's) keeps a loop over `range(N)` with N >= 64 iterations, and
+            every `while` loop, as a loop (a forward loop saving what a backward loop needs),
+            and unrolls shorter loops; `"keep"` keeps every `for` loop over a range; `"unroll"`
+            unrolls every `for` loop into straight-line code. A body that needs its index as a
+            Python int (`ws[i]` of a tuple) or changes a list unrolls, and `.source` says why.
 
     Returns:
         A `Compiled` callable with `fn`'s signature returning the gradient of the sum of
@@ -340,10 +353,10 @@ def grad(
     (2.0, 0.0)
     """
     if fn is None:
-        return functools.partial(grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux)
+        return functools.partial(grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops)
     if has_aux:
-        return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend), fn)
-    return _make(fn, "grad", wrt, static, backend)
+        return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend, loops), fn)
+    return _make(fn, "grad", wrt, static, backend, loops)
 
 
 def value_and_grad(
@@ -353,6 +366,7 @@ def value_and_grad(
     static: Names = (),
     backend: str | None = None,
     has_aux: bool = False,
+    loops: str | None = None,
 ) -> Any:
     """Like `grad` (same `wrt`, default the first parameter), but the callable returns
     `(value, gradient)` from one generated program; with `has_aux`, `((value, aux), gradient)`
@@ -369,10 +383,12 @@ def value_and_grad(
     (6.0, (3.0, 2.0))
     """
     if fn is None:
-        return functools.partial(value_and_grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux)
+        return functools.partial(
+            value_and_grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops
+        )
     if has_aux:
-        return WithAux(_make(callables.first_output(fn), "value_and_grad", wrt, static, backend), fn)
-    return _make(fn, "value_and_grad", wrt, static, backend)
+        return WithAux(_make(callables.first_output(fn), "value_and_grad", wrt, static, backend, loops), fn)
+    return _make(fn, "value_and_grad", wrt, static, backend, loops)
 
 
 class WithAux:
@@ -408,7 +424,19 @@ def _inherit(fn: Any, backend: str | None) -> str:
     return str(fn.backend) if isinstance(fn, Compiled) else "numpy"
 
 
-def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) -> Compiled:
+def _loop_mode(fn: Any, loops: str | None) -> str:
+    """How `for` loops are traced: asked for, else a transformed transform's, else "auto"."""
+    if loops is None:
+        return str(getattr(fn, "loops", "auto")) if isinstance(fn, Compiled) else "auto"
+    if loops not in LOOP_MODES:
+        raise WrtError(
+            f"loops must be one of {', '.join(map(repr, LOOP_MODES))}, got {loops!r}",
+            hint='loops="auto" keeps long loops as loops, "keep" every loop, "unroll" none',
+        )
+    return loops
+
+
+def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None, loops: str | None) -> Compiled:
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -426,7 +454,17 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None) ->
     finish = _finish_value_and_grad if kind == "value_and_grad" else _finish_grad
     result = _value_and_grad_result if kind == "value_and_grad" else _grad_result
     compiled = _transform(
-        base, inner, kind, derive, wrt_names, static_names, single, finish, backend, result=result
+        base,
+        inner,
+        kind,
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        finish,
+        backend,
+        loops=_loop_mode(fn, loops),
+        result=result,
     )
     if not isinstance(fn, Compiled):  # parameter trees for first derivatives
         compiled.trees = functools.partial(_call_with_trees, kind)
@@ -647,9 +685,16 @@ def _with_options(static: Names, options: tuple[str, ...]) -> Names:
 
 
 def vjp(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any],
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    loops: str | None = None,
 ) -> Compiled:
     """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
+
+    `wrt`, `static`, `backend` and `loops` are as in `grad`.
 
     Returns:
         A callable: `vjp(f)(*args)` gives `(value, pullback)`; `pullback(v)`, with `v` shaped
@@ -677,7 +722,17 @@ def vjp(
         return result
 
     compiled = _transform(
-        base, inner, "vjp", derive, wrt_names, static_names, single, _finish_vjp, backend, invoke=_run_for_vjp
+        base,
+        inner,
+        "vjp",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_vjp,
+        backend,
+        loops=_loop_mode(fn, loops),
+        invoke=_run_for_vjp,
     )
     compiled.trees = functools.partial(_call_with_trees, "vjp")  # of f, or of grad(f)
     return compiled
@@ -759,9 +814,16 @@ def _broadcasts_with(value: Any, shape: tuple[int, ...], what: str) -> None:
 
 
 def jvp(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any],
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    loops: str | None = None,
 ) -> Compiled:
     """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
+
+    `wrt`, `static`, `backend` and `loops` are as in `grad`.
 
     Returns:
         A callable: `jvp(f)(primals, tangents)` with `primals` a tuple of all arguments and
@@ -787,7 +849,17 @@ def jvp(
         return result
 
     compiled = _transform(
-        base, inner, "jvp", derive, wrt_names, static_names, single, _finish_jvp, backend, invoke=_call_jvp
+        base,
+        inner,
+        "jvp",
+        derive,
+        wrt_names,
+        static_names,
+        single,
+        _finish_jvp,
+        backend,
+        loops=_loop_mode(fn, loops),
+        invoke=_call_jvp,
     )
     compiled.trees = functools.partial(_call_with_trees, "jvp")  # of f, or of grad(f)
     return compiled
@@ -835,9 +907,16 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
 
 
 def jacobian(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any],
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    loops: str | None = None,
 ) -> Compiled:
     """Jacobian matrix: one reverse pass per output, all in one generated program.
+
+    `wrt`, `static`, `backend` and `loops` are as in `grad`.
 
     Returns:
         A callable giving an `(m, n)` array (m outputs, n `wrt` parameters; by default the
@@ -869,6 +948,7 @@ def jacobian(
         single,
         _finish_matrix,
         backend,
+        loops=_loop_mode(fn, loops),
         invoke=_call_matrix,
     )
     compiled.trees = functools.partial(_call_with_trees, "jacobian")  # of f, or of grad(f)
@@ -891,9 +971,16 @@ def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
 
 
 def hessian(
-    fn: Callable[..., Any], *, wrt: Names = None, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any],
+    *,
+    wrt: Names = None,
+    static: Names = (),
+    backend: str | None = None,
+    loops: str | None = None,
 ) -> Compiled:
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
+
+    `wrt`, `static`, `backend` and `loops` are as in `grad`.
 
     Returns:
         A callable giving an `(n, n)` array on numbers, for n `wrt` parameters (by default the
@@ -928,6 +1015,7 @@ def hessian(
         single,
         _finish_matrix,
         backend,
+        loops=_loop_mode(fn, loops),
         invoke=_call_matrix,
     )
     if not isinstance(fn, Compiled):
@@ -1109,7 +1197,13 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 
 def derivative(
-    fn: Callable[..., Any], *, wrt: str | int, order: int = 1, static: Names = (), backend: str | None = None
+    fn: Callable[..., Any],
+    *,
+    wrt: str | int,
+    order: int = 1,
+    static: Names = (),
+    backend: str | None = None,
+    loops: str | None = None,
 ) -> Compiled:
     """The `order`-th derivative with respect to one parameter: grad applied `order` times,
     each time to the previous derivative's graph (never to generated source).
@@ -1126,5 +1220,5 @@ def derivative(
         )
     result: Any = fn
     for _ in range(order):
-        result = grad(result, wrt=wrt, static=static, backend=backend)
+        result = grad(result, wrt=wrt, static=static, backend=backend, loops=loops)
     return result  # type: ignore[no-any-return]

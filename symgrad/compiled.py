@@ -16,8 +16,8 @@ import sympy
 from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
-from .errors import ArgumentError, ShapeError, WrtError, at_caller
-from .graph import Graph, ShapeFacts
+from .errors import ArgumentError, ShapeError, SymgradError, WrtError, at_caller
+from .graph import Graph, Loop, ShapeFacts
 from .trees import is_tree
 
 _NO_FACTS = ShapeFacts()  # frozen: one instance serves as the default
@@ -304,6 +304,12 @@ class Compiled:
         graph = self.graph
         values: dict[Any, Any] = {}
         for symbol, expr in graph.nodes:
+            if isinstance(expr, Loop):  # its results are not expressions of the inputs
+                file, line = expr.line[:2] if expr.line else ("?", 0)
+                raise SymgradError(
+                    f"the results have no closed form: the loop at {file}:{line} is kept as a loop",
+                    hint='read the generated program in .source, or pass loops="unroll" for expressions',
+                )
             values[symbol] = expr.xreplace(values)
         return tuple(sympy.sympify(o).xreplace(values) for o in graph.outputs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
 from .errors import SymgradError
-from .graph import Graph, is_scaled_symbol
+from .graph import Graph, Loop, StackSum, invariants, is_scaled_symbol, real_symbol
 
 Expr = Any
 
@@ -154,6 +155,9 @@ def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbo
     """Symbols through which some `wrt` input reaches the outputs' value."""
     active = set(wrt)
     for symbol, expr in graph.nodes:
+        if isinstance(expr, Loop):
+            active |= _active_loop_outputs(expr, active)
+            continue
         # conditions carry no gradient (comparisons have derivative 0): asking for partials
         # of a long if/elif chain with respect to each of its conditions was quadratic
         if expr.free_symbols & active and not _is_condition(expr):
@@ -179,11 +183,15 @@ def reverse(
     contributions: dict[sympy.Symbol, list[Expr]] = {}
     supports: dict[sympy.Symbol, Any] = {}
 
+    stacks = _stacks(graph)  # lists of per-iteration values: their adjoints add item by item
+
     def receive(symbol: Expr, value: Expr, where: Any) -> None:
         if symbol in active and value != 0:
             pending = contributions.setdefault(symbol, [])
             pending.append(value)
-            if len(pending) >= _RUNNING_SUM:  # sum as they arrive: their operands can be freed
+            if symbol in stacks and len(pending) > 1:
+                pending[:] = [result.add(StackSum(*pending))]
+            elif len(pending) >= _RUNNING_SUM:  # sum as they arrive: their operands can be freed
                 pending[:] = [result.add(sympy.Add(*pending), f"d{prefix}d{symbol}_partial")]
             supports[symbol] = sympy.Or(supports.get(symbol, sympy.false), where)
 
@@ -201,6 +209,12 @@ def reverse(
     for out, seed in zip(graph.outputs, seeds):
         receive(out, sympy.sympify(seed), sympy.true)
     for symbol, expr in reversed(graph.nodes):
+        if isinstance(expr, Loop):
+            if any(s in contributions for s in expr.defines()):
+                finals = {s: sympy.Add(*contributions.pop(s, [])) for s in expr.defines()}
+                for target, value in _reverse_loop(symbol, expr, finals, active, prefix, result):
+                    receive(target, value, sympy.true)
+            continue
         if symbol not in contributions:
             continue
         total = sympy.Add(*contributions.pop(symbol))
@@ -238,7 +252,10 @@ def reverse(
     gradients = []
     for x in wrt:
         total = shaped(sympy.Add(*contributions.get(x, [sympy.S.Zero])), x)
-        alias = isinstance(total, sympy.Symbol) and total not in result.inputs  # `dfdy = dfdt3`
+        # `dfdy = dfdt3` (but not `dfdy_1 = dfdy`: a loop's sum already has the name)
+        alias = (
+            isinstance(total, sympy.Symbol) and total not in result.inputs and str(total) != f"d{prefix}d{x}"
+        )
         gradients.append(result.add(total, f"d{prefix}d{x}", alias=alias))
     result.outputs = tuple(gradients)
     result.tuple_output = len(gradients) != 1
@@ -253,7 +270,17 @@ def forward(
     result = graph.extend() if into is None else into
     shapes = result.shapes
     dot: dict[Expr, Expr] = {x: sympy.sympify(t) for x, t in zip(wrt, tangents)}
+    # With loops, each value's tangent follows it (a loop carries tangents computed before it);
+    # a straight-line program keeps its values first, then the tangents.
+    interleave = any(isinstance(expr, Loop) for _, expr in graph.nodes)
+    if interleave:
+        del result.nodes[len(result.nodes) - len(graph.nodes) :]
     for symbol, expr in graph.nodes:
+        if isinstance(expr, Loop):
+            result.nodes.append((symbol, _forward_loop(expr, dot, result)))
+            continue
+        if interleave:
+            result.nodes.append((symbol, expr))
         if _is_condition(expr):
             continue  # conditions have no derivative
         if isinstance(expr, arrays.ArrayOp):
@@ -280,3 +307,210 @@ def forward(
             dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", _derivative_line(graph, symbol))
     result.outputs = tuple(result.add(dot.get(o, sympy.S.Zero), f"d{o}") for o in graph.outputs)
     return result
+
+
+# --- loops: the derivative of a loop is a loop ------------------------------------------------
+
+
+def _stacks(graph: Graph) -> set[Any]:
+    return {stack for _, expr in graph.nodes if isinstance(expr, Loop) for stack in expr.stacked}
+
+
+def _reads(value: Expr) -> set[Any]:
+    return set(getattr(value, "free_symbols", ()))
+
+
+def _active_body_inputs(loop: Loop, active: set[Any]) -> tuple[set[Any], set[Any]]:
+    """The body inputs through which `active` values reach a loop's results (carries whose
+    initial value is active, or that some iteration makes active: a fixed point), and the
+    body values that are then active."""
+    inputs = {c for c, v in zip(loop.carries, loop.init) if _reads(v) & active}
+    inputs |= {item for item, stack in loop.items if stack in active}
+    outside = invariants(loop.body) & active
+    while True:
+        inside = needs_gradient(loop.body, [*inputs, *outside])
+        more = {c for c, u in zip(loop.carries, loop.updates) if _reads(u) & inside} - inputs
+        if not more:
+            return inputs, inside
+        inputs |= more
+
+
+def _active_loop_outputs(loop: Loop, active: set[Any]) -> set[Any]:
+    inputs, inside = _active_body_inputs(loop, active)
+    carried = {c for c in loop.carries if c in inputs}
+    return carried | {s for s, v in zip(loop.stacked, loop.stacked_values) if _reads(v) & inside}
+
+
+def _entry(graph: Graph, label: Expr) -> int:
+    return next(i for i, (symbol, _) in enumerate(graph.nodes) if symbol == label)
+
+
+def _saved_carries(label: Expr, loop: Loop, result: Graph) -> dict[Any, Any]:
+    """The stacks in which the loop (as it now is in `result`) saves each carry at the start
+    of every iteration, for its reverse pass: added to the loop the first time."""
+    saved = result.saved.get(label)
+    if saved is not None:
+        return saved
+    position = _entry(result, label)
+    current = result.nodes[position][1]
+    saved = {c: real_symbol(result.names.fresh(f"saved_{c}")) for c in current.carries}
+    body = _copy_body(current.body, result)
+    body.outputs = (*body.outputs, *current.carries)
+    augmented = dataclasses.replace(current, body=body, stacked=(*current.stacked, *saved.values()))
+    result.nodes[position] = (label, augmented)
+    result.saved[label] = saved
+    return saved
+
+
+def _copy_body(body: Graph, result: Graph, rename: dict[Any, Any] | None = None) -> Graph:
+    """A copy of a loop body (its inputs and nodes renamed by `rename`) that adds its
+    nodes under the names of the whole program."""
+    rename = rename or {}
+    copy = Graph(
+        name=body.name,
+        params=body.params,
+        inputs=tuple(rename.get(x, x) for x in body.inputs),
+        names=result.names,
+        lines=dict(body.lines),
+    )
+    for symbol, expr in body.nodes:
+        new = _renamed(expr, rename, result) if isinstance(expr, Loop) else expr.xreplace(rename)
+        copy.nodes.append((symbol, new))
+        if not isinstance(expr, Loop):
+            copy.memo.setdefault(new, symbol)
+    copy.outputs = tuple(sympy.sympify(o).xreplace(rename) for o in body.outputs)
+    copy.saved = dict(body.saved)
+    return copy
+
+
+def _renamed(loop: Loop, rename: dict[Any, Any], result: Graph) -> Loop:
+    """A nested loop reading renamed values of the loop around it."""
+    return dataclasses.replace(
+        loop,
+        body=_copy_body(loop.body, result, rename),
+        init=tuple(sympy.sympify(v).xreplace(rename) for v in loop.init),
+        items=tuple((item, rename.get(stack, stack)) for item, stack in loop.items),
+        length=rename.get(loop.length, loop.length),
+    )
+
+
+def _fresh(result: Graph, symbol: Any, integer: bool = False) -> Any:
+    name = result.names.fresh(str(symbol))
+    return sympy.Symbol(name, integer=True) if integer else real_symbol(name)
+
+
+def _reverse_loop(
+    label: Expr, loop: Loop, finals: dict[Any, Expr], active: set[Any], prefix: str, result: Graph
+) -> list[tuple[Any, Expr]]:
+    """Append the reverse pass of `loop` to `result`: a loop over the iterations from the
+    last to the first, recomputing each from its saved carries and accumulating the adjoints
+    of the values the loop reads. Returns (value read, its adjoint) pairs."""
+    inputs, _ = _active_body_inputs(loop, active)
+    saved = _saved_carries(label, loop, result)
+    # the reverse body recomputes an iteration: its inputs renamed, since the loop's own
+    # input names hold its final values in the enclosing program
+    index = _fresh(result, loop.index, integer=True)
+    rename: dict[Any, Any] = {loop.index: index}
+    rename.update({c: _fresh(result, c) for c in loop.carries})
+    rename.update({item: _fresh(result, item) for item, _ in loop.items})
+    primal = _copy_body(loop.body, result, rename)
+    primal.memo.update({e: s for e, s in result.memo.items()})
+    outside = sorted(invariants(loop.body) & active, key=str)
+    # the loop's adjoints take the plain names (dfdr: the sum over iterations); an
+    # iteration's own adjoints are named after them
+    sums = {v: _fresh(result, f"d{prefix}d{v}") for v in outside}
+    carried = [c for c in loop.carries if c in inputs]
+    bars = {c: _fresh(result, f"d{prefix}d{c}") for c in carried}
+    seeds: list[Expr] = [bars.get(c, sympy.S.Zero) for c in loop.carries]
+    items: list[tuple[Any, Any]] = [(rename[c], saved[c]) for c in loop.carries]
+    items += [(rename[item], stack) for item, stack in loop.items]
+    for stack in loop.stacked:
+        adjoint = finals.get(stack, sympy.S.Zero)
+        if adjoint == 0:
+            seeds.append(sympy.S.Zero)
+            continue
+        bar = _fresh(result, f"d{prefix}d{stack}_item")
+        seeds.append(bar)
+        items.append((bar, result.add(adjoint, f"d{prefix}d{stack}")))
+    wrt = [rename[c] for c in carried] + [rename[i] for i, s in loop.items if s in active] + outside
+    body = reverse(primal, wrt, seeds, prefix=prefix, into=primal)
+    grads = dict(zip(wrt, body.outputs))
+    sums = {v: sums[v] for v in outside if grads[v] != 0}
+    updates = [grads[rename[c]] for c in carried]
+    updates += [body.add(sums[v] + grads[v], f"d{prefix}d{v}_sum") for v in sums]
+    stacked_items = [(i, s) for i, s in loop.items if s in active]
+    stacked = [_fresh(result, f"d{prefix}d{s}") for _, s in stacked_items]
+    if not updates and not stacked:
+        return []
+    body.outputs = (*updates, *(grads[rename[i]] for i, _ in stacked_items))
+    body.inputs = (index, *bars.values(), *sums.values(), *(item for item, _ in items))
+    reverse_loop = Loop(
+        body=body,
+        index=index,
+        carries=(*bars.values(), *sums.values()),
+        init=(*(finals.get(c, sympy.S.Zero) for c in carried), *(sympy.S.Zero for _ in sums)),
+        items=tuple(items),
+        stacked=tuple(stacked),
+        length=loop.count if loop.count is not None else loop.length,
+        reverse=not loop.reverse,
+        line=loop.line,
+    )
+    label = real_symbol(result.names.temp("loop"))
+    result.nodes.append((label, reverse_loop))
+    if loop.line is not None:
+        result.lines[label] = (*loop.line[:2], "derivative")
+    pairs: list[tuple[Any, Expr]] = []
+    for c, bar in bars.items():
+        init = loop.init[loop.carries.index(c)]
+        pairs += [(s, _chain(init, s, bar)) for s in _reads(init)]
+    pairs += [(v, sums[v]) for v in sums]
+    pairs += [(s, bar) for (_, s), bar in zip(stacked_items, stacked)]
+    return pairs
+
+
+def _chain(init: Expr, symbol: Any, bar: Expr) -> Expr:
+    """The adjoint a carry's initial value passes to a symbol it is computed from."""
+    return bar if init == symbol else bar * local_partial(init, symbol)
+
+
+def _forward_loop(loop: Loop, dot: dict[Expr, Expr], result: Graph) -> Loop:
+    """`loop` carrying the tangents of its values too (those in `dot` give them)."""
+    known = set(dot)
+    inputs, _ = _active_body_inputs(loop, known)
+    outside = sorted(invariants(loop.body) & known, key=str)
+    carried = [c for c in loop.carries if c in inputs]
+    tangents = {c: _fresh(result, f"d{c}") for c in carried}
+    item_tangents = {item: _fresh(result, f"d{item}") for item, stack in loop.items if stack in known}
+    body = _copy_body(loop.body, result)
+    wrt = [*carried, *item_tangents, *outside]
+    given = [*tangents.values(), *item_tangents.values(), *(dot[v] for v in outside)]
+    tangent_body = forward(loop.body, wrt, given, into=body)
+    n = len(loop.carries)
+    d_updates = [tangent_body.outputs[loop.carries.index(c)] for c in carried]
+    d_stacked = list(tangent_body.outputs[n:])
+    moving = [(s, d) for s, d in zip(loop.stacked, d_stacked) if d != 0]
+    stacks = {s: _fresh(result, f"d{s}") for s, _ in moving}
+    body.outputs = (*loop.updates, *d_updates, *loop.stacked_values, *(d for _, d in moving))
+    body.inputs = (*loop.body.inputs, *tangents.values(), *item_tangents.values())
+    new_loop = dataclasses.replace(
+        loop,
+        body=body,
+        carries=(*loop.carries, *tangents.values()),
+        init=(*loop.init, *(_tangent_of(loop.init[loop.carries.index(c)], dot, result) for c in carried)),
+        items=(
+            *loop.items,
+            *((t, dot[s]) for (i, s) in loop.items if i in item_tangents for t in [item_tangents[i]]),
+        ),
+        stacked=(*loop.stacked, *stacks.values()),
+    )
+    dot.update(tangents)
+    dot.update({s: stacks[s] for s, _ in moving})
+    return new_loop
+
+
+def _tangent_of(init: Expr, dot: dict[Expr, Expr], result: Graph) -> Expr:
+    """The tangent of a carry's initial value (an atom of the enclosing program)."""
+    if init in dot:
+        return dot[init]
+    terms = [local_partial(init, s) * dot[s] for s in _reads(init) if s in dot]
+    return result.add(sympy.Add(*terms)) if terms else sympy.S.Zero

@@ -192,11 +192,14 @@ def html(compiled: Compiled) -> str:
     """
     title = _html.escape(repr(compiled))
     try:
-        math = latex(compiled, delimiters=True)
         source = compiled.source
     except SymgradError as exc:
         message = _html.escape(exc.message + (f" ({exc.hint})" if exc.hint else ""))
         return f'<div class="symgrad"><code>{title}</code><p>not compiled yet: {message}</p></div>'
+    try:
+        math = latex(compiled, delimiters=True)
+    except SymgradError as exc:  # compiled, but with no closed form (a kept loop)
+        math = exc.message
     return (
         f'<div class="symgrad"><code>{title}</code>\n'
         f"<p>{_html.escape(math)}</p>\n"

@@ -24,7 +24,7 @@ from sympy.simplify.cse_main import tree_cse
 
 from . import runtime
 from .arrays import ArrayOp, Reshape, Transpose, shape_of
-from .graph import Graph, is_scaled_symbol, real_symbol
+from .graph import Graph, Loop, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
 from .rules import Round
 
 Statement = tuple[sympy.Symbol, Any]
@@ -334,16 +334,60 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
 # --- the program: dead-code elimination, CSE, scheduling -----------------------------------------
 
 
-def live_nodes(graph: Graph) -> list[Statement]:
-    """The nodes that some output depends on, in order."""
-    needed = {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
+def live_nodes(graph: Graph, also: Sequence[Any] = ()) -> list[Statement]:
+    """The nodes that some output (or a value in `also`) depends on, in order; a loop keeps
+    only the carries and stacks that something reads."""
+    needed = {o for o in (*graph.outputs, *also) if isinstance(o, sympy.Symbol)}
     kept = []
     for symbol, expr in reversed(graph.nodes):
+        if isinstance(expr, Loop):
+            if needed & set(expr.defines()):
+                loop = live_loop(expr, needed)
+                kept.append((symbol, loop))
+                needed |= loop.reads()
+            continue
         if symbol in needed:
             kept.append((symbol, expr))
             needed |= expr.free_symbols
     kept.reverse()
     return kept
+
+
+def live_loop(loop: Loop, needed: set[Any]) -> Loop:
+    """`loop` without the carries, stacks and items that nothing needs (a fixed point: a
+    carry is needed when a needed value of the next iteration reads it)."""
+    carries = {c for c in loop.carries if c in needed}
+    stacks = {s for s in loop.stacked if s in needed}
+    while True:
+        wanted = [u for c, u in zip(loop.carries, loop.updates) if c in carries]
+        wanted += [v for s, v in zip(loop.stacked, loop.stacked_values) if s in stacks]
+        wanted += [loop.condition] if loop.condition is not None else []
+        probe = dataclasses.replace(loop.body, outputs=tuple(wanted))
+        read = set().union(
+            *(reads_of(e) for _, e in live_nodes(probe)), *(reads_of(sympy.sympify(w)) for w in wanted)
+        )
+        more = {c for c in loop.carries if c in read} - carries
+        if not more:
+            break
+        carries |= more
+    keep = [k for k, c in enumerate(loop.carries) if c in carries]
+    keep_stacks = [k for k, s in enumerate(loop.stacked) if s in stacks]
+    outputs = [loop.updates[k] for k in keep] + [loop.stacked_values[k] for k in keep_stacks]
+    items = tuple((i, stack) for i, stack in loop.items if i in read)
+    body = dataclasses.replace(
+        loop.body,
+        nodes=live_nodes(probe),
+        inputs=(loop.index, *(loop.carries[k] for k in keep), *(i for i, _ in items)),
+        outputs=tuple(outputs),
+    )
+    return dataclasses.replace(
+        loop,
+        body=body,
+        carries=tuple(loop.carries[k] for k in keep),
+        init=tuple(loop.init[k] for k in keep),
+        items=items,
+        stacked=tuple(loop.stacked[k] for k in keep_stacks),
+    )
 
 
 def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
@@ -353,12 +397,15 @@ def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     uses: dict[Any, int] = {}
     order = {symbol: i for i, (symbol, _) in enumerate(statements)}
     for _, expr in statements:
-        for symbol in expr.free_symbols:
-            uses[symbol] = uses.get(symbol, 0) + 1
+        for symbol in reads_of(expr):  # a loop reads a value in every iteration: never folded
+            uses[symbol] = uses.get(symbol, 0) + (2 if isinstance(expr, Loop) else 1)
     outputs = set(graph.outputs)
     folded: dict[Any, Any] = {}
     program: list[Statement] = []
     for symbol, expr in statements:
+        if isinstance(expr, Loop):
+            program.append((symbol, expr))
+            continue
         used = expr.free_symbols & folded.keys()
         if used:
             merged = expr.xreplace(folded)
@@ -383,13 +430,33 @@ def _cheap(expr: Any) -> bool:
     )
 
 
-def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statement]:
+def eliminate_common(
+    graph: Graph, statements: list[Statement], names: Names | None = None
+) -> list[Statement]:
     """Run SymPy's `cse` jointly over every right-hand side, then place each extracted
     subexpression just before its first user, so that its operands are already defined.
 
     Where a whole right-hand side was extracted, the extracted value keeps that statement's
-    name (`t3 = t2*x`, not `c0 = t2*x; t3 = c0`)."""
-    names = graph.names.copy()
+    name (`t3 = t2*x`, not `c0 = t2*x; t3 = c0`). A loop splits the program: each stretch
+    between loops is one CSE. `names`: the whole program's (a loop body's CSE names its
+    values among them)."""
+    names = graph.names if names is None else names
+    program: list[Statement] = []
+    stretch: list[Statement] = []
+    for symbol, expr in statements:
+        if isinstance(expr, Loop):
+            program += _common_in_stretch(stretch, names)
+            program.append((symbol, expr))
+            stretch = []
+        else:
+            stretch.append((symbol, expr))
+    return program + _common_in_stretch(stretch, names)
+
+
+def _common_in_stretch(statements: list[Statement], all_names: Names) -> list[Statement]:
+    if not statements:
+        return []
+    names = all_names.copy()
     symbols = (real_symbol(names.temp("c")) for _ in iter(int, 1))
     # SymPy's `cse` first runs `opt_cse`, which looks for common sub-sums and sub-products
     # across expressions: two thirds of the time, and nothing to find in an SSA program whose
@@ -417,7 +484,7 @@ def eliminate_common(graph: Graph, statements: list[Statement]) -> list[Statemen
         program.extend(placed.get(i, []))
         if expr != symbol:  # an aliased statement is already in place under its own name
             program.append((symbol, expr))
-    graph.names.taken |= names.taken
+    all_names.taken |= names.taken
     return program
 
 
@@ -499,6 +566,71 @@ def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
     return [*head.splitlines(), f'    """{doc}"""']
 
 
+def print_all(printer: Any, program: list[Statement]) -> list[str]:
+    """The printed right-hand sides (a loop's body is printed where the loop is rendered)."""
+    return ["" if isinstance(expr, Loop) else printer.doprint(expr) for _, expr in program]
+
+
+def block_program(body: Graph, names: Names, also: Sequence[Any] = ()) -> list[Statement]:
+    """A loop body's statements, as the program's are: live values, folded scalings, CSE."""
+    return eliminate_common(body, fold_scaled(body, live_nodes(body, also)), names)
+
+
+def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str]:
+    """A kept loop as Python: carries set up, stacks allocated, then `for` (or `while`) over
+    the body's statements, which end by writing the stacks and carrying the updates."""
+    inner = indent + "    "
+    lines = [f"{indent}{c} = {_loop_value(printer, v)}" for c, v in zip(loop.carries, loop.init) if c != v]
+    grows = loop.length is None  # a while loop's stacks grow; a for loop's are allocated
+    lines += [f"{indent}{s} = []" if grows else f"{indent}{s} = [None] * {loop.length}" for s in loop.stacked]
+    program = block_program(loop.body, names, [loop.condition] if loop.condition is not None else [])
+    texts = print_all(printer, program)
+    body: list[str] = [f"{inner}{item} = {stack}[{loop.index}]" for item, stack in loop.items]
+    last: tuple[Any, ...] | None = None
+    for k, (symbol, expr) in enumerate(program):
+        body += [inner + c for c in _comment(loop.body, symbol, last)]
+        last = loop.body.lines.get(symbol, last)
+        if isinstance(expr, Loop):
+            body += render_loop(expr, printer, inner, names)
+            last = None
+        else:
+            text = texts[k][1:-1] if _is_square(expr) and isinstance(printer, ScalarPrinter) else texts[k]
+            body.append(f"{inner}{symbol} = {text}")
+        if symbol == loop.condition:
+            body += _loop_exit(loop, printer, inner)
+    if loop.condition is not None and all(symbol != loop.condition for symbol, _ in program):
+        body[len(loop.items) : len(loop.items)] = _loop_exit(loop, printer, inner)  # an atom
+    for stack, value in zip(loop.stacked, loop.stacked_values):
+        text = printer.doprint(value)
+        body.append(f"{inner}{stack}.append({text})" if grows else f"{inner}{stack}[{loop.index}] = {text}")
+    moved = [(c, u) for c, u in zip(loop.carries, loop.updates) if c != u]
+    if moved:
+        targets = ", ".join(str(c) for c, _ in moved)
+        body.append(f"{inner}{targets} = {', '.join(_loop_value(printer, u) for _, u in moved)}")
+    if loop.length is None:
+        lines += [f"{indent}{loop.index} = 0", f"{indent}while True:", *body, f"{inner}{loop.index} += 1"]
+        if loop.count is not None:
+            lines.append(f"{indent}{loop.count} = {loop.index}")
+        return lines
+    last_step = loop.length - 1 if isinstance(loop.length, int) else f"{loop.length} - 1"
+    steps = f"range({last_step}, -1, -1)" if loop.reverse else f"range({loop.length})"
+    return [*lines, f"{indent}for {loop.index} in {steps}:", *(body or [f"{inner}pass"])]
+
+
+def _loop_exit(loop: Loop, printer: Any, indent: str) -> list[str]:
+    condition = printer.doprint(loop.condition)
+    if isinstance(printer, ArrayPrinter):  # on arrays, one condition for all elements is needed
+        file, line, col = (*loop.line, 1)[:3] if loop.line else ("?", 0, 1)
+        condition = f"sg.while_condition({condition}, {file!r}, {line}, {col})"
+    return [f"{indent}if not {condition}:", f"{indent}    break"]
+
+
+def _loop_value(printer: Any, value: Any) -> str:
+    """A carry's value: numbers as floats (a sum that starts at 0 is a float sum)."""
+    value = sympy.sympify(value)
+    return str(printer._float_text(value)) if value.is_Number else str(printer.doprint(value))
+
+
 def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -> Iterator[str]:
     line = graph.lines.get(symbol)
     if line is None or line == last:
@@ -516,14 +648,22 @@ def _skipped(graph: Graph) -> Iterator[str]:
         yield f"# line {lineno}: {text}  (skipped: no numeric effect)"
 
 
+def _unrolled(graph: Graph) -> Iterator[str]:
+    """Comments for the loops that were unrolled though long, with why."""
+    for filename, lineno, reason in dict.fromkeys(graph.unrolled_loops):
+        text = linecache.getline(filename, lineno).strip()
+        yield f"# line {lineno}: {text}  (unrolled: {reason})"
+
+
 def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.Symbol]]:
     """Temporaries whose last use is statement i: deleting them there lets NumPy reuse the
     memory (on large arrays, keeping every temporary alive made a gradient 7x the cost of f)."""
     keep = set(graph.inputs) | {o for o in graph.outputs if isinstance(o, sympy.Symbol)}
     last: dict[sympy.Symbol, int] = {}
     for i, (symbol, expr) in enumerate(program):
-        last.setdefault(symbol, i)  # a value never read is dead right after it is made
-        for used in expr.free_symbols:
+        for made in defined_by(symbol, expr):
+            last.setdefault(made, i)  # a value never read is dead right after it is made
+        for used in reads_of(expr):
             last[used] = i
     dead: dict[int, list[sympy.Symbol]] = {}
     for symbol, i in last.items():
@@ -550,6 +690,7 @@ def render(
     a temporary that dies there (`numpy.add(b, t0, out=t0)`) where one fits."""
     lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
     lines += [f"    {comment}" for comment in _skipped(graph)]
+    lines += [f"    {comment}" for comment in _unrolled(graph)]
     indent = "    "
     if guard:
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
@@ -558,7 +699,7 @@ def render(
     dying = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
     dead = {i: symbols for i, symbols in dying.items() if i != len(program) - 1}
     if texts is None:
-        texts = [printer.doprint(expr) for _, expr in program]
+        texts = print_all(printer, program)
     skip: set[int] = set()
     if reuse:
         buffers = buffers_of(graph, program, texts)
@@ -574,6 +715,12 @@ def render(
         for comment in _comment(graph, symbol, last):
             lines.append(indent + comment)
         last = graph.lines.get(symbol, last)
+        if isinstance(expr, Loop):
+            lines += render_loop(expr, printer, indent, graph.names)
+            last = None
+            if i in dead:
+                lines.append(f"{indent}del {', '.join(str(s) for s in dead[i])}")
+            continue
         text = texts[i]
         if _is_square(expr) and isinstance(printer, ScalarPrinter):
             text = text[1:-1]  # `t2 = x*x`: no parentheses needed at the top
@@ -858,6 +1005,15 @@ def compile_source(source: str, name: str, extra: dict[str, Any] | None = None) 
     return namespace[name]  # type: ignore[no-any-return]
 
 
+def _expressions(program: list[Statement]) -> Iterator[Any]:
+    """Every right-hand side of the program, in loop bodies too."""
+    for _, expr in program:
+        if isinstance(expr, Loop):
+            yield from _expressions(expr.body.nodes)
+        else:
+            yield expr
+
+
 def _computes_in_branches(expr: Any) -> bool:
     # `where` evaluates both sides: a branch holding a computation may warn where not taken.
     return any(
@@ -874,19 +1030,23 @@ _INPLACE_ELEMENTWISE_LIMIT = 256
 def emit(graph: Graph, name: str, doc: str) -> Kernel:
     """CSE the graph's program, print both flavours and compile them."""
     program = eliminate_common(graph, fold_scaled(graph, live_nodes(graph)))
-    has_branches = any(_computes_in_branches(expr) for _, expr in program)
+    expressions = list(_expressions(program))
+    has_branches = any(_computes_in_branches(expr) for expr in expressions)
     printer = ArrayPrinter()
-    texts = [printer.doprint(expr) for _, expr in program]
+    texts = print_all(printer, program)
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
-    has_arrays = any(isinstance(expr, ArrayOp) for _, expr in program)
+    has_arrays = any(isinstance(expr, ArrayOp) for expr in expressions)
+    has_loops = any(isinstance(expr, Loop) for _, expr in program)
     shaped = graph
-    if graph.shapes is None and not has_arrays and len(program) <= _INPLACE_ELEMENTWISE_LIMIT:
+    if has_loops:
+        pass  # reusing temporaries' memory is for straight-line programs
+    elif graph.shapes is None and not has_arrays and len(program) <= _INPLACE_ELEMENTWISE_LIMIT:
         # Elementwise: the entry point runs this flavour only on float64 arrays of one shape
         # (not 0-d), where every temporary that reads an input has that shape: a stand-in
         # shape for the inputs tells the rewriting everything it needs.
         shaped = dataclasses.replace(graph, shapes={symbol: (2,) for symbol in graph.inputs})
     inplace_source = None
-    if shaped.shapes is not None:
+    if shaped.shapes is not None and not has_loops:
         inplace_source = render(shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True)
         if inplace_source == array_source:
             inplace_source = None

@@ -116,6 +116,12 @@ class Graph:
     # Statements of the traced code with no numeric effect (print, logging), as (file, line):
     # the generated code skips them and says so in a comment.
     skipped: list[tuple[str, int]] = field(default_factory=list)
+    # How `for` loops are traced ("auto": kept as loops from looptrace.KEEP_FROM iterations on,
+    # "keep", "unroll"), and the loops that were unrolled, with why: (file, line, reason).
+    loops: str = "auto"
+    unrolled_loops: list[tuple[str, int, str]] = field(default_factory=list)
+    # Per loop (by its label), the stacks in which it saves its carries for a reverse pass.
+    saved: dict[Any, dict[Any, Any]] = field(default_factory=dict)
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -173,6 +179,9 @@ class Graph:
             guards=self.guards,
             captured=list(self.captured),
             skipped=self.skipped,
+            loops=self.loops,
+            unrolled_loops=self.unrolled_loops,
+            saved=dict(self.saved),
         )
 
     def shape_facts(self) -> ShapeFacts:
@@ -264,3 +273,101 @@ def is_scaled_symbol(expr: Expr) -> bool:
         and expr.args[0].is_Number
         and isinstance(expr.args[1], sympy.Symbol)
     )
+
+
+@dataclass(eq=False)
+class Loop:
+    """A loop kept as a loop: scan semantics over a body program, nothing mutated.
+
+    Each iteration binds `index` (0, 1, ... or, `reverse`, from the last down), the carried
+    values `carries` and, per stack in `items`, the stack's element at the index; it runs
+    `body` and carries its first outputs (`updates`) to the next iteration; the rest of its
+    outputs are written at the index of the stacks in `stacked`. A `while` loop checks
+    `condition` (a body value of the carries, computed first) before each iteration and
+    counts its iterations into `count`. In the enclosing program the loop defines its carries
+    (their final values: the same symbols as the body's inputs, as in the generated code),
+    its stacks and its count, and its derivative is again such a loop.
+
+    Attributes:
+        body: the program of one iteration; inputs `(index, *carries, *item inputs)`.
+        index: the iteration's index (an integer symbol).
+        carries: the carried values: body inputs, and in the enclosing program their finals.
+        init: the values the carries start from (enclosing program's atoms).
+        items: (body input, enclosing stack) pairs: the stack's element at the index.
+        stacked: enclosing stacks written at the index with the body outputs after `updates`.
+        length: the number of iterations: an int, or the enclosing count of another loop.
+        condition: for `while`, the body value that must hold for an iteration to run.
+        count: for `while`, the enclosing symbol of the number of iterations run.
+        reverse: iterate from `length - 1` down to 0 (a reverse-mode pass).
+        line: (file, line) of the loop statement.
+    """
+
+    body: Graph
+    index: sympy.Symbol
+    carries: tuple[sympy.Symbol, ...]
+    init: tuple[Expr, ...]
+    items: tuple[tuple[sympy.Symbol, sympy.Symbol], ...] = ()
+    stacked: tuple[sympy.Symbol, ...] = ()
+    length: Any = None
+    condition: Expr = None
+    count: sympy.Symbol | None = None
+    reverse: bool = False
+    line: tuple[Any, ...] | None = None
+
+    @property
+    def updates(self) -> tuple[Expr, ...]:
+        return self.body.outputs[: len(self.carries)]
+
+    @property
+    def stacked_values(self) -> tuple[Expr, ...]:
+        return self.body.outputs[len(self.carries) :]
+
+    def defines(self) -> tuple[sympy.Symbol, ...]:
+        """The symbols of the enclosing program this loop gives values to."""
+        return (*self.carries, *self.stacked, *((self.count,) if self.count is not None else ()))
+
+    def reads(self) -> frozenset[Any]:
+        """The enclosing program's symbols this loop reads (its loop-invariant values too)."""
+        found: set[Any] = set()
+        for value in (*self.init, *(stack for _, stack in self.items), self.length):
+            found |= getattr(value, "free_symbols", set())
+        return frozenset(found | invariants(self.body))
+
+
+class StackSum(sympy.Function):
+    """The item-by-item sum of stacks (a loop's per-iteration values, as Python lists): the
+    adjoint of a stack read by several loops."""
+
+    def _numpycode(self, printer: Any) -> str:
+        names = [f"_s{k}" for k in range(len(self.args))]
+        stacks = ", ".join(printer._print(a) for a in self.args)
+        return f"[{' + '.join(names)} for {', '.join(names)} in zip({stacks})]"
+
+    _pythoncode = _numpycode
+
+
+def invariants(body: Graph) -> set[Any]:
+    """The symbols a body program reads from the enclosing one (defined neither by it nor as
+    its inputs), through nested loops too."""
+    defined: set[Any] = set(body.inputs)
+    read: set[Any] = set()
+    for symbol, expr in body.nodes:
+        if isinstance(expr, Loop):
+            read |= expr.reads() - defined
+            defined |= set(expr.defines())
+        else:
+            read |= expr.free_symbols - defined
+        defined.add(symbol)
+    for output in body.outputs:
+        read |= getattr(output, "free_symbols", set()) - defined
+    return read
+
+
+def reads_of(expr: Any) -> frozenset[Any] | set[Any]:
+    """The symbols a node reads: an expression's free symbols, or what a loop reads."""
+    return expr.reads() if isinstance(expr, Loop) else expr.free_symbols
+
+
+def defined_by(symbol: sympy.Symbol, expr: Any) -> tuple[sympy.Symbol, ...]:
+    """The symbols a node defines: its own, or a loop's carries, stacks and count."""
+    return expr.defines() if isinstance(expr, Loop) else (symbol,)

@@ -202,14 +202,21 @@ class IterTracing:
     def count_unrolled(self, count: int, node: ast.AST, hint: str | None = None) -> None:
         self.graph.unrolled += count
         if self.graph.unrolled > UNROLL_LIMIT:
+            why = [r for f, line, r in self.graph.unrolled_loops if line == getattr(node, "lineno", None)]
+            kept = (
+                f"this loop could not be kept as a loop ({why[0]}); "
+                if why
+                else 'symgrad keeps `for i in range(N)` loops over numbers as loops (loops="auto" or "keep"); '
+            )
             raise self.error(
                 DataDependentLoopError,
                 node,
                 f"this loop would unroll to {self.graph.unrolled:,} iterations in all; symgrad unrolls "
                 f"loops and comprehensions into straight-line code, up to {UNROLL_LIMIT:,} iterations",
                 hint
-                or "differentiate one step as its own function and run the loop in Python, chaining "
-                "the steps' symgrad.vjp pullbacks backwards (reverse mode by hand)",
+                or kept
+                + "else differentiate one step as its own function and run the loop in Python, "
+                "chaining the steps' symgrad.vjp pullbacks backwards (reverse mode by hand)",
             )
 
     # --- iteration -----------------------------------------------------------------------------

@@ -508,7 +508,6 @@ def _parse(lines: list[str], first: int) -> ast.stmt:
 # What the fence refuses, and what to write instead. The tracer handles every node type not
 # listed here; attribute calls, unknown callees and data-dependent loops are caught while tracing.
 _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
-    ast.While: ("`while` loops cannot be unrolled", "use `for i in range(N)` with a constant or static N"),
     ast.Lambda: ("lambdas are not supported", "define a named function with `def` and call it"),
     ast.SetComp: ("set comprehensions are not supported", "write a list comprehension `[... for ...]`"),
     ast.Try: ("`try` blocks are not supported", "remove the try/except; check inputs outside the function"),

@@ -30,6 +30,7 @@ node being rewritten; nodes that nothing reads any more are dropped when the pro
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,17 +39,26 @@ import sympy
 from sympy.codegen.cfunctions import expm1, hypot, log1p
 
 from . import arrays
-from .graph import Graph, real_symbol
+from .graph import Graph, Loop, Names, real_symbol
 from .rules import LogAddExp, Sigmoid
 
 Expr = Any
 _ROUNDS = 8  # rewrites of one subexpression in a row; each makes it simpler, so few are needed
 
 
-def stabilize(graph: Graph) -> Graph:
-    """A copy of `graph` in which every occurrence of a form above is replaced by its stable form."""
-    rewriter = _Rewriter(graph.extend())
+def stabilize(graph: Graph, names: Names | None = None) -> Graph:
+    """A copy of `graph` in which every occurrence of a form above is replaced by its stable
+    form (in loop bodies too: `names`, the whole program's, name what a body inserts)."""
+    result = graph.extend()
+    if names is not None:
+        result.names = names
+    rewriter = _Rewriter(result)
     for symbol, expr in graph.nodes:
+        if isinstance(expr, Loop):
+            rewriter.nodes.append(
+                (symbol, dataclasses.replace(expr, body=stabilize(expr.body, result.names)))
+            )
+            continue
         rewriter.rewrite_node(symbol, expr)
     return rewriter.result
 

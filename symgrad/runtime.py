@@ -85,3 +85,27 @@ def sigmoid(x: Any) -> Any:
     """
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-x))
+
+
+def while_condition(value: Any, filename: str, line: int, col: int) -> bool:
+    """The condition of a kept `while` loop, which must be one truth value for the whole
+    call: on arrays, NumPy cannot say whether to go on (elements disagree).
+
+    >>> while_condition(np.float64(1.0) > 0, "f.py", 3, 5)
+    True
+    """
+    if np.ndim(value) == 0:
+        return bool(value)
+    import linecache
+
+    from .errors import ShapeError
+
+    raise ShapeError(
+        f"this `while` loop's condition is an array of shape {np.shape(value)} here: a `while` "
+        "loop runs as long as one condition holds, and the elements of an array may disagree",
+        filename=filename,
+        lineno=line,
+        col=col,
+        source_line=linecache.getline(filename, line) or None,
+        hint="differentiate one number at a time: np.vectorize(grad(f))(x)",
+    )

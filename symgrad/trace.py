@@ -58,6 +58,7 @@ from .itertrace import (
     python_value,
     sympy_constant,
 )
+from .looptrace import LoopTracing
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -169,7 +170,7 @@ class Frame:
     passed_lists: frozenset[int] = frozenset()  # lists the caller passed in (`xs.append` refused)
 
 
-class Tracer(ArrayTracing, IterTracing):
+class Tracer(ArrayTracing, IterTracing, LoopTracing):
     """Interprets statements and expressions of one function, appending nodes to a Graph."""
 
     def __init__(self, graph: Graph, stack: tuple[Callable[..., Any], ...] = ()) -> None:
@@ -729,6 +730,8 @@ class Tracer(ArrayTracing, IterTracing):
                 UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause"
             )
         items = self.iterate(self.expr(stmt.iter), stmt.iter)
+        if self.keeps_for(stmt, items) and self.keep_for(stmt, items):
+            return False
         self.count_unrolled(len(items), stmt)
         literal = stmt.iter.elts if isinstance(stmt.iter, (ast.Tuple, ast.List)) else None
         held = self._hold_items(stmt, literal, items) if literal and len(literal) == len(items) else {}
@@ -1768,7 +1771,10 @@ class _StructureMismatchError(Exception):
 
 
 def trace(
-    source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None = None
+    source: parse.Source,
+    static: dict[str, Any],
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    loops: str = "auto",
 ) -> Graph:
     """Interpret `source` into a Graph whose inputs are its non-static parameters.
 
@@ -1780,9 +1786,9 @@ def trace(
     the function runs per element on these arrays (`Graph.per_element`): then it is traced
     again with in-place updates rebinding, as they do on the numbers it runs on."""
     try:
-        graph = _trace(source, static, shapes, rebind=False)
+        graph = _trace(source, static, shapes, rebind=False, loops=loops)
         if graph.per_element and graph.wrote_through:
-            graph = _trace(source, static, shapes, rebind=True)
+            graph = _trace(source, static, shapes, rebind=True, loops=loops)
     except _Raised as raised:  # the user's exception, as Python would raise it, with where
         if hasattr(raised.exc, "add_note"):  # Python 3.11+
             raised.exc.add_note(raised.note)
@@ -1791,13 +1797,17 @@ def trace(
 
 
 def _trace(
-    source: parse.Source, static: dict[str, Any], shapes: dict[str, tuple[int, ...]] | None, rebind: bool
+    source: parse.Source,
+    static: dict[str, Any],
+    shapes: dict[str, tuple[int, ...]] | None,
+    rebind: bool,
+    loops: str = "auto",
 ) -> Graph:
     params = [
         a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)
     ]
     dynamic = [p for p in params if p not in static]
-    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=(), rebind=rebind)
+    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=(), rebind=rebind, loops=loops)
     inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
     graph.inputs = inputs
     if shapes is not None:

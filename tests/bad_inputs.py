@@ -48,13 +48,6 @@ def static_loop(x, n):
 # --- syntax the fence refuses: grad(f) raises at decoration time ----------------------------------
 
 
-def while_loop(x):
-    y = x
-    while y > 1.0:  # BAD: while
-        y = y / 2.0
-    return y
-
-
 def lambda_inside(x):
     double = lambda t: 2.0 * t  # BAD: lambda
     return double(x)
@@ -264,8 +257,10 @@ def _make_flush_left_string():
         note = """
 flush-left text inside an indented function"""
         y = x
-        while y > 1.0:  # BAD: flush-left-string
+        try:  # BAD: flush-left-string
             y = y / 2.0
+        finally:
+            pass
         return y
 
     return flush_left_string
@@ -475,14 +470,16 @@ def rule_arity(x):
     return np.sin(x, x, x)  # BAD: rule-arity
 
 
-def helper_with_while(t):
-    while t > 1.0:  # BAD: helper-while
+def helper_with_try(t):
+    try:  # BAD: helper-try
         t = t / 2.0
+    finally:
+        pass
     return t
 
 
-def calls_helper_with_while(x):
-    return helper_with_while(x) * 2.0
+def calls_helper_with_try(x):
+    return helper_with_try(x) * 2.0
 
 
 def calls_helper_badly(x):

@@ -57,8 +57,10 @@ EXAMPLE = textwrap.dedent(
 
 
     def halving(x):
-        while x > 1.0:  # MARK: while
+        try:  # MARK: try
             x = x / 2
+        finally:
+            pass
         return x
 
 
@@ -227,9 +229,9 @@ def test_show_unsupported_syntax_reports_file_line_col(example: Path) -> None:
     first = result.stderr.splitlines()[0]
     match = re.fullmatch(r"(.*example\.py):(\d+):(\d+): error: (.*)", first)
     assert match, result.stderr
-    assert int(match.group(2)) == line_of("MARK: while")
-    assert int(match.group(3)) == 5  # the `while` keyword, 1-based
-    assert "while" in match.group(4)
+    assert int(match.group(2)) == line_of("MARK: try")
+    assert int(match.group(3)) == 5  # the `try` keyword, 1-based
+    assert "try" in match.group(4)
     assert "hint:" in result.stderr
     assert "Traceback" not in result.stderr
 

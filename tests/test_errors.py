@@ -119,7 +119,6 @@ def runtime(id: str, trigger: Callable[[], Any], error: type[SymgradError], hint
 
 CASES: list[Case] = [
     # --- syntax the fence refuses at decoration time -------------------------------------------
-    refused("while", bad.while_loop, UnsupportedSyntaxError, "range", at="while"),
     refused("lambda", bad.lambda_inside, UnsupportedSyntaxError, "def", at="lambda"),
     refused("setcomp", bad.set_comp, UnsupportedSyntaxError, "list comprehension", at="{x * i"),
     refused("try", bad.try_block, UnsupportedSyntaxError, "check inputs", at="try"),
@@ -141,7 +140,7 @@ CASES: list[Case] = [
     refused("from-import", bad.from_import_inside, UnsupportedSyntaxError, "module level", at="from math"),
     refused("set", bad.set_literal, UnsupportedSyntaxError, "variables", at="{x, 2.0}"),
     refused("match", bad.match_stmt, UnsupportedSyntaxError, "if", at="match"),
-    refused("flush-left-string", bad.flush_left_string, UnsupportedSyntaxError, "range", at="while"),
+    refused("flush-left-string", bad.flush_left_string, UnsupportedSyntaxError, "remove", at="try"),
     # --- syntax refused while tracing -----------------------------------------------------------
     traced("with", bad.with_open, UnsupportedSyntaxError, "no_grad", at="with"),
     traced("no-grad-as", bad.no_grad_with_target, UnsupportedSyntaxError, "no_grad", at="with"),
@@ -242,7 +241,7 @@ CASES: list[Case] = [
     traced("undefined-name", bad.undefined_name, TracingError, "define", at="undefined_thing"),
     traced("bad-module-attr", bad.misspelled_numpy, TracingError, "spelling", at="np.sinx"),
     traced("rule-arity", bad.rule_arity, TracingError, "number of arguments", at="np.sin("),
-    traced("helper-while", bad.calls_helper_with_while, UnsupportedSyntaxError, "range", at="while"),
+    traced("helper-try", bad.calls_helper_with_try, UnsupportedSyntaxError, "remove", at="try"),
     traced("helper-signature", bad.calls_helper_badly, TracingError, "signature", at="good(x, x, x)"),
     # --- wrt / static: refused at decoration, located at the def line --------------------------
     refused("wrt-missing", bad.product, WrtError, "['x', 'y']", at="def product", wrt="z"),

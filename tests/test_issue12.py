@@ -413,10 +413,21 @@ def test_E1_empty_wrt_is_refused():
 # --- E2: limits give clear errors, and branch chains cost linear time -------------------------
 
 
-def test_E2_huge_loop_is_refused_at_once():
+def test_E2_huge_loop_is_refused_at_once_when_unrolled():
     with pytest.raises(symgrad.DataDependentLoopError, match="1,000,000 iterations") as info:
-        grad(cases.long_loop, wrt=0)(0.5)
+        grad(cases.long_loop, wrt=0, loops="unroll")(0.5)
     assert "issue12_cases.py:" in str(info.value) and "vjp" in str(info.value)
+    assert 'loops="auto"' in str(info.value)
+
+
+def test_E2_huge_loop_is_kept_as_a_loop_by_default():
+    x, slope = 1.5, 1.0
+    for _ in range(1_000_000):  # what the loop computes and its derivative, in Python
+        x, slope = x * 0.999, slope * 0.999
+    value, gradient = symgrad.value_and_grad(cases.long_loop)(1.5)
+    assert value == pytest.approx(x, rel=1e-12, abs=0.0) and gradient == pytest.approx(slope, abs=1e-300)
+    # kept: the gradient is a loop over the iterations backwards (this one saves no values)
+    assert "for _ in range(999999, -1, -1):" in grad(cases.long_loop).source.replace("__1", "_")
 
 
 def _write_module(tmp_path, name, text):
