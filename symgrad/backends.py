@@ -168,7 +168,9 @@ def _compile(source: str, name: str, flavour: str, namespace: dict[str, Any]) ->
 
 def _xp_runtime(xp: Any) -> types.SimpleNamespace:
     # The `sg.` helpers elementwise programs call, written for the module `xp`.
-    return types.SimpleNamespace(sigmoid=lambda x: 1.0 / (1.0 + xp.exp(-x)))
+    return types.SimpleNamespace(
+        sigmoid=lambda x: 1.0 / (1.0 + xp.exp(-x)), while_condition=runtime.while_condition
+    )
 
 
 def _modules(backend: str) -> tuple[Any, Any, Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -211,6 +213,14 @@ class ModuleKernel(Kernel):
     def array_fn(self) -> Callable[..., Any]:
         fn = self._compiled.get("array")
         if fn is None:
+            if self.backend == "jax" and any(
+                isinstance(n, ast.While) for n in ast.walk(ast.parse(self.array_source))
+            ):
+                raise BackendError(
+                    "backend='jax' compiles the program with jax.jit, where a `while` loop's "
+                    "condition on traced values has no Python truth value",
+                    hint="use backend='numpy' (the default) for functions with `while` loops",
+                )
             xp, special, jit = _modules(self.backend)
             alias = "jnp" if self.backend == "jax" else "cupy"
             namespace = {alias: xp, "math": math, "sg": _xp_runtime(xp), "scipy_special": special}

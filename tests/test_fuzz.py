@@ -513,6 +513,9 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             expect_close(f"grad(f, wrt={wrt!r})", got, grads[i], SAME_RTOL, SAME_RTOL * scale)
             singles.append(g_i)
 
+        if "for " in prog.source:  # the same program with every for-range loop kept as a loop
+            check_kept_loops(f, prog, args, original_value, exact, scale, t_grads, data)
+
         # second order on a subset
         if data.draw(st.integers(0, 3), label="second order") == 0:
             i = data.draw(st.integers(0, n - 1), label="i")
@@ -567,6 +570,40 @@ def check_program(loader: Loader, prog: Program, data) -> None:
                     f"d/d{p} on arrays", as_tuple(got_grads, n)[i], expected, SAME_RTOL, SAME_RTOL * scale
                 )
     STATS["programs"] += 1
+
+
+def check_kept_loops(f, prog: Program, args, original_value, exact, scale, t_grads, data) -> None:
+    """loops="keep": the value against the original function, the gradient, a tangent and a
+    second derivative against the SymPy twin (and torch), whether or not the loops are kept
+    (a body that needs its index as an int unrolls, as the source then says)."""
+    n = len(args)
+    kept = symgrad.value_and_grad(f, wrt=every_parameter(f), loops="keep")
+    got_value, grads = run_symgrad("value_and_grad(f, loops='keep')", kept, *args)
+    grads = as_tuple(grads, n)
+    expect_value("loops='keep' value", got_value, original_value, scale)
+    exact_grads = [exact_of(lambda p=p: exact.grad(p)) for p in prog.params]
+    for i, p in enumerate(prog.params):
+        expect_close(
+            f"loops='keep' d/d{p} vs sympy", grads[i], exact_grads[i], EXACT_RTOL, EXACT_ATOL * scale
+        )
+        if t_grads is not None:
+            expect_torch(f"loops='keep' d/d{p} vs torch", grads[i], t_grads[i], scale)
+    if re.search(r"^\s+for ", kept.source, re.MULTILINE):
+        STATS["kept loops"] = STATS.get("kept loops", 0) + 1
+    tangents = [data.draw(st.sampled_from([0.5, -1.0, 2.0]), label=f"tangent {p}") for p in prog.params]
+    tangents = [np.full(np.shape(a), t) if np.shape(a) else t for a, t in zip(args, tangents)]
+    _, tangent = run_symgrad(
+        "jvp(f, loops='keep')", symgrad.jvp(f, wrt=every_parameter(f), loops="keep"), args, tuple(tangents)
+    )
+    expected = sum(np.sum(np.asarray(g) * t) for g, t in zip(exact_grads, tangents))
+    expect_close("loops='keep' jvp vs sympy", np.sum(tangent), expected, EXACT_RTOL, EXACT_ATOL * scale * 4)
+    if data.draw(st.integers(0, 2), label="kept second order") == 0:
+        i = data.draw(st.integers(0, n - 1), label="kept i")
+        j = data.draw(st.integers(0, n - 1), label="kept j")
+        what = f"grad(grad(f, wrt={i}, loops='keep'), wrt={j})"
+        got = run_symgrad(what, symgrad.grad(symgrad.grad(f, wrt=i, loops="keep"), wrt=j), *args)
+        second = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
+        expect_close(f"{what} vs sympy", got, second, 1e-9, 1e-11 * scale)
 
 
 def check_tuple_program(loader: Loader, prog: Program, data) -> None:

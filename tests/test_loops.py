@@ -8,10 +8,13 @@ import importlib
 import inspect
 import re
 import sys
+import types
 
 import numpy as np
 import pytest
 import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgrad
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
@@ -210,3 +213,98 @@ def test_expressions_of_a_kept_loop_are_refused_and_notebooks_show_the_source():
     assert compiled._repr_latex_() is None
     page = compiled._repr_html_()
     assert "no closed form" in page and html.escape("for _i in range(100):") in page
+
+
+@pytest.mark.parametrize("name", ["euler", "newton_sqrt", "projectile"])
+def test_numba_backend_runs_kept_loops(name):
+    pytest.importorskip("numba")
+    args, _ = CASES[name]
+    f = getattr(cases, name)
+    expected = grad(f)(*args)
+    assert grad(f, backend="numba")(*args) == pytest.approx(expected, rel=1e-13)
+    assert hessian(f, backend="numba")(*args)[0, 0] == pytest.approx(hessian(f)(*args)[0, 0], rel=1e-12)
+
+
+def test_jax_backend_runs_kept_for_loops_and_refuses_while_on_arrays():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)  # as the backend tests: float64 to compare with NumPy
+    xs = np.array([0.1, 0.5])
+    np.testing.assert_allclose(
+        grad(cases.euler, backend="jax")(xs, 2.0), grad(cases.euler)(xs, 2.0), rtol=1e-12
+    )
+    assert grad(cases.newton_sqrt, backend="jax")(2.0) == pytest.approx(0.5 / np.sqrt(2.0), rel=1e-12)
+    with pytest.raises(symgrad.SymgradError, match="`while` loop") as info:
+        grad(cases.newton_sqrt, backend="jax")(np.array([2.0, 3.0]))
+    assert "backend='numpy'" in info.value.hint
+
+
+# --- generated while loops: traced trip counts, branches inside, second order -------------------
+
+_TERMS = (
+    "0.5 * np.sin({s} * {y})",
+    "0.25 * np.tanh({s} + {y})",
+    "0.3 * {s} * np.cos({y})",
+    "0.2 * np.exp(-{s} * {s}) * {y}",
+    "0.1 * ({s} - {y}) ** 2",
+    "0.15 * np.arctan({s} * {k})",
+)
+
+
+def _while_source(terms: list[int], branch: bool, by_value: bool, steps: int) -> str:
+    update = " + ".join(_TERMS[t].format(s="s", y="y", k="k") for t in terms)
+    body = [f"        s = 0.5 * s + {update}"]
+    if branch:
+        body = ["        if s > y:", f"    {body[0]}", "        else:", "            s = s * np.cos(y) - 0.1"]
+    condition = f"k < {steps}" if not by_value else f"k < {steps} and s * s < 100.0"
+    lines = [
+        "import numpy as np",
+        "",
+        "",
+        "def f(x, y):",
+        "    s = x",
+        "    k = 0",
+        f"    while {condition}:",
+    ]
+    return "\n".join([*lines, *body, "        k = k + 1", "    return s * y", ""])
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    terms=st.lists(st.integers(0, len(_TERMS) - 1), min_size=1, max_size=3),
+    branch=st.booleans(),
+    by_value=st.booleans(),
+    steps=st.integers(1, 6),
+    x=st.floats(-1.5, 1.5),
+    y=st.floats(0.3, 1.5),
+)
+def test_generated_while_loops_against_python_torch_and_sympy(
+    tmp_path_factory, terms, branch, by_value, steps, x, y
+):
+    text = _while_source(terms, branch, by_value, steps)
+    folder = tmp_path_factory.mktemp("while")
+    name = f"while_{abs(hash((tuple(terms), branch, by_value, steps)))}"
+    module = _module(folder, name, text)
+    f = module.f
+    compiled = value_and_grad(f, wrt=(0, 1))
+    assert re.search(r"^\s+while True:", compiled.source, re.MULTILINE), compiled.source
+    value, gradient = compiled(x, y)
+    assert value == pytest.approx(f(x, y), rel=1e-12, abs=1e-14)
+    torch_f = torch_oracle.load(text, name)["f"]
+    _, expected = torch_oracle.value_and_grad(torch_f, (x, y))
+    assert gradient == pytest.approx(tuple(float(e) for e in expected), rel=1e-9, abs=1e-12)
+    if not branch and not by_value:  # the trip count is static: SymPy can run the loop itself
+        sx, sy = sympy.symbols("x y")
+        symbolic = types.SimpleNamespace(
+            sin=sympy.sin, cos=sympy.cos, tanh=sympy.tanh, exp=sympy.exp, arctan=sympy.atan
+        )
+        namespace: dict[str, object] = {"np": symbolic}
+        exec(text.replace("import numpy as np\n", ""), namespace)  # the loop run by Python on symbols
+        expression = namespace["f"](sx, sy)
+        exact = [float(sympy.diff(expression, v).subs({sx: x, sy: y})) for v in (sx, sy)]
+        assert gradient == pytest.approx(tuple(exact), rel=1e-10, abs=1e-12)
+    second = hessian(f, wrt=(0, 1))(x, y)
+    for i in range(2):
+        for j in range(2):
+            reference = torch_oracle.second(torch_f, (x, y), i, j)
+            if reference is not None:
+                assert second[i, j] == pytest.approx(float(reference), rel=1e-8, abs=1e-10)
