@@ -984,6 +984,14 @@ def w5v(cfg: Config, peers: Peers) -> str:
 
 # --- main ----------------------------------------------------------------------------------------
 
+
+def loops(cfg: Config, peers: Peers) -> str:
+    """Workload L (benchmarks/loops.py): loops kept as loops."""
+    from .loops import workload  # (it builds on this module)
+
+    return workload(cfg, peers)
+
+
 WORKLOADS: dict[str, Callable[[Config, Peers], str]] = {
     "W1": w1,
     "W2": w2,
@@ -993,6 +1001,7 @@ WORKLOADS: dict[str, Callable[[Config, Peers], str]] = {
     "W5v": w5v,
     "W6": w6,
     "W7": w7,
+    "L": loops,
 }
 
 

@@ -103,6 +103,13 @@ def softplus_loss(w, x):
     if z > 0:
         return z + np.log(1 + np.exp(-z))
     return np.log(1 + np.exp(z))
+
+
+def newton_sqrt(x):
+    y = x
+    while abs(y * y - x) > 1e-12 * x:
+        y = 0.5 * (y + x / y)
+    return y
 """
 
 
@@ -172,6 +179,40 @@ def pipeline_page() -> str:
             "a generated entry point runs it inline when every argument is a float.",
             "python",
             (kernel.scalar_source or "").strip(),
+        ),
+    ]
+    loop_primal = rewrite.stabilize(trace.trace(parse.load(example.newton_sqrt), {}))
+    loop_gradient = diff.reverse(loop_primal, list(loop_primal.inputs), [1])
+    loop_kernel = emit.emit(loop_gradient, "grad_newton_sqrt", "gradient of newton_sqrt")
+    sections += [
+        (
+            "8. loops: the Loop node",
+            "A long `for` loop and a `while` loop are traced once into a `Loop` node: its body is a "
+            "program of its own whose inputs are the index and the carried values (every name the "
+            "body assigns; in the enclosing program the same names hold their final values), which "
+            "reads loop-invariant values from outside and, for `while`, computes its condition first "
+            "and counts its iterations. `newton_sqrt` (in the example module above):",
+            "text",
+            str(loop_primal),
+        ),
+        (
+            "9. loops: differentiated",
+            "`diff.reverse` makes the loop save each carry at the start of every iteration (a stack "
+            "`saved_y`) and appends a loop over the iterations backwards: it reads the saved carry, "
+            "recomputes the iteration and runs reverse accumulation over its body, carrying the "
+            "adjoints of the carries and summing those of the values read from outside. "
+            "`diff.forward` replaces a loop by one that carries tangents too. Both are loops again, "
+            "so differentiating a derivative goes through them.",
+            "text",
+            str(loop_gradient),
+        ),
+        (
+            "10. loops: generated source",
+            "`emit` renders a loop's body with the same passes (live values, CSE) per block; a "
+            "`while` becomes `while True:` with the condition's `break`, its stacks grow with "
+            "`append`, and the reverse loop runs `range(steps - 1, -1, -1)`.",
+            "python",
+            (loop_kernel.scalar_source or "").strip(),
         ),
     ]
     parts = [

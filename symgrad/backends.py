@@ -463,7 +463,9 @@ def _numba_kernel(kernel: Kernel) -> Kernel:
     assert kernel.scalar_source is not None
     params, body, _ = _split(kernel.scalar_source)
     statements = sum(1 for line in body if line.strip() and not line.strip().startswith("#"))
-    heavy = statements >= NJIT_MIN_STATEMENTS and len(params) <= NJIT_MAX_PARAMS
+    # a kept loop runs its body many times: worth compiling however short it is
+    loops = any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(ast.parse(kernel.scalar_source)))
+    heavy = (statements >= NJIT_MIN_STATEMENTS or loops) and len(params) <= NJIT_MAX_PARAMS
     return NumbaKernel(
         name=kernel.name,
         array_source=numba_source(kernel),

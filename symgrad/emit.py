@@ -584,7 +584,9 @@ def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str
     grows = loop.length is None  # a while loop's stacks grow; a for loop's are allocated
     # (floats in the scalar flavour: numba compiles a list of floats, not of None)
     empty = "0.0" if isinstance(printer, ScalarPrinter) else "None"
-    lines += [f"{indent}{s} = []" if grows else f"{indent}{s} = [{empty}] * {loop.length}" for s in loop.stacked]
+    lines += [
+        f"{indent}{s} = []" if grows else f"{indent}{s} = [{empty}] * {loop.length}" for s in loop.stacked
+    ]
     program = block_program(loop.body, names, [loop.condition] if loop.condition is not None else [])
     texts = print_all(printer, program)
     body: list[str] = [f"{inner}{item} = {stack}[{loop.index}]" for item, stack in loop.items]

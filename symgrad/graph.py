@@ -222,9 +222,15 @@ class Graph:
 
     def __str__(self) -> str:
         head = f"{self.name}({', '.join(str(s) for s in self.inputs)}):"
-        body = [f"  {sym} = {expr}" for sym, expr in self.nodes]
         tail = f"  return {', '.join(str(o) for o in self.outputs)}"
-        return "\n".join([head, *body, tail])
+        return "\n".join([head, *self.listing("  "), tail])
+
+    def listing(self, indent: str) -> list[str]:
+        """The nodes as lines, a loop's body indented under its head."""
+        lines = []
+        for symbol, expr in self.nodes:
+            lines += expr.listing(indent) if isinstance(expr, Loop) else [f"{indent}{symbol} = {expr}"]
+        return lines
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
@@ -325,6 +331,20 @@ class Loop:
     def defines(self) -> tuple[sympy.Symbol, ...]:
         """The symbols of the enclosing program this loop gives values to."""
         return (*self.carries, *self.stacked, *((self.count,) if self.count is not None else ()))
+
+    def listing(self, indent: str) -> list[str]:
+        """`f.graph`'s lines for this loop: its head, its body, what it carries on."""
+        starts = ", ".join(f"{c} = {v}" for c, v in zip(self.carries, self.init))
+        items = "".join(f", {item} = {stack}[{self.index}]" for item, stack in self.items)
+        if self.length is None:
+            head = f"while {self.condition} (counting {self.index} into {self.count}; {starts}{items}):"
+        else:
+            order = f"reversed(range({self.length}))" if self.reverse else f"range({self.length})"
+            head = f"for {self.index} in {order} ({starts}{items}):"
+        inner = indent + "    "
+        carried = [f"{inner}{c} <- {u}" for c, u in zip(self.carries, self.updates)]
+        pushed = [f"{inner}{s}[{self.index}] = {v}" for s, v in zip(self.stacked, self.stacked_values)]
+        return [f"{indent}{head}", *self.body.listing(inner), *pushed, *carried]
 
     def reads(self) -> frozenset[Any]:
         """The enclosing program's symbols this loop reads (its loop-invariant values too)."""

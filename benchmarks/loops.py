@@ -1,0 +1,291 @@
+# ruff: noqa: N803, N806  (N, T: trip counts, named as in the loop issue)
+"""Loops kept as loops (workload L of `python -m benchmarks.run --only L`): decoration time
+against the trip count, call time against a hand-written forward and reverse loop and the
+peers' loop primitives, and the peak memory of a long loop's gradient.
+
+The workload functions are plain module-level Python (symgrad reads their source); the
+peers' versions use `jax.lax.fori_loop` / `while_loop` (jax.jit(grad) of them), torch
+autograd on 0-d float64 tensors and HIPS autograd over the same Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import run
+
+# --- the workloads, as users write them ---------------------------------------------------------
+
+
+def logistic(x, r, N):
+    for _ in range(N):
+        x = x + 0.001 * r * x * (1 - x)
+    return x
+
+
+def logistic_hand(x: float, r: float, N: int) -> tuple[float, float]:
+    """The gradient of `logistic` by hand: a forward loop saving x, a reverse loop."""
+    xs = [0.0] * N
+    for i in range(N):
+        xs[i] = x
+        x = x + 0.001 * r * x * (1 - x)
+    gx, gr = 1.0, 0.0
+    for i in range(N - 1, -1, -1):
+        x = xs[i]
+        gr += gx * 0.001 * x * (1 - x)
+        gx = gx * (1 + 0.001 * r * (1 - 2 * x))
+    return gx, gr
+
+
+def recurrence(h, w, u, T):
+    for i in range(T):
+        h = np.tanh(w * h + u * np.sin(0.01 * i))
+    return h
+
+
+def recurrence_hand(h: float, w: float, u: float, T: int) -> tuple[float, float, float]:
+    hs = [0.0] * T
+    for i in range(T):
+        hs[i] = h
+        h = math.tanh(w * h + u * math.sin(0.01 * i))
+    gh, gw, gu = 1.0, 0.0, 0.0
+    for i in range(T - 1, -1, -1):
+        h_next = math.tanh(w * hs[i] + u * math.sin(0.01 * i))
+        d = gh * (1 - h_next * h_next)
+        gw += d * hs[i]
+        gu += d * math.sin(0.01 * i)
+        gh = d * w
+    return gh, gw, gu
+
+
+def newton_sqrt(x):
+    y = x
+    while abs(y * y - x) > 1e-12 * x:
+        y = 0.5 * (y + x / y)
+    return y
+
+
+def newton_sqrt_hand(x: float) -> float:
+    ys = []
+    y = x
+    while abs(y * y - x) > 1e-12 * x:
+        ys.append(y)
+        y = 0.5 * (y + x / y)
+    gy, gx = 1.0, 0.0
+    for y in reversed(ys):
+        gx += gy * 0.5 / y
+        gy = gy * 0.5 * (1 - x / (y * y))
+    return gx + gy
+
+
+# --- peers ----------------------------------------------------------------------------------------
+
+
+def _jax_logistic(peers: run.Peers, N: int) -> Callable[..., Any]:
+    jax = peers.jax
+
+    def f(x: Any, r: Any) -> Any:
+        return jax.lax.fori_loop(0, N, lambda i, x: x + 0.001 * r * x * (1 - x), x)
+
+    return jax.jit(jax.grad(f, argnums=(0, 1)))
+
+
+def _jax_recurrence(peers: run.Peers, T: int) -> Callable[..., Any]:
+    jax, jnp = peers.jax, peers.jnp
+
+    def f(h: Any, w: Any, u: Any) -> Any:
+        return jax.lax.fori_loop(0, T, lambda i, h: jnp.tanh(w * h + u * jnp.sin(0.01 * i)), h)
+
+    return jax.jit(jax.grad(f, argnums=(0, 1, 2)))
+
+
+def _jax_newton(peers: run.Peers) -> Callable[..., Any]:
+    """jax's while_loop has no reverse-mode rule: grad needs fixed trip counts (a custom_vjp
+    or implicit differentiation otherwise). Forward mode works: jacfwd."""
+    jax = peers.jax
+
+    def f(x: Any) -> Any:
+        cond = lambda y: abs(y * y - x) > 1e-12 * x  # noqa: E731
+        return jax.lax.while_loop(cond, lambda y: 0.5 * (y + x / y), x)
+
+    return jax.jit(jax.jacfwd(f))
+
+
+def _torch_grad(peers: run.Peers, fn: Callable[..., Any], n: int) -> Callable[..., Any]:
+    torch = peers.torch
+
+    def g(*args: float) -> tuple[float, ...]:
+        leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in args[:n]]
+        out = fn(torch, *leaves, *args[n:])
+        return tuple(float(v) for v in torch.autograd.grad(out, leaves))
+
+    return g
+
+
+def _torch_logistic(torch: Any, x: Any, r: Any, N: int) -> Any:
+    for _ in range(N):
+        x = x + 0.001 * r * x * (1 - x)
+    return x
+
+
+def _torch_recurrence(torch: Any, h: Any, w: Any, u: Any, T: int) -> Any:
+    for i in range(T):
+        h = torch.tanh(w * h + u * math.sin(0.01 * i))
+    return h
+
+
+def _autograd_grad(peers: run.Peers, fn: Callable[..., Any], n: int) -> Callable[..., Any]:
+    grads = [peers.autograd.grad(fn, k) for k in range(n)]
+    return lambda *args: tuple(float(g(*args)) for g in grads)
+
+
+def _autograd_recurrence(peers: run.Peers) -> Callable[..., Any]:
+    anp = peers.anp
+
+    def f(h: Any, w: Any, u: Any, T: int) -> Any:
+        for i in range(T):
+            h = anp.tanh(w * h + u * anp.sin(0.01 * i))
+        return h
+
+    return f
+
+
+def _numba(fn: Callable[..., Any], wrt: tuple[str, ...], static: str, *args: Any) -> Any:
+    from symgrad import grad
+
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    return run.calling(grad(fn, wrt=wrt, static=static, backend="numba"), *args)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def _decoration(cfg: run.Config, peers: run.Peers) -> str:
+    from symgrad import grad
+
+    wl = run.Workload("L decoration", peers)
+    sizes = (2_000, 100_000) if not cfg.quick else (200, 2_000)
+    for N in sizes:
+        wl.add_fresh(
+            f"symgrad N={N:,}", lambda N=N: grad(logistic, wrt=("x", "r"), static="N")(0.1, 2.0, N), cfg
+        )
+    unrolled = 1_000 if not cfg.quick else 100
+    wl.add_fresh(
+        f"symgrad loops='unroll' N={unrolled:,}",
+        lambda: grad(logistic, wrt=("x", "r"), static="N", loops="unroll")(0.1, 2.0, unrolled),
+        cfg,
+    )
+    fresh = run._jax_fresh(peers)
+    for N in sizes:
+        make = None if peers.jax is None else (lambda N=N: _jax_logistic(peers, N)(0.1, 2.0))
+        wl.add_fresh(f"{run.JAX} fori_loop N={N:,}", make, cfg, before=fresh)
+    T = 1_000 if not cfg.quick else 100
+    wl.add_fresh(
+        f"symgrad recurrence T={T:,}",
+        lambda: grad(recurrence, wrt=("h", "w", "u"), static="T")(0.2, 0.9, 0.5, T),
+        cfg,
+    )
+    make = None if peers.jax is None else (lambda: _jax_recurrence(peers, T)(0.2, 0.9, 0.5))
+    wl.add_fresh(f"{run.JAX} fori_loop recurrence T={T:,}", make, cfg, before=fresh)
+    return wl.render("L: decoration + first call (logistic Euler loop; tanh recurrence), by trip count")
+
+
+def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
+    from symgrad import grad
+
+    out = []
+    N = 10_000 if not cfg.quick else 1_000
+    want = logistic_hand(0.1, 2.0, N)
+    wl = run.Workload(f"L logistic N={N}", peers)
+    compiled = grad(logistic, wrt=("x", "r"), static="N")
+    wl.add(run.SYMGRAD, run.calling(compiled, 0.1, 2.0, N), cfg, want)
+    wl.add(run.HAND, run.calling(logistic_hand, 0.1, 2.0, N), cfg, want)
+    wl.add(f"{run.SYMGRAD} backend='numba'", _numba(logistic, ("x", "r"), "N", 0.1, 2.0, N), cfg, want)
+    jax_call = None if peers.jax is None else run.calling(_jax_logistic(peers, N), 0.1, 2.0)
+    wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-7)
+    torch_call = (
+        None if peers.torch is None else run.calling(_torch_grad(peers, _torch_logistic, 2), 0.1, 2.0, N)
+    )
+    wl.add(run.TORCH, torch_call, cfg, want)
+    ag = None if peers.autograd is None else run.calling(_autograd_grad(peers, logistic, 2), 0.1, 2.0, N)
+    wl.add(run.AUTOGRAD, ag, cfg, want)
+    out.append(wl.render(f"L: gradient of the logistic Euler loop, N = {N:,}, on Python floats"))
+
+    T = 1_000 if not cfg.quick else 100
+    want = recurrence_hand(0.2, 0.9, 0.5, T)
+    wl = run.Workload(f"L recurrence T={T}", peers)
+    compiled = grad(recurrence, wrt=("h", "w", "u"), static="T")
+    wl.add(run.SYMGRAD, run.calling(compiled, 0.2, 0.9, 0.5, T), cfg, want)
+    wl.add(run.HAND, run.calling(recurrence_hand, 0.2, 0.9, 0.5, T), cfg, want)
+    wl.add(
+        f"{run.SYMGRAD} backend='numba'",
+        _numba(recurrence, ("h", "w", "u"), "T", 0.2, 0.9, 0.5, T),
+        cfg,
+        want,
+    )
+    jax_call = None if peers.jax is None else run.calling(_jax_recurrence(peers, T), 0.2, 0.9, 0.5)
+    wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-7)
+    torch_call = (
+        None
+        if peers.torch is None
+        else run.calling(_torch_grad(peers, _torch_recurrence, 3), 0.2, 0.9, 0.5, T)
+    )
+    wl.add(run.TORCH, torch_call, cfg, want)
+    ag = (
+        None
+        if peers.autograd is None
+        else run.calling(_autograd_grad(peers, _autograd_recurrence(peers), 3), 0.2, 0.9, 0.5, T)
+    )
+    wl.add(run.AUTOGRAD, ag, cfg, want)
+    out.append(wl.render(f"L: gradient of a tanh recurrence, T = {T:,}, on Python floats"))
+
+    want = newton_sqrt_hand(2.0)
+    wl = run.Workload("L newton", peers)
+    wl.add(run.SYMGRAD, run.calling(grad(newton_sqrt), 2.0), cfg, want)
+    wl.add(run.HAND, run.calling(newton_sqrt_hand, 2.0), cfg, want)
+    jax_call = None if peers.jax is None else run.calling(_jax_newton(peers), 2.0)
+    wl.add(f"{run.JAX} jacfwd(while_loop)", jax_call, cfg, want, rtol=1e-7)
+    out.append(wl.render("L: derivative of Newton's square root (`while` with a tolerance) at x = 2"))
+    return out
+
+
+def _memory(cfg: run.Config) -> str:
+    from symgrad import grad
+
+    N = 1_000_000 if not cfg.quick else 10_000
+    compiled = grad(logistic, wrt=("x", "r"), static="N")
+    compiled(0.1, 2.0, N)  # compiled, warm
+    tracemalloc.start()
+    compiled(0.1, 2.0, N)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracemalloc.start()
+    logistic_hand(0.1, 2.0, N)
+    _, hand = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return (
+        f"### L: peak memory of the logistic loop's gradient, N = {N:,} (tracemalloc)\n\n"
+        "| system | peak |\n| --- | ---: |\n"
+        f"| symgrad (saves every carry) | {peak / 2**20:.1f} MiB |\n"
+        f"| hand-written (saves every carry) | {hand / 2**20:.1f} MiB |\n"
+        "| symgrad checkpoint=k | not implemented yet |\n"
+    )
+
+
+def workload(cfg: run.Config, peers: run.Peers) -> str:
+    """Workload L: loops kept as loops."""
+    parts = [
+        "## L: loops kept as loops (issue 14)\n",
+        _decoration(cfg, peers),
+        *_calls(cfg, peers),
+        _memory(cfg),
+    ]
+    return "\n".join(parts)
