@@ -346,6 +346,8 @@ BUILTINS = {
     "__import__": _import,
     "float": lambda a=0.0: a if isinstance(a, torch.Tensor) else float(a),  # keeps the tangent
     "round": lambda a: torch.round(a) if isinstance(a, torch.Tensor) else round(a),
+    # the builtin pow(a, b) as `a ** b` (torch's pow masks the exponent's term at exponent 0)
+    "pow": lambda a, b, mod=None: _pow(a, b) if mod is None else builtins.pow(a, b, mod),
 }
 
 
