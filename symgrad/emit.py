@@ -362,10 +362,8 @@ def live_loop(loop: Loop, needed: set[Any]) -> Loop:
         wanted = [u for c, u in zip(loop.carries, loop.updates) if c in carries]
         wanted += [v for s, v in zip(loop.stacked, loop.stacked_values) if s in stacks]
         wanted += [loop.condition] if loop.condition is not None else []
-        probe = dataclasses.replace(loop.body, outputs=tuple(wanted))
-        read = set().union(
-            *(reads_of(e) for _, e in live_nodes(probe)), *(reads_of(sympy.sympify(w)) for w in wanted)
-        )
+        live = live_nodes(dataclasses.replace(loop.body, outputs=tuple(wanted)))
+        read = set().union(*(reads_of(e) for _, e in live), *(reads_of(sympy.sympify(w)) for w in wanted))
         more = {c for c in loop.carries if c in read} - carries
         if not more:
             break
@@ -376,7 +374,7 @@ def live_loop(loop: Loop, needed: set[Any]) -> Loop:
     items = tuple((i, stack) for i, stack in loop.items if i in read)
     body = dataclasses.replace(
         loop.body,
-        nodes=live_nodes(probe),
+        nodes=live,
         inputs=(loop.index, *(loop.carries[k] for k in keep), *(i for i, _ in items)),
         outputs=tuple(outputs),
     )

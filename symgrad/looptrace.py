@@ -187,8 +187,10 @@ class LoopTracing:
         label = real_symbol(outer.names.temp("loop"))
         outer.nodes.append((label, loop))
         outer.lines[label] = (self.frame.source.filename, stmt.lineno)  # for its comment
+        # a carry may take any value the loop reads in some iteration: it reaches their inputs
+        reach = outer.inputs_reaching(sympy.Tuple(*loop.reads()))
         for carry in carries:
-            outer.sources[carry] = _loop_reach(outer, loop)
+            outer.sources[carry] = reach
         env = self.frame.env = dict(saved_env)
         env.update({name: carry for name, carry in zip(names, carries)})
         for name in names:
@@ -244,14 +246,3 @@ def _merge_facts(outer: Graph, body: Graph) -> None:
     outer.cacheable = outer.cacheable and body.cacheable
     for flag in ("cancelled", "aliased", "per_element", "wrote_through", "branches"):
         setattr(outer, flag, getattr(outer, flag) or getattr(body, flag))
-
-
-def _loop_reach(outer: Graph, loop: Loop) -> frozenset[int]:
-    """The enclosing inputs a loop's results are computed from: what its initial values and
-    loop-invariant reads are computed from (a carry may take any of them in some iteration)."""
-    found: frozenset[int] = frozenset()
-    for symbol in loop.reads():
-        found |= outer.sources.get(symbol, frozenset())
-        if symbol in outer.inputs:
-            found |= {outer.inputs.index(symbol)}
-    return found

@@ -6,7 +6,9 @@ so a gradient that agrees with these numbers is checked against an independent o
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
 import warnings
 
 import numpy as np
@@ -191,3 +193,13 @@ def assert_float_results(results, label=""):
     flat = [r for item in results for r in (item if isinstance(item, tuple) else (item,))]
     bad = [type(r).__name__ for r in flat if type(r) is not float]
     assert not bad, f"{label}: float arguments gave {bad}"
+
+
+def write_module(folder, name, text):
+    """Import `text` as the module `name` from a file in `folder` (symgrad reads its source)."""
+    (folder / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))

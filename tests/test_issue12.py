@@ -3,7 +3,6 @@
 Oracles: the original function run by NumPy, central finite differences of it, and PyTorch
 in float64 on the same program; never symgrad's own output."""
 
-import importlib
 import sys
 import textwrap
 
@@ -13,6 +12,7 @@ import pytest
 import symgrad
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from tests import issue12_cases as cases
+from tests.helpers import write_module
 
 torch = pytest.importorskip("torch")
 
@@ -286,7 +286,7 @@ def test_S9_helper_updating_an_array_that_a_view_shares_is_refused_with_a_hint_t
             return np.sum(head * x[1:3])
         """
     )
-    module = _write_module(tmp_path, "hint_followed_view", source)
+    module = write_module(tmp_path, "hint_followed_view", source)
     x = np.array([1.0, 2.0, 3.0])
     np.testing.assert_allclose(
         grad(module.head_times_tail)(x), fd_sum(module.head_times_tail, (x,), 0), rtol=1e-6
@@ -430,22 +430,13 @@ def test_E2_huge_loop_is_kept_as_a_loop_by_default():
     assert "for _ in range(999999, -1, -1):" in grad(cases.long_loop).source.replace("__1", "_")
 
 
-def _write_module(tmp_path, name, text):
-    (tmp_path / f"{name}.py").write_text(text)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(tmp_path))
-
-
 def test_E2_long_elif_chain_works(tmp_path):
     n = 300
     lines = ["def f(x):"]
     for i in range(n):
         lines += [f"    {'if' if i == 0 else 'elif'} x < {i / n!r}:", f"        return x * {i + 1}.0"]
     lines += ["    else:", "        return x"]
-    module = _write_module(tmp_path, "elif_chain_300", "\n".join(lines) + "\n")
+    module = write_module(tmp_path, "elif_chain_300", "\n".join(lines) + "\n")
     for x in (0.5017, 0.0011, 0.9985, 2.0):
         assert grad(module.f, wrt=0)(x) == pytest.approx(fd_sum(module.f, [x], 0), rel=1e-6)
     xs = np.array([0.5017, 0.0011, 0.9985, 2.0])
@@ -456,7 +447,7 @@ def test_E2_deep_helper_chain_gives_a_clear_error_whose_hint_works(tmp_path):
     chain = ["def h0(x):\n    return x * 1.01\n"]
     chain += [f"def h{i}(x):\n    return h{i - 1}(x) + 0.0\n" for i in range(1, 101)]
     chain.append("def f(x):\n    return h100(x)\n")
-    module = _write_module(tmp_path, "helper_chain_100", "\n".join(chain))
+    module = write_module(tmp_path, "helper_chain_100", "\n".join(chain))
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(1000)
     try:

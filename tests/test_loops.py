@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import html
-import importlib
 import inspect
 import re
-import sys
 import types
 
 import numpy as np
@@ -20,7 +18,7 @@ import symgrad
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from tests import loop_cases as cases
 from tests import torch_oracle
-from tests.helpers import central_diff
+from tests.helpers import central_diff, write_module
 
 TORCH = torch_oracle.load(inspect.getsource(cases), "loop_cases")
 
@@ -134,20 +132,11 @@ def test_source_of_a_kept_loop_is_one_forward_and_one_backward_loop():
     assert len(source.splitlines()) < 40
 
 
-def _module(tmp_path, name, text):
-    (tmp_path / f"{name}.py").write_text(text)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(tmp_path))
-
-
 def test_generated_source_does_not_grow_with_the_trip_count(tmp_path):
     text = "def f(x, r):\n    for i in range({n}):\n        x = x + 0.001 * r * x * (1 - x)\n    return x\n"
     sources = []
     for n in (100, 100_000):
-        module = _module(tmp_path, f"logistic_{n}", text.format(n=n))
+        module = write_module(tmp_path, f"logistic_{n}", text.format(n=n))
         compiled = grad(module.f, wrt=(0, 1))
         dx, dr = compiled(0.1, 2.0)
         assert np.isfinite(dx) and np.isfinite(dr)
@@ -283,7 +272,7 @@ def test_generated_while_loops_against_python_torch_and_sympy(
     text = _while_source(terms, branch, by_value, steps)
     folder = tmp_path_factory.mktemp("while")
     name = f"while_{abs(hash((tuple(terms), branch, by_value, steps)))}"
-    module = _module(folder, name, text)
+    module = write_module(folder, name, text)
     f = module.f
     compiled = value_and_grad(f, wrt=(0, 1))
     assert re.search(r"^\s+while True:", compiled.source, re.MULTILINE), compiled.source
