@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import run
+from . import workloads as W  # noqa: N812 - as in run.py
 
 # --- the workloads, as users write them ---------------------------------------------------------
 
@@ -83,7 +84,80 @@ def newton_sqrt_hand(x: float) -> float:
     return gx + gy
 
 
+def rnn(W, U, b, xs, h0, T):
+    h = h0
+    for t in range(T):
+        h = np.tanh(W @ h + U @ xs[t] + b)
+    return np.sum(h)
+
+
+def rnn_hand(W: np.ndarray, U: np.ndarray, b: np.ndarray, xs: np.ndarray, h0: np.ndarray, T: int) -> tuple:
+    """The RNN's gradient by hand in NumPy: a forward loop saving every state, a reverse loop."""
+    hs = [h0] * (T + 1)
+    for t in range(T):
+        hs[t + 1] = np.tanh(W @ hs[t] + U @ xs[t] + b)
+    gh = np.ones_like(h0)
+    gW, gU, gb, gxs = np.zeros_like(W), np.zeros_like(U), np.zeros_like(b), np.zeros_like(xs)
+    for t in range(T - 1, -1, -1):
+        d = gh * (1 - hs[t + 1] ** 2)
+        gW += np.outer(d, hs[t])
+        gU += np.outer(d, xs[t])
+        gb += d
+        gxs[t] = U.T @ d
+        gh = W.T @ d
+    return gW, gU, gb, gxs
+
+
+def rnn_arguments(T: int, hidden: int = 8, inputs: int = 2) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(hidden, hidden)) * 0.4
+    return (
+        W,
+        rng.normal(size=(hidden, inputs)),
+        rng.normal(size=hidden),
+        rng.normal(size=(T, inputs)),
+        np.zeros(hidden),
+    )
+
+
 # --- peers ----------------------------------------------------------------------------------------
+
+
+def _jax_rnn(peers: run.Peers) -> Callable[..., Any]:
+    jax, jnp = peers.jax, peers.jnp
+
+    def f(W: Any, U: Any, b: Any, xs: Any, h0: Any) -> Any:
+        h, _ = jax.lax.scan(lambda h, x: (jnp.tanh(W @ h + U @ x + b), None), h0, xs)
+        return jnp.sum(h)
+
+    return jax.jit(jax.grad(f, argnums=(0, 1, 2, 3)))
+
+
+def _torch_rnn(peers: run.Peers) -> Callable[..., Any]:
+    torch = peers.torch
+
+    def g(W: Any, U: Any, b: Any, xs: Any, h0: Any, T: int) -> tuple[np.ndarray, ...]:
+        leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (W, U, b, xs)]
+        Wt, Ut, bt, xst = leaves
+        h = torch.tensor(h0, dtype=torch.float64)
+        for t in range(T):
+            h = torch.tanh(Wt @ h + Ut @ xst[t] + bt)
+        return tuple(g.numpy() for g in torch.autograd.grad(h.sum(), leaves))
+
+    return g
+
+
+def _autograd_rnn(peers: run.Peers) -> Callable[..., Any]:
+    anp = peers.anp
+
+    def f(W: Any, U: Any, b: Any, xs: Any, h0: Any, T: int) -> Any:
+        h = h0
+        for t in range(T):
+            h = anp.tanh(anp.dot(W, h) + anp.dot(U, xs[t]) + b)
+        return anp.sum(h)
+
+    grads = peers.autograd.grad(f, (0, 1, 2, 3))
+    return grads
 
 
 def _jax_logistic(peers: run.Peers, N: int) -> Callable[..., Any]:
@@ -195,7 +269,17 @@ def _decoration(cfg: run.Config, peers: run.Peers) -> str:
     )
     make = None if peers.jax is None else (lambda: _jax_recurrence(peers, T)(0.2, 0.9, 0.5))
     wl.add_fresh(f"{run.JAX} fori_loop recurrence T={T:,}", make, cfg, before=fresh)
-    return wl.render("L: decoration + first call (logistic Euler loop; tanh recurrence), by trip count")
+    args = rnn_arguments(T)
+    wl.add_fresh(
+        f"symgrad RNN (8 units, arrays) T={T:,}",
+        lambda: grad(rnn, wrt=("W", "U", "b", "xs"), static="T")(*args, T),
+        cfg,
+    )
+    make = None if peers.jax is None else (lambda: _jax_rnn(peers)(*args))
+    wl.add_fresh(f"{run.JAX} lax.scan RNN T={T:,}", make, cfg, before=fresh)
+    return wl.render(
+        "L: decoration + first call (logistic Euler loop; tanh recurrence; RNN on arrays), by trip count"
+    )
 
 
 def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
@@ -208,6 +292,8 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
     compiled = grad(logistic, wrt=("x", "r"), static="N")
     wl.add(run.SYMGRAD, run.calling(compiled, 0.1, 2.0, N), cfg, want)
     wl.add(run.HAND, run.calling(logistic_hand, 0.1, 2.0, N), cfg, want)
+    checkpointed = grad(logistic, wrt=("x", "r"), static="N", checkpoint=True)
+    wl.add(f"{run.SYMGRAD} checkpoint=True", run.calling(checkpointed, 0.1, 2.0, N), cfg, want)
     wl.add(f"{run.SYMGRAD} backend='numba'", _numba(logistic, ("x", "r"), "N", 0.1, 2.0, N), cfg, want)
     jax_call = None if peers.jax is None else run.calling(_jax_logistic(peers, N), 0.1, 2.0)
     wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-7)
@@ -247,6 +333,8 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
     wl.add(run.AUTOGRAD, ag, cfg, want)
     out.append(wl.render(f"L: gradient of a tanh recurrence, T = {T:,}, on Python floats"))
 
+    out.append(_rnn_calls(cfg, peers))
+
     want = newton_sqrt_hand(2.0)
     wl = run.Workload("L newton", peers)
     wl.add(run.SYMGRAD, run.calling(grad(newton_sqrt), 2.0), cfg, want)
@@ -257,26 +345,143 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
     return out
 
 
+def _rnn_calls(cfg: run.Config, peers: run.Peers) -> str:
+    from symgrad import grad
+
+    T = 1_000 if not cfg.quick else 100
+    args = rnn_arguments(T)
+    want = rnn_hand(*args, T)
+    wl = run.Workload(f"L RNN T={T}", peers)
+    wl.add(run.SYMGRAD, run.calling(grad(rnn, wrt=("W", "U", "b", "xs"), static="T"), *args, T), cfg, want)
+    wl.add(run.HAND, run.calling(rnn_hand, *args, T), cfg, want)
+    jax_call = None if peers.jax is None else run.calling(_jax_rnn(peers), *args)
+    wl.add(f"{run.JAX} lax.scan", jax_call, cfg, want, rtol=1e-7)
+    torch_call = None if peers.torch is None else run.calling(_torch_rnn(peers), *args, T)
+    wl.add(run.TORCH, torch_call, cfg, want)
+    ag = None if peers.autograd is None else run.calling(_autograd_rnn(peers), *args, T)
+    wl.add(run.AUTOGRAD, ag, cfg, want)
+    table = wl.render(f"L: gradient of a tanh RNN, 8 hidden units, 2 inputs, T = {T:,} steps, on arrays")
+    return table + _rnn_memory(args, T, peers)
+
+
+W4_ARGS = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)
+
+
+def _jax_w4(peers: run.Peers, D: int) -> Callable[..., Any]:
+    """W4 with `lax.fori_loop`, the weights stacked so that `w[i % 10]` indexes at run time."""
+    jax, jnp = peers.jax, peers.jnp
+
+    def f(h0: Any, *rest: Any) -> Any:
+        ws, b = jnp.stack(rest[:-1]), rest[-1]
+        return jax.lax.fori_loop(0, D, lambda i, h: jnp.tanh(ws[i % 10] * h + b), h0)
+
+    return jax.jit(jax.value_and_grad(f, argnums=tuple(range(12))))
+
+
+def _torch_w4(peers: run.Peers, D: int) -> Callable[..., Any]:
+    torch, f = peers.torch, W.make_rnn(peers.torch, "torch", D)
+
+    def call(*args: float) -> tuple[float, tuple[float, ...]]:
+        leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in args]
+        value = f(*leaves)
+        return value.item(), tuple(g.item() for g in torch.autograd.grad(value, leaves))
+
+    return call
+
+
+def _autograd_w4(peers: run.Peers, D: int) -> Callable[..., Any]:
+    return peers.autograd.value_and_grad(W.make_rnn(peers.anp, "autograd", D), tuple(range(12)))
+
+
+def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
+    """W4 (`h = tanh(w[i % 10] * h + b)`, a tuple read at the loop's index) as a kept loop."""
+    from symgrad import value_and_grad
+
+    depths = (200, 1_000, 10_000) if not cfg.quick else (200,)
+    setup = run.Workload("L W4 setup", peers)
+    for D in depths:
+        setup.add_fresh(
+            f"symgrad D={D:,}",
+            lambda D=D: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")(*W4_ARGS, D),
+            cfg,
+        )
+    fresh = run._jax_fresh(peers)
+    for D in depths:
+        make = None if peers.jax is None else (lambda D=D: _jax_w4(peers, D)(*W4_ARGS))
+        setup.add_fresh(f"{run.JAX} fori_loop D={D:,}", make, cfg, before=fresh)
+    out = [setup.render("L: W4 decoration + first call (value and gradient), by depth")]
+    for D in depths:
+        want = W.rnn_value_and_grad_hand(*W4_ARGS, D)
+        wl = run.Workload(f"L W4 D={D}", peers)
+        compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
+        wl.add(run.SYMGRAD, run.calling(compiled, *W4_ARGS, D), cfg, want)
+        wl.add(run.HAND, run.calling(W.rnn_value_and_grad_hand, *W4_ARGS, D), cfg, want)
+        jax_call = None if peers.jax is None else run.calling(_jax_w4(peers, D), *W4_ARGS)
+        wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-8)
+        torch_call = None if peers.torch is None else run.calling(_torch_w4(peers, D), *W4_ARGS)
+        wl.add(run.TORCH, torch_call, cfg, want, rtol=1e-8)
+        ag = None if peers.autograd is None else run.calling(_autograd_w4(peers, D), *W4_ARGS)
+        wl.add(run.AUTOGRAD, ag, cfg, want, rtol=1e-8)
+        out.append(wl.render(f"L: W4 value and gradient, D = {D:,}, on Python floats (a kept loop)"))
+    D = depths[-1]
+    compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
+    rows = [
+        ("symgrad (saves every h)", _peak(lambda: compiled(*W4_ARGS, D))),
+        ("hand-written (saves every h)", _peak(lambda: W.rnn_value_and_grad_hand(*W4_ARGS, D))),
+    ]
+    if peers.autograd is not None:
+        rows.append(("autograd (HIPS)", _peak(lambda: _autograd_w4(peers, D)(*W4_ARGS))))
+    lines = "".join(f"| {name} | {mib:.2f} MiB |\n" for name, mib in rows)
+    out.append(
+        f"Peak memory of one W4 call, D = {D:,} (tracemalloc; jax and torch allocate outside what "
+        "it sees):\n\n| system | peak |\n| --- | ---: |\n" + lines
+    )
+    return out
+
+
+def _peak(call: Callable[[], Any]) -> float:
+    """Peak traced memory of one call in MiB (tracemalloc sees NumPy's buffers and Python's
+    objects, not the allocators of jax or torch)."""
+    call()
+    tracemalloc.start()
+    call()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def _rnn_memory(args: tuple[np.ndarray, ...], T: int, peers: run.Peers) -> str:
+    from symgrad import grad
+
+    compiled = grad(rnn, wrt=("W", "U", "b", "xs"), static="T")
+    rows = [
+        ("symgrad (saves every state)", _peak(lambda: compiled(*args, T))),
+        ("hand-written (saves every state)", _peak(lambda: rnn_hand(*args, T))),
+    ]
+    if peers.autograd is not None:
+        rows.append(
+            ("autograd (HIPS, a tape of every operation)", _peak(lambda: _autograd_rnn(peers)(*args, T)))
+        )
+    lines = "".join(f"| {name} | {mib:.2f} MiB |\n" for name, mib in rows)
+    return (
+        f"\nPeak memory of one gradient call, T = {T:,} (tracemalloc; jax and torch allocate outside "
+        "what it sees, so they have no row):\n\n| system | peak |\n| --- | ---: |\n" + lines
+    )
+
+
 def _memory(cfg: run.Config) -> str:
     from symgrad import grad
 
     N = 1_000_000 if not cfg.quick else 10_000
-    compiled = grad(logistic, wrt=("x", "r"), static="N")
-    compiled(0.1, 2.0, N)  # compiled, warm
-    tracemalloc.start()
-    compiled(0.1, 2.0, N)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    tracemalloc.start()
-    logistic_hand(0.1, 2.0, N)
-    _, hand = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    rows = []
+    for label, checkpoint in (("saves every carry", None), ("checkpoint=True: segments of sqrt(N)", True)):
+        compiled = grad(logistic, wrt=("x", "r"), static="N", checkpoint=checkpoint)
+        rows.append((f"symgrad ({label})", _peak(lambda c=compiled: c(0.1, 2.0, N))))
+    rows.append(("hand-written (saves every carry)", _peak(lambda: logistic_hand(0.1, 2.0, N))))
+    lines = "".join(f"| {name} | {mib:.2f} MiB |\n" for name, mib in rows)
     return (
         f"### L: peak memory of the logistic loop's gradient, N = {N:,} (tracemalloc)\n\n"
-        "| system | peak |\n| --- | ---: |\n"
-        f"| symgrad (saves every carry) | {peak / 2**20:.1f} MiB |\n"
-        f"| hand-written (saves every carry) | {hand / 2**20:.1f} MiB |\n"
-        "| symgrad checkpoint=k | not implemented yet |\n"
+        "| system | peak |\n| --- | ---: |\n" + lines
     )
 
 
@@ -286,6 +491,7 @@ def workload(cfg: run.Config, peers: run.Peers) -> str:
         "## L: loops kept as loops (issue 14)\n",
         _decoration(cfg, peers),
         *_calls(cfg, peers),
+        *_w4(cfg, peers),
         _memory(cfg),
     ]
     return "\n".join(parts)

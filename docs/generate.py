@@ -110,6 +110,12 @@ def newton_sqrt(x):
     while abs(y * y - x) > 1e-12 * x:
         y = 0.5 * (y + x / y)
     return y
+
+
+def rnn(W, U, b, xs, h):
+    for t in range(100):
+        h = np.tanh(W @ h + U @ xs[t] + b)
+    return np.sum(h)
 """
 
 
@@ -213,6 +219,30 @@ def pipeline_page() -> str:
             "`append`, and the reverse loop runs `range(steps - 1, -1, -1)`.",
             "python",
             (loop_kernel.scalar_source or "").strip(),
+        ),
+    ]
+    shapes = {"W": (8, 8), "U": (8, 2), "b": (8,), "xs": (100, 2), "h": (8,)}
+    rnn_primal = rewrite.stabilize(trace.trace(parse.load(example.rnn), {}, shapes))
+    rnn_gradient = diff.reverse(rnn_primal, [rnn_primal.inputs[0], rnn_primal.inputs[3]], [1])
+    rnn_kernel = emit.emit(rnn_gradient, "grad_rnn", "gradient of rnn with respect to W, xs")
+    sections += [
+        (
+            "11. loops over arrays",
+            "A program traced for its argument shapes keeps its loops too: each carry has the shape "
+            "of the value it starts from (the shapes of the enclosing program, one dictionary), and "
+            "`xs[t]` of an array from outside the loop, at an index that steps with the loop, is an "
+            "item of the loop: a body input bound to one row of the stack `xs` per iteration (as "
+            "`lax.scan` reads its `xs`). Its adjoint is a stack written by the reverse loop, made an "
+            "array by `numpy.array` (`AsArray`):",
+            "text",
+            str(rnn_primal),
+        ),
+        (
+            "12. loops over arrays: generated source",
+            "The forward loop saves `h`; the reverse loop recomputes the step from it, carries "
+            "`dfdh`, sums the adjoint of `W` and writes the adjoint of each row of `xs`.",
+            "python",
+            rnn_kernel.array_source.strip(),
         ),
     ]
     parts = [

@@ -15,6 +15,7 @@ import numpy as np
 import sympy
 
 from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace, trees
+from . import checkpoint as checkpoints
 from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
@@ -310,6 +311,7 @@ def grad(
     backend: str | None = None,
     has_aux: bool = False,
     loops: str | None = None,
+    checkpoint: int | bool | None = None,
 ) -> Any:
     """Gradient of `fn`, compiled from its source.
 
@@ -334,7 +336,12 @@ def grad(
             every `while` loop, as a loop (a forward loop saving what a backward loop needs),
             and unrolls shorter loops; `"keep"` keeps every `for` loop over a range; `"unroll"`
             unrolls every `for` loop into straight-line code. A body that needs its index as a
-            Python int (`ws[i]` of a tuple) or changes a list unrolls, and `.source` says why.
+            Python int (`range(i)`) or changes a list unrolls, and `.source` says why.
+        checkpoint: memory for long kept `for` loops: `k` runs each as segments of `k`
+            iterations, `True` as segments of about sqrt(N); the gradient then saves one
+            value per carried variable and segment, and runs each segment forward again
+            (ADOL-C's and Tapenade's checkpoints): O(N / k + k) saved values instead of O(N),
+            for one more forward pass. Default None: every iteration's values are saved.
 
     Returns:
         A `Compiled` callable with `fn`'s signature returning the gradient of the sum of
@@ -353,10 +360,12 @@ def grad(
     (2.0, 0.0)
     """
     if fn is None:
-        return functools.partial(grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops)
+        return functools.partial(
+            grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops, checkpoint=checkpoint
+        )
     if has_aux:
-        return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend, loops), fn)
-    return _make(fn, "grad", wrt, static, backend, loops)
+        return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend, loops, checkpoint), fn)
+    return _make(fn, "grad", wrt, static, backend, loops, checkpoint)
 
 
 def value_and_grad(
@@ -367,6 +376,7 @@ def value_and_grad(
     backend: str | None = None,
     has_aux: bool = False,
     loops: str | None = None,
+    checkpoint: int | bool | None = None,
 ) -> Any:
     """Like `grad` (same `wrt`, default the first parameter), but the callable returns
     `(value, gradient)` from one generated program; with `has_aux`, `((value, aux), gradient)`
@@ -384,11 +394,19 @@ def value_and_grad(
     """
     if fn is None:
         return functools.partial(
-            value_and_grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops
+            value_and_grad,
+            wrt=wrt,
+            static=static,
+            backend=backend,
+            has_aux=has_aux,
+            loops=loops,
+            checkpoint=checkpoint,
         )
     if has_aux:
-        return WithAux(_make(callables.first_output(fn), "value_and_grad", wrt, static, backend, loops), fn)
-    return _make(fn, "value_and_grad", wrt, static, backend, loops)
+        return WithAux(
+            _make(callables.first_output(fn), "value_and_grad", wrt, static, backend, loops, checkpoint), fn
+        )
+    return _make(fn, "value_and_grad", wrt, static, backend, loops, checkpoint)
 
 
 class WithAux:
@@ -436,11 +454,35 @@ def _loop_mode(fn: Any, loops: str | None) -> str:
     return loops
 
 
-def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None, loops: str | None) -> Compiled:
+def _checkpoint_size(checkpoint: Any) -> int | bool | None:
+    if checkpoint is None or checkpoint is False:
+        return None
+    if checkpoint is True or (
+        isinstance(checkpoint, int) and not isinstance(checkpoint, bool) and checkpoint > 0
+    ):
+        return checkpoint
+    raise WrtError(
+        f"checkpoint must be a positive int (iterations per segment) or True, got {checkpoint!r}",
+        hint="checkpoint=True runs long loops as segments of about sqrt(N) iterations; checkpoint=100 of 100",
+    )
+
+
+def _make(
+    fn: Any,
+    kind: str,
+    wrt: Names,
+    static: Names,
+    backend: str | None,
+    loops: str | None,
+    checkpoint: int | bool | None = None,
+) -> Compiled:
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
+    segments = _checkpoint_size(checkpoint)
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
+        if segments is not None:  # long loops as segments: the reverse pass saves one value each
+            graph = checkpoints.segmented(graph, segments)
         seeds = [sympy.S.One] * len(graph.outputs)
         gradients = diff.reverse(graph, _symbols(graph, wrt_names), seeds)
         if kind == "value_and_grad":
@@ -466,6 +508,8 @@ def _make(fn: Any, kind: str, wrt: Names, static: Names, backend: str | None, lo
         loops=_loop_mode(fn, loops),
         result=result,
     )
+    if segments is not None:  # another program: another cache entry
+        derive.description += f"|checkpoint={segments}"  # type: ignore[attr-defined]
     if not isinstance(fn, Compiled):  # parameter trees for first derivatives
         compiled.trees = functools.partial(_call_with_trees, kind)
     return compiled

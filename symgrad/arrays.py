@@ -592,6 +592,26 @@ class Full(ArrayOp):
         return f"numpy.full({tuple(shape)!r}, {float(value)!r})"
 
 
+class AsArray(ArrayOp):
+    """`numpy.array(stack)`: a loop's per-iteration values (a list) as one array, the adjoint
+    of an array whose rows the loop read (`xs[t]`). Params (shape, padded): a loop that may
+    stop early (`break`) leaves fewer rows than the array has, and the rest are zeros."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(self.params[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [bar]  # the rows of the adjoint are the adjoints of the list's items
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(AsArray.make([dots[0]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        shape, padded = self.params
+        rows = _p(printer, self.args[0])
+        return f"sg.stack_rows({rows}, {tuple(shape)!r})" if padded else f"numpy.array({rows})"
+
+
 CONSTRUCTORS = ("arange", "linspace", "eye", "identity", "zeros", "ones", "full", "array", "asarray")
 
 

@@ -435,6 +435,9 @@ class ArrayTracing:
     def index(self, base: Any, node: ast.Subscript, hint: str | None) -> Any:
         """`x[i]`, `x[i, j]`, `x[a:b:s]`, `x[None, :]`, `x[..., 0]`, `x[[0, 2]]`, `x[idx]` of a
         traced array, with constant or static indices."""
+        item = self.loop_item(base, node)  # type: ignore[attr-defined]
+        if item is not None:  # `xs[t]` in a kept loop: the loop's item
+            return item
         index = self.index_of(base, node)
         result = self.op(arrays.Index, [base], index, hint, node)
         if arrays.is_fancy(index):  # NumPy copies: `t = x[[0, 1]]; t += 1` leaves x as it was

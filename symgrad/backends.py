@@ -214,12 +214,12 @@ class ModuleKernel(Kernel):
         fn = self._compiled.get("array")
         if fn is None:
             if self.backend == "jax" and any(
-                isinstance(n, ast.While) for n in ast.walk(ast.parse(self.array_source))
+                isinstance(n, (ast.While, ast.Break)) for n in ast.walk(ast.parse(self.array_source))
             ):
                 raise BackendError(
-                    "backend='jax' compiles the program with jax.jit, where a `while` loop's "
-                    "condition on traced values has no Python truth value",
-                    hint="use backend='numpy' (the default) for functions with `while` loops",
+                    "backend='jax' compiles the program with jax.jit, where the condition of a "
+                    "`while` loop (or of a loop's `break`) on traced values has no Python truth value",
+                    hint="use backend='numpy' (the default) for functions with `while` loops or `break`",
                 )
             xp, special, jit = _modules(self.backend)
             alias = "jnp" if self.backend == "jax" else "cupy"

@@ -353,7 +353,7 @@ def _saved_carries(label: Expr, loop: Loop, result: Graph) -> dict[Any, Any]:
         return saved
     position = _entry(result, label)
     current = result.nodes[position][1]
-    saved = {c: real_symbol(result.names.fresh(f"saved_{c}")) for c in current.carries}
+    saved = {c: _stack_of(result, current, c, f"saved_{c}") for c in current.carries}
     body = _copy_body(current.body, result)
     body.outputs = (*body.outputs, *current.carries)
     augmented = dataclasses.replace(current, body=body, stacked=(*current.stacked, *saved.values()))
@@ -372,6 +372,7 @@ def _copy_body(body: Graph, result: Graph, rename: dict[Any, Any] | None = None)
         inputs=tuple(rename.get(x, x) for x in body.inputs),
         names=result.names,
         lines=dict(body.lines),
+        shapes=result.shapes,
     )
     for symbol, expr in body.nodes:
         new = _renamed(expr, rename, result) if isinstance(expr, Loop) else expr.xreplace(rename)
@@ -394,9 +395,46 @@ def _renamed(loop: Loop, rename: dict[Any, Any], result: Graph) -> Loop:
     )
 
 
-def _fresh(result: Graph, symbol: Any, integer: bool = False) -> Any:
+def _fresh(result: Graph, symbol: Any, integer: bool = False, like: Any = None) -> Any:
+    """A new symbol named after `symbol`, with the shape of `like` (default: `symbol`'s) in a
+    program traced for shapes."""
     name = result.names.fresh(str(symbol))
-    return sympy.Symbol(name, integer=True) if integer else real_symbol(name)
+    new = sympy.Symbol(name, integer=True) if integer else real_symbol(name)
+    if result.shapes is not None:
+        result.shapes[new] = () if integer else result.shapes[symbol if like is None else like]
+    return new
+
+
+def _stack_of(result: Graph, loop: Loop, value: Any, hint: str) -> Any:
+    """A new stack for one `value` of the body per iteration: a list in the generated code,
+    given the shape of the array it would make."""
+    stack = real_symbol(result.names.fresh(hint))
+    if result.shapes is not None:
+        length = loop.length if isinstance(loop.length, int) else 0
+        result.shapes[stack] = (length, *arrays.shape_of(value, result.shapes))
+    return stack
+
+
+def _list_stacks(result: Graph) -> set[Any]:
+    return {s for _, expr in result.nodes if isinstance(expr, Loop) for s in expr.stacked}
+
+
+def _zeros_like(result: Graph, symbol: Any) -> Expr:
+    """A carry's zero start: an array of zeros where the carry is one (a while loop may run no
+    iteration, and the adjoint of an array is an array)."""
+    shape = () if result.shapes is None else result.shapes[symbol]
+    return sympy.S.Zero if not shape else result.add(arrays.Full.make([], (shape, 0.0)))
+
+
+def _start(result: Graph, value: Expr, symbol: Any) -> Expr:
+    """A derivative carry's start `value` in the shape of `symbol` (an adjoint from a reduction
+    arrives smaller)."""
+    if value == 0:
+        return _zeros_like(result, symbol)
+    if result.shapes is None:
+        return value
+    have = arrays.shape_of(value, result.shapes)
+    return arrays.broadcast(value, have, result.shapes[symbol], result.add)
 
 
 def _reverse_loop(
@@ -418,9 +456,9 @@ def _reverse_loop(
     outside = sorted(invariants(loop.body) & active, key=str)
     # the loop's adjoints take the plain names (dfdr: the sum over iterations); an
     # iteration's own adjoints are named after them
-    sums = {v: _fresh(result, f"d{prefix}d{v}") for v in outside}
+    sums = {v: _fresh(result, f"d{prefix}d{v}", like=v) for v in outside}
     carried = [c for c in loop.carries if c in inputs]
-    bars = {c: _fresh(result, f"d{prefix}d{c}") for c in carried}
+    bars = {c: _fresh(result, f"d{prefix}d{c}", like=c) for c in carried}
     seeds: list[Expr] = [bars.get(c, sympy.S.Zero) for c in loop.carries]
     items: list[tuple[Any, Any]] = [(rename[c], saved[c]) for c in loop.carries]
     items += [(rename[item], stack) for item, stack in loop.items]
@@ -429,7 +467,9 @@ def _reverse_loop(
         if adjoint == 0:
             seeds.append(sympy.S.Zero)
             continue
-        bar = _fresh(result, f"d{prefix}d{stack}_item")
+        bar = _fresh(result, f"d{prefix}d{stack}_item", like=stack)
+        if result.shapes is not None:
+            result.shapes[bar] = result.shapes[stack][1:]
         seeds.append(bar)
         items.append((bar, result.add(adjoint, f"d{prefix}d{stack}")))
     wrt = [rename[c] for c in carried] + [rename[i] for i, s in loop.items if s in active] + outside
@@ -438,8 +478,8 @@ def _reverse_loop(
     sums = {v: sums[v] for v in outside if grads[v] != 0}
     updates = [grads[rename[c]] for c in carried]
     updates += [body.add(sums[v] + grads[v], f"d{prefix}d{v}_sum") for v in sums]
-    stacked_items = [(i, s) for i, s in loop.items if s in active]
-    stacked = [_fresh(result, f"d{prefix}d{s}") for _, s in stacked_items]
+    stacked_items = [(i, s) for i, s in loop.items if s in active and grads[rename[i]] != 0]
+    stacked = [_fresh(result, f"d{prefix}d{s}", like=s) for _, s in stacked_items]
     if not updates and not stacked:
         return []
     body.outputs = (*updates, *(grads[rename[i]] for i, _ in stacked_items))
@@ -448,7 +488,10 @@ def _reverse_loop(
         body=body,
         index=index,
         carries=(*bars.values(), *sums.values()),
-        init=(*(finals.get(c, sympy.S.Zero) for c in carried), *(sympy.S.Zero for _ in sums)),
+        init=(
+            *(_start(result, finals.get(c, sympy.S.Zero), c) for c in carried),
+            *(_zeros_like(result, v) for v in sums),
+        ),
         items=tuple(items),
         stacked=tuple(stacked),
         length=loop.count if loop.count is not None else loop.length,
@@ -464,7 +507,12 @@ def _reverse_loop(
         init = loop.init[loop.carries.index(c)]
         pairs += [(s, _chain(init, s, bar)) for s in _reads(init)]
     pairs += [(v, sums[v]) for v in sums]
-    pairs += [(s, bar) for (_, s), bar in zip(stacked_items, stacked)]
+    lists = _list_stacks(result)
+    for (_, stack), bar in zip(stacked_items, stacked):
+        if result.shapes is not None and stack not in lists:  # rows of an array: an array of rows
+            padded = loop.count is not None  # stopped early: fewer rows than the array's
+            bar = result.add(arrays.AsArray.make([bar], (result.shapes[stack], padded)))
+        pairs.append((stack, bar))
     return pairs
 
 
@@ -479,8 +527,10 @@ def _forward_loop(loop: Loop, dot: dict[Expr, Expr], result: Graph) -> Loop:
     inputs, _ = _active_body_inputs(loop, known)
     outside = sorted(invariants(loop.body) & known, key=str)
     carried = [c for c in loop.carries if c in inputs]
-    tangents = {c: _fresh(result, f"d{c}") for c in carried}
-    item_tangents = {item: _fresh(result, f"d{item}") for item, stack in loop.items if stack in known}
+    tangents = {c: _fresh(result, f"d{c}", like=c) for c in carried}
+    item_tangents = {
+        item: _fresh(result, f"d{item}", like=item) for item, stack in loop.items if stack in known
+    }
     body = _copy_body(loop.body, result)
     wrt = [*carried, *item_tangents, *outside]
     given = [*tangents.values(), *item_tangents.values(), *(dot[v] for v in outside)]
@@ -489,14 +539,17 @@ def _forward_loop(loop: Loop, dot: dict[Expr, Expr], result: Graph) -> Loop:
     d_updates = [tangent_body.outputs[loop.carries.index(c)] for c in carried]
     d_stacked = list(tangent_body.outputs[n:])
     moving = [(s, d) for s, d in zip(loop.stacked, d_stacked) if d != 0]
-    stacks = {s: _fresh(result, f"d{s}") for s, _ in moving}
+    stacks = {s: _fresh(result, f"d{s}", like=s) for s, _ in moving}
     body.outputs = (*loop.updates, *d_updates, *loop.stacked_values, *(d for _, d in moving))
     body.inputs = (*loop.body.inputs, *tangents.values(), *item_tangents.values())
     new_loop = dataclasses.replace(
         loop,
         body=body,
         carries=(*loop.carries, *tangents.values()),
-        init=(*loop.init, *(_tangent_of(loop.init[loop.carries.index(c)], dot, result) for c in carried)),
+        init=(
+            *loop.init,
+            *(_start(result, _tangent_of(loop.init[loop.carries.index(c)], dot, result), c) for c in carried),
+        ),
         items=(
             *loop.items,
             *((t, dot[s]) for (i, s) in loop.items if i in item_tangents for t in [item_tangents[i]]),

@@ -616,6 +616,8 @@ def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str
         return lines
     last_step = loop.length - 1 if isinstance(loop.length, int) else f"{loop.length} - 1"
     steps = f"range({last_step}, -1, -1)" if loop.reverse else f"range({loop.length})"
+    if loop.count is not None:  # all iterations, unless its condition fails first
+        lines.append(f"{indent}{loop.count} = {loop.length}")
     return [*lines, f"{indent}for {loop.index} in {steps}:", *(body or [f"{inner}pass"])]
 
 
@@ -624,7 +626,9 @@ def _loop_exit(loop: Loop, printer: Any, indent: str) -> list[str]:
     if isinstance(printer, ArrayPrinter):  # on arrays, one condition for all elements is needed
         file, line, col = (*loop.line, 1)[:3] if loop.line else ("?", 0, 1)
         condition = f"sg.while_condition({condition}, {file!r}, {line}, {col})"
-    return [f"{indent}if not {condition}:", f"{indent}    break"]
+    # a `for` loop that stops early (a `break`) counts the iterations it ran
+    counted = [f"{indent}    {loop.count} = {loop.index}"] if loop.length is not None and loop.count else []
+    return [f"{indent}if not {condition}:", *counted, f"{indent}    break"]
 
 
 def _loop_value(printer: Any, value: Any) -> str:

@@ -122,6 +122,10 @@ class Graph:
     unrolled_loops: list[tuple[str, int, str]] = field(default_factory=list)
     # Per loop (by its label), the stacks in which it saves its carries for a reverse pass.
     saved: dict[Any, dict[Any, Any]] = field(default_factory=dict)
+    # While tracing a kept loop's body: the program around it (arrays read from outside are
+    # its inputs), and for a `for` loop what the body knows of its iterations (looptrace.Iteration).
+    parent: Graph | None = None
+    iteration: Any = None
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -199,6 +203,8 @@ class Graph:
     def capture(self, path: tuple[str, ...], shape: tuple[int, ...], hint: str) -> sympy.Symbol:
         """The input for an array read from outside the traced function at `path` (from the
         traced function: see cache.resolve), added after the parameters on first use."""
+        if self.parent is not None:
+            return self.parent.capture(path, shape, hint)
         for known, _, symbol in self.captured:
             if known == path:
                 return symbol
@@ -340,7 +346,8 @@ class Loop:
             head = f"while {self.condition} (counting {self.index} into {self.count}; {starts}{items}):"
         else:
             order = f"reversed(range({self.length}))" if self.reverse else f"range({self.length})"
-            head = f"for {self.index} in {order} ({starts}{items}):"
+            until = "" if self.condition is None else f"while {self.condition}, counting into {self.count}; "
+            head = f"for {self.index} in {order} ({until}{starts}{items}):"
         inner = indent + "    "
         carried = [f"{inner}{c} <- {u}" for c, u in zip(self.carries, self.updates)]
         pushed = [f"{inner}{s}[{self.index}] = {v}" for s, v in zip(self.stacked, self.stacked_values)]

@@ -446,6 +446,9 @@ class IterTracing:
             if bounds[2] == 0:
                 raise self.error(TracingError, node, "slice step cannot be zero", "use a nonzero step")
             return _same_kind(base, base[slice(*bounds)]) if isinstance(base, tuple) else base[slice(*bounds)]
+        picked = self.loop_pick(base, node)  # type: ignore[attr-defined]
+        if picked is not None:  # `w[i % 10]` in a kept loop's body
+            return picked
         index = self._static_index(node.slice, node)
         if -len(base) <= index < len(base):
             return base[index]

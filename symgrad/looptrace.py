@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sympy
 
+from . import arrays, jumps, rules
 from .errors import SymgradError, TracingError
-from .graph import Graph, Loop, real_symbol
+from .graph import Graph, Loop, defined_by, reads_of, real_symbol
 from .itertrace import ALIAS
 
 # `for` loops with at least this many iterations are kept as loops by default (loops="auto");
@@ -30,8 +33,42 @@ LOOP_MODES = ("auto", "keep", "unroll")
 _LEAVING = (ast.Return, ast.Break, ast.Continue, ast.Raise, ast.Yield, ast.YieldFrom, ast.Try)
 
 
+NOT_EVALUATED = object()  # row_binding did not evaluate the loop's iterable
+
+
 class _NotKept(Exception):  # noqa: N818 - the reason a loop is unrolled instead
     pass
+
+
+class _Grows(_NotKept):
+    """A carry's shape changes in the first iteration (`s = 0.0` before `s = s + x`): a `for`
+    loop runs that iteration unrolled and keeps the rest."""
+
+
+@dataclass
+class Binding:
+    """How a kept `for` binds its variables in each iteration: `counter` to the range's
+    value (or enumerate's count), each of `rows` (name, array) to the array's row."""
+
+    counter: str | None = None
+    rows: list[tuple[str, Any]] = field(default_factory=list)
+    items: range = range(0)
+
+    def names(self) -> list[str]:
+        return [*([self.counter] if self.counter else []), *(name for name, _ in self.rows)]
+
+
+@dataclass
+class Iteration:
+    """What a kept `for` loop's body knows while it is traced: its index runs over
+    `start + step * k` for k < length, and the rows of arrays it reads at that index
+    (`xs[t]`) are its items, by (array, offset, stride)."""
+
+    index: sympy.Symbol
+    start: int
+    step: int
+    length: int
+    items: dict[tuple[Any, int, int], tuple[sympy.Symbol, Any]] = field(default_factory=dict)
 
 
 def assigned_names(body: Sequence[ast.stmt]) -> list[str]:
@@ -78,30 +115,113 @@ class LoopTracing:
     def keeps_for(self, stmt: ast.For, items: Any) -> bool:
         """Whether `for` over `items` is kept as a loop (else it unrolls)."""
         mode = self.graph.loops
-        if mode == "unroll" or self.graph.shapes is not None or not isinstance(items, range):
+        if mode == "unroll" or not isinstance(items, range):
             return False
         if not isinstance(stmt.target, ast.Name) or not items:
             return False
         return mode == "keep" or len(items) >= KEEP_FROM
 
-    def keep_for(self, stmt: ast.For, items: Sequence[Any]) -> bool:
-        """Trace `for target in items:` as one Loop node; False (nothing changed) when its
-        body cannot be kept, with the reason recorded for the generated source."""
-        assert isinstance(stmt.target, ast.Name) and isinstance(items, range)
+    def row_binding(self, stmt: ast.For) -> tuple[Binding | None, Any]:
+        """`for row in X`, `for a, b in zip(X, Y)`, `for i, row in enumerate(X)` over traced
+        arrays of one length (at least KEEP_FROM rows, any with loops="keep"), in a program
+        traced for shapes: the loop's variables bound to rows (its items), or None; and the
+        value of `stmt.iter` where it was evaluated (else NOT_EVALUATED), so that it is
+        evaluated once."""
+        source = stmt.iter
+        if self.graph.loops == "unroll" or self.graph.shapes is None:
+            return None, NOT_EVALUATED
+        if isinstance(source, ast.Call) and isinstance(source.func, ast.Name) and not source.keywords:
+            # zip / enumerate of names: their arrays are read here, the call itself only if unrolled
+            called = self._builtin(source.func)
+            plain = all(isinstance(a, (ast.Name, ast.Attribute)) for a in source.args)
+            target = stmt.target
+            if called is enumerate and len(source.args) == 1 and plain and _names(target, 2):
+                assert isinstance(target, ast.Tuple)
+                counter, row = (e.id for e in target.elts)  # type: ignore[attr-defined]
+                return self._rows_of([row], [self.expr(source.args[0])], counter), NOT_EVALUATED  # type: ignore[attr-defined]
+            if called is zip and source.args and plain and _names(target, len(source.args)):
+                assert isinstance(target, ast.Tuple)
+                values = [self.expr(a) for a in source.args]  # type: ignore[attr-defined]
+                return self._rows_of([e.id for e in target.elts], values, None), NOT_EVALUATED  # type: ignore[attr-defined]
+            return None, NOT_EVALUATED
+        value = self.expr(source)  # type: ignore[attr-defined]
+        if not isinstance(stmt.target, ast.Name):
+            return None, value
+        return self._rows_of([stmt.target.id], [value], None), value
+
+    def _builtin(self, func: ast.Name) -> Any:
         try:
-            self._keep(stmt, stmt.body, items, None)
+            return self.expr(func)  # type: ignore[attr-defined]
+        except SymgradError:
+            return None
+
+    def _rows_of(self, names: list[str], values: list[Any], counter: str | None) -> Binding | None:
+        shape = self.shape  # type: ignore[attr-defined]
+        if not all(isinstance(v, sympy.Basic) and v.free_symbols for v in values):
+            return None
+        lengths = {shape(v)[0] if shape(v) else 0 for v in values}
+        if len(lengths) != 1 or not (n := lengths.pop()):
+            return None  # zip of unequal lengths stops at the shortest: unrolled
+        if self.graph.loops != "keep" and n < KEEP_FROM:
+            return None
+        rows = [(name, arrays.atom(v, self.graph.add)) for name, v in zip(names, values)]
+        return Binding(counter=counter, rows=rows, items=range(n))
+
+    def keep_rows(self, stmt: ast.For, binding: Binding, test: ast.expr | None = None) -> bool:
+        """Trace a `for` over the rows of arrays as one Loop node (the rows are its items);
+        False when its body cannot be kept, with the reason recorded for the generated source."""
+        try:
+            self._keep(stmt, stmt.body, binding.items, test, binding)
         except _NotKept as reason:
-            self.graph.unrolled_loops.append((self.frame.source.filename, stmt.lineno, str(reason)))
+            self._unrolled_because(stmt, str(reason))
             return False
         return True
+
+    def keep_for(self, stmt: ast.For, items: Sequence[Any], test: ast.expr | None = None) -> bool:
+        """Trace `for target in items:` as one Loop node (that stops early where `test`, a
+        `break` flag's, fails); False (nothing changed) when its body cannot be kept, with the
+        reason recorded for the generated source."""
+        assert isinstance(stmt.target, ast.Name) and isinstance(items, range)
+        try:
+            self._keep(stmt, stmt.body, items, test, Binding(counter=stmt.target.id))
+            return True
+        except _Grows:
+            pass
+        except _NotKept as reason:
+            self._unrolled_because(stmt, str(reason))
+            return False
+        # the first iteration gives the carries their shapes (`s = 0.0` before `s = s + x`):
+        # it runs unrolled, and the rest is kept
+        self._unroll_items(stmt, items[:1])
+        try:
+            self._keep(stmt, stmt.body, items[1:], test, Binding(counter=stmt.target.id))
+        except _NotKept as reason:
+            grows = " in every iteration" if isinstance(reason, _Grows) else ""
+            self._unrolled_because(stmt, f"{reason}{grows}")
+            self._unroll_items(stmt, items[1:], test)
+        return True
+
+    def _unrolled_because(self, stmt: ast.For, reason: str) -> None:
+        self.graph.unrolled_loops.append((self.frame.source.filename, stmt.lineno, reason))
+
+    def _unroll_items(self, stmt: ast.For, items: range, test: ast.expr | None = None) -> None:
+        self.count_unrolled(len(items), stmt)  # type: ignore[attr-defined]
+        body = stmt.body if test is None else [ast.copy_location(ast.If(test, stmt.body, []), stmt)]
+        for item in items:
+            self.assign(stmt.target, item)  # type: ignore[attr-defined]
+            if self.block(body):  # type: ignore[attr-defined]
+                raise AssertionError("a kept loop's body has no return")  # checked by _keep
 
     def stmt_While(self, stmt: ast.While) -> bool:
         if stmt.orelse:
             raise self.error(  # type: ignore[attr-defined]
                 TracingError, stmt, "`while ... else` is not supported", "remove the else clause"
             )
-        if self.graph.shapes is not None:
-            return self._unroll_while(stmt, None)
+        if any(True for _ in jumps.jumps(stmt.body)):  # `break`, `continue`: flags and guards
+            rewritten = jumps.rewrite(stmt)
+            self.block(rewritten.before)  # type: ignore[attr-defined]
+            test = stmt.test if rewritten.test is None else _both(rewritten.test, stmt.test)
+            stmt = ast.copy_location(ast.While(test, rewritten.body, []), stmt)
         try:
             self._keep(stmt, stmt.body, None, stmt.test)
         except _NotKept as reason:
@@ -118,9 +238,8 @@ class LoopTracing:
                     TracingError,
                     stmt,
                     "this `while` loop's condition depends on traced values, and its body cannot be "
-                    f"kept as a loop{why}"
-                    + ("" if reason else " in a program with array operations (reductions, `@`, indexing)"),
-                    "compute numbers in the loop's body (no lists, tuples or array operations), or "
+                    f"kept as a loop{why}",
+                    "compute numbers or arrays in the loop's body (no lists or tuples), or "
                     "write `for k in range(N):` with the body under `if <condition>:`",
                 )
             if not bool(cond):
@@ -135,33 +254,54 @@ class LoopTracing:
         body_stmts: list[ast.stmt],
         items: range | None,
         test: ast.expr | None,
+        binding: Binding | None = None,
     ) -> None:
+        """Trace the body once into a Loop node: over `items` with the loop's variables bound
+        as `binding` says (a `for`), while `test` holds (a `while`, or a `for` with `break`)."""
         leaving = _leaves(body_stmts)
         if leaving is not None:
             raise _NotKept(f"its body has `{type(leaving).__name__.lower()}`")
         outer, env = self.graph, self.frame.env
-        target = stmt.target.id if isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name) else None
-        names = [n for n in assigned_names(body_stmts) if n != target]
+        binding = binding or Binding()
+        bound = binding.names()
+        names = [n for n in assigned_names(body_stmts) if n not in bound]
         for name in names:
             if name in env and not _is_number(env[name]):
                 raise _NotKept(f"`{name}` holds a {type(env[name]).__name__}, not a number")
-        index = sympy.Symbol(outer.names.fresh(target or "k"), integer=True)
-        carries = tuple(real_symbol(outer.names.fresh(n)) for n in names)
+        updated = _updated_in_place(body_stmts)
+        for row, _ in binding.rows:
+            if row in updated:
+                raise _NotKept(f"its body updates `{row}` in place, a row of the array it goes over")
+        in_place = [n for n in updated if n in names]
+        self._check_not_shared(in_place, "at the loop's start")
+        # a loop that may stop early leaves its variables at the iteration it stopped in: carried
+        carried_vars = list(bound) if test is not None and items is not None else []
+        index_name = binding.counter if binding.counter and not binding.rows else "k"
+        index = sympy.Symbol(outer.names.fresh(index_name), integer=True)
+        carries = tuple(real_symbol(outer.names.fresh(n)) for n in [*names, *carried_vars])
         body = _body_graph(outer, index, carries)
         saved_env = dict(env)
+        if outer.shapes is not None:  # a carry has the shape of the value it starts from
+            outer.shapes[index] = ()
+            shape = self.shape  # type: ignore[attr-defined]
+            outer.shapes.update({c: shape(sympy.sympify(env.get(n, 0.0))) for n, c in zip(names, carries)})
+            outer.shapes.update({c: () for c in carries[len(names) :]})  # set from their updates
         for name, carry in zip(names, carries):
             env[name] = carry
             env.pop(ALIAS + name, None)
-        if target is not None:
-            assert items is not None
-            env[target] = index if (items.start, items.step) == (0, 1) else items.start + items.step * index
+        if items is not None:
+            body.iteration = Iteration(index, items.start, items.step, len(items))
+            self._bind(binding, body, items)
         self.graph = body
         try:
             condition = None if test is None else self._loop_condition(test)
             self.block(body_stmts)  # type: ignore[attr-defined]
             after = self.frame.env  # an `if` in the body leaves a new dict
-            updates = tuple(self._update(body, after.get(name), name) for name in names)
-            _check_unchanged(after, saved_env, {*names, target})
+            updates = tuple(self._update(body, after.get(name), name) for name in [*names, *carried_vars])
+            _check_unchanged(after, saved_env, {*names, *bound})
+            self._check_not_shared(in_place, "at the end of an iteration")
+            all_names = [*names, *carried_vars]
+            _check_shapes(body, carries, updates, all_names, grows=items is not None and not binding.rows)
         except SymgradError as exc:
             self.frame.env = saved_env
             raise _NotKept(exc.message) from None
@@ -172,13 +312,19 @@ class LoopTracing:
             self.graph = outer
             _merge_facts(outer, body)
         body.outputs = tuple(updates)
+        if items is not None and len(items) > 0:  # runs at least once: its invariants can go first
+            _hoist_invariants(body, outer)
         init = tuple(outer.add(sympy.sympify(saved_env.get(name, 0.0))) for name in names)
+        init += tuple(sympy.S.Zero for _ in carried_vars)
         count = real_symbol(outer.names.fresh("steps")) if test is not None else None
+        if count is not None and outer.shapes is not None:
+            outer.shapes[count] = ()
         loop = Loop(
             body=body,
             index=index,
             carries=carries,
             init=init,
+            items=tuple(body.iteration.items.values()) if body.iteration is not None else (),
             length=None if items is None else len(items),
             condition=condition,
             count=count,
@@ -192,12 +338,148 @@ class LoopTracing:
         for carry in carries:
             outer.sources[carry] = reach
         env = self.frame.env = dict(saved_env)
-        env.update({name: carry for name, carry in zip(names, carries)})
+        env.update({name: carry for name, carry in zip([*names, *carried_vars], carries)})
         for name in names:
             env.pop(ALIAS + name, None)
-        if target is not None:
-            assert items is not None
-            env[target] = items[-1]  # Python leaves the last item bound
+        if items is not None and not carried_vars:
+            self._bind_last(binding, items, stmt)
+
+    def _bind(self, binding: Binding, body: Graph, items: range) -> None:
+        """The loop's variables in the body: the counter `start + step * index`, each row the
+        loop's item (a view of its array, as in NumPy)."""
+        env, index = self.frame.env, body.iteration.index
+        if binding.counter is not None:
+            first, step = items.start, items.step
+            env[binding.counter] = index if (first, step) == (0, 1) else first + step * index
+        for name, rows in binding.rows:
+            env[name] = self._item_of(rows, index, body, [body], name=name)
+            self._share_item(ast.Name(id=name, ctx=ast.Store()), None, False)  # type: ignore[attr-defined]
+
+    def _bind_last(self, binding: Binding, items: range, stmt: ast.stmt) -> None:
+        """Python leaves a loop's variables bound to the last iteration's values."""
+        env = self.frame.env
+        if binding.counter is not None:
+            env[binding.counter] = items[-1]
+        for name, rows in binding.rows:
+            env[name] = self.op(arrays.Index, [rows], (len(items) - 1,), None, stmt)  # type: ignore[attr-defined]
+
+    def _check_not_shared(self, names: list[str], when: str) -> None:
+        """A kept body's carries are values: one it updates in place (`h += v`, `h[i] = v`)
+        must not share its array with another name, which NumPy would change too (in every
+        iteration, where the kept loop would not)."""
+        env = self.frame.env
+        for name in names:
+            memory = env.get(ALIAS + name)
+            if memory is None:
+                continue
+            others = self.sharers(name)  # type: ignore[attr-defined]
+            if not (others or id(memory.root) in self.frame.outer or memory.root.from_sequence):
+                continue
+            if self.graph.shapes is None:  # numbers rebind; arrays are traced again for shapes
+                self.graph.aliased = True
+                continue
+            if self.graph.rebind or not self.shape(env[name]):  # type: ignore[attr-defined]
+                continue
+            shared = f"`{others[0]}`" if others else "an array passed in"
+            raise _NotKept(
+                f"its body updates `{name}` in place, and {when} `{name}` shares its array with {shared} "
+                f"(if {shared} need not change with it, write `{name} = {name}.copy()` before the loop to keep it)"
+            )
+
+    def loop_item(self, base: Any, node: ast.Subscript) -> sympy.Symbol | None:
+        """`xs[t]` in a kept loop's body, of an array from outside the body at an index that
+        steps with the loop (`t`, `t + 1`, `2 * t`, `-1 - t`): the loop's item, one row per
+        iteration (a loop reads it as `lax.scan` reads its `xs`), else None."""
+        graph = self.graph
+        if graph.iteration is None or graph.shapes is None or not isinstance(base, sympy.Symbol):
+            return None  # (without shapes, indexing asks for a trace with them)
+        if isinstance(node.slice, ast.Slice):
+            return None
+        if isinstance(node.slice, ast.Tuple) or not _mentions_names(node.slice):
+            return None
+        value = _expanded(self.expr(node.slice), graph)  # type: ignore[attr-defined]
+        if not isinstance(value, sympy.Expr) or not value.free_symbols:
+            return None
+        level: Graph | None = graph
+        inside: list[Graph] = []
+        while level is not None and level.iteration is not None:
+            inside.append(level)
+            if value.free_symbols == {level.iteration.index}:
+                return self._item_of(base, value, level, inside)
+            level = level.parent
+        return None
+
+    def loop_pick(self, base: tuple[Any, ...], node: ast.Subscript) -> Any:
+        """`w[i % 10]` in a kept loop's body, of a tuple of numbers (or of arrays of one
+        shape) at an index computed from the loop's index: the element the index picks in
+        each iteration (`rules.Pick`), else None. Every index the loop takes is checked to be
+        within the tuple."""
+        graph = self.graph
+        if graph.iteration is None or isinstance(node.slice, ast.Slice) or not base:
+            return None
+        if not _mentions_names(node.slice) or not all(_is_number(v) for v in base):
+            return None
+        index = self.expr(node.slice)  # type: ignore[attr-defined]
+        value = _expanded(index, graph)
+        if not isinstance(value, sympy.Expr) or not value.free_symbols:
+            return None
+        level: Graph | None = graph
+        while level is not None and level.iteration is not None:
+            if value.free_symbols == {level.iteration.index}:
+                break
+            level = level.parent
+        else:
+            return None
+        positions = _positions(value, level.iteration)
+        if positions is None:
+            return None
+        n = len(base)
+        if positions.min() < -n or positions.max() >= n:
+            return None  # some iteration indexes past the end: Python's IndexError is the tracer's
+        if graph.shapes is not None and len({self.shape(sympy.sympify(v)) for v in base}) > 1:  # type: ignore[attr-defined]
+            return None
+        if positions.min() < 0:
+            index = index + n if positions.max() < 0 else sympy.Mod(index, n)
+        return graph.add(rules.Pick(sympy.sympify(index), *(sympy.sympify(v) for v in base)))
+
+    def _item_of(
+        self, base: sympy.Symbol, value: sympy.Expr, body: Graph, inside: list[Graph], name: str | None = None
+    ) -> Any:
+        iteration, outer = body.iteration, body.parent
+        assert outer is not None and body.shapes is not None
+        if any(_defines(g, base) for g in inside):
+            return None  # computed in the loop: an index into a value of this iteration
+        offset, stride = (
+            value.subs(iteration.index, 0),
+            value.subs(iteration.index, 1) - value.subs(iteration.index, 0),
+        )
+        if not (offset.is_Integer and stride.is_Integer and stride != 0):
+            return None
+        if sympy.expand(value - offset - stride * iteration.index) != 0:
+            return None
+        shape = body.shapes[base]
+        if not shape:
+            return None
+        first, last, rows = int(offset), int(offset + stride * (iteration.length - 1)), shape[0]
+        if min(first, last) < 0 and max(first, last) < 0:
+            first, last = first + rows, last + rows
+        if not (min(first, last) >= 0 and max(first, last) < rows):
+            return None  # some iteration reads out of bounds: NumPy's IndexError is the tracer's
+        key = (base, first, int(stride))
+        if key not in iteration.items:
+            stop = first + int(stride) * iteration.length
+            whole = first == 0 and stride == 1 and iteration.length == rows
+            span = (
+                ("slice", first or None, None if stop < 0 else stop, None if stride == 1 else int(stride)),
+            )
+            stack = base if whole else outer.add(arrays.Index.make([base], span), f"{base}_rows")
+            item = real_symbol(body.names.fresh(name or f"{base}_{iteration.index}"))
+            body.shapes[item] = shape[1:]
+            body.inputs = (*body.inputs, item)
+            body.params = (*body.params, str(item))
+            body.sources[item] = outer.inputs_reaching(stack)
+            iteration.items[key] = (item, stack)
+        return iteration.items[key][0]
 
     @staticmethod
     def _update(body: Graph, value: Any, name: str) -> Any:
@@ -210,6 +492,119 @@ class LoopTracing:
         if not isinstance(cond, sympy.Basic) or isinstance(cond, sympy.logic.boolalg.BooleanAtom):
             raise _NotKept("its condition does not depend on the loop's values")
         return self.graph.add(cond)
+
+
+def _updated_in_place(body: Sequence[ast.stmt]) -> list[str]:
+    """The names whose arrays a block updates in place: `h += v`, `h[i] = v`, `h[i] += v`."""
+    found: dict[str, None] = {}
+    for stmt in body:
+        for node in ast.walk(stmt):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.AugAssign):
+                targets = [node.target]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                targets = [t for t in targets if isinstance(t, ast.Subscript)]
+            for target in targets:
+                owner = target.value if isinstance(target, ast.Subscript) else target
+                if isinstance(owner, ast.Name):
+                    found.setdefault(owner.id, None)
+    return list(found)
+
+
+def _expanded(value: Any, graph: Graph) -> Any:
+    """An index value in terms of loop indices: the body nodes it reads written out
+    (`t3` for `79 - t` is `79 - t`), through the bodies of enclosing kept loops."""
+    definitions: dict[Any, Any] = {}
+    level: Graph | None = graph
+    while level is not None and level.iteration is not None:
+        definitions.update((s, e) for s, e in level.nodes if not isinstance(e, Loop))
+        level = level.parent
+    for _ in range(16):  # index arithmetic is short; a chain longer than this stays unread
+        if not isinstance(value, sympy.Basic) or not value.free_symbols & definitions.keys():
+            return value
+        value = value.xreplace(definitions)
+    return value
+
+
+def _positions(value: sympy.Expr, iteration: Iteration) -> Any:
+    """The values an index expression of a loop's index takes over the loop's iterations (an
+    int array), or None when it is not an integer function of the index."""
+    steps = np.arange(iteration.length)
+    try:
+        values = sympy.lambdify(iteration.index, value, "numpy")(steps)
+    except (TypeError, ValueError, NameError, ZeroDivisionError):
+        return None
+    values = np.broadcast_to(np.asarray(values), steps.shape)
+    if values.dtype.kind not in "iu" and not (
+        values.dtype.kind == "f" and np.all(values == np.round(values))
+    ):
+        return None
+    return values.astype(np.int64)
+
+
+def _hoist_invariants(body: Graph, outer: Graph) -> None:
+    """Move the body's values that no iteration changes (`0.01 * r`, `np.cos(w)`: computed from
+    values read from outside only) before the loop, where they are computed once; the reverse
+    loop then reads them too instead of computing them again."""
+    varying: set[Any] = set(body.inputs)
+    kept: list[tuple[Any, Any]] = []
+    for symbol, expr in body.nodes:
+        if isinstance(expr, Loop) or reads_of(expr) & varying:
+            kept.append((symbol, expr))
+            varying.update(defined_by(symbol, expr))
+            continue
+        outer.nodes.append((symbol, expr))
+        outer.memo.setdefault(expr, symbol)
+        if symbol in body.lines:
+            outer.lines[symbol] = body.lines[symbol]
+    body.nodes = kept
+
+
+def _names(target: ast.expr, n: int) -> bool:
+    """Whether a `for` target is a tuple of `n` plain names (`for a, b in zip(X, Y)`)."""
+    return (
+        isinstance(target, ast.Tuple)
+        and len(target.elts) == n
+        and all(isinstance(e, ast.Name) for e in target.elts)
+    )
+
+
+def _both(first: ast.expr, second: ast.expr) -> ast.expr:
+    return ast.copy_location(ast.BoolOp(op=ast.And(), values=[first, second]), second)
+
+
+def _mentions_names(node: ast.expr) -> bool:
+    return any(isinstance(n, ast.Name) for n in ast.walk(node))
+
+
+def _defines(graph: Graph, symbol: Any) -> bool:
+    """Whether a (body) program gives `symbol` its value, as an input or a node."""
+    return symbol in graph.inputs or any(symbol in defined_by(s, e) for s, e in graph.nodes)
+
+
+def _check_shapes(
+    body: Graph, carries: Sequence[Any], updates: Sequence[Any], names: Sequence[str], grows: bool
+) -> None:
+    """Each carry keeps its shape from one iteration to the next (NumPy would give a value
+    that grows, `s = s + x` from `s = 0.0`, its new shape: the loop runs as numbers cannot)."""
+    shapes = body.shapes
+    if shapes is None:
+        return
+    read = set().union(
+        *(reads_of(e) for _, e in body.nodes), *(getattr(o, "free_symbols", ()) for o in body.outputs)
+    )
+    for carry, update, name in zip(carries, updates, names):
+        shape = arrays.shape_of(update, shapes)
+        if carry not in read:  # assigned before it is read: it takes the update's shape
+            shapes[carry] = shape
+        elif shape != shapes[carry]:
+            change = f"`{name}` changes shape from {shapes[carry]} to {shape}"
+            if grows:
+                raise _Grows(change)
+            raise _NotKept(
+                f"{change}; give it its final shape before the loop (`{name} = np.zeros({shape})`)"
+            )
 
 
 def _check_unchanged(env: dict[str, Any], before: dict[str, Any], assigned: set[Any]) -> None:
@@ -234,6 +629,8 @@ def _body_graph(outer: Graph, index: sympy.Symbol, carries: tuple[sympy.Symbol, 
         rebind=outer.rebind,
         loops=outer.loops,
         unrolled_loops=outer.unrolled_loops,
+        shapes=outer.shapes,  # one dict: the body's names are the program's
+        parent=outer,
     )
     body.sources = dict(outer.sources)
     body.unrolled = outer.unrolled

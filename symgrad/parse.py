@@ -525,11 +525,6 @@ _REFUSED: dict[type[ast.AST], tuple[str, str]] = {
     ast.NamedExpr: ("the walrus operator `:=` is not supported", "assign in a separate statement"),
     ast.JoinedStr: ("f-strings have no derivative", "remove the string from the computation"),
     ast.Starred: ("star-unpacking is not supported", "list the values explicitly"),
-    ast.Break: ("`break` cannot be traced in an unrolled loop", "put the rest of the body under an `if`"),
-    ast.Continue: (
-        "`continue` cannot be traced in an unrolled loop",
-        "put the rest of the body under an `if`",
-    ),
     ast.Delete: ("`del` is not supported", "remove the `del` statement"),
     ast.Import: ("imports inside the function are not supported", "import at module level"),
     ast.ImportFrom: ("imports inside the function are not supported", "import at module level"),

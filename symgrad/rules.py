@@ -92,6 +92,31 @@ class Sigmoid(sympy.Function):
         return f"1.0/(1.0 + math.exp(-({printer._print(self.args[0])})))"
 
 
+class Pick(sympy.Function):
+    """`(a, b, c)[k]`: the element of a tuple at an index computed in a kept loop's body
+    (`w[i % 3]`); its derivative in each element is 1 where the index picks it, else 0."""
+
+    @classmethod
+    def eval(cls, index: Any, *elements: Any) -> Any:
+        if index.is_Integer and 0 <= int(index) < len(elements):
+            return elements[int(index)]
+        return None
+
+    def _numpycode(self, printer: Any) -> str:
+        index, *elements = (printer._print(arg) for arg in self.args)
+        return f"({', '.join(elements)},)[int({index})]"
+
+    _pythoncode = _numpycode
+
+
+def _pick_partials(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+    index = args[0]
+    return (
+        sympy.S.Zero,
+        *(sympy.Piecewise((1, sympy.Eq(index, k)), (0, True)) for k in range(len(args) - 1)),
+    )
+
+
 def runtime_sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
@@ -443,6 +468,7 @@ DERIVATIVES: dict[type, Partials] = {
     sympy.ceiling: _zero,
     Round: _zero,
     StopGradient: _zero,
+    Pick: _pick_partials,
     sympy.exp: lambda args, out: (out,),
     sympy.tanh: lambda args, out: (1 - out**2,),
     sympy.Mod: lambda args, out: (sympy.S.One, -sympy.floor(args[0] / args[1])),

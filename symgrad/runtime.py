@@ -87,6 +87,19 @@ def sigmoid(x: Any) -> Any:
         return 1.0 / (1.0 + np.exp(-x))
 
 
+def stack_rows(rows: list[Any], shape: tuple[int, ...]) -> Any:
+    """The rows a loop wrote, as an array of `shape` whose rows past them (a loop that
+    stopped early) are zeros.
+
+    >>> stack_rows([np.ones(2)], (3, 2)).tolist()
+    [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    """
+    out = np.zeros(shape)
+    if rows:
+        out[: len(rows)] = rows
+    return out
+
+
 def while_condition(value: Any, filename: str, line: int, col: int) -> bool:
     """The condition of a kept `while` loop, which must be one truth value for the whole
     call: on arrays, NumPy cannot say whether to go on (elements disagree).
@@ -100,12 +113,15 @@ def while_condition(value: Any, filename: str, line: int, col: int) -> bool:
 
     from .errors import ShapeError
 
+    text = linecache.getline(filename, line)
+    what = "`break` condition" if text.lstrip().startswith("for ") else "condition"
+    kind = "loop with `break`" if what != "condition" else "`while` loop"
     raise ShapeError(
-        f"this `while` loop's condition is an array of shape {np.shape(value)} here: a `while` "
-        "loop runs as long as one condition holds, and the elements of an array may disagree",
+        f"this {kind}'s {what} is an array of shape {np.shape(value)} here: the loop runs as long "
+        "as one condition holds, and the elements of an array may disagree",
         filename=filename,
         lineno=line,
         col=col,
-        source_line=linecache.getline(filename, line) or None,
+        source_line=text or None,
         hint="differentiate one number at a time: np.vectorize(grad(f))(x)",
     )

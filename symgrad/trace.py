@@ -23,7 +23,7 @@ import numpy as np
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
-from . import arrays, cache, parse, rules, trees
+from . import arrays, cache, jumps, parse, rules, trees
 from .arraytrace import (
     ARRAY_CALLS,
     CONSTRUCTORS,
@@ -58,7 +58,7 @@ from .itertrace import (
     python_value,
     sympy_constant,
 )
-from .looptrace import LoopTracing
+from .looptrace import NOT_EVALUATED, LoopTracing
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -729,8 +729,19 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             raise self.error(
                 UnsupportedSyntaxError, stmt, "`for ... else` is not supported", "remove the else clause"
             )
-        items = self.iterate(self.expr(stmt.iter), stmt.iter)
-        if self.keeps_for(stmt, items) and self.keep_for(stmt, items):
+        kept, test, body = stmt, None, stmt.body
+        if any(True for _ in jumps.jumps(stmt.body)):  # `break`, `continue`: flags and guards
+            rewritten = jumps.rewrite(stmt)
+            self.block(rewritten.before)
+            kept = ast.copy_location(ast.For(stmt.target, stmt.iter, rewritten.body, [], None), stmt)
+            test, body = rewritten.test, rewritten.guarded
+        binding, iterable = self.row_binding(stmt)
+        if binding is not None and self.keep_rows(kept, binding, test):
+            return False
+        if iterable is NOT_EVALUATED:
+            iterable = self.expr(stmt.iter)
+        items = self.iterate(iterable, stmt.iter)
+        if self.keeps_for(stmt, items) and self.keep_for(kept, items, test):
             return False
         self.count_unrolled(len(items), stmt)
         literal = stmt.iter.elts if isinstance(stmt.iter, (ast.Tuple, ast.List)) else None
@@ -739,7 +750,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             for k, item in enumerate(items):
                 self.assign(stmt.target, self.frame.env[held[k]] if k in held else item)
                 self._share_item(stmt.target, held.get(k), literal is not None)
-                if self.block(stmt.body):
+                if self.block(body):
                     return True
             return False
         finally:

@@ -139,24 +139,6 @@ def star_assign(x):
     return a
 
 
-def break_loop(x):
-    y = x
-    for i in range(3):
-        if i == 1:
-            break  # BAD: break
-        y = y * x
-    return y
-
-
-def continue_loop(x):
-    y = x
-    for i in range(3):
-        if i == 1:
-            continue  # BAD: continue
-        y = y * x
-    return y
-
-
 def del_stmt(x):
     y = x * 2.0
     del y  # BAD: del

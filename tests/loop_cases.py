@@ -92,10 +92,24 @@ def counted(x):
     return x
 
 
-def static_index(x):
+def tuple_at_index(x):
     ws = (0.1, 0.2, 0.3)
     for i in range(100):
         x = x + 0.01 * ws[i % 3] * x
+    return x
+
+
+def picked(x, a, b):
+    ws = (a, b, a * b)
+    for i in range(90):
+        x = x + 0.01 * ws[i % 3] * np.sin(x) + 0.001 * ws[-1 - i % 2]
+    return x
+
+
+def inner_range(x):
+    for i in range(100):
+        for j in range(i % 3):
+            x = x + 0.001 * x * j
     return x
 
 
@@ -124,3 +138,50 @@ def while_small(x):
         x = x * x * 0.5 + 0.25 * k
         k = k + 1
     return x
+
+
+def newton_capped(x):
+    y = x
+    for _k in range(100):
+        step = 0.5 * (y - x / y)
+        y = y - step
+        if abs(step) < 1e-13 * x:
+            break
+    return y
+
+
+def skip_some(x, r):
+    for i in range(100):
+        if np.sin(x + 0.1 * i) < 0:
+            continue
+        x = x + 0.01 * r * x
+    return x
+
+
+def grow_past(x):
+    y = 1.0
+    while True:
+        y = y * x + 0.1
+        if y > 10.0:
+            break
+    return y
+
+
+def short_break(x):
+    for i in range(5):
+        x = x * 1.5
+        if x > 2.0 + 0.1 * i:
+            break
+        x = x + 0.1
+    return x
+
+
+def static_jumps(x):
+    y = x
+    for i in range(6):
+        if i == 1:
+            continue
+        if i == 4:
+            break
+        y = y * x
+    return y

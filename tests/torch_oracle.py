@@ -270,6 +270,8 @@ NUMPY.update(
         "asarray": _index_array,
         "arange": _arange,
         "ones": lambda n: torch.ones(n, dtype=F64),
+        "zeros": lambda n: torch.zeros(n, dtype=F64),
+        "eye": lambda n: torch.eye(n, dtype=F64),
         "zeros_like": lambda a: torch.zeros_like(T(a)),
         "newaxis": None,
         "reshape": lambda a, shape: T(a).reshape(shape),
