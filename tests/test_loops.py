@@ -529,7 +529,9 @@ def test_checkpointed_gradient_equals_the_saved_one_and_runs_segments():
     source = grad(cases.euler, wrt=(0, 1), checkpoint=7).source
     assert "for segment in range(14):" in source and re.search(r"for \w+ in range\(2\):", source)
     value, gradient = value_and_grad(cases.euler, wrt=(0, 1), checkpoint=True)(*args)
-    assert value == pytest.approx(cases.euler(*args), rel=1e-14) and gradient == pytest.approx(plain, rel=1e-13)
+    assert value == pytest.approx(cases.euler(*args), rel=1e-14) and gradient == pytest.approx(
+        plain, rel=1e-13
+    )
 
 
 def test_checkpointed_rnn_over_arrays_matches_torch():
