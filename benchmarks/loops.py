@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from symgrad.looptrace import KEEP_PICKED_FROM
+
 from . import run
 from . import workloads as W  # noqa: N812 - as in run.py
 
@@ -401,10 +403,15 @@ def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
     setup = run.Workload("L W4 setup", peers)
     for D in depths:
         setup.add_fresh(
-            f"symgrad D={D:,}",
+            f"symgrad D={D:,} ({'kept' if D >= KEEP_PICKED_FROM else 'unrolled'})",
             lambda D=D: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")(*W4_ARGS, D),
             cfg,
         )
+    setup.add_fresh(
+        "symgrad D=200 loops='keep'",
+        lambda: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")(*W4_ARGS, 200),
+        cfg,
+    )
     fresh = run._jax_fresh(peers)
     for D in depths:
         make = None if peers.jax is None else (lambda D=D: _jax_w4(peers, D)(*W4_ARGS))
@@ -414,7 +421,13 @@ def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
         want = W.rnn_value_and_grad_hand(*W4_ARGS, D)
         wl = run.Workload(f"L W4 D={D}", peers)
         compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
-        wl.add(run.SYMGRAD, run.calling(compiled, *W4_ARGS, D), cfg, want)
+        kept = D >= KEEP_PICKED_FROM
+        wl.add(
+            f"{run.SYMGRAD} ({'kept' if kept else 'unrolled'})", run.calling(compiled, *W4_ARGS, D), cfg, want
+        )
+        if not kept:
+            keep = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")
+            wl.add(f"{run.SYMGRAD} loops='keep'", run.calling(keep, *W4_ARGS, D), cfg, want)
         wl.add(run.HAND, run.calling(W.rnn_value_and_grad_hand, *W4_ARGS, D), cfg, want)
         jax_call = None if peers.jax is None else run.calling(_jax_w4(peers, D), *W4_ARGS)
         wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-8)
@@ -422,7 +435,7 @@ def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
         wl.add(run.TORCH, torch_call, cfg, want, rtol=1e-8)
         ag = None if peers.autograd is None else run.calling(_autograd_w4(peers, D), *W4_ARGS)
         wl.add(run.AUTOGRAD, ag, cfg, want, rtol=1e-8)
-        out.append(wl.render(f"L: W4 value and gradient, D = {D:,}, on Python floats (a kept loop)"))
+        out.append(wl.render(f"L: W4 value and gradient, D = {D:,}, on Python floats"))
     D = depths[-1]
     compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
     rows = [

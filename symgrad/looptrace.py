@@ -27,6 +27,11 @@ from .itertrace import ALIAS
 # `for` loops with at least this many iterations are kept as loops by default (loops="auto");
 # shorter ones unroll, which lets SymPy simplify across iterations and costs little.
 KEEP_FROM = 64
+# A body that reads a tuple at an index computed from the loop's (`w[i % 10]`) is kept from
+# this many iterations on: its adjoint is one `where` per element and iteration, which makes
+# the kept loop ~4x slower to call than the unrolled one (W4); unrolling costs ~1.8 ms of
+# decoration per iteration, so from here on a kept loop is the better default.
+KEEP_PICKED_FROM = 1000
 LOOP_MODES = ("auto", "keep", "unroll")
 
 # Statements a kept loop's body may not hold: they leave the loop or the function.
@@ -430,6 +435,12 @@ class LoopTracing:
             level = level.parent
         else:
             return None
+        if graph.loops == "auto" and level.iteration.length < KEEP_PICKED_FROM:
+            raise SymgradError(
+                f"`{ast.unparse(node)}` reads a tuple at an index computed from the loop's, and below "
+                f"{KEEP_PICKED_FROM:,} iterations the unrolled loop runs faster",
+                hint='loops="keep" keeps it',
+            )
         positions = _positions(value, level.iteration)
         if positions is None:
             return None

@@ -101,8 +101,8 @@ def tuple_at_index(x):
 
 def picked(x, a, b):
     ws = (a, b, a * b)
-    for i in range(90):
-        x = x + 0.01 * ws[i % 3] * np.sin(x) + 0.001 * ws[-1 - i % 2]
+    for i in range(1200):
+        x = x + 0.001 * ws[i % 3] * np.sin(x) + 0.0001 * ws[-1 - i % 2]
     return x
 
 
