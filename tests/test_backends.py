@@ -363,6 +363,28 @@ def test_dask_arrays_get_the_numba_loop_per_chunk(case: str) -> None:
 
 
 @needs_dask
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=needs_numba)])
+def test_dask_runs_a_kept_loop_per_chunk_lazily(backend: str) -> None:
+    """An elementwise program with a kept loop (100 Euler steps) on Dask: lazy, and each chunk
+    runs the whole program, its forward and reverse loops included."""
+    import dask
+    import dask.array as da
+
+    from tests import loop_cases
+
+    x = np.linspace(0.1, 0.9, 10)
+    with dask.config.set(scheduler=_refuse_to_compute):
+        got = symgrad.grad(loop_cases.euler, wrt=(0, 1), backend=backend)(da.from_array(x, chunks=4), 2.0)
+    assert all(isinstance(leaf, da.Array) for leaf in got)
+    if backend == "numba":
+        assert any("ChunkKernel" in repr(task) for task in dict(got[0].__dask_graph__()).values())
+    with dask.config.set(scheduler="threads"):
+        computed = dask.compute(*got)
+    for lazy, eager in zip(computed, symgrad.grad(loop_cases.euler, wrt=(0, 1))(x, 2.0)):
+        np.testing.assert_allclose(lazy, eager, rtol=1e-12)
+
+
+@needs_dask
 def test_dask_gradient_of_a_broadcast_scalar_is_summed_lazily() -> None:
     import dask
     import dask.array as da
