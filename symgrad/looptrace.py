@@ -51,6 +51,17 @@ class _Grows(_NotKept):
 
 
 @dataclass
+class RowSink:
+    """An array a kept body writes one row of per iteration and does not read (`hs[t] = h`):
+    the rows are a stack of the loop, written into the array after it."""
+
+    name: str
+    array: Any
+    path: Any
+    written: tuple[int, int, Any] | None = None  # (first row, stride, the row's value)
+
+
+@dataclass
 class Binding:
     """How a kept `for` binds its variables in each iteration: `counter` to the range's
     value (or enumerate's count), each of `rows` (name, array) to the array's row."""
@@ -297,13 +308,16 @@ class LoopTracing:
         if items is not None:
             body.iteration = Iteration(index, items.start, items.step, len(items))
             self._bind(binding, body, items)
+        sinks = self._sinks(body_stmts, names, bound) if items is not None and test is None else []
+        for sink in sinks:
+            env[sink.name] = sink
         self.graph = body
         try:
             condition = None if test is None else self._loop_condition(test)
             self.block(body_stmts)  # type: ignore[attr-defined]
             after = self.frame.env  # an `if` in the body leaves a new dict
             updates = tuple(self._update(body, after.get(name), name) for name in [*names, *carried_vars])
-            _check_unchanged(after, saved_env, {*names, *bound})
+            _check_unchanged(after, saved_env, {*names, *bound, *(sink.name for sink in sinks)})
             self._check_not_shared(in_place, "at the end of an iteration")
             all_names = [*names, *carried_vars]
             _check_shapes(body, carries, updates, all_names, grows=items is not None and not binding.rows)
@@ -316,7 +330,8 @@ class LoopTracing:
         finally:
             self.graph = outer
             _merge_facts(outer, body)
-        body.outputs = tuple(updates)
+        written = [sink for sink in sinks if sink.written is not None]
+        body.outputs = (*updates, *(sink.written[2] for sink in written))  # type: ignore[index]
         if items is not None and len(items) > 0:  # runs at least once: its invariants can go first
             _hoist_invariants(body, outer)
         init = tuple(outer.add(sympy.sympify(saved_env.get(name, 0.0))) for name in names)
@@ -324,6 +339,10 @@ class LoopTracing:
         count = real_symbol(outer.names.fresh("steps")) if test is not None else None
         if count is not None and outer.shapes is not None:
             outer.shapes[count] = ()
+        stacks = tuple(real_symbol(outer.names.fresh(f"{sink.name}_rows")) for sink in written)
+        for stack, sink in zip(stacks, written):
+            assert outer.shapes is not None and sink.written is not None and items is not None
+            outer.shapes[stack] = (len(items), *arrays.shape_of(sink.written[2], outer.shapes))
         loop = Loop(
             body=body,
             index=index,
@@ -331,6 +350,7 @@ class LoopTracing:
             init=init,
             items=tuple(body.iteration.items.values()) if body.iteration is not None else (),
             length=None if items is None else len(items),
+            stacked=stacks,
             condition=condition,
             count=count,
             line=(self.frame.source.filename, stmt.lineno, stmt.col_offset + 1),
@@ -348,6 +368,63 @@ class LoopTracing:
             env.pop(ALIAS + name, None)
         if items is not None and not carried_vars:
             self._bind_last(binding, items, stmt)
+        for stack, sink in zip(stacks, written):  # the rows written, into a copy of the array
+            assert sink.written is not None and items is not None and outer.shapes is not None
+            first, stride, _ = sink.written
+            rows = outer.add(arrays.AsArray.make([stack], (outer.shapes[stack], False)), sink.name)
+            stop = first + stride * len(items)
+            if (first, stride, stop) == (0, 1, arrays.shape_of(sink.array, outer.shapes)[0]):
+                env[sink.name] = rows  # every row written: the array is the rows
+                continue
+            span = (("slice", first or None, None if stop < 0 else stop, None if stride == 1 else stride),)
+            into = arrays.atom(sink.array, outer.add)
+            env[sink.name] = outer.add(arrays.SetItem.make([into, rows], span), sink.name)
+
+    def _sinks(
+        self, body_stmts: Sequence[ast.stmt], names: Sequence[str], bound: Sequence[str]
+    ) -> list[RowSink]:
+        """The arrays the body only writes rows of (`hs[t] = h`), never reading or rebinding
+        them, and that share their memory with no other name."""
+        env, found = self.frame.env, []
+        for name in _row_writes(body_stmts):
+            value = env.get(name)
+            if name in names or name in bound or not isinstance(value, sympy.Basic) or not value.free_symbols:
+                continue
+            if not self.shape(value):  # type: ignore[attr-defined]
+                continue
+            memory = env.get(ALIAS + name)
+            if memory is not None and (self.sharers(name) or id(memory.root) in self.frame.outer):  # type: ignore[attr-defined]
+                continue  # NumPy writes through to the other names: the unrolled loop follows
+            found.append(RowSink(name, value, self.frame.path))
+        return found
+
+    def sink_write(self, sink: RowSink, target: ast.Subscript, value: Any) -> None:
+        """`hs[t] = v` in a kept body: the row at the loop's index, one per iteration."""
+        graph = self.graph
+        iteration = graph.iteration
+        text = ast.unparse(target)
+        if sink.written is not None or self.frame.path != sink.path or iteration is None:
+            raise SymgradError(
+                f"`{text} = ...` writes a row more than once per iteration, or under a condition"
+            )
+        shape = self.shape(sink.array)  # type: ignore[attr-defined]
+        index = _expanded(self.expr(target.slice), graph) if _mentions_names(target.slice) else None  # type: ignore[attr-defined]
+        if isinstance(target.slice, (ast.Slice, ast.Tuple)) or not isinstance(index, sympy.Expr):
+            raise SymgradError(f"`{text} = ...` writes a part of the array not at the loop's index")
+        first, stride = (
+            index.subs(iteration.index, 0),
+            index.subs(iteration.index, 1) - index.subs(iteration.index, 0),
+        )
+        linear = first.is_Integer and stride.is_Integer and stride != 0
+        if not linear or sympy.expand(index - first - stride * iteration.index) != 0:
+            raise SymgradError(f"`{text} = ...` writes at an index that does not step with the loop")
+        last = int(first + stride * (iteration.length - 1))
+        if not (min(int(first), last) >= 0 and max(int(first), last) < shape[0]):
+            raise SymgradError(f"`{text} = ...` writes outside the array in some iteration")
+        row = sympy.sympify(value)
+        assert graph.shapes is not None  # rows are written in programs traced for shapes
+        row = arrays.broadcast(row, arrays.shape_of(row, graph.shapes), shape[1:], graph.add)
+        sink.written = (int(first), int(stride), arrays.atom(row, graph.add))
 
     def _bind(self, binding: Binding, body: Graph, items: range) -> None:
         """The loop's variables in the body: the counter `start + step * index`, each row the
@@ -398,11 +475,21 @@ class LoopTracing:
         graph = self.graph
         if graph.iteration is None or graph.shapes is None or not isinstance(base, sympy.Symbol):
             return None  # (without shapes, indexing asks for a trace with them)
-        if isinstance(node.slice, ast.Slice):
+        if isinstance(node.slice, ast.Tuple) and node.slice.elts:  # `xs[t, 0]`, `X[t, :]`: a row's part
+            first, *rest = node.slice.elts
+            row = self._loop_row(base, first)
+            if row is None:
+                return None
+            part = ast.copy_location(ast.Subscript(node.value, ast.Tuple(rest, ast.Load()), ast.Load()), node)
+            index = self.index_of(row, part)  # type: ignore[attr-defined]
+            return self.op(arrays.Index, [row], index, None, node)  # type: ignore[attr-defined]
+        return self._loop_row(base, node.slice)
+
+    def _loop_row(self, base: Any, item: ast.expr) -> Any:
+        graph = self.graph
+        if isinstance(item, (ast.Slice, ast.Starred)) or not _mentions_names(item):
             return None
-        if isinstance(node.slice, ast.Tuple) or not _mentions_names(node.slice):
-            return None
-        value = _expanded(self.expr(node.slice), graph)  # type: ignore[attr-defined]
+        value = _expanded(self.expr(item), graph)  # type: ignore[attr-defined]
         if not isinstance(value, sympy.Expr) or not value.free_symbols:
             return None
         level: Graph | None = graph
@@ -503,6 +590,21 @@ class LoopTracing:
         if not isinstance(cond, sympy.Basic) or isinstance(cond, sympy.logic.boolalg.BooleanAtom):
             raise _NotKept("its condition does not depend on the loop's values")
         return self.graph.add(cond)
+
+
+def _row_writes(body: Sequence[ast.stmt]) -> list[str]:
+    """Names whose only appearances in a block are as the owner of `name[i] = v` (one target)."""
+    stores: dict[str, int] = {}
+    uses: dict[str, int] = {}
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    stores[target.value.id] = stores.get(target.value.id, 0) + 1
+            if isinstance(node, ast.Name):
+                uses[node.id] = uses.get(node.id, 0) + 1
+    return [name for name, n in stores.items() if uses.get(name) == n]
 
 
 def _updated_in_place(body: Sequence[ast.stmt]) -> list[str]:

@@ -58,7 +58,7 @@ from .itertrace import (
     python_value,
     sympy_constant,
 )
-from .looptrace import NOT_EVALUATED, LoopTracing
+from .looptrace import NOT_EVALUATED, LoopTracing, RowSink
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -456,6 +456,9 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 else "write one subscript: `x[i, j] = v` rather than `x[i][j] = v`",
             )
         current = self.frame.env[owner.id]
+        if isinstance(current, RowSink) and op is None:  # `hs[t] = h` in a kept loop: a row per iteration
+            self.sink_write(current, target, value)
+            return
         if not is_traced(current):
             raise self.error(
                 UnsupportedSyntaxError,

@@ -106,3 +106,27 @@ def enumerated_rows(w, X):
     for i, row in enumerate(X):
         h = np.tanh(h + 0.01 * i * row)
     return np.sum(h) + i
+
+
+def row_parts(w, xs):
+    h = w
+    for t in range(70):
+        h = np.tanh(h * xs[t, 0] + xs[t, 1:] * 0.5)
+    return np.sum(h)
+
+
+def trajectory(W, h):
+    hs = np.zeros((80, 3))
+    for t in range(80):
+        h = np.tanh(W @ h + 0.1)
+        hs[t] = h
+    return np.sum(hs * hs) + np.sum(h)
+
+
+def every_other_row(w, X):
+    out = np.ones((160, 3))
+    h = w
+    for t in range(80):
+        h = np.sin(h + X[t])
+        out[2 * t + 1] = h * w
+    return np.sum(out * np.cos(out))
