@@ -11,7 +11,7 @@ from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
 from .errors import SymgradError
-from .graph import Graph, Loop, StackSum, invariants, is_scaled_symbol, real_symbol
+from .graph import Graph, Loop, StackSum, invariants, is_scaled_symbol, reads_of, real_symbol
 
 Expr = Any
 
@@ -351,15 +351,37 @@ def _saved_carries(label: Expr, loop: Loop, result: Graph) -> dict[Any, Any]:
     saved = result.saved.get(label)
     if saved is not None:
         return saved
-    position = _entry(result, label)
-    current = result.nodes[position][1]
-    saved = {c: _stack_of(result, current, c, f"saved_{c}") for c in current.carries}
-    body = _copy_body(current.body, result)
-    body.outputs = (*body.outputs, *current.carries)
-    augmented = dataclasses.replace(current, body=body, stacked=(*current.stacked, *saved.values()))
-    result.nodes[position] = (label, augmented)
-    result.saved[label] = saved
+    current = result.nodes[_entry(result, label)][1]
+    return _saved(label, current.carries, result)
+
+
+def _saved(label: Expr, values: Sequence[Any], result: Graph) -> dict[Any, Any]:
+    """Stacks in which the loop saves `values` (its carries, or values its body computes) in
+    every iteration, added to it where not yet there; all its stacks of saved values."""
+    saved = result.saved.setdefault(label, {})
+    new = [v for v in values if v not in saved]
+    if new:
+        position = _entry(result, label)
+        current = result.nodes[position][1]
+        stacks = {v: _stack_of(result, current, v, f"saved_{v}") for v in new}
+        body = _copy_body(current.body, result)
+        body.outputs = (*body.outputs, *new)
+        augmented = dataclasses.replace(current, body=body, stacked=(*current.stacked, *stacks.values()))
+        result.nodes[position] = (label, augmented)
+        saved.update(stacks)
     return saved
+
+
+def _residuals(body: Graph, primal_nodes: int) -> list[Any]:
+    """The values of an iteration's recomputation (the first `primal_nodes` nodes of a
+    reverse body) that its derivative reads: saved by the forward loop instead, in programs
+    on arrays, where each recomputed operation (`W @ h`, `tanh`) costs far more than a stack."""
+    read: set[Any] = set()
+    for _, expr in body.nodes[primal_nodes:]:
+        read |= set(reads_of(expr))
+    for output in body.outputs:
+        read |= _reads(output)
+    return [s for s, e in body.nodes[:primal_nodes] if s in read and not isinstance(e, Loop)]
 
 
 def _copy_body(body: Graph, result: Graph, rename: dict[Any, Any] | None = None) -> Graph:
@@ -473,6 +495,7 @@ def _reverse_loop(
         seeds.append(bar)
         items.append((bar, result.add(adjoint, f"d{prefix}d{stack}")))
     wrt = [rename[c] for c in carried] + [rename[i] for i, s in loop.items if s in active] + outside
+    primal_nodes = len(primal.nodes)
     body = reverse(primal, wrt, seeds, prefix=prefix, into=primal)
     grads = dict(zip(wrt, body.outputs))
     sums = {v: sums[v] for v in outside if grads[v] != 0}
@@ -483,6 +506,12 @@ def _reverse_loop(
     if not updates and not stacked:
         return []
     body.outputs = (*updates, *(grads[rename[i]] for i, _ in stacked_items))
+    if result.shapes is not None:  # on arrays: save what the derivative reads, not recompute it
+        residuals = _residuals(body, primal_nodes)
+        if residuals:
+            stacks = _saved(label, residuals, result)
+            body.nodes = [(s, e) for s, e in body.nodes if s not in set(residuals)]
+            items += [(r, stacks[r]) for r in residuals]
     body.inputs = (index, *bars.values(), *sums.values(), *(item for item, _ in items))
     reverse_loop = Loop(
         body=body,
