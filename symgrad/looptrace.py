@@ -475,17 +475,44 @@ class LoopTracing:
         graph = self.graph
         if graph.iteration is None or graph.shapes is None or not isinstance(base, sympy.Symbol):
             return None  # (without shapes, indexing asks for a trace with them)
-        if isinstance(node.slice, ast.Tuple) and node.slice.elts:  # `xs[t, 0]`, `X[t, :]`: a row's part
-            first, *rest = node.slice.elts
-            row = self._loop_row(base, first)
-            if row is None:
+        if isinstance(node.slice, ast.Tuple) and node.slice.elts:
+            # `xs[t, 0]`, `X[t, 1:]`: a part of the row; `X[:, t]`: a row of the array with
+            # that axis first (a column); `X[:, t, 0]`: a part of it
+            elements = node.slice.elts
+            position = next((k for k, e in enumerate(elements) if _mentions_names(e)), len(elements))
+            if position == len(elements) or any(isinstance(e, ast.Starred) for e in elements):
                 return None
-            part = ast.copy_location(ast.Subscript(node.value, ast.Tuple(rest, ast.Load()), ast.Load()), node)
+            before = elements[:position]  # constant parts (`X[0, t]`): taken once, before the loop
+            if not all(
+                isinstance(e, ast.Slice) or (isinstance(e, ast.Constant) and type(e.value) is int)
+                for e in before
+            ):
+                return None
+            axis = sum(isinstance(e, ast.Slice) for e in before)
+            taken = None
+            if not all(_whole(e) for e in before):
+                shape = self.shape(base)  # type: ignore[attr-defined]
+                if len(shape) <= len(before):
+                    return None
+                whole = ast.copy_location(
+                    ast.Subscript(node.value, ast.Tuple(list(before), ast.Load()), ast.Load()), node
+                )
+                taken = self.index_of(base, whole)  # type: ignore[attr-defined]
+            row = self._loop_row(base, elements[position], axis, taken)
+            rest = elements[position + 1 :]
+            if row is None or not rest:
+                return row
+            lead = [ast.Slice() for _ in range(axis)]  # the axes before `axis` stay where they were
+            part = ast.copy_location(
+                ast.Subscript(node.value, ast.Tuple([*lead, *rest], ast.Load()), ast.Load()), node
+            )
             index = self.index_of(row, part)  # type: ignore[attr-defined]
             return self.op(arrays.Index, [row], index, None, node)  # type: ignore[attr-defined]
         return self._loop_row(base, node.slice)
 
-    def _loop_row(self, base: Any, item: ast.expr) -> Any:
+    def _loop_row(self, base: Any, item: ast.expr, axis: int = 0, taken: Any = None) -> Any:
+        """The loop's item for `base[..., item, ...]` with `item` stepping with a kept loop's
+        index at `axis` of `base[taken]` (`taken`: the constant index before it, or None)."""
         graph = self.graph
         if isinstance(item, (ast.Slice, ast.Starred)) or not _mentions_names(item):
             return None
@@ -497,6 +524,19 @@ class LoopTracing:
         while level is not None and level.iteration is not None:
             inside.append(level)
             if value.free_symbols == {level.iteration.index}:
+                if axis or taken is not None:  # the part of the array with that axis first, made once
+                    if any(_defines(g, base) for g in inside):
+                        return None
+                    assert level.parent is not None
+                    name = str(base)
+                    if taken is not None:
+                        base = level.parent.add(arrays.Index.make([base], taken), f"{name}_part")
+                    ndim = len(self.shape(base))  # type: ignore[attr-defined]
+                    if ndim <= axis:
+                        return None
+                    if axis:
+                        order = (axis, *(k for k in range(ndim) if k != axis))
+                        base = level.parent.add(arrays.Transpose.make([base], order), f"{name}_by_{axis}")
                 return self._item_of(base, value, level, inside)
             level = level.parent
         return None
@@ -687,6 +727,16 @@ def _both(first: ast.expr, second: ast.expr) -> ast.expr:
     return ast.copy_location(ast.BoolOp(op=ast.And(), values=[first, second]), second)
 
 
+def _whole(element: ast.expr) -> bool:
+    """`:` in an index: every element along that axis."""
+    return (
+        isinstance(element, ast.Slice)
+        and element.lower is None
+        and element.upper is None
+        and element.step is None
+    )
+
+
 def _mentions_names(node: ast.expr) -> bool:
     return any(isinstance(n, ast.Name) for n in ast.walk(node))
 
@@ -725,6 +775,11 @@ def _check_unchanged(env: dict[str, Any], before: dict[str, Any], assigned: set[
     rebinds `xs`, which would be appended to once instead of once per iteration)."""
     for key, value in before.items():
         if not key.startswith(ALIAS) and key not in assigned and env.get(key) is not value:
+            if isinstance(value, tuple) and isinstance(env.get(key), tuple):
+                raise _NotKept(
+                    f"its body adds to the list `{key}` (to keep the loop, write each row into an "
+                    f"array made before it: `{key} = np.zeros((N, ...))`, then `{key}[t] = ...`)"
+                )
             raise _NotKept(f"its body changes `{key}` in another way than assigning a number")
 
 

@@ -130,3 +130,10 @@ def every_other_row(w, X):
         h = np.sin(h + X[t])
         out[2 * t + 1] = h * w
     return np.sum(out * np.cos(out))
+
+
+def over_columns(x, X):
+    h = x
+    for t in range(70):
+        h = np.sin(h * X[:, t]) + X[0, t]
+    return np.sum(h)

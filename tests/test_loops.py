@@ -388,6 +388,7 @@ def _array_args(name):
         "row_parts": lambda: (n(size=2), n(size=(70, 3))),
         "trajectory": lambda: (n(size=(3, 3)) * 0.5, n(size=3)),
         "every_other_row": lambda: (n(size=3), n(size=(80, 3))),
+        "over_columns": lambda: (n(size=3), n(size=(3, 70))),
         "rows_break": lambda: (np.array([0.5, 0.6, 0.7]), n(size=(80, 3)) * 0.3 + 0.05),  # breaks at row 46
     }[name]()
 
@@ -396,6 +397,7 @@ ARRAY_IDS = [
     "rnn_cell", "euler_sum", "shifted_rows", "peel_sum", "copied_carry", "aliased_carry",
     "matrix_power_sum", "grow_until", "over_rows", "rows_of_product", "branch_in_rows", "rows_break",
     "zipped_rows", "enumerated_rows", "row_parts", "trajectory", "every_other_row",
+    "over_columns",
 ]  # fmt: skip
 UNROLLED_ARRAY_LOOPS = {"aliased_carry": "its body updates `h` in place, and at the loop's start `h` shares"}
 
