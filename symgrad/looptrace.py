@@ -308,7 +308,10 @@ class LoopTracing:
         if items is not None:
             body.iteration = Iteration(index, items.start, items.step, len(items))
             self._bind(binding, body, items)
-        sinks = self._sinks(body_stmts, names, bound) if items is not None and test is None else []
+        sinks = self._sinks(body_stmts, names, bound) if items is not None else []
+        if sinks and test is not None:  # the rows after a `break` keep their old values: unrolled
+            self.frame.env = saved_env
+            raise _NotKept(f"its body writes rows of `{sinks[0].name}` and may stop early (`break`)")
         for sink in sinks:
             env[sink.name] = sink
         self.graph = body
@@ -525,6 +528,8 @@ class LoopTracing:
             inside.append(level)
             if value.free_symbols == {level.iteration.index}:
                 if axis or taken is not None:  # the part of the array with that axis first, made once
+                    if inside == [level] and _defines(level, base):
+                        _hoist_invariants(level, level.parent)  # type: ignore[arg-type]
                     if any(_defines(g, base) for g in inside):
                         return None
                     assert level.parent is not None
@@ -585,6 +590,8 @@ class LoopTracing:
     ) -> Any:
         iteration, outer = body.iteration, body.parent
         assert outer is not None and body.shapes is not None
+        if inside == [body] and _defines(body, base):  # `xs[:, 1][t]`: computed in the body, but
+            _hoist_invariants(body, outer)  # maybe from values of outside only: then before it
         if any(_defines(g, base) for g in inside):
             return None  # computed in the loop: an index into a value of this iteration
         offset, stride = (

@@ -553,3 +553,74 @@ def test_checkpoint_option_is_checked():
         with pytest.raises(symgrad.WrtError, match="checkpoint must be a positive int") as info:
             grad(cases.euler, checkpoint=bad)
         assert "checkpoint=True" in info.value.hint
+
+
+# --- generated loops over arrays: items, reductions, branches, breaks, rows written -----------------
+
+_ARRAY_STATEMENTS = (
+    "h = np.tanh(W @ h + xs[t])",
+    "h = h + 0.1 * np.sin(xs[t] * h)",
+    "acc = acc + 0.01 * np.sum(h * xs[t])",
+    "h = h * (1 + 0.01 * np.cos(np.sum(h)))",
+    "h = 0.5 * h + 0.1 * xs[{n} - 1 - t]",
+    "h = h + 0.01 * xs[t, 0] * W[0]",
+    "acc = acc + 0.01 * np.max(h)",
+    "h = h - 0.05 * (W.T @ np.tanh(h)) * xs[:, 1][t]",
+)
+_ARRAY_COMPOUND = (
+    ["if np.sum(h) > 0:", "    h = h * 0.9", "else:", "    h = h + 0.05"],
+    ["if acc > 0.5:", "    break"],
+    ["if np.sum(h * h) > 2.0:", "    continue", "acc = acc + 0.02 * np.sum(h)"],
+    ["hs[t] = h * h"],
+)
+
+
+def _array_loop_source(picks: list[int], compounds: list[int], n: int, copied: bool) -> str:
+    body = [_ARRAY_STATEMENTS[p].format(n=n) for p in picks]
+    for c in compounds:
+        body += _ARRAY_COMPOUND[c]
+    lines = [
+        "import numpy as np",
+        "",
+        "",
+        "def f(W, x, xs):",
+        "    h = x.copy()" if copied else "    h = 1.0 * x",
+        "    acc = 0.0",
+        f"    hs = np.zeros(({n}, 3))",
+        f"    for t in range({n}):",
+        *("        " + line for line in body),
+        "    return np.sum(h * h) + acc + np.sum(hs)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(
+    picks=st.lists(st.integers(0, len(_ARRAY_STATEMENTS) - 1), min_size=1, max_size=4),
+    compounds=st.lists(st.integers(0, len(_ARRAY_COMPOUND) - 1), max_size=2, unique=True),
+    n=st.sampled_from([64, 70]),
+    copied=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_generated_array_loops_against_numpy_and_torch(tmp_path_factory, picks, compounds, n, copied, seed):
+    """Random bodies over arrays (items `xs[t]`, `xs[n - 1 - t]`, `xs[t, 0]`, columns, `@`,
+    reductions, branches, `break` / `continue`, a row written per iteration): the value against
+    NumPy running the function, the gradient and a second derivative against torch."""
+    text = _array_loop_source(picks, compounds, n, copied)
+    folder = tmp_path_factory.mktemp("array_loops")
+    name = f"array_loop_{abs(hash((tuple(picks), tuple(compounds), n, copied)))}"
+    f = write_module(folder, name, text).f
+    rng = np.random.default_rng(seed)
+    args = (rng.normal(size=(3, 3)) * 0.4, rng.normal(size=3) * 0.5, rng.normal(size=(n, 3)) * 0.5)
+    compiled = value_and_grad(f, wrt=(0, 1, 2))
+    value, gradient = compiled(*args)
+    assert value == pytest.approx(f(*args), rel=1e-12, abs=1e-12), text
+    torch_f = torch_oracle.load(text, name)["f"]
+    _, expected = torch_oracle.value_and_grad(torch_f, args)
+    for k in range(3):
+        np.testing.assert_allclose(gradient[k], expected[k], rtol=1e-9, atol=1e-11, err_msg=f"d/d{k}\n{text}")
+    second = grad(grad(f, wrt=1), wrt=0)(*args)
+    reference = torch_oracle.second(torch_f, args, 1, 0)
+    if reference is not None:
+        np.testing.assert_allclose(second, reference, rtol=1e-8, atol=1e-10, err_msg=text)
