@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import symgrad  # noqa: E402 - after the path is set
+from symgrad import checkpoint as checkpoints  # noqa: E402
 from symgrad import diff, emit, parse, rewrite, trace  # noqa: E402
 
 
@@ -116,6 +117,16 @@ def rnn(W, U, b, xs, h):
     for t in range(100):
         h = np.tanh(W @ h + U @ xs[t] + b)
     return np.sum(h)
+
+
+def capped_sqrt(x):
+    y = x
+    for _ in range(100):
+        step = 0.5 * (y - x / y)
+        y = y - step
+        if abs(step) < 1e-13 * x:
+            break
+    return y
 """
 
 
@@ -243,6 +254,29 @@ def pipeline_page() -> str:
             "`dfdh`, sums the adjoint of `W` and writes the adjoint of each row of `xs`.",
             "python",
             rnn_kernel.array_source.strip(),
+        ),
+    ]
+    capped = rewrite.stabilize(trace.trace(parse.load(example.capped_sqrt), {}))
+    segmented = checkpoints.segmented(rewrite.stabilize(trace.trace(parse.load(example.rnn), {}, shapes)), 10)
+    sections += [
+        (
+            "13. loops: break and continue",
+            "`jumps.rewrite` turns `break` and `continue` into flags (`_break<line>`, `_skip<line>`) "
+            "and runs what follows a jump under `if _skip < 0.5:`; a kept `for` loop with `break` "
+            "checks its flag before each iteration (`while c0`) and counts the iterations it ran "
+            "into `steps`, which its reverse loop runs back over:",
+            "text",
+            str(capped),
+        ),
+        (
+            "14. loops: checkpoints",
+            "`grad(f, checkpoint=k)` runs each long kept `for` loop as segments (`checkpoint.segmented`): "
+            "a loop over n // k segments holding a loop over one segment's k iterations (and a loop "
+            "over the n % k left). Reverse mode then saves one carry per segment and runs each "
+            "segment forward again inside the reverse loop: O(n / k + k) saved values. The RNN above "
+            "with k = 10:",
+            "text",
+            str(segmented),
         ),
     ]
     parts = [
