@@ -648,7 +648,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         self, cond: Any, env_true: dict[str, Any], env_false: dict[str, Any], stmt: ast.If
     ) -> dict[str, Any]:
         merged = {}
-        for key in env_true.keys() | env_false.keys():
+        for key in dict.fromkeys([*env_true, *env_false]):  # in order: the program is deterministic
             if key.startswith(_ALIAS):  # memory shared on both paths stays shared
                 if env_true.get(key) is env_false.get(key):
                     merged[key] = env_true[key]
