@@ -236,6 +236,16 @@ def test_jax_backend_runs_kept_for_loops_and_refuses_while_on_arrays():
     assert "backend='numpy'" in info.value.hint
 
 
+def test_jax_backend_refuses_a_long_kept_loop_it_would_compile_for_minutes(tmp_path):
+    pytest.importorskip("jax")
+    text = "def f(x, r):\n    for i in range(1000):\n        x = x + 0.001 * r * x * (1 - x)\n    return x\n"
+    module = write_module(tmp_path, "long_for_jax", text)
+    with pytest.raises(symgrad.BackendError, match="unrolls its kept loop of 1,000 iterations") as info:
+        grad(module.f, backend="jax")(np.array([0.1, 0.2]), 2.0)
+    assert "backend='numpy'" in info.value.hint
+    assert np.all(np.isfinite(grad(module.f, backend="numpy")(np.array([0.1, 0.2]), 2.0)))  # the hint's way
+
+
 # --- generated while loops: traced trip counts, branches inside, second order -------------------
 
 _TERMS = (
