@@ -422,9 +422,8 @@ def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
         wl = run.Workload(f"L W4 D={D}", peers)
         compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
         kept = D >= KEEP_PICKED_FROM
-        wl.add(
-            f"{run.SYMGRAD} ({'kept' if kept else 'unrolled'})", run.calling(compiled, *W4_ARGS, D), cfg, want
-        )
+        mode = "a kept loop" if kept else f"unrolled (kept from {KEEP_PICKED_FROM:,} iterations)"
+        wl.add(run.SYMGRAD, run.calling(compiled, *W4_ARGS, D), cfg, want, note=mode)
         if not kept:
             keep = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")
             wl.add(f"{run.SYMGRAD} loops='keep'", run.calling(keep, *W4_ARGS, D), cfg, want)
