@@ -253,6 +253,12 @@ def _decoration(cfg: run.Config, peers: run.Peers) -> str:
         wl.add_fresh(
             f"symgrad N={N:,}", lambda N=N: grad(logistic, wrt=("x", "r"), static="N")(0.1, 2.0, N), cfg
         )
+    for N in sizes:  # the program alone, without the first call's N iterations
+        wl.add_fresh(
+            f"symgrad N={N:,}, decoration only (.variant)",
+            lambda N=N: grad(logistic, wrt=("x", "r"), static="N").variant({"N": N}),
+            cfg,
+        )
     unrolled = 1_000 if not cfg.quick else 100
     wl.add_fresh(
         f"symgrad loops='unroll' N={unrolled:,}",

@@ -450,13 +450,16 @@ def _zeros_like(result: Graph, symbol: Any) -> Expr:
 
 def _start(result: Graph, value: Expr, symbol: Any) -> Expr:
     """A derivative carry's start `value` in the shape of `symbol` (an adjoint from a reduction
-    arrives smaller)."""
+    arrives smaller), as a value of the program: a loop starts from atoms, so that the
+    derivative of the start (second order) goes through nodes, whose adjoints know their
+    shapes (`1 + 2 * dfdt2 * t1` reaches the scalar dfdt2 summed)."""
     if value == 0:
         return _zeros_like(result, symbol)
-    if result.shapes is None:
-        return value
-    have = arrays.shape_of(value, result.shapes)
-    return arrays.broadcast(value, have, result.shapes[symbol], result.add)
+    if result.shapes is not None:
+        value = arrays.broadcast(
+            value, arrays.shape_of(value, result.shapes), result.shapes[symbol], result.add
+        )
+    return result.add(value)
 
 
 def _reverse_loop(

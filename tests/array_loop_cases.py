@@ -137,3 +137,9 @@ def over_columns(x, X):
     for t in range(70):
         h = np.sin(h * X[:, t]) + X[0, t]
     return np.sum(h)
+
+
+def invariant_carry(w, X):
+    for _i in range(70):
+        t1 = X @ w  # the same in every iteration: computed once before the loop
+    return np.sum(t1) + np.tanh(t1 @ t1)

@@ -399,6 +399,7 @@ def _array_args(name):
         "trajectory": lambda: (n(size=(3, 3)) * 0.5, n(size=3)),
         "every_other_row": lambda: (n(size=3), n(size=(80, 3))),
         "over_columns": lambda: (n(size=3), n(size=(3, 70))),
+        "invariant_carry": lambda: (n(size=3), n(size=(2, 3))),
         "rows_break": lambda: (np.array([0.5, 0.6, 0.7]), n(size=(80, 3)) * 0.3 + 0.05),  # breaks at row 46
     }[name]()
 
@@ -407,7 +408,7 @@ ARRAY_IDS = [
     "rnn_cell", "euler_sum", "shifted_rows", "peel_sum", "copied_carry", "aliased_carry",
     "matrix_power_sum", "grow_until", "over_rows", "rows_of_product", "branch_in_rows", "rows_break",
     "zipped_rows", "enumerated_rows", "row_parts", "trajectory", "every_other_row",
-    "over_columns",
+    "over_columns", "invariant_carry",
 ]  # fmt: skip
 UNROLLED_ARRAY_LOOPS = {"aliased_carry": "its body updates `h` in place, and at the loop's start `h` shares"}
 
@@ -446,7 +447,9 @@ def test_array_loop_value_and_gradient_match_numpy_finite_differences_and_torch(
         assert _kept(compiled.source), compiled.source
 
 
-@pytest.mark.parametrize("name", ["rnn_cell", "shifted_rows", "matrix_power_sum", "grow_until", "over_rows"])
+@pytest.mark.parametrize(
+    "name", ["rnn_cell", "shifted_rows", "matrix_power_sum", "grow_until", "over_rows", "invariant_carry"]
+)
 def test_array_loop_jvp_and_second_order_match_torch(name):
     args = _array_args(name)
     f = getattr(array_cases, name)
@@ -462,7 +465,9 @@ def test_array_loop_jvp_and_second_order_match_torch(name):
     )
 
 
-@pytest.mark.parametrize("name", ["euler_sum", "over_rows", "grow_until", "shifted_rows"])
+# invariant_carry: the second derivative goes through the reverse loop's start, 1 + 2 dfdt2 t1,
+# whose adjoint must reach the scalar dfdt2 summed (a fuzz program broadcast it, and crashed)
+@pytest.mark.parametrize("name", ["euler_sum", "over_rows", "grow_until", "shifted_rows", "invariant_carry"])
 def test_array_loop_hessian_matches_torch(name):
     torch = pytest.importorskip("torch")
     args = _array_args(name)
