@@ -431,8 +431,11 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 "only plain names and array items can be updated in place",
                 "assign to a new variable: `y = x + 1`",
             )
+        # the right side first: a helper it calls may update the target's array in place
+        # (`t /= 1 + h(t)`), and NumPy's in-place operator then sees the updated array
+        operand = self.expr(stmt.value)
         current = self.name(stmt.target)
-        value = self.binop(stmt.op, current, self.expr(stmt.value), stmt, stmt.target.id)
+        value = self.binop(stmt.op, current, operand, stmt, stmt.target.id)
         name, op = stmt.target.id, _OP_TEXT.get(type(stmt.op), "+")
         self.write_in_place(stmt, name, current, value, f"`{name} {op}= ...`", f"`{name} = {name} {op} ...`")
         return False

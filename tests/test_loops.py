@@ -639,3 +639,17 @@ def test_generated_array_loops_against_numpy_and_torch(tmp_path_factory, picks, 
     reference = torch_oracle.second(torch_f, args, 1, 0)
     if reference is not None:
         np.testing.assert_allclose(second, reference, rtol=1e-8, atol=1e-10, err_msg=text)
+
+
+def test_in_place_operator_sees_what_its_right_side_did_to_the_array(tmp_path):
+    """`t /= 1 + h(t)` where `h` updates its argument in place: NumPy divides the updated
+    array (the right side runs before the in-place operator); floats are rebound. A CI fuzz
+    program found symgrad dividing the old value (0 where NumPy gave 0.375)."""
+    text = (
+        "def h(a):\n    a += 0.75\n    return 1.0\n\n\n"
+        "def f(x):\n    t = x\n    t /= 1.0 + h(t)\n    return t\n"
+    )
+    f = write_module(tmp_path, "right_side_first", text).f
+    xs = np.array([0.0, 1e-4])
+    np.testing.assert_allclose(value_and_grad(f)(xs.copy())[0], f(xs.copy()), rtol=1e-14)
+    assert value_and_grad(f)(0.3)[0] == pytest.approx(f(0.3), rel=1e-14)
