@@ -86,6 +86,21 @@ class Iteration:
     length: int
     items: dict[tuple[Any, int, int], tuple[sympy.Symbol, Any]] = field(default_factory=dict)
 
+    def stepping(self, value: sympy.Expr) -> tuple[int, int] | None:
+        """(first, stride) where `value` is `first + stride * index` with ints, stride != 0."""
+        first = value.subs(self.index, 0)
+        stride = value.subs(self.index, 1) - first
+        if not (first.is_Integer and stride.is_Integer and stride != 0):
+            return None
+        if sympy.expand(value - first - stride * self.index) != 0:
+            return None
+        return int(first), int(stride)
+
+    def span(self, first: int, stride: int) -> tuple[Any, ...]:
+        """The encoded index of the rows `first, first + stride, ...` the loop goes over."""
+        stop = first + stride * self.length
+        return (("slice", first or None, None if stop < 0 else stop, None if stride == 1 else stride),)
+
 
 def assigned_names(body: Sequence[ast.stmt]) -> list[str]:
     """The names a block of statements assigns (not those bound inside comprehensions), in
@@ -375,11 +390,10 @@ class LoopTracing:
             assert sink.written is not None and items is not None and outer.shapes is not None
             first, stride, _ = sink.written
             rows = outer.add(arrays.AsArray.make([stack], (outer.shapes[stack], False)), sink.name)
-            stop = first + stride * len(items)
-            if (first, stride, stop) == (0, 1, arrays.shape_of(sink.array, outer.shapes)[0]):
+            if (first, stride, len(items)) == (0, 1, arrays.shape_of(sink.array, outer.shapes)[0]):
                 env[sink.name] = rows  # every row written: the array is the rows
                 continue
-            span = (("slice", first or None, None if stop < 0 else stop, None if stride == 1 else stride),)
+            span = body.iteration.span(first, stride)
             into = arrays.atom(sink.array, outer.add)
             env[sink.name] = outer.add(arrays.SetItem.make([into, rows], span), sink.name)
 
@@ -414,20 +428,17 @@ class LoopTracing:
         index = _expanded(self.expr(target.slice), graph) if _mentions_names(target.slice) else None  # type: ignore[attr-defined]
         if isinstance(target.slice, (ast.Slice, ast.Tuple)) or not isinstance(index, sympy.Expr):
             raise SymgradError(f"`{text} = ...` writes a part of the array not at the loop's index")
-        first, stride = (
-            index.subs(iteration.index, 0),
-            index.subs(iteration.index, 1) - index.subs(iteration.index, 0),
-        )
-        linear = first.is_Integer and stride.is_Integer and stride != 0
-        if not linear or sympy.expand(index - first - stride * iteration.index) != 0:
+        steps = iteration.stepping(index)
+        if steps is None:
             raise SymgradError(f"`{text} = ...` writes at an index that does not step with the loop")
-        last = int(first + stride * (iteration.length - 1))
-        if not (min(int(first), last) >= 0 and max(int(first), last) < shape[0]):
+        first, stride = steps
+        last = first + stride * (iteration.length - 1)
+        if not (min(first, last) >= 0 and max(first, last) < shape[0]):
             raise SymgradError(f"`{text} = ...` writes outside the array in some iteration")
         row = sympy.sympify(value)
         assert graph.shapes is not None  # rows are written in programs traced for shapes
         row = arrays.broadcast(row, arrays.shape_of(row, graph.shapes), shape[1:], graph.add)
-        sink.written = (int(first), int(stride), arrays.atom(row, graph.add))
+        sink.written = (first, stride, arrays.atom(row, graph.add))
 
     def _bind(self, binding: Binding, body: Graph, items: range) -> None:
         """The loop's variables in the body: the counter `start + step * index`, each row the
@@ -594,29 +605,20 @@ class LoopTracing:
             _hoist_invariants(body, outer)  # maybe from values of outside only: then before it
         if any(_defines(g, base) for g in inside):
             return None  # computed in the loop: an index into a value of this iteration
-        offset, stride = (
-            value.subs(iteration.index, 0),
-            value.subs(iteration.index, 1) - value.subs(iteration.index, 0),
-        )
-        if not (offset.is_Integer and stride.is_Integer and stride != 0):
-            return None
-        if sympy.expand(value - offset - stride * iteration.index) != 0:
-            return None
+        steps = iteration.stepping(value)
         shape = body.shapes[base]
-        if not shape:
+        if steps is None or not shape:
             return None
-        first, last, rows = int(offset), int(offset + stride * (iteration.length - 1)), shape[0]
+        first, stride = steps
+        last, rows = first + stride * (iteration.length - 1), shape[0]
         if min(first, last) < 0 and max(first, last) < 0:
             first, last = first + rows, last + rows
         if not (min(first, last) >= 0 and max(first, last) < rows):
             return None  # some iteration reads out of bounds: NumPy's IndexError is the tracer's
-        key = (base, first, int(stride))
+        key = (base, first, stride)
         if key not in iteration.items:
-            stop = first + int(stride) * iteration.length
             whole = first == 0 and stride == 1 and iteration.length == rows
-            span = (
-                ("slice", first or None, None if stop < 0 else stop, None if stride == 1 else int(stride)),
-            )
+            span = iteration.span(first, stride)
             stack = base if whole else outer.add(arrays.Index.make([base], span), f"{base}_rows")
             item = real_symbol(body.names.fresh(name or f"{base}_{iteration.index}"))
             body.shapes[item] = shape[1:]
