@@ -353,6 +353,47 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
     return out
 
 
+def _jax_arrays(cfg: run.Config, peers: run.Peers) -> list[str]:
+    """The logistic loop on 1,000-element jax arrays: backend="jax" (the kept loop as
+    `lax.scan`) against jax's own `fori_loop`, first call and later calls."""
+    from symgrad import grad
+
+    N = 10_000 if not cfg.quick else 1_000
+    x = np.linspace(0.1, 0.9, 1_000)
+    want = grad(logistic, wrt=("x", "r"), static="N")(x, 2.0, N)
+    jnp = peers.jnp
+
+    def symgrad_jax() -> Callable[[], Any]:
+        g = grad(logistic, wrt=("x", "r"), static="N", backend="jax")
+        return lambda: peers.jax.block_until_ready(g(jnp.asarray(x), 2.0, N))
+
+    def jax_own() -> Callable[[], Any]:
+        jax = peers.jax
+
+        def f(x: Any, r: Any) -> Any:
+            return jax.lax.fori_loop(0, N, lambda i, x: x + 0.001 * r * x * (1 - x), x).sum()
+
+        g = jax.jit(jax.grad(f, argnums=(0, 1)))
+        return lambda: jax.block_until_ready(g(jnp.asarray(x), 2.0))
+
+    ready = peers.jax is not None
+    first = run.Workload(f"L jax first N={N}", peers)
+    fresh = run._jax_fresh(peers)
+    first.add_fresh(
+        f"{run.SYMGRAD} backend='jax'", (lambda: symgrad_jax()()) if ready else None, cfg, before=fresh
+    )
+    first.add_fresh(f"{run.JAX} fori_loop", (lambda: jax_own()()) if ready else None, cfg, before=fresh)
+    calls = run.Workload(f"L jax arrays N={N}", peers)
+    calls.add(run.SYMGRAD, run.calling(grad(logistic, wrt=("x", "r"), static="N"), x, 2.0, N), cfg, want)
+    calls.add(f"{run.SYMGRAD} backend='jax'", symgrad_jax if ready else None, cfg, want, rtol=1e-10)
+    calls.add(f"{run.JAX} fori_loop", jax_own if ready else None, cfg, want, rtol=1e-10)
+    where = f"the logistic Euler loop on 1,000-element arrays, N = {N:,}"
+    return [
+        first.render(f"L: decoration + first call with backend='jax' (kept loop as lax.scan), {where}"),
+        calls.render(f"L: gradient calls on arrays, {where}"),
+    ]
+
+
 def _rnn_calls(cfg: run.Config, peers: run.Peers) -> str:
     from symgrad import grad
 
@@ -510,6 +551,7 @@ def workload(cfg: run.Config, peers: run.Peers) -> str:
         _decoration(cfg, peers),
         *_calls(cfg, peers),
         *_w4(cfg, peers),
+        *_jax_arrays(cfg, peers),
         _memory(cfg),
     ]
     return "\n".join(parts)

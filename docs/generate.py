@@ -119,6 +119,12 @@ def rnn(W, U, b, xs, h):
     return np.sum(h)
 
 
+def logistic(x, r):
+    for _ in range(1000):
+        x = x + 0.001 * r * x * (1 - x)
+    return x
+
+
 def capped_sqrt(x):
     y = x
     for _ in range(100):
@@ -277,6 +283,23 @@ def pipeline_page() -> str:
             "with k = 10:",
             "text",
             str(segmented),
+        ),
+    ]
+    logistic = rewrite.stabilize(trace.trace(parse.load(example.logistic), {}))
+    logistic_gradient = diff.reverse(logistic, list(logistic.inputs), [1])
+    jax_kernel = emit.emit(logistic_gradient, "grad_logistic", "gradient of logistic", module="jax")
+    sections += [
+        (
+            "15. loops: jax.lax.scan",
+            'For `backend="jax"` the program is printed a third time, by `JaxArrayPrinter` (SymPy\'s '
+            "`JaxPrinter` with the same overrides), and `render_scan` prints each kept loop as a body "
+            "function of (carries, items) returning the updated carries and the values to stack, "
+            "called by `jax.lax.scan` over the index and the stacks it reads (`reverse=True` for the "
+            "reverse loop): `jax.jit` traces it once, where a Python loop is traced once per "
+            "iteration. `sg.scan` first grows each carry to the shape and dtype of its update "
+            "(`jax.eval_shape`): the adjoint of `r` starts as 0.0 and sums arrays.",
+            "python",
+            (jax_kernel.module_source or "").strip(),
         ),
     ]
     parts = [

@@ -167,6 +167,9 @@ def _builder(
         key_values = static_values if shapes is None else {**static_values, " shapes": shapes}
         if loops != "auto":
             key_values = {**key_values, " loops": loops}
+        module = backend if backend in emit.MODULE_PRINTERS else None
+        if module is not None:  # the kernel holds the program printed for that module too
+            key_values = {**key_values, " module": module}
         entry_key = cache.key(base, _description(derive), key_values)
         entry = cache.load(entry_key, base)
         if entry is not None:
@@ -183,7 +186,7 @@ def _builder(
             )
         primal, graph = rebuild(static_values, shapes)
         name = f"{kind}_{primal.name}"
-        kernel = emit.emit(graph, name, _kernel_doc(kind, base, wrt))
+        kernel = emit.emit(graph, name, _kernel_doc(kind, base, wrt), module)
         outputs = graph.differentiated or primal.outputs  # what this transform differentiated
         output_shapes = tuple(arrays.shape_of(o, graph.shapes) for o in outputs) if graph.shapes else ()
         if primal.cacheable:

@@ -11,8 +11,10 @@ The NumPy program that `emit` prints is the reference. Every other backend is de
   in symgrad's cache directory, named by a hash of their source, so that numba's `cache=True`
   pays the compile once per machine. Array programs (reductions, `@`, indexing) and programs
   calling functions numba lacks (`scipy.special`) run the NumPy program.
-- `"jax"`, `"cupy"`: the NumPy program with `numpy` read as `jax.numpy` / `cupy`; elementwise
-  programs only (JAX's is `jax.jit`-compiled).
+- `"jax"`, `"cupy"`: the program printed for `jax.numpy` / `cupy` (`emit.JaxArrayPrinter`,
+  `emit.CuPyArrayPrinter`: SymPy's `JaxPrinter` and `CuPyPrinter` with symgrad's overrides)
+  when the kernel is emitted; elementwise programs only. JAX's is `jax.jit`-compiled, its
+  kept loops printed as `jax.lax.scan` (`emit.render_scan`, run by `_jax_scan`).
 - Other array types (Dask, ...) given to the NumPy backend run the NumPy program with a
   `numpy` whose `asarray` keeps them as they are: a Dask array stays lazy. On the numba
   backend, Dask arrays get the fused loop mapped over their chunks (`dask_map`).
@@ -168,9 +170,45 @@ def _compile(source: str, name: str, flavour: str, namespace: dict[str, Any]) ->
 
 def _xp_runtime(xp: Any) -> types.SimpleNamespace:
     # The `sg.` helpers elementwise programs call, written for the module `xp`.
-    return types.SimpleNamespace(
+    helpers = types.SimpleNamespace(
         sigmoid=lambda x: 1.0 / (1.0 + xp.exp(-x)), while_condition=runtime.while_condition
     )
+    if xp.__name__ == "jax.numpy":
+        helpers.scan = _jax_scan
+    return helpers
+
+
+def _jax_scan(body: Callable[..., Any], init: tuple[Any, ...], xs: tuple[Any, ...], reverse: bool) -> Any:
+    """`jax.lax.scan(body, init, xs)` for a kept loop whose carries start smaller than they
+    become (a sum from 0.0 adding arrays, float32 promoted): each starts at the shape and
+    dtype its update has, found with `jax.eval_shape` (shapes only grow, so this ends)."""
+    import jax
+    import jax.numpy as jnp
+
+    carry = tuple(jnp.asarray(c) for c in init)
+    item = tuple(
+        jax.ShapeDtypeStruct(  # type: ignore[no-untyped-call]
+            jnp.shape(x)[1:], jnp.result_type(x)
+        )
+        for x in xs
+    )
+    while True:
+        updates, _ = jax.eval_shape(body, carry, item)
+        grown = tuple(
+            jnp.broadcast_to(c, jnp.broadcast_shapes(c.shape, u.shape)).astype(
+                jnp.promote_types(c.dtype, u.dtype)
+            )
+            for c, u in zip(carry, updates)
+        )
+        if all(g.shape == c.shape and g.dtype == c.dtype for g, c in zip(grown, carry)):
+            break
+        carry = grown
+
+    def fitted(old: tuple[Any, ...], step: tuple[Any, ...]) -> Any:
+        new, stacked = body(old, step)  # an update may still be smaller (a constant)
+        return tuple(jnp.broadcast_to(n, o.shape).astype(o.dtype) for n, o in zip(new, old)), stacked
+
+    return jax.lax.scan(fitted, carry, xs, reverse=reverse)
 
 
 def _modules(backend: str) -> tuple[Any, Any, Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -187,25 +225,10 @@ def _modules(backend: str) -> tuple[Any, Any, Callable[[Callable[..., Any]], Cal
     return cupy, csp, lambda fn: fn
 
 
-def _module_source(kernel: Kernel, alias: str) -> str:
-    """The NumPy program with `numpy.` read as `alias.`; the `errstate` guard (NumPy only:
-    neither library warns) is dropped and its block dedented."""
-    lines: list[str] = []
-    dedent = False
-    for line in kernel.array_source.splitlines():
-        if line.strip().startswith("with numpy.errstate("):
-            dedent = True
-            continue
-        if dedent and line.startswith("        "):
-            line = line[4:]
-        quoted = line.lstrip().startswith(("#", '"""'))  # the user's lines, the docstring: as written
-        lines.append(line if quoted else line.replace("numpy.", f"{alias}."))
-    return "\n".join(lines) + "\n"
-
-
 @dataclass
 class ModuleKernel(Kernel):
-    """A kernel whose array flavour runs in JAX or CuPy."""
+    """A kernel whose array flavour runs in JAX or CuPy: the program printed for that module
+    (`Kernel.module_source`); Python numbers still run the scalar flavour."""
 
     backend: str = "jax"
 
@@ -213,52 +236,24 @@ class ModuleKernel(Kernel):
     def array_fn(self) -> Callable[..., Any]:
         fn = self._compiled.get("array")
         if fn is None:
-            if self.backend == "jax":
-                _check_jax_loops(ast.parse(self.array_source))
+            if self.module_refusal is not None:
+                raise BackendError(
+                    "backend='jax' compiles the program with jax.jit, where the condition of a "
+                    "`while` loop (or of a loop's `break`) on traced values has no Python truth value",
+                    hint="use backend='numpy' (the default) for functions with `while` loops or `break`",
+                )
             xp, special, jit = _modules(self.backend)
-            alias = "jnp" if self.backend == "jax" else "cupy"
-            namespace = {alias: xp, "math": math, "sg": _xp_runtime(xp), "scipy_special": special}
+            root = "jax" if self.backend == "jax" else "cupy"
+            namespace = {
+                root: sys.modules[root],
+                "math": math,
+                "sg": _xp_runtime(xp),
+                "scipy_special": special,
+            }
             fn = self._compiled["array"] = jit(
                 _compile(self.array_source, self.name, self.backend, namespace)
             )
         return fn
-
-
-# jax.jit traces a Python loop by running it: a kept loop of many iterations becomes that many
-# copies in XLA, whose compile time grows faster than the count (on 2 cores: 100 steps of a
-# logistic loop's gradient 0.7 s, 200 1.2 s, 400 10 s, 1,000 over 90 s)
-JAX_LOOP_LIMIT = 256
-
-
-def _check_jax_loops(tree: ast.AST) -> None:
-    """Refuse what jax.jit cannot run, or only after minutes: a condition on traced values
-    (`while`, `break`), and kept loops longer than JAX_LOOP_LIMIT iterations."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.While, ast.Break)):
-            raise BackendError(
-                "backend='jax' compiles the program with jax.jit, where the condition of a "
-                "`while` loop (or of a loop's `break`) on traced values has no Python truth value",
-                hint="use backend='numpy' (the default) for functions with `while` loops or `break`",
-            )
-        steps = _range_length(node) if isinstance(node, ast.For) else None
-        if steps is not None and steps > JAX_LOOP_LIMIT:
-            raise BackendError(
-                f"backend='jax' compiles the program with jax.jit, which unrolls its kept loop of "
-                f"{steps:,} iterations: compiling takes minutes from about a thousand "
-                "(symgrad does not emit lax.fori_loop yet)",
-                hint="use backend='numpy' (the default) or backend='numba' for long loops",
-            )
-
-
-def _range_length(loop: ast.For) -> int | None:
-    """The trip count of a generated `for k in range(...)` with constant bounds."""
-    call = loop.iter
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "range"):
-        return None
-    bounds = [a.value if isinstance(a, ast.Constant) else None for a in call.args]
-    if any(not isinstance(b, int) for b in bounds):
-        return None
-    return len(range(*bounds))  # type: ignore[arg-type]
 
 
 def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
@@ -268,12 +263,15 @@ def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
             "operations (reductions, `@`, indexing)",
             hint="use backend='numpy' for it",
         )
-    alias = "jnp" if backend == "jax" else "cupy"
+    assert kernel.array_module == backend, "emit the kernel for its module (api._builder does)"
     return ModuleKernel(
         name=kernel.name,
-        array_source=_module_source(kernel, alias),
+        array_source=kernel.module_source or "",
         scalar_source=kernel.scalar_source,
         n_outputs=kernel.n_outputs,
+        array_module=kernel.array_module,
+        module_source=kernel.module_source,
+        module_refusal=kernel.module_refusal,
         backend=backend,
     )
 

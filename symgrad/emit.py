@@ -9,7 +9,7 @@ import hashlib
 import linecache
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ import astor
 import numpy as np
 import sympy
 from sympy.core.mul import _keep_coeff
-from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.numpy import CuPyPrinter, JaxPrinter, NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.simplify.cse_main import tree_cse
@@ -192,8 +192,16 @@ def _pieces(expr: sympy.Piecewise) -> tuple[list[tuple[Any, Any]], Any]:
     return pieces[:-1], pieces[-1][0]
 
 
-class ArrayPrinter(_CommonPrinting, NumPyPrinter):
-    """NumPy code that runs elementwise on arrays: `where` for branches, binary maximum."""
+class _ArrayPrinting(_CommonPrinting):
+    """Code that runs elementwise on arrays of the printer's module (`_module`: `numpy`,
+    `jax.numpy`, `cupy`): `where` for branches, binary maximum."""
+
+    _module: str
+    _print: Callable[..., Any]
+
+    @property
+    def _float_module(self) -> str:  # type: ignore[override]
+        return self._module
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         pieces, default = _pieces(expr)
@@ -202,21 +210,21 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         if (
             len(pieces) == 1 and pieces[0][0] == 1 and default == 0
         ):  # an indicator: a cast is 2x faster than a where
-            return f"numpy.asarray({self._print(pieces[0][1])}, dtype=numpy.float64)"
+            return f"{self._module}.asarray({self._print(pieces[0][1])}, dtype={self._module}.float64)"
         if len(pieces) > _NESTED_WHERE:  # one call, not a nesting Python's parser limits
             conds = ", ".join(str(self._print(c)) for _, c in pieces)
             values = ", ".join(self._as_float(v) for v, _ in pieces)
-            return f"numpy.select([{conds}], [{values}], {self._as_float(default)})"
+            return f"{self._module}.select([{conds}], [{values}], {self._as_float(default)})"
         text = self._as_float(default)
         for value, cond in reversed(pieces):
-            text = f"numpy.where({self._print(cond)}, {self._as_float(value)}, {text})"
+            text = f"{self._module}.where({self._print(cond)}, {self._as_float(value)}, {text})"
         return text
 
     def _print_extremum(self, expr: Any, ufunc: str) -> str:
         args = [self._print(a) for a in expr.args]
         text = args[0]
         for arg in args[1:]:
-            text = f"numpy.{ufunc}({text}, {arg})"
+            text = f"{self._module}.{ufunc}({text}, {arg})"
         return str(text)
 
     def _print_Max(self, expr: sympy.Max) -> str:
@@ -230,7 +238,7 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         return f"({lhs} {expr.rel_op} {rhs})"
 
     def _print_Cbrt(self, expr: Any) -> str:
-        return f"numpy.cbrt({self._print(expr.args[0])})"
+        return f"{self._module}.cbrt({self._print(expr.args[0])})"
 
     def _print_erf(self, expr: Any) -> str:
         return f"scipy_special.erf({self._print(expr.args[0])})"
@@ -256,9 +264,44 @@ class ArrayPrinter(_CommonPrinting, NumPyPrinter):
         # balanced tree: a chain of 200 nested calls is a SyntaxError (too many parentheses).
         args = [self._print(a) for a in expr.args]
         while len(args) > 1:
-            paired = [f"numpy.{ufunc}({a}, {b})" for a, b in zip(args[::2], args[1::2])]
+            paired = [f"{self._module}.{ufunc}({a}, {b})" for a, b in zip(args[::2], args[1::2])]
             args = paired + args[len(paired) * 2 :]
         return str(args[0])
+
+
+class ArrayPrinter(_ArrayPrinting, NumPyPrinter):
+    """NumPy code that runs elementwise on arrays (and the array-level operations' own)."""
+
+
+class JaxArrayPrinter(_ArrayPrinting, JaxPrinter):
+    """The elementwise program in `jax.numpy`; kept loops become `jax.lax.scan` (`render_scan`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # `_jaxcode` (SymPy's): only where a function prints otherwise for JAX than for NumPy
+        # (below); the others print themselves for the printer's `_module` (`_numpycode`).
+        self.printmethod = "_jaxcode"
+
+    def _print_Function(self, expr: Any) -> str:
+        own = getattr(expr, "_numpycode", None)
+        return str(own(self)) if own is not None else str(super()._print_Function(expr))
+
+    def _print_Pick(self, expr: Any) -> str:
+        # the index is traced in `lax.scan`'s body: no Python int to index a tuple with
+        index, *elements = (self._print(arg) for arg in expr.args)
+        return f"jax.numpy.stack(jax.numpy.broadcast_arrays({', '.join(elements)}))[{index}]"
+
+    def _print_StackSum(self, expr: Any) -> str:
+        # stacks are the arrays `lax.scan` returns, not lists
+        return " + ".join(self.parenthesize(a, 40) for a in expr.args)
+
+
+class CuPyArrayPrinter(_ArrayPrinting, CuPyPrinter):
+    """The elementwise program in `cupy` (which runs Python loops as NumPy does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.printmethod = "_numpycode"
 
 
 def _is_square(expr: Any) -> bool:
@@ -514,6 +557,12 @@ class Kernel:
     # For float64 arrays (of one shape, for elementwise programs): the array flavour writing
     # into the arrays of dying temporaries (None where no temporary fits).
     inplace_source: str | None = None
+    # The array flavour printed for another array module (`array_module`: "jax", "cupy"), when the
+    # kernel was emitted for one; None there when the module cannot run the program (see
+    # `module_refusal`).
+    array_module: str | None = None
+    module_source: str | None = None
+    module_refusal: str | None = None
     _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     @property
@@ -577,6 +626,8 @@ def block_program(body: Graph, names: Names, also: Sequence[Any] = ()) -> list[S
 def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str]:
     """A kept loop as Python: carries set up, stacks allocated, then `for` (or `while`) over
     the body's statements, which end by writing the stacks and carrying the updates."""
+    if isinstance(printer, JaxArrayPrinter):
+        return render_scan(loop, printer, indent, names)
     inner = indent + "    "
     lines = [f"{indent}{c} = {_loop_value(printer, v)}" for c, v in zip(loop.carries, loop.init) if c != v]
     grows = loop.length is None  # a while loop's stacks grow; a for loop's are allocated
@@ -585,23 +636,11 @@ def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str
     lines += [
         f"{indent}{s} = []" if grows else f"{indent}{s} = [{empty}] * {loop.length}" for s in loop.stacked
     ]
-    program = block_program(loop.body, names, [loop.condition] if loop.condition is not None else [])
-    texts = print_all(printer, program)
     body: list[str] = [f"{inner}{item} = {stack}[{loop.index}]" for item, stack in loop.items]
-    last: tuple[Any, ...] | None = None
-    for k, (symbol, expr) in enumerate(program):
-        body += [inner + c for c in _comment(loop.body, symbol, last)]
-        last = loop.body.lines.get(symbol, last)
-        if isinstance(expr, Loop):
-            body += render_loop(expr, printer, inner, names)
-            last = None
-        else:
-            text = texts[k][1:-1] if _is_square(expr) and isinstance(printer, ScalarPrinter) else texts[k]
-            body.append(f"{inner}{symbol} = {text}")
-        if symbol == loop.condition:
-            body += _loop_exit(loop, printer, inner)
-    if loop.condition is not None and all(symbol != loop.condition for symbol, _ in program):
-        body[len(loop.items) : len(loop.items)] = _loop_exit(loop, printer, inner)  # an atom
+    block, computed = _block_lines(loop, printer, inner, names)
+    if loop.condition is not None and not computed:
+        body += _loop_exit(loop, printer, inner)  # an atom: checked before anything runs
+    body += block
     for stack, value in zip(loop.stacked, loop.stacked_values):
         text = printer.doprint(value)
         body.append(f"{inner}{stack}.append({text})" if grows else f"{inner}{stack}[{loop.index}] = {text}")
@@ -621,9 +660,73 @@ def render_loop(loop: Loop, printer: Any, indent: str, names: Names) -> list[str
     return [*lines, f"{indent}for {loop.index} in {steps}:", *(body or [f"{inner}pass"])]
 
 
+def _block_lines(loop: Loop, printer: Any, inner: str, names: Names) -> tuple[list[str], bool]:
+    """The body's statements with their source comments (nested loops rendered in place, a
+    `while` loop's exit after its condition), and whether the condition is one of them."""
+    program = block_program(loop.body, names, [loop.condition] if loop.condition is not None else [])
+    texts = print_all(printer, program)
+    lines: list[str] = []
+    last: tuple[Any, ...] | None = None
+    for k, (symbol, expr) in enumerate(program):
+        lines += [inner + c for c in _comment(loop.body, symbol, last)]
+        last = loop.body.lines.get(symbol, last)
+        if isinstance(expr, Loop):
+            lines += render_loop(expr, printer, inner, names)
+            last = None
+        else:
+            text = texts[k][1:-1] if _is_square(expr) and isinstance(printer, ScalarPrinter) else texts[k]
+            lines.append(f"{inner}{symbol} = {text}")
+        if symbol == loop.condition:
+            lines += _loop_exit(loop, printer, inner)
+    return lines, any(symbol == loop.condition for symbol, _ in program)
+
+
+def render_scan(loop: Loop, printer: Any, indent: str, names: Names) -> list[str]:
+    """A kept loop for `jax.jit` as `jax.lax.scan` over a body function of (carries, items),
+    which returns the updated carries and the values for the stacks: jit traces a Python loop
+    by running it, one copy of the body per iteration, and compiles for minutes from about a
+    thousand. `sg.scan` grows the carries to the shapes their updates have (a sum that starts
+    at 0.0 and adds arrays), which `lax.scan` needs from the start."""
+    assert loop.condition is None and isinstance(loop.length, int), "while/break: see emit.scan_refusal"
+    inner = indent + "    "
+    step, carry, item = names.fresh("step"), names.fresh("carry"), names.fresh("item")
+    lines = [f"{indent}def {step}({carry}, {item}):"]
+    if loop.carries:
+        lines.append(f"{inner}{_tuple_text(str(c) for c in loop.carries)} = {carry}")
+    lines.append(f"{inner}{_tuple_text([str(loop.index), *(str(i) for i, _ in loop.items)])} = {item}")
+    block, _ = _block_lines(loop, printer, inner, names)
+    updates = _tuple_text(_loop_value(printer, u) for u in loop.updates)
+    stacked = _tuple_text(printer.doprint(v) for v in loop.stacked_values)
+    lines += [*block, f"{inner}return {updates}, {stacked}"]
+    starts = _tuple_text(_loop_value(printer, v) for v in loop.init)
+    steps = _tuple_text([f"jax.numpy.arange({loop.length})", *(str(stack) for _, stack in loop.items)])
+    results = f"{_tuple_text(str(c) for c in loop.carries)}, {_tuple_text(str(s) for s in loop.stacked)}"
+    call = f"sg.scan({step}, {starts}, {steps}, reverse={loop.reverse})"
+    return [*lines, f"{indent}{results} = {call}"]
+
+
+def _tuple_text(items: Iterable[str]) -> str:
+    """A tuple display (of one item: `(a,)`; of none: `()`), also valid as a target list."""
+    items = list(items)
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def scan_refusal(program: list[Statement]) -> str | None:
+    """Why `jax.lax.scan` cannot run one of the program's kept loops (a `while`, or a `for`
+    with a `break`: their trip counts come from traced values), else None."""
+    for _, expr in program:
+        if isinstance(expr, Loop):
+            if expr.condition is not None or not isinstance(expr.length, int):
+                return "while"
+            inner = scan_refusal(expr.body.nodes)
+            if inner is not None:
+                return inner
+    return None
+
+
 def _loop_exit(loop: Loop, printer: Any, indent: str) -> list[str]:
     condition = printer.doprint(loop.condition)
-    if isinstance(printer, ArrayPrinter):  # on arrays, one condition for all elements is needed
+    if isinstance(printer, _ArrayPrinting):  # on arrays, one condition for all elements is needed
         file, line, col = (*loop.line, 1)[:3] if loop.line else ("?", 0, 1)
         condition = f"sg.while_condition({condition}, {file!r}, {line}, {col})"
     # a `for` loop that stops early (a `break`) counts the iterations it ran
@@ -702,7 +805,7 @@ def render(
         lines.append('    with numpy.errstate(all="ignore"):  # branches not taken may overflow')
         indent = "        "
     # what dies at each statement; `del` lines for all but the last (returning frees them)
-    dying = dead_after(graph, program) if isinstance(printer, ArrayPrinter) else {}
+    dying = dead_after(graph, program) if isinstance(printer, _ArrayPrinting) else {}
     dead = {i: symbols for i, symbols in dying.items() if i != len(program) - 1}
     if texts is None:
         texts = print_all(printer, program)
@@ -1033,8 +1136,13 @@ def _computes_in_branches(expr: Any) -> bool:
 _INPLACE_ELEMENTWISE_LIMIT = 256
 
 
-def emit(graph: Graph, name: str, doc: str) -> Kernel:
-    """CSE the graph's program, print both flavours and compile them."""
+# The printers of the array modules a kernel can be emitted for besides NumPy.
+MODULE_PRINTERS: dict[str, Callable[[], Any]] = {"jax": JaxArrayPrinter, "cupy": CuPyArrayPrinter}
+
+
+def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel:
+    """CSE the graph's program, print both flavours (and, for `module`, the array flavour in
+    that array module) and compile them."""
     program = eliminate_common(graph, fold_scaled(graph, live_nodes(graph)))
     expressions = list(_expressions(program))
     has_branches = any(_computes_in_branches(expr) for expr in expressions)
@@ -1057,12 +1165,20 @@ def emit(graph: Graph, name: str, doc: str) -> Kernel:
         if inplace_source == array_source:
             inplace_source = None
     scalar_source = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    module_source, refusal = None, None
+    if module is not None and not has_arrays:  # other modules run elementwise programs only
+        refusal = scan_refusal(program) if module == "jax" else None
+        if refusal is None:  # neither library warns where NumPy needs `errstate`
+            module_source = render(graph, program, name, doc, MODULE_PRINTERS[module](), guard=False)
     return Kernel(
         name=name,
         array_source=array_source,
         scalar_source=scalar_source,
         n_outputs=len(graph.outputs),
         inplace_source=inplace_source,
+        array_module=module,
+        module_source=module_source,
+        module_refusal=refusal,
     )
 
 
@@ -1074,6 +1190,9 @@ def kernel_record(kernel: Kernel) -> dict[str, Any]:
         "scalar_source": kernel.scalar_source,
         "n_outputs": kernel.n_outputs,
         "inplace_source": kernel.inplace_source,
+        "array_module": kernel.array_module,
+        "module_source": kernel.module_source,
+        "module_refusal": kernel.module_refusal,
     }
 
 
@@ -1086,6 +1205,9 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
         scalar_source=record["scalar_source"],
         n_outputs=record["n_outputs"],
         inplace_source=record.get("inplace_source"),
+        array_module=record.get("array_module"),
+        module_source=record.get("module_source"),
+        module_refusal=record.get("module_refusal"),
     )
 
 

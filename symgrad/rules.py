@@ -59,7 +59,7 @@ class LogAddExp(sympy.Function):
 
     def _numpycode(self, printer: Any) -> str:
         a, b = (printer._print(arg) for arg in self.args)
-        return f"numpy.logaddexp({a}, {b})"
+        return f"{printer._module}.logaddexp({a}, {b})"
 
     def _pythoncode(self, printer: Any) -> str:
         a, b = (printer._print(arg) for arg in self.args)
@@ -134,7 +134,7 @@ class Round(sympy.Function):
         return sympy.S.Zero
 
     def _numpycode(self, printer: Any) -> str:
-        return f"numpy.round({printer._print(self.args[0])})"
+        return f"{printer._module}.round({printer._print(self.args[0])})"
 
     def _pythoncode(self, printer: Any) -> str:
         return f"float(round({printer._print(self.args[0])}))"
