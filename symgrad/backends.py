@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import linecache
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import cache, emit, runtime
-from .emit import Kernel
+from .emit import GeneratedFunction, Kernel
 from .errors import SymgradError
 
 # backend name -> (module it needs, what to install)
@@ -257,7 +258,7 @@ class ModuleKernel(Kernel):
 
 
 def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
-    if kernel.scalar_source is None:
+    if kernel.scalar is None:
         raise BackendError(
             f"backend={backend!r} runs elementwise programs only; this one has array-level "
             "operations (reductions, `@`, indexing)",
@@ -267,7 +268,8 @@ def _module_kernel(kernel: Kernel, backend: str) -> Kernel:
     return ModuleKernel(
         name=kernel.name,
         array_source=kernel.module_source or "",
-        scalar_source=kernel.scalar_source,
+        scalar=kernel.scalar,
+        has_loops=kernel.has_loops,
         n_outputs=kernel.n_outputs,
         array_module=kernel.array_module,
         module_source=kernel.module_source,
@@ -298,28 +300,12 @@ def flat_inputs(*values: Any) -> tuple[tuple[int, ...], list[Any] | None]:
     return shape, flat
 
 
-def _split(scalar_source: str) -> tuple[list[str], list[str], list[str]]:
-    """(parameters, body lines, returned expressions) of a generated scalar function."""
-    lines = scalar_source.rstrip("\n").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1
-    head = "".join(lines[: start - 1]).strip()
-    params = [p.strip() for p in head[head.index("(") + 1 : head.rindex(")")].split(",") if p.strip()]
-    returned = lines[-1].strip()[len("return (") : -1]
-    outputs = [o.strip() for o in returned.split(", ") if o.strip() not in ("", ",")]
-    return params, lines[start:-1], [o.rstrip(",") for o in outputs]
-
-
-def _doc(source: str) -> str:
-    return next(line for line in source.splitlines() if line.startswith('    """'))
-
-
 def numba_source(kernel: Kernel) -> str:
     """The numba module for an elementwise program: the scalar kernel (`njit`), the fused
     parallel loop over flattened inputs, and the Python wrapper that broadcasts and reshapes."""
-    assert kernel.scalar_source is not None
+    assert kernel.scalar is not None
     name = kernel.name
-    params, body, outputs = _split(kernel.scalar_source)
-    doc = _doc(kernel.scalar_source)
+    params, body, outputs = kernel.scalar.params, kernel.scalar.body, kernel.scalar.outputs
     outs = [f"_out{k}" for k in range(len(outputs))]
     loop_args = ", ".join([*(f"_a_{p}" for p in params), *outs])
     call = ", ".join(f"_a_{p}[_i]" for p in params)
@@ -339,7 +325,7 @@ def numba_source(kernel: Kernel) -> str:
         '@numba.njit(cache=True, error_model="numpy")',
         f"def {name}_scalar({', '.join(params)}):",
         *body,
-        f"    return ({', '.join(outputs)},)",
+        f"    return {kernel.scalar.returned}",
         "",
         "",
         "# One pass over the data computes every output: the elementwise program, fused.",
@@ -351,7 +337,7 @@ def numba_source(kernel: Kernel) -> str:
         "",
         "",
         f"def {name}({', '.join(params)}):",
-        doc.rstrip(),
+        f'    """{kernel.scalar.doc}"""',
         f"    _shape, _flat = flat_inputs({', '.join(params)}{',' if len(params) == 1 else ''})",
         "    if _flat is None:  # float32 arrays: the NumPy program, in their precision",
         f"        return _numpy_program({', '.join(params)})",
@@ -473,33 +459,27 @@ class NumbaKernel(Kernel):
         return {f"{self.name}_scalar": getattr(self.module(), f"{self.name}_scalar")}
 
 
-def _numba_floats_source(kernel: Kernel, params: list[str]) -> str:
+def _numba_floats(scalar: GeneratedFunction) -> GeneratedFunction:
     """The floats flavour that calls the njit scalar kernel (inlined by `emit.entry_function`)."""
-    assert kernel.scalar_source is not None
-    head = kernel.scalar_source.split('"""')[0]
-    doc = _doc(kernel.scalar_source)
-    results = [f"_r{k}" for k in range(kernel.n_outputs)]
-    return (
-        f"{head.rstrip()}\n{doc}\n"
-        f"    {', '.join(results)}, = {kernel.name}_scalar({', '.join(params)})\n"
-        f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})\n"
-    )
+    results = tuple(f"_r{k}" for k in range(len(scalar.outputs)))
+    call = f"    {', '.join(results)}, = {scalar.name}_scalar({', '.join(scalar.params)})"
+    return dataclasses.replace(scalar, body=(call,), outputs=results, indent="    ")
 
 
 def _numba_kernel(kernel: Kernel) -> Kernel:
     if not _numba_supported(kernel.scalar_source):
         return kernel  # array programs and scipy.special: the NumPy program (documented)
-    assert kernel.scalar_source is not None
-    params, body, _ = _split(kernel.scalar_source)
-    statements = sum(1 for line in body if line.strip() and not line.strip().startswith("#"))
+    scalar = kernel.scalar
+    assert scalar is not None
+    statements = sum(1 for line in scalar.body if line.strip() and not line.strip().startswith("#"))
     # a kept loop runs its body many times: worth compiling however short it is
-    loops = any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(ast.parse(kernel.scalar_source)))
-    heavy = (statements >= NJIT_MIN_STATEMENTS or loops) and len(params) <= NJIT_MAX_PARAMS
+    heavy = (statements >= NJIT_MIN_STATEMENTS or kernel.has_loops) and len(scalar.params) <= NJIT_MAX_PARAMS
     return NumbaKernel(
         name=kernel.name,
         array_source=numba_source(kernel),
-        scalar_source=_numba_floats_source(kernel, params) if heavy else kernel.scalar_source,
+        scalar=_numba_floats(scalar) if heavy else scalar,
         n_outputs=kernel.n_outputs,
+        has_loops=kernel.has_loops,
         numpy_kernel=kernel,
         njit_floats=heavy,
     )

@@ -429,7 +429,7 @@ class Compiled:
         self._entries[key] = None  # tried: the general path serves it unless replaced below
         if (
             result is None
-            or variant.kernel.scalar_source is None
+            or variant.kernel.scalar is None
             or not variant.every_output_reaches
             or variant.facts.aliased  # its floats entry would serve arrays too
         ):
@@ -614,7 +614,7 @@ def _array_call(kernel: Kernel, values: Sequence[Any], inplace: bool = False) ->
     of other libraries (Dask, ...) run the NumPy program in their own library, so that lazy
     arrays stay lazy."""
     if not isinstance(kernel, backends.ModuleKernel) and any(backends.is_foreign(v) for v in values):
-        elementwise = isinstance(kernel, backends.NumbaKernel) or kernel.scalar_source is not None
+        elementwise = isinstance(kernel, backends.NumbaKernel) or kernel.scalar is not None
         if elementwise and backends.is_dask(values):
             return backends.dask_map(kernel, list(values))  # the whole program on every chunk
         numpy_kernel = getattr(kernel, "numpy_kernel", None) or kernel  # numba: its NumPy program

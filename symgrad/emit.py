@@ -552,7 +552,7 @@ class Kernel:
 
     name: str
     array_source: str
-    scalar_source: str | None  # None when the program has array-level operations
+    scalar: GeneratedFunction | None  # None when the program has array-level operations
     n_outputs: int
     # For float64 arrays (of one shape, for elementwise programs): the array flavour writing
     # into the arrays of dying temporaries (None where no temporary fits).
@@ -563,7 +563,13 @@ class Kernel:
     array_module: str | None = None
     module_source: str | None = None
     module_refusal: str | None = None
+    has_loops: bool = False  # the program keeps loops (numba then compiles it however short)
     _compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def scalar_source(self) -> str | None:
+        """The plain-Python flavour's source (None for array programs)."""
+        return None if self.scalar is None else self.scalar.source
 
     @property
     def array_fn(self) -> Callable[..., Any]:
@@ -781,6 +787,44 @@ def dead_after(graph: Graph, program: list[Statement]) -> dict[int, list[sympy.S
     return {i: sorted(symbols, key=str) for i, symbols in dead.items()}
 
 
+@dataclass(frozen=True)
+class GeneratedFunction:
+    """A generated function by its parts, which the entry point (`entry_function`) and numba's
+    module inline into functions of their own."""
+
+    name: str
+    params: tuple[str, ...]
+    doc: str
+    body: tuple[str, ...]  # its lines between the docstring and the return, indented
+    outputs: tuple[str, ...]  # the returned expressions
+    indent: str = "    "  # the return's: inside `with numpy.errstate(...)` where guarded
+
+    @property
+    def returned(self) -> str:
+        """The returned tuple: `(a,)`, `(a, b)`."""
+        return f"({self.outputs[0]},)" if len(self.outputs) == 1 else f"({', '.join(self.outputs)})"
+
+    @functools.cached_property
+    def source(self) -> str:
+        header = _header(self.name, self.params, self.doc)
+        return "\n".join([*header, *self.body, f"{self.indent}return {self.returned}"]) + "\n"
+
+    def record(self) -> dict[str, Any]:
+        """As JSON for the persistent cache."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> GeneratedFunction:
+        return cls(
+            name=record["name"],
+            params=tuple(record["params"]),
+            doc=record["doc"],
+            body=tuple(record["body"]),
+            outputs=tuple(record["outputs"]),
+            indent=record["indent"],
+        )
+
+
 def render(
     graph: Graph,
     program: list[Statement],
@@ -792,13 +836,26 @@ def render(
     reuse: bool = False,
 ) -> str:
     """Source of `def name(params): ...` computing `graph.outputs` with `program` (whose
-    right-hand sides `texts` are, when already printed).
+    right-hand sides `texts` are, when already printed): see `render_function`."""
+    return render_function(graph, program, name, doc, printer, guard, texts, reuse).source
+
+
+def render_function(
+    graph: Graph,
+    program: list[Statement],
+    name: str,
+    doc: str,
+    printer: Any,
+    guard: bool,
+    texts: list[str] | None = None,
+    reuse: bool = False,
+) -> GeneratedFunction:
+    """`def name(params): ...` computing `graph.outputs` with `program`, by its parts.
 
     The array flavour frees each temporary after its last use (`del t3`); with `reuse` (the
     flavour run on float64 arrays), an operation writes into the array of
     a temporary that dies there (`numpy.add(b, t0, out=t0)`) where one fits."""
-    lines = _header(name, tuple(str(s) for s in graph.inputs), doc)
-    lines += [f"    {comment}" for comment in _skipped(graph)]
+    lines = [f"    {comment}" for comment in _skipped(graph)]
     lines += [f"    {comment}" for comment in _unrolled(graph)]
     indent = "    "
     if guard:
@@ -837,11 +894,9 @@ def render(
         if i in dead:
             lines.append(f"{indent}del {', '.join(str(s) for s in dead[i])}")
     definitions = dict(program)
-    outputs = [_print_output(printer, o, definitions.get(o, o)) for o in graph.outputs]
-    lines.append(
-        f"{indent}return ({outputs[0]},)" if len(outputs) == 1 else f"{indent}return ({', '.join(outputs)})"
-    )
-    return "\n".join(lines) + "\n"
+    outputs = tuple(_print_output(printer, o, definitions.get(o, o)) for o in graph.outputs)
+    params = tuple(str(s) for s in graph.inputs)
+    return GeneratedFunction(name, params, doc, tuple(lines), outputs, indent)
 
 
 # --- reusing the memory of dying temporaries (the flavour for float64 arrays) ----------------------
@@ -1164,7 +1219,7 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
         inplace_source = render(shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True)
         if inplace_source == array_source:
             inplace_source = None
-    scalar_source = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    scalar = None if has_arrays else render_function(graph, program, name, doc, ScalarPrinter(), guard=False)
     module_source, refusal = None, None
     if module is not None and not has_arrays:  # other modules run elementwise programs only
         refusal = scan_refusal(program) if module == "jax" else None
@@ -1173,7 +1228,8 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     return Kernel(
         name=name,
         array_source=array_source,
-        scalar_source=scalar_source,
+        scalar=scalar,
+        has_loops=has_loops,
         n_outputs=len(graph.outputs),
         inplace_source=inplace_source,
         array_module=module,
@@ -1187,7 +1243,8 @@ def kernel_record(kernel: Kernel) -> dict[str, Any]:
     return {
         "name": kernel.name,
         "array_source": kernel.array_source,
-        "scalar_source": kernel.scalar_source,
+        "scalar": None if kernel.scalar is None else kernel.scalar.record(),
+        "has_loops": kernel.has_loops,
         "n_outputs": kernel.n_outputs,
         "inplace_source": kernel.inplace_source,
         "array_module": kernel.array_module,
@@ -1202,7 +1259,8 @@ def load_kernel(record: dict[str, Any]) -> Kernel:
     return Kernel(
         name=name,
         array_source=record["array_source"],
-        scalar_source=record["scalar_source"],
+        scalar=None if record["scalar"] is None else GeneratedFunction.from_record(record["scalar"]),
+        has_loops=record["has_loops"],
         n_outputs=record["n_outputs"],
         inplace_source=record.get("inplace_source"),
         array_module=record.get("array_module"),
@@ -1257,14 +1315,10 @@ def entry_function(
       they are (`finish_arrays` shapes any other result).
 
     `result` arranges the output names into the final value; anything else goes to `general`."""
-    assert kernel.scalar_source is not None  # elementwise programs only
-    lines = kernel.scalar_source.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith('    """')) + 1  # after the docstring
-    body, returned = lines[start:-1], lines[-1].strip()
+    assert kernel.scalar is not None  # elementwise programs only
+    body, outputs = list(kernel.scalar.body), list(kernel.scalar.outputs)
     if not any(line.strip() and not line.strip().startswith("#") for line in body):
         body = ["    pass"]  # every result is an input or a constant
-    outputs = [o for o in returned[len("return (") : -1].split(", ") if o and o != ","]
-    outputs = [o.rstrip(",") for o in outputs]
     signature = ", ".join(f"{p}=_default_{p}" if p in defaults else p for p in params)
     floats = " and ".join(f"type({p}) is float" for p in params)
     call = ", ".join(params)

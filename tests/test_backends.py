@@ -320,7 +320,7 @@ def test_cupy_gives_the_numpy_numbers() -> None:  # pragma: no cover - needs a G
 
 
 def kept_logistic(x, r):
-    for i in range(100):
+    for _i in range(100):
         if x > 0.5:
             x = x + 0.001 * r * x * (1 - x)
         else:
@@ -342,7 +342,7 @@ def test_the_cupy_program_computes_the_numpy_numbers(name: str) -> None:
     kernel = emit.emit(gradient, f"grad_{name}", "gradient", module="cupy")
     assert kernel.module_source is not None and "cupy." in kernel.module_source
     assert "numpy." not in kernel.module_source.split('"""')[-1]  # the code, past the docstring
-    assert name == "branchy" or "for i in range(100):" in kernel.module_source  # a kept loop
+    assert name == "branchy" or "for _i in range(100):" in kernel.module_source  # a kept loop
     namespace = {"cupy": np, "math": math, "sg": backends._xp_runtime(np), "scipy_special": scipy.special}
     program = backends._compile(kernel.module_source, kernel.name, "cupy", namespace)
     x, y = _args("branchy", "arrays")

@@ -114,9 +114,8 @@ def test_damaged_entries_are_recompiled_and_rewritten(project, damage):
         wrapper = json.loads(raw)
         payload = json.loads(wrapper["payload"])
         # a malicious edit: make the generated code return something else
-        payload["kernel"]["scalar_source"] = payload["kernel"]["scalar_source"].replace(
-            "return (", "return (1e9 + "
-        )
+        scalar = payload["kernel"]["scalar"]
+        scalar["outputs"] = [f"1e9 + {o}" for o in scalar["outputs"]]
         wrapper["payload"] = json.dumps(payload, sort_keys=True)
         if damage == "edit-and-rehash":  # a forger who recomputes a plain checksum still fails
             import hashlib
