@@ -133,6 +133,11 @@ def capped_sqrt(x):
         if abs(step) < 1e-13 * x:
             break
     return y
+
+
+def gaussian_nll(S, x):
+    sign, logdet = np.linalg.slogdet(S)
+    return 0.5 * logdet + 0.5 * x @ np.linalg.inv(S) @ x
 """
 
 
@@ -300,6 +305,40 @@ def pipeline_page() -> str:
             "(`jax.eval_shape`): the adjoint of `r` starts as 0.0 and sums arrays.",
             "python",
             (jax_kernel.module_source or "").strip(),
+        ),
+    ]
+    nll_primal = rewrite.stabilize(
+        trace.trace(parse.load(example.gaussian_nll), {}, {"S": (3, 3), "x": (3,)})
+    )
+    nll = diff.reverse(nll_primal, [nll_primal.inputs[0]], [1])
+    nll.outputs = (*nll_primal.outputs, *nll.outputs)  # value and gradient, as value_and_grad
+    nll_kernel = emit.emit(nll, "value_and_grad_gaussian_nll", "value and gradient of gaussian_nll")
+    sections += [
+        (
+            "16. several results: the Multi node",
+            "An operation that computes several values at once, `np.linalg.slogdet` (sign and "
+            "log|det|) or `np.linalg.eigh` (eigenvalues and eigenvectors), one LAPACK call each, is a "
+            "`Multi` node: the third kind beside an assignment and a loop. Like a loop it defines "
+            "several symbols of the enclosing program under a label of its own (`defines()`: here "
+            "`sign` and `logabsdet`, NumPy's names of the results) and reads its operands "
+            "(`reads()`); every stage dispatches on it. The tracer hands its outputs on as NumPy's "
+            "named tuple, so `sign, logdet = ...`, `[1]` and `.logabsdet` read the same node, and "
+            "the same call twice is one node. `diff.reverse` sums the adjoint of each output and "
+            "calls the operation's VJP (`arrays.SlogDet.vjp_all`: `dfdlogabsdet * inv(S).T`; the "
+            "sign has derivative 0), which reads the node's outputs (eigh's VJP reads w and V), so "
+            "a second derivative goes through the node again; `diff.forward` calls its JVP. The "
+            "value and gradient of `gaussian_nll` (the example module's last function):",
+            "text",
+            str(nll),
+        ),
+        (
+            "17. several results: generated source",
+            "`emit` prints the node as one assignment to several names. Live-code elimination "
+            "keeps it while some output is read, CSE works on the stretches between such nodes, and "
+            "`del` frees each output after its last use (at once, if nothing reads it). The VJP's "
+            "inverse is the function's own: one `numpy.linalg.inv(S)`.",
+            "python",
+            nll_kernel.array_source.strip(),
         ),
     ]
     parts = [

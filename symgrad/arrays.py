@@ -415,6 +415,146 @@ class Trace(ArrayOp):
         return f"numpy.trace({_p(printer, self.args[0])})"
 
 
+class Inv(ArrayOp):
+    """`numpy.linalg.inv(a)` of a square matrix; also the adjoint of `slogdet`."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        # d inv(A) = -inv(A) dA inv(A), so the adjoint is -inv(A)^T bar inv(A)^T
+        out_t = transpose(out, (1, 0), add)
+        return [-matmul(out_t, matmul(bar, out_t, add), add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return -matmul(out, matmul(dots[0], out, add), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.inv({_p(printer, self.args[0])})"
+
+
+# --- operations with several results (one LAPACK call each) ----------------------------------
+
+
+class MultiOp(ArrayOp):
+    """An operation computing several values at once, as one LAPACK call does (`slogdet`:
+    sign and log|det|; `eigh`: eigenvalues and eigenvectors). A `graph.Multi` node holds one
+    application and defines one symbol of the program per output; its VJP takes one adjoint
+    per output (0 where none arrives), its JVP gives one tangent per output."""
+
+    fields: tuple[str, ...] = ()  # the outputs' names, as NumPy 2's result tuple has them
+    constant: frozenset[int] = frozenset()  # outputs whose derivative is zero (slogdet's sign)
+    label = ""  # the call as a user writes it
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        raise NotImplementedError
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        """Contributions to each operand's adjoint from the outputs' adjoints `bars`."""
+        raise NotImplementedError
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        """The tangent of each output from the operands' tangents."""
+        raise NotImplementedError
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"{self.label}({', '.join(str(printer._print(a)) for a in self.operands)})"
+
+
+def _eye(n: int, add: Add) -> Any:
+    return add(Eye.make([], n))
+
+
+class SlogDet(MultiOp):
+    """`numpy.linalg.slogdet(a)` of a square matrix: (sign, log|det a|). The sign is
+    piecewise constant (derivative zero); d log|det a| = trace(inv(a) da)."""
+
+    fields = ("sign", "logabsdet")
+    constant = frozenset({0})
+    label = "slogdet"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        return (), ()
+
+    def _inv_t(self, add: Add) -> Any:
+        return transpose(add(Inv.make([self.args[0]], ())), (1, 0), add)
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        bar = bars[1]
+        return [None if bar == 0 else bar * self._inv_t(add)]
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        # trace(inv(a) @ da) as one elementwise product and sum: no n^3 matrix product
+        product = add(self._inv_t(add) * dots[0])
+        return sympy.S.Zero, add(ArraySum.make([product], (None, False)))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.slogdet({_p(printer, self.args[0])})"
+
+
+class Eigh(MultiOp):
+    """`numpy.linalg.eigh(a)` of a symmetric matrix: eigenvalues w (ascending) and the
+    eigenvectors V as columns. NumPy reads one triangle (params: UPLO); the derivative is
+    that of the symmetric matrix, as in PyTorch and JAX (Giles 2008):
+    abar = V (diag(wbar) + F * skew(V^T Vbar)) V^T with F_ij = 1 / (w_j - w_i) off the
+    diagonal. Repeated eigenvalues make F infinite: the eigenvectors' derivative is then
+    inf or nan, as in PyTorch and JAX (the eigenvalues' alone stays finite)."""
+
+    fields = ("eigenvalues", "eigenvectors")
+    label = "eigh"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        n = shapes[0][0]
+        return (n,), (n, n)
+
+    def _gaps(self, w: Any, n: int, add: Add) -> Any:
+        """w_j - w_i, with ones on the diagonal (where a skew or zeroed matrix is divided by it)."""
+        return add(w - reshape(w, (n, 1), add) + _eye(n, add))
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        w, v = outs
+        wbar, vbar = bars
+        n = shapes[0][0]
+        inner = []  # V^T abar V, in parts
+        if vbar != 0:
+            m = matmul(transpose(v, (1, 0), add), vbar, add)
+            skew = add((m - transpose(m, (1, 0), add)) / 2)  # its diagonal is exactly zero
+            inner.append(skew / self._gaps(w, n, add))
+        if wbar != 0:
+            inner.append(_eye(n, add) * wbar)  # diag(wbar): wbar broadcast along rows
+        if not inner:
+            return [None]
+        middle = add(sympy.Add(*inner))
+        return [matmul(v, matmul(middle, transpose(v, (1, 0), add), add), add)]
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        w, v = outs
+        n = shapes[0][0]
+        da = atom(dots[0], add)
+        sym = add((da + transpose(da, (1, 0), add)) / 2)  # the symmetric matrix's tangent
+        p = matmul(transpose(v, (1, 0), add), matmul(sym, v, add), add)
+        dw = add(Index.make([p], (list(range(n)), list(range(n)))))
+        off = add((p - _eye(n, add) * p) / self._gaps(w, n, add))  # zero diagonal, then F * P
+        return dw, matmul(v, off, add)
+
+    def _numpycode(self, printer: Any) -> str:
+        uplo = self.params
+        option = "" if uplo == "L" else f", UPLO={uplo!r}"
+        return f"numpy.linalg.eigh({_p(printer, self.args[0])}{option})"
+
+
 # --- indexing, stacking, constants -------------------------------------------------------------
 
 

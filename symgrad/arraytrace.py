@@ -8,6 +8,7 @@ the graph is traced for one combination of argument shapes; without them it rais
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import inspect
 import math
@@ -62,6 +63,9 @@ ARRAY_CALLS: dict[Any, str] = {
     np.ndim: "ndim",
     len: "len",
     runtime.logsumexp: "logsumexp",
+    np.linalg.inv: "inv",
+    np.linalg.slogdet: "slogdet",
+    np.linalg.eigh: "eigh",
 }
 if _scipy_logsumexp() is not None:
     ARRAY_CALLS[_scipy_logsumexp()] = "logsumexp"
@@ -83,6 +87,16 @@ VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_di
 # The casts that keep float64 values: identities here.
 _FLOAT64_NAMES = frozenset({"float", "float64", "double", "f8", "d"})
 PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
+
+
+_RESULT_TYPES: dict[str, Any] = {}
+
+
+def _result_type(cls: type[arrays.MultiOp]) -> Any:
+    """A named tuple like NumPy 2's result of the operation (`SlogdetResult(sign, logabsdet)`)."""
+    if cls.label not in _RESULT_TYPES:
+        _RESULT_TYPES[cls.label] = collections.namedtuple(f"{cls.label.capitalize()}Result", cls.fields)
+    return _RESULT_TYPES[cls.label]
 
 
 class Method:
@@ -272,6 +286,49 @@ class ArrayTracing:
             return 0.0
         diagonal = self.op(arrays.Index, [x], (rows, [i + offset for i in rows]), None, node)
         return self.op(arrays.ArraySum, [diagonal], (None, False), hint, node)
+
+    def _square(self, a: Any, node: ast.AST) -> tuple[int, ...]:
+        shape = self.shape(a)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this function"
+            what = f"an array of shape {shape}" if shape else "a number"
+            raise self.error(
+                TracingError,
+                node,
+                f"`{label}` of {what}: symgrad supports one square matrix here",
+                "pass a square 2-D array (stacks of matrices are not supported yet)",
+            )
+        return shape
+
+    def array_inv(self, a: Any, *, node: ast.AST, hint: str | None) -> Any:
+        self._square(a, node)
+        return self.op(arrays.Inv, [a], (), hint, node)
+
+    def multi(self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST) -> Any:
+        """All results of one call computing several values (a `graph.Multi` node), as
+        NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it."""
+        self._square(a, node)
+        if self.graph.parent is not None:  # a kept loop's body holds assignments and loops only
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else cls.label
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"`{label}` in the body of a loop kept as a loop",
+                f'call `{label}` before or after the loop, or pass loops="unroll" (a `for` loop '
+                'then repeats its body; loops="auto" does so by itself)',
+            )
+        call = cls.make([arrays.atom(sympy.sympify(a), self.graph.add)], params)
+        lineno = getattr(node, "lineno", None)
+        line = None if lineno is None else (self.frame.source.filename, lineno)  # type: ignore[attr-defined]
+        return _result_type(cls)(*self.graph.add_multi(call, line))
+
+    def array_slogdet(self, a: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self.multi(arrays.SlogDet, a, (), node)
+
+    def array_eigh(self, a: Any, UPLO: str = "L", *, node: ast.AST, hint: str | None) -> Any:  # noqa: N803 - NumPy's name
+        if UPLO not in ("L", "U"):
+            raise self.error(TracingError, node, f"UPLO={UPLO!r}", "pass UPLO='L' or UPLO='U'")
+        return self.multi(arrays.Eigh, a, UPLO, node)
 
     # --- shapes and constants ------------------------------------------------------------------
 

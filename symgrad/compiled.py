@@ -17,7 +17,7 @@ from . import backends, cache, emit, runtime
 from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, SymgradError, WrtError, at_caller
-from .graph import Graph, Loop, ShapeFacts
+from .graph import Graph, Loop, Multi, ShapeFacts
 from .trees import is_tree
 
 _NO_FACTS = ShapeFacts()  # frozen: one instance serves as the default
@@ -303,6 +303,7 @@ class Compiled:
         """The results as SymPy expressions of the inputs (node definitions substituted)."""
         graph = self.graph
         values: dict[Any, Any] = {}
+        opaque: dict[Any, Multi] = {}
         for symbol, expr in graph.nodes:
             if isinstance(expr, Loop):  # its results are not expressions of the inputs
                 file, line = expr.line[:2] if expr.line else ("?", 0)
@@ -310,8 +311,21 @@ class Compiled:
                     f"the results have no closed form: the loop at {file}:{line} is kept as a loop",
                     hint='read the generated program in .source, or pass loops="unroll" for expressions',
                 )
+            if isinstance(expr, Multi):  # `slogdet(A)`: its outputs stay symbols, checked below
+                opaque.update(dict.fromkeys(expr.outputs, expr))
+                continue
             values[symbol] = expr.xreplace(values)
-        return tuple(sympy.sympify(o).xreplace(values) for o in graph.outputs)
+        results = tuple(sympy.sympify(o).xreplace(values) for o in graph.outputs)
+        for result in results:
+            for output in sorted(getattr(result, "free_symbols", set()) & opaque.keys(), key=str):
+                node = opaque[output]
+                raise SymgradError(
+                    f"the results have no closed form: they read `{output}` of "
+                    f"`{', '.join(str(s) for s in node.outputs)} = {node.call}`, one call computing "
+                    "several values",
+                    hint="read the generated program in .source, or the program in .graph",
+                )
+        return results
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", repr(self.fn))

@@ -11,7 +11,7 @@ from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
 from .errors import SymgradError
-from .graph import Graph, Loop, StackSum, invariants, is_scaled_symbol, reads_of, real_symbol
+from .graph import Graph, Loop, Multi, StackSum, invariants, is_scaled_symbol, reads_of, real_symbol
 
 Expr = Any
 
@@ -158,6 +158,10 @@ def needs_gradient(graph: Graph, wrt: Sequence[sympy.Symbol]) -> set[sympy.Symbo
         if isinstance(expr, Loop):
             active |= _active_loop_outputs(expr, active)
             continue
+        if isinstance(expr, Multi):
+            if expr.reads() & active:
+                active |= set(expr.differentiable())
+            continue
         # conditions carry no gradient (comparisons have derivative 0): asking for partials
         # of a long if/elif chain with respect to each of its conditions was quadratic
         if expr.free_symbols & active and not _is_condition(expr):
@@ -213,6 +217,20 @@ def reverse(
             if any(s in contributions for s in expr.defines()):
                 finals = {s: sympy.Add(*contributions.pop(s, [])) for s in expr.defines()}
                 for target, value in _reverse_loop(symbol, expr, finals, active, prefix, result):
+                    receive(target, value, sympy.true)
+            continue
+        if isinstance(expr, Multi):
+            if any(s in contributions for s in expr.outputs):
+                bars = []
+                for out in expr.outputs:  # an adjoint per output, in its shape, 0 where none came
+                    supports.pop(out, None)
+                    total = sympy.Add(*contributions.pop(out, []))
+                    if total != 0:
+                        total = result.add(
+                            shaped(total, out), f"d{prefix}d{out}", _derivative_line(graph, out)
+                        )
+                    bars.append(total)
+                for target, value in _reverse_multi(expr, bars, shapes, add):
                     receive(target, value, sympy.true)
             continue
         if symbol not in contributions:
@@ -281,6 +299,9 @@ def forward(
             continue
         if interleave:
             result.nodes.append((symbol, expr))
+        if isinstance(expr, Multi):
+            _forward_multi(graph, expr, dot, result)
+            continue
         if _is_condition(expr):
             continue  # conditions have no derivative
         if isinstance(expr, arrays.ArrayOp):
@@ -307,6 +328,39 @@ def forward(
             dot[symbol] = result.add(sympy.Add(*terms), f"d{symbol}", _derivative_line(graph, symbol))
     result.outputs = tuple(result.add(dot.get(o, sympy.S.Zero), f"d{o}") for o in graph.outputs)
     return result
+
+
+# --- operations with several results ---------------------------------------------------------
+
+
+def _reverse_multi(
+    node: Multi, bars: Sequence[Expr], shapes: dict[Any, Any] | None, add: Callable[[Expr], Expr]
+) -> list[tuple[Any, Expr]]:
+    """(operand, adjoint) pairs from the adjoints of a multi-output node's outputs: the VJP
+    reads the outputs (eigh's w and V), so a second derivative goes through the node again."""
+    assert shapes is not None  # traced for shapes: these operations take arrays
+    call = node.call
+    operand_shapes = [arrays.shape_of(o, shapes) for o in call.operands]
+    contributions = call.vjp_all(bars, node.outputs, operand_shapes, add)
+    return [(o, v) for o, v in zip(call.operands, contributions) if v is not None]
+
+
+def _forward_multi(graph: Graph, node: Multi, dot: dict[Expr, Expr], result: Graph) -> None:
+    """The tangents of a multi-output node's outputs (into `dot`), from its operands'."""
+    call, shapes = node.call, result.shapes
+    dots = [dot.get(o, sympy.S.Zero) for o in call.operands]
+    if all(d == 0 for d in dots):
+        return
+    assert shapes is not None
+    operand_shapes = [arrays.shape_of(o, shapes) for o in call.operands]
+    dots = [  # in the operands' shapes (a tangent may arrive smaller, as a broadcast scalar)
+        d if d == 0 else arrays.broadcast(d, arrays.shape_of(d, shapes), s, result.add)
+        for d, s in zip(dots, operand_shapes)
+    ]
+    tangents = call.jvp_all(dots, node.outputs, operand_shapes, result.add)
+    for out, tangent in zip(node.outputs, tangents):
+        if tangent != 0:
+            dot[out] = result.add(tangent, f"d{out}", _derivative_line(graph, out))
 
 
 # --- loops: the derivative of a loop is a loop ------------------------------------------------

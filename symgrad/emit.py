@@ -24,7 +24,7 @@ from sympy.simplify.cse_main import tree_cse
 
 from . import runtime
 from .arrays import ArrayOp, Reshape, Transpose, shape_of
-from .graph import Graph, Loop, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
+from .graph import Graph, Loop, Multi, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
 from .rules import Round
 
 Statement = tuple[sympy.Symbol, Any]
@@ -381,13 +381,18 @@ def live_nodes(graph: Graph, also: Sequence[Any] = ()) -> list[Statement]:
     """The nodes that some output (or a value in `also`) depends on, in order; a loop keeps
     only the carries and stacks that something reads."""
     needed = {o for o in (*graph.outputs, *also) if isinstance(o, sympy.Symbol)}
-    kept = []
+    kept: list[Statement] = []
     for symbol, expr in reversed(graph.nodes):
         if isinstance(expr, Loop):
             if needed & set(expr.defines()):
                 loop = live_loop(expr, needed)
                 kept.append((symbol, loop))
                 needed |= loop.reads()
+            continue
+        if isinstance(expr, Multi):  # one call makes all its outputs, read or not
+            if needed & set(expr.defines()):
+                kept.append((symbol, expr))
+                needed |= expr.reads()
             continue
         if symbol in needed:
             kept.append((symbol, expr))
@@ -438,13 +443,14 @@ def fold_scaled(graph: Graph, statements: list[Statement]) -> list[Statement]:
     uses: dict[Any, int] = {}
     order = {symbol: i for i, (symbol, _) in enumerate(statements)}
     for _, expr in statements:
-        for symbol in reads_of(expr):  # a loop reads a value in every iteration: never folded
-            uses[symbol] = uses.get(symbol, 0) + (2 if isinstance(expr, Loop) else 1)
+        # a loop reads a value in every iteration, a multi-output call takes names: never folded
+        for symbol in reads_of(expr):
+            uses[symbol] = uses.get(symbol, 0) + (2 if isinstance(expr, (Loop, Multi)) else 1)
     outputs = set(graph.outputs)
     folded: dict[Any, Any] = {}
     program: list[Statement] = []
     for symbol, expr in statements:
-        if isinstance(expr, Loop):
+        if isinstance(expr, (Loop, Multi)):
             program.append((symbol, expr))
             continue
         used = expr.free_symbols & folded.keys()
@@ -485,7 +491,7 @@ def eliminate_common(
     program: list[Statement] = []
     stretch: list[Statement] = []
     for symbol, expr in statements:
-        if isinstance(expr, Loop):
+        if isinstance(expr, (Loop, Multi)):  # holds no expression to share
             program += _common_in_stretch(stretch, names)
             program.append((symbol, expr))
             stretch = []
@@ -620,8 +626,12 @@ def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
 
 
 def print_all(printer: Any, program: list[Statement]) -> list[str]:
-    """The printed right-hand sides (a loop's body is printed where the loop is rendered)."""
-    return ["" if isinstance(expr, Loop) else printer.doprint(expr) for _, expr in program]
+    """The printed right-hand sides (a loop's body is printed where the loop is rendered; a
+    multi-output node's right-hand side is its call)."""
+    return [
+        "" if isinstance(expr, Loop) else printer.doprint(expr.call if isinstance(expr, Multi) else expr)
+        for _, expr in program
+    ]
 
 
 def block_program(body: Graph, names: Names, also: Sequence[Any] = ()) -> list[Statement]:
@@ -890,7 +900,8 @@ def render_function(
         text = texts[i]
         if _is_square(expr) and isinstance(printer, ScalarPrinter):
             text = text[1:-1]  # `t2 = x*x`: no parentheses needed at the top
-        lines.append(f"{indent}{symbol} = {text}")
+        targets = ", ".join(str(s) for s in defined_by(symbol, expr))  # `sign, logabsdet = ...`
+        lines.append(f"{indent}{targets} = {text}")
         if i in dead:
             lines.append(f"{indent}del {', '.join(str(s) for s in dead[i])}")
     definitions = dict(program)
@@ -1175,7 +1186,7 @@ def _expressions(program: list[Statement]) -> Iterator[Any]:
         if isinstance(expr, Loop):
             yield from _expressions(expr.body.nodes)
         else:
-            yield expr
+            yield expr.call if isinstance(expr, Multi) else expr
 
 
 def _computes_in_branches(expr: Any) -> bool:
@@ -1205,7 +1216,8 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     texts = print_all(printer, program)
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
     has_arrays = any(isinstance(expr, ArrayOp) for expr in expressions)
-    has_loops = any(isinstance(expr, Loop) for _, expr in program)
+    # (reusing buffers reads every statement as one assignment: not a multi-output call's)
+    has_loops = any(isinstance(expr, (Loop, Multi)) for _, expr in program)
     shaped = graph
     if has_loops:
         pass  # reusing temporaries' memory is for straight-line programs

@@ -67,7 +67,9 @@ class Graph:
         params: the parameter names of the generated function, in order.
         inputs: one real SymPy symbol per parameter (same order).
         nodes: `(symbol, expression)` pairs in evaluation order; expressions refer only to
-            inputs and earlier node symbols.
+            inputs and earlier node symbols. Two other kinds of node stand where an
+            expression would, under a label symbol: a kept loop (`Loop`) and an operation
+            with several results (`Multi`); each defines the symbols its `defines()` gives.
         outputs: atoms (node symbols, inputs or numbers) that the program returns.
         lines: source line of each node, for the listing and generated comments.
     """
@@ -152,6 +154,26 @@ class Graph:
             self.lines[symbol] = line
         return symbol
 
+    def add_multi(self, call: Any, line: tuple[Any, ...] | None = None) -> tuple[sympy.Symbol, ...]:
+        """Append a node computing all outputs of `call` (an `arrays.MultiOp` application) at
+        once, named after NumPy's fields of the result (`sign`, `logabsdet`); return them.
+        The same call twice is one node, as `add` makes one node of an expression."""
+        for _, expr in self.nodes:
+            if isinstance(expr, Multi) and expr.call == call:
+                return expr.outputs
+        outputs = tuple(real_symbol(self.names.fresh(name)) for name in call.fields)
+        if self.shapes is not None:
+            operand_shapes = [shape_of(o, self.shapes) for o in call.operands]
+            self.shapes.update(zip(outputs, call.output_shapes(operand_shapes)))
+        label = real_symbol(self.names.temp(call.label))  # names the node, not a value
+        self.nodes.append((label, Multi(call, outputs)))
+        reach = self.inputs_reaching(call)
+        for symbol in (label, *outputs):
+            self.sources[symbol] = reach
+            if line is not None:
+                self.lines[symbol] = line
+        return outputs
+
     def definitions(self) -> dict[sympy.Symbol, Expr]:
         return dict(self.nodes)
 
@@ -233,9 +255,10 @@ class Graph:
 
     def listing(self, indent: str) -> list[str]:
         """The nodes as lines, a loop's body indented under its head."""
-        lines = []
+        lines: list[str] = []
         for symbol, expr in self.nodes:
-            lines += expr.listing(indent) if isinstance(expr, Loop) else [f"{indent}{symbol} = {expr}"]
+            structured = isinstance(expr, (Loop, Multi))
+            lines += expr.listing(indent) if structured else [f"{indent}{symbol} = {expr}"]
         return lines
 
     def __repr__(self) -> str:
@@ -379,7 +402,7 @@ def invariants(body: Graph) -> set[Any]:
     defined: set[Any] = set(body.inputs)
     read: set[Any] = set()
     for symbol, expr in body.nodes:
-        if isinstance(expr, Loop):
+        if isinstance(expr, (Loop, Multi)):
             read |= expr.reads() - defined
             defined |= set(expr.defines())
         else:
@@ -391,10 +414,50 @@ def invariants(body: Graph) -> set[Any]:
 
 
 def reads_of(expr: Any) -> frozenset[Any] | set[Any]:
-    """The symbols a node reads: an expression's free symbols, or what a loop reads."""
-    return expr.reads() if isinstance(expr, Loop) else expr.free_symbols
+    """The symbols a node reads: an expression's free symbols, or what a loop or a
+    multi-output operation reads."""
+    return expr.reads() if isinstance(expr, (Loop, Multi)) else expr.free_symbols
 
 
 def defined_by(symbol: sympy.Symbol, expr: Any) -> tuple[sympy.Symbol, ...]:
-    """The symbols a node defines: its own, or a loop's carries, stacks and count."""
-    return expr.defines() if isinstance(expr, Loop) else (symbol,)
+    """The symbols a node defines: its own, a loop's carries, stacks and count, or the
+    outputs of a multi-output operation."""
+    return expr.defines() if isinstance(expr, (Loop, Multi)) else (symbol,)
+
+
+@dataclass(frozen=True)
+class Multi:
+    """One operation computing several values at once (one LAPACK call): the third kind of
+    node, beside an assignment and a loop. Like a loop it defines symbols of the enclosing
+    program (`outputs`) under a label of its own; unlike a loop it holds no program, only
+    the application of an `arrays.MultiOp` (its operands are atoms of the program).
+
+    `f.graph` lists it as `sign, logabsdet = slogdet(A)`, the generated code as
+    `sign, logabsdet = numpy.linalg.slogdet(A)`; its derivative is the op's VJP (or JVP),
+    which reads its outputs, so that a second derivative goes through the same node again.
+
+    Attributes:
+        call: the operation applied to its operands, e.g. `arrays.SlogDet(A, ...)`.
+        outputs: one symbol per output, in the order of NumPy's result tuple.
+    """
+
+    call: Any
+    outputs: tuple[sympy.Symbol, ...]
+
+    def defines(self) -> tuple[sympy.Symbol, ...]:
+        """The symbols of the enclosing program this operation gives values to."""
+        return self.outputs
+
+    def reads(self) -> frozenset[Any]:
+        return frozenset(self.call.free_symbols)
+
+    def differentiable(self) -> tuple[sympy.Symbol, ...]:
+        """The outputs through which a gradient flows (not slogdet's sign, for one)."""
+        return tuple(s for k, s in enumerate(self.outputs) if k not in self.call.constant)
+
+    def listing(self, indent: str) -> list[str]:
+        return [f"{indent}{', '.join(str(s) for s in self.outputs)} = {self.call}"]
+
+    def xreplace(self, rename: dict[Any, Any]) -> Multi:
+        """The same operation on renamed operands (its outputs keep their names)."""
+        return Multi(self.call.xreplace(rename), self.outputs)

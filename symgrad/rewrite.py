@@ -39,7 +39,7 @@ import sympy
 from sympy.codegen.cfunctions import expm1, hypot, log1p
 
 from . import arrays
-from .graph import Graph, Loop, Names, real_symbol
+from .graph import Graph, Loop, Multi, Names, real_symbol
 from .rules import LogAddExp, Sigmoid
 
 Expr = Any
@@ -58,6 +58,9 @@ def stabilize(graph: Graph, names: Names | None = None) -> Graph:
             rewriter.nodes.append(
                 (symbol, dataclasses.replace(expr, body=stabilize(expr.body, result.names)))
             )
+            continue
+        if isinstance(expr, Multi):  # a call of array operands: no pattern to rewrite
+            rewriter.nodes.append((symbol, expr))
             continue
         rewriter.rewrite_node(symbol, expr)
     return rewriter.result

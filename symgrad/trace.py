@@ -953,6 +953,8 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         method = self.container_method(base, node.attr)
         if method is not None:
             return method
+        if isinstance(base, tuple) and node.attr in getattr(base, "_fields", ()):
+            return getattr(base, node.attr)  # a named result: `np.linalg.slogdet(a).logabsdet`
         if is_traced(base) or isinstance(base, (sympy.Basic, tuple, dict)):
             known = node.attr in PROPERTIES or node.attr in METHODS
             raise self.error(

@@ -34,7 +34,8 @@ def flatten(value: Any) -> tuple[list[Any], TreeDef]:
     """
     if isinstance(value, (tuple, list)):
         leaves, children = _flatten_all(list(value))
-        return leaves, (type(value).__name__, children)
+        # a named tuple (NumPy's `SlogdetResult`) is a tuple: rebuilt as a plain one
+        return leaves, ("list" if isinstance(value, list) else "tuple", children)
     if isinstance(value, dict):
         keys = tuple(value)
         leaves, children = _flatten_all([value[k] for k in keys])
