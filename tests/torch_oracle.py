@@ -122,10 +122,20 @@ _PLAIN = {
 def _aug(target: Any, op: str, value: Any) -> Any:
     """`target op= value` as Python does it on NumPy arrays (in place) and floats (rebinding)."""
     if isinstance(target, torch.Tensor) and target.ndim > 0:
-        if op in _INPLACE:
+        if op in _INPLACE and not _shares_memory(target, value):
             return getattr(target, _INPLACE[op])(T(value))
+        # `a *= a`: torch's forward mode updates a's tangent in place before reading it as the
+        # other operand's (x(1 + x) for 2x); NumPy's ufunc buffers overlapping operands, which
+        # computing the result first and copying it in does too
         return target.copy_(_PLAIN[op](target, value))
     return _PLAIN[op](target, value)
+
+
+def _shares_memory(target: Any, value: Any) -> bool:
+    """Whether `value` is a tensor over the same memory as `target` (the array itself, a view)."""
+    if not isinstance(value, torch.Tensor):
+        return False
+    return bool(value.untyped_storage().data_ptr() == target.untyped_storage().data_ptr())
 
 
 NUMPY = {
