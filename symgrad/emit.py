@@ -16,16 +16,43 @@ from typing import Any
 import astor
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
 from sympy.core.mul import _keep_coeff
+from sympy.core.relational import Relational
+from sympy.core.symbol import Str
 from sympy.printing.numpy import CuPyPrinter, JaxPrinter, NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 from sympy.simplify.cse_main import tree_cse
 
 from . import runtime
-from .arrays import ArrayOp, Reshape, Transpose, shape_of
+from .arrays import (
+    ArrayExtremum,
+    ArrayOp,
+    ArrayProd,
+    ArraySum,
+    AsArray,
+    Broadcast,
+    Concatenate,
+    Constant,
+    Eye,
+    Full,
+    Index,
+    MatMul,
+    Outer,
+    Reduction,
+    Reshape,
+    Scatter,
+    SetItem,
+    Shape,
+    Stack,
+    SumTo,
+    Trace,
+    Transpose,
+    shape_of,
+)
 from .graph import Graph, Loop, Multi, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
-from .rules import Round
+from .rules import CustomDerivative, LogAddExp, Round, StopGradient
 
 Statement = tuple[sympy.Symbol, Any]
 
@@ -878,12 +905,7 @@ def render_function(
         texts = print_all(printer, program)
     skip: set[int] = set()
     if reuse:
-        buffers = buffers_of(graph, program, texts)
-        texts, skip, moved = fold_outer_products(graph, program, texts, dying, buffers)
-        texts = [
-            reuse_buffer(text, [str(s) for s in dying.get(i, [])], buffers) for i, text in enumerate(texts)
-        ]
-        dead = _move_deletions(dead, {str(program[k][0]) for k in skip}, moved, len(program) - 1)
+        texts, skip, dead = reuse_buffers(graph, program, texts, printer, dying, dead)
     last: tuple[Any, ...] | None = None
     for i, (symbol, expr) in enumerate(program):
         if i in skip:
@@ -911,188 +933,417 @@ def render_function(
 
 
 # --- reusing the memory of dying temporaries (the flavour for float64 arrays) ----------------------
+#
+# A pass over the statements: an operation that the printed code would run into a fresh array
+# runs as its NumPy ufunc writing into the array of a temporary that dies there (`Into`). Each
+# operation is taken apart as the array printer writes it (the order of a sum's terms, a
+# product's numerator and denominator), so both flavours compute the same bits.
 
-_BINARY_UFUNCS = {
-    ast.Add: "add",
-    ast.Sub: "subtract",
-    ast.Mult: "multiply",
-    ast.Div: "divide",
-    ast.Pow: "power",
+
+class Into(sympy.Basic):
+    """`numpy.<ufunc>(*operands, out=target)`; args: the ufunc's name (a `Str`), the target,
+    the operands. Only ever printed: a plain `Basic`, which is made in a tenth of the time a
+    `Function` takes (no evaluation, no assumptions)."""
+
+    @classmethod
+    def call(cls, ufunc: str, target: sympy.Symbol, *operands: Any) -> Into:
+        return cls(Str(ufunc), target, *operands)
+
+    def _numpycode(self, printer: Any) -> str:
+        ufunc, target, *operands = self.args
+        parts = ", ".join(str(printer._print(operand)) for operand in operands)
+        return f"numpy.{ufunc.name}({parts}, out={printer._print(target)})"
+
+
+# SymPy functions whose printed array code is one call of this NumPy ufunc on their arguments,
+# in order (tests/test_arrays.py checks each against the printer).
+_UFUNCS: dict[type, str] = {
+    sympy.exp: "exp",
+    expm1: "expm1",
+    exp2: "exp2",
+    sympy.log: "log",
+    log1p: "log1p",
+    log2: "log2",
+    log10: "log10",
+    sympy.sin: "sin",
+    sympy.cos: "cos",
+    sympy.tan: "tan",
+    sympy.asin: "arcsin",
+    sympy.acos: "arccos",
+    sympy.atan: "arctan",
+    sympy.atan2: "arctan2",
+    sympy.sinh: "sinh",
+    sympy.cosh: "cosh",
+    sympy.tanh: "tanh",
+    sympy.asinh: "arcsinh",
+    sympy.acosh: "arccosh",
+    sympy.atanh: "arctanh",
+    hypot: "hypot",
+    Cbrt: "cbrt",
+    LogAddExp: "logaddexp",
+    sympy.floor: "floor",
+    sympy.ceiling: "ceil",
+    sympy.sign: "sign",
+    sympy.Mod: "mod",
+    sympy.Abs: "absolute",  # printed `abs(x)`, which runs it
 }
-_FLOAT_UFUNCS = frozenset(
-    name
-    for name in dir(np)
-    if isinstance(getattr(np, name), np.ufunc)
-    and getattr(np, name).nout == 1
-    and getattr(np, name).signature is None  # elementwise: not matmul, vecdot, ...
-    and ("d->d" in getattr(np, name).types or "dd->d" in getattr(np, name).types)
+# Printed as a left fold of the binary ufunc over their arguments.
+_EXTREMA: dict[type, str] = {sympy.Max: "maximum", sympy.Min: "minimum"}
+# Array operations whose result never shares memory with an operand; the others may give a
+# view (reshape, broadcast, transpose, indexing, and `sum_to`, which reshapes when no axis sums,
+# unless it sums to a number).
+_FRESH_OPS = (
+    Reduction,
+    MatMul,
+    Outer,
+    Trace,
+    Eye,
+    Full,
+    Constant,
+    Scatter,
+    SetItem,
+    Stack,
+    Concatenate,
+    AsArray,
 )
-# Calls whose result never shares memory with their arguments.
-_FRESH_CALLS = _FLOAT_UFUNCS | {"sum", "prod", "max", "min", "amax", "amin", "outer", "where"}
+# Array operations whose result is float64 when an operand is.
+_FLOAT64_OPS = (
+    Reshape,
+    Broadcast,
+    Transpose,
+    Index,
+    SumTo,
+    ArraySum,
+    ArrayProd,
+    ArrayExtremum,
+    MatMul,
+    Outer,
+)
+# Functions printed as their first argument alone.
+_TRANSPARENT = (StopGradient, CustomDerivative)
 
 
 @dataclass
 class _Buffers:
-    """What the program knows about the memory behind each name, for `reuse_buffers`.
+    """What the program knows about the memory behind each value, for writing into it.
 
-    `shapes`: the shape of every name; `float64`: names known to hold float64 arrays (the
-    flavour runs only when every array argument is one); `owned`: names whose array no other
-    name or view shares, so that writing into it once it is dead is invisible."""
+    `shapes`: of every value (and of the subexpressions met since); `float64`: values known to
+    hold float64 arrays (the flavour runs only when every array argument is one); `owned`:
+    values whose array no other value or view shares, so that writing into it once it is dead
+    is invisible."""
 
-    shapes: dict[str, tuple[int, ...]]
-    float64: set[str] = field(default_factory=set)
-    owned: set[str] = field(default_factory=set)
-
-
-def _numpy_call(node: ast.AST) -> str | None:
-    """`name` for a call `numpy.name(...)`, else None."""
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "numpy"
-    ):
-        return node.func.attr
-    return None
+    shapes: dict[Any, Shape]
+    float64: set[Any]
+    owned: set[Any]
 
 
-def _makes_fresh(node: ast.AST) -> bool:
-    """Whether evaluating `node` gives a new array (never a view or another name's array)."""
-    if isinstance(node, ast.BinOp) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)):
+def _printed(expr: Any) -> Any:
+    """What the printer writes for `expr`: `stop_gradient(e)` and a custom derivative as `e`."""
+    while isinstance(expr, _TRANSPARENT):
+        expr = expr.args[0]
+    return expr
+
+
+def _is_elementwise(expr: Any) -> bool:
+    """Arithmetic, a ufunc function or an extremum: a fresh array, float64 if an operand is."""
+    return (
+        isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)) or type(expr) in _UFUNCS or type(expr) in _EXTREMA
+    )
+
+
+def _makes_fresh(expr: Any) -> bool:
+    """Whether the printed `expr` gives a new array (never a view or another value's array)."""
+    expr = _printed(expr)
+    if _is_elementwise(expr) or isinstance(expr, Relational):
         return True
-    return _numpy_call(node) in _FRESH_CALLS and not any(k.arg == "out" for k in node.keywords)  # type: ignore[attr-defined]
+    if isinstance(expr, sympy.Piecewise):
+        return bool(_pieces(expr)[0])  # `where` or `select`; with no piece it prints its default
+    return isinstance(expr, _FRESH_OPS) or (isinstance(expr, SumTo) and not expr.params)
 
 
-def _is_float64(node: ast.AST, buffers: _Buffers) -> bool:
-    """Conservatively: whether the array `node` computes is float64 (a float64 array operand
-    of arithmetic, a float ufunc, `outer` or `@` makes it so)."""
-    if isinstance(node, ast.Name):
-        return node.id in buffers.float64
-    if isinstance(node, ast.BinOp):
-        return _is_float64(node.left, buffers) or _is_float64(node.right, buffers)
-    if isinstance(node, ast.UnaryOp):
-        return isinstance(node.op, ast.USub) and _is_float64(node.operand, buffers)
-    name = _numpy_call(node)
-    if name in _FLOAT_UFUNCS or name == "outer":
-        return any(_is_float64(a, buffers) for a in node.args)  # type: ignore[attr-defined]
-    return False
+def _is_float64(expr: Any, float64: set[Any]) -> bool:
+    """Conservatively: whether the array `expr` computes is float64."""
+    expr = _printed(expr)
+    if expr.is_Symbol:
+        return expr in float64
+    if isinstance(expr, ArrayOp):
+        return isinstance(expr, _FLOAT64_OPS) and any(_is_float64(o, float64) for o in expr.operands)
+    return _is_elementwise(expr) and any(_is_float64(a, float64) for a in expr.args)
 
 
-def _shape(node: ast.AST, buffers: _Buffers) -> tuple[int, ...] | None:
-    """The shape of an elementwise subexpression; None where it is not elementwise."""
-    if isinstance(node, ast.Name):
-        return buffers.shapes.get(node.id)
-    if isinstance(node, ast.Subscript):  # `a[:, None]`, made by fold_outer_products
-        return buffers.shapes.get(ast.unparse(node))
-    if isinstance(node, ast.Constant):
-        return ()
-    if isinstance(node, ast.UnaryOp):
-        return _shape(node.operand, buffers)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_UFUNCS:
-        parts = [_shape(node.left, buffers), _shape(node.right, buffers)]
-    elif _numpy_call(node) in _FLOAT_UFUNCS and not node.keywords:  # type: ignore[attr-defined]
-        parts = [_shape(a, buffers) for a in node.args]  # type: ignore[attr-defined]
-    else:
-        return None
-    if any(p is None for p in parts):
-        return None
-    return tuple(np.broadcast_shapes(*parts))  # type: ignore[arg-type]
+def buffers_of(graph: Graph, program: list[Statement]) -> _Buffers:
+    """Shapes, float64-ness and ownership of every value of a shape-specialised program."""
+    assert graph.shapes is not None
+    shapes: dict[Any, Shape] = {symbol: tuple(shape) for symbol, shape in graph.shapes.items()}
+    for symbol, expr in program:
+        if symbol not in shapes:
+            shapes[symbol] = tuple(shape_of(expr, shapes))
+    float64 = {symbol for symbol in graph.inputs if shapes.get(symbol)}
+    owned: set[Any] = set()
+    shared: set[Any] = set()
+    for symbol, expr in program:
+        if not _makes_fresh(expr):  # a view or the same array under another name, maybe
+            shared |= reads_of(expr)
+        elif shapes[symbol]:
+            owned.add(symbol)
+            if _is_float64(expr, float64):
+                float64.add(symbol)
+    return _Buffers(shapes, float64, owned - shared - set(graph.outputs))
 
 
-def _operands(node: ast.AST) -> tuple[str, list[ast.expr]] | None:
-    """The ufunc and operands of an elementwise operation that can write into `out`."""
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_UFUNCS:
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and node.right.value == 2:
-            return "square", [node.left]  # what `x**2` runs
-        return _BINARY_UFUNCS[type(node.op)], [node.left, node.right]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return "negative", [node.operand]
-    name = _numpy_call(node)
-    if name in _FLOAT_UFUNCS and not node.keywords:  # type: ignore[attr-defined]
-        return name, list(node.args)  # type: ignore[attr-defined]
+def _shape(expr: Any, shapes: dict[Any, Shape]) -> Shape:
+    """The shape of any expression of the program's values (remembered in `shapes`)."""
+    found = shapes.get(expr)
+    if found is None:
+        printed = _printed(expr)  # a custom derivative's partials, never computed, shape nothing
+        if printed is not expr:
+            found = _shape(printed, shapes)
+        elif isinstance(expr, ArrayOp):
+            found = tuple(expr.shape([_shape(o, shapes) for o in expr.operands]))
+        else:  # elementwise; a number or a constant has no arguments: ()
+            found = _broadcast({_shape(a, shapes) for a in expr.args})
+        shapes[expr] = found
+    return found
+
+
+def _broadcast(shapes: set[Shape]) -> Shape:
+    """The shape that operands of `shapes` broadcast to (most often all have one shape)."""
+    if len(shapes) == 1:
+        return next(iter(shapes))
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+def _occurrences(expr: Any, symbol: sympy.Symbol) -> int:
+    """How often the printed `expr` reads `symbol` (a repeated subexpression counts each time)."""
+    if expr.is_Symbol:
+        return int(expr == symbol)
+    return sum(_occurrences(a, symbol) for a in expr.args)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """An operation the printed code runs as one ufunc call on `args`."""
+
+    ufunc: str
+    args: Sequence[Any]
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """An operation the printed code evaluates left to right: `items[0]`, then item k brought
+    into the running value by `ufuncs[k - 1]`; `head(k)` prints as the part before item k."""
+
+    items: Sequence[Any]
+    ufuncs: Sequence[str]
+    head: Callable[[int], Any]
+
+
+def _operation(expr: Any) -> _Call | _Fold | None:
+    """The outermost operation of `expr` as the array printer writes it, where ufuncs run it."""
+    if isinstance(expr, sympy.Add):
+        return _sum(expr)
+    if isinstance(expr, sympy.Mul):
+        return _product(expr)
+    if isinstance(expr, sympy.Pow):
+        return _power(*expr.args)
+    if type(expr) in _UFUNCS:
+        return _Call(_UFUNCS[type(expr)], expr.args)
+    if type(expr) in _EXTREMA:
+        args, extremum = expr.args, type(expr)
+        return _Fold(
+            args, [_EXTREMA[extremum]] * (len(args) - 1), lambda k: extremum(*args[:k], evaluate=False)
+        )
     return None
 
 
-def _in_place(node: ast.AST, target: str, text: str, buffers: _Buffers) -> tuple[str, int]:
-    """Source computing `node` with every operation on the way down to `target` written
-    into `target`'s array (`numpy.multiply(a, b, out=t3)`), and how many operations do."""
-    if isinstance(node, ast.Name) and node.id == target:
-        return target, 0
-    found = _operands(node)
-    if found is None or _shape(node, buffers) != buffers.shapes[target]:
-        return str(ast.get_source_segment(text, node)), 0
-    ufunc, args = found
-    parts, depth = [], 0
-    for arg in args:
-        if any(isinstance(n, ast.Name) and n.id == target for n in ast.walk(arg)):
-            part, depth = _in_place(arg, target, text, buffers)
+def _sum(expr: sympy.Add) -> _Fold:
+    """`a + b - c` in the order `_CommonPrinting._print_Add` writes the terms: positive first."""
+    keys = {t: (t.could_extract_minus_sign(), sympy.default_sort_key(t)) for t in expr.args}
+    terms = sorted(expr.args, key=keys.__getitem__)
+    negative = [keys[t][0] for t in terms[1:]]
+    items = [terms[0], *(-t if minus else t for t, minus in zip(terms[1:], negative))]
+    ufuncs = ["subtract" if minus else "add" for minus in negative]
+    return _Fold(items, ufuncs, lambda k: sympy.Add(*terms[:k], evaluate=False) if k > 1 else terms[0])
+
+
+def _product(expr: sympy.Mul) -> _Call | _Fold:
+    """`-a*b/(c*d)` as the printers write it: the sign on the first factor (`(-a)*b`), the
+    numerator left to right, then one division by the product of the denominators."""
+    coeff, rest = expr.as_coeff_Mul()
+    sign = [sympy.S.NegativeOne] if coeff < 0 else []
+    positive = _keep_coeff(-coeff, rest) if sign else expr
+    if sign and not isinstance(positive, sympy.Mul):
+        return _Call("negative", [positive])  # `-x`, `-(1/x)`
+    top, bottom = [], []
+    for factor in positive.as_ordered_factors():  # split as CodePrinter._print_Mul splits them
+        if factor.is_commutative and factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+            bottom.append(sympy.Pow(factor.base, -factor.exp, evaluate=bool(factor.exp == -1)))
         else:
-            part = str(ast.get_source_segment(text, arg))
-        parts.append(part)
-    return f"numpy.{ufunc}({', '.join(parts)}, out={target})", depth + 1
+            top.append(factor)
+    top = top or [sympy.S.One]
+    first = top[0]
+    if sign:  # a number takes the sign: `-2*x` multiplies by -2
+        first = -first if first.is_Number else sympy.Mul(-1, first, evaluate=False)
+    items, ufuncs = [first, *top[1:]], ["multiply"] * (len(top) - 1)
+    if bottom:  # factors sort by their base first: a product of their own keeps their order
+        items.append(sympy.Mul(*bottom, evaluate=False) if len(bottom) > 1 else bottom[0])
+        ufuncs.append("divide")
+    return _Fold(items, ufuncs, lambda k: sympy.Mul(*sign, *top[:k], evaluate=False) if k > 1 else first)
+
+
+def _power(base: Any, exponent: Any) -> _Call | None:
+    """`x**n` as the printers write it, and what NumPy runs for it."""
+    if exponent.is_Integer and exponent < 0:  # `1/x**2` (`_CommonPrinting._print_Pow`)
+        return _Call(
+            "divide", [sympy.S.One, base if exponent == -1 else sympy.Pow(base, -exponent, evaluate=False)]
+        )
+    if exponent == -sympy.S.Half:  # `1/numpy.sqrt(x)`
+        return _Call("divide", [sympy.S.One, sympy.Pow(base, sympy.S.Half, evaluate=False)])
+    if not exponent.is_Number:
+        return _Call("power", [base, exponent])
+    value = float(exponent)
+    if value in (2.0, 0.5):  # `x**2` runs numpy.square; `x**0.5` and `numpy.sqrt(x)` the root
+        return _Call("square" if value == 2.0 else "sqrt", [base])
+    if value in (-1.0, 0.0, 1.0, -0.5):  # other exponents NumPy's `**` runs without numpy.power
+        return None
+    return _Call("power", [base, exponent])
+
+
+def _holding(items: Sequence[Any], target: sympy.Symbol) -> int:
+    """The position of the item that reads `target`."""
+    return next(k for k, item in enumerate(items) if _reads(item, target))
+
+
+def _reads(expr: Any, symbol: sympy.Symbol) -> bool:
+    if expr.is_Symbol:
+        return bool(expr == symbol)
+    return bool(expr.args) and symbol in expr.free_symbols  # a number has no free symbols to collect
+
+
+def _in_place(expr: Any, target: sympy.Symbol, buffers: _Buffers) -> tuple[Any, int]:
+    """`expr` with every operation on the way down to `target` (read once by `expr`) written
+    into `target`'s array (`numpy.multiply(a, t3, out=t3)`), and how many operations are."""
+    printed = _printed(expr)
+    if printed == target or _shape(expr, buffers.shapes) != buffers.shapes[target]:
+        return expr, 0
+    if printed is not expr and not _reads(printed, target):  # read by what is not printed
+        return expr, 0
+    operation = _operation(printed)
+    if isinstance(operation, _Call):
+        parts = list(operation.args)
+        k = _holding(parts, target)
+        parts[k], depth = _in_place(parts[k], target, buffers)
+        return Into.call(operation.ufunc, target, *parts), depth + 1
+    if isinstance(operation, _Fold):
+        k = _holding(operation.items, target)
+        # from item k on, every running value has the target's shape (it holds the target, and
+        # the whole has that shape) unless the target reaches item k through a reduction
+        if _shape(operation.items[k], buffers.shapes) == buffers.shapes[target]:
+            return _fold_in_place(operation, k, target, buffers)
+    return expr, 0
+
+
+def _fold_in_place(fold: _Fold, k: int, target: sympy.Symbol, buffers: _Buffers) -> tuple[Any, int]:
+    """`fold` written into `target` from its item k (which holds `target`) on."""
+    value, depth = _in_place(fold.items[k], target, buffers)
+    if k:
+        value, depth = Into.call(fold.ufuncs[k - 1], target, fold.head(k), value), depth + 1
+    for ufunc, item in zip(fold.ufuncs[k:], fold.items[k + 1 :]):
+        value, depth = Into.call(ufunc, target, value, item), depth + 1
+    return value, depth
+
+
+def _deepest(
+    expr: Any, shape: Shape, dying: Sequence[sympy.Symbol], buffers: _Buffers
+) -> tuple[sympy.Symbol, Any, int] | None:
+    """Of the dying temporaries `expr` may compute into (of `shape`, float64, owned, read once
+    by `expr`), the one that the most operations write into: it, `expr` so written, and how
+    many (the first of equals, in `dying`'s order)."""
+    best = None
+    for target in dying:
+        if (
+            target in buffers.owned
+            and target in buffers.float64
+            and buffers.shapes[target] == shape
+            and _occurrences(expr, target) == 1
+        ):
+            rewritten, depth = _in_place(expr, target, buffers)
+            if best is None or depth > best[2]:
+                best = (target, rewritten, depth)
+    return best
+
+
+def reuse_buffer(symbol: sympy.Symbol, expr: Any, dying: Sequence[sympy.Symbol], buffers: _Buffers) -> Any:
+    """`expr` computing into the array of a temporary that dies there, where one fits, else
+    `expr`: large temporaries then cost no fresh memory, which the C library would fetch from
+    (and return to) the system each call."""
+    best = _deepest(expr, buffers.shapes[symbol], dying, buffers)
+    return expr if best is None or not best[2] else best[1]
 
 
 def fold_outer_products(
-    graph: Graph,
-    program: list[Statement],
-    texts: list[str],
-    dying: dict[int, list[sympy.Symbol]],
-    buffers: _Buffers,
-) -> tuple[list[str], set[int], dict[sympy.Symbol, int]]:
-    """`t = numpy.outer(a, b)` read once, by `t*x` where `x` can be computed into a dying
-    temporary, becomes `x * a[:, None] * b` there: the outer product's array is never made
-    (the backward pass of `h @ w` in a network's last layer). Products are regrouped, so the
-    result may differ from the plain flavour's in the last bit."""
-    texts = list(texts)
+    program: list[Statement], dying: dict[int, list[sympy.Symbol]], buffers: _Buffers
+) -> tuple[dict[int, Any], set[int], dict[sympy.Symbol, int]]:
+    """`t = numpy.outer(a, b)` read once, by a product `x*t` where `x` can be computed into a
+    dying temporary, becomes `x * a[:, None] * b` there, written into that temporary: the outer
+    product's array is never made (the backward pass of `h @ w` in a network's last layer).
+    Products are regrouped, so the result may differ from the plain flavour's in the last bit.
+
+    Returns the rewritten readers by position, the positions of the folded outer products, and
+    the operands that died before their reader, which now reads them last, with its position."""
+    outers = {symbol: i for i, (symbol, expr) in enumerate(program) if isinstance(expr, Outer)}
+    readers: dict[sympy.Symbol, list[int]] = {symbol: [] for symbol in outers}
+    for j, (_, expr) in enumerate(program):
+        for symbol in reads_of(expr) & outers.keys():
+            readers[symbol].append(j)
+    death = {symbol: i for i, symbols in dying.items() for symbol in symbols}
+    rewritten: dict[int, Any] = {}
     skip: set[int] = set()
-    moved: dict[sympy.Symbol, int] = {}  # operands now read later: their new last statement
-    names = [str(symbol) for symbol, _ in program]
-    symbols = {str(symbol): symbol for symbol, _ in program}
-    keep = {str(o) for o in graph.outputs}
-    for i, text in enumerate(texts):
-        tree = ast.parse(text, mode="eval").body
-        if _numpy_call(tree) != "outer" or names[i] in keep or names[i] not in buffers.owned:
+    moved: dict[sympy.Symbol, int] = {}
+    for symbol, i in outers.items():
+        a, b = program[i][1].operands
+        if symbol not in buffers.owned or len(readers[symbol]) != 1 or not _vectors(a, b, buffers):
             continue
-        a, b = tree.args  # type: ignore[attr-defined]
-        if not (isinstance(a, ast.Name) and isinstance(b, ast.Name)) or tree.keywords:  # type: ignore[attr-defined]
-            continue
-        if len(buffers.shapes.get(a.id, ())) != 1 or len(buffers.shapes.get(b.id, ())) != 1:
-            continue
-        readers = [j for j in range(i + 1, len(texts)) if names[i] in _names_in(texts[j])]
-        if len(readers) != 1:
-            continue
-        j = readers[0]
-        use = ast.parse(texts[j], mode="eval").body
-        if not (isinstance(use, ast.BinOp) and isinstance(use.op, ast.Mult)):
-            continue
-        sides = [use.left, use.right]
-        if sum(isinstance(x, ast.Name) and x.id == names[i] for x in sides) != 1:
-            continue
-        other = sides[1] if isinstance(sides[0], ast.Name) and sides[0].id == names[i] else sides[0]
-        other_names = {n.id for n in ast.walk(other) if isinstance(n, ast.Name)}
-        if names[i] in other_names:
-            continue
-        if not any(str(t) in other_names and str(t) in buffers.owned for t in dying.get(j, [])):
-            continue  # nothing to compute into: the plain outer product is as good
-        texts[j] = f"({ast.get_source_segment(texts[j], other)})*{a.id}[:, None]*{b.id}"
-        buffers.shapes[f"{a.id}[:, None]"] = (buffers.shapes[a.id][0], 1)
-        skip.add(i)
-        for operand in (a.id, b.id):
-            last = max(k for k in range(len(texts)) if operand in _names_in(texts[k]))
-            if operand in symbols and last == j:
-                moved[symbols[operand]] = j
-    return texts, skip, moved
+        j = readers[symbol][0]
+        folded = None if j in rewritten else _folded(program[j], symbol, a, b, dying.get(j, []), buffers)
+        if folded is not None:
+            rewritten[j] = folded
+            skip.add(i)
+            moved.update({operand: j for operand in (a, b) if death.get(operand, j) < j})
+    return rewritten, skip, moved
+
+
+def _vectors(a: Any, b: Any, buffers: _Buffers) -> bool:
+    return all(isinstance(v, sympy.Symbol) and len(buffers.shapes[v]) == 1 for v in (a, b))
+
+
+def _folded(
+    statement: Statement, outer: sympy.Symbol, a: Any, b: Any, dying: list[sympy.Symbol], buffers: _Buffers
+) -> Any | None:
+    """`statement`, if it is a product `x*outer` (the outer product of `a` and `b`), as
+    `x * a[:, None] * b` written into a dying temporary that `x` reads; else None."""
+    symbol, use = statement
+    if not isinstance(use, sympy.Mul) or outer not in use.args or _occurrences(use, outer) != 1:
+        return None
+    other = sympy.Mul(*(factor for factor in use.args if factor != outer))
+    shape = buffers.shapes[symbol]
+    best = _deepest(other, shape, dying, buffers) if _shape(other, buffers.shapes) == shape else None
+    if best is None:
+        return None  # nothing to compute into: the plain outer product is as good
+    target, value, _ = best
+    column = Index.make([a], (("slice", None, None, None), None))  # `a[:, None]`
+    return Into.call("multiply", target, Into.call("multiply", target, value, column), b)
 
 
 def _move_deletions(
-    dead: dict[int, list[sympy.Symbol]], gone: set[str], moved: dict[sympy.Symbol, int], end: int
+    dead: dict[int, list[sympy.Symbol]], gone: set[sympy.Symbol], moved: dict[sympy.Symbol, int], end: int
 ) -> dict[int, list[sympy.Symbol]]:
-    """`del` lines after fold_outer_products: none for the folded names, and later ones for
-    names it made live longer (none at the last statement: returning frees everything)."""
+    """`del` lines after fold_outer_products: none for the folded values, and later ones for
+    values it made live longer (none at the last statement: returning frees everything)."""
     result: dict[int, list[sympy.Symbol]] = {}
     for i, symbols in dead.items():
         for symbol in symbols:
-            if str(symbol) not in gone and symbol not in moved:
+            if symbol not in gone and symbol not in moved:
                 result.setdefault(i, []).append(symbol)
     for symbol, i in moved.items():
         if i != end:
@@ -1100,51 +1351,32 @@ def _move_deletions(
     return {i: sorted(symbols, key=str) for i, symbols in result.items()}
 
 
-def _names_in(text: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
-
-
-def reuse_buffer(text: str, dying: Sequence[str], buffers: _Buffers) -> str:
-    """`text` rewritten to compute into the array of a temporary that dies here, if one has
-    the result's shape (float64, owned, read once in `text`): large temporaries then cost no
-    fresh memory, which the C library would fetch from (and return to) the system each call."""
-    tree = ast.parse(text, mode="eval").body
-    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
-    best: tuple[int, str, str] | None = None
-    for target in dying:
-        if target not in buffers.owned or target not in buffers.float64 or names.count(target) != 1:
-            continue
-        if _shape(tree, buffers) != buffers.shapes[target]:
-            continue
-        rewritten, depth = _in_place(tree, target, text, buffers)
-        if depth and (best is None or depth > best[0]):
-            best = (depth, target, rewritten)
-    return text if best is None else best[2]
-
-
-def buffers_of(graph: Graph, program: list[Statement], printed: list[str]) -> _Buffers:
-    """Shapes, float64-ness and ownership of every name in a shape-specialised program."""
-    assert graph.shapes is not None
-    shapes = {str(s): tuple(shape) for s, shape in graph.shapes.items()}
-    known = dict(graph.shapes)
-    for symbol, expr in program:
-        if symbol not in known:
-            known[symbol] = shape_of(expr, known)
-            shapes[str(symbol)] = tuple(known[symbol])
-    buffers = _Buffers(shapes, float64={str(s) for s in graph.inputs if shapes.get(str(s))})
-    shared: set[str] = set()
-    for (symbol, _), text in zip(program, printed):
-        tree = ast.parse(text, mode="eval").body
-        if not _makes_fresh(tree):  # a view or the same array under another name, maybe
-            shared |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-            continue
-        if shapes.get(str(symbol)):
-            buffers.owned.add(str(symbol))
-            if _is_float64(tree, buffers):
-                buffers.float64.add(str(symbol))
-    outputs = {str(o) for o in graph.outputs}
-    buffers.owned -= shared | outputs
-    return buffers
+def reuse_buffers(
+    graph: Graph,
+    program: list[Statement],
+    texts: list[str],
+    printer: Any,
+    dying: dict[int, list[sympy.Symbol]],
+    dead: dict[int, list[sympy.Symbol]],
+) -> tuple[list[str], set[int], dict[int, list[sympy.Symbol]]]:
+    """The flavour for float64 arrays: its printed right-hand sides (outer products folded into
+    their reader, operations written into dying temporaries), the statements it leaves out,
+    and its `del` lines."""
+    buffers = buffers_of(graph, program)
+    rewritten, skip, moved = fold_outer_products(program, dying, buffers)
+    for i, (symbol, expr) in enumerate(program):
+        if i not in rewritten and i not in skip:
+            # an operand of a folded outer product lives on: nothing writes into it
+            free = [s for s in dying.get(i, []) if s not in moved]
+            written = reuse_buffer(symbol, expr, free, buffers)
+            if written is not expr:
+                rewritten[i] = written
+    texts = list(texts)
+    for i, written in rewritten.items():
+        texts[i] = printer.doprint(written)
+    if skip:
+        dead = _move_deletions(dead, {program[i][0] for i in skip}, moved, len(program) - 1)
+    return texts, skip, dead
 
 
 def _print_output(printer: Any, output: Any, definition: Any) -> str:
@@ -1196,9 +1428,11 @@ def _computes_in_branches(expr: Any) -> bool:
     )
 
 
-# Finding reusable temporaries parses every printed line again. Long elementwise programs
-# (unrolled loops: W4, W5) are mostly called on floats, where that work would be wasted: it
-# made decorating W4 at D = 200 1.5x slower, for no gain on its arrays (W4's batch run).
+# Long elementwise programs (unrolled loops: W4, W5) are mostly called on floats, which never
+# run the flavour that reuses temporaries; working it out costs about 35 us a statement (W4 at
+# D = 200, 1,900 statements: 70 ms on top of a 250 ms decoration, in CPU time without garbage
+# collection; re-parsing the printed lines, as this once did, took 100 ms), so past this many
+# statements they go without it.
 _INPLACE_ELEMENTWISE_LIMIT = 256
 
 
@@ -1216,10 +1450,11 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     texts = print_all(printer, program)
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
     has_arrays = any(isinstance(expr, ArrayOp) for expr in expressions)
+    has_loops = any(isinstance(expr, Loop) for _, expr in program)
     # (reusing buffers reads every statement as one assignment: not a multi-output call's)
-    has_loops = any(isinstance(expr, (Loop, Multi)) for _, expr in program)
+    straight = not any(isinstance(expr, (Loop, Multi)) for _, expr in program)
     shaped = graph
-    if has_loops:
+    if not straight:
         pass  # reusing temporaries' memory is for straight-line programs
     elif graph.shapes is None and not has_arrays and len(program) <= _INPLACE_ELEMENTWISE_LIMIT:
         # Elementwise: the entry point runs this flavour only on float64 arrays of one shape
@@ -1227,7 +1462,7 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
         # shape for the inputs tells the rewriting everything it needs.
         shaped = dataclasses.replace(graph, shapes={symbol: (2,) for symbol in graph.inputs})
     inplace_source = None
-    if shaped.shapes is not None and not has_loops:
+    if shaped.shapes is not None and straight:
         inplace_source = render(shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True)
         if inplace_source == array_source:
             inplace_source = None

@@ -152,3 +152,17 @@ def viewed(x, y):
 
 def with_int_data(w, X, k):
     return np.sum(np.tanh(X @ w) * k + (X @ w) ** 2)
+
+
+def arithmetic_mix(x, y):
+    """Sums of three terms, differences, quotients, squares and functions of functions: the
+    in-place flavour writes each as ufunc calls, in the order the plain program computes them."""
+    a = np.exp(x) - y**2
+    b = np.tanh(a / (1.0 + y * y)) - 3.0 * x * y
+    return np.log1p(b * b) / (2.0 - np.sin(a)) - x / (y * a + 4.0) + np.sqrt(x * y) * b * np.cos(a)
+
+
+def arithmetic_mix_total(x, y):
+    a = np.exp(x) - y**2
+    b = np.tanh(a / (1.0 + y * y)) - 3.0 * x * y
+    return np.sum(np.log1p(b * b) / (2.0 - np.sin(a)) - x / (y * a + 4.0) + np.sqrt(x * y) * b * np.cos(a))

@@ -1,12 +1,18 @@
 """Array programs: reductions, linear algebra and data arguments, against PyTorch and FD."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
+from sympy.codegen.cfunctions import hypot
 
 import symgrad
-from symgrad import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from symgrad import emit, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from symgrad.arrays import Outer
+from symgrad.graph import Graph
+from symgrad.rules import LogAddExp
 from tests import array_cases as cases
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
@@ -296,3 +302,111 @@ def test_arguments_other_than_float64_arrays_run_the_plain_program():
     np.testing.assert_allclose(got, want, **TOL)
     got32 = g(w.astype(np.float32), X.astype(np.float32), k.astype(np.float32))
     np.testing.assert_allclose(got32, want, rtol=1e-4, atol=1e-4)
+
+
+def _mixed_data(shape):
+    # in [0.5, 1.5]: every denominator of arithmetic_mix stays above 1
+    return RNG.uniform(0.5, 1.5, size=shape), RNG.uniform(0.5, 1.5, size=shape)
+
+
+def test_in_place_elementwise_flavour_computes_the_plain_programs_bits():
+    """Subtraction, division, squares and nested functions, written into dying temporaries:
+    bit for bit the plain program's values (the order of each sum's terms and product's
+    factors kept), the caller's arrays untouched, no result sharing memory."""
+    vg = value_and_grad(cases.arithmetic_mix, wrt=("x", "y"))
+    kernel = vg.variant().kernel
+    source = kernel.inplace_source
+    for ufunc in ("subtract", "divide", "square", "add", "multiply", "tanh", "exp", "sqrt"):
+        assert f"numpy.{ufunc}(" in source and "out=" in source, ufunc
+    assert re.search(r"numpy\.\w+\(numpy\.\w+\([^()]*, out=(\w+)\), [^()]*, out=\1\)", source)  # nested
+    x, y = _mixed_data(1000)
+    copies = (x.copy(), y.copy())
+    raw = kernel.inplace_fn(x, y)
+    assert _same(x, copies[0]) and _same(y, copies[1])
+    want = kernel.array_fn(*copies)
+    assert all(_same(r, w) for r, w in zip(raw, want))
+    value, grads = vg(x, y)
+    for got, w in zip((value, *grads), want):
+        assert _same(got, w) and not np.shares_memory(got, x) and not np.shares_memory(got, y)
+    assert not np.shares_memory(grads[0], grads[1])
+
+
+def test_in_place_array_program_computes_the_plain_programs_bits():
+    """The same with a reduction: a program traced for its shapes."""
+    x, y = _mixed_data((30, 4))
+    got = _check_in_place(grad(cases.arithmetic_mix_total, wrt=("x", "y")), x, y)
+    e = 1e-6 * np.eye(4)[0]  # column 0 of every row moved at once: that column's gradient summed
+    numeric = (cases.arithmetic_mix_total(x + e, y) - cases.arithmetic_mix_total(x - e, y)) / 2e-6
+    np.testing.assert_allclose(got[0][:, 0].sum(), numeric, rtol=1e-6)
+
+
+@pytest.mark.parametrize("function", sorted(emit._UFUNCS.items() | emit._EXTREMA.items(), key=str))
+def test_in_place_ufunc_table_is_what_the_printed_code_runs(function):
+    """Each SymPy function the in-place flavour writes as `numpy.<ufunc>(..., out=t)` prints as
+    code computing that ufunc's bits (a wrong entry would change the flavour's values)."""
+    cls, ufunc = function
+    binary = {sympy.atan2, sympy.Mod, hypot, LogAddExp}
+    symbols = sympy.symbols("x y z", real=True)[: 3 if cls in emit._EXTREMA else 2 if cls in binary else 1]
+    values = [RNG.uniform(-2.0, 2.0, size=50) for _ in symbols]
+    text = emit.ArrayPrinter().doprint(cls(*symbols))
+    with np.errstate(all="ignore"):
+        printed = eval(text, {"numpy": np, **{str(s): v for s, v in zip(symbols, values)}})
+        want = values[0]
+        for value in values[1:] or [None]:
+            want = getattr(np, ufunc)(want) if value is None else getattr(np, ufunc)(want, value)
+    assert np.array_equal(printed, want, equal_nan=True), text
+
+
+def test_in_place_folded_outer_product_keeps_its_operands():
+    """`t1 = outer(t0, b)` folded into its reader `t3*t1`: t0 is read there now, so the
+    statement where it died before (`t2 = t0 + 1`) must not write into it."""
+    a, b, x = sympy.symbols("a b x", real=True)
+    t0, t1, t2, t3, t4 = sympy.symbols("t0:5", real=True)
+    program = [(t0, 2 * a), (t1, Outer.make([t0, b], ())), (t2, t0 + 1), (t3, 3 * x), (t4, t1 * t3)]
+    shapes = {a: (3,), b: (4,), x: (3, 4), t0: (3,), t1: (3, 4), t2: (3,), t3: (3, 4), t4: (3, 4)}
+    graph = Graph("f", ("a", "b", "x"), (a, b, x), program, (t4, t2), shapes=shapes)
+    printer = emit.ArrayPrinter()
+    sources = [emit.render(graph, program, "f", "", printer, guard=False, reuse=r) for r in (False, True)]
+    assert "numpy.outer" in sources[0] and "numpy.outer" not in sources[1]
+    assert "numpy.multiply(numpy.multiply(t3, t0[:, None], out=t3), b, out=t3)" in sources[1]
+    assert "t2 = 1 + t0" in sources[1]  # not numpy.add(1, t0, out=t0)
+    args = RNG.normal(size=3), RNG.normal(size=4), RNG.normal(size=(3, 4))
+    plain, in_place = (emit.compile_source(s, "f")(*args) for s in sources)
+    for got, want in zip(in_place, plain):
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+
+
+def test_in_place_operations_keep_the_printed_order_of_operands():
+    """Sums, products and quotients of many operands, each written into the dying temporary
+    it reads, compute the plain program's bits: the ufunc calls follow the order in which the
+    printed expression evaluates (a regrouped product or sum differs in the last bit)."""
+    x, y, z, w = inputs = sympy.symbols("x y z w", real=True)
+    shapes = {s: (500,) for s in inputs}
+    forms = [
+        lambda t: t * x / (w**2 * y * z),  # three factors below: multiplied as printed
+        lambda t: 3 * y * t * x * z,
+        lambda t: -x * t * y / 3,
+        lambda t: x - t + y - z + w,
+        lambda t: 1 / (t * x * y),  # the temporary among the denominators
+        lambda t: (y + t * z - x) ** 2 / w,
+        lambda t: sympy.exp(-(t**3)) * x - y,
+        lambda t: sympy.Max(y, t * x, z) + w,
+    ]
+    program, outputs = [], []
+    for k, form in enumerate(forms):
+        t, r = sympy.Symbol(f"t{k}", real=True), sympy.Symbol(f"r{k}", real=True)
+        program += [(t, sympy.log(x + k * w)), (r, form(t))]
+        outputs.append(r)
+        shapes.update({t: (500,), r: (500,)})
+    graph = Graph("f", tuple(map(str, inputs)), inputs, program, tuple(outputs), shapes=shapes)
+    printer = emit.ArrayPrinter()
+    plain, in_place = (
+        emit.render(graph, program, "f", "", printer, guard=False, reuse=r) for r in (False, True)
+    )
+    for k in range(len(forms)):
+        assert re.search(rf"r{k} = numpy\.\w+\(.*out=t{k}\)$", in_place, re.MULTILINE), k
+    args = [RNG.uniform(1.0, 3.0, size=500) for _ in inputs]
+    want = emit.compile_source(plain, "f")(*args)
+    got = emit.compile_source(in_place, "f")(*args)
+    for k, (g, v) in enumerate(zip(got, want)):
+        assert _same(g, v), k
