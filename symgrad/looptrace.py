@@ -120,12 +120,25 @@ def assigned_names(body: Sequence[ast.stmt]) -> list[str]:
     return list(found)
 
 
-def _leaves(body: Sequence[ast.stmt]) -> ast.AST | None:
-    """The first statement that would leave a kept loop's body early."""
+def _leaves(body: Sequence[ast.stmt], nested: bool = False) -> ast.AST | None:
+    """The first statement that would leave a kept loop's body early; the `break` and
+    `continue` of a loop nested in it (`nested`) leave only that loop."""
     for stmt in body:
-        for node in ast.walk(stmt):
-            if isinstance(node, _LEAVING):
-                return node
+        if isinstance(stmt, (ast.Break, ast.Continue)):
+            if not nested:
+                return stmt
+        elif isinstance(stmt, (ast.For, ast.While)):
+            found = _leaves(stmt.body, nested=True) or _leaves(stmt.orelse, nested)
+            if found is not None:
+                return found
+        elif isinstance(stmt, (ast.If, ast.With)):
+            found = _leaves(stmt.body, nested) or _leaves(getattr(stmt, "orelse", []), nested)
+            if found is not None:
+                return found
+        else:
+            found = next((node for node in ast.walk(stmt) if isinstance(node, _LEAVING)), None)
+            if found is not None:
+                return found
     return None
 
 
@@ -376,9 +389,7 @@ class LoopTracing:
         label = real_symbol(outer.names.temp("loop"))
         outer.nodes.append((label, loop))
         outer.lines[label] = (self.frame.source.filename, stmt.lineno)  # for its comment
-        # a carry may take any value the loop reads in some iteration: it reaches their inputs
-        reach = outer.inputs_reaching(sympy.Tuple(*loop.reads()))
-        for carry in carries:
+        for carry, reach in _carry_reach(outer, loop).items():
             outer.sources[carry] = reach
         env = self.frame.env = dict(saved_env)
         env.update({name: carry for name, carry in zip([*names, *carried_vars], carries)})
@@ -812,6 +823,35 @@ def _body_graph(outer: Graph, index: sympy.Symbol, carries: tuple[sympy.Symbol, 
     body.sources = dict(outer.sources)
     body.unrolled = outer.unrolled
     return body
+
+
+def _carry_reach(outer: Graph, loop: Loop) -> dict[sympy.Symbol, frozenset[int]]:
+    """The inputs each carry is computed from, which shape its final value as NumPy's: those
+    of its start and, to a fixed point, of what its update reads (other carries, items,
+    values from outside). A carry that reads no array stays a number (`t = j`; `b` of a
+    loop that may run no iteration), as in NumPy."""
+    reads: dict[Any, frozenset[Any]] = {}  # body value -> the body inputs and outside values it reads
+
+    def of(symbols: Any) -> frozenset[Any]:
+        return frozenset().union(*(reads.get(s, frozenset({s})) for s in symbols))
+
+    for symbol, expr in loop.body.nodes:
+        found = of(reads_of(expr))
+        for made in defined_by(symbol, expr):
+            reads[made] = found
+    updates = {c: of(getattr(u, "free_symbols", ())) for c, u in zip(loop.carries, loop.updates)}
+    stacks = dict(loop.items)
+    reach = {c: outer.inputs_reaching(start) for c, start in zip(loop.carries, loop.init)}
+    changed = True
+    while changed:
+        changed = False
+        for carry, read in updates.items():
+            found = reach[carry]
+            for s in read:
+                found |= reach[s] if s in reach else outer.inputs_reaching(stacks.get(s, s))
+            changed = changed or found != reach[carry]
+            reach[carry] = found
+    return reach
 
 
 def _merge_facts(outer: Graph, body: Graph) -> None:
