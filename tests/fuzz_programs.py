@@ -13,7 +13,12 @@ used three ways, all from the same random choices:
   the point in 40-digit mpmath. Branches and kinks are resolved with the mpmath values, so
   the result is the smooth SymPy expression of the path taken at that point (`abs(e)` becomes
   `e` or `-e`, `floor(e)` a constant, `stop_gradient(e)` the constant value of `e`).
-  `sympy.diff` of it is an oracle that shares no code with symgrad.
+  `sympy.diff` of it is an oracle that shares no code with symgrad. A `while` runs as many
+  iterations as its condition allows at the point, `break` and `continue` jump where their
+  conditions hold there; the probe records a loop condition's margin at every check, so the
+  trip count is the same at every finite-difference point. Programs with such loops (or long
+  or nested ones) are differentiated by `dag_diff`, the same local derivatives over the
+  expression's DAG, as `sympy.diff` takes time exponential in the iterations.
 * `bound` estimates |value| for every subexpression, so that the generator keeps arguments in
   each rule's domain (squashing them into `Rule.domain`, or wrapping them as `1.5 + e*e`) and
   away from overflow.
@@ -37,6 +42,7 @@ import sympy
 from hypothesis import strategies as st
 
 import symgrad
+from symgrad.looptrace import KEEP_FROM
 
 # --- numbers ----------------------------------------------------------------------------------
 
@@ -49,6 +55,8 @@ CAP = 1e3  # subexpressions with a larger bound are wrapped in a bounded functio
 PARAM_BOUND = 2.0  # float parameters are drawn from [-2, 2]
 HELPER_BOUND = 3.0  # helper parameters: call sites squash their arguments into [-3, 3]
 CONSTANTS = (0.5, 0.25, 0.75, 1.5, 2.0, 3.0, 1.25, 0.125, 2, 3, 1)
+# trip counts of long `for` loops, which symgrad keeps as loops by default (loops="auto")
+LONG_TRIPS = (KEEP_FROM, KEEP_FROM + 1, KEEP_FROM + 6)
 
 
 class V:
@@ -99,6 +107,10 @@ class V:
         expo = o.s
         if expo.is_Number and o.n == MP.nint(o.n):
             expo = sympy.Integer(int(o.n))  # x ** 2.0 as x ** 2: SymPy differentiates it as 2*x
+        if not expo.is_Number and self.n > 0:  # a traced exponent: a textbook function, as
+            # SymPy's Pow (evaluated again in every product holding it) factors its exponent,
+            # walking it as a tree (minutes for a value carried through 64 iterations)
+            return V(F.pow(self.s, expo), self.n**o.n)
         return V(self.s**expo, self.n**o.n)
 
     def __rpow__(self, o: Any) -> V:
@@ -176,6 +188,7 @@ class F:
     atanh = _textbook("Atanh", MP.atanh, lambda a: 1 / (1 - a**2))
     exp = _textbook("Exp", MP.exp, lambda a: F.exp(a))
     log = _textbook("Log", MP.log, lambda a: 1 / a)
+    pow = _textbook("Power", MP.power, lambda a, b: b * F.pow(a, b - 1), lambda a, b: F.pow(a, b) * F.log(a))
 
 
 # --- rule specifications ----------------------------------------------------------------------
@@ -266,6 +279,11 @@ def _stop(a: Any) -> V:
     return const_of(lift(a))
 
 
+def _power(a: Any, b: Any) -> Any:
+    """a ** b of positive a: a textbook function where b is traced (see V.__pow__)."""
+    return a**b if sympy.sympify(b).is_Number else F.pow(a, b)
+
+
 def _b_pow(ms: list[float]) -> float:
     base, expo = ms
     return max(base, 5.0) ** expo
@@ -302,7 +320,11 @@ SPECS: dict[str, Spec] = {
     "numpy.arccosh": Spec(("above1",), _smooth(F.acosh, MP.acosh), lambda ms: math.log(2 * ms[0]) + 1),
     "numpy.arctanh": Spec(("unit",), _smooth(F.atanh, MP.atanh), lambda ms: 1.5),
     "numpy.exp": Spec(("small",), _smooth(F.exp, MP.exp), lambda ms: math.exp(ms[0])),
-    "numpy.exp2": Spec(("small",), _smooth(lambda a: 2**a, lambda a: MP.power(2, a)), lambda ms: 2 ** ms[0]),
+    "numpy.exp2": Spec(
+        ("small",),
+        _smooth(lambda a: _power(sympy.Integer(2), a), lambda a: MP.power(2, a)),
+        lambda ms: 2 ** ms[0],
+    ),
     "numpy.expm1": Spec(
         ("small",), _smooth(lambda a: F.exp(a) - 1, MP.expm1), lambda ms: math.exp(ms[0]) + 1
     ),
@@ -318,7 +340,7 @@ SPECS: dict[str, Spec] = {
     "numpy.sqrt": Spec(("pos",), _smooth(lambda a: a**HALF, MP.sqrt), lambda ms: math.sqrt(ms[0])),
     "numpy.cbrt": Spec(("nonzero",), _cbrt, lambda ms: ms[0] ** (1 / 3)),
     "numpy.square": Spec(("any",), _smooth(lambda a: a**2, lambda a: a**2), lambda ms: ms[0] ** 2),
-    "numpy.power": Spec(("pos", "small"), _smooth(lambda a, b: a**b, MP.power), _b_pow),
+    "numpy.power": Spec(("pos", "small"), _smooth(_power, MP.power), _b_pow),
     "numpy.reciprocal": Spec(("pos",), _smooth(lambda a: 1 / a, lambda a: 1 / a), lambda ms: 5.0),
     "numpy.add": Spec(("any", "any"), _smooth(operator.add, operator.add), SUM),
     "numpy.subtract": Spec(("any", "any"), _smooth(operator.sub, operator.sub), SUM),
@@ -386,7 +408,37 @@ def spellings(key: str, arrays: bool) -> list[str]:
 # Conditions: ("cmp", ops, operands) ("and", a, b) ("or", a, b) ("not", a)
 # Statements: ("assign", name, e) ("aug", name, op, e) ("unpack", names, exprs)
 #   ("if", ((cond, body), ...), orelse | None) ("for", var, ("range", args) | ("tuple", exprs), body)
-#   ("nograd", body) ("return", exprs)
+#   ("while", cond, body) ("break",) ("continue",) ("nograd", body) ("return", exprs)
+#   (a `while` condition may be ("true",): `while True:`)
+
+
+def _jumps(body: list[Any]) -> bool:
+    """Whether a loop's body may `break` or `continue` (its nested loops' jumps are their own)."""
+    for s in body:
+        if s[0] in ("break", "continue"):
+            return True
+        if s[0] == "if" and any(_jumps(b) for b in [*(b for _, b in s[1]), s[2] or []]):
+            return True
+    return False
+
+
+def _assigned(body: list[Any]) -> list[str]:
+    """The names a block assigns, nested blocks included."""
+    names: list[str] = []
+    for s in body:
+        if s[0] in ("assign", "aug"):
+            names.append(s[1])
+        elif s[0] == "unpack":
+            names += list(s[1])
+        elif s[0] == "if":
+            for _, b in s[1]:
+                names += _assigned(b)
+            names += _assigned(s[2] or [])
+        elif s[0] in ("for", "nograd"):
+            names += _assigned(s[-1] if s[0] == "for" else s[1])
+        elif s[0] == "while":
+            names += _assigned(s[2])
+    return list(dict.fromkeys(names))
 
 
 @dataclass
@@ -529,7 +581,9 @@ class Renderer:
             return f"({' and '.join(links)})"
         if tag == "not":
             return f"(not {self.cond(c[1])})"
-        if tag == "guard":  # a hazard's guard: not recorded (the tests place points on it)
+        if tag == "true":
+            return "True"
+        if tag == "guard":  # a hazard's guard, a loop counter's test: not recorded
             _, op, a, b = c
             return f"({self.expr(a)} {op} {self.expr(b)})"
         return f"({self.cond(c[1])} {tag} {self.cond(c[2])})"
@@ -560,6 +614,11 @@ class Renderer:
                     head = f"({', '.join(self.expr(a) for a in items)},)"
                 lines.append(f"{pad}for {var} in {head}:")
                 lines += self.block(body, indent + 1)
+            elif tag == "while":  # the probe records the condition's margins at every check
+                lines.append(f"{pad}while {self.cond(s[1])}:")
+                lines += self.block(s[2], indent + 1)
+            elif tag in ("break", "continue"):
+                lines.append(f"{pad}{tag}")
             elif tag == "nograd":
                 if self.probe:
                     lines += [f"{pad}{t} = _P.stop({self.expr(e)})" for _, t, e in s[1]]
@@ -792,6 +851,17 @@ class Gen:
         self.counter = 0
         self.in_loop = False
         self.loopvars: set[str] = set()
+        # the loops family's loops: how deep the statement being drawn is nested in loops,
+        # which jumps its innermost loop allows (`continue` only where it cannot skip a `while`
+        # counter), whether that loop is long (kept as a loop by default), the loop forms drawn
+        # (Program.meta["loop_forms"]) and the names loops update (fed into the output)
+        self.loop_depth = 0
+        self.jump_kinds: tuple[str, ...] = ()
+        self.long_loop = False
+        self.in_while = False
+        self.force_long = False  # programs(long_loop=True): f starts with a long loop
+        self.features: set[str] = set()
+        self.loop_results: list[str] = []
         self.allow_stop = family in ("loops", "straight", "arrays", "elementwise")
         self.param_names: set[str] = set()
         self.readonly = {"c", "X"}  # closure cells and data matrices are never assigned
@@ -1097,9 +1167,16 @@ class Gen:
                 menu += ["if"] * 3
             if self.family in ("loops", "tuples", "arrays") and depth > 0 and not self.in_loop:
                 menu += ["for"] * 3
+            if self.family == "loops" and depth > 0 and self.loop_depth < 2:
+                menu += ["for"] if self.in_loop else []  # nested loops
+                menu += [] if self.long_loop else ["while"] * 2
+            if self.family == "loops" and self.jump_kinds:
+                menu += ["jump"] * 2
             if self.family == "loops" and not self.in_loop:
                 menu += ["nograd"]
             what = self.pick(menu)
+            if self.force_long:
+                what = "for"
             if what == "assign":
                 body.append(self.assign(env, depth))
             elif what == "aug":
@@ -1119,6 +1196,10 @@ class Gen:
                     return body, env, True
             elif what == "for":
                 body.append(self.for_stmt(env, depth))
+            elif what == "while":
+                body += self.while_stmt(env, depth)
+            elif what == "jump":
+                body.append(self.jump_stmt(env, depth))
             elif what == "nograd":
                 stmts = []
                 for _ in range(self.draw(st.integers(1, 2))):
@@ -1181,6 +1262,8 @@ class Gen:
                 e = np_call(self.pick(BOUNDED)[3:], e)
             if op == "*" and self.in_loop:
                 e = ("bin", "*", C(0.5), e)
+            elif self.long_loop:  # 64 steps or more: Euler-like, |change| <= 0.05 per step
+                e = ("bin", "*", C(self.pick([0.05, 0.01])), e)
         new = bound(("bin", op, ("v", name), e), self.bounds(env), self.helper_bounds)
         if self.in_loop:
             new = max(env[name][0], 8.0)
@@ -1237,39 +1320,182 @@ class Gen:
             var = self.fresh("i")
         how = self.pick(["range1", "range2", "range3", "tuple"])
         vec = [s for _, s in env.values() if len(s) == 1]
+        long = self.force_long or (
+            self.family == "loops"
+            and not self.in_loop
+            and depth >= 2  # in f, not in a helper (called several times)
+            and "long" not in self.features
+            and self.chance(0.1)
+        )
+        self.force_long = False
         if self.arrays and vec and self.chance(0.5):
             name = self.pick(sorted(k for k, (_, s) in env.items() if len(s) == 1 and k in self.param_names))
             items: Any = ("range", (("len", name),))
             var_bound: tuple[float, tuple[int, ...]] = (float(env[name][1][0]), ())
-        elif how == "tuple" and not self.arrays:
+        elif how == "tuple" and not self.arrays and not long:
             exprs = tuple(self.expr(env, 1) for _ in range(self.draw(st.integers(2, 3))))
             items = ("tuple", exprs)
             var_bound = (max(self.b(e, env) for e in exprs), ())
         else:
-            k = self.draw(st.integers(1, 4))
+            # a long loop is kept as a loop (looptrace.KEEP_FROM iterations or more); in one,
+            # a nested loop is short
+            k = self.pick(LONG_TRIPS) if long else self.draw(st.integers(1, 2 if self.long_loop else 4))
             if how == "range2":
                 start = self.draw(st.integers(0, 2))
                 items = ("range", (C(start), C(start + k)))
                 var_bound = (float(start + k), ())
-            elif how == "range3":
+            elif how == "range3" and not long:
                 items = ("range", (C(0), C(2 * k), C(2)))
                 var_bound = (float(2 * k), ())
             else:
                 items = ("range", (C(k),))
                 var_bound = (float(k), ())
+        inner = self.loop_env(env)
+        inner[var] = var_bound
+        self.loopvars.add(var)
+        if long:
+            self.features.add("long")
+        body, benv = self.loop_body(inner, depth, ("break", "continue"), long)
+        self.after_loop(env, benv, body, keep_new=not _jumps(body), skip={var})
+        return ("for", var, items, body)
+
+    def loop_env(self, env: dict[str, Any]) -> dict[str, Any]:
+        """The bounds a loop's body assumes: a carried value may have grown in earlier iterations."""
         inner = dict(env)
         for name in env:
             if name not in self.loopvars and env[name][1] == ():
                 inner[name] = (max(env[name][0], 8.0) + 8.0, env[name][1])
-        inner[var] = var_bound
-        self.in_loop = True
-        self.loopvars.add(var)
-        body, benv, _ = self.block(inner, depth - 1, self.draw(st.integers(1, 3)), allow_return=False)
-        self.in_loop = False
+        return inner
+
+    def loop_body(
+        self,
+        inner: dict[str, Any],
+        depth: int,
+        jumps: tuple[str, ...],
+        long: bool = False,
+        is_while: bool = False,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """A loop's body (1-3 statements, 1-2 in a long loop), drawn inside the loop."""
+        saved = (self.in_loop, self.jump_kinds, self.long_loop, self.in_while)
+        if self.in_loop:
+            self.features.add("nested")
+        if self.in_while or self.long_loop:
+            # symgrad refuses a `while` on a traced condition whose body holds a loop with
+            # its own `break` or `continue`, and unrolls such a long `for` (test_loops.py,
+            # xfail: slow to trace and to differentiate twice): none there
+            jumps = ()
+        self.in_loop, self.long_loop = True, self.long_loop or long
+        self.in_while = self.in_while or is_while
+        self.jump_kinds = jumps if self.family == "loops" else ()
+        self.loop_depth += 1
+        n = self.draw(st.integers(1, 2 if self.long_loop else 3))
+        try:
+            body, benv, _ = self.block(inner, depth - 1, n, allow_return=False)
+        finally:
+            self.in_loop, self.jump_kinds, self.long_loop, self.in_while = saved
+            self.loop_depth -= 1
+        return body, benv
+
+    def carried_test(self, env: dict[str, Any], body: list[Any]) -> Any:
+        """A condition on a value the loop's body updates (so that it decides the trip count),
+        sometimes any condition."""
+        names = sorted(n for n in _assigned(body) if n in env and env[n][1] == () and n not in self.loopvars)
+        if not names or self.chance(0.25):
+            return self.cond(env, self.draw(st.integers(1, 2)))
+        op = self.pick(["<", "<=", ">", ">=", "<", ">", "!="])
+        return _cmp(_v(self.pick(names)), op, self.expr(env, 1))
+
+    def after_loop(
+        self, env: dict[str, Any], benv: dict[str, Any], body: list[Any], keep_new: bool, skip: set[str]
+    ) -> None:
+        """The bounds after a loop. A name the body defines is defined after the loop only if
+        every iteration runs the whole body (a `for` without jumps: it runs at least once)."""
         for name, value in benv.items():
-            if name != var:
-                env[name] = value
-        return ("for", var, items, body)
+            if name in skip or not (keep_new or name in env):
+                continue
+            if name in env:  # a `while` may run no iteration
+                value = (max(value[0], env[name][0]), value[1])
+            env[name] = value
+        if self.family == "loops":
+            updated = [n for n in _assigned(body) if n in env and n not in self.loopvars and env[n][1] == ()]
+            self.loop_results += updated
+
+    def while_stmt(self, env: dict[str, Any], depth: int) -> list[Any]:
+        """`k = 0` and a `while` loop that stops on a traced condition or at k == cap:
+        `while <traced> and k < cap`, a convergent `while abs(d) > tol and k < cap` (d shrinks
+        by a factor below 1 each step), `while True: ... if <traced> or k >= cap: break`, or a
+        counted `while k < cap` with `break` under a traced condition in its body. The counter
+        goes up first (then `continue` may skip the rest) or last (then only `break`)."""
+        counter = self.fresh("k")
+        cap = self.draw(st.integers(1, 6))
+        # a `while` in a `while` has no jumps (see loop_body): it stops on its condition
+        forms = (
+            ["traced", "converge"] if self.in_while else ["traced", "traced", "converge", "true", "counted"]
+        )
+        form = self.pick(forms)
+        self.features.add("while")
+        self.features.add(f"while {form}")
+        pre: list[Any] = [("assign", counter, C(0))]
+        env[counter] = (float(cap), ())
+        self.loopvars.add(counter)
+        inner = self.loop_env(env)
+        first = self.chance(0.5)
+        head: list[Any] = [("aug", counter, "+", C(1))] if first else []
+        tail: list[Any] = [] if first else [("aug", counter, "+", C(1))]
+        # the counter's tests are not recorded: an int, no finite-difference step changes them
+        # (recorded, their margin would be 0 where the loop stops at its cap)
+        below_cap = ("guard", "<", _v(counter), C(cap))
+        if form == "converge":
+            d = self.fresh("d")
+            start = self.squash(self.expr(env, 1), (-2.0, 2.0))
+            pre.append(("assign", d, start))
+            env[d] = inner[d] = (2.0, ())
+            self.readonly.add(d)  # only the loop's own update changes d
+            factor: Any = C(self.pick([0.5, -0.5, 0.75, 0.25]))
+            if self.chance(0.5):
+                factor = (
+                    "bin",
+                    "*",
+                    C(0.75),
+                    np_call(self.pick(["tanh", "sin", "cos"]), self.expr(inner, 1)),
+                )
+            head.append(("assign", d, ("bin", "*", factor, _v(d))))
+            spell = self.pick(spellings("numpy.abs", False))
+            test: Any = _cmp(call("numpy.abs", spell, _v(d)), ">", C(self.pick([0.2, 0.1, 0.05, 0.02])))
+        # `continue` skips what follows it: the counter's step, or the stop test of `while True`
+        jumps = ("break", "continue") if first and form != "true" else ("break",)
+        body, benv = self.loop_body(inner, depth, jumps, is_while=True)
+        if form == "true":  # the stop test after the body, on what it computed
+            stop = ("or", self.carried_test(benv, body), ("guard", ">=", _v(counter), C(cap)))
+            body = [*body, *tail, ("if", ((stop, [("break",)]),), None)]
+            tail, cond = [], ("true",)
+            self.features.add("break")
+        elif form == "counted":
+            body = [*body, self.jump_stmt(benv, 1, "break", self.carried_test(benv, body))]
+            cond = below_cap
+        else:
+            if form == "traced":  # on the values before the loop, then those of each iteration
+                test = self.carried_test(inner, body)
+            cond = ("and", test, below_cap) if self.chance(0.5) else ("and", below_cap, test)
+        body = [*head, *body, *tail]
+        self.after_loop(env, benv, body, keep_new=False, skip={counter})
+        return [*pre, ("while", cond, body)]
+
+    def jump_stmt(self, env: dict[str, Any], depth: int, kind: str | None = None, cond: Any = None) -> Any:
+        """`if <traced>: [assignment]; break` (or `continue`), sometimes with an `else:`; the
+        names either branch defines are not defined after it (the jumping one leaves)."""
+        kind = kind or self.pick(self.jump_kinds)
+        self.features.add(kind)
+        cond = cond or self.cond(env, self.draw(st.integers(1, 2)))
+        scratch = dict(env)
+        jumping = [self.assign(scratch, depth)] if self.chance(0.4) else []
+        orelse = None
+        if self.chance(0.3):
+            orelse, other, _ = self.block(env, depth - 1, 1, allow_return=False)
+            scratch = {k: (max(v[0], other.get(k, v)[0]), v[1]) for k, v in scratch.items()}
+        for name in env:
+            env[name] = scratch[name]
+        return ("if", ((cond, [*jumping, (kind,)]),), orelse)
 
     def function(
         self,
@@ -1281,10 +1507,14 @@ class Gen:
         n: int,
     ) -> tuple[Func, float]:
         self.loopvars = set()
+        self.loop_results = []
         self.return_bounds: list[float] = []
         body, env, returned = self.block(dict(params), depth, n, allow_return=n_outputs == 1)
         if not returned:
             outs = tuple(self.expr(env, 3) for _ in range(n_outputs))
+            results = sorted({r for r in self.loop_results if r in env and env[r][1] == ()})
+            if results and self.chance(0.8):  # what a loop computed reaches the output
+                outs = (("bin", "+", outs[0], _v(self.pick(results))), *outs[1:])
             if self.arrays:  # a scalar output that reduces an array (not an elementwise program)
                 vshape = self.pick(self.vector_shapes(env))
                 red = ("red", self.pick(["sum", "mean"]), self.expr(env, 2, vshape))
@@ -1300,10 +1530,12 @@ class Gen:
 
 
 @st.composite
-def programs(draw: Any, family: str) -> Program:
+def programs(draw: Any, family: str, long_loop: bool = False) -> Program:
     """A random program of one family: "straight" (assignments and calls of every rule),
     "branches" (if/elif/else, conditional expressions, early returns, helpers), "loops"
-    (static for loops, helpers, closures, module constants, no_grad), "tuples" (several
+    (for loops, nested too, long ones symgrad keeps as loops, `while` loops that stop on traced
+    values, `break` and `continue` under traced conditions; helpers, closures, module
+    constants, no_grad), "tuples" (several
     outputs), "arrays" (reductions over small arrays)."""
     g = Gen(draw, family)
     n_params = draw(st.integers(1, 3))
@@ -1348,9 +1580,15 @@ def programs(draw: Any, family: str) -> Program:
     n_outputs = draw(st.integers(2, 3)) if family == "tuples" else 1
     depth = {"straight": 3, "branches": 2, "loops": 2, "tuples": 2, "arrays": 2}[family]
     n_stmts = draw(st.integers(0, 3))
+    if long_loop:  # f's first statement is a long loop (kept by default), then 0-2 more
+        g.force_long, n_stmts = True, n_stmts + 1
     main, _ = g.function("f", env, {}, n_outputs, depth, n_stmts)
     main.params = tuple(shapes)
     prog = Program(family, tuple(shapes), shapes, g.consts, g.helpers, main, n_outputs, g.uses_stop)
+    if g.features:
+        # loop forms drawn (while, break, continue, long, nested): their twins differentiate
+        # with dag_diff, as sympy.diff of an unrolled loop is exponential in its iterations
+        prog.meta["loop_forms"] = sorted(g.features)
     prog.text = render_module(prog)
     return prog
 
@@ -1778,6 +2016,13 @@ def _sum(items: list[Any]) -> V:
     return total
 
 
+def _traced(v: Any) -> bool:
+    return isinstance(v, (V, list))
+
+
+MAX_TRIPS = 1000  # a generated `while` stops within 6 iterations (its counter's cap)
+
+
 class Twin:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
@@ -1793,11 +2038,17 @@ class Twin:
             return r.values
         raise AssertionError("no return")
 
-    def block(self, stmts: list[Any], env: dict[str, Any], stop: bool) -> None:
+    def block(self, stmts: list[Any], env: dict[str, Any], stop: bool) -> str | None:
+        """Run statements; "break" or "continue" where one of them jumps, else None."""
         for s in stmts:
             tag = s[0]
             if tag == "assign":
-                value = self.expr(s[2], env)
+                if stop:  # no_grad: the same number from constants (no expression to build)
+                    value = self.expr(
+                        s[2], {k: _ew(const_of, v) if _traced(v) else v for k, v in env.items()}
+                    )
+                else:
+                    value = self.expr(s[2], env)
                 env[s[1]] = _ew(const_of, value) if stop else value
             elif tag == "aug":
                 env[s[1]] = _ew(lambda a, b, op=s[2]: _pyop(op, a, b), env[s[1]], self.expr(s[3], env))
@@ -1808,22 +2059,33 @@ class Twin:
             elif tag == "if":
                 for cond, body in s[1]:
                     if self.cond(cond, env):
-                        self.block(body, env, stop)
+                        jump = self.block(body, env, stop)
                         break
                 else:
-                    if s[2] is not None:
-                        self.block(s[2], env, stop)
+                    jump = None if s[2] is None else self.block(s[2], env, stop)
+                if jump:
+                    return jump
             elif tag == "for":
                 _, var, (how, items), body = s
                 values = [self.expr(a, env) for a in items]
                 seq = range(*(int(num(v)) for v in values)) if how == "range" else values
                 for item in seq:
                     env[var] = item
-                    self.block(body, env, stop)
+                    if self.block(body, env, stop) == "break":
+                        break
+            elif tag == "while":  # the trip count decided by the values at the point (mpmath)
+                for _ in range(MAX_TRIPS):
+                    if not self.cond(s[1], env) or self.block(s[2], env, stop) == "break":
+                        break
+                else:
+                    raise AssertionError("a generated while loop did not stop (a generator bug)")
+            elif tag in ("break", "continue"):
+                return tag
             elif tag == "nograd":
                 self.block(s[1], env, stop=True)
             elif tag == "return":
                 raise _Return(tuple(self.expr(e, env) for e in s[1]))
+        return None
 
     def cond(self, c: Any, env: dict[str, Any]) -> Any:
         tag = c[0]
@@ -1841,6 +2103,11 @@ class Twin:
             return result
         if tag == "not":
             return not self.cond(c[1], env)
+        if tag == "true":
+            return True
+        if tag == "guard":
+            _, op, a, b = c
+            return bool(_OPS[op](num(self.expr(a, env)), num(self.expr(b, env))))
         if tag == "and":
             return self.cond(c[1], env) and self.cond(c[2], env)
         return self.cond(c[1], env) or self.cond(c[2], env)
@@ -1966,6 +2233,52 @@ def mp_eval(expr: Any, values: dict[Any, Any], memo: dict[Any, Any] | None = Non
             result = MP.mpf(sympy.Float(expr.evalf(DPS, subs=subs), DPS)._mpf_)
     memo[expr] = result
     return result
+
+
+def dag_diff(expr: Any, sym: Any, memo: dict[Any, Any]) -> Any:
+    """d expr / d sym by the chain rule over the expression's DAG, each distinct subexpression
+    once (`memo`: one per symbol, shared by every expression differentiated in it).
+
+    `sympy.diff` walks the expression as a tree: an unrolled loop reads each carried value
+    several times, so it takes time exponential in the iterations (a 2-statement body: 0.1 s
+    at 4 iterations, 30 s at 8). Here the local derivatives are still SymPy's (each
+    function's `fdiff`: the textbook rules of `F`), with the sum, product and power rules
+    written out; the result shares subexpressions, which `mp_eval` evaluates once each."""
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        if e == sym or not e.args:
+            memo[e] = sympy.S.One if e == sym else sympy.S.Zero
+            stack.pop()
+            continue
+        todo = [a for a in e.args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        ds = [memo[a] for a in e.args]
+        if all(d == 0 for d in ds):
+            memo[e] = sympy.S.Zero
+        elif e.is_Add:
+            memo[e] = sympy.Add(*(d for d in ds if d != 0))
+        elif e.is_Mul:
+            memo[e] = sympy.Add(
+                *(sympy.Mul(d, *e.args[:i], *e.args[i + 1 :]) for i, d in enumerate(ds) if d != 0)
+            )
+        elif e.is_Pow:
+            (base, expo), (dbase, dexpo) = e.args, ds
+            if expo.is_Number:
+                memo[e] = expo * base ** (expo - 1) * dbase
+            else:
+                memo[e] = e * (dexpo * F.log(base) + expo * dbase / base)
+        elif isinstance(e, sympy.Function):
+            memo[e] = sympy.Add(*(e.fdiff(i + 1) * d for i, d in enumerate(ds) if d != 0))
+        else:  # anything else (none is generated): SymPy's own
+            memo[e] = sympy.diff(e, sym)
+    return memo[expr]
 
 
 def symbols_for(prog: Program) -> dict[str, Any]:

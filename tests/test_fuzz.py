@@ -1,8 +1,10 @@
 """Property-based tests: random programs of the supported language against independent oracles.
 
 `fuzz_programs.py` generates whole modules (straight-line arithmetic over every rule of
-`symgrad.RULES`, if/elif/else and conditional expressions, static loops, inlined helpers and
-closures, `no_grad`/`stop_gradient`, tuple outputs, reductions over small arrays). Each one is
+`symgrad.RULES`, if/elif/else and conditional expressions, static and nested loops, long loops
+symgrad keeps as loops, `while` loops whose trip count the point decides, `break` and
+`continue` under traced conditions, inlined helpers and closures, `no_grad`/`stop_gradient`,
+tuple outputs, reductions over small arrays). Each one is
 written to a file in a temporary directory, imported, and checked at a random point:
 
 1. the gradient (`value_and_grad`) against Richardson-extrapolated central differences of the
@@ -56,9 +58,11 @@ from fuzz_programs import (
     REGRESSIONS,
     RULE_BY_KEY,
     SPECS,
+    F,
     Program,
     alias_programs,
     captured_programs,
+    dag_diff,
     hazard_programs,
     mixed_programs,
     mp_eval,
@@ -340,6 +344,15 @@ class Exact:
                 for s, x in zip(self.syms[p].ravel(), np.ravel(point[p])):
                     self.point[s] = MP.mpf(float(x))
         self.memo: dict = {}
+        # programs with while loops, jumps, long or nested loops: sympy.diff would take time
+        # exponential in their iterations; dag_diff takes SymPy's local derivatives over the DAG
+        self.dag = "loop_forms" in prog.meta
+        self.dag_memos: dict = {}
+
+    def diff(self, expr, sym):
+        if self.dag:
+            return dag_diff(expr, sym, self.dag_memos.setdefault(sym, {}))
+        return sympy.diff(expr, sym)
 
     def values(self) -> list[float]:
         return [float(o.n) for o in self.outputs]
@@ -354,16 +367,16 @@ class Exact:
         expr = self.outputs[output].s if of is None else of
         syms = self.syms[param]
         if isinstance(syms, np.ndarray):
-            return np.array([self.evaluate(sympy.diff(expr, s)) for s in syms.ravel()]).reshape(syms.shape)
-        return self.evaluate(sympy.diff(expr, syms))
+            return np.array([self.evaluate(self.diff(expr, s)) for s in syms.ravel()]).reshape(syms.shape)
+        return self.evaluate(self.diff(expr, syms))
 
     def second(self, i: str, j: str):
         """d/d param j of the sum of d f / d param i (grad of grad, summed as symgrad does)."""
         syms_i = self.syms[i]
         first = (
-            sum(sympy.diff(self.outputs[0].s, s) for s in np.ravel(syms_i))
+            sum(self.diff(self.outputs[0].s, s) for s in np.ravel(syms_i))
             if isinstance(syms_i, np.ndarray)
-            else sympy.diff(self.outputs[0].s, syms_i)
+            else self.diff(self.outputs[0].s, syms_i)
         )
         return self.grad(j, of=sympy.sympify(first))
 
@@ -372,6 +385,7 @@ class Exact:
 
 SYMGRAD_LIMIT = 10.0  # seconds for one symgrad transformation and call (typically < 0.5 s)
 TWIN_LIMIT = 10.0  # seconds for the oracle; a slower twin rejects the example
+LOOPS_TWIN_LIMIT = 3.0
 STATS = {"programs": 0}
 
 
@@ -412,7 +426,7 @@ def run_symgrad(what: str, transform, *args):
 
 def twin_of(prog: Program, point: dict[str, object]) -> Exact:
     try:
-        with time_limit(TWIN_LIMIT, TwinTooSlowError, "twin"):
+        with time_limit(twin_limit(prog), TwinTooSlowError, "twin"):
             return Exact(prog, point)
     except TwinTooSlowError:
         event("rejected: the SymPy twin is too slow")
@@ -420,9 +434,16 @@ def twin_of(prog: Program, point: dict[str, object]) -> Exact:
         raise
 
 
-def exact_of(call):
+def twin_limit(prog: Program) -> float:
+    """TWIN_LIMIT, or LOOPS_TWIN_LIMIT for a program with while loops, jumps, long or nested
+    loops (dag_diff: typically 0.01-2 s; the rare slower ones, such as products of 64
+    factors, are rejected sooner)."""
+    return LOOPS_TWIN_LIMIT if "loop_forms" in prog.meta else TWIN_LIMIT
+
+
+def exact_of(call, prog: Program | None = None):
     try:
-        with time_limit(TWIN_LIMIT, TwinTooSlowError, "twin"):
+        with time_limit(TWIN_LIMIT if prog is None else twin_limit(prog), TwinTooSlowError, "twin"):
             return call()
     except TwinTooSlowError:
         event("rejected: the SymPy twin is too slow")
@@ -461,6 +482,49 @@ def torch_value_and_grads(tf, args: list[object], value, scale: float, cot=None)
     return t_grads
 
 
+LEAKED_NAME = re.compile(r"`(_break|_skip)\d+`|\x00item:")
+TRIP_COUNT_REFUSAL = re.compile(
+    r"condition is an array of shape|this `while` loop's condition depends on traced values"
+)
+
+
+def count_loops(prog: Program, compiled) -> None:
+    """STATS: the loop forms a checked program holds, and whether symgrad kept a loop of it."""
+    for form in prog.meta.get("loop_forms", ()):
+        STATS[form] = STATS.get(form, 0) + 1
+    if KEPT.search(compiled.source):
+        STATS["kept by default"] = STATS.get("kept by default", 0) + 1
+
+
+KEPT = re.compile(r"^\s+(for|while) ", re.MULTILINE)
+
+
+def writes_into_arguments(f, args) -> bool:
+    """Whether NumPy's run of f writes into its array arguments (`t = x; t *= v`): then it
+    runs another function on arrays than on floats, however close the two are at the point
+    (`x * cos(x)` for `x` near 0: values and slopes agree to 1e-6)."""
+    moved = copies(args)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f(*moved)
+    except (TypeError, ValueError):  # Python's `if` on arrays: np.vectorize runs it on floats
+        return False
+    return not all(np.array_equal(a, b) for a, b in zip(moved, args))
+
+
+def scalar_carry_broadcast(prog: Program, got, expected) -> bool:
+    """A known bug (test_loops.py, xfail): a kept loop's carry that reads no array (`t = j`,
+    or any carry of a `while` that runs no iteration) gets the arrays' shape on arrays, where
+    NumPy keeps a scalar. Counted (STATS) and tolerated here, so that the rest is checked."""
+    if "loop_forms" not in prog.meta or np.shape(expected) != ():
+        return False
+    if np.ndim(got) != 1 or not np.all(np.asarray(got) == np.asarray(got)[0]):
+        return False
+    STATS["known bug: a scalar carry broadcast"] = STATS.get("known bug: a scalar carry broadcast", 0) + 1
+    return True
+
+
 def check_program(loader: Loader, prog: Program, data) -> None:
     """One output, float or array parameters: value_and_grad against the original function,
     the twin and finite differences; each wrt alone; second order on a subset; and, for float
@@ -496,7 +560,7 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             assert np.shape(grads[i]) == np.shape(args[i]), (
                 f"d/d{p}: shape {np.shape(grads[i])} != {np.shape(args[i])}"
             )
-            exact_i = exact_of(lambda p=p: exact.grad(p))
+            exact_i = exact_of(lambda p=p: exact.grad(p), prog)
             expect_close(f"d/d{p} vs sympy", grads[i], exact_i, EXACT_RTOL, EXACT_ATOL * scale)
             expect_fd(f"d/d{p} vs finite differences", grads[i], ref, args, i, scale)
             if t_grads is not None:
@@ -515,14 +579,20 @@ def check_program(loader: Loader, prog: Program, data) -> None:
 
         if "for " in prog.source:  # the same program with every for-range loop kept as a loop
             check_kept_loops(f, prog, args, original_value, exact, scale, t_grads, data)
+        count_loops(prog, vg)
 
         # second order on a subset
         if data.draw(st.integers(0, 3), label="second order") == 0:
             i = data.draw(st.integers(0, n - 1), label="i")
             j = data.draw(st.integers(0, n - 1), label="j")
             what = f"grad(grad(f, wrt={i}), wrt={j})"
-            got = run_symgrad(what, symgrad.grad(singles[i], wrt=j), *args)
-            expected = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
+            twice = symgrad.grad(singles[i], wrt=j)
+            got = run_symgrad(what, twice, *args)
+            if KEPT.search(twice.source):
+                STATS["second order through a kept loop"] = (
+                    STATS.get("second order through a kept loop", 0) + 1
+                )
+            expected = exact_of(lambda: exact.second(prog.params[i], prog.params[j]), prog)
             expect_close(f"{what} vs sympy", got, expected, 1e-9, 1e-11 * scale)
             if tf is not None:
                 expect_second_torch(what, got, tf, args, i, j, scale)
@@ -534,11 +604,28 @@ def check_program(loader: Loader, prog: Program, data) -> None:
             moved = next(iter(fd_points(args)))
             value2, grads2 = vg(*moved)
             batch = [np.array([a, b]) for a, b in zip(args, moved)]
-            got_values, got_grads = run_symgrad("value_and_grad(f) on arrays", vg, *batch)
+            try:
+                got_values, got_grads = run_symgrad("value_and_grad(f) on arrays", vg, *batch)
+            except (symgrad.ShapeError, symgrad.TracingError) as e:
+                # a kept loop's trip count is one number: a `while` or `break` condition on
+                # arrays is refused at the loop, naming it (the hint: np.vectorize); so is a
+                # `while` body that cannot be kept (on arrays, `t = x; x -= v` writes into t)
+                assert "loop_forms" in prog.meta, e
+                if LEAKED_NAME.search(str(e)):  # known bug (test_loops.py, xfail)
+                    STATS["known bug: a made name in a refusal"] = (
+                        STATS.get("known bug: a made name in a refusal", 0) + 1
+                    )
+                else:
+                    assert TRIP_COUNT_REFUSAL.search(str(e)), e
+                STATS["loops refused on arrays"] = STATS.get("loops refused on arrays", 0) + 1
+                STATS["programs"] += 1
+                return
             numpy_values = original(f, batch)
+            if scalar_carry_broadcast(prog, got_values, numpy_values):
+                got_values = float(np.asarray(got_values)[0])
             expect_value("value on arrays vs NumPy", got_values, numpy_values, scale)
             floats_spread = [value, float(run_original(f, moved))]
-            differs = not close(
+            differs = writes_into_arguments(f, batch) or not close(
                 np.broadcast_to(numpy_values, (2,)), floats_spread, SAME_RTOL, SAME_RTOL * scale
             )
             on_arrays = lambda *a: original(f, list(a))  # noqa: E731 - np.vectorize where needed
@@ -581,7 +668,7 @@ def check_kept_loops(f, prog: Program, args, original_value, exact, scale, t_gra
     got_value, grads = run_symgrad("value_and_grad(f, loops='keep')", kept, *args)
     grads = as_tuple(grads, n)
     expect_value("loops='keep' value", got_value, original_value, scale)
-    exact_grads = [exact_of(lambda p=p: exact.grad(p)) for p in prog.params]
+    exact_grads = [exact_of(lambda p=p: exact.grad(p), prog) for p in prog.params]
     for i, p in enumerate(prog.params):
         expect_close(
             f"loops='keep' d/d{p} vs sympy", grads[i], exact_grads[i], EXACT_RTOL, EXACT_ATOL * scale
@@ -601,8 +688,11 @@ def check_kept_loops(f, prog: Program, args, original_value, exact, scale, t_gra
         i = data.draw(st.integers(0, n - 1), label="kept i")
         j = data.draw(st.integers(0, n - 1), label="kept j")
         what = f"grad(grad(f, wrt={i}, loops='keep'), wrt={j})"
-        got = run_symgrad(what, symgrad.grad(symgrad.grad(f, wrt=i, loops="keep"), wrt=j), *args)
-        second = exact_of(lambda: exact.second(prog.params[i], prog.params[j]))
+        twice = symgrad.grad(symgrad.grad(f, wrt=i, loops="keep"), wrt=j)
+        got = run_symgrad(what, twice, *args)
+        if KEPT.search(twice.source):
+            STATS["second order through a kept loop"] = STATS.get("second order through a kept loop", 0) + 1
+        second = exact_of(lambda: exact.second(prog.params[i], prog.params[j]), prog)
         expect_close(f"{what} vs sympy", got, second, 1e-9, 1e-11 * scale)
 
 
@@ -1081,6 +1171,7 @@ PROGRAMS = {
     "straight": 600,
     "branches": 400,
     "loops": 320,
+    "long loops": 20,
     "tuples": 110,
     "arrays": 140,
     "mixed": 40,
@@ -1128,6 +1219,9 @@ test_branching_programs = property_test("branching_programs", "branches", progra
 test_loops_helpers_closures = property_test(
     "loops_helpers_closures", "loops", programs("loops"), check_program
 )
+test_long_loops_kept = property_test(
+    "long_loops_kept", "long loops", programs("loops", long_loop=True), check_program
+)
 test_tuple_outputs = property_test("tuple_outputs", "tuples", programs("tuples"), check_tuple_program)
 test_reductions_over_arrays = property_test(
     "reductions_over_arrays", "arrays", programs("arrays"), check_program
@@ -1150,6 +1244,23 @@ test_captured_values_changed = property_test(
 test_printing_precedence = property_test(
     "printing_precedence", "precedence", precedence_programs(), check_program
 )
+
+
+def test_dag_diff_agrees_with_sympy_diff():
+    """The twin's chain rule over the DAG (programs with while loops, jumps, long or nested
+    loops) against sympy.diff, to first and second order, on a short unrolled recurrence of
+    every kind of node it meets: sums, products, powers (numbers and traced), textbook functions."""
+    x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
+    half, s = sympy.Rational(1, 2), x
+    for _ in range(2):
+        s = half * s + F.sin(s * y) / (1 + s**2) + F.pow(1 + F.tanh(s) ** 2, y) * F.atan2(s, 2 + y)
+    point = {x: MP.mpf("0.3"), y: MP.mpf("-0.7")}
+    for a, b in ((x, x), (x, y), (y, y)):
+        memos: dict = {}
+        first = dag_diff(s, a, memos.setdefault(a, {}))
+        assert MP.almosteq(mp_eval(first, point), mp_eval(sympy.diff(s, a), point), 1e-30)
+        second = dag_diff(first, b, memos.setdefault(b, {}))
+        assert MP.almosteq(mp_eval(second, point), mp_eval(sympy.diff(s, a, b), point), 1e-30)
 
 
 def test_every_rule_has_a_generator():
