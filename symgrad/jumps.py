@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 # the statements of a loop whose jumps would leave it (a nested loop's jumps are its own)
 _LOOPS = (ast.For, ast.While, ast.AsyncFor)
+# the prefixes of the flags' names (never a user's: names starting with `_skip`/`_break` and
+# a line number are the rewriting's own)
+FLAGS = ("_skip", "_break")
 
 
 @dataclass
@@ -48,7 +51,7 @@ def jumps(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
 
 def rewrite(loop: ast.For | ast.While) -> Rewritten:
     """`loop`'s body with its jumps turned into flags, named after the loop's line."""
-    skip, stop = f"_skip{loop.lineno}", f"_break{loop.lineno}"
+    skip, stop = f"{FLAGS[0]}{loop.lineno}", f"{FLAGS[1]}{loop.lineno}"
     breaks = any(isinstance(j, ast.Break) for j in jumps(loop.body))
     body = [_set(skip, 0.0, loop), *_guarded(loop.body, skip, stop)]
     test = _below_half(stop, loop) if breaks else None

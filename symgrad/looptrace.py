@@ -487,7 +487,14 @@ class LoopTracing:
                 continue
             if self.graph.rebind or not self.shape(env[name]):  # type: ignore[attr-defined]
                 continue
-            shared = f"`{others[0]}`" if others else "an array passed in"
+            visible = [o for o in others if not o.startswith("\0")]  # not the tracer's own keys
+            shared = (
+                f"`{visible[0]}`"
+                if visible
+                else "an item of a tuple or list"
+                if others
+                else "an array passed in"
+            )
             raise _NotKept(
                 f"its body updates `{name}` in place, and {when} `{name}` shares its array with {shared} "
                 f"(if {shared} need not change with it, write `{name} = {name}.copy()` before the loop to keep it)"
@@ -781,6 +788,12 @@ def _check_shapes(
         shape = arrays.shape_of(update, shapes)
         if carry not in read:  # assigned before it is read: it takes the update's shape
             shapes[carry] = shape
+        elif shape != shapes[carry] and name.startswith(jumps.FLAGS):
+            # the flag a `break`/`continue` sets (jumps.rewrite) takes its condition's shape
+            raise _NotKept(
+                f"the condition of its `break` or `continue` is an array of shape {shape}, whose "
+                "elements may disagree on the iteration to stop or skip in"
+            )
         elif shape != shapes[carry]:
             change = f"`{name}` changes shape from {shapes[carry]} to {shape}"
             if grows:

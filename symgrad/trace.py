@@ -719,6 +719,15 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         inputs = [self.graph.params[i] for i in sorted(reached)]
         name = f"`{what}`" if what and what != "out" else "the result"
         first, second = sorted(shapes)[:2]
+        if what and what.startswith(jumps.FLAGS):  # the flag of a `break` (jumps.rewrite)
+            raise self.error(
+                ShapeError,
+                at or self.frame.source.tree,
+                f"whether the loop stops or skips (its `break` or `continue`) is decided by a "
+                f"value of shape {first} on one path and {second} on another: NumPy gives the "
+                "shape of the path taken, symgrad's compiled program one shape for all values",
+                "make the condition of the `break` or `continue` the same shape on every path",
+            )
         raise self.error(
             ShapeError,
             at or self.frame.source.tree,

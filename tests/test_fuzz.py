@@ -612,12 +612,8 @@ def check_program(loader: Loader, prog: Program, data) -> None:
                 # arrays is refused at the loop, naming it (the hint: np.vectorize); so is a
                 # `while` body that cannot be kept (on arrays, `t = x; x -= v` writes into t)
                 assert "loop_forms" in prog.meta, e
-                if LEAKED_NAME.search(str(e)):  # known bug (test_loops.py, xfail)
-                    STATS["known bug: a made name in a refusal"] = (
-                        STATS.get("known bug: a made name in a refusal", 0) + 1
-                    )
-                else:
-                    assert TRIP_COUNT_REFUSAL.search(str(e)), e
+                assert not LEAKED_NAME.search(str(e)), f"a name symgrad made, in a refusal: {e}"
+                assert TRIP_COUNT_REFUSAL.search(str(e)), e
                 STATS["loops refused on arrays"] = STATS.get("loops refused on arrays", 0) + 1
                 STATS["programs"] += 1
                 return

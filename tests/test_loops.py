@@ -793,11 +793,6 @@ _LEAKED_NAMES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refusals of loops on arrays name the names symgrad made (`_break3`, the break "
-    "flag of jumps.rewrite; `\\0item:<id>:1`, trace._hold_items's key) instead of the user's",
-)
 @pytest.mark.parametrize("name", list(_LEAKED_NAMES))
 def test_a_loop_refused_on_arrays_names_only_the_programs_names(tmp_path, name):
     text, args = _LEAKED_NAMES[name]
