@@ -244,9 +244,8 @@ class ModuleKernel(Kernel):
                     hint="use backend='numpy' (the default) for functions with `while` loops or `break`",
                 )
             xp, special, jit = _modules(self.backend)
-            root = "jax" if self.backend == "jax" else "cupy"
             namespace = {
-                root: sys.modules[root],
+                self.backend: sys.modules[self.backend],  # `jax.numpy.exp`, `cupy.exp`
                 "math": math,
                 "sg": _xp_runtime(xp),
                 "scipy_special": special,

@@ -871,23 +871,9 @@ def render(
     guard: bool,
     texts: list[str] | None = None,
     reuse: bool = False,
-) -> str:
-    """Source of `def name(params): ...` computing `graph.outputs` with `program` (whose
-    right-hand sides `texts` are, when already printed): see `render_function`."""
-    return render_function(graph, program, name, doc, printer, guard, texts, reuse).source
-
-
-def render_function(
-    graph: Graph,
-    program: list[Statement],
-    name: str,
-    doc: str,
-    printer: Any,
-    guard: bool,
-    texts: list[str] | None = None,
-    reuse: bool = False,
 ) -> GeneratedFunction:
-    """`def name(params): ...` computing `graph.outputs` with `program`, by its parts.
+    """`def name(params): ...` computing `graph.outputs` with `program` (whose right-hand
+    sides `texts` are, when already printed), by its parts (`.source` is its text).
 
     The array flavour frees each temporary after its last use (`del t3`); with `reuse` (the
     flavour run on float64 arrays), an operation writes into the array of
@@ -1448,7 +1434,7 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     has_branches = any(_computes_in_branches(expr) for expr in expressions)
     printer = ArrayPrinter()
     texts = print_all(printer, program)
-    array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts)
+    array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts).source
     has_arrays = any(isinstance(expr, ArrayOp) for expr in expressions)
     has_loops = any(isinstance(expr, Loop) for _, expr in program)
     # (reusing buffers reads every statement as one assignment: not a multi-output call's)
@@ -1463,15 +1449,17 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
         shaped = dataclasses.replace(graph, shapes={symbol: (2,) for symbol in graph.inputs})
     inplace_source = None
     if shaped.shapes is not None and straight:
-        inplace_source = render(shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True)
+        inplace_source = render(
+            shaped, program, name, doc, printer, has_branches, texts=texts, reuse=True
+        ).source
         if inplace_source == array_source:
             inplace_source = None
-    scalar = None if has_arrays else render_function(graph, program, name, doc, ScalarPrinter(), guard=False)
+    scalar = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
     module_source, refusal = None, None
     if module is not None and not has_arrays:  # other modules run elementwise programs only
         refusal = scan_refusal(program) if module == "jax" else None
         if refusal is None:  # neither library warns where NumPy needs `errstate`
-            module_source = render(graph, program, name, doc, MODULE_PRINTERS[module](), guard=False)
+            module_source = render(graph, program, name, doc, MODULE_PRINTERS[module](), guard=False).source
     return Kernel(
         name=name,
         array_source=array_source,

@@ -788,13 +788,12 @@ def _check_shapes(
         shape = arrays.shape_of(update, shapes)
         if carry not in read:  # assigned before it is read: it takes the update's shape
             shapes[carry] = shape
-        elif shape != shapes[carry] and name.startswith(jumps.FLAGS):
-            # the flag a `break`/`continue` sets (jumps.rewrite) takes its condition's shape
-            raise _NotKept(
-                f"the condition of its `break` or `continue` is an array of shape {shape}, whose "
-                "elements may disagree on the iteration to stop or skip in"
-            )
         elif shape != shapes[carry]:
+            if name.startswith(jumps.FLAGS):  # a `break`/`continue` flag: its condition's shape
+                raise _NotKept(
+                    f"the condition of its `break` or `continue` is an array of shape {shape}, whose "
+                    "elements may disagree on the iteration to stop or skip in"
+                )
             change = f"`{name}` changes shape from {shapes[carry]} to {shape}"
             if grows:
                 raise _Grows(change)
@@ -841,8 +840,8 @@ def _body_graph(outer: Graph, index: sympy.Symbol, carries: tuple[sympy.Symbol, 
 def _carry_reach(outer: Graph, loop: Loop) -> dict[sympy.Symbol, frozenset[int]]:
     """The inputs each carry is computed from, which shape its final value as NumPy's: those
     of its start and, to a fixed point, of what its update reads (other carries, items,
-    values from outside). A carry that reads no array stays a number (`t = j`; `b` of a
-    loop that may run no iteration), as in NumPy."""
+    values from outside). A carry that reads no array stays a number (`t = j`), as in
+    NumPy."""
     reads: dict[Any, frozenset[Any]] = {}  # body value -> the body inputs and outside values it reads
 
     def of(symbols: Any) -> frozenset[Any]:

@@ -366,7 +366,9 @@ def test_in_place_folded_outer_product_keeps_its_operands():
     shapes = {a: (3,), b: (4,), x: (3, 4), t0: (3,), t1: (3, 4), t2: (3,), t3: (3, 4), t4: (3, 4)}
     graph = Graph("f", ("a", "b", "x"), (a, b, x), program, (t4, t2), shapes=shapes)
     printer = emit.ArrayPrinter()
-    sources = [emit.render(graph, program, "f", "", printer, guard=False, reuse=r) for r in (False, True)]
+    sources = [
+        emit.render(graph, program, "f", "", printer, guard=False, reuse=r).source for r in (False, True)
+    ]
     assert "numpy.outer" in sources[0] and "numpy.outer" not in sources[1]
     assert "numpy.multiply(numpy.multiply(t3, t0[:, None], out=t3), b, out=t3)" in sources[1]
     assert "t2 = 1 + t0" in sources[1]  # not numpy.add(1, t0, out=t0)
@@ -401,7 +403,7 @@ def test_in_place_operations_keep_the_printed_order_of_operands():
     graph = Graph("f", tuple(map(str, inputs)), inputs, program, tuple(outputs), shapes=shapes)
     printer = emit.ArrayPrinter()
     plain, in_place = (
-        emit.render(graph, program, "f", "", printer, guard=False, reuse=r) for r in (False, True)
+        emit.render(graph, program, "f", "", printer, guard=False, reuse=r).source for r in (False, True)
     )
     for k in range(len(forms)):
         assert re.search(rf"r{k} = numpy\.\w+\(.*out=t{k}\)$", in_place, re.MULTILINE), k
