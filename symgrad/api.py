@@ -298,7 +298,8 @@ def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tupl
     """The differentiated function's outputs (values, tangents) as it returns them."""
     params = getattr(compiled, "output_params", ())
     if not params or call.shape is None:
-        return tuple(fit_value(v, call) for v in outputs)
+        exact = compiled.ran(call).as_computed
+        return tuple(fit_value(v, call, n in exact) for n, v in enumerate(outputs))
     args = dict(zip(compiled.dynamic, call.args))
     return tuple(fit(v, args[p], call) for v, p in zip(outputs, params))
 
@@ -670,7 +671,8 @@ def _finish_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 def _finish_value_and_grad(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
     _check_scalar_output(compiled, call)
     n = compiled.ran(call).primal_outputs
-    values = tuple(fit_value(v, call) for v in raw[:n])
+    exact = compiled.ran(call).as_computed
+    values = tuple(fit_value(v, call, k in exact) for k, v in enumerate(raw[:n]))
     value = values[0] if n == 1 else values
     return value, _gradients(compiled, raw[n:], call)
 

@@ -399,6 +399,25 @@ class Eye(ArrayOp):
         return f"numpy.eye({self.params})"
 
 
+class Tri(ArrayOp):
+    """`numpy.tri(n, n, k)`: ones at and below the k-th diagonal; the mask of the triangle
+    `eigh` reads (params: n, k)."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        n, _ = self.params
+        return (n, n)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return []
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        n, k = self.params
+        return f"numpy.tri({n}, {n}, {k})"
+
+
 class Trace(ArrayOp):
     """`numpy.trace(x)` of a square matrix."""
 
@@ -501,12 +520,15 @@ class SlogDet(MultiOp):
 
 
 class Eigh(MultiOp):
-    """`numpy.linalg.eigh(a)` of a symmetric matrix: eigenvalues w (ascending) and the
-    eigenvectors V as columns. NumPy reads one triangle (params: UPLO); the derivative is
-    that of the symmetric matrix, as in PyTorch and JAX (Giles 2008):
-    abar = V (diag(wbar) + F * skew(V^T Vbar)) V^T with F_ij = 1 / (w_j - w_i) off the
-    diagonal. Repeated eigenvalues make F infinite: the eigenvectors' derivative is then
-    inf or nan, as in PyTorch and JAX (the eigenvalues' alone stays finite)."""
+    """`numpy.linalg.eigh(a)`: eigenvalues w (ascending) and the eigenvectors V as columns.
+    NumPy reads one triangle of `a` (params: UPLO) as a symmetric matrix S, so the derivative
+    is that of the function NumPy computes, as in autograd: the symmetric matrix's adjoint
+    (Giles 2008) G = V (diag(wbar) + F * skew(V^T Vbar)) V^T, with F_ij = 1 / (w_j - w_i) off
+    the diagonal, goes to the triangle read (G_ii on the diagonal, G_ij + G_ji below it for
+    "L"), nothing to the other. PyTorch and JAX give G itself, the gradient for symmetric
+    perturbations; on a symmetrised argument (`eigh(B + B.T)`) both give the same gradient
+    of B. Repeated eigenvalues make F infinite: the eigenvectors' derivative is then inf or
+    nan, as in PyTorch and JAX (the eigenvalues' alone stays finite)."""
 
     fields = ("eigenvalues", "eigenvectors")
     label = "eigh"
@@ -535,7 +557,19 @@ class Eigh(MultiOp):
         if not inner:
             return [None]
         middle = add(sympy.Add(*inner))
-        return [matmul(v, matmul(middle, transpose(v, (1, 0), add), add), add)]
+        g = matmul(v, matmul(middle, transpose(v, (1, 0), add), add), add)  # symmetric
+        below = self._read_off_diagonal(n, add)
+        return [add(_eye(n, add) * g + (g + transpose(g, (1, 0), add)) * below)]
+
+    def _read_off_diagonal(self, n: int, add: Add) -> Any:
+        """Ones where NumPy reads `a` off the diagonal: below it for "L", above for "U"."""
+        lower = add(Tri.make([], (n, -1)))
+        return lower if self.params == "L" else transpose(lower, (1, 0), add)
+
+    def _symmetric_tangent(self, da: Any, n: int, add: Add) -> Any:
+        """The tangent of the symmetric matrix NumPy builds from the triangle of `a` it reads."""
+        off = add(da * self._read_off_diagonal(n, add))
+        return add(_eye(n, add) * da + off + transpose(off, (1, 0), add))
 
     def jvp_all(
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
@@ -543,7 +577,7 @@ class Eigh(MultiOp):
         w, v = outs
         n = shapes[0][0]
         da = atom(dots[0], add)
-        sym = add((da + transpose(da, (1, 0), add)) / 2)  # the symmetric matrix's tangent
+        sym = self._symmetric_tangent(da, n, add)
         p = matmul(transpose(v, (1, 0), add), matmul(sym, v, add), add)
         dw = add(Index.make([p], (list(range(n)), list(range(n)))))
         off = add((p - _eye(n, add) * p) / self._gaps(w, n, add))  # zero diagonal, then F * P

@@ -56,6 +56,10 @@ class Variant:
             not facts.cancelled and not facts.aliased and all(len(r) == facts.inputs for r in facts.reach)
         )
         self.every_output_reaches = all(facts.reach)
+        # Outputs whose shape depends on how many iterations a `while` loop ran: the program
+        # computes them as NumPy does (unless SymPy cancelled something), with the shape of
+        # the iterations taken, so they are not broadcast to the arguments' shape.
+        self.as_computed = frozenset(() if facts.cancelled else facts.trip_shaped)
 
     def fits(self, shapes: Sequence[tuple[int, ...]]) -> bool:
         """Whether the elementwise program is exact for arguments of these shapes: it gives
@@ -693,14 +697,15 @@ def _fresh(gradient: Any, shape: tuple[int, ...], dtype: Any, call: Call) -> boo
     )
 
 
-def fit_value(value: Any, call: Call) -> Any:
-    """Shape a function value like the broadcast of the arguments."""
+def fit_value(value: Any, call: Call, as_computed: bool = False) -> Any:
+    """Shape a function value like the broadcast of the arguments; `as_computed`: as the
+    program computed it (see `Variant.as_computed`)."""
     if call.scalar:
         return float(value)
     xp = _foreign_call(call, value)
     if xp is not None:
         return _fit_foreign(xp, value, call.shape if call.shape is not None else np.shape(value), call)
-    if call.shape is None:
+    if call.shape is None or as_computed:
         array = np.asarray(value, dtype=np.float64)
         return float(array) if array.ndim == 0 else np.array(array)
     full = np.broadcast_to(np.asarray(value, dtype=np.float64), call.shape)

@@ -53,6 +53,12 @@ class Names:
         return other
 
 
+# A position in `Graph.sources` beside the inputs': the value is computed from a carry of a
+# `while` loop (or a loop that can `break`) that becomes an array only once an iteration has
+# run; NumPy then gives it the shape of the iterations actually taken.
+TRIP_COUNT = -1
+
+
 def real_symbol(name: str) -> sympy.Symbol:
     """Graph values are real: complex symbols would turn Abs' into re/im noise."""
     return sympy.Symbol(name, real=True)
@@ -95,6 +101,9 @@ class Graph:
     # Per output of the traced function, the positions of the inputs it is computed from: what
     # shapes its value when NumPy runs the function (an unused array argument shapes nothing).
     reach: tuple[tuple[int, ...], ...] = ()
+    # The outputs (positions) computed from a `while` loop's carry whose shape depends on how
+    # many iterations ran (`b = -1.0` stays a number if none ran, as in NumPy): see TRIP_COUNT.
+    trip_shaped: tuple[int, ...] = ()
     unrolled: int = 0  # while tracing: loop iterations unrolled so far
     # An in-place update (`t += v`) of a name that shares its array: right for numbers as
     # traced without shapes; arrays need a trace for their shapes (NumPy writes through).
@@ -202,6 +211,7 @@ class Graph:
             branches=self.branches,
             sources=dict(self.sources),
             reach=self.reach,
+            trip_shaped=self.trip_shaped,
             guards=self.guards,
             captured=list(self.captured),
             skipped=self.skipped,
@@ -214,6 +224,7 @@ class Graph:
         """What a traced (primal) graph tells about the shapes NumPy gives its values."""
         return ShapeFacts(
             reach=self.reach,
+            trip_shaped=self.trip_shaped,
             cancelled=self.cancelled,
             aliased=self.aliased,
             branches=self.branches,
@@ -272,6 +283,7 @@ class ShapeFacts:
     elementwise program inexact for arguments of other shapes (see `Graph`'s fields)."""
 
     reach: tuple[tuple[int, ...], ...] = ()
+    trip_shaped: tuple[int, ...] = ()
     cancelled: bool = False
     aliased: bool = False
     branches: bool = False
@@ -287,7 +299,12 @@ class ShapeFacts:
     def from_record(cls, record: dict[str, Any]) -> ShapeFacts:
         tree = record.get("output_tree")
         return cls(
-            **{**record, "reach": tuple(tuple(r) for r in record["reach"]), "output_tree": _tuples(tree)}
+            **{
+                **record,
+                "reach": tuple(tuple(r) for r in record["reach"]),
+                "trip_shaped": tuple(record.get("trip_shaped", ())),
+                "output_tree": _tuples(tree),
+            }
         )
 
 

@@ -21,7 +21,7 @@ import sympy
 
 from . import arrays, jumps, rules
 from .errors import SymgradError, TracingError
-from .graph import Graph, Loop, defined_by, reads_of, real_symbol
+from .graph import TRIP_COUNT, Graph, Loop, defined_by, reads_of, real_symbol
 from .itertrace import ALIAS
 
 # `for` loops with at least this many iterations are kept as loops by default (loops="auto");
@@ -841,7 +841,8 @@ def _carry_reach(outer: Graph, loop: Loop) -> dict[sympy.Symbol, frozenset[int]]
     """The inputs each carry is computed from, which shape its final value as NumPy's: those
     of its start and, to a fixed point, of what its update reads (other carries, items,
     values from outside). A carry that reads no array stays a number (`t = j`), as in
-    NumPy."""
+    NumPy. A loop with a traced trip count may run no iteration: a carry that reads more
+    than its start then also reaches `TRIP_COUNT`."""
     reads: dict[Any, frozenset[Any]] = {}  # body value -> the body inputs and outside values it reads
 
     def of(symbols: Any) -> frozenset[Any]:
@@ -863,6 +864,9 @@ def _carry_reach(outer: Graph, loop: Loop) -> dict[sympy.Symbol, frozenset[int]]
                 found |= reach[s] if s in reach else outer.inputs_reaching(stacks.get(s, s))
             changed = changed or found != reach[carry]
             reach[carry] = found
+    if loop.count is not None:  # it may stop before any update: the start's shape then stays
+        starts = {c: outer.inputs_reaching(start) for c, start in zip(loop.carries, loop.init)}
+        reach = {c: r | {TRIP_COUNT} if r != starts[c] else r for c, r in reach.items()}
     return reach
 
 

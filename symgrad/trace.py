@@ -42,7 +42,7 @@ from .errors import (
     UnknownCalleeError,
     UnsupportedSyntaxError,
 )
-from .graph import Graph, real_symbol
+from .graph import TRIP_COUNT, Graph, real_symbol
 from .itertrace import (
     ALIAS as _ALIAS,
 )
@@ -716,7 +716,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         if len(shapes) <= 1 or any(self.shape(c) for _, c in pieces if is_traced(c)):
             return
         reached = self.graph.inputs_reaching(sympy.Tuple(*[c for _, c in pieces]))
-        inputs = [self.graph.params[i] for i in sorted(reached)]
+        inputs = [self.graph.params[i] for i in sorted(reached) if i != TRIP_COUNT]
         name = f"`{what}`" if what and what != "out" else "the result"
         first, second = sorted(shapes)[:2]
         if what and what.startswith(jumps.FLAGS):  # the flag of a `break` (jumps.rewrite)
@@ -1850,9 +1850,9 @@ def _trace(
         graph.output_tree = tree
         graph.cacheable = graph.cacheable and trees.plain(tree)
     parameters = len(dynamic)  # the arguments', not the arrays read from outside (captured)
-    graph.reach = tuple(
-        tuple(sorted(i for i in graph.inputs_reaching(o) if i < parameters)) for o in graph.outputs
-    )
+    reached = [graph.inputs_reaching(o) for o in graph.outputs]
+    graph.reach = tuple(tuple(sorted(i for i in r if 0 <= i < parameters)) for r in reached)
+    graph.trip_shaped = tuple(n for n, r in enumerate(reached) if TRIP_COUNT in r)
     return graph
 
 

@@ -744,15 +744,11 @@ def test_a_nested_loop_with_its_own_break_keeps_the_outer_loop(tmp_path):
 
 _CARRIES = {
     # a `while` that runs no iteration: b stays the float -1.0 (with one iteration, NumPy's b
-    # is an array: the shape depends on the trip count, which one program cannot follow)
+    # is an array: the shape depends on the trip count). Fixed: the value was broadcast to the
+    # arguments' shape; a carry that may run no update now reaches graph.TRIP_COUNT, and such
+    # outputs keep the shape the program computed.
     "zero_trips": pytest.param(
-        "def f(x):\n    b = -1.0\n    while b > 0.5:\n        b = b + x\n    return b\n",
-        -1.0,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a carry of a `while` whose update reads an array has the array's shape, "
-            "also when the loop runs no iteration (NumPy: the scalar it started as)",
-        ),
+        "def f(x):\n    b = -1.0\n    while b > 0.5:\n        b = b + x\n    return b\n", -1.0
     ),
     # a kept `for`: t = j never depends on x (NumPy: the int 63); fixed: every carry was given
     # the reach of everything the loop reads, now each carry that of its own start and updates
@@ -801,3 +797,27 @@ def test_a_loop_refused_on_arrays_names_only_the_programs_names(tmp_path, name):
         value_and_grad(f, wrt=tuple(range(len(args))))(*args)
     message = str(info.value)
     assert not re.search(r"_break\d|_skip\d|\x00|item:\d", message), message
+
+
+_SOME_TRIPS = """\
+def f(x, n):
+    b = -1.0
+    k = 0.0
+    while k < n:
+        b = b * 0.5 + x
+        k = k + 1.0
+    return b
+"""
+
+
+def test_a_while_carrys_shape_follows_the_iterations_taken(tmp_path):
+    f = write_module(tmp_path, "some_trips", _SOME_TRIPS).f
+    xs = np.array([0.3, 0.4])
+    for n in (0.0, 1.0, 3.0):
+        expected = f(xs, n)  # -1.0 after no iteration, else an array of x's shape
+        value, tangent = symgrad.jvp(f)((xs, n), (np.ones(2),))
+        assert np.shape(value) == np.shape(expected) and np.shape(tangent) == np.shape(expected)
+        np.testing.assert_allclose(value, expected, rtol=1e-14)
+        h = 1e-6  # the directional derivative along the tangent (1, 1), by central differences
+        step = (f(xs + h, n) - f(xs - h, n)) / (2 * h)
+        np.testing.assert_allclose(tangent, step, rtol=1e-6, atol=1e-9)

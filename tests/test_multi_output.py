@@ -105,6 +105,18 @@ def eig_upper(B):
     return np.sum(w * WEIGHTS) + np.sum(V[:, 0] ** 2 * WEIGHTS)
 
 
+def eig_one_triangle(A):
+    # NumPy reads A's lower triangle only (found by autograd's test_eigvalh_lower: the
+    # gradient was the symmetric matrix's, wrong for a general A by central differences)
+    w, V = np.linalg.eigh(A)
+    return np.sum(w**3) / 10.0 + np.sum(V[:, -1] * WEIGHTS) ** 2
+
+
+def eig_upper_triangle(A):
+    w, V = np.linalg.eigh(A, "U")
+    return np.sum(np.sin(w)) + np.sum(V[:, 0] ** 2 * WEIGHTS)
+
+
 def slogdet_result(A):
     return np.linalg.slogdet(A)
 
@@ -164,6 +176,22 @@ def torch_eig_upper(B):
     return torch.sum(w * weights) + torch.sum(V[:, 0] ** 2 * weights)
 
 
+def numpys_symmetric(A, lower=True):
+    """The symmetric matrix NumPy's eigh builds from the triangle of A it reads."""
+    part = torch.tril(A) if lower else torch.triu(A)
+    return part + part.T - torch.diag(torch.diagonal(A))
+
+
+def torch_eig_one_triangle(A):
+    w, V = torch.linalg.eigh(numpys_symmetric(A))
+    return torch.sum(w**3) / 10.0 + torch.sum(V[:, -1] * torch.tensor(WEIGHTS)) ** 2
+
+
+def torch_eig_upper_triangle(A):
+    w, V = torch.linalg.eigh(numpys_symmetric(A, lower=False))
+    return torch.sum(torch.sin(w)) + torch.sum(V[:, 0] ** 2 * torch.tensor(WEIGHTS))
+
+
 CASES = [  # (function, torch version, argument maker)
     (logdet, torch_logdet, lambda: (well_conditioned(),)),
     (det_from_both, torch_det_from_both, lambda: (well_conditioned(),)),
@@ -173,6 +201,8 @@ CASES = [  # (function, torch version, argument maker)
     (eig_values, torch_eig_values, lambda: (symmetric_input(),)),
     (eig_vectors, torch_eig_vectors, lambda: (symmetric_input(),)),
     (eig_upper, torch_eig_upper, lambda: (symmetric_input(),)),
+    (eig_one_triangle, torch_eig_one_triangle, lambda: (symmetric_input(),)),
+    (eig_upper_triangle, torch_eig_upper_triangle, lambda: (symmetric_input(),)),
 ]
 IDS = [case[0].__name__ for case in CASES]
 
