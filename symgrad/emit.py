@@ -8,10 +8,9 @@ import functools
 import hashlib
 import linecache
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import astor
 import numpy as np
@@ -52,7 +51,7 @@ from .arrays import (
     shape_of,
 )
 from .graph import Graph, Loop, Multi, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
-from .rules import CustomDerivative, LogAddExp, Round, StopGradient
+from .rules import CustomDerivative, LogAddExp, Round, Sigmoid, StopGradient
 
 Statement = tuple[sympy.Symbol, Any]
 
@@ -60,55 +59,18 @@ Statement = tuple[sympy.Symbol, Any]
 # --- printers ----------------------------------------------------------------------------------
 
 
-# Python's operator precedence on the scale of SymPy's `PRECEDENCE` table (unary minus and
-# `not` have no SymPy class: they sit between the levels around them, as in Python).
+# How tightly Python's `not c` binds, on the scale of SymPy's `PRECEDENCE` table (SymPy has no
+# class for it: between `and` and comparisons, as in Python), and a unary minus (between
+# products and powers).
+_NOT = (PRECEDENCE["And"] + PRECEDENCE["Relational"]) / 2
 _UNARY = (PRECEDENCE["Mul"] + PRECEDENCE["Pow"]) / 2
-_PYTHON_PRECEDENCE: dict[type[ast.AST], float] = {
-    ast.Lambda: PRECEDENCE["Lambda"],
-    ast.IfExp: PRECEDENCE["Lambda"] + 1,
-    ast.Or: PRECEDENCE["Or"],
-    ast.And: PRECEDENCE["And"],
-    ast.Not: (PRECEDENCE["And"] + PRECEDENCE["Relational"]) / 2,
-    ast.Compare: PRECEDENCE["Relational"],
-    ast.Add: PRECEDENCE["Add"],
-    ast.Sub: PRECEDENCE["Add"],
-    ast.Mult: PRECEDENCE["Mul"],
-    ast.Div: PRECEDENCE["Mul"],
-    ast.FloorDiv: PRECEDENCE["Mul"],
-    ast.Mod: PRECEDENCE["Mul"],
-    ast.MatMult: PRECEDENCE["Mul"],
-    ast.USub: _UNARY,
-    ast.UAdd: _UNARY,
-    ast.Pow: PRECEDENCE["Pow"],
-}
-_ATOM_TEXT = re.compile(r"[\w.]+")  # a name, `module.name` or an unsigned number: nothing to split
 
 
-@functools.lru_cache(maxsize=4096)
-def python_precedence(text: str) -> float:
-    """How tightly the Python expression `text` binds at its top level, on SymPy's scale:
-    `x % y` as a product, `-x` as a unary minus, `f(x)` as an atom.
-
-    >>> python_precedence("1.0/(1.0 + t)") == PRECEDENCE["Mul"]
-    True
-    """
-    if _ATOM_TEXT.fullmatch(text) or _enclosed(text):
-        return float(PRECEDENCE["Atom"])
-    node = ast.parse(text, mode="eval").body
-    op = getattr(node, "op", node)  # BinOp, UnaryOp and BoolOp by their operator
-    return float(_PYTHON_PRECEDENCE.get(type(op), PRECEDENCE["Atom"]))
-
-
-def _enclosed(text: str) -> bool:
-    """`(...)` as a whole (the parse tree has no node for parentheses): `(a if c else b)`."""
-    if not text.startswith("("):
-        return False
-    depth = 0
-    for i, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0:
-            return i == len(text) - 1
-    return False
+def _prints_as_division(expr: sympy.Pow) -> bool:
+    """Whether the printers write this power as `1/...`: a negative integer exponent
+    (`_CommonPrinting._print_Pow`) or -1/2 (SymPy's `1/sqrt(x)`)."""
+    exponent = expr.exp
+    return bool(exponent.is_Integer and exponent < 0) or exponent == sympy.Rational(-1, 2)
 
 
 def _float_literal(value: float, module: str) -> str:
@@ -126,18 +88,30 @@ class _CommonPrinting:
     parentheses from Python's precedence of the printed code."""
 
     _float_module = "numpy"
+    # The classes this printer writes as an operator expression where SymPy's StrPrinter
+    # writes a call, and how tightly that expression binds (on SymPy's scale).
+    _OPERATORS: ClassVar[dict[type, float]] = {MatMul: PRECEDENCE["Mul"]}  # `a @ b`
 
     def parenthesize(self, item: Any, level: float, strict: bool = False) -> str:
-        # SymPy's precedence table describes how StrPrinter writes each class, not what this
-        # printer writes: Mod prints as `a % b` (a product in Python), 1/x as a division, a
-        # function of ours as whatever its `_pythoncode` returns (`1.0/(1.0 + ...)`,
-        # `stop_gradient(x + 1)` as `x + 1`). The printed code's own top-level operator
-        # decides too; the lower of the two precedences wins.
+        binding = self.binding(item)
         text = str(self._print(item))  # type: ignore[attr-defined]
-        binding = min(precedence(item), python_precedence(text))
         if binding < level or (not strict and binding <= level):
             return f"({text})"
         return text
+
+    def binding(self, item: Any) -> float:
+        """How tightly the code this printer writes for `item` binds at its top level, on
+        SymPy's precedence scale, decided from the expression. SymPy's table describes how
+        StrPrinter writes each class, not what this printer writes: 1/x prints as a division,
+        `stop_gradient(x + 1)` as `x + 1`, `Sigmoid` on floats as `1.0/(1.0 + ...)`."""
+        if isinstance(item, StopGradient):  # printed as its argument
+            return self.binding(item.args[0])
+        if isinstance(item, sympy.Pow) and _prints_as_division(item):
+            return float(PRECEDENCE["Mul"])
+        for cls, level in self._OPERATORS.items():
+            if isinstance(item, cls):
+                return float(min(precedence(item), level))
+        return float(precedence(item))
 
     def _print_Mul(self, expr: sympy.Mul) -> str:
         # SymPy parenthesizes the factors of `-2*Mod(-x, 1)` at the level of the whole (a
@@ -342,6 +316,12 @@ class ScalarPrinter(_CommonPrinting, PythonCodePrinter):
     floats out; where `math` raises instead of giving inf or nan, the caller reruns NumPy."""
 
     _float_module = "math"
+    _OPERATORS: ClassVar[dict[type, float]] = {
+        **_CommonPrinting._OPERATORS,
+        Sigmoid: PRECEDENCE["Mul"],  # `1.0/(1.0 + math.exp(-x))` (Sigmoid._pythoncode)
+        exp2: PRECEDENCE["Pow"],  # `2.0**x` (_print_exp2)
+        sympy.Not: _NOT,  # `not c` (SymPy's PythonCodePrinter)
+    }
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         pieces, default = _pieces(expr)

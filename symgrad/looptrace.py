@@ -325,6 +325,11 @@ class LoopTracing:
         carries = tuple(real_symbol(outer.names.fresh(n)) for n in [*names, *carried_vars])
         body = _body_graph(outer, index, carries)
         saved_env = dict(env)
+        # an `if` in the body sets the path for its branches and restores it when done; a
+        # refusal raised inside the branch leaves the body's path (a symbol of the body's
+        # program, undefined outside it), which the unrolled trace would read (`numpy.where(c4,
+        # ...)` with c4 never computed): restored below with the environment
+        saved_path = self.frame.path
         if outer.shapes is not None:  # a carry has the shape of the value it starts from
             outer.shapes[index] = ()
             shape = self.shape  # type: ignore[attr-defined]
@@ -353,10 +358,10 @@ class LoopTracing:
             all_names = [*names, *carried_vars]
             _check_shapes(body, carries, updates, all_names, grows=items is not None and not binding.rows)
         except SymgradError as exc:
-            self.frame.env = saved_env
+            self.frame.env, self.frame.path = saved_env, saved_path
             raise _NotKept(exc.message) from None
         except _NotKept:
-            self.frame.env = saved_env
+            self.frame.env, self.frame.path = saved_env, saved_path
             raise
         finally:
             self.graph = outer
@@ -838,36 +843,43 @@ def _body_graph(outer: Graph, index: sympy.Symbol, carries: tuple[sympy.Symbol, 
 
 
 def _carry_reach(outer: Graph, loop: Loop) -> dict[sympy.Symbol, frozenset[int]]:
-    """The inputs each carry is computed from, which shape its final value as NumPy's: those
-    of its start and, to a fixed point, of what its update reads (other carries, items,
-    values from outside). A carry that reads no array stays a number (`t = j`), as in
-    NumPy. A loop with a traced trip count may run no iteration: a carry that reads more
-    than its start then also reaches `TRIP_COUNT`."""
+    """The inputs each carry's final value is computed from, which shape it as NumPy's:
+    iteration by iteration, those of what its update reads (other carries as the iteration
+    before left them, items, values from outside), from the starts' before the first. A
+    carry that reads no array stays a number (`t = j`), and one set to a constant
+    (`y = 4.0`) becomes one, as in NumPy. A loop with a traced trip count (`while`, `break`)
+    ends after any number of iterations: a carry whose inputs differ from one iteration to
+    the next gets all of them and `TRIP_COUNT` (its shape is that of the iterations taken)."""
     reads: dict[Any, frozenset[Any]] = {}  # body value -> the body inputs and outside values it reads
-
-    def of(symbols: Any) -> frozenset[Any]:
-        return frozenset().union(*(reads.get(s, frozenset({s})) for s in symbols))
-
     for symbol, expr in loop.body.nodes:
-        found = of(reads_of(expr))
+        found = frozenset().union(*(reads.get(s, frozenset({s})) for s in reads_of(expr)))
         for made in defined_by(symbol, expr):
             reads[made] = found
-    updates = {c: of(getattr(u, "free_symbols", ())) for c, u in zip(loop.carries, loop.updates)}
+    updates = {
+        c: frozenset().union(*(reads.get(s, frozenset({s})) for s in getattr(u, "free_symbols", ())))
+        for c, u in zip(loop.carries, loop.updates)
+    }
     stacks = dict(loop.items)
-    reach = {c: outer.inputs_reaching(start) for c, start in zip(loop.carries, loop.init)}
-    changed = True
-    while changed:
-        changed = False
-        for carry, read in updates.items():
-            found = reach[carry]
-            for s in read:
-                found |= reach[s] if s in reach else outer.inputs_reaching(stacks.get(s, s))
-            changed = changed or found != reach[carry]
-            reach[carry] = found
-    if loop.count is not None:  # it may stop before any update: the start's shape then stays
-        starts = {c: outer.inputs_reaching(start) for c, start in zip(loop.carries, loop.init)}
-        reach = {c: r | {TRIP_COUNT} if r != starts[c] else r for c, r in reach.items()}
-    return reach
+
+    def after(reach: dict[Any, frozenset[int]]) -> dict[Any, frozenset[int]]:
+        """Each carry's inputs after one more iteration."""
+        return {
+            c: frozenset().union(
+                *(reach[s] if s in reach else outer.inputs_reaching(stacks.get(s, s)) for s in read)
+            )
+            for c, read in updates.items()
+        }
+
+    # Sets of finitely many inputs: the iterations' states repeat, usually from the first on.
+    states = [{c: outer.inputs_reaching(start) for c, start in zip(loop.carries, loop.init)}]
+    while (state := after(states[-1])) not in states:
+        states.append(state)
+    first = states.index(state)  # states[first:] repeat in a cycle
+    if loop.count is None:  # a `for` loop runs all its iterations: the last state is NumPy's
+        n = int(loop.length)
+        return states[n] if n < len(states) else states[first + (n - first) % (len(states) - first)]
+    reach = {c: frozenset().union(*(s[c] for s in states)) for c in loop.carries}
+    return {c: r | {TRIP_COUNT} if any(s[c] != r for s in states) else r for c, r in reach.items()}
 
 
 def _merge_facts(outer: Graph, body: Graph) -> None:

@@ -513,16 +513,42 @@ def writes_into_arguments(f, args) -> bool:
     return not all(np.array_equal(a, b) for a, b in zip(moved, args))
 
 
-def scalar_carry_broadcast(prog: Program, got, expected) -> bool:
-    """A known bug (test_loops.py, xfail): a carry of a `while` that runs no iteration, whose
-    update reads an array, gets the array's shape, where NumPy keeps the scalar it started
-    as (the shape depends on the trip count). Counted (STATS) and tolerated here, so that the
-    rest is checked."""
+# A program whose value moves by more than this (relative to its scale) when every argument
+# moves by INPUT_NUDGE (relative) amplifies float64 rounding past the 1e-9 at which Python's
+# value, the 40-digit twin's and symgrad's are compared: at --hypothesis-seed=31 a 70-step
+# loop `x = 0.5*x + tanh(h1(1.8*cos(x)))` whose helper reads x under no_grad is chaotic, and
+# Python's value is 1.7e-7 from the twin's, each step agreeing to an ulp.
+INPUT_NUDGE = 1e-12
+NUDGED_VALUE_LIMIT = 1e-7
+
+
+def amplifies_rounding(f, args, value: float) -> bool:
+    """Whether f's value at `args` is ill-conditioned: measured on Python's own runs with
+    every argument nudged both ways, not on any derivative (no_grad hides a value's
+    dependence from those)."""
+    for sign in (1.0, -1.0):
+        nudged = [
+            np.asarray(a, dtype=np.float64) * (1.0 + sign * INPUT_NUDGE) + sign * INPUT_NUDGE for a in args
+        ]
+        nudged = [
+            float(n) if np.ndim(a) == 0 and not isinstance(a, np.ndarray) else n for n, a in zip(nudged, args)
+        ]
+        moved = float(run_original(f, nudged))
+        if not abs(moved - value) <= NUDGED_VALUE_LIMIT * scale_of(value):  # nan too
+            return True
+    return False
+
+
+def constant_path_broadcast(prog: Program, got, expected) -> bool:
+    """A documented limit (README): in a loop kept as a loop, a branch that sets a number
+    (`if k > 3: y = 4.0`) gives it the shape of the other paths, as np.where does, where
+    NumPy has the number when that branch ran last. Counted (STATS) and tolerated when every
+    element is the number NumPy gives, so that the rest is checked."""
     if "loop_forms" not in prog.meta or np.shape(expected) != ():
         return False
-    if np.ndim(got) != 1 or not np.all(np.asarray(got) == np.asarray(got)[0]):
+    if np.ndim(got) != 1 or not np.all(np.asarray(got) == expected):
         return False
-    STATS["known bug: a scalar carry broadcast"] = STATS.get("known bug: a scalar carry broadcast", 0) + 1
+    STATS["a constant path broadcast"] = STATS.get("a constant path broadcast", 0) + 1
     return True
 
 
@@ -540,6 +566,10 @@ def check_program(loader: Loader, prog: Program, data) -> None:
         probed = settle(module, prog, args)
         original_value = run_original(f, args)
         value = float(original_value)
+        if "loop_forms" in prog.meta and amplifies_rounding(f, args, value):
+            event("rejected: the value amplifies float64 rounding (a chaotic loop)")
+            STATS["rejected: chaotic loop"] = STATS.get("rejected: chaotic loop", 0) + 1
+            assume(False)
         exact = twin_of(prog, point)
         assert math.isclose(exact.values()[0], value, rel_tol=1e-9, abs_tol=1e-9), (
             "the twin disagrees (a test bug)"
@@ -618,7 +648,7 @@ def check_program(loader: Loader, prog: Program, data) -> None:
                 STATS["programs"] += 1
                 return
             numpy_values = original(f, batch)
-            if scalar_carry_broadcast(prog, got_values, numpy_values):
+            if constant_path_broadcast(prog, got_values, numpy_values):
                 got_values = float(np.asarray(got_values)[0])
             expect_value("value on arrays vs NumPy", got_values, numpy_values, scale)
             floats_spread = [value, float(run_original(f, moved))]
@@ -1216,14 +1246,9 @@ test_branching_programs = property_test("branching_programs", "branches", progra
 test_loops_helpers_closures = property_test(
     "loops_helpers_closures", "loops", programs("loops"), check_program
 )
-test_long_loops_kept = pytest.mark.skip(
-    reason="a generator bug: a long loop's value map can expand (a no_grad value hides the "
-    "expansion from the gradient, which loop_safe bounds): at --hypothesis-seed=31 a 70-step "
-    "loop amplifies float64 rounding so that Python's value is 1.7e-7 from the 40-digit twin "
-    "and symgrad's 5e-8 from Python's, each step agreeing to one ulp; kept loops are fuzzed "
-    "through loops='keep' in test_loops_helpers_closures until the generator keeps value "
-    "maps contractive"
-)(property_test("long_loops_kept", "long loops", programs("loops", long_loop=True), check_program))
+test_long_loops_kept = property_test(
+    "long_loops_kept", "long loops", programs("loops", long_loop=True), check_program
+)
 test_tuple_outputs = property_test("tuple_outputs", "tuples", programs("tuples"), check_tuple_program)
 test_reductions_over_arrays = property_test(
     "reductions_over_arrays", "arrays", programs("arrays"), check_program

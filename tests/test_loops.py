@@ -742,6 +742,44 @@ def test_a_nested_loop_with_its_own_break_keeps_the_outer_loop(tmp_path):
         assert "(unrolled: " not in compiled.source
 
 
+_PATH_LEFT_BEHIND = """\
+import numpy as np
+
+
+def f(x, y):
+    if y > x:
+        t4 = 2.0
+    else:
+        k7 = 0
+        while k7 < 4:
+            t8 = k7
+            y *= 0.5
+            if k7 == 2.0:
+                x = np.sin(3.0)
+                break
+            else:
+                t9 = y
+            if t8 < -0.75:
+                break
+            k7 += 1
+        return x - y
+    return x + y
+"""
+
+
+# (fixed: on arrays the `while` could not be kept, refused inside the second `if`, whose
+# branch path, a symbol of the abandoned body's program, stayed the trace's path; the loop
+# unrolled under it, and the program read `c1`, never computed: UnboundLocalError)
+def test_a_loop_given_up_inside_an_if_leaves_the_path_as_it_was(tmp_path):
+    f = write_module(tmp_path, "path_left_behind", _PATH_LEFT_BEHIND).f
+    x, y = np.array([0.2, 0.7]), np.array([0.5, 0.5])
+    value, (gx, gy) = value_and_grad(f, wrt=("x", "y"))(x, y)
+    for i in range(2):  # NumPy runs the `if` on numbers only: element by element
+        assert value[i] == pytest.approx(f(x[i], y[i]), rel=1e-14)
+        assert gx[i] == pytest.approx(central_diff(f, [x[i], y[i]], 0), abs=1e-6)
+        assert gy[i] == pytest.approx(central_diff(f, [x[i], y[i]], 1), abs=1e-6)
+
+
 _CARRIES = {
     # a `while` that runs no iteration: b stays the float -1.0 (with one iteration, NumPy's b
     # is an array: the shape depends on the trip count). Fixed: the value was broadcast to the
@@ -821,3 +859,26 @@ def test_a_while_carrys_shape_follows_the_iterations_taken(tmp_path):
         h = 1e-6  # the directional derivative along the tangent (1, 1), by central differences
         step = (f(xs + h, n) - f(xs - h, n)) / (2 * h)
         np.testing.assert_allclose(tangent, step, rtol=1e-6, atol=1e-9)
+
+
+_SET_TO_A_NUMBER = """\
+def f(x):
+    y = 1.0
+    for i in range(100):
+        if i % 10 == 9:
+            y = 0.0
+        else:
+            y = y + x
+    return y
+"""
+
+
+def test_a_branch_setting_a_number_in_a_kept_loop_takes_the_other_paths_shape(tmp_path):
+    # README's limit, as it stands: NumPy's y is the float 0.0 (the last iteration set it)
+    f = write_module(tmp_path, "set_to_a_number", _SET_TO_A_NUMBER).f
+    xs = np.array([0.5, 0.25])
+    value, tangent = symgrad.jvp(f)((xs,), (np.ones(2),))
+    assert f(xs) == 0.0 and np.shape(f(xs)) == ()
+    np.testing.assert_array_equal(value, [0.0, 0.0])
+    np.testing.assert_array_equal(tangent, [0.0, 0.0])
+    assert symgrad.jvp(f)((0.5,), (1.0,)) == (0.0, 0.0)

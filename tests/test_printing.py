@@ -7,7 +7,9 @@ differences of it, SymPy's own numeric evaluation of an expression, PyTorch floa
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import itertools
 import linecache
 import math
@@ -415,3 +417,69 @@ def test_S6_infinite_constants_print_as_names() -> None:
         assert eval(printer.doprint(-sympy.oo * X), scope) == -math.inf
         assert math.isnan(eval(printer.doprint(sympy.nan), scope))
         assert math.isnan(eval(printer.doprint(sympy.zoo), scope))
+
+
+# --- how tightly printed code binds: the printers' own account against Python's parser ----------
+
+_PYTHON_BINDING = {  # Python's operator precedence on SymPy's PRECEDENCE scale (lowest first)
+    ast.IfExp: 0.5,
+    ast.Or: 20,
+    ast.And: 30,
+    ast.Not: 35,
+    ast.Compare: 35,
+    ast.Add: 40,
+    ast.Sub: 40,
+    ast.Mult: 50,
+    ast.Div: 50,
+    ast.FloorDiv: 50,
+    ast.Mod: 50,
+    ast.MatMult: 50,
+    ast.USub: 55,
+    ast.UAdd: 55,
+    ast.Pow: 60,
+}
+
+
+def _parsed_binding(text: str) -> float:
+    """How tightly `text` binds at its top level, by Python's parser; parentheses around the
+    whole leave no operator at the top (the tree has no node for them: compare the span)."""
+    node = ast.parse(text, mode="eval").body
+    if ast.get_source_segment(text, node) != text:
+        return 1000.0  # `(a + b)` as a whole
+    op = type(getattr(node, "op", node))
+    return float(_PYTHON_BINDING.get(op, 1000.0))
+
+
+def _binding_cases() -> Iterator[Any]:
+    x, y, z = (sympy.Symbol(n, real=True) for n in "xyz")
+    for rule in symgrad.rules.RULES:
+        arity = len(inspect.signature(rule.build).parameters) if not isinstance(rule.build, type) else None
+        for args in ((x + y,), (x + y, z), (x - y, z, x * z)):
+            if arity is not None and len(args) != arity:
+                continue
+            try:
+                yield rule.build(*args)
+            except (TypeError, ValueError):
+                continue
+    yield from (1 / x, x**-2, 1 / sympy.sqrt(x), sympy.sqrt(x), x**2, x**-1.5, x**y, sympy.Mod(x, y))
+    yield from (sympy.Not(x > y), sympy.And(x > y, y > z), Sigmoid(x + y), exp2(x + y), -2 * x * y)
+    yield from (
+        StopGradient(x + y),
+        StopGradient(x * y),
+        StopGradient(1 / x),
+        sympy.Piecewise((x, x > y), (y, True)),
+    )
+
+
+@pytest.mark.parametrize("printer_class", [ScalarPrinter, ArrayPrinter])
+def test_printers_know_how_tightly_their_code_binds(printer_class):
+    # emit's parenthesize decides from the expression (printer.binding), never by parsing
+    # printed text; here Python's parser checks it: a printer may only err to the looser side
+    # (which adds parentheses), never claim tighter binding than its text has.
+    printer = printer_class()
+    checked = 0
+    for expr in _binding_cases():
+        text = str(printer.doprint(expr))
+        assert printer.binding(expr) <= _parsed_binding(text), (expr, text)
+        checked += 1
+    assert checked >= 60
