@@ -27,12 +27,12 @@ class ShapesNeeded(Exception):  # noqa: N818 - a signal, not an error the user s
     """The function uses array-level operations: trace it for concrete argument shapes."""
 
 
-def _scipy_logsumexp() -> Any:
+def _scipy_special(name: str) -> Any:
     try:
-        from scipy.special import logsumexp
+        import scipy.special
     except ImportError:  # scipy is optional
         return None
-    return logsumexp
+    return getattr(scipy.special, name)
 
 
 # Callables with array-level meaning, and the handler that traces each (method `array_<name>`).
@@ -67,8 +67,9 @@ ARRAY_CALLS: dict[Any, str] = {
     np.linalg.slogdet: "slogdet",
     np.linalg.eigh: "eigh",
 }
-if _scipy_logsumexp() is not None:
-    ARRAY_CALLS[_scipy_logsumexp()] = "logsumexp"
+for _name in ("logsumexp", "softmax", "log_softmax"):
+    if _scipy_special(_name) is not None:
+        ARRAY_CALLS[_scipy_special(_name)] = _name
 
 # Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
@@ -226,11 +227,40 @@ class ArrayTracing:
         return self._reduce(arrays.ArrayMin, x, axis, keepdims, node, hint)
 
     def array_logsumexp(
-        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+        self,
+        x: Any,
+        axis: Any = None,
+        b: Any = None,
+        keepdims: bool = False,
+        return_sign: bool = False,
+        *,
+        node: ast.AST,
+        hint: str | None,
     ) -> Any:
+        if return_sign:
+            raise self.error(
+                TracingError,
+                node,
+                "`logsumexp(..., return_sign=True)`: the sign of a sum has no derivative",
+                "pass weights `b` that are positive, and drop return_sign",
+            )
+        if b is not None:  # log(sum(b * exp(x))) = logsumexp(x + log(b)) for positive weights
+            x = self.node(sympy.sympify(x) + sympy.log(sympy.sympify(b)), None, node)
         if not self.shape(x):
             return x
         return self._reduce(arrays.LogSumExp, x, axis, keepdims, node, hint)
+
+    def array_log_softmax(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        """x - logsumexp(x) over `axis` (all of x by default, as SciPy's): never overflows."""
+        if not self.shape(x):
+            return sympy.S.Zero  # log(1): a number's softmax is 1
+        total = self._reduce(arrays.LogSumExp, x, axis, True, node, None)
+        spread = self._broadcast(total, self.shape(x), node)
+        return self.node(sympy.sympify(x) - spread, hint, node)
+
+    def array_softmax(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        """exp(log_softmax(x)), as SciPy computes it (shifted: never overflows)."""
+        return self.node(sympy.exp(self.array_log_softmax(x, axis, node=node, hint=None)), hint, node)
 
     def array_mean(
         self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import hashlib
@@ -12,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import astor
 import numpy as np
 import sympy
 from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
@@ -615,21 +613,16 @@ class Kernel:
         return {}
 
 
+_HEADER_WIDTH = 100  # a longer signature lists one parameter per line, as black writes it
+
+
 def _header(name: str, params: tuple[str, ...], doc: str) -> list[str]:
-    # The signature is a small AST we build; astor turns it back into source.
-    args = ast.arguments(
-        posonlyargs=[],
-        args=[ast.arg(arg=p) for p in params],
-        vararg=None,
-        kwonlyargs=[],
-        kw_defaults=[],
-        kwarg=None,
-        defaults=[],
-    )
-    fn = ast.FunctionDef(name=name, args=args, body=[ast.Pass()], decorator_list=[], returns=None)
-    text = astor.to_source(fn)
-    head = text[: text.rindex("pass")].rstrip()  # astor wraps a long parameter list over lines
-    return [*head.splitlines(), f'    """{doc}"""']
+    """The `def` line(s) and docstring of a generated function, from its name and parameters
+    (identifiers symgrad chose: nothing to quote)."""
+    line = f"def {name}({', '.join(params)}):"
+    if len(line) <= _HEADER_WIDTH:
+        return [line, f'    """{doc}"""']
+    return [f"def {name}(", *(f"    {p}," for p in params), "):", f'    """{doc}"""']
 
 
 def print_all(printer: Any, program: list[Statement]) -> list[str]:

@@ -332,7 +332,13 @@ def _resolve(name: str) -> Any:
     module_name, _, attr = name.rpartition(".")
     if module_name == "symgrad":
         return {"stop_gradient": stop_gradient, "detach": detach}[attr]
-    module = builtins if module_name == "builtins" else importlib.import_module(module_name)
+    if module_name == "builtins":
+        return getattr(builtins, attr, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # `scipy.stats.norm.logpdf`: a method of an object in a module
+        owner = _resolve(module_name)
+        return None if owner is None else getattr(owner, attr, None)
     return getattr(module, attr, None)
 
 
@@ -630,8 +636,152 @@ class XLogY(sympy.Function):
         return f"(0.0 if {x} == 0.0 else {x}*math.log({y}))"
 
 
+class _ScipyFunction(sympy.Function):
+    """A scipy.special function printed as its own call on arrays and on floats, so that
+    values are SciPy's to the bit (`scipy_name`); subclasses give the derivative."""
+
+    scipy_name = ""
+
+    def _numpycode(self, printer: Any) -> str:
+        args = ", ".join(str(printer._print(a)) for a in self.args)
+        return f"scipy_special.{self.scipy_name}({args})"
+
+    def _pythoncode(self, printer: Any) -> str:  # floats in, floats out (SciPy gives float64)
+        return f"float({self._numpycode(printer)})"
+
+
+_SQRT_2PI = sympy.Float(math.sqrt(2 * math.pi))  # numbers, not SymPy's exact sqrt(2)*sqrt(pi)
+
+
+class Ndtr(_ScipyFunction):
+    """The standard normal CDF (scipy.special.ndtr); derivative the normal density."""
+
+    nargs = 1
+    scipy_name = "ndtr"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        x = self.args[0]
+        return sympy.exp(-(x**2) / 2) / _SQRT_2PI
+
+
+class LogNdtr(_ScipyFunction):
+    """log of the standard normal CDF, accurate far in the lower tail (scipy.special.log_ndtr);
+    derivative density / CDF, written as exp(log density - log_ndtr) so that it stays finite
+    (about -x) where both underflow."""
+
+    nargs = 1
+    scipy_name = "log_ndtr"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        x = self.args[0]
+        return sympy.exp(-(x**2) / 2 - self) / _SQRT_2PI
+
+
+class Ndtri(_ScipyFunction):
+    """The inverse of the standard normal CDF (scipy.special.ndtri); derivative 1 / density
+    at the result."""
+
+    nargs = 1
+    scipy_name = "ndtri"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return _SQRT_2PI * sympy.exp(self**2 / 2)
+
+
+class XLog1pY(_ScipyFunction):
+    """x * log1p(y), defined as 0 where x == 0 (scipy.special.xlog1py)."""
+
+    nargs = 2
+    scipy_name = "xlog1py"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        x, y = self.args
+        return log1p(y) if argindex == 1 else x / (1 + y)
+
+
+class BetaLn(_ScipyFunction):
+    """log|B(a, b)| (scipy.special.betaln); partials digamma(a) - digamma(a + b) and the same
+    in b."""
+
+    nargs = 2
+    scipy_name = "betaln"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        a, b = self.args
+        return sympy.polygamma(0, self.args[argindex - 1]) - sympy.polygamma(0, a + b)
+
+
+class Gamma(_ScipyFunction):
+    """The gamma function (scipy.special.gamma); derivative gamma(x) * digamma(x)."""
+
+    nargs = 1
+    scipy_name = "gamma"
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return self * sympy.polygamma(0, self.args[0])
+
+
 def _logit(p: Any) -> Expr:
     return sympy.log(p) - log1p(-p)
+
+
+_LOG_SQRT_2PI = sympy.Float(0.5 * math.log(2 * math.pi))
+
+
+def _norm_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    z = (x - loc) / scale
+    return -(z**2) / 2 - _LOG_SQRT_2PI - sympy.log(scale)
+
+
+def _norm_pdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    z = (x - loc) / scale
+    return sympy.exp(-(z**2) / 2) / (_SQRT_2PI * scale)
+
+
+def _norm_cdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return Ndtr((x - loc) / scale)
+
+
+def _norm_logcdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return LogNdtr((x - loc) / scale)
+
+
+def _norm_sf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return Ndtr((loc - x) / scale)  # 1 - cdf without the cancellation
+
+
+def _norm_logsf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return LogNdtr((loc - x) / scale)
+
+
+def _norm_ppf(q: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return loc + scale * Ndtri(q)
+
+
+def _laplace_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    return -sympy.Abs(x - loc) / scale - sympy.log(2 * scale)
+
+
+def _logistic_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    z = (x - loc) / scale  # -z - 2 log(1 + e^-z), symmetric: -|z| - 2 log1p(e^-|z|)
+    return -sympy.Abs(z) - 2 * log1p(sympy.exp(-sympy.Abs(z))) - sympy.log(scale)
+
+
+def _cauchy_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    z = (x - loc) / scale
+    return -sympy.log(scale) - sympy.Float(math.log(math.pi)) - log1p(z**2)
+
+
+def _t_logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Expr:
+    z = (x - loc) / scale
+    half = (df + 1) / 2
+    return (
+        sympy.loggamma(half)
+        - sympy.loggamma(df / 2)
+        - (sympy.log(df) + sympy.Float(math.log(math.pi))) / 2
+        - sympy.log(scale)
+        - half * log1p(z**2 / df)
+    )
 
 
 def _scipy_rules() -> tuple[Rule, ...]:
@@ -648,12 +798,36 @@ def _scipy_rules() -> tuple[Rule, ...]:
             (0.3, 2.0),
         ),
         Rule(("scipy.special.xlogy",), XLogY, "special.xlogy(x, y)", (0.2, 2.0)),
+        Rule(("scipy.special.xlog1py",), XLog1pY, "special.xlog1py(x, y)", (0.2, 2.0)),
+        Rule(("scipy.special.ndtr",), Ndtr, "special.ndtr(x * y)"),
+        Rule(("scipy.special.log_ndtr",), LogNdtr, "special.log_ndtr(x * y - 3.0)"),
+        Rule(("scipy.special.ndtri",), Ndtri, "special.ndtri(x * y)", (0.2, 0.9)),
+        Rule(("scipy.special.betaln",), BetaLn, "special.betaln(x, y)", (0.3, 2.0)),
+        Rule(("scipy.special.gamma",), Gamma, "special.gamma(x * y)", (0.3, 2.0)),
+        # scipy.stats distributions whose functions are elementwise formulas (loc=, scale=)
+        Rule(("scipy.stats.norm.logpdf",), _norm_logpdf, "stats.norm.logpdf(x, y, scale=1.5)"),
+        Rule(("scipy.stats.norm.pdf",), _norm_pdf, "stats.norm.pdf(x, loc=y)"),
+        Rule(("scipy.stats.norm.cdf",), _norm_cdf, "stats.norm.cdf(x, y, 0.7)"),
+        Rule(("scipy.stats.norm.logcdf",), _norm_logcdf, "stats.norm.logcdf(x * y - 2.0)"),
+        Rule(("scipy.stats.norm.sf",), _norm_sf, "stats.norm.sf(x, scale=y)", (0.3, 2.0)),
+        Rule(("scipy.stats.norm.logsf",), _norm_logsf, "stats.norm.logsf(x * y + 2.0)"),
+        Rule(("scipy.stats.norm.ppf",), _norm_ppf, "stats.norm.ppf(x, loc=y)", (0.2, 0.9)),
+        Rule(("scipy.stats.laplace.logpdf",), _laplace_logpdf, "stats.laplace.logpdf(x, y + 3.0)"),
+        Rule(
+            ("scipy.stats.logistic.logpdf",),
+            _logistic_logpdf,
+            "stats.logistic.logpdf(x, scale=y)",
+            (0.3, 2.0),
+        ),
+        Rule(("scipy.stats.cauchy.logpdf",), _cauchy_logpdf, "stats.cauchy.logpdf(x, 0.5, y)", (0.3, 2.0)),
+        Rule(("scipy.stats.t.logpdf",), _t_logpdf, "stats.t.logpdf(x, y + 1.0)", (0.3, 2.0)),
     )
 
 
 def _register_scipy() -> tuple[Rule, ...]:
     try:
-        import scipy.special  # noqa: F401 - only to know that it is there
+        import scipy.special
+        import scipy.stats  # noqa: F401 - only to know that both are there
     except ImportError:  # optional: without SciPy these names are simply unknown callees
         return ()
     found = _scipy_rules()

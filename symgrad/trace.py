@@ -168,6 +168,13 @@ class Frame:
     # arrays the callers passed in: an in-place update of one changes the caller's names too
     outer: frozenset[int] = frozenset()
     passed_lists: frozenset[int] = frozenset()  # lists the caller passed in (`xs.append` refused)
+    # Per `return`: the memory of a caller's array it returns by name (`return a` after
+    # `a += v`: NumPy returns the caller's array itself), else None.
+    returned_memories: list[Any] = field(default_factory=list)
+    # Calls of the current statement that returned a caller's array: (its memory, the callee),
+    # and by call node, for `y = h(x)` to make `y` that array too.
+    live_results: list[tuple[Any, str]] = field(default_factory=list)
+    call_aliases: dict[int, Any] = field(default_factory=dict)
 
 
 class Tracer(ArrayTracing, IterTracing, LoopTracing):
@@ -232,6 +239,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         return any(self.statement(stmt) for stmt in stmts)  # stops at the first that returns
 
     def statement(self, stmt: ast.stmt) -> bool:
+        self.frame.live_results.clear()  # results of calls do not outlive their statement
         method = getattr(self, f"stmt_{type(stmt).__name__}", None)
         if method is None:
             raise self.error(
@@ -393,6 +401,8 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
 
         if isinstance(value, ast.Name) and value.id in env:
             env[_ALIAS + target.id] = memory_of(value.id)
+        elif isinstance(value, ast.Call) and id(value) in self.frame.call_aliases:
+            env[_ALIAS + target.id] = self.frame.call_aliases.pop(id(value))  # `y = h(x)`: x's array
         elif (
             viewed is not None
             and viewed in env
@@ -575,6 +585,9 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         if not self.stack:  # the traced function's outputs; a helper may return any value
             self._check_output(value, stmt)
         self.frame.returns.append((self.frame.path, value))
+        memory = self.frame.env.get(_ALIAS + stmt.value.id) if isinstance(stmt.value, ast.Name) else None
+        passed = memory.root if memory is not None and id(memory.root) in self.frame.outer else None
+        self.frame.returned_memories.append(passed)
         return True
 
     def _check_output(self, value: Any, stmt: ast.Return) -> None:
@@ -1350,24 +1363,31 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         return args, kwargs
 
     def _by_position(
-        self, callee: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call, label: str
+        self,
+        callee: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        label: str,
+        build: Callable[..., Any] | None = None,
     ) -> list[Any]:
         """`np.clip(x, a_min=0.0, a_max=1.0)` as `np.clip(x, 0.0, 1.0)`: keywords that name the
-        callee's next positional parameters, in order."""
-        try:
-            params = list(inspect.signature(callee).parameters.values())
-        except (TypeError, ValueError):
-            params = []
-        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        names = positional[len(args) : len(args) + len(kwargs)]
-        if set(names) != set(kwargs):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                f"keyword arguments {sorted(kwargs)} to `{label}` are not supported",
-                "pass them by position",
-            )
-        return [*args, *(kwargs[n] for n in names)]
+        callee's next positional parameters, in order; where the callee's signature does not
+        name them, those of the rule's `build` (with their defaults in the gaps:
+        `stats.norm.sf(x, scale=s)` is `sf(x, 0.0, s)`)."""
+        names = _keyword_positions(callee, len(args), kwargs)
+        defaults: dict[str, Any] = {}
+        if names is None and build is not None:
+            names = _keyword_positions(build, len(args), kwargs, gaps=True)
+            defaults = _defaults(build)
+        if names is not None and all(n in kwargs or n in defaults for n in names):
+            return [*args, *(kwargs[n] if n in kwargs else defaults[n] for n in names)]
+        raise self.error(
+            UnsupportedSyntaxError,
+            node,
+            f"keyword arguments {sorted(kwargs)} to `{label}` are not supported",
+            "pass them by position",
+        )
 
     def construct(self, cls: type, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         """`Params(W=w, b=b)`: a dataclass holding traced values (a parameter tree), built now."""
@@ -1435,8 +1455,8 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         hint: str | None,
     ) -> Any:
         label = ast.unparse(node.func)
-        if kwargs:
-            args = self._by_position(callee, args, kwargs, node, label)
+        if kwargs:  # by the callee's signature, else the rule's (`stats.norm.cdf(x, *args, **kwds)`)
+            args = self._by_position(callee, args, kwargs, node, label, rule.build)
         traced = any(is_traced(a) for a in args)
         if _only_numbers(callee):
             for arg in args:
@@ -1563,6 +1583,11 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         origins = self._origins(signature, arguments, env, bound_self)
         result = callee.run(source, env, path, outer, origins)
         self._read_back(passed, writes, node, fn.__name__)
+        returned = callee.frame.returned_memories
+        if returned and returned[0] is not None and all(r is returned[0] for r in returned):
+            # NumPy's result is the caller's array itself, which later in-place updates change
+            self.frame.call_aliases[id(node)] = returned[0]
+            self.frame.live_results.append((returned[0], fn.__name__))
         if saved_no_grad and is_traced(result):
             result = self.node(rules.StopGradient(result), fn.__name__, node)
         return result
@@ -1607,6 +1632,18 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         for root in {id(m.root): m.root for m in passed}.values():
             if root.writes == writes[id(root)]:
                 continue
+            earlier = [name for memory, name in self.frame.live_results if memory is root]
+            if earlier:
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    node,
+                    f"this call changes an array in place that an earlier call in the same "
+                    f"statement, to `{earlier[0]}`, returned: NumPy's result of that call is the "
+                    "same array and changes too, which symgrad does not follow inside an expression",
+                    f"assign the earlier call's result to a name in its own statement first "
+                    f"(`y = {earlier[0]}(...)`), or make `{earlier[0]}` return a new array "
+                    "(`a = a + v` instead of `a += v`)",
+                )
             names = [k for k, m in self.frame.env.items() if k.startswith(_ALIAS) and m.root is root]
             views = [k[len(_ALIAS) :] for k in names if self.frame.env[k].view_of is not None]
             if views:
@@ -1854,6 +1891,28 @@ def _trace(
     graph.reach = tuple(tuple(sorted(i for i in r if 0 <= i < parameters)) for r in reached)
     graph.trip_shaped = tuple(n for n, r in enumerate(reached) if TRIP_COUNT in r)
     return graph
+
+
+def _keyword_positions(fn: Any, given: int, kwargs: dict[str, Any], gaps: bool = False) -> list[str] | None:
+    """The positional parameters of `fn` after the `given` first that `kwargs` fill: the next
+    ones in order, or (`gaps`) up to the last keyword named, the others taking their
+    defaults. None when the keywords name no such parameters."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rest = positional[given:]
+    if not gaps:
+        names = rest[: len(kwargs)]
+        return names if set(names) == set(kwargs) else None
+    if not set(kwargs) <= set(rest):
+        return None
+    return rest[: max(rest.index(k) for k in kwargs) + 1]
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values() if p.default is not p.empty}
 
 
 def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:

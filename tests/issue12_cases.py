@@ -282,3 +282,21 @@ def _put_first(a, v):
 def helper_without_return_updates_its_argument(x, w):
     _put_first(x, w * 2.0)
     return np.sum(x * x)
+
+
+# S9 (fuzzer, branching family): `_bump` returns the caller's array itself; a second call
+# changes it again, and with it the first result (NumPy: y and z are both x, bumped twice)
+def bumped_twice_by_name(x):
+    y = _bump(x)
+    z = _bump(x)
+    return np.sum(y * z)
+
+
+def result_changed_later(x):
+    y = _bump(x)
+    x += 1.0
+    return np.sum(y * x)
+
+
+def bumped_twice_in_one_expression(x):
+    return np.sum(_bump(x) * _bump(x))

@@ -1,8 +1,13 @@
 """Public API behaviour: wrt/static handling, shapes, determinism, source registration."""
 
+import importlib
 import inspect
+import os
+import subprocess
+import sys
 import traceback
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +285,34 @@ def test_E9_scipy_minimize_idiom():
     expected, *_ = np.linalg.lstsq(X, y, rcond=None)
     np.testing.assert_allclose(result.x, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(jac(result.x, X, y), 0.0, atol=1e-5)
+
+
+def test_no_warning_of_symgrads_own_reaches_the_user():
+    # astor raised `ast.Num is deprecated` on Python 3.12+ when printing the `def` line; run in a
+    # fresh interpreter so that imports happen under the warnings filter
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import numpy as np, symgrad\n"
+        "from tests import api_cases as cases\n"
+        "g = symgrad.value_and_grad(cases.poly, wrt=('x', 'y'))\n"
+        "g(1.5, 2.0); g(np.array([1.0, 2.0]), np.array([3.0, 4.0])); g.source\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "SYMGRAD_NO_CACHE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+_WIDE = [f"parameter_{i}" for i in range(12)]
+
+
+def test_a_long_signature_lists_one_parameter_per_line(tmp_path, monkeypatch):
+    path = tmp_path / "wide_signature.py"
+    path.write_text(f"def wide({', '.join(_WIDE)}):\n    return " + " + ".join(_WIDE) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    wide = importlib.import_module("wide_signature").wide
+    g = grad(wide, wrt=tuple(_WIDE))
+    assert g(*[float(i) for i in range(12)]) == tuple(1.0 for _ in range(12))
+    head = g.source.splitlines()
+    assert head[0] == "def grad_wide(" and head[1] == "    parameter_0," and "):" in head
+    assert all(len(line) <= 100 for line in head[: head.index("):")])

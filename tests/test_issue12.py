@@ -551,3 +551,27 @@ def test_S9_helper_without_return_called_as_a_statement_updates_the_callers_arra
     assert value == pytest.approx(_on_copies(fn)(x, w))
     np.testing.assert_allclose(dx, fd_sum(_on_copies(fn), (x, w), 0), rtol=1e-6, atol=1e-9)
     assert dw == pytest.approx(fd_sum(_on_copies(fn), (x, w), 1), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn", [cases.bumped_twice_by_name, cases.result_changed_later])
+def test_S9_a_helpers_result_that_is_the_callers_array_changes_with_it(fn):
+    # (fixed: `y = _bump(x)` held the value at the call, while NumPy's y is x itself)
+    x = np.array([1.0, -2.0, 0.5])
+    value, gradient = value_and_grad(fn)(x.copy())
+    assert value == pytest.approx(fn(x.copy()), rel=1e-14)
+    np.testing.assert_allclose(gradient, fd_sum(_on_copies(fn), (x,), 0), rtol=1e-6, atol=1e-8)
+    assert value_and_grad(fn)(0.5)[0] == pytest.approx(fn(0.5))  # numbers rebind
+
+
+def test_S9_a_helpers_array_result_changed_in_the_same_expression_is_refused_with_a_hint_that_works():
+    x = np.array([1.0, -2.0, 0.5])
+    with pytest.raises(symgrad.UnsupportedSyntaxError) as info:
+        grad(cases.bumped_twice_in_one_expression)(x.copy())
+    err = info.value
+    assert err.lineno == cases.bumped_twice_in_one_expression.__code__.co_firstlineno + 1
+    assert "earlier call in the same statement" in err.message and "y = _bump(" in err.hint
+    # the hint followed is bumped_twice_by_name, which gives NumPy's value
+    assert value_and_grad(cases.bumped_twice_by_name)(x.copy())[0] == pytest.approx(
+        cases.bumped_twice_in_one_expression(x.copy()), rel=1e-14
+    )
+    assert grad(cases.bumped_twice_in_one_expression)(0.5) == pytest.approx(3.0, rel=1e-14)  # numbers: (x+1)^2
