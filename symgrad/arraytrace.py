@@ -21,6 +21,7 @@ import sympy
 from . import arrays, cache, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
 from .itertrace import ListValue
+from .linalgtrace import LINALG_CALLS, TWO_ARRAYS, LinalgTracing
 
 
 class ShapesNeeded(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -69,6 +70,7 @@ ARRAY_CALLS: dict[Any, str] = {
 }
 if _scipy_logsumexp() is not None:
     ARRAY_CALLS[_scipy_logsumexp()] = "logsumexp"
+ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtrace
 
 # Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
@@ -142,7 +144,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class ArrayTracing:
+class ArrayTracing(LinalgTracing):
     """Handlers for array-level calls; mixed into `trace.Tracer`."""
 
     graph: Any
@@ -170,7 +172,7 @@ class ArrayTracing:
         self.needs_shapes()
         handler = getattr(self, f"array_{name}")
         if name not in _TAKES_PARTS:  # `np.sum([a, b])`, `np.dot(w, [x, y])`: lists are arrays
-            arrays_in = 2 if name in ("matmul", "outer") else 1
+            arrays_in = 2 if name in ("matmul", "outer") or name in TWO_ARRAYS else 1
             args = [
                 self._stacked(a, node, None) if isinstance(a, tuple) and k < arrays_in else a
                 for k, a in enumerate(args)
@@ -415,7 +417,7 @@ class ArrayTracing:
     def array_clip(self, x: Any, lo: Any, hi: Any, *, node: ast.AST, hint: str | None) -> Any:
         rule = rules.lookup(np.clip)
         assert rule is not None
-        return self.call_rule(np.clip, rule, [x, lo, hi], {}, node, hint)  # type: ignore[attr-defined]
+        return self.call_rule(np.clip, rule, [x, lo, hi], {}, node, hint)
 
     def _full(self, x: Any, value: float, node: ast.AST, hint: str | None) -> Any:
         shape = self.shape(x)
