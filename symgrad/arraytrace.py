@@ -306,10 +306,14 @@ class ArrayTracing(LinalgTracing):
         self._square(a, node)
         return self.op(arrays.Inv, [a], (), hint, node)
 
-    def multi(self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST) -> Any:
+    def multi(
+        self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST, square: bool = True
+    ) -> Any:
         """All results of one call computing several values (a `graph.Multi` node), as
-        NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it."""
-        self._square(a, node)
+        NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it.
+        `square`: the operation takes a square matrix (svd takes any)."""
+        if square:
+            self._square(a, node)
         if self.graph.parent is not None:  # a kept loop's body holds assignments and loops only
             label = ast.unparse(node.func) if isinstance(node, ast.Call) else cls.label
             raise self.error(

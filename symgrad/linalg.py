@@ -15,7 +15,9 @@ from .arrays import (
     ArraySum,
     Eye,
     Full,
+    Index,
     Inv,
+    MultiOp,
     Outer,
     Shape,
     Tri,
@@ -391,3 +393,87 @@ class Pinv(ArrayOp):
     def _numpycode(self, printer: Any) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.params)
         return f"numpy.linalg.pinv({_p(printer, self.args[0])}{options})"
+
+
+class Svd(MultiOp):
+    """`numpy.linalg.svd(a, full_matrices=False)` of an m x n matrix: U (m, k), S (k,)
+    descending, Vh (k, n), k = min(m, n). The VJP is autograd's (Townsend 2016), with
+    F_ij = 1 / (s_j^2 - s_i^2); the JVP its transpose:
+    dU = U (F * (dP S + S dP^T)) + (I - U U^T) dA V / S, dS = diag(dP),
+    dV = V (F * (S dP + dP^T S)) + (I - V V^T) dA^T U / S, with dP = U^T dA V.
+    Repeated (or zero, for the last two terms) singular values make F (or 1/S) infinite: the
+    singular vectors' derivative is then inf or nan, as in PyTorch; the singular values'
+    alone stays finite. A matrix U S Vh is unique only up to the signs of paired columns, so
+    only functions that do not depend on those signs have a gradient."""
+
+    fields = ("U", "S", "Vh")
+    label = "svd"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        m, n = shapes[0]
+        k = min(m, n)
+        return (m, k), (k,), (k, n)
+
+    @staticmethod
+    def _f(s: Any, k: int, add: Add) -> Any:
+        """1 / (s_j^2 - s_i^2) off the diagonal, 0 on it."""
+        eye = add(Eye.make([], k))
+        squares = add(s**2)
+        return add((1 - eye) / (squares - reshape(squares, (k, 1), add) + eye))
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        u, s, vh = outs
+        gu, gs, gvh = bars
+        m, n = shapes[0]
+        k = min(m, n)
+        v = transpose(vh, (1, 0), add)
+        column = reshape(s, (k, 1), add)
+        inner = []
+        if gu != 0:
+            utgu = matmul(transpose(u, (1, 0), add), gu, add)
+            inner.append(self._f(s, k, add) * add(utgu - transpose(utgu, (1, 0), add)) * s)
+        if gs != 0:
+            inner.append(add(Eye.make([], k)) * gs)  # diag(gs)
+        if gvh != 0:
+            vtgv = matmul(vh, transpose(gvh, (1, 0), add), add)  # V^T gV with gV = gVh^T
+            inner.append(column * (self._f(s, k, add) * add(vtgv - transpose(vtgv, (1, 0), add))))
+        if not inner:
+            return [None]
+        result = matmul(u, matmul(add(sympy.Add(*inner)), vh, add), add)
+        terms = [result]
+        if m < n and gvh != 0:  # the part of gV outside V's span
+            rest = add(Eye.make([], n)) - matmul(v, vh, add)
+            terms.append(matmul(matmul(add(u / s), gvh, add), add(rest), add))
+        if m > n and gu != 0:
+            rest = add(Eye.make([], m)) - matmul(u, transpose(u, (1, 0), add), add)
+            terms.append(matmul(add(rest), matmul(gu, add(vh / column), add), add))
+        return [add(sympy.Add(*terms))]
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        u, s, vh = outs
+        m, n = shapes[0]
+        k = min(m, n)
+        da = atom(dots[0], add)
+        v = transpose(vh, (1, 0), add)
+        u_t = transpose(u, (1, 0), add)
+        column = reshape(s, (k, 1), add)
+        f = self._f(s, k, add)
+        dp = matmul(u_t, matmul(da, v, add), add)
+        dp_t = transpose(dp, (1, 0), add)
+        ds = add(Index.make([dp], (list(range(k)), list(range(k)))))
+        du = matmul(u, add(f * (dp * s + column * dp_t)), add)
+        dv = matmul(v, add(f * (column * dp + dp_t * s)), add)
+        if m > k:
+            rest = add(Eye.make([], m)) - matmul(u, u_t, add)
+            du = add(du + matmul(add(rest), matmul(da, add(v / s), add), add))
+        if n > k:
+            rest = add(Eye.make([], n)) - matmul(v, vh, add)
+            dv = add(dv + matmul(add(rest), matmul(transpose(da, (1, 0), add), add(u / s), add), add))
+        return du, ds, transpose(dv, (1, 0), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.svd({_p(printer, self.args[0])}, full_matrices=False)"

@@ -1,4 +1,4 @@
-"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross, norm, solve, det, cholesky, matrix_power, pinv."""
+"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross, norm, solve, det, cholesky, matrix_power, pinv, svd."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ LINALG_CALLS: dict[Any, str] = {
     np.linalg.cholesky: "cholesky",
     np.linalg.matrix_power: "matrix_power",
     np.linalg.pinv: "pinv",
+    np.linalg.svd: "svd",
 }
 
 # Handlers whose first two arguments are arrays (a nested list there is `np.array` of it).
@@ -66,6 +67,7 @@ class LinalgTracing:
     _reshaped: Callable[..., Any]
     array_stack: Callable[..., Any]
     call_rule: Callable[..., Any]
+    multi: Callable[..., Any]
 
     def _constant(self, value: Any, what: str, hint: str, node: ast.AST) -> Any:
         """A static argument (`ord=2`, `axes=1`) as a Python value, refused when traced."""
@@ -291,13 +293,19 @@ class LinalgTracing:
     ) -> Any:
         row, col = axes
         if ord_ in (2, -2, "nuc"):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                f"the matrix norm ord={ord_!r} (from singular values) is not supported",
-                "use the Frobenius norm (ord='fro'), ord=1 or ord=np.inf, or for the spectral norm "
-                "np.sqrt(np.linalg.eigh(x.T @ x)[0][-1])",
-            )
+            if len(self.shape(x)) != 2:
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    node,
+                    f"the matrix norm ord={ord_!r} (from singular values) of a stack of matrices "
+                    "is not supported",
+                    "compute it for one matrix at a time, or use the Frobenius norm (ord='fro')",
+                )
+            # NumPy takes the singular values alone (svd(compute_uv=False)): equal but for rounding
+            singular = self.array_svd(x, False, node=node, hint=None).S
+            cls = {2: arrays.ArrayMax, -2: arrays.ArrayMin, "nuc": arrays.ArraySum}[ord_]
+            result = self._reduce(cls, singular, None, False, node, None if keepdims else hint)
+            return self._reshaped(result, (1, 1), node, hint) if keepdims else result
         if ord_ not in (1, -1, math.inf, -math.inf):
             raise self.error(
                 TracingError,
@@ -404,3 +412,43 @@ class LinalgTracing:
             if value is not None:
                 options.append((name, float(value)))
         return self.op(linalg.Pinv, [a], tuple(options), hint, node)
+
+    def array_svd(
+        self,
+        a: Any,
+        full_matrices: Any = True,
+        compute_uv: Any = True,
+        hermitian: Any = False,
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        shape = self.shape(a)
+        if len(shape) != 2:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.linalg.svd of an array of shape {shape}: symgrad supports one matrix here",
+                "pass a 2-D array (stacks of matrices are not supported yet)",
+            )
+        full = self._constant(full_matrices, "svd's full_matrices=", "pass full_matrices=False", node)
+        uv = self._constant(compute_uv, "svd's compute_uv=", "pass compute_uv=True or False", node)
+        if uv and full and shape[0] != shape[1]:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.svd of a {shape[0]}x{shape[1]} matrix with full_matrices=True: the extra "
+                "singular vectors have no derivative",
+                "pass full_matrices=False (U then has min(m, n) columns)",
+            )
+        if self._constant(hermitian, "svd's hermitian=", "pass hermitian=False", node):
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                "np.linalg.svd(..., hermitian=True) is not supported",
+                "drop hermitian=True, or use np.linalg.eigh for a symmetric matrix",
+            )
+        result = self.multi(linalg.Svd, a, (), node, square=False)
+        if not uv:
+            return result.S  # from the full call: NumPy's S-only call may round differently
+        return result

@@ -1,5 +1,5 @@
 """Contractions and linear algebra: np.einsum, tensordot, inner, kron, cross, batched `@`,
-np.linalg.norm, solve, det, cholesky, matrix_power and pinv, to second order.
+np.linalg.norm, solve, det, cholesky, matrix_power, pinv and svd, to second order.
 
 Each gradient is checked against Richardson-extrapolated central differences of the original
 function and against PyTorch's float64 autograd of the same program written with torch
@@ -213,6 +213,20 @@ def pinv_wide(A):
     return np.sum(np.sin(np.linalg.pinv(A)))
 
 
+def svd_all(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    k = len(s)  # functions of the factors that do not depend on the columns' signs
+    return np.sum(s**2 * W[:k]) + np.sum((u[:, 0] * vh[0, 0]) ** 2) + np.sum(np.sin(u @ vh))
+
+
+def svd_values(a):
+    return np.sum(np.linalg.svd(a, compute_uv=False) ** 3)
+
+
+def norm_singular(x):
+    return np.linalg.norm(x, "nuc") + np.linalg.norm(x, 2) + 0.5 * np.linalg.norm(x, -2)
+
+
 # --- torch twins -------------------------------------------------------------------------------
 
 
@@ -374,6 +388,28 @@ def t_pinv_wide(A):
     return torch.sum(torch.sin(torch.linalg.pinv(A)))
 
 
+def t_svd_all(a):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    k = len(s)
+    return (
+        torch.sum(s**2 * torch.tensor(W[:k]))
+        + torch.sum((u[:, 0] * vh[0, 0]) ** 2)
+        + torch.sum(torch.sin(u @ vh))
+    )
+
+
+def t_svd_values(a):
+    return torch.sum(torch.linalg.svdvals(a) ** 3)
+
+
+def t_norm_singular(x):
+    return (
+        torch.linalg.matrix_norm(x, "nuc")
+        + torch.linalg.matrix_norm(x, 2)
+        + 0.5 * torch.linalg.matrix_norm(x, -2)
+    )
+
+
 CASES = [  # (function, torch version, argument maker)
     (es_matmul, t_es_matmul, lambda: (normal(2, 3), normal(3, 4))),
     (es_implicit, t_es_implicit, lambda: (normal(2, 3), normal(4, 3))),
@@ -415,7 +451,15 @@ CASES = [  # (function, torch version, argument maker)
     (power_neg, t_power_neg, lambda: (well_conditioned(),)),
     (pinv_tall, t_pinv_tall, lambda: (normal(4, 2),)),
     (pinv_wide, t_pinv_wide, lambda: (normal(2, 3),)),
+    (svd_all, t_svd_all, lambda: (normal(3, 3),)),
+    (svd_all, t_svd_all, lambda: (normal(3, 2),)),
+    (svd_all, t_svd_all, lambda: (normal(2, 3),)),
+    (svd_values, t_svd_values, lambda: (normal(3, 2),)),
+    (norm_singular, t_norm_singular, lambda: (normal(3, 3),)),
 ]
+# Values from NumPy's singular-values-only call (`compute_uv=False`, `norm(x, 'nuc')`), which
+# symgrad computes with the full svd (its derivative needs U and V): equal up to rounding.
+ROUNDED = {svd_values, norm_singular}
 IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(CASES)]
 
 # One case or more of each function for the second-order checks (hessians cost more).
@@ -444,6 +488,9 @@ SECOND_ORDER = {
     "power_3",
     "power_neg",
     "pinv_tall",
+    "svd_all",
+    "svd_values",
+    "norm_singular",
 }
 SECOND_CASES = [case for case in CASES if case[0].__name__ in SECOND_ORDER]
 SECOND_IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(SECOND_CASES)]
@@ -478,7 +525,10 @@ def test_gradient_against_torch_and_finite_differences(fn, torch_fn, make):
 def test_value_is_numpys_own(fn, torch_fn, make):
     args = make()
     value, _ = value_and_grad(fn)(*args)
-    assert value == fn(*args)  # the same NumPy calls (or the same products): the same float
+    if fn in ROUNDED:
+        np.testing.assert_allclose(value, fn(*args), rtol=1e-13)
+    else:
+        assert value == fn(*args)  # the same NumPy calls (or the same products): the same float
     assert type(value) is float
 
 
@@ -659,7 +709,7 @@ def einsum_mismatch(a, b):
 
 
 def spectral_norm(x):
-    return np.linalg.norm(x, 2)
+    return np.sum(np.linalg.norm(x, 2, axis=(1, 2)))  # of a stack of matrices
 
 
 def chol_upper(A):
@@ -682,10 +732,33 @@ def test_einsum_shapes_that_do_not_fit():
     assert "(2, 3), (4, 2)" in str(err) and err.hint
 
 
-@pytest.mark.parametrize("fn,x", [(spectral_norm, normal(3, 3)), (chol_upper, spd())], ids=["ord2", "upper"])
+def svd_full(a):
+    return np.sum(np.linalg.svd(a)[1])
+
+
+@pytest.mark.parametrize(
+    "fn,x",
+    [(spectral_norm, normal(2, 3, 3)), (chol_upper, spd()), (svd_full, normal(3, 2))],
+    ids=["ord2-stack", "upper", "svd-full"],
+)
 def test_unsupported_options_are_refused_with_a_working_hint(fn, x):
     with pytest.raises(SymgradError) as info:
         grad(fn)(x)
     err = info.value
     assert err.filename == __file__ and err.hint
-    assert "not supported" in str(err)
+    assert "not supported" in str(err) or "no derivative" in str(err)
+
+
+def svd_vectors(a):
+    u, _, _ = np.linalg.svd(a, full_matrices=False)
+    return np.sum(u**4)
+
+
+def test_repeated_singular_values():
+    """The singular values' gradient stays finite; the vectors' is inf or nan, as in PyTorch."""
+    a = np.diag([2.0, 2.0, 1.0])
+    np.testing.assert_allclose(grad(svd_values)(a), 3 * np.diag([4.0, 4.0, 1.0]), **TOL)
+    assert not np.all(np.isfinite(grad(svd_vectors)(a)))
+    t = T(a)
+    torch.sum(torch.linalg.svd(t, full_matrices=False)[0] ** 4).backward()
+    assert not np.all(np.isfinite(t.grad.numpy()))
