@@ -251,7 +251,7 @@ class ArrayTracing(LinalgTracing):
                 raise self.error(
                     UnsupportedSyntaxError,
                     node,
-                    "`@` needs 1-D or 2-D arrays on both sides",
+                    "`@` needs arrays (1-D or more) on both sides",
                     "multiply numbers with `*`",
                 )
             return self.node(sympy.sympify(a) * sympy.sympify(b), hint, node)  # np.dot(2.0, x)
