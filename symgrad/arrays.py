@@ -325,6 +325,8 @@ class MatMul(ArrayOp):
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
         a, b = self.args[:2]
         sa, sb = shapes
+        if len(sa) > 2 or len(sb) > 2:
+            return self._batched_vjp(bar, shapes, add)
         if len(sa) == 1 and len(sb) == 1:
             return [bar * b, bar * a]
         if len(sa) == 2 and len(sb) == 1:
@@ -332,6 +334,29 @@ class MatMul(ArrayOp):
         if len(sa) == 1 and len(sb) == 2:
             return [matmul(b, bar, add), add(Outer.make([a, bar], ()))]
         return [matmul(bar, transpose(b, (1, 0), add), add), matmul(transpose(a, (1, 0), add), bar, add)]
+
+    def _batched_vjp(self, bar: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        """Stacks of matrices: the 2-D adjoints of each pair, summed over the batch axes along
+        which an operand was broadcast; a 1-D operand's through einsum (it has no batch)."""
+        from .linalg import Einsum, parse_einsum  # here: linalg imports this module
+
+        a, b = self.args[:2]
+        sa, sb = shapes
+        out = _matmul_shape(sa, sb)
+        if len(sa) >= 2 and len(sb) >= 2:
+            swap_a = (*range(len(sa) - 2), len(sa) - 1, len(sa) - 2)
+            swap_b = (*range(len(sb) - 2), len(sb) - 1, len(sb) - 2)
+            ba = matmul(bar, transpose(b, swap_b, add), add)  # of shape (*batch, m, k)
+            bb = matmul(transpose(a, swap_a, add), bar, add)  # of shape (*batch, k, n)
+            return [
+                sum_to(ba, (*out[:-2], sa[-2], sa[-1]), sa, add),
+                sum_to(bb, (*out[:-2], sb[-2], sb[-1]), sb, add),
+            ]
+        left = "...mk" if len(sa) > 1 else "k"
+        right = "...kn" if len(sb) > 1 else "k"
+        result = "..." + ("m" if len(sa) > 1 else "") + ("n" if len(sb) > 1 else "")
+        forward = parse_einsum(f"{left},{right}->{result}", [sa, sb])
+        return Einsum.make([a, b], (forward, False)).vjp(bar, None, shapes, add)  # type: ignore[no-any-return]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
         a, b = self.args[:2]
@@ -347,12 +372,16 @@ class MatMul(ArrayOp):
 
 
 def _matmul_shape(sa: Shape, sb: Shape) -> Shape:
-    if not sa or not sb or len(sa) > 2 or len(sb) > 2:
-        raise ValueError(f"matmul of shapes {sa} and {sb}: only 1-D and 2-D operands are supported")
-    inner_a, inner_b = sa[-1], sb[0]
+    """The shape of `a @ b`: stacks of matrices (more than 2-D) broadcast their batch axes."""
+    if not sa or not sb:
+        raise ValueError(f"matmul of shapes {sa} and {sb}: numbers have no matrix product")
+    inner_a, inner_b = sa[-1], sb[0] if len(sb) == 1 else sb[-2]
     if inner_a != inner_b:
         raise ValueError(f"matmul shapes {sa} and {sb} do not align ({inner_a} != {inner_b})")
-    return (*sa[:-1], *sb[1:])
+    if len(sa) <= 2 and len(sb) <= 2:
+        return (*sa[:-1], *sb[1:])
+    batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))  # ValueError when they do not broadcast
+    return (*batch, *sa[-2:-1], *(sb[-1:] if len(sb) > 1 else ()))
 
 
 def matmul(a: Any, b: Any, add: Add) -> Any:

@@ -21,6 +21,7 @@ import sympy
 from . import arrays, cache, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
 from .itertrace import ListValue
+from .linalgtrace import LINALG_CALLS, TWO_ARRAYS, LinalgTracing
 
 
 class ShapesNeeded(Exception):  # noqa: N818 - a signal, not an error the user sees
@@ -70,6 +71,7 @@ ARRAY_CALLS: dict[Any, str] = {
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
         ARRAY_CALLS[_scipy_special(_name)] = _name
+ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtrace
 
 # Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
@@ -143,7 +145,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class ArrayTracing:
+class ArrayTracing(LinalgTracing):
     """Handlers for array-level calls; mixed into `trace.Tracer`."""
 
     graph: Any
@@ -171,7 +173,7 @@ class ArrayTracing:
         self.needs_shapes()
         handler = getattr(self, f"array_{name}")
         if name not in _TAKES_PARTS:  # `np.sum([a, b])`, `np.dot(w, [x, y])`: lists are arrays
-            arrays_in = 2 if name in ("matmul", "outer") else 1
+            arrays_in = 2 if name in ("matmul", "outer") or name in TWO_ARRAYS else 1
             args = [
                 self._stacked(a, node, None) if isinstance(a, tuple) and k < arrays_in else a
                 for k, a in enumerate(args)
@@ -279,7 +281,7 @@ class ArrayTracing:
                 raise self.error(
                     UnsupportedSyntaxError,
                     node,
-                    "`@` needs 1-D or 2-D arrays on both sides",
+                    "`@` needs arrays (1-D or more) on both sides",
                     "multiply numbers with `*`",
                 )
             return self.node(sympy.sympify(a) * sympy.sympify(b), hint, node)  # np.dot(2.0, x)
@@ -334,10 +336,14 @@ class ArrayTracing:
         self._square(a, node)
         return self.op(arrays.Inv, [a], (), hint, node)
 
-    def multi(self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST) -> Any:
+    def multi(
+        self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST, square: bool = True
+    ) -> Any:
         """All results of one call computing several values (a `graph.Multi` node), as
-        NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it."""
-        self._square(a, node)
+        NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it.
+        `square`: the operation takes a square matrix (svd takes any)."""
+        if square:
+            self._square(a, node)
         if self.graph.parent is not None:  # a kept loop's body holds assignments and loops only
             label = ast.unparse(node.func) if isinstance(node, ast.Call) else cls.label
             raise self.error(
@@ -445,7 +451,7 @@ class ArrayTracing:
     def array_clip(self, x: Any, lo: Any, hi: Any, *, node: ast.AST, hint: str | None) -> Any:
         rule = rules.lookup(np.clip)
         assert rule is not None
-        return self.call_rule(np.clip, rule, [x, lo, hi], {}, node, hint)  # type: ignore[attr-defined]
+        return self.call_rule(np.clip, rule, [x, lo, hi], {}, node, hint)
 
     def _full(self, x: Any, value: float, node: ast.AST, hint: str | None) -> Any:
         shape = self.shape(x)

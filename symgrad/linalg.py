@@ -1,0 +1,479 @@
+"""Contractions and linear algebra (einsum, norms, solve, det, cholesky, pinv): shape, VJP, JVP, printing."""
+
+from __future__ import annotations
+
+import collections
+import string
+from collections.abc import Sequence
+from typing import Any
+
+import sympy
+
+from .arrays import (
+    Add,
+    ArrayOp,
+    ArraySum,
+    Eye,
+    Full,
+    Index,
+    Inv,
+    MultiOp,
+    Outer,
+    Shape,
+    Tri,
+    _p,
+    atom,
+    keep_shape,
+    matmul,
+    reshape,
+    transpose,
+)
+
+LETTERS = string.ascii_letters  # the labels numpy.einsum accepts
+
+
+# --- einsum ------------------------------------------------------------------------------------
+
+
+def parse_einsum(subscripts: str, shapes: Sequence[Shape]) -> str:
+    """NumPy's einsum `subscripts` for operands of `shapes` in the explicit form symgrad keeps:
+    `...` replaced by letters (right-aligned, as NumPy broadcasts), the output written out
+    (implicit mode: the letters used once, in NumPy's order, after the broadcast ones), and a
+    label that an operand has with length 1 where another has it longer (broadcasting) renamed
+    in that operand, so that every letter has one length. Raises ValueError as NumPy would."""
+    text = subscripts.replace(" ", "")
+    if text.count("->") > 1 or any(c not in LETTERS + ".,->" for c in text):
+        raise ValueError(f"invalid subscripts {subscripts!r}")
+    explicit = "->" in text
+    inputs_text, _, output = text.partition("->")
+    inputs = inputs_text.split(",")
+    if len(inputs) != len(shapes):
+        raise ValueError(f"{len(inputs)} operands in the subscripts, {len(shapes)} given")
+    free = iter(c for c in LETTERS if c not in text)
+    spans = []  # how many axes each operand's `...` stands for
+    for part, shape in zip(inputs, shapes):
+        labels = len(part) - 3 if "..." in part else len(part)
+        if (
+            "." in part.replace("...", "", 1)
+            or (labels > len(shape))
+            or ("..." not in part and labels != len(shape))
+        ):
+            raise ValueError(f"subscripts {part!r} do not fit an operand of shape {tuple(shape)}")
+        spans.append(len(shape) - labels if "..." in part else 0)
+    ellipsis = "".join(next(free) for _ in range(max(spans, default=0)))
+    resolved = [
+        part.replace("...", ellipsis[len(ellipsis) - span :] if span else "")
+        for part, span in zip(inputs, spans)
+    ]
+    if explicit:
+        if "." in output.replace("...", "", 1):
+            raise ValueError(f"invalid output subscripts {output!r}")
+        output = output.replace("...", ellipsis)
+    else:
+        counts = collections.Counter("".join(inputs).replace(".", ""))
+        output = ellipsis + "".join(sorted((c for c, k in counts.items() if k == 1), key=ord))
+    every = "".join(resolved)
+    if len(set(output)) != len(output) or any(c not in every for c in output):
+        raise ValueError(f"output subscripts {output!r}: each letter once, and only letters of the inputs")
+    sizes: dict[str, int] = {}
+    for part, shape in zip(resolved, shapes):
+        own: dict[str, int] = {}
+        for c, n in zip(part, shape):
+            if own.setdefault(c, n) != n:
+                raise ValueError(f"the repeated label {c!r} has lengths {own[c]} and {n} in one operand")
+            if sizes.get(c, 1) != 1 and n not in (1, sizes[c]):
+                raise ValueError(f"label {c!r} has lengths {sizes[c]} and {n}: they do not broadcast")
+            sizes[c] = max(sizes.get(c, 1), n)
+    renamed = []
+    for part, shape in zip(resolved, shapes):
+        rename = {c: next(free) for c, n in zip(part, shape) if n == 1 and sizes[c] > 1}
+        renamed.append("".join(rename.get(c, c) for c in part))
+    return ",".join(renamed) + "->" + output
+
+
+def _split(subscripts: str) -> tuple[list[str], str]:
+    inputs, _, output = subscripts.partition("->")
+    return inputs.split(","), output
+
+
+def _sizes(subscripts: str, shapes: Sequence[Shape]) -> dict[str, int]:
+    inputs, _ = _split(subscripts)
+    return {c: n for part, shape in zip(inputs, shapes) for c, n in zip(part, shape)}
+
+
+class Einsum(ArrayOp):
+    """`numpy.einsum(subscripts, *operands)`. Params (subscripts, optimize): the subscripts in
+    the explicit form of `parse_einsum` (every letter of one length). Also the derivative of
+    `tensordot`, `inner`, `kron` and batched `@`.
+
+    The adjoint of operand k is an einsum of the output's adjoint with the other operands, to
+    operand k's labels: a label of k that appears nowhere else (summed over in the forward
+    pass) is broadcast back with a ones vector, and a repeated label (a diagonal, `'ii->i'`)
+    is scattered onto the diagonal by an identity matrix tying a fresh label to it."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        subscripts = self.params[0]
+        sizes = _sizes(subscripts, shapes)
+        return tuple(sizes[c] for c in _split(subscripts)[1])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        inputs, output = _split(self.params[0])
+        sizes = _sizes(self.params[0], shapes)
+        used = set(self.params[0])
+        fresh = iter(c for c in LETTERS if c not in used)
+        adjoints = []
+        for k, own in enumerate(inputs):
+            others = [(part, op) for j, (part, op) in enumerate(zip(inputs, self.operands)) if j != k]
+            reachable = set(output).union(*(set(part) for part, _ in others))
+            parts = [output] if output else []  # a scalar output's adjoint multiplies the result
+            operands = [bar] if output else []
+            for part, op in others:
+                parts.append(part)
+                operands.append(op)
+            target, seen = "", set()
+            for c in own:
+                if c in seen:  # a diagonal: the identity ties a fresh label to the repeated one
+                    z = next(fresh)
+                    target += z
+                    parts.append(c + z)
+                    operands.append(add(Eye.make([], sizes[c])))
+                    continue
+                seen.add(c)
+                target += c
+                if c not in reachable:  # summed over in the forward pass: broadcast back
+                    parts.append(c)
+                    operands.append(add(Full.make([], ((sizes[c],), 1.0))))
+            result = einsum_of(",".join(parts) + "->" + target, operands, self.params[1], add) if parts else 1
+            adjoints.append(result if output else bar * result)
+        return adjoints
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        terms = []
+        for k, dot in enumerate(dots):
+            if dot != 0:
+                operands = list(self.operands)
+                operands[k] = atom(dot, add)
+                terms.append(einsum_of(self.params[0], operands, self.params[1], add))
+        return sympy.Add(*terms)
+
+    def _option(self) -> str:
+        optimize = self.params[1]
+        return "" if optimize is False else f", optimize={optimize!r}"
+
+    def _numpycode(self, printer: Any) -> str:
+        operands = ", ".join(_p(printer, a) for a in self.operands)
+        return f"numpy.einsum({self.params[0]!r}, {operands}{self._option()})"
+
+
+def einsum_of(subscripts: str, operands: Sequence[Any], optimize: Any, add: Add) -> Any:
+    """An einsum in explicit form (an operand itself when the einsum would copy it)."""
+    inputs, output = _split(subscripts)
+    if len(inputs) == 1 and inputs[0] == output:
+        return operands[0]
+    return add(Einsum.make([atom(o, add) for o in operands], (subscripts, optimize)))
+
+
+class TensorDot(Einsum):
+    """`numpy.tensordot(a, b, axes)`, printed as that call (its BLAS product gives NumPy's
+    own value); params (subscripts, optimize, axes) with the einsum's derivative."""
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (_p(printer, x) for x in self.operands)
+        return f"numpy.tensordot({a}, {b}, axes={self.params[2]!r})"
+
+
+class Inner(Einsum):
+    """`numpy.inner(a, b)`, printed as that call; params (subscripts, optimize, None)."""
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (_p(printer, x) for x in self.operands)
+        return f"numpy.inner({a}, {b})"
+
+
+# --- norms -------------------------------------------------------------------------------------
+
+
+def _safe(n: Any, add: Add) -> Any:
+    """`n` with 1 where it is 0: the gradient of a norm at the zero vector is then 0 (the
+    numerator x is 0 there), as PyTorch gives, not 0/0."""
+    return add(sympy.Piecewise((1, sympy.Eq(n, 0)), (n, True)))
+
+
+class Norm(ArrayOp):
+    """`numpy.linalg.norm(x, ord, axis, keepdims)` for the orders whose gradient divides by
+    the norm: 2 (ord None of vectors, `'fro'` and None of matrices) and p-norms other than
+    0, 1 and inf. Params (ord, axis as written, the axes reduced, keepdims).
+
+    The gradient is x / n (2-norm) and sign(x) |x|^(p-1) / n^(p-1) (p-norm), with the zero
+    vector's gradient 0 (as PyTorch), not 0/0. For p < 1 an element equal to 0 makes
+    |x|^(p-1) infinite: the gradient is then inf or nan there (the norm is not
+    differentiable)."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        _, _, axes, keepdims = self.params
+        if keepdims:
+            return keep_shape(shapes[0], axes)
+        return tuple(n for i, n in enumerate(shapes[0]) if i not in axes)
+
+    def _spread(self, value: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        _, _, axes, keepdims = self.params
+        return value if keepdims else reshape(value, keep_shape(shapes[0], axes), add)
+
+    def _power(self) -> float:
+        ord_ = self.params[0]
+        return 2.0 if ord_ in (None, "fro", "f") else float(ord_)
+
+    def _direction(self, out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        """d n / d x, elementwise: x / n or sign(x) |x|^(p-1) / n^(p-1)."""
+        x, p = self.args[0], self._power()
+        n = _safe(self._spread(out, shapes, add), add)
+        if p == 2.0:
+            return add(x / n)
+        return add(sympy.sign(x) * sympy.Abs(x) ** (p - 1) / n ** (p - 1))
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [self._spread(bar, shapes, add) * self._direction(out, shapes, add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        _, _, axes, keepdims = self.params
+        product = add(self._direction(out, shapes, add) * dots[0])
+        return add(ArraySum.make([product], (tuple(axes), keepdims)))
+
+    def _numpycode(self, printer: Any) -> str:
+        ord_, axis, _, keepdims = self.params
+        text = f"numpy.linalg.norm({_p(printer, self.args[0])}"
+        if ord_ is not None:
+            text += f", ord={ord_!r}"
+        if axis is not None:
+            text += f", axis={axis!r}"
+        return text + (", keepdims=True)" if keepdims else ")")
+
+
+# --- solving, determinants, factorisations -----------------------------------------------------
+
+
+class Solve(ArrayOp):
+    """`numpy.linalg.solve(A, b)` of a square matrix A and a vector or matrix b. The adjoint
+    of b is solve(A.T, g), that of A is minus it times x^T: solves, no inverse."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[1])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        a = self.args[0]
+        bb = solve(transpose(a, (1, 0), add), bar, add)
+        if len(shapes[1]) == 1:
+            ba = add(Outer.make([bb, atom(out, add)], ()))
+        else:
+            ba = matmul(bb, transpose(out, (1, 0), add), add)
+        return [-ba, bb]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        a = self.args[0]
+        da, db = dots
+        rhs = []
+        if db != 0:
+            rhs.append(db)
+        if da != 0:
+            rhs.append(-matmul(da, out, add))
+        return solve(a, add(sympy.Add(*rhs)), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.solve({_p(printer, self.args[0])}, {_p(printer, self.args[1])})"
+
+
+def solve(a: Any, b: Any, add: Add) -> Any:
+    return add(Solve.make([atom(a, add), atom(b, add)], ()))
+
+
+class Det(ArrayOp):
+    """`numpy.linalg.det(a)`: d det = det * trace(inv(a) da), so the gradient is
+    det * inv(a)^T. At a singular matrix the gradient's `inv` raises LinAlgError
+    ("Singular matrix"), though the determinant's gradient (the adjugate) exists there."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return ()
+
+    def _inv_t(self, add: Add) -> Any:
+        return transpose(add(Inv.make([self.args[0]], ())), (1, 0), add)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(bar * out) * self._inv_t(add)]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        product = add(self._inv_t(add) * dots[0])
+        return out * add(ArraySum.make([product], (None, False)))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.det({_p(printer, self.args[0])})"
+
+
+def _lower_read(n: int, add: Add) -> Any:
+    """Ones strictly below the diagonal: the part of `a` that NumPy's cholesky reads off it."""
+    return add(Tri.make([], (n, -1)))
+
+
+class Cholesky(ArrayOp):
+    """`numpy.linalg.cholesky(a)`: the lower factor L of L L^T = S, where S is the symmetric
+    matrix of `a`'s lower triangle (NumPy reads nothing above the diagonal). The derivative is
+    that of the function NumPy computes, as for `eigh`: the adjoint of S (Murray 2016,
+    arXiv:1602.07527, as autograd's grad_cholesky) G = sym(L^-T Phi(L^T Lbar) L^-1), with Phi
+    the lower triangle with its diagonal halved, goes to the lower triangle (G_ii on the
+    diagonal, 2 G_ij below it) and nothing above. On a symmetrised argument
+    (`cholesky(B @ B.T)`) this is the gradient PyTorch and JAX give. A matrix that is not
+    positive definite raises LinAlgError, in the value as in the derivative."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    @staticmethod
+    def _phi(x: Any, n: int, add: Add) -> Any:
+        return add(x * (_lower_read(n, add) + add(Eye.make([], n)) / 2))
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        n = shapes[0][0]
+        l_t = transpose(out, (1, 0), add)
+        p = self._phi(matmul(l_t, bar, add), n, add)
+        y = solve(l_t, p, add)  # L^-T P
+        s = transpose(solve(l_t, transpose(y, (1, 0), add), add), (1, 0), add)  # L^-T P L^-1
+        g = add((s + transpose(s, (1, 0), add)) / 2)
+        return [add(add(Eye.make([], n)) * g + 2 * g * _lower_read(n, add))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        n = shapes[0][0]
+        da = atom(dots[0], add)
+        off = add(da * _lower_read(n, add))
+        sym = add(add(Eye.make([], n)) * da + off + transpose(off, (1, 0), add))  # the tangent of S
+        y = solve(out, sym, add)  # L^-1 dS
+        inner = transpose(solve(out, transpose(y, (1, 0), add), add), (1, 0), add)  # L^-1 dS L^-T
+        return matmul(out, self._phi(inner, n, add), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.cholesky({_p(printer, self.args[0])})"
+
+
+class Pinv(ArrayOp):
+    """`numpy.linalg.pinv(a)` (params: the rcond / rtol keywords as given). The derivative
+    (Golub and Pereyra 1973), dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P,
+    holds where the rank of `a` is locally constant (full rank, or any rank kept by the
+    perturbation); where singular values cross NumPy's cutoff the function jumps and has no
+    derivative."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        m, n = shapes[0]
+        return (n, m)
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        a, p = self.args[0], out
+        m, n = shapes[0]
+        p_t, g_t = transpose(p, (1, 0), add), transpose(bar, (1, 0), add)
+        left = add(add(Eye.make([], m)) - matmul(a, p, add))  # I - A P
+        right = add(add(Eye.make([], n)) - matmul(p, a, add))  # I - P A
+        return [
+            add(
+                -matmul(p_t, matmul(bar, p_t, add), add)
+                + matmul(left, matmul(g_t, matmul(p, p_t, add), add), add)
+                + matmul(matmul(p_t, p, add), matmul(g_t, right, add), add)
+            )
+        ]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        a, p = self.args[0], out
+        m, n = shapes[0]
+        da = atom(dots[0], add)
+        p_t, da_t = transpose(p, (1, 0), add), transpose(da, (1, 0), add)
+        left = add(add(Eye.make([], m)) - matmul(a, p, add))
+        right = add(add(Eye.make([], n)) - matmul(p, a, add))
+        return add(
+            -matmul(p, matmul(da, p, add), add)
+            + matmul(matmul(p, p_t, add), matmul(da_t, left, add), add)
+            + matmul(right, matmul(da_t, matmul(p_t, p, add), add), add)
+        )
+
+    def _numpycode(self, printer: Any) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.params)
+        return f"numpy.linalg.pinv({_p(printer, self.args[0])}{options})"
+
+
+class Svd(MultiOp):
+    """`numpy.linalg.svd(a, full_matrices=False)` of an m x n matrix: U (m, k), S (k,)
+    descending, Vh (k, n), k = min(m, n). The VJP is autograd's (Townsend 2016), with
+    F_ij = 1 / (s_j^2 - s_i^2); the JVP its transpose:
+    dU = U (F * (dP S + S dP^T)) + (I - U U^T) dA V / S, dS = diag(dP),
+    dV = V (F * (S dP + dP^T S)) + (I - V V^T) dA^T U / S, with dP = U^T dA V.
+    Repeated (or zero, for the last two terms) singular values make F (or 1/S) infinite: the
+    singular vectors' derivative is then inf or nan, as in PyTorch; the singular values'
+    alone stays finite. A matrix U S Vh is unique only up to the signs of paired columns, so
+    only functions that do not depend on those signs have a gradient."""
+
+    fields = ("U", "S", "Vh")
+    label = "svd"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        m, n = shapes[0]
+        k = min(m, n)
+        return (m, k), (k,), (k, n)
+
+    @staticmethod
+    def _f(s: Any, k: int, add: Add) -> Any:
+        """1 / (s_j^2 - s_i^2) off the diagonal, 0 on it."""
+        eye = add(Eye.make([], k))
+        squares = add(s**2)
+        return add((1 - eye) / (squares - reshape(squares, (k, 1), add) + eye))
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        u, s, vh = outs
+        gu, gs, gvh = bars
+        m, n = shapes[0]
+        k = min(m, n)
+        v = transpose(vh, (1, 0), add)
+        column = reshape(s, (k, 1), add)
+        inner = []
+        if gu != 0:
+            utgu = matmul(transpose(u, (1, 0), add), gu, add)
+            inner.append(self._f(s, k, add) * add(utgu - transpose(utgu, (1, 0), add)) * s)
+        if gs != 0:
+            inner.append(add(Eye.make([], k)) * gs)  # diag(gs)
+        if gvh != 0:
+            vtgv = matmul(vh, transpose(gvh, (1, 0), add), add)  # V^T gV with gV = gVh^T
+            inner.append(column * (self._f(s, k, add) * add(vtgv - transpose(vtgv, (1, 0), add))))
+        if not inner:
+            return [None]
+        result = matmul(u, matmul(add(sympy.Add(*inner)), vh, add), add)
+        terms = [result]
+        if m < n and gvh != 0:  # the part of gV outside V's span
+            rest = add(Eye.make([], n)) - matmul(v, vh, add)
+            terms.append(matmul(matmul(add(u / s), gvh, add), add(rest), add))
+        if m > n and gu != 0:
+            rest = add(Eye.make([], m)) - matmul(u, transpose(u, (1, 0), add), add)
+            terms.append(matmul(add(rest), matmul(gu, add(vh / column), add), add))
+        return [add(sympy.Add(*terms))]
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        u, s, vh = outs
+        m, n = shapes[0]
+        k = min(m, n)
+        da = atom(dots[0], add)
+        v = transpose(vh, (1, 0), add)
+        u_t = transpose(u, (1, 0), add)
+        column = reshape(s, (k, 1), add)
+        f = self._f(s, k, add)
+        dp = matmul(u_t, matmul(da, v, add), add)
+        dp_t = transpose(dp, (1, 0), add)
+        ds = add(Index.make([dp], (list(range(k)), list(range(k)))))
+        du = matmul(u, add(f * (dp * s + column * dp_t)), add)
+        dv = matmul(v, add(f * (column * dp + dp_t * s)), add)
+        if m > k:
+            rest = add(Eye.make([], m)) - matmul(u, u_t, add)
+            du = add(du + matmul(add(rest), matmul(da, add(v / s), add), add))
+        if n > k:
+            rest = add(Eye.make([], n)) - matmul(v, vh, add)
+            dv = add(dv + matmul(add(rest), matmul(transpose(da, (1, 0), add), add(u / s), add), add))
+        return du, ds, transpose(dv, (1, 0), add)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.svd({_p(printer, self.args[0])}, full_matrices=False)"

@@ -1,0 +1,764 @@
+"""Contractions and linear algebra: np.einsum, tensordot, inner, kron, cross, batched `@`,
+np.linalg.norm, solve, det, cholesky, matrix_power, pinv and svd, to second order.
+
+Each gradient is checked against Richardson-extrapolated central differences of the original
+function and against PyTorch's float64 autograd of the same program written with torch
+(`torch.einsum`, `torch.linalg.*`); values against NumPy's own result of the function; the JVP
+against `torch.func.jvp`; second derivatives against `torch.autograd.functional.hessian`."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from symgrad import grad, hessian, jacobian, jvp, value_and_grad
+from symgrad.errors import SymgradError, TracingError, UnsupportedSyntaxError
+
+torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
+
+RNG = np.random.default_rng(20260601)
+TOL = {"rtol": 1e-10, "atol": 1e-12}
+W = np.array([0.5, -1.0, 2.0])
+
+
+def spd(n: int = 3) -> np.ndarray:
+    """A symmetric positive definite matrix, well conditioned."""
+    b = RNG.normal(size=(n, n))
+    return b @ b.T + n * np.eye(n)
+
+
+def well_conditioned(n: int = 3) -> np.ndarray:
+    return RNG.normal(size=(n, n)) + 3.0 * np.eye(n)
+
+
+def normal(*shape: int) -> np.ndarray:
+    return RNG.normal(size=shape)
+
+
+def fd_gradient(fn, args, i, h=1e-4):
+    """d fn / d args[i] by Richardson-extrapolated central differences (O(h^4)) of the
+    original function."""
+    base = np.array(args[i], dtype=np.float64)
+    out = np.zeros_like(base)
+
+    def at(index, delta):
+        moved = base.copy()
+        moved[index] += delta
+        return float(fn(*args[:i], moved, *args[i + 1 :]))
+
+    for index in np.ndindex(base.shape):
+        step = h * max(1.0, abs(base[index]))
+        diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
+        out[index] = (4 * diff[1] - diff[0]) / 3
+    return out
+
+
+def T(a, grad=True):
+    return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+
+
+# --- user functions (module level: symgrad reads their source) --------------------------------
+
+
+def es_matmul(a, b):
+    return np.sum(np.einsum("ij,jk->ik", a, b) ** 2)
+
+
+def es_implicit(a, b):
+    return np.sum(np.cos(np.einsum("ij,kj", a, b)))  # implicit output: 'ik'
+
+
+def es_diagonal(a):
+    return np.sum(np.einsum("ii->i", a) ** 3)
+
+
+def es_traces(a):
+    return np.einsum("ii", a) ** 2 + np.einsum("ij,ji", a, a)
+
+
+def es_partial_diagonal(a):
+    return np.sum(np.sin(np.einsum("iij->ij", a)))
+
+
+def es_ellipsis(a, b):
+    return np.sum(np.sin(np.einsum("...ij,...jk->...ik", a, b)))
+
+
+def es_broadcast(a, b):
+    return np.sum(np.einsum("...i,...i->...i", a, b) ** 2)  # a of shape (1, 3) against (4, 3)
+
+
+def es_three(a, b, c):
+    return np.sum(np.einsum("i,ij,jk->k", a, b, c) ** 2)
+
+
+def es_sum(a):
+    return np.sum(np.einsum("ij->j", a) ** 2) + np.einsum("ij->", a)
+
+
+def td_pairs(a, b):
+    return np.sum(np.tensordot(a, b, axes=([1, 0], [0, 1])) ** 2)
+
+
+def td_int(a, b):
+    return np.sum(np.tanh(np.tensordot(a, b, axes=1)))
+
+
+def inner_(a, b):
+    return np.sum(np.inner(a, b) ** 2)
+
+
+def kron_(a, b):
+    return np.sum(np.sin(np.kron(a, b)))
+
+
+def cross_(a, b):
+    return np.sum(np.cross(a, b) ** 2 * W)
+
+
+def bmm(a, b):
+    return np.sum(np.sin(a @ b))
+
+
+def bmm_vector(v, b):
+    return np.sum(np.sin(v @ b))
+
+
+def norm_default(x):
+    return np.linalg.norm(x)
+
+
+def norm_squared(x):
+    return np.linalg.norm(x) ** 2 + np.linalg.norm(x, 2)
+
+
+def norm_1(x):
+    return np.linalg.norm(x, 1)
+
+
+def norm_inf(x):
+    return np.linalg.norm(x, np.inf) + np.linalg.norm(x, ord=-np.inf)
+
+
+def norm_p(x):
+    return np.linalg.norm(x, 3) + np.linalg.norm(x, ord=1.5)
+
+
+def norm_fro(x):
+    return np.linalg.norm(x, "fro")
+
+
+def norm_matrix_1_inf(x):
+    return np.linalg.norm(x, 1) + 2.0 * np.linalg.norm(x, np.inf)
+
+
+def norm_matrix_neg(x):
+    return np.linalg.norm(x, -1) + 2.0 * np.linalg.norm(x, -np.inf)
+
+
+def norm_axis(x):
+    return np.sum(np.linalg.norm(x, axis=1) * W) + np.sum(np.linalg.norm(x, axis=0, keepdims=True) ** 3)
+
+
+def norm_nd(x):
+    return np.linalg.norm(x) + np.sum(np.linalg.norm(x, "fro", axis=(0, 2)))
+
+
+def solve_vector(A, b):
+    return np.sum(np.linalg.solve(A, b) ** 2)
+
+
+def solve_matrix(A, B):
+    return np.sum(np.sin(np.linalg.solve(A, B)))
+
+
+def solve_rhs(b, A):
+    return np.sum(np.linalg.solve(A, b) ** 3)
+
+
+def det_(A):
+    return np.linalg.det(A)
+
+
+def det_log(A):
+    return np.log(np.abs(np.linalg.det(A))) + np.linalg.det(A) ** 2
+
+
+def chol_lower(A):
+    return np.sum(np.linalg.cholesky(A) ** 3)  # NumPy reads A's lower triangle only
+
+
+def chol_sym(B):
+    L = np.linalg.cholesky(B @ B.T + 3.0 * np.eye(3))
+    return np.sum(np.sin(L))
+
+
+def power_5(A):
+    return np.sum(np.linalg.matrix_power(A, 5))
+
+
+def power_3(A):
+    return np.sum(np.linalg.matrix_power(A, 3) ** 2)
+
+
+def power_neg(A):
+    return np.sum(np.linalg.matrix_power(A, -2))
+
+
+def pinv_tall(A):
+    return np.sum(np.linalg.pinv(A) ** 2)
+
+
+def pinv_wide(A):
+    return np.sum(np.sin(np.linalg.pinv(A)))
+
+
+def svd_all(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    k = len(s)  # functions of the factors that do not depend on the columns' signs
+    return np.sum(s**2 * W[:k]) + np.sum((u[:, 0] * vh[0, 0]) ** 2) + np.sum(np.sin(u @ vh))
+
+
+def svd_values(a):
+    return np.sum(np.linalg.svd(a, compute_uv=False) ** 3)
+
+
+def norm_singular(x):
+    return np.linalg.norm(x, "nuc") + np.linalg.norm(x, 2) + 0.5 * np.linalg.norm(x, -2)
+
+
+# --- torch twins -------------------------------------------------------------------------------
+
+
+def t_es_matmul(a, b):
+    return torch.sum(torch.einsum("ij,jk->ik", a, b) ** 2)
+
+
+def t_es_implicit(a, b):
+    return torch.sum(torch.cos(torch.einsum("ij,kj->ik", a, b)))
+
+
+def t_es_diagonal(a):
+    return torch.sum(torch.diagonal(a) ** 3)
+
+
+def t_es_traces(a):
+    return torch.trace(a) ** 2 + torch.trace(a @ a)
+
+
+def t_es_partial_diagonal(a):
+    return torch.sum(torch.sin(torch.einsum("iij->ij", a)))
+
+
+def t_es_ellipsis(a, b):
+    return torch.sum(torch.sin(a @ b))
+
+
+def t_es_broadcast(a, b):
+    return torch.sum((a * b) ** 2)
+
+
+def t_es_three(a, b, c):
+    return torch.sum(torch.einsum("i,ij,jk->k", a, b, c) ** 2)
+
+
+def t_es_sum(a):
+    return torch.sum(a.sum(0) ** 2) + a.sum()
+
+
+def t_td_pairs(a, b):
+    return torch.sum(torch.tensordot(a, b, dims=([1, 0], [0, 1])) ** 2)
+
+
+def t_td_int(a, b):
+    return torch.sum(torch.tanh(torch.tensordot(a, b, dims=1)))
+
+
+def t_inner(a, b):
+    return torch.sum(torch.inner(a, b) ** 2)
+
+
+def t_kron(a, b):
+    return torch.sum(torch.sin(torch.kron(a, b)))
+
+
+def t_cross(a, b):
+    a, b = torch.broadcast_tensors(a, b)
+    return torch.sum(torch.linalg.cross(a, b, dim=-1) ** 2 * torch.tensor(W))
+
+
+def t_bmm(a, b):
+    return torch.sum(torch.sin(torch.matmul(a, b)))
+
+
+def t_norm_default(x):
+    return torch.linalg.vector_norm(x)
+
+
+def t_norm_squared(x):
+    return torch.linalg.vector_norm(x) ** 2 + torch.linalg.vector_norm(x, 2)
+
+
+def t_norm_1(x):
+    return torch.linalg.vector_norm(x, 1)
+
+
+def t_norm_inf(x):
+    return torch.linalg.vector_norm(x, float("inf")) + torch.linalg.vector_norm(x, -float("inf"))
+
+
+def t_norm_p(x):
+    return torch.linalg.vector_norm(x, 3) + torch.linalg.vector_norm(x, 1.5)
+
+
+def t_norm_fro(x):
+    return torch.linalg.matrix_norm(x, "fro")
+
+
+def t_norm_matrix_1_inf(x):
+    return torch.linalg.matrix_norm(x, 1) + 2.0 * torch.linalg.matrix_norm(x, float("inf"))
+
+
+def t_norm_matrix_neg(x):
+    return torch.linalg.matrix_norm(x, -1) + 2.0 * torch.linalg.matrix_norm(x, -float("inf"))
+
+
+def t_norm_axis(x):
+    w = torch.tensor(W)
+    return torch.sum(torch.linalg.vector_norm(x, dim=1) * w) + torch.sum(
+        torch.linalg.vector_norm(x, dim=0, keepdim=True) ** 3
+    )
+
+
+def t_norm_nd(x):
+    return torch.linalg.vector_norm(x) + torch.sum(torch.linalg.matrix_norm(x, "fro", dim=(0, 2)))
+
+
+def t_solve_vector(A, b):
+    return torch.sum(torch.linalg.solve(A, b) ** 2)
+
+
+def t_solve_matrix(A, B):
+    return torch.sum(torch.sin(torch.linalg.solve(A, B)))
+
+
+def t_solve_rhs(b, A):
+    return torch.sum(torch.linalg.solve(A, b) ** 3)
+
+
+def t_det(A):
+    return torch.linalg.det(A)
+
+
+def t_det_log(A):
+    return torch.log(torch.abs(torch.linalg.det(A))) + torch.linalg.det(A) ** 2
+
+
+def numpys_symmetric(A):
+    """The symmetric matrix NumPy's cholesky factors: A's lower triangle, mirrored."""
+    return torch.tril(A) + torch.tril(A, -1).T
+
+
+def t_chol_lower(A):
+    return torch.sum(torch.linalg.cholesky(numpys_symmetric(A)) ** 3)
+
+
+def t_chol_sym(B):
+    L = torch.linalg.cholesky(B @ B.T + 3.0 * torch.eye(3, dtype=torch.float64))
+    return torch.sum(torch.sin(L))
+
+
+def t_power_5(A):
+    return torch.sum(torch.linalg.matrix_power(A, 5))
+
+
+def t_power_3(A):
+    return torch.sum(torch.linalg.matrix_power(A, 3) ** 2)
+
+
+def t_power_neg(A):
+    return torch.sum(torch.linalg.matrix_power(A, -2))
+
+
+def t_pinv_tall(A):
+    return torch.sum(torch.linalg.pinv(A) ** 2)
+
+
+def t_pinv_wide(A):
+    return torch.sum(torch.sin(torch.linalg.pinv(A)))
+
+
+def t_svd_all(a):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    k = len(s)
+    return (
+        torch.sum(s**2 * torch.tensor(W[:k]))
+        + torch.sum((u[:, 0] * vh[0, 0]) ** 2)
+        + torch.sum(torch.sin(u @ vh))
+    )
+
+
+def t_svd_values(a):
+    return torch.sum(torch.linalg.svdvals(a) ** 3)
+
+
+def t_norm_singular(x):
+    return (
+        torch.linalg.matrix_norm(x, "nuc")
+        + torch.linalg.matrix_norm(x, 2)
+        + 0.5 * torch.linalg.matrix_norm(x, -2)
+    )
+
+
+CASES = [  # (function, torch version, argument maker)
+    (es_matmul, t_es_matmul, lambda: (normal(2, 3), normal(3, 4))),
+    (es_implicit, t_es_implicit, lambda: (normal(2, 3), normal(4, 3))),
+    (es_diagonal, t_es_diagonal, lambda: (normal(3, 3),)),
+    (es_traces, t_es_traces, lambda: (normal(3, 3),)),
+    (es_partial_diagonal, t_es_partial_diagonal, lambda: (normal(3, 3, 2),)),
+    (es_ellipsis, t_es_ellipsis, lambda: (normal(2, 3, 2), normal(2, 3))),
+    (es_broadcast, t_es_broadcast, lambda: (normal(1, 3), normal(4, 3))),
+    (es_three, t_es_three, lambda: (normal(2), normal(2, 3), normal(3, 2))),
+    (es_sum, t_es_sum, lambda: (normal(2, 3),)),
+    (td_pairs, t_td_pairs, lambda: (normal(3, 2, 2), normal(2, 3, 2))),
+    (td_int, t_td_int, lambda: (normal(2, 3), normal(3, 2))),
+    (inner_, t_inner, lambda: (normal(2, 3), normal(4, 3))),
+    (kron_, t_kron, lambda: (normal(2, 2), normal(3))),
+    (cross_, t_cross, lambda: (normal(2, 3), normal(3))),
+    (bmm, t_bmm, lambda: (normal(2, 3, 2), normal(2, 3))),
+    (bmm, t_bmm, lambda: (normal(3, 2), normal(2, 1, 2, 3))),
+    (bmm_vector, t_bmm, lambda: (normal(2), normal(2, 2, 3))),
+    (norm_default, t_norm_default, lambda: (normal(4),)),
+    (norm_default, t_norm_default, lambda: (normal(2, 3),)),
+    (norm_squared, t_norm_squared, lambda: (normal(4),)),
+    (norm_1, t_norm_1, lambda: (normal(4),)),
+    (norm_inf, t_norm_inf, lambda: (normal(4),)),
+    (norm_p, t_norm_p, lambda: (normal(4),)),
+    (norm_fro, t_norm_fro, lambda: (normal(2, 3),)),
+    (norm_matrix_1_inf, t_norm_matrix_1_inf, lambda: (normal(3, 3),)),
+    (norm_matrix_neg, t_norm_matrix_neg, lambda: (normal(3, 3),)),
+    (norm_axis, t_norm_axis, lambda: (normal(3, 3),)),
+    (norm_nd, t_norm_nd, lambda: (normal(2, 2, 3),)),
+    (solve_vector, t_solve_vector, lambda: (well_conditioned(), normal(3))),
+    (solve_matrix, t_solve_matrix, lambda: (well_conditioned(), normal(3, 2))),
+    (solve_rhs, t_solve_rhs, lambda: (normal(3), well_conditioned())),
+    (det_, t_det, lambda: (well_conditioned(),)),
+    (det_log, t_det_log, lambda: (well_conditioned(),)),
+    (chol_lower, t_chol_lower, lambda: (spd(),)),
+    (chol_sym, t_chol_sym, lambda: (normal(3, 3),)),
+    (power_5, t_power_5, lambda: (normal(3, 3) / 2,)),
+    (power_3, t_power_3, lambda: (normal(3, 3) / 2,)),
+    (power_neg, t_power_neg, lambda: (well_conditioned(),)),
+    (pinv_tall, t_pinv_tall, lambda: (normal(4, 2),)),
+    (pinv_wide, t_pinv_wide, lambda: (normal(2, 3),)),
+    (svd_all, t_svd_all, lambda: (normal(3, 3),)),
+    (svd_all, t_svd_all, lambda: (normal(3, 2),)),
+    (svd_all, t_svd_all, lambda: (normal(2, 3),)),
+    (svd_values, t_svd_values, lambda: (normal(3, 2),)),
+    (norm_singular, t_norm_singular, lambda: (normal(3, 3),)),
+]
+# Values from NumPy's singular-values-only call (`compute_uv=False`, `norm(x, 'nuc')`), which
+# symgrad computes with the full svd (its derivative needs U and V): equal up to rounding.
+ROUNDED = {svd_values, norm_singular}
+IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(CASES)]
+
+# One case or more of each function for the second-order checks (hessians cost more).
+SECOND_ORDER = {
+    "es_matmul",
+    "es_diagonal",
+    "es_partial_diagonal",
+    "es_broadcast",
+    "es_three",
+    "td_pairs",
+    "inner_",
+    "kron_",
+    "cross_",
+    "bmm",
+    "bmm_vector",
+    "norm_squared",
+    "norm_p",
+    "norm_fro",
+    "norm_axis",
+    "norm_matrix_1_inf",
+    "solve_vector",
+    "solve_rhs",
+    "det_log",
+    "chol_lower",
+    "chol_sym",
+    "power_3",
+    "power_neg",
+    "pinv_tall",
+    "svd_all",
+    "svd_values",
+    "norm_singular",
+}
+SECOND_CASES = [case for case in CASES if case[0].__name__ in SECOND_ORDER]
+SECOND_IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(SECOND_CASES)]
+
+
+def names(fn):
+    return tuple(inspect.signature(fn).parameters)
+
+
+def torch_gradients(torch_fn, args):
+    tensors = [T(a) for a in args]
+    torch_fn(*tensors).backward()
+    return [t.grad.numpy() for t in tensors]
+
+
+# --- first order: reverse mode, every argument --------------------------------------------------
+
+
+@pytest.mark.parametrize("fn,torch_fn,make", CASES, ids=IDS)
+def test_gradient_against_torch_and_finite_differences(fn, torch_fn, make):
+    args = make()
+    got = grad(fn, wrt=names(fn))(*args)
+    got = got if isinstance(got, tuple) else (got,)
+    expected = torch_gradients(torch_fn, args)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert isinstance(g, np.ndarray) and g.shape == np.shape(args[i])
+        np.testing.assert_allclose(g, fd_gradient(fn, args, i), rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(g, e, **TOL)
+
+
+@pytest.mark.parametrize("fn,torch_fn,make", CASES, ids=IDS)
+def test_value_is_numpys_own(fn, torch_fn, make):
+    args = make()
+    value, _ = value_and_grad(fn)(*args)
+    if fn in ROUNDED:
+        np.testing.assert_allclose(value, fn(*args), rtol=1e-13)
+    else:
+        assert value == fn(*args)  # the same NumPy calls (or the same products): the same float
+    assert type(value) is float
+
+
+# --- forward mode --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn,torch_fn,make", CASES, ids=IDS)
+def test_jvp_against_torch(fn, torch_fn, make):
+    args = make()
+    tangents = tuple(RNG.normal(size=np.shape(a)) for a in args)
+    value, got = jvp(fn, wrt=names(fn))(args, tangents)
+    t_value, expected = torch.func.jvp(
+        torch_fn, tuple(T(a, False) for a in args), tuple(T(t, False) for t in tangents)
+    )
+    np.testing.assert_allclose(value, t_value.item(), **TOL)
+    np.testing.assert_allclose(got, expected.item(), **TOL)
+
+
+# --- second order --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn,torch_fn,make", SECOND_CASES, ids=SECOND_IDS)
+def test_hessian_against_torch(fn, torch_fn, make):
+    args = make()
+    got = hessian(fn)(*args)
+    rest = [T(a, False) for a in args[1:]]
+    expected = torch.autograd.functional.hessian(lambda a: torch_fn(a, *rest), T(args[0])).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
+
+
+def test_hessian_of_cholesky_against_finite_differences_of_the_gradient():
+    A = spd()
+    got = hessian(chol_lower)(A)
+    g = grad(chol_lower)
+    for index in np.ndindex(A.shape):
+        row = fd_gradient(lambda a, index=index: g(a)[index], [A], 0)
+        np.testing.assert_allclose(got[index], row, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "fn,torch_fn,make",
+    [case for case in CASES if case[0] in (solve_vector, es_three, chol_sym, pinv_wide, norm_axis)],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_forward_over_reverse_against_torch(fn, torch_fn, make):
+    """jvp(grad(f)): the derivative program's own operations differentiated forward."""
+    args = make()
+    tangent = RNG.normal(size=np.shape(args[0]))
+    rest = [T(a, False) for a in args[1:]]
+    g, hv = jvp(grad(fn))(args, (tangent,))
+    _, expected = torch.func.jvp(
+        torch.func.grad(lambda a: torch_fn(a, *rest)), (T(args[0], False),), (T(tangent, False),)
+    )
+    np.testing.assert_allclose(g, grad(fn)(*args), **TOL)
+    np.testing.assert_allclose(hv, expected.numpy(), **TOL)
+
+
+def test_grad_of_grad():
+    """grad of an array-valued gradient differentiates the sum of its elements (as in
+    test_multi_output): d/dA sum(d det / dA), against torch's second backward pass."""
+    A = well_conditioned()
+    got = grad(grad(det_))(A)
+    t = T(A)
+    (first,) = torch.autograd.grad(torch.linalg.det(t), t, create_graph=True)
+    torch.sum(first).backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    b = normal(3)
+    got = grad(grad(solve_rhs))(b, A)
+    tb, tA = T(b), T(A, False)
+    (first,) = torch.autograd.grad(t_solve_rhs(tb, tA), tb, create_graph=True)
+    torch.sum(first).backward()
+    np.testing.assert_allclose(got, tb.grad.numpy(), **TOL)
+
+
+# --- arrays out: jacobians -----------------------------------------------------------------------
+
+
+def solve_out(b, A):
+    return np.linalg.solve(A, b)
+
+
+def einsum_out(a):
+    return np.einsum("ij->ji", a) * 2.0
+
+
+def test_jacobians_of_array_outputs():
+    A, b = well_conditioned(), normal(3)
+    np.testing.assert_allclose(jacobian(solve_out)(b, A), np.linalg.inv(A), **TOL)
+    a = normal(2, 3)
+    expected = torch.autograd.functional.jacobian(lambda t: torch.einsum("ij->ji", t) * 2.0, T(a, False))
+    np.testing.assert_allclose(jacobian(einsum_out)(a), expected.numpy(), **TOL)
+
+
+# --- degenerate points -----------------------------------------------------------------------------
+
+
+def norm_rows(x):
+    return np.sum(np.linalg.norm(x, axis=1))
+
+
+@pytest.mark.parametrize(
+    "fn,torch_fn,x",
+    [
+        (norm_default, t_norm_default, np.zeros(4)),
+        (norm_fro, t_norm_fro, np.zeros((2, 3))),
+        (norm_p, t_norm_p, np.zeros(4)),
+        (
+            norm_rows,
+            lambda t: torch.sum(torch.linalg.vector_norm(t, dim=1)),
+            np.array([[0.0, 0.0], [3.0, 4.0]]),
+        ),
+    ],
+    ids=["vector", "fro", "p", "one-zero-row"],
+)
+def test_norm_gradient_at_zero_is_zero_as_in_torch(fn, torch_fn, x):
+    got = grad(fn)(x)
+    assert np.all(np.isfinite(got))
+    (expected,) = torch_gradients(torch_fn, (x,))
+    np.testing.assert_array_equal(got, expected)
+    _, tangent = jvp(fn)((x,), (np.ones_like(x),))
+    assert np.isfinite(tangent)
+
+
+def norm_count(x):
+    return np.linalg.norm(x, 0) * 2.0
+
+
+def test_norm_ord_0_counts_and_has_zero_gradient():
+    x = np.array([0.0, 1.5, -2.0, 0.0])
+    value, g = value_and_grad(norm_count)(x)
+    assert value == 4.0
+    np.testing.assert_array_equal(g, np.zeros(4))
+
+
+def power_0(A):
+    return np.sum(np.linalg.matrix_power(A, 0) * A)
+
+
+def test_matrix_power_0_is_the_identity():
+    A = normal(3, 3)
+    value, g = value_and_grad(power_0)(A)
+    assert value == np.trace(A)
+    np.testing.assert_array_equal(g, np.eye(3))
+
+
+def test_det_gradient_at_a_singular_matrix_raises():
+    singular = np.array([[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(np.linalg.LinAlgError):
+        grad(det_)(singular)
+
+
+# --- the generated program ------------------------------------------------------------------------
+
+
+def test_generated_source_makes_numpys_calls():
+    a, b = normal(2, 3), normal(3, 4)
+    vg = value_and_grad(es_matmul, wrt=("a", "b"))
+    vg(a, b)
+    assert "numpy.einsum('ij,jk->ik', a, b)" in vg.source, vg.source
+    g = value_and_grad(solve_vector, wrt=("A", "b"))
+    g(well_conditioned(), normal(3))
+    assert g.source.count("numpy.linalg.solve(") == 2, g.source  # the value, then one for both adjoints
+    assert "inv(" not in g.source, g.source
+    n = value_and_grad(norm_default)
+    n(normal(4))
+    assert "numpy.linalg.norm(x)" in n.source, n.source
+
+
+# --- refusals name the user's line ------------------------------------------------------------------
+
+
+def einsum_interleaved(a, b):
+    return np.sum(np.einsum(a, [0, 1], b, [1, 2]))
+
+
+def einsum_mismatch(a, b):
+    return np.sum(np.einsum("ij,jk->ik", a, b))
+
+
+def spectral_norm(x):
+    return np.sum(np.linalg.norm(x, 2, axis=(1, 2)))  # of a stack of matrices
+
+
+def chol_upper(A):
+    return np.sum(np.linalg.cholesky(A, upper=True))
+
+
+def test_einsum_interleaved_form_is_refused_with_a_hint():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        grad(einsum_interleaved)(normal(2, 3), normal(3, 2))
+    err = info.value
+    assert err.filename == __file__ and "np.einsum(a, [0, 1], b, [1, 2])" in (err.source_line or "")
+    assert "subscripts" in str(err) and "np.einsum('ij,jk->ik', a, b)" in err.hint
+
+
+def test_einsum_shapes_that_do_not_fit():
+    with pytest.raises(TracingError) as info:
+        grad(einsum_mismatch)(normal(2, 3), normal(4, 2))
+    err = info.value
+    assert err.filename == __file__ and "einsum" in (err.source_line or "")
+    assert "(2, 3), (4, 2)" in str(err) and err.hint
+
+
+def svd_full(a):
+    return np.sum(np.linalg.svd(a)[1])
+
+
+@pytest.mark.parametrize(
+    "fn,x",
+    [(spectral_norm, normal(2, 3, 3)), (chol_upper, spd()), (svd_full, normal(3, 2))],
+    ids=["ord2-stack", "upper", "svd-full"],
+)
+def test_unsupported_options_are_refused_with_a_working_hint(fn, x):
+    with pytest.raises(SymgradError) as info:
+        grad(fn)(x)
+    err = info.value
+    assert err.filename == __file__ and err.hint
+    assert "not supported" in str(err) or "no derivative" in str(err)
+
+
+def svd_vectors(a):
+    u, _, _ = np.linalg.svd(a, full_matrices=False)
+    return np.sum(u**4)
+
+
+def test_repeated_singular_values():
+    """The singular values' gradient stays finite; the vectors' is inf or nan, as in PyTorch."""
+    a = np.diag([2.0, 2.0, 1.0])
+    np.testing.assert_allclose(grad(svd_values)(a), 3 * np.diag([4.0, 4.0, 1.0]), **TOL)
+    assert not np.all(np.isfinite(grad(svd_vectors)(a)))
+    t = T(a)
+    torch.sum(torch.linalg.svd(t, full_matrices=False)[0] ** 4).backward()
+    assert not np.all(np.isfinite(t.grad.numpy()))
