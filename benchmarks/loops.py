@@ -241,6 +241,16 @@ def _numba(fn: Callable[..., Any], wrt: tuple[str, ...], static: str, *args: Any
     return run.calling(grad(fn, wrt=wrt, static=static, backend="numba"), *args)
 
 
+def _njit_hand(fn: Callable[..., Any], *args: Any) -> Any:
+    """The hand-written forward and reverse loops compiled by `numba.njit` (the target of the
+    numba backend): its call, or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return run.calling(numba.njit(cache=False)(fn), *args)
+
+
 # --- tables ---------------------------------------------------------------------------------------
 
 
@@ -303,6 +313,7 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
     checkpointed = grad(logistic, wrt=("x", "r"), static="N", checkpoint=True)
     wl.add(f"{run.SYMGRAD} checkpoint=True", run.calling(checkpointed, 0.1, 2.0, N), cfg, want)
     wl.add(f"{run.SYMGRAD} backend='numba'", _numba(logistic, ("x", "r"), "N", 0.1, 2.0, N), cfg, want)
+    wl.add(f"{run.HAND}, numba.njit", _njit_hand(logistic_hand, 0.1, 2.0, N), cfg, want)
     jax_call = None if peers.jax is None else run.calling(_jax_logistic(peers, N), 0.1, 2.0)
     wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-7)
     torch_call = (
@@ -325,6 +336,7 @@ def _calls(cfg: run.Config, peers: run.Peers) -> list[str]:
         cfg,
         want,
     )
+    wl.add(f"{run.HAND}, numba.njit", _njit_hand(recurrence_hand, 0.2, 0.9, 0.5, T), cfg, want)
     jax_call = None if peers.jax is None else run.calling(_jax_recurrence(peers, T), 0.2, 0.9, 0.5)
     wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-7)
     torch_call = (

@@ -971,6 +971,20 @@ def w7(cfg: Config, peers: Peers) -> str:
     return "\n".join(out)
 
 
+def w8(cfg: Config, peers: Peers) -> str:
+    points = 50 if cfg.quick else 500
+    *params, D2, y = W.gp_data(points)
+    out = [
+        "## W8: Gaussian process negative log marginal likelihood (np.linalg.cholesky, "
+        "np.linalg.solve), gradient w.r.t. (log_ell, log_sf, log_sn)\n"
+    ]
+    label = f"{points} points, squared-exponential kernel"
+    out += _model_workload(
+        "W8", label, peers, cfg, W.gp_nll, W.W8_PARAMS, W.gp_nll_grad_hand, W.make_gp_nll, tuple(params), (D2, y)
+    )
+    return "\n".join(out)
+
+
 def w5v(cfg: Config, peers: Peers) -> str:
     sizes = (100,) if cfg.quick else (1_000, 100_000)
     out = ["## W5v: W5 vectorised, gradient of sum(exp(x[:-1]) * (x[:-1] - x[1:])**2) on one array\n"]
@@ -1001,6 +1015,7 @@ WORKLOADS: dict[str, Callable[[Config, Peers], str]] = {
     "W5v": w5v,
     "W6": w6,
     "W7": w7,
+    "W8": w8,
     "L": loops,
 }
 

@@ -333,3 +333,57 @@ def make_chain_vec(xp: Any, kind: str) -> Callable[..., Any]:
         return xp.sum(xp.exp(x[:-1]) * (x[:-1] - x[1:]) ** 2)
 
     return f
+
+
+# --- W8: a Gaussian process's negative log marginal likelihood (cholesky, solve) ----------------
+
+W8_PARAMS = ("log_ell", "log_sf", "log_sn")
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def gp_nll(log_ell, log_sf, log_sn, D2, y):
+    """-log p(y | X) of a zero-mean GP with a squared-exponential kernel, from the pairwise
+    squared distances D2 of the inputs: the hyperparameters' gradient is the workload."""
+    n = len(y)
+    K = np.exp(2 * log_sf) * np.exp(-0.5 * D2 / np.exp(2 * log_ell)) + np.exp(2 * log_sn) * np.eye(n)
+    L = np.linalg.cholesky(K)
+    alpha = np.linalg.solve(L.T, np.linalg.solve(L, y))
+    return 0.5 * (y @ alpha) + np.sum(np.log(np.diagonal(L))) + n * _HALF_LOG_2PI
+
+
+def gp_nll_grad_hand(log_ell, log_sf, log_sn, D2, y):
+    """0.5 tr((K^-1 - alpha alpha^T) dK/dtheta) per hyperparameter (Rasmussen & Williams 5.9)."""
+    n = len(y)
+    ell2, sf2, sn2 = math.exp(2 * log_ell), math.exp(2 * log_sf), math.exp(2 * log_sn)
+    Kf = sf2 * np.exp(-0.5 * D2 / ell2)
+    L = np.linalg.cholesky(Kf + sn2 * np.eye(n))
+    alpha = np.linalg.solve(L.T, np.linalg.solve(L, y))
+    W = np.linalg.solve(L.T, np.linalg.solve(L, np.eye(n)))
+    W -= np.outer(alpha, alpha)
+    return (
+        0.5 * float(np.sum(W * Kf * D2)) / ell2,
+        float(np.sum(W * Kf)),
+        float(np.trace(W)) * sn2,
+    )
+
+
+def make_gp_nll(xp: Any, kind: str) -> Callable[..., Any]:
+    def f(log_ell, log_sf, log_sn, D2, y):
+        n = y.shape[0]
+        eye = xp.eye(n, dtype=D2.dtype) if kind == "torch" else xp.eye(n)
+        K = xp.exp(2 * log_sf) * xp.exp(-0.5 * D2 / xp.exp(2 * log_ell)) + xp.exp(2 * log_sn) * eye
+        L = xp.linalg.cholesky(K)
+        alpha = xp.linalg.solve(L.T, xp.linalg.solve(L, y))
+        logdet = xp.sum(xp.log(xp.diagonal(L)))
+        return 0.5 * (y @ alpha) + logdet + n * _HALF_LOG_2PI
+
+    return f
+
+
+def gp_data(points: int, seed: int = 0) -> tuple[Any, ...]:
+    """(log_ell, log_sf, log_sn, D2, y): 2-D inputs in the unit square, y a noisy sine."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((points, 2))
+    D2 = np.sum((X[:, None, :] - X[None, :, :]) ** 2, axis=-1)
+    y = np.sin(6.0 * X[:, 0]) + np.cos(4.0 * X[:, 1]) + 0.1 * rng.standard_normal(points)
+    return math.log(0.3), math.log(1.2), math.log(0.2), D2, y
