@@ -905,6 +905,9 @@ class ArrayTracing:
                 f"ddof={ddof} leaves no degrees of freedom for {count} element{'s' * (count != 1)}",
                 "pass a ddof smaller than the number of elements reduced",
             )
+        if count == 1:  # each deviation is x - x: the variance is 0 for every x, its derivative 0
+            reduced = arrays._reduced(shape, axes, bool(keepdims))
+            return self.op(arrays.Full, [], (reduced, 0.0), hint, node) if reduced else sympy.Float(0.0)
         mean = self.node(self._reduce(arrays.ArraySum, x, axis, True, node, None) / count, None, node)
         deviation = self.node((x - mean) ** 2, None, node)
         total = self._reduce(arrays.ArraySum, deviation, axis, keepdims, node, None)
@@ -1223,6 +1226,9 @@ class ArrayTracing:
     def _joined(
         self, parts: Any, ndim: int, axis: int, node: ast.AST, hint: str | None, columns: bool = False
     ) -> Any:
+        if not isinstance(parts, tuple) and len(self.shape(parts)) >= 1:
+            # an array is the sequence of its rows, as NumPy iterates it
+            parts = tuple(self._take(parts, (k,), node) for k in range(self.shape(parts)[0]))
         items = [self._value(p, node) for p in self._parts(parts, node)]
         shaped = []
         for item in items:

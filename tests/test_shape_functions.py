@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra
 
 RNG = np.random.default_rng(20260515)
 TOL = {"rtol": 1e-10, "atol": 1e-12}
+NOT_FINITE = np.array([0.0, np.nan, np.inf, -np.inf, 0.0])  # np.nan_to_num replaces three
 IDX = np.array([[2, 0, 0, 1], [1, 1, 3, 0], [0, 2, 1, 3]])  # take_along_axis indices, rows of 4
 
 
@@ -315,6 +316,41 @@ def linspace_open(x):
     return score(np.linspace(x[0], x[1] * x[0], 4, endpoint=False))
 
 
+# elementwise (issue 15): away from the jumps of mod / fmod and the kinks of copysign, fmax
+
+
+def mod_fn(x):
+    return score(np.mod(x, 0.7) + np.remainder(x[::-1] * 1.3, -0.9) + np.mod(2.5, x))
+
+
+def fmod_fn(x):
+    return score(np.fmod(x, 0.7) * np.fmod(1.7, x))
+
+
+def sinc_fn(x):
+    return score(np.sinc(x))
+
+
+def logaddexp2_fn(x):
+    return score(np.logaddexp2(x, x[::-1] * 2.0))
+
+
+def fmax_fmin_fn(x):
+    return score(np.fmax(x, x[::-1]) - 2.0 * np.fmin(x, 0.3))
+
+
+def degrees_fn(x):
+    return score(np.deg2rad(x * 50.0) + np.radians(x) + np.rad2deg(x) / 50.0 + np.degrees(x) / 60.0)
+
+
+def copysign_fn(x):
+    return score(np.copysign(x, x[::-1]) * x)
+
+
+def nan_to_num_fn(x):
+    return score(np.nan_to_num(x + NOT_FINITE))
+
+
 # --- torch twins ---------------------------------------------------------------------------------
 
 
@@ -574,6 +610,47 @@ def t_linspace_open(x):
     return t_score(x[0] + steps * (x[1] * x[0] - x[0]) / 4)
 
 
+def t_mod_fn(x):
+    def mod(a, b):  # Python's sign convention (the divisor's), as np.mod: torch.remainder
+        return torch.remainder(a, b)
+
+    b = torch.tensor(2.5, dtype=torch.float64)
+    return t_score(mod(x, 0.7) + mod(torch.flip(x, [0]) * 1.3, -0.9) + mod(b, x))
+
+
+def t_fmod_fn(x):
+    return t_score(torch.fmod(x, 0.7) * torch.fmod(torch.tensor(1.7, dtype=torch.float64), x))
+
+
+def t_sinc_fn(x):
+    return t_score(torch.sinc(x))
+
+
+def t_logaddexp2_fn(x):
+    return t_score(torch.logaddexp2(x, torch.flip(x, [0]) * 2.0))
+
+
+def t_fmax_fmin_fn(x):
+    return t_score(
+        torch.fmax(x, torch.flip(x, [0])) - 2.0 * torch.fmin(x, torch.tensor(0.3, dtype=torch.float64))
+    )
+
+
+def t_degrees_fn(x):
+    return t_score(
+        torch.deg2rad(x * 50.0) + torch.deg2rad(x) + torch.rad2deg(x) / 50.0 + torch.rad2deg(x) / 60.0
+    )
+
+
+def t_copysign_fn(x):
+    return t_score(torch.copysign(x, torch.flip(x, [0])) * x)
+
+
+def t_nan_to_num_fn(x):
+    shift = torch.tensor([0.0, float("nan"), float("inf"), -float("inf"), 0.0], dtype=torch.float64)
+    return t_score(torch.nan_to_num(x + shift))
+
+
 CASES = [  # (function, torch twin, argument maker)
     (repeat_int, t_repeat_int, lambda: R(3, 2, 4)),
     (repeat_flat, t_repeat_flat, lambda: R(2, 3)),
@@ -636,6 +713,14 @@ CASES = [  # (function, torch twin, argument maker)
     (take_along_fn, t_take_along_fn, lambda: R(3, 4)),
     (linspace_fn, t_linspace_fn, lambda: R(2)),
     (linspace_open, t_linspace_open, lambda: R(2)),
+    (mod_fn, t_mod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
+    (fmod_fn, t_fmod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
+    (sinc_fn, t_sinc_fn, lambda: R(5)),
+    (logaddexp2_fn, t_logaddexp2_fn, lambda: R(5)),
+    (fmax_fmin_fn, t_fmax_fmin_fn, lambda: distinct(5) - 0.7),
+    (degrees_fn, t_degrees_fn, lambda: R(5)),
+    (copysign_fn, t_copysign_fn, lambda: away_from_zero(5)),
+    (nan_to_num_fn, t_nan_to_num_fn, lambda: R(5)),
 ]
 IDS = [case[0].__name__ for case in CASES]
 
@@ -791,5 +876,5 @@ def test_refusals_name_the_line_and_say_what_works(fn, says, hint):
         grad(fn)(R(3))
     err = info.value
     assert isinstance(err, SymgradError) and err.filename == __file__
-    assert err.source_line is not None and "return np." in err.source_line
+    assert err.source_line is not None and "np." in err.source_line
     assert says in str(err) and hint in err.hint, (str(err), err.hint)
