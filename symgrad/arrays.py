@@ -618,6 +618,104 @@ class Eigh(MultiOp):
         return f"numpy.linalg.eigh({_p(printer, self.args[0])}{option})"
 
 
+# --- shapes, scans and statistics (issue 15) ---------------------------------------------------
+# Most of NumPy's shape functions are compositions of the operations above (a flip is an
+# `Index` with a reversed slice, `np.roll` a `Concatenate` of two slices, `np.tile` a
+# `Broadcast` between two reshapes), made by the tracer: their derivatives come for free.
+# The operations here are those whose adjoint needs NumPy's own call: scans and sorting.
+
+
+def along_axis(axis: int, item: Any) -> tuple[Any, ...]:
+    """An encoded index that applies `item` along `axis` only (`:, :, item`)."""
+    return (*[("slice", None, None, None)] * axis, item)
+
+
+class CumSum(ArrayOp):
+    """`numpy.cumsum(x, axis)` (params: axis, reverse). Its adjoint is the cumulative sum
+    from the other end (`reverse`): the i-th input reaches every output from i on."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        axis, reverse = self.params
+        return [add(CumSum.make([atom(bar, add)], (axis, not reverse)))]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return add(CumSum.make([atom(dots[0], add)], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        axis, reverse = self.params
+        x = _p(printer, self.args[0])
+        if not reverse:
+            return f"numpy.cumsum({x}, axis={axis})"
+        return f"numpy.flip(numpy.cumsum(numpy.flip({x}, {axis}), axis={axis}), {axis})"
+
+
+class CumProd(ArrayOp):
+    """`numpy.cumprod(x, axis)` (params: axis). The adjoint is reverse_cumsum(bar * out) / x,
+    which, as `ArrayProd`'s out / x, is not defined where `x` has a zero: there the gradient
+    is inf or nan (PyTorch and JAX give the limit; symgrad does not)."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        reached = add(CumSum.make([add(bar * out)], (self.params, True)))
+        return [reached / self.args[0]]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        return out * add(CumSum.make([add(dots[0] / self.args[0])], (self.params, False)))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.cumprod({_p(printer, self.args[0])}, axis={self.params})"
+
+
+class SortedTake(ArrayOp):
+    """Operands (v, key): `v` in the order that sorts `key` along an axis (params: axis),
+    `numpy.take_along_axis(v, numpy.argsort(key, axis, kind="stable"), axis)`; `np.sort(x)`
+    is SortedTake(x, x). The order is piecewise constant in `key`, which gets no gradient;
+    the adjoint puts the cotangent back where each element came from (`SortedPut`). Ties
+    keep their order (a stable sort), so each tied element gets its own position's share."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(SortedPut.make([atom(bar, add), self.args[1]], self.params)), None]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        if dots[0] == 0:
+            return sympy.S.Zero
+        return add(SortedTake.make([atom(dots[0], add), self.args[1]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        v, key = (_p(printer, a) for a in self.operands)
+        if self.args[0] == self.args[1]:
+            return f"numpy.sort({v}, axis={self.params})"
+        return f"sg.sorted_take({v}, {key}, {self.params})"
+
+
+class SortedPut(ArrayOp):
+    """Operands (v, key): the inverse permutation of `SortedTake`, the adjoint of sorting:
+    `v`'s elements put back at the positions the sort of `key` took them from."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[0])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        return [add(SortedTake.make([atom(bar, add), self.args[1]], self.params)), None]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        if dots[0] == 0:
+            return sympy.S.Zero
+        return add(SortedPut.make([atom(dots[0], add), self.args[1]], self.params))
+
+    def _numpycode(self, printer: Any) -> str:
+        v, key = (_p(printer, a) for a in self.operands)
+        return f"sg.sorted_put({v}, {key}, {self.params})"
+
+
 # --- indexing, stacking, constants -------------------------------------------------------------
 
 

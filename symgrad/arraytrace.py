@@ -11,6 +11,7 @@ import ast
 import collections
 import contextlib
 import inspect
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,6 +68,46 @@ ARRAY_CALLS: dict[Any, str] = {
     np.linalg.inv: "inv",
     np.linalg.slogdet: "slogdet",
     np.linalg.eigh: "eigh",
+    # --- shapes, scans and statistics (issue 15) ---
+    np.cumsum: "cumsum",
+    np.cumprod: "cumprod",
+    np.sort: "sort",
+    np.take_along_axis: "take_along_axis",
+    np.var: "var",
+    np.std: "std",
+    np.average: "average",
+    np.ptp: "ptp",
+    np.swapaxes: "swapaxes",
+    np.moveaxis: "moveaxis",
+    np.rollaxis: "rollaxis",
+    np.repeat: "repeat",
+    np.tile: "tile",
+    np.broadcast_to: "broadcast_to",
+    np.roll: "roll",
+    np.flip: "flip",
+    np.fliplr: "fliplr",
+    np.flipud: "flipud",
+    np.rot90: "rot90",
+    np.tril: "tril",
+    np.triu: "triu",
+    np.diag: "diag",
+    np.diagonal: "diagonal",
+    np.hstack: "hstack",
+    np.vstack: "vstack",
+    np.row_stack: "vstack",
+    np.dstack: "dstack",
+    np.column_stack: "column_stack",
+    np.append: "append",
+    np.split: "split",
+    np.array_split: "array_split",
+    np.hsplit: "hsplit",
+    np.vsplit: "vsplit",
+    np.dsplit: "dsplit",
+    np.atleast_1d: "atleast_1d",
+    np.atleast_2d: "atleast_2d",
+    np.atleast_3d: "atleast_3d",
+    np.pad: "pad",
+    np.diff: "diff",
 }
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
@@ -77,15 +118,19 @@ ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtr
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
 
 # Handlers whose first argument is a sequence of parts, not one array-like value.
-_TAKES_PARTS = frozenset({"stack", "concatenate"})
+_TAKES_PARTS = frozenset({"stack", "concatenate", "hstack", "vstack", "dstack", "column_stack"})
 
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
 METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose", "reshape", "ravel", "flatten"}
 METHODS |= {"squeeze", "astype", "clip", "copy"}
+METHODS |= {"std", "var", "cumsum", "cumprod", "swapaxes", "repeat", "diagonal"}  # issue 15
 
 # What `t = x.reshape(...)` and friends return in NumPy: a view of `x` (an in-place update of
 # `t` changes `x`), not a copy as `x.copy()`, `x.flatten()` or `x.astype(float)`.
-VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_dims"})
+VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_dims"}) | frozenset(
+    {"swapaxes", "moveaxis", "rollaxis", "flip", "fliplr", "flipud", "rot90", "diagonal", "broadcast_to"}
+    | {"atleast_1d", "atleast_2d", "atleast_3d"}
+)
 
 # The casts that keep float64 values: identities here.
 _FLOAT64_NAMES = frozenset({"float", "float64", "double", "f8", "d"})
@@ -143,6 +188,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, sympy.Float):
         return float(value)
     return value
+
+
+def _at_least_shape(shape: tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    """The shape `np.atleast_<ndim>d` gives: (n,) -> (1, n) -> (1, n, 1); (m, n) -> (m, n, 1)."""
+    if len(shape) >= ndim:
+        return shape
+    if ndim == 3 and len(shape) == 2:
+        return (*shape, 1)
+    if ndim == 3:
+        return (1, shape[0] if shape else 1, 1)
+    return (1,) * (ndim - len(shape)) + shape
 
 
 class ArrayTracing(LinalgTracing):
@@ -503,7 +559,10 @@ class ArrayTracing(LinalgTracing):
             kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}  # float64 is what it makes
             if len(args) == 1 and not kwargs and _has_traced_leaf(args[0]):
                 return self._stacked(args[0], node, hint)
-        if kwargs or any(isinstance(a, sympy.Basic) and a.free_symbols for a in args):
+        traced = any(isinstance(a, sympy.Basic) and a.free_symbols for a in args)
+        if name == "linspace" and (traced or any(_has_traced_leaf(v) for v in kwargs.values())):
+            return self.array_call("linspace", args, kwargs, node, hint)  # traced ends (issue 15)
+        if kwargs or traced:
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
@@ -727,3 +786,672 @@ class ArrayTracing(LinalgTracing):
             )
         hints = [elt.id if isinstance(elt, ast.Name) else None for elt in target.elts]
         return tuple(self.op(arrays.Index, [value], (k,), hints[k], target) for k in range(count))
+
+    # --- shapes, scans and statistics (issue 15) -----------------------------------------------
+    # Compositions of the operations above wherever NumPy's function is one (derivatives come
+    # with them); `CumSum`, `CumProd` and `SortedTake` where the adjoint needs NumPy's call.
+
+    def _value(self, x: Any, node: ast.AST) -> Any:
+        """`x` as a graph value an array operation can take: a tuple or list stacked into an
+        array, an expression added as a node, a number as it is."""
+        x = self._stacked(x, node, None)
+        x = sympy.sympify(x)
+        return x if isinstance(x, (sympy.Symbol, sympy.Number)) else self.node(x, None, node)
+
+    def _static(self, value: Any, what: str, node: ast.AST, hint: str) -> Any:
+        """A constant argument (an int, a tuple of ints, a constant int array) as a plain
+        Python value; a traced one is refused: shapes cannot depend on traced values."""
+        if isinstance(value, sympy.Symbol):
+            made = self._constant_array(value)
+            if made is not None:
+                return made.tolist()
+        if _has_traced_leaf(value):
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this call"
+            raise self.error(TracingError, node, f"`{label}` with {what} computed from traced values", hint)
+        plain = _plain_all(value)
+        return plain.tolist() if isinstance(plain, np.ndarray) else plain
+
+    def _ints(self, value: Any, what: str, node: ast.AST, hint: str) -> Any:
+        """A constant int or a (flat) sequence of constant ints."""
+        plain = self._static(value, what, node, hint)
+        items = plain if isinstance(plain, (list, tuple)) else [plain]
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in items):
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this call"
+            raise self.error(TracingError, node, f"`{label}`: {what} must be ints, not {plain!r}", hint)
+        return [int(i) for i in items] if isinstance(plain, (list, tuple)) else int(plain)
+
+    def _axis(self, axis: Any, ndim: int, node: ast.AST) -> int:
+        value = self._ints(axis, "the axis", node, "pass a constant int axis")
+        if isinstance(value, list) or not -max(ndim, 1) <= value < max(ndim, 1):
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this call"
+            raise self.error(
+                TracingError,
+                node,
+                f"`{label}`: axis {value!r} does not fit an array of {ndim} dimension{'s' * (ndim != 1)}",
+                f"pass one int axis from {-ndim} to {ndim - 1}",
+            )
+        return int(value) % max(ndim, 1)
+
+    def _take(self, x: Any, index: tuple[Any, ...], node: ast.AST, hint: str | None = None) -> Any:
+        return self.op(arrays.Index, [x], index, hint, node)
+
+    def _slice(self, x: Any, axis: int, start: Any, stop: Any, node: ast.AST, step: Any = None) -> Any:
+        return self._take(x, arrays.along_axis(axis, ("slice", start, stop, step)), node)
+
+    def _as_shape(self, x: Any, shape: tuple[int, ...], node: ast.AST, hint: str | None = None) -> Any:
+        return self._reshaped(x, tuple(shape), node, hint)
+
+    def _flat(self, x: Any, node: ast.AST) -> Any:
+        return self._as_shape(x, (math.prod(self.shape(x)),), node)
+
+    # scans
+
+    def _scan(
+        self, cls: type[arrays.ArrayOp], x: Any, axis: Any, params: Any, node: ast.AST, hint: str | None
+    ) -> Any:
+        x = self._value(x, node)
+        if axis is None:  # NumPy scans the flattened array
+            x, axis = self._flat(x, node), 0
+        shape = self.shape(x)
+        if not shape:
+            x, shape = self._as_shape(x, (1,), node), (1,)
+        a = self._axis(axis, len(shape), node)
+        return self.op(cls, [x], params(a), hint, node)
+
+    def array_cumsum(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        return self._scan(arrays.CumSum, x, axis, lambda a: (a, False), node, hint)
+
+    def array_cumprod(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        return self._scan(arrays.CumProd, x, axis, lambda a: a, node, hint)
+
+    def array_sort(self, x: Any, axis: Any = -1, kind: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        x = self._value(x, node)
+        if axis is None:
+            x, axis = self._flat(x, node), 0
+        shape = self.shape(x)
+        if not shape:
+            return x
+        a = self._axis(axis, len(shape), node)
+        return self.op(arrays.SortedTake, [x, x], a, hint, node)
+
+    def array_take_along_axis(
+        self, x: Any, indices: Any, axis: Any = -1, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """A gather with constant indices: one fancy `Index` (its adjoint accumulates repeats)."""
+        x = self._value(x, node)
+        outside = self._outside_argument(node, 1, "indices")
+        if outside is not None:  # `IDX` from outside the function: its value, guarded
+            indices = outside
+        idx = np.asarray(
+            self._static(
+                indices, "indices", node, "pass a constant int array (e.g. one made outside the function)"
+            )
+        )
+        shape = self.shape(x)
+        if axis is None:
+            x, shape, axis = self._flat(x, node), (math.prod(shape),), 0
+        a = self._axis(axis, len(shape), node)
+        if idx.dtype.kind not in "iu" or idx.ndim != len(shape):
+            raise self.error(
+                TracingError,
+                node,
+                f"np.take_along_axis needs int indices with {len(shape)} dimensions, got {idx.dtype} "
+                f"of shape {idx.shape}",
+                "pass an int array with as many dimensions as the array",
+            )
+        out = np.broadcast_shapes(tuple(n if d != a else 1 for d, n in enumerate(shape)), idx.shape)
+        index = []
+        for d in range(len(shape)):
+            if d == a:
+                index.append(np.broadcast_to(idx % shape[a], out).tolist())
+            else:
+                ranges = np.arange(shape[d]).reshape([-1 if e == d else 1 for e in range(len(shape))])
+                index.append(np.broadcast_to(ranges, out).tolist())
+        return self._take(x, tuple(index), node, hint)
+
+    # statistics
+
+    def array_var(
+        self,
+        x: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: Any = 0,
+        keepdims: bool = False,
+        *,
+        node: ast.AST,
+        hint: str | None,
+        root: bool = False,
+    ) -> Any:
+        """NumPy's own steps: the mean (kept dims), squared deviations, their sum / (N - ddof)."""
+        if dtype is not None or out is not None:
+            raise self.error(
+                TracingError, node, "np.var / np.std with dtype= or out=", "drop dtype= and out="
+            )
+        x = self._value(x, node)
+        shape = self.shape(x)
+        axes = _axes(_plain(axis), len(shape)) if shape else None
+        count = math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
+        ddof = self._static(ddof, "ddof", node, "pass a constant ddof")
+        if count - ddof <= 0:
+            raise self.error(
+                TracingError,
+                node,
+                f"ddof={ddof} leaves no degrees of freedom for {count} element{'s' * (count != 1)}",
+                "pass a ddof smaller than the number of elements reduced",
+            )
+        if count == 1:  # each deviation is x - x: the variance is 0 for every x, its derivative 0
+            reduced = arrays._reduced(shape, axes, bool(keepdims))
+            return self.op(arrays.Full, [], (reduced, 0.0), hint, node) if reduced else sympy.Float(0.0)
+        mean = self.node(self._reduce(arrays.ArraySum, x, axis, True, node, None) / count, None, node)
+        deviation = self.node((x - mean) ** 2, None, node)
+        total = self._reduce(arrays.ArraySum, deviation, axis, keepdims, node, None)
+        variance = self.node(total / (count - ddof), None if root else hint, node)
+        return self.node(sympy.sqrt(variance), hint, node) if root else variance
+
+    def array_std(
+        self,
+        x: Any,
+        axis: Any = None,
+        dtype: Any = None,
+        out: Any = None,
+        ddof: Any = 0,
+        keepdims: bool = False,
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        """sqrt(var): at zero variance the gradient is nan (0 * inf), as in PyTorch."""
+        return self.array_var(x, axis, dtype, out, ddof, keepdims, node=node, hint=hint, root=True)
+
+    def array_average(
+        self,
+        x: Any,
+        axis: Any = None,
+        weights: Any = None,
+        returned: bool = False,
+        keepdims: bool = False,
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        if returned:
+            raise self.error(
+                TracingError, node, "np.average(..., returned=True)", "compute np.sum(weights) yourself"
+            )
+        if weights is None:
+            return self.array_mean(x, axis, keepdims, node=node, hint=hint)
+        x, w = self._value(x, node), self._value(weights, node)
+        shape, w_shape = self.shape(x), self.shape(w)
+        if w_shape != shape:
+            if axis is None or len(w_shape) != 1:
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"np.average: weights of shape {w_shape} for an array of shape {shape}",
+                    "give weights of the array's shape, or 1-D weights with an int axis",
+                )
+            a = self._axis(axis, len(shape), node)
+            w = self._as_shape(w, tuple(n if d == a else 1 for d, n in enumerate(shape)), node)
+        total = self._reduce(arrays.ArraySum, self.node(x * w, None, node), axis, keepdims, node, None)
+        scale = self._reduce(arrays.ArraySum, w, axis, keepdims, node, None)
+        return self.node(total / scale, hint, node)
+
+    def array_ptp(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """max - min; ties at either end share that end's gradient evenly (as np.max's)."""
+        x = self._value(x, node)
+        top = self._reduce(arrays.ArrayMax, x, axis, keepdims, node, None)
+        bottom = self._reduce(arrays.ArrayMin, x, axis, keepdims, node, None)
+        return self.node(top - bottom, hint, node)
+
+    # moving axes
+
+    def array_swapaxes(self, x: Any, axis1: Any, axis2: Any, *, node: ast.AST, hint: str | None) -> Any:
+        ndim = len(self.shape(x))
+        a, b = self._axis(axis1, ndim, node), self._axis(axis2, ndim, node)
+        order = list(range(ndim))
+        order[a], order[b] = order[b], order[a]
+        return self.array_transpose(x, tuple(order), node=node, hint=hint)
+
+    def array_moveaxis(
+        self, x: Any, source: Any, destination: Any, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        ndim = len(self.shape(x))
+        src = self._ints(source, "source", node, "pass constant int axes")
+        dst = self._ints(destination, "destination", node, "pass constant int axes")
+        src, dst = (v if isinstance(v, list) else [v] for v in (src, dst))
+        if len(src) != len(dst):
+            raise self.error(TracingError, node, "np.moveaxis: source and destination differ in length", "")
+        src = [self._axis(a, ndim, node) for a in src]
+        dst = [self._axis(a, ndim, node) for a in dst]
+        order = [n for n in range(ndim) if n not in src]  # NumPy's own construction
+        for d, s in sorted(zip(dst, src)):
+            order.insert(d, s)
+        return self.array_transpose(x, tuple(order), node=node, hint=hint)
+
+    def array_rollaxis(self, x: Any, axis: Any, start: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
+        ndim = len(self.shape(x))
+        a = self._axis(axis, ndim, node)
+        s = self._ints(start, "start", node, "pass a constant int start")
+        s = s + ndim if s < 0 else s
+        if not 0 <= s <= ndim:
+            raise self.error(
+                TracingError, node, f"np.rollaxis: start {start} out of range", f"pass 0 to {ndim}"
+            )
+        if a < s:
+            s -= 1
+        order = [n for n in range(ndim) if n != a]
+        order.insert(s, a)
+        return self.array_transpose(x, tuple(order), node=node, hint=hint)
+
+    # copies along an axis
+
+    def array_repeat(self, x: Any, repeats: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        """An int count: reshape, broadcast, reshape (the adjoint sums the copies); counts per
+        element: a fancy `Index` (its adjoint accumulates)."""
+        x = self._value(x, node)
+        counts = self._ints(repeats, "the repeats", node, "pass constant int repeats")
+        if axis is None:
+            x, axis = self._flat(x, node), 0
+        shape = self.shape(x)
+        if not shape:
+            x, shape = self._as_shape(x, (1,), node), (1,)
+        a = self._axis(axis, len(shape), node)
+        if isinstance(counts, list) and len(counts) == 1:
+            counts = counts[0]
+        if isinstance(counts, list) or (isinstance(counts, int) and counts < 0):
+            try:
+                positions = np.repeat(np.arange(shape[a]), counts).tolist()
+            except ValueError as exc:
+                raise self.error(
+                    TracingError, node, f"np.repeat: {exc}", f"give one count, or {shape[a]} counts"
+                ) from None
+            return self._take(x, arrays.along_axis(a, positions), node, hint)
+        if counts == 1:
+            return x
+        inner = (*shape[: a + 1], 1, *shape[a + 1 :])
+        wide = self.op(
+            arrays.Broadcast,
+            [self._as_shape(x, inner, node)],
+            (*shape[: a + 1], counts, *shape[a + 1 :]),
+            None,
+            node,
+        )
+        return self._as_shape(wide, (*shape[:a], shape[a] * counts, *shape[a + 1 :]), node, hint)
+
+    def array_tile(self, x: Any, reps: Any, *, node: ast.AST, hint: str | None) -> Any:
+        """Interleave ones, broadcast, reshape: NumPy's result; the adjoint sums the copies."""
+        x = self._value(x, node)
+        counts = self._ints(reps, "reps", node, "pass constant int reps")
+        counts = counts if isinstance(counts, list) else [counts]
+        shape = self.shape(x)
+        ndim = max(len(counts), len(shape))
+        counts = [1] * (ndim - len(counts)) + counts
+        shape = (1,) * (ndim - len(shape)) + shape
+        x = self._as_shape(x, shape, node)
+        if all(c == 1 for c in counts):
+            return x
+        spread = tuple(n for pair in zip([1] * ndim, shape) for n in pair)
+        wide = tuple(n for pair in zip(counts, shape) for n in pair)
+        big = self.op(arrays.Broadcast, [self._as_shape(x, spread, node)], wide, None, node)
+        return self._as_shape(big, tuple(c * n for c, n in zip(counts, shape)), node, hint)
+
+    def array_broadcast_to(self, x: Any, shape: Any, *, node: ast.AST, hint: str | None) -> Any:
+        x = self._value(x, node)
+        target = self._ints(shape, "the shape", node, "pass a constant shape")
+        target = tuple(target) if isinstance(target, list) else (target,)
+        try:
+            fits = np.broadcast_shapes(self.shape(x), target) == target
+        except ValueError:
+            fits = False
+        if not fits:
+            raise self.error(
+                TracingError,
+                node,
+                f"cannot broadcast an array of shape {self.shape(x)} to {target}",
+                "give a shape the array broadcasts to (its axes of length 1 or missing ones grow)",
+            )
+        return x if self.shape(x) == target else self.op(arrays.Broadcast, [x], target, hint, node)
+
+    def array_roll(self, x: Any, shift: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        """Two slices joined the other way round (`Concatenate`)."""
+        x = self._value(x, node)
+        hint_text = (
+            "pass a constant int shift (np.roll(x, 2)); a traced shift would change which elements move"
+        )
+        shifts = self._ints(shift, "the shift", node, hint_text)
+        shape = self.shape(x)
+        if axis is None:
+            total = sum(shifts) if isinstance(shifts, list) else shifts
+            flat = self._flat(x, node)
+            return self._as_shape(self._rolled(flat, total, 0, node), shape, node, hint)
+        axes = self._ints(axis, "the axis", node, "pass constant int axes")
+        axes = axes if isinstance(axes, list) else [axes]
+        shifts = shifts if isinstance(shifts, list) else [shifts] * len(axes)
+        if len(shifts) != len(axes):
+            raise self.error(
+                TracingError, node, "np.roll: shift and axis differ in length", "give one shift per axis"
+            )
+        for s, a in zip(shifts, axes):
+            x = self._rolled(x, s, self._axis(a, len(shape), node), node)
+        return x
+
+    def _rolled(self, x: Any, shift: int, axis: int, node: ast.AST) -> Any:
+        n = self.shape(x)[axis]
+        shift = shift % n if n else 0
+        if not shift:
+            return x
+        parts = [self._slice(x, axis, n - shift, None, node), self._slice(x, axis, None, n - shift, node)]
+        return self.op(arrays.Concatenate, parts, axis, None, node)
+
+    def array_flip(self, x: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        """A reversed slice along each axis: one `Index` (its adjoint scatters back)."""
+        x = self._value(x, node)
+        ndim = len(self.shape(x))
+        axes = (
+            list(range(ndim))
+            if axis is None
+            else self._ints(axis, "the axis", node, "pass constant int axes")
+        )
+        axes = {self._axis(a, ndim, node) for a in (axes if isinstance(axes, list) else [axes])}
+        if not axes:
+            return x
+        index = tuple(("slice", None, None, -1 if d in axes else None) for d in range(max(axes) + 1))
+        return self._take(x, index, node, hint)
+
+    def _at_least(self, x: Any, ndim: int, node: ast.AST, name: str) -> None:
+        if len(self.shape(x)) < ndim:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.{name} needs an array of at least {ndim} dimensions, not shape {self.shape(x)}",
+                f"pass an array of {ndim} or more dimensions",
+            )
+
+    def array_fliplr(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        self._at_least(x, 2, node, "fliplr")
+        return self.array_flip(x, 1, node=node, hint=hint)
+
+    def array_flipud(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        self._at_least(x, 1, node, "flipud")
+        return self.array_flip(x, 0, node=node, hint=hint)
+
+    def array_rot90(self, x: Any, k: Any = 1, axes: Any = (0, 1), *, node: ast.AST, hint: str | None) -> Any:
+        """NumPy's own composition of flips and a transpose."""
+        x = self._value(x, node)
+        ndim = len(self.shape(x))
+        turns = self._ints(k, "k", node, "pass a constant int k") % 4
+        pair = self._ints(axes, "the axes", node, "pass two constant int axes")
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise self.error(TracingError, node, "np.rot90 takes two axes", "pass axes=(0, 1)")
+        a, b = (self._axis(v, ndim, node) for v in pair)
+        if a == b:
+            raise self.error(
+                TracingError, node, "np.rot90: the two axes are the same", "pass two different axes"
+            )
+        if turns == 0:
+            return x
+        if turns == 2:
+            return self.array_flip(x, (a, b), node=node, hint=hint)
+        order = list(range(ndim))
+        order[a], order[b] = order[b], order[a]
+        if turns == 1:
+            return self.array_transpose(
+                self.array_flip(x, b, node=node, hint=None), tuple(order), node=node, hint=hint
+            )
+        return self.array_flip(
+            self.array_transpose(x, tuple(order), node=node, hint=None), b, node=node, hint=hint
+        )
+
+    # triangles and diagonals
+
+    def _triangle(self, x: Any, k: Any, upper: bool, node: ast.AST, hint: str | None) -> Any:
+        """`x` times NumPy's own mask `np.tri(m, n, k)` (or one minus it, above the diagonal)."""
+        x = self._value(x, node)
+        shape = self.shape(x)
+        if not shape:
+            raise self.error(TracingError, node, "np.tril / np.triu of a number", "pass a matrix")
+        offset = self._ints(k, "k", node, "pass a constant int k")
+        m, n = shape[-2:] if len(shape) >= 2 else (shape[0], shape[0])
+        mask = self.op(arrays.Constant, [], ("tri", (m, n, offset - 1 if upper else offset)), None, node)
+        return self.node(x * (1 - mask) if upper else x * mask, hint, node)
+
+    def array_tril(self, x: Any, k: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
+        return self._triangle(x, k, False, node, hint)
+
+    def array_triu(self, x: Any, k: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
+        return self._triangle(x, k, True, node, hint)
+
+    def array_diag(self, x: Any, k: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
+        """A vector to a matrix (a `Scatter`, whose adjoint reads the diagonal back), a matrix
+        to its k-th diagonal (a fancy `Index`)."""
+        x = self._value(x, node)
+        shape = self.shape(x)
+        offset = self._ints(k, "k", node, "pass a constant int k")
+        if len(shape) == 1:
+            size = shape[0] + abs(offset)
+            rows = [i + max(-offset, 0) for i in range(shape[0])]
+            cols = [i + max(offset, 0) for i in range(shape[0])]
+            return self.op(arrays.Scatter, [x], ((rows, cols), (size, size)), hint, node)
+        if len(shape) == 2:
+            return self.array_diagonal(x, offset, node=node, hint=hint)
+        raise self.error(TracingError, node, f"np.diag of shape {shape}", "pass a vector or a matrix")
+
+    def array_diagonal(
+        self, x: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        x = self._value(x, node)
+        ndim = len(self.shape(x))
+        if ndim < 2:
+            raise self.error(TracingError, node, "np.diagonal of fewer than 2 dimensions", "pass a matrix")
+        k = self._ints(offset, "the offset", node, "pass a constant int offset")
+        a, b = self._axis(axis1, ndim, node), self._axis(axis2, ndim, node)
+        if a == b:
+            raise self.error(TracingError, node, "np.diagonal: axis1 and axis2 are the same", "pass two axes")
+        rest = [d for d in range(ndim) if d not in (a, b)]
+        moved = self.array_transpose(x, (*rest, a, b), node=node, hint=None)
+        m, n = self.shape(moved)[-2:]
+        rows = [i for i in range(m) if 0 <= i + k < n]
+        return self._take(moved, ("...", rows, [i + k for i in rows]), node, hint)
+
+    # joining and splitting
+
+    def _joined(
+        self, parts: Any, ndim: int, axis: int, node: ast.AST, hint: str | None, columns: bool = False
+    ) -> Any:
+        if not isinstance(parts, tuple) and len(self.shape(parts)) >= 1:
+            # an array is the sequence of its rows, as NumPy iterates it
+            parts = tuple(self._take(parts, (k,), node) for k in range(self.shape(parts)[0]))
+        items = [self._value(p, node) for p in self._parts(parts, node)]
+        shaped = []
+        for item in items:
+            shape = self.shape(item)
+            if columns and len(shape) < 2:
+                shape = (max(math.prod(shape), 1), 1)
+            elif len(shape) < ndim:
+                shape = _at_least_shape(shape, ndim)
+            shaped.append(self._as_shape(item, shape, node))
+        if axis < 0:  # hstack: along the first axis for vectors, the second otherwise
+            axis = 0 if len(self.shape(shaped[0])) == 1 else 1
+        return self.op(arrays.Concatenate, shaped, axis, hint, node)
+
+    def array_hstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._joined(parts, 1, -1, node, hint)
+
+    def array_vstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._joined(parts, 2, 0, node, hint)
+
+    def array_dstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._joined(parts, 3, 2, node, hint)
+
+    def array_column_stack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._joined(parts, 2, 1, node, hint, columns=True)
+
+    def array_append(self, x: Any, values: Any, axis: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        x, values = self._value(x, node), self._value(values, node)
+        if axis is None:
+            return self.op(arrays.Concatenate, [self._flat(x, node), self._flat(values, node)], 0, hint, node)
+        a = self._axis(axis, len(self.shape(x)), node)
+        return self.op(arrays.Concatenate, [x, values], a, hint, node)
+
+    def _split(
+        self, x: Any, sections: Any, axis: Any, node: ast.AST, even: bool, least: int = 1
+    ) -> ListValue:
+        """The parts as a list of slices (each an `Index`; the adjoint scatters each back)."""
+        x = self._value(x, node)
+        shape = self.shape(x)
+        if len(shape) < least:
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "split"
+            raise self.error(
+                TracingError,
+                node,
+                f"`{label}` of an array of shape {shape}",
+                f"pass an array of {least} or more dimensions",
+            )
+        a = self._axis(axis, len(shape), node)
+        n = shape[a]
+        where = self._ints(sections, "indices_or_sections", node, "pass a constant int or list of ints")
+        if isinstance(where, list):
+            bounds = [0, *where, n]
+        else:
+            if where <= 0 or (even and n % where):
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"an axis of length {n} does not split into {where} equal parts",
+                    "give a number of parts that divides the length, or use np.array_split",
+                )
+            size, extra = divmod(n, where)
+            sizes = [size + 1] * extra + [size] * (where - extra)
+            bounds = [0, *np.cumsum(sizes).tolist()]
+        return ListValue(self._slice(x, a, start, stop, node) for start, stop in itertools.pairwise(bounds))
+
+    def array_split(
+        self, x: Any, indices_or_sections: Any, axis: Any = 0, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        return self._split(x, indices_or_sections, axis, node, even=True)
+
+    def array_array_split(
+        self, x: Any, indices_or_sections: Any, axis: Any = 0, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        return self._split(x, indices_or_sections, axis, node, even=False)
+
+    def array_hsplit(self, x: Any, indices_or_sections: Any, *, node: ast.AST, hint: str | None) -> Any:
+        axis = 1 if len(self.shape(x)) > 1 else 0
+        return self._split(x, indices_or_sections, axis, node, even=True)
+
+    def array_vsplit(self, x: Any, indices_or_sections: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._split(x, indices_or_sections, 0, node, even=True, least=2)
+
+    def array_dsplit(self, x: Any, indices_or_sections: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return self._split(x, indices_or_sections, 2, node, even=True, least=3)
+
+    def _atleast(self, arys: tuple[Any, ...], ndim: int, node: ast.AST, hint: str | None) -> Any:
+        parts = []
+        for ary in arys:
+            x = self._value(ary, node)
+            parts.append(self._as_shape(x, _at_least_shape(self.shape(x), ndim), node, hint))
+        return parts[0] if len(parts) == 1 else ListValue(parts)
+
+    def array_atleast_1d(self, *arys: Any, node: ast.AST, hint: str | None) -> Any:
+        return self._atleast(arys, 1, node, hint)
+
+    def array_atleast_2d(self, *arys: Any, node: ast.AST, hint: str | None) -> Any:
+        return self._atleast(arys, 2, node, hint)
+
+    def array_atleast_3d(self, *arys: Any, node: ast.AST, hint: str | None) -> Any:
+        return self._atleast(arys, 3, node, hint)
+
+    def array_pad(
+        self,
+        x: Any,
+        pad_width: Any,
+        mode: str = "constant",
+        *,
+        constant_values: Any = 0,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        """Constant mode: the array scattered into the padded shape (its adjoint reads the
+        interior back), plus the constant times the border's mask."""
+        if mode != "constant":
+            raise self.error(
+                TracingError,
+                node,
+                f"np.pad with mode={mode!r}: symgrad pads with mode='constant' only",
+                "pad with a constant, or join slices yourself: np.concatenate([x[:1], x, x[-1:]]) repeats the edges",
+            )
+        x = self._value(x, node)
+        shape = self.shape(x)
+        widths = np.asarray(self._static(pad_width, "pad_width", node, "pass constant int widths"))
+        try:
+            widths = np.broadcast_to(widths.astype(np.intp), (len(shape), 2))
+        except ValueError:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.pad: pad_width {widths.tolist()} for shape {shape}",
+                "pass ((before, after), ...)",
+            ) from None
+        padded = tuple(int(b + n + e) for n, (b, e) in zip(shape, widths))
+        index = tuple(("slice", int(b), int(b + n), None) for n, (b, _) in zip(shape, widths))
+        if isinstance(constant_values, tuple) or self.shape(constant_values):
+            raise self.error(
+                TracingError,
+                node,
+                "np.pad with constant_values per axis",
+                "pass one number as constant_values",
+            )
+        fill = sympy.sympify(_plain(constant_values))
+        plain_zero = not fill.free_symbols and fill == 0
+        inside = self.op(arrays.Scatter, [x], (index, padded), hint if plain_zero else None, node)
+        if plain_zero:
+            return inside
+        ones = self.op(arrays.Full, [], (shape, 1.0), None, node)
+        interior = self.op(arrays.Scatter, [ones], (index, padded), None, node)
+        return self.node(inside + fill * (1 - interior), hint, node)
+
+    def array_diff(self, x: Any, n: Any = 1, axis: Any = -1, *, node: ast.AST, hint: str | None) -> Any:
+        """`n` differences of neighbouring slices."""
+        x = self._value(x, node)
+        count = self._ints(n, "n", node, "pass a constant int n")
+        a = self._axis(axis, len(self.shape(x)), node)
+        for _ in range(count):
+            later, earlier = self._slice(x, a, 1, None, node), self._slice(x, a, None, -1, node)
+            x = self.node(later - earlier, hint, node)
+        return x
+
+    def array_linspace(
+        self, start: Any, stop: Any, num: Any = 50, endpoint: bool = True, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's steps for traced scalar ends: arange(num) * step + start, the last point
+        set to `stop` exactly."""
+        count = self._ints(num, "num", node, "pass a constant int num")
+        ends = [self._value(v, node) for v in (start, stop)]
+        if any(self.shape(v) for v in ends):
+            raise self.error(
+                TracingError, node, "np.linspace with array ends", "pass numbers as start and stop"
+            )
+        if count == 0:
+            return self.op(arrays.Constant, [], ("linspace", (0.0, 1.0, 0)), hint, node)
+        first, last = ends
+        if count == 1:
+            return self._as_shape(first, (1,), node, hint)
+        div = count - 1 if endpoint else count
+        steps = self.op(arrays.Constant, [], ("arange", (float(count),)), None, node)
+        line = self.node(steps * self.node((last - first) / div, None, node) + first, None, node)
+        if not endpoint:
+            return self.node(line, hint, node)
+        return self.op(arrays.SetItem, [line, self._value(last, node)], (-1,), hint, node)
+
+    def _outside_argument(self, node: ast.AST, position: int, name: str) -> np.ndarray | None:
+        """The int array from outside the function passed as argument `position` (or `name=`)
+        of the call `node`: a constant of the program, as in `x[IDX]`."""
+        if not isinstance(node, ast.Call):
+            return None
+        given = [k.value for k in node.keywords if k.arg == name]
+        item = node.args[position] if len(node.args) > position else given[0] if given else None
+        return None if item is None else self._outside_array(item)

@@ -181,6 +181,181 @@ class no_grad:  # noqa: N801 - named like torch.no_grad, which it mirrors
         return None
 
 
+# --- elementwise functions of issue 15 ---------------------------------------------------------
+
+
+class Fmod(sympy.Function):
+    """`numpy.fmod(a, b)`: a - b * trunc(a / b), the sign of `a` (C's fmod; `numpy.mod` takes
+    the sign of `b`). Derivatives 1 and -trunc(a / b), as PyTorch's and JAX's; at the jumps
+    (a / b an integer) the one-sided value of the piece on the far side of zero."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        a, b = self.args
+        quotient = a / b
+        return sympy.S.One if argindex == 1 else -sympy.sign(quotient) * sympy.floor(sympy.Abs(quotient))
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"{printer._module}.fmod({a}, {b})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"math.fmod({a}, {b})"
+
+
+class Sinc(sympy.Function):
+    """`numpy.sinc(x)` = sin(pi x) / (pi x), 1 at 0. Derivative (cos(pi x) - sinc(x)) / x,
+    0 at x = 0 (its limit; PyTorch's too); the second derivative at exactly 0 is that of the
+    piece away from 0 (0 there, where the limit is -pi^2/3: PyTorch gives 0 as well)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        x = self.args[0]
+        # x + (x == 0) keeps the untaken piece finite at 0 (NumPy's `where` evaluates both)
+        safe = x + sympy.Piecewise((1, sympy.Eq(x, 0)), (0, True))
+        return sympy.Piecewise((0, sympy.Eq(x, 0)), ((sympy.cos(sympy.pi * x) - self) / safe, True))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer._module}.sinc({printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        x = printer._print(self.args[0])
+        return f"(1.0 if ({x}) == 0 else math.sin(math.pi*({x}))/(math.pi*({x})))"
+
+
+class LogAddExp2(sympy.Function):
+    """log2(2**a + 2**b), evaluated stably (`numpy.logaddexp2`); derivative
+    sigmoid((a - b) log 2), which never overflows."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        a, b = self.args if argindex == 1 else reversed(self.args)
+        return Sigmoid((a - b) * sympy.log(2))
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"{printer._module}.logaddexp2({a}, {b})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"(max({a}, {b}) + math.log2(1.0 + 2.0**(-abs(({a}) - ({b})))))"
+
+
+class FMax(sympy.Function):
+    """`numpy.fmax(a, b)`: the larger, and the other where one is NaN. Derivative: 1 for the
+    one taken, 1/2 each at a tie (as `numpy.maximum` here, and JAX), 0 for a NaN."""
+
+    nargs = 2
+    ufunc = "fmax"
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"{printer._module}.{self.ufunc}({a}, {b})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"float(numpy.{self.ufunc}({a}, {b}))"
+
+
+class FMin(FMax):
+    """`numpy.fmin(a, b)`: the smaller, NaN ignored; derivatives as `FMax`'s."""
+
+    ufunc = "fmin"
+
+
+def _nan_ignoring_partials(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+    """The argument the result equals gets 1 (a NaN equals nothing, so it gets 0), ties 1/2."""
+    a, b = args
+    half = sympy.Rational(1, 2)
+    return (
+        sympy.Piecewise((half, sympy.Eq(a, b)), (1, sympy.Eq(out, a)), (0, True)),
+        sympy.Piecewise((half, sympy.Eq(a, b)), (1, sympy.Eq(out, b)), (0, True)),
+    )
+
+
+class AngleScale(sympy.Function):
+    """`numpy.deg2rad` / `numpy.rad2deg` (`radians` / `degrees`): x times a constant, printed as
+    NumPy's own call so that the value is NumPy's to the last bit."""
+
+    nargs = 1
+    ufunc = "deg2rad"
+    factor = math.pi / 180.0
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return sympy.Float(self.factor)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer._module}.{self.ufunc}({printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        name = "radians" if self.ufunc == "deg2rad" else "degrees"
+        return f"math.{name}({printer._print(self.args[0])})"
+
+
+class Deg2Rad(AngleScale):
+    """Degrees to radians: x * pi / 180."""
+
+
+class Rad2Deg(AngleScale):
+    """Radians to degrees: x * 180 / pi."""
+
+    ufunc = "rad2deg"
+    factor = 180.0 / math.pi
+
+
+class CopySign(sympy.Function):
+    """`numpy.copysign(a, b)`: |a| with the sign of b. Derivative sign(a) * copysign(1, b) in
+    a (0 at a = 0, as PyTorch), 0 in b (piecewise constant)."""
+
+    nargs = 2
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"{printer._module}.copysign({a}, {b})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"math.copysign({a}, {b})"
+
+
+def _copysign_partials(args: tuple[Any, ...], out: Any) -> tuple[Any, ...]:
+    a, b = args
+    return (sympy.sign(a) * CopySign(1, b), sympy.S.Zero)
+
+
+class FiniteMask(sympy.Function):
+    """1.0 where x is finite, else 0.0: the derivative of `numpy.nan_to_num`."""
+
+    nargs = 1
+
+    def _numpycode(self, printer: Any) -> str:
+        module = printer._module
+        return f"{module}.asarray({module}.isfinite({printer._print(self.args[0])}), dtype={module}.float64)"
+
+    def _pythoncode(self, printer: Any) -> str:
+        return f"float(math.isfinite({printer._print(self.args[0])}))"
+
+
+class NanToNum(sympy.Function):
+    """`numpy.nan_to_num(x)`: NaN to 0, infinities to the largest finite floats. Derivative 1
+    where x is finite, 0 where it is replaced (as PyTorch's `nan_to_num`)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return FiniteMask(self.args[0])
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer._module}.nan_to_num({printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        return f"float(numpy.nan_to_num({printer._print(self.args[0])}))"
+
+
 # --- building SymPy expressions from calls -----------------------------------------------------
 
 
@@ -325,6 +500,17 @@ RULES: tuple[Rule, ...] = (
     Rule(("numpy.round", "numpy.rint", "builtins.round"), Round, "np.round(x) * y"),
     # gradient control
     Rule(("symgrad.stop_gradient", "symgrad.detach"), StopGradient, "x * stop_gradient(x * y)"),
+    # issue 15 (remainders jump where x * y / y = x is an integer, which the tests keep away from)
+    Rule(("numpy.mod", "numpy.remainder"), sympy.Mod, "np.mod(x * y, y)", (0.2, 2.0)),
+    Rule(("numpy.fmod", "math.fmod"), Fmod, "np.fmod(x * y, y) + math.fmod(x, 1.0)", (0.2, 2.0)),
+    Rule(("numpy.sinc",), Sinc, "np.sinc(x * y)", (0.2, 2.0)),
+    Rule(("numpy.logaddexp2",), LogAddExp2, "np.logaddexp2(x, y)"),
+    Rule(("numpy.fmax",), FMax, "np.fmax(x, y) * y"),
+    Rule(("numpy.fmin",), FMin, "np.fmin(x, y) * y"),
+    Rule(("numpy.deg2rad", "numpy.radians", "math.radians"), Deg2Rad, "np.deg2rad(x * y)"),
+    Rule(("numpy.rad2deg", "numpy.degrees", "math.degrees"), Rad2Deg, "np.rad2deg(x * y)"),
+    Rule(("numpy.copysign", "math.copysign"), CopySign, "np.copysign(x, y) * x"),
+    Rule(("numpy.nan_to_num",), NanToNum, "np.nan_to_num(x * y)"),
 )
 
 
@@ -480,6 +666,10 @@ DERIVATIVES: dict[type, Partials] = {
     sympy.Mod: lambda args, out: (sympy.S.One, -sympy.floor(args[0] / args[1])),
     # 1/(3 x**(2/3)) is NaN for x < 0 in NumPy; the output form is right on both sides.
     Cbrt: lambda args, out: (1 / (3 * out**2),),
+    FMax: _nan_ignoring_partials,
+    FMin: _nan_ignoring_partials,
+    CopySign: _copysign_partials,
+    FiniteMask: _zero,
 }
 
 

@@ -125,3 +125,27 @@ def while_condition(value: Any, filename: str, line: int, col: int) -> bool:
         source_line=text or None,
         hint="differentiate one number at a time: np.vectorize(grad(f))(x)",
     )
+
+
+def sorted_take(v: Any, key: Any, axis: int) -> Any:
+    """`v` in the order that sorts `key` along `axis` (a stable sort): the tangent of
+    `numpy.sort(key)` when `v` is the tangent of `key`.
+
+    >>> sorted_take(np.array([10.0, 20.0, 30.0]), np.array([3.0, 1.0, 2.0]), 0)
+    array([20., 30., 10.])
+    """
+    v, key = np.broadcast_arrays(np.asarray(v, dtype=np.float64), key)
+    return np.take_along_axis(v, np.argsort(key, axis=axis, kind="stable"), axis=axis)
+
+
+def sorted_put(v: Any, key: Any, axis: int) -> Any:
+    """The inverse of `sorted_take`: `v`'s elements put back where the sort of `key` took
+    them from (the adjoint of `numpy.sort`).
+
+    >>> sorted_put(np.array([20.0, 30.0, 10.0]), np.array([3.0, 1.0, 2.0]), 0)
+    array([10., 20., 30.])
+    """
+    v, key = np.broadcast_arrays(np.asarray(v, dtype=np.float64), key)
+    out = np.zeros(v.shape)
+    np.put_along_axis(out, np.argsort(key, axis=axis, kind="stable"), v, axis=axis)
+    return out

@@ -360,7 +360,7 @@ def attribute_read(x):
 
 
 def unknown_numpy(x):
-    return np.sinc(x)  # BAD: np-sinc
+    return np.float_power(x, 3.0)  # BAD: np-float-power
 
 
 def user_class(x):

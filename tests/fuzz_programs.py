@@ -289,6 +289,31 @@ def _b_pow(ms: list[float]) -> float:
     return max(base, 5.0) ** expo
 
 
+def _trunc(x: Any) -> Any:
+    return MP.floor(x) if x >= 0 else MP.ceil(x)
+
+
+def _remainder(a: Any, b: Any, rounding: Callable[[Any], Any]) -> V:
+    """a - b * k, k = floor (np.mod) or trunc (np.fmod) of a / b: a constant on the piece."""
+    a, b = lift(a), lift(b)
+    k = int(rounding(a.n / b.n))
+    return V(a.s - k * b.s, a.n - k * b.n)
+
+
+def _sinc(a: Any) -> V:
+    a = lift(a)
+    return V(F.sin(sympy.pi * a.s) / (sympy.pi * a.s), MP.sin(MP.pi * a.n) / (MP.pi * a.n))
+
+
+def _logaddexp2(a: Any, b: Any) -> V:
+    a, b = lift(a), lift(b)
+    ln2 = sympy.log(2)
+    return V(
+        F.log(F.exp(a.s * ln2) + F.exp(b.s * ln2)) / ln2,
+        MP.log(MP.power(2, a.n) + MP.power(2, b.n), 2),
+    )
+
+
 @dataclass(frozen=True)
 class Spec:
     """How to generate calls of one rule and how its twin computes them."""
@@ -359,6 +384,19 @@ SPECS: dict[str, Spec] = {
     "numpy.ceil": Spec(("any",), _ceil, lambda ms: ms[0] + 1),
     "numpy.round": Spec(("any",), _round, lambda ms: ms[0] + 1),
     "symgrad.stop_gradient": Spec(("any",), _stop, MAXB),
+    # issue 15
+    "numpy.mod": Spec(("any", "nonzero"), lambda a, b: _remainder(a, b, MP.floor), lambda ms: ms[1]),
+    "numpy.fmod": Spec(("any", "nonzero"), lambda a, b: _remainder(a, b, _trunc), lambda ms: min(ms)),
+    "numpy.sinc": Spec(("nonzero",), _sinc, ONE),
+    "numpy.logaddexp2": Spec(("any", "any"), _logaddexp2, lambda ms: max(ms) + 1.0),
+    "numpy.fmax": Spec(("any", "any"), _max, MAXB),
+    "numpy.fmin": Spec(("any", "any"), _min, MAXB),
+    "numpy.deg2rad": Spec(("any",), _smooth(lambda a: a * sympy.pi / 180, lambda a: a * MP.pi / 180), MAXB),
+    "numpy.rad2deg": Spec(
+        ("any",), _smooth(lambda a: a * 180 / sympy.pi, lambda a: a * 180 / MP.pi), lambda ms: 58 * ms[0]
+    ),
+    "numpy.copysign": Spec(("any", "any"), lambda a, b: _abs(a) if lift(b).n > 0 else -_abs(a), MAXB),
+    "numpy.nan_to_num": Spec(("any",), _smooth(lambda a: a, lambda a: a), MAXB),
 }
 
 RULE_BY_KEY = {rule.names[0]: rule for rule in symgrad.RULES}
@@ -372,6 +410,11 @@ KINKS = {  # rules whose probe records a margin: key -> probe recorder
     "numpy.maximum": "ties",
     "numpy.minimum": "ties",
     "numpy.clip": "ties",
+    "numpy.fmax": "ties",
+    "numpy.fmin": "ties",
+    "numpy.mod": "quot",
+    "numpy.fmod": "quot",
+    "numpy.copysign": "signs",
 }
 ARRAY_SAFE_MODULES = ("numpy", "symgrad")
 
@@ -553,8 +596,8 @@ class Renderer:
             if key == "symgrad.stop_gradient":
                 return f"_P.stop({texts[0]})"
             recorder = KINKS.get(key)
-            if recorder == "ties":
-                return f"{spell}(*_P.ties({', '.join(texts)}))"
+            if recorder in ("ties", "quot", "signs"):  # margins of several arguments
+                return f"{spell}(*_P.{recorder}({', '.join(texts)}))"
             if recorder is not None:
                 texts[0] = f"_P.{recorder}({texts[0]})"
             if key == "numpy.cbrt":
@@ -731,6 +774,14 @@ class Probe:
             ("ext", int(np.argmax(e)), int(np.argmin(e))), float(np.min(np.diff(flat), initial=np.inf))
         )
         return e
+
+    def quot(self, a: Any, b: Any) -> tuple[Any, Any]:  # np.mod, np.fmod: jumps at a/b integers
+        k = np.round(np.asarray(a) / np.asarray(b))
+        self._record(("q", _key(np.floor(np.asarray(a) / np.asarray(b)))), _gap(a, k * b))
+        return a, b
+
+    def signs(self, a: Any, b: Any) -> tuple[Any, Any]:  # np.copysign: |a| kinks, sign(b) jumps
+        return self.at(a), self.at(b)
 
     def q(self, a: Any, b: Any, op: str) -> Any:  # // and %: jumps where a/b is an integer
         k = np.round(np.asarray(a) / np.asarray(b))

@@ -86,6 +86,14 @@ def _mod(a: Any, b: Any) -> Any:
     return a - b * torch.floor(a / b).detach()
 
 
+def _fmod(a: Any, b: Any) -> Any:
+    """C's fmod, the sign of `a`: a - b * trunc(a / b), the quotient a constant."""
+    if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+        return math.fmod(a, b)
+    a, b = T(a), T(b)
+    return a - b * torch.trunc(a / b).detach()
+
+
 def _floordiv(a: Any, b: Any) -> Any:
     if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
         return a // b
@@ -275,6 +283,20 @@ NUMPY.update(
         "clip": _clip,
         "where": _where,
         "heaviside": _heaviside,
+        # issue 15
+        "mod": _mod,
+        "remainder": _mod,
+        "fmod": _fmod,
+        "sinc": _unary(torch.sinc),
+        "logaddexp2": _binary(torch.logaddexp2),
+        "fmax": _binary(torch.fmax),
+        "fmin": _binary(torch.fmin),
+        "deg2rad": _unary(torch.deg2rad),
+        "radians": _unary(torch.deg2rad),
+        "rad2deg": _unary(torch.rad2deg),
+        "degrees": _unary(torch.rad2deg),
+        "copysign": _binary(torch.copysign),
+        "nan_to_num": _unary(torch.nan_to_num),
         **{name: _reduction(name) for name in ("sum", "mean", "max", "min", "prod")},
         "array": _index_array,
         "asarray": _index_array,
@@ -325,6 +347,10 @@ MATH = {
             "fabs",
             "floor",
             "ceil",
+            "fmod",
+            "radians",
+            "degrees",
+            "copysign",
         ]
     },
     "fsum": lambda items: sum(items),
