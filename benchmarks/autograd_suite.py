@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import inspect
 import json
 import math
@@ -304,12 +305,53 @@ def _check_fwd(
         )
 
 
+_ADAPTERS: dict[tuple[int, int, tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def _positional_adapter(fun: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """autograd's `argnum` counts the call's positional arguments; symgrad's `wrt` positions
+    count the declared parameters, and a NumPy function with a `*` parameter (np.einsum's
+    operands) declares one for all of them. For such a function, a module file with
+    `def einsum_3(a0, a1, a2): return numpy.einsum(a0, a1, a2)` for this call's arity, whose
+    positions are the call's (symgrad reads its source); `fun` itself otherwise."""
+    if isinstance(fun, types.FunctionType) or getattr(fun, "_grad_of", None) is not None:
+        return fun
+    from symgrad import callables
+
+    try:
+        wrapper = callables.as_function(fun)
+        dotted = callables._dotted_name(fun)
+    except Exception:  # symgrad's own refusal comes when the test calls it
+        return fun
+    params = inspect.signature(wrapper).parameters.values()
+    if dotted is None or not any(p.kind is p.VAR_POSITIONAL for p in params):
+        return fun
+    key = (id(fun), len(args), tuple(sorted(kwargs)))
+    if key not in _ADAPTERS:
+        names = [f"a{i}" for i in range(len(args))]
+        keywords = ", ".join(f"{k}={k}" for k in sorted(kwargs))
+        head = ", ".join([*names, *(f"{k}=None" for k in sorted(kwargs))])
+        call = ", ".join([*names, *([keywords] if keywords else [])])
+        name = f"{dotted.rpartition('.')[2]}_{len(args)}"
+        folder = Path(tempfile.mkdtemp(prefix="symgrad_shim_"))
+        (folder / f"{name}.py").write_text(
+            f"import numpy\n\n\ndef {name}({head}):\n    return {dotted}({call})\n"
+        )
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _ADAPTERS[key] = getattr(module, name)
+    return _ADAPTERS[key]
+
+
 def _check(
     fun: Callable[..., Any], argnum: Any, modes: Sequence[str], order: int, args: Any, kwargs: Any
 ) -> None:
     if _is_complex(list(args)) or _is_complex(kwargs):
         STATE.complex_checks += 1
         return
+    fun = _positional_adapter(fun, args, kwargs)
     STATE.real_checks += 1
     rng = np.random.default_rng(STATE.real_checks)
     if "rev" in modes:

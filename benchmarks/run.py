@@ -980,7 +980,16 @@ def w8(cfg: Config, peers: Peers) -> str:
     ]
     label = f"{points} points, squared-exponential kernel"
     out += _model_workload(
-        "W8", label, peers, cfg, W.gp_nll, W.W8_PARAMS, W.gp_nll_grad_hand, W.make_gp_nll, tuple(params), (D2, y)
+        "W8",
+        label,
+        peers,
+        cfg,
+        W.gp_nll,
+        W.W8_PARAMS,
+        W.gp_nll_grad_hand,
+        W.make_gp_nll,
+        tuple(params),
+        (D2, y),
     )
     return "\n".join(out)
 

@@ -43,7 +43,7 @@ def _load(fn: Callable[..., Any]) -> parse.Source:
 
 def _names(source: parse.Source, spec: Names, what: str) -> tuple[tuple[str, ...], bool]:
     """Parameter names from names or positions; the flag says a single name was given."""
-    params = list(source.fn.__code__.co_varnames[: _n_params(source)])
+    params = list(inspect.signature(source.fn).parameters)  # as declared: `*operands` in its place
     if spec is None:
         return (), False
     single = isinstance(spec, (str, int))
@@ -82,12 +82,6 @@ def _names(source: parse.Source, spec: Names, what: str) -> tuple[tuple[str, ...
             )
         names.append(item)
     return tuple(names), single
-
-
-def _n_params(source: parse.Source) -> int:
-    args = source.tree.args
-    stars = (args.vararg is not None) + (args.kwarg is not None)  # after the others in co_varnames
-    return len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs) + stars
 
 
 def _resolve(

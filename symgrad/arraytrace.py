@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import arrays, cache, rules, runtime
+from . import arrays, cache, linalg, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
 from .itertrace import ListValue
 from .linalgtrace import LINALG_CALLS, TWO_ARRAYS, LinalgTracing
@@ -46,7 +46,7 @@ ARRAY_CALLS: dict[Any, str] = {
     np.amax: "max",
     np.min: "min",
     np.amin: "min",
-    np.dot: "matmul",
+    np.dot: "dot",
     np.matmul: "matmul",
     np.transpose: "transpose",
     np.outer: "outer",
@@ -229,7 +229,7 @@ class ArrayTracing(LinalgTracing):
         self.needs_shapes()
         handler = getattr(self, f"array_{name}")
         if name not in _TAKES_PARTS:  # `np.sum([a, b])`, `np.dot(w, [x, y])`: lists are arrays
-            arrays_in = 2 if name in ("matmul", "outer") or name in TWO_ARRAYS else 1
+            arrays_in = 2 if name in ("matmul", "dot", "outer") or name in TWO_ARRAYS else 1
             args = [
                 self._stacked(a, node, None) if isinstance(a, tuple) and k < arrays_in else a
                 for k, a in enumerate(args)
@@ -342,6 +342,16 @@ class ArrayTracing(LinalgTracing):
                 )
             return self.node(sympy.sympify(a) * sympy.sympify(b), hint, node)  # np.dot(2.0, x)
         return self.op(arrays.MatMul, [a, b], (), hint, node)
+
+    def array_dot(self, a: Any, b: Any, *, node: ast.AST, hint: str | None) -> Any:
+        """`np.dot` / `x.dot(y)`: matmul's for operands of up to 2 dimensions; with more, a
+        sum over a's last axis and b's second-to-last (its only one if 1-D), every other axis
+        kept, as NumPy's dot (no broadcasting of batch axes, unlike `@`)."""
+        sa, sb = self.shape(a), self.shape(b)
+        if (len(sa) <= 2 and len(sb) <= 2) or not sa or not sb:  # a number times an array too
+            return self.array_matmul(a, b, node=node, hint=hint)
+        axes = ([len(sa) - 1], [max(len(sb) - 2, 0)])
+        return self.contract(a, b, axes, linalg.Dot, node, hint)
 
     def array_transpose(self, x: Any, *args: Any, axes: Any = None, node: ast.AST, hint: str | None) -> Any:
         # `x.transpose(1, 0)`, `x.transpose((1, 0))`, `np.transpose(x, (1, 0))`, `axes=(1, 0)`

@@ -124,39 +124,84 @@ def _library_wrapper(fn: Any) -> types.FunctionType:
     dotted = _dotted_name(fn)
     if dotted is None:
         raise _no_rule_error(fn)
-    params, options = _positional_params(fn), _options(fn)
     module, _, _ = dotted.partition(".")
     name = dotted.rpartition(".")[2]
+    handler = _handler_parameters(fn)
+    if handler is not None:  # an array function: the parameters its tracing handler takes
+        required, star, options = handler
+    else:
+        required, star, options = _positional_params(fn), None, {}
     keywords = [ast.keyword(arg=k, value=_load(k)) for k in options]
-    call = ast.Call(func=_dotted_expr(dotted), args=[_load(p) for p in params[:1]], keywords=keywords)
-    if not options:
-        call.args = [_load(p) for p in params]
-    positional = [ast.arg(arg=p) for p in (params[:1] if options else params) + list(options)]
+    args: list[ast.expr] = [_load(p) for p in required]
+    if star is not None:
+        args.append(ast.Starred(value=_load(star), ctx=ast.Load()))
+    call = ast.Call(func=_dotted_expr(dotted), args=args, keywords=keywords)
+    positional = [ast.arg(arg=p) for p in required]
     defaults: list[ast.expr] = [ast.Constant(value=v) for v in options.values()]
-    definition = _definition(name, positional, [], [], call, defaults)
+    if star is None:  # `def sum(x, axis=None, keepdims=False)`
+        definition = _definition(name, positional + [ast.arg(arg=k) for k in options], [], [], call, defaults)
+    else:  # `def einsum(subscripts, *operands, optimize=False)`
+        kwonly = [ast.arg(arg=k) for k in options]
+        definition = _definition(name, positional, kwonly, list(defaults), call, star=star)
     wrapper = _compile(definition, {module: importlib.import_module(module)}, dotted.rpartition(".")[0])
-    wrapper.__symgrad_static__ = tuple(options)  # type: ignore[attr-defined]  # axis= picks a program
+    # options (axis=) and settings among the required parameters (np.repeat's `repeats`) pick
+    # a program: static, one variant per value
+    static = (*options, *(p for p in required if p in _SETTINGS))
+    wrapper.__symgrad_static__ = static  # type: ignore[attr-defined]
     return wrapper
 
 
-def _options(fn: Any) -> dict[str, Any]:
-    """The options of an array function (`axis=None, keepdims=False` of `np.sum`), with their
-    defaults: those the tracer's handler of it takes, so that `grad(np.sum)(x, axis=0)` works."""
+# Parameter names of NumPy's array functions that are settings, not arrays to differentiate:
+# `np.repeat(x, repeats)`, `np.split(x, indices_or_sections)`, `np.einsum(subscripts, ...)`.
+_SETTINGS = frozenset(
+    {
+        "subscripts",
+        "indices_or_sections",
+        "repeats",
+        "reps",
+        "shift",
+        "pad_width",
+        "axes",
+        "axis",
+        "source",
+        "destination",
+        "indices",
+        "newshape",
+        "shape",
+        "num",
+        "n",
+        "k",
+        "ord",
+    }
+)
+
+
+def _handler_parameters(fn: Any) -> tuple[list[str], str | None, dict[str, Any]] | None:
+    """For an array function, the parameters of the tracer's handler of it: the required
+    ones in order, the name of a `*` parameter (np.einsum's operands), and the options with
+    their defaults (`axis=None, keepdims=False` of np.sum), so that `grad(np.split)(x, 3)`
+    and `grad(np.sum)(x, axis=0)` take what NumPy takes. None for other functions."""
     from .arraytrace import ARRAY_CALLS, ArrayTracing  # the tracer's table of array functions
 
     try:
         handler = getattr(ArrayTracing, f"array_{ARRAY_CALLS[fn]}", None)
     except (KeyError, TypeError):
-        return {}
+        return None
     if handler is None:
-        return {}
-    params = list(inspect.signature(handler).parameters.values())[2:]  # after self and the array
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {
-        p.name: p.default
-        for p in params
-        if p.kind in kinds and p.default is not p.empty and p.name not in ("node", "hint")
-    }
+        return None
+    required: list[str] = []
+    star: str | None = None
+    options: dict[str, Any] = {}
+    for p in list(inspect.signature(handler).parameters.values())[1:]:  # after self
+        if p.name in ("node", "hint") or p.kind is p.VAR_KEYWORD:
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            star = p.name
+        elif p.default is p.empty:
+            required.append(p.name)
+        else:
+            options[p.name] = p.default
+    return required, star, options
 
 
 def _dotted_name(fn: Any) -> str | None:
@@ -341,9 +386,15 @@ def _definition(
     kw_defaults: list[ast.expr | None],
     call: ast.expr,
     defaults: list[ast.expr] | None = None,
+    star: str | None = None,
 ) -> ast.FunctionDef:
     arguments = ast.arguments(
-        posonlyargs=[], args=positional, kwonlyargs=kwonly, kw_defaults=kw_defaults, defaults=defaults or []
+        posonlyargs=[],
+        args=positional,
+        vararg=None if star is None else ast.arg(arg=star),
+        kwonlyargs=kwonly,
+        kw_defaults=kw_defaults,
+        defaults=defaults or [],
     )
     tree = ast.FunctionDef(name=name, args=arguments, body=[ast.Return(value=call)], decorator_list=[])
     if sys.version_info >= (3, 12):

@@ -602,6 +602,8 @@ def _broadcasts(shapes: Sequence[tuple[int, ...]]) -> bool:
 def _static_key(value: Any) -> Any:
     if isinstance(value, list):  # `axes=[1, 0, 2]`: a list of static values, keyed as a tuple
         return ("list", tuple(_static_key(v) for v in value))
+    if isinstance(value, tuple):  # `axes=([1], [0])`: tuples of lists too
+        return ("tuple", tuple(_static_key(v) for v in value))
     try:
         hash(value)
     except TypeError:

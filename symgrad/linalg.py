@@ -182,6 +182,15 @@ class TensorDot(Einsum):
         return f"numpy.tensordot({a}, {b}, axes={self.params[2]!r})"
 
 
+class Dot(Einsum):
+    """`numpy.dot(a, b)` of N-D operands (a's last axis against b's second-to-last), printed as
+    that call (NumPy's own value); params (subscripts, optimize, axes) as TensorDot's."""
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (_p(printer, x) for x in self.operands)
+        return f"numpy.dot({a}, {b})"
+
+
 class Inner(Einsum):
     """`numpy.inner(a, b)`, printed as that call; params (subscripts, optimize, None)."""
 

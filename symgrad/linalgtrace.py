@@ -117,6 +117,13 @@ class LinalgTracing:
         return self.op(linalg.Einsum, list(operands), (explicit, optimize), hint, node)
 
     def array_tensordot(self, a: Any, b: Any, axes: Any = 2, *, node: ast.AST, hint: str | None) -> Any:
+        return self.contract(a, b, axes, linalg.TensorDot, node, hint)
+
+    def contract(
+        self, a: Any, b: Any, axes: Any, cls: type[linalg.Einsum], node: ast.AST, hint: str | None
+    ) -> Any:
+        """tensordot's contraction of `a` and `b` over `axes`, as the operation `cls` prints it
+        (`numpy.tensordot`, or `numpy.dot` for np.dot of N-D operands)."""
         axes = self._constant(axes, "tensordot's axes", "pass an int or a pair of sequences of ints", node)
         sa, sb = self.shape(a), self.shape(b)
         try:
@@ -152,7 +159,7 @@ class LinalgTracing:
             c for j, c in enumerate(lb) if j not in contracted_b
         ]
         subscripts = f"{''.join(la)},{''.join(lb)}->{''.join(out)}"
-        return self.op(linalg.TensorDot, [a, b], (subscripts, False, axes), hint, node)
+        return self.op(cls, [a, b], (subscripts, False, axes), hint, node)
 
     def array_inner(self, a: Any, b: Any, *, node: ast.AST, hint: str | None) -> Any:
         sa, sb = self.shape(a), self.shape(b)

@@ -1291,8 +1291,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         callee = self.expr(node.func)
         args, kwargs = self.call_arguments(node)
         if isinstance(callee, Method):
-            method = "matmul" if callee.name == "dot" else callee.name
-            return self.array_call(method, [callee.base, *args], kwargs, node, hint)
+            return self.array_call(callee.name, [callee.base, *args], kwargs, node, hint)
         if isinstance(callee, ContainerMethod):
             return self.call_container_method(callee, args, node)
         sequence = _lookup_in(SEQUENCE_CALLS, callee)

@@ -377,3 +377,28 @@ def test_a_function_with_an_assert_in_a_pytest_module_is_not_taken_for_edited():
     compiled plainly, and the edited-source check must compile it the same way."""
     assert "@pytest_ar" in globals()  # this module was rewritten by pytest
     assert grad(checked_square, static=("n",))(1.5, 2) == pytest.approx(6.0)
+
+
+def test_library_functions_take_numpys_required_settings():
+    # the wrapper takes the parameters of symgrad's handler of the function: np.repeat's
+    # `repeats` and np.tensordot's second array (they were dropped: grad(np.repeat)(x, 2) failed)
+    x = np.array([1.0, -2.0, 0.5])
+    expected = np.repeat(np.eye(3), 2, axis=0)  # d repeat(x, 2)_i / d x_j
+    np.testing.assert_array_equal(jacobian(np.repeat)(x, 2), expected)
+    a, b = np.arange(6.0).reshape(2, 3), np.array([0.5, -1.0, 2.0])
+    ga, gb = grad(lambda_free_tensordot, wrt=("a", "b"))(a, b)
+    np.testing.assert_allclose(ga, np.tile(b, (2, 1)))
+    np.testing.assert_allclose(gb, a.sum(axis=0))
+    np.testing.assert_allclose(jacobian(np.tensordot, wrt="b")(a, b, axes=([1], [0])), a)
+
+
+def lambda_free_tensordot(a, b):
+    return np.sum(np.tensordot(a, b, axes=([1], [0])))
+
+
+def test_a_wrt_position_counts_the_parameters_as_declared():
+    # `def einsum(subscripts, *operands, optimize=False)`: position 1 is the operands
+    x, y = np.arange(6.0).reshape(2, 3), np.array([1.0, 2.0, 3.0])
+    gx, gy = jacobian(np.einsum, wrt=1)("ij,j->i", x, y)
+    np.testing.assert_array_equal(gy, x)
+    np.testing.assert_array_equal(gx, np.stack([np.outer([1.0, 0.0], y), np.outer([0.0, 1.0], y)]))

@@ -483,7 +483,9 @@ def torch_value_and_grads(tf, args: list[object], value, scale: float, cot=None)
 
 
 LEAKED_NAME = re.compile(r"`(_break|_skip)\d+`|\x00item:")
-RETURNED_ALIAS_REFUSAL = re.compile(r"this call changes an array in place that an earlier call in the same statement")
+RETURNED_ALIAS_REFUSAL = re.compile(
+    r"this call changes an array in place that an earlier call in the same statement"
+)
 TRIP_COUNT_REFUSAL = re.compile(
     r"condition is an array of shape|this `while` loop's condition depends on traced values"
 )

@@ -574,4 +574,6 @@ def test_S9_a_helpers_array_result_changed_in_the_same_expression_is_refused_wit
     assert value_and_grad(cases.bumped_twice_by_name)(x.copy())[0] == pytest.approx(
         cases.bumped_twice_in_one_expression(x.copy()), rel=1e-14
     )
-    assert grad(cases.bumped_twice_in_one_expression)(0.5) == pytest.approx(3.0, rel=1e-14)  # numbers: (x+1)^2
+    assert grad(cases.bumped_twice_in_one_expression)(0.5) == pytest.approx(
+        3.0, rel=1e-14
+    )  # numbers: (x+1)^2

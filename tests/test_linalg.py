@@ -410,7 +410,29 @@ def t_norm_singular(x):
     )
 
 
+# np.dot of N-D operands sums a's last axis against b's second-to-last, keeping every other axis
+# (found by autograd's test_dot: it was traced as `@`, which broadcasts batch axes instead, a
+# wrong value of the same shape for (2, 3) . (2, 3, 4))
+def dot_nd(a, b):
+    return np.sum(np.dot(a, b) * np.linspace(-1.0, 1.0, 16).reshape(2, 2, 4))
+
+
+def dot_method_nd(a, b):
+    return np.sum(a.dot(b) ** 2)
+
+
+def t_dot_nd(a, b):
+    weights = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64).reshape(2, 2, 4)
+    return torch.sum(torch.tensordot(a, b, dims=([1], [1])) * weights)
+
+
+def t_dot_method_nd(a, b):
+    return torch.sum(torch.tensordot(a, b, dims=([2], [0])) ** 2)
+
+
 CASES = [  # (function, torch version, argument maker)
+    (dot_nd, t_dot_nd, lambda: (normal(2, 3), normal(2, 3, 4))),
+    (dot_method_nd, t_dot_method_nd, lambda: (normal(2, 2, 3), normal(3))),
     (es_matmul, t_es_matmul, lambda: (normal(2, 3), normal(3, 4))),
     (es_implicit, t_es_implicit, lambda: (normal(2, 3), normal(4, 3))),
     (es_diagonal, t_es_diagonal, lambda: (normal(3, 3),)),
@@ -469,6 +491,7 @@ SECOND_ORDER = {
     "es_partial_diagonal",
     "es_broadcast",
     "es_three",
+    "dot_nd",
     "td_pairs",
     "inner_",
     "kron_",
