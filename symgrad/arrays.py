@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -731,8 +732,23 @@ def index_text(index: Sequence[Any]) -> str:
         elif item is None:
             parts.append("None")
         else:
-            parts.append(str(item))  # an int, "...", or a (nested) list of ints
+            parts.append(_progression_text(item) or str(item))  # an int, "...", a list of ints
     return ", ".join(parts)
+
+
+_SHORT_LIST = 8  # index lists up to this long print as lists
+
+
+def _progression_text(item: Any) -> str | None:
+    """`numpy.arange(0, 500)` for the index list [0, 1, ..., 499] (a diagonal's rows), which
+    NumPy's fancy indexing reads the same; None for other items."""
+    if not isinstance(item, list) or len(item) <= _SHORT_LIST or not all(type(i) is int for i in item):
+        return None
+    step = item[1] - item[0]
+    if step == 0 or any(b - a != step for a, b in itertools.pairwise(item)):
+        return None
+    stop = item[-1] + step  # arange(start, stop, step) gives exactly the list, negatives too
+    return f"numpy.arange({item[0]}, {stop})" if step == 1 else f"numpy.arange({item[0]}, {stop}, {step})"
 
 
 def python_index(index: Sequence[Any]) -> tuple[Any, ...]:

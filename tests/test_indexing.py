@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad import hessian, jacobian, jvp, value_and_grad, vjp
+from symgrad import arrays, hessian, jacobian, jvp, value_and_grad, vjp
 from tests import indexing_cases as cases
 
 torch_oracle = pytest.importorskip("torch_oracle", reason="PyTorch checks need the torch extra")
@@ -292,3 +292,23 @@ def test_r_and_c_index_tricks(fn, arg):
     value, gradient = value_and_grad(fn)(arg)
     assert value == pytest.approx(fn(arg))
     np.testing.assert_allclose(gradient, central_diff(fn, (arg,), 0), rtol=1e-7, atol=1e-9)
+
+
+def _diagonal_sum(A):
+    return np.sum(np.log(np.diagonal(A)))
+
+
+def test_long_index_lists_print_as_aranges_and_read_the_same():
+    # np.diagonal of a 12 x 12 matrix is a fancy index of [0, ..., 11] twice: printed as
+    # numpy.arange, not as two lists of 12 numbers (a 500-point GP printed 1,000 numbers)
+    A = np.eye(12) * 2.0 + 0.1
+    g = symgrad.value_and_grad(_diagonal_sum)
+    value, gradient = g(A)
+    assert value == pytest.approx(_diagonal_sum(A), rel=1e-15)
+    np.testing.assert_array_equal(gradient, np.diag(1.0 / np.diagonal(A)))
+    assert "numpy.arange(0, 12)" in g.source and "11]" not in g.source
+    assert arrays.index_text(([5, 3, 1, -1, -3, -5, -7, -9, -11],)) == "numpy.arange(5, -13, -2)"
+    assert np.array_equal(
+        np.arange(20)[np.arange(5, -13, -2)], np.arange(20)[[5, 3, 1, -1, -3, -5, -7, -9, -11]]
+    )
+    assert arrays.index_text(([0, 1, 2],)) == "[0, 1, 2]"  # short lists stay lists
