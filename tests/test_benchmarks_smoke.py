@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import workloads as W  # noqa: E402
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W5v", "W6", "W7")
-ARRAY_WORKLOADS = ("W5v", "W6", "W7")  # array programs: a call table and a setup table each
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W5v", "W6", "W7", "W8")
+ARRAY_WORKLOADS = ("W5v", "W6", "W7", "W8")  # array programs: a call table and a setup table each
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,11 @@ def test_logreg_mlp_chain_vec() -> None:
     want = W.chain_vec_grad_hand(x)
     np.testing.assert_allclose(grad(W.chain_vec, wrt="x")(x), want, rtol=1e-11, atol=1e-15)
     assert want == pytest.approx(W.chain_grad_hand(*x), rel=1e-12)  # the scalar W5 formula
+    *theta, D2, y = W.gp_data(40)
+    got, want = grad(W.gp_nll, wrt=W.W8_PARAMS)(*theta, D2, y), W.gp_nll_grad_hand(*theta, D2, y)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert a == pytest.approx(b, rel=1e-11)
+        assert b == pytest.approx(_fd(W.gp_nll, (*theta, D2, y), i), rel=1e-6)
 
 
 @pytest.mark.skipif(
