@@ -77,6 +77,8 @@ ARRAY_CALLS: dict[Any, str] = {
     np.std: "std",
     np.average: "average",
     np.ptp: "ptp",
+    np.nansum: "nansum",
+    np.nanmean: "nanmean",
     np.swapaxes: "swapaxes",
     np.moveaxis: "moveaxis",
     np.rollaxis: "rollaxis",
@@ -328,6 +330,26 @@ class ArrayTracing(LinalgTracing):
         count = math.prod(shape) if axes is None else math.prod(shape[a] for a in axes)
         total = self._reduce(arrays.ArraySum, x, axis, keepdims, node, None)
         return self.node(total / count, hint, node) if count != 1 else total
+
+    def array_nansum(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """The sum of the elements that are not NaN (a NaN's gradient is 0, as torch.nansum)."""
+        numbers = self.node(rules.NanToZero(sympy.sympify(x)), None, node)
+        if not self.shape(x):
+            return numbers
+        return self._reduce(arrays.ArraySum, numbers, axis, keepdims, node, hint)
+
+    def array_nanmean(
+        self, x: Any, axis: Any = None, keepdims: bool = False, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """nansum / how many elements are not NaN (NaN where all are: 0/0, as NumPy's)."""
+        total = self.array_nansum(x, axis, keepdims, node=node, hint=None)
+        present = self.node(rules.NotNan(sympy.sympify(x)), None, node)
+        count = (
+            self._reduce(arrays.ArraySum, present, axis, keepdims, node, None) if self.shape(x) else present
+        )
+        return self.node(total / count, hint, node)
 
     # --- linear algebra ------------------------------------------------------------------------
 

@@ -340,6 +340,41 @@ class FiniteMask(sympy.Function):
         return f"float(math.isfinite({printer._print(self.args[0])}))"
 
 
+class NotNan(sympy.Function):
+    """1.0 where x is a number, 0.0 where it is NaN: what `np.nanmean` counts, and the
+    derivative of `NanToZero` (a constant: derivative 0)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        module = printer._module
+        return f"{module}.where({module}.isnan({printer._print(self.args[0])}), 0.0, 1.0)"
+
+    def _pythoncode(self, printer: Any) -> str:
+        return f"(0.0 if math.isnan({printer._print(self.args[0])}) else 1.0)"
+
+
+class NanToZero(sympy.Function):
+    """x with NaN replaced by 0 (what `np.nansum` and `np.nanmean` add up); derivative 1 where
+    x is a number, 0 where it is NaN (as torch.nansum's gradient)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Expr:
+        return NotNan(self.args[0])
+
+    def _numpycode(self, printer: Any) -> str:
+        module, x = printer._module, printer._print(self.args[0])
+        return f"{module}.where({module}.isnan({x}), 0.0, {x})"
+
+    def _pythoncode(self, printer: Any) -> str:
+        x = printer._print(self.args[0])
+        return f"(0.0 if math.isnan({x}) else {x})"
+
+
 class NanToNum(sympy.Function):
     """`numpy.nan_to_num(x)`: NaN to 0, infinities to the largest finite floats. Derivative 1
     where x is finite, 0 where it is replaced (as PyTorch's `nan_to_num`)."""

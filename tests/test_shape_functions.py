@@ -296,6 +296,14 @@ def ptp_fn(x):
     return score(np.ptp(x, axis=0))
 
 
+def nansum_fn(x):
+    return score(np.nansum(x, axis=1)) + np.nansum(x**2)
+
+
+def nanmean_fn(x):
+    return score(np.nanmean(x, axis=0, keepdims=True)) + np.nanmean(x) ** 2
+
+
 def sort_fn(x):
     return score(np.sort(x, axis=0))
 
@@ -587,6 +595,14 @@ def t_ptp_fn(x):
     return t_score(torch.amax(x, 0) - torch.amin(x, 0))
 
 
+def t_nansum_fn(x):
+    return t_score(torch.nansum(x, 1)) + torch.nansum(x**2)
+
+
+def t_nanmean_fn(x):
+    return t_score(torch.nanmean(x, 0, keepdim=True)) + torch.nanmean(x) ** 2
+
+
 def t_sort_fn(x):
     return t_score(torch.sort(x, dim=0).values)
 
@@ -708,6 +724,8 @@ CASES = [  # (function, torch twin, argument maker)
     (average_fn, t_average_fn, lambda: R(3, 4)),
     (average_traced_weights, t_average_traced_weights, lambda: R(2, 5)),
     (ptp_fn, t_ptp_fn, lambda: distinct(4, 3)),
+    (nansum_fn, t_nansum_fn, lambda: R(3, 4)),
+    (nanmean_fn, t_nanmean_fn, lambda: R(3, 4)),
     (sort_fn, t_sort_fn, lambda: distinct(4, 3)),
     (sort_flat, t_sort_flat, lambda: distinct(3, 3)),
     (take_along_fn, t_take_along_fn, lambda: R(3, 4)),
@@ -878,3 +896,22 @@ def test_refusals_name_the_line_and_say_what_works(fn, says, hint):
     assert isinstance(err, SymgradError) and err.filename == __file__
     assert err.source_line is not None and "np." in err.source_line
     assert says in str(err) and hint in err.hint, (str(err), err.hint)
+
+
+def test_nan_reductions_skip_nans_with_torchs_gradient():
+    # NaN elements add nothing and count for nothing; the chain rule then multiplies nansum's
+    # derivative 0 there by the inner function's, NaN at a NaN: torch gives the same
+    x = R(3, 4)
+    x[0, 1] = x[2, 3] = np.nan
+    for fn, t_fn in ((nansum_fn, t_nansum_fn), (nanmean_fn, t_nanmean_fn)):
+        value, gradient = value_and_grad(fn)(x)
+        assert value == pytest.approx(fn(x), rel=1e-14)
+        t = torch.tensor(x, requires_grad=True)
+        t_fn(t).backward()
+        np.testing.assert_allclose(gradient, t.grad.numpy(), rtol=1e-12, atol=1e-14)  # nan there too
+    direct = grad(plain_nansum)(x)  # nansum's own derivative at a NaN is 0, as torch.nansum's
+    assert direct[0, 1] == 0.0 and direct[2, 3] == 0.0 and direct[0, 0] == 1.0
+
+
+def plain_nansum(x):
+    return np.nansum(x)
