@@ -211,6 +211,24 @@ def transpose(x: Any, axes: Sequence[int], add: Add) -> Any:
     return add(Transpose.make([atom(x, add)], tuple(axes)))
 
 
+def matrix_transpose(x: Any, ndim: int, add: Add) -> Any:
+    """Each matrix of a stack (`ndim` axes, the last two a matrix's) transposed, the batch
+    axes kept: `x.T` of one matrix, `numpy.transpose(x, (0, 2, 1))` of a stack of them."""
+    return transpose(x, (*range(ndim - 2), ndim - 1, ndim - 2), add)
+
+
+def per_matrix(x: Any, batch: Shape, add: Add) -> Any:
+    """A value per matrix of a stack (of shape `batch`) as shape (*batch, 1, 1), so that it
+    multiplies each matrix elementwise; one matrix's (a scalar) is left as it is."""
+    return reshape(x, (*batch, 1, 1), add) if batch else x
+
+
+def matrix_sum(x: Any, ndim: int, add: Add) -> Any:
+    """The sum of each matrix of a stack of `ndim` axes (all of one matrix's elements)."""
+    axes = None if ndim == 2 else (ndim - 2, ndim - 1)
+    return add(ArraySum.make([atom(x, add)], (axes, False)))
+
+
 # --- reductions --------------------------------------------------------------------------------
 
 
@@ -465,14 +483,15 @@ class Trace(ArrayOp):
 
 
 class Inv(ArrayOp):
-    """`numpy.linalg.inv(a)` of a square matrix; also the adjoint of `slogdet`."""
+    """`numpy.linalg.inv(a)` of a square matrix or a stack of them (shape (..., n, n), each
+    inverted); also the adjoint of `slogdet` and `det`."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0])
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
-        # d inv(A) = -inv(A) dA inv(A), so the adjoint is -inv(A)^T bar inv(A)^T
-        out_t = transpose(out, (1, 0), add)
+        # d inv(A) = -inv(A) dA inv(A), so the adjoint is -inv(A)^T bar inv(A)^T, per matrix
+        out_t = matrix_transpose(out, len(shapes[0]), add)
         return [-matmul(out_t, matmul(bar, out_t, add), add)]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
@@ -519,31 +538,36 @@ def _eye(n: int, add: Add) -> Any:
 
 
 class SlogDet(MultiOp):
-    """`numpy.linalg.slogdet(a)` of a square matrix: (sign, log|det a|). The sign is
-    piecewise constant (derivative zero); d log|det a| = trace(inv(a) da)."""
+    """`numpy.linalg.slogdet(a)` of a square matrix: (sign, log|det a|), or of a stack of
+    them (shape (..., n, n): both of shape (...)). The sign is piecewise constant (derivative
+    zero); d log|det a| = trace(inv(a) da), per matrix."""
 
     fields = ("sign", "logabsdet")
     constant = frozenset({0})
     label = "slogdet"
 
     def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
-        return (), ()
+        batch = tuple(shapes[0][:-2])
+        return batch, batch
 
-    def _inv_t(self, add: Add) -> Any:
-        return transpose(add(Inv.make([self.args[0]], ())), (1, 0), add)
+    def _inv_t(self, ndim: int, add: Add) -> Any:
+        return matrix_transpose(add(Inv.make([self.args[0]], ())), ndim, add)
 
     def vjp_all(
         self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> list[Any]:
         bar = bars[1]
-        return [None if bar == 0 else bar * self._inv_t(add)]
+        if bar == 0:
+            return [None]
+        return [per_matrix(bar, shapes[0][:-2], add) * self._inv_t(len(shapes[0]), add)]
 
     def jvp_all(
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> tuple[Any, ...]:
         # trace(inv(a) @ da) as one elementwise product and sum: no n^3 matrix product
-        product = add(self._inv_t(add) * dots[0])
-        return sympy.S.Zero, add(ArraySum.make([product], (None, False)))
+        ndim = len(shapes[0])
+        product = add(self._inv_t(ndim, add) * dots[0])
+        return sympy.S.Zero, matrix_sum(product, ndim, add)
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.slogdet({_p(printer, self.args[0])})"
