@@ -582,59 +582,73 @@ class Eigh(MultiOp):
     "L"), nothing to the other. PyTorch and JAX give G itself, the gradient for symmetric
     perturbations; on a symmetrised argument (`eigh(B + B.T)`) both give the same gradient
     of B. Repeated eigenvalues make F infinite: the eigenvectors' derivative is then inf or
-    nan, as in PyTorch and JAX (the eigenvalues' alone stays finite)."""
+    nan, as in PyTorch and JAX (the eigenvalues' alone stays finite). A stack of matrices
+    (shape (..., n, n)) gives w of shape (..., n) and V of shape (..., n, n), each matrix on
+    its own: the same formulas, with per-matrix transposes and w as rows (..., 1, n)."""
 
     fields = ("eigenvalues", "eigenvectors")
     label = "eigh"
 
     def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
-        n = shapes[0][0]
-        return (n,), (n, n)
+        *batch, _, n = shapes[0]
+        return (*batch, n), (*batch, n, n)
 
-    def _gaps(self, w: Any, n: int, add: Add) -> Any:
+    @staticmethod
+    def _rows(w: Any, batch: Shape, n: int, add: Add) -> Any:
+        """A vector per matrix (shape (*batch, n)) as one row per matrix, (*batch, 1, n), so
+        that it broadcasts along each matrix's rows; one matrix's vector is that row already."""
+        return reshape(w, (*batch, 1, n), add) if batch else w
+
+    def _gaps(self, w: Any, batch: Shape, n: int, add: Add) -> Any:
         """w_j - w_i, with ones on the diagonal (where a skew or zeroed matrix is divided by it)."""
-        return add(w - reshape(w, (n, 1), add) + _eye(n, add))
+        return add(self._rows(w, batch, n, add) - reshape(w, (*batch, n, 1), add) + _eye(n, add))
 
     def vjp_all(
         self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> list[Any]:
         w, v = outs
         wbar, vbar = bars
-        n = shapes[0][0]
+        *batch, _, n = shapes[0]
+        ndim = len(shapes[0])
         inner = []  # V^T abar V, in parts
         if vbar != 0:
-            m = matmul(transpose(v, (1, 0), add), vbar, add)
-            skew = add((m - transpose(m, (1, 0), add)) / 2)  # its diagonal is exactly zero
-            inner.append(skew / self._gaps(w, n, add))
-        if wbar != 0:
-            inner.append(_eye(n, add) * wbar)  # diag(wbar): wbar broadcast along rows
+            m = matmul(matrix_transpose(v, ndim, add), vbar, add)
+            skew = add((m - matrix_transpose(m, ndim, add)) / 2)  # its diagonal is exactly zero
+            inner.append(skew / self._gaps(w, tuple(batch), n, add))
+        if wbar != 0:  # diag(wbar): wbar broadcast along rows
+            inner.append(_eye(n, add) * self._rows(wbar, tuple(batch), n, add))
         if not inner:
             return [None]
         middle = add(sympy.Add(*inner))
-        g = matmul(v, matmul(middle, transpose(v, (1, 0), add), add), add)  # symmetric
+        g = matmul(v, matmul(middle, matrix_transpose(v, ndim, add), add), add)  # symmetric
         below = self._read_off_diagonal(n, add)
-        return [add(_eye(n, add) * g + (g + transpose(g, (1, 0), add)) * below)]
+        return [add(_eye(n, add) * g + (g + matrix_transpose(g, ndim, add)) * below)]
 
     def _read_off_diagonal(self, n: int, add: Add) -> Any:
         """Ones where NumPy reads `a` off the diagonal: below it for "L", above for "U"."""
         lower = add(Tri.make([], (n, -1)))
         return lower if self.params == "L" else transpose(lower, (1, 0), add)
 
-    def _symmetric_tangent(self, da: Any, n: int, add: Add) -> Any:
+    def _symmetric_tangent(self, da: Any, ndim: int, n: int, add: Add) -> Any:
         """The tangent of the symmetric matrix NumPy builds from the triangle of `a` it reads."""
         off = add(da * self._read_off_diagonal(n, add))
-        return add(_eye(n, add) * da + off + transpose(off, (1, 0), add))
+        return add(_eye(n, add) * da + off + matrix_transpose(off, ndim, add))
 
     def jvp_all(
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> tuple[Any, ...]:
         w, v = outs
-        n = shapes[0][0]
+        *batch, _, n = shapes[0]
+        ndim = len(shapes[0])
         da = atom(dots[0], add)
-        sym = self._symmetric_tangent(da, n, add)
-        p = matmul(transpose(v, (1, 0), add), matmul(sym, v, add), add)
-        dw = add(Index.make([p], (list(range(n)), list(range(n)))))
-        off = add((p - _eye(n, add) * p) / self._gaps(w, n, add))  # zero diagonal, then F * P
+        sym = self._symmetric_tangent(da, ndim, n, add)
+        p = matmul(matrix_transpose(v, ndim, add), matmul(sym, v, add), add)
+        if batch:  # each matrix's diagonal: the row sums of eye * p (zeros added: exact)
+            dw = add(ArraySum.make([add(_eye(n, add) * p)], ((ndim - 1,), False)))
+        else:
+            dw = add(Index.make([p], (list(range(n)), list(range(n)))))
+        gaps = self._gaps(w, tuple(batch), n, add)
+        off = add((p - _eye(n, add) * p) / gaps)  # zero diagonal, then F * P
         return dw, matmul(v, off, add)
 
     def _numpycode(self, printer: Any) -> str:

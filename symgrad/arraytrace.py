@@ -447,7 +447,7 @@ class ArrayTracing(LinalgTracing):
     def array_eigh(self, a: Any, UPLO: str = "L", *, node: ast.AST, hint: str | None) -> Any:  # noqa: N803 - NumPy's name
         if UPLO not in ("L", "U"):
             raise self.error(TracingError, node, f"UPLO={UPLO!r}", "pass UPLO='L' or UPLO='U'")
-        return self.multi(arrays.Eigh, a, UPLO, node)
+        return self.multi(arrays.Eigh, a, UPLO, node, stack=True)
 
     # --- shapes and constants ------------------------------------------------------------------
 

@@ -40,6 +40,11 @@ def symmetric_input(n: int = 4) -> np.ndarray:
     return RNG.normal(size=(n, n)) + np.diag(np.arange(n) * 2.0)
 
 
+def symmetric_input_stack(*batch: int, n: int = 4) -> np.ndarray:
+    """A stack of general matrices B, shape (*batch, n, n): eigh of B + B^T per matrix."""
+    return RNG.normal(size=(*batch, n, n)) + np.diag(np.arange(n) * 2.0)
+
+
 def fd_gradient(fn, args, h=1e-4):
     """d fn / d args[0] by Richardson-extrapolated central differences (O(h^4)) of the
     original function: its output is one number, not broadcast against the argument."""
@@ -133,6 +138,18 @@ def slogdet_stack(A):
     return np.sum(sign * logdet**2) + np.sum(np.exp(0.1 * logdet)[..., None, None] * A)
 
 
+def eig_stack(B):
+    w, V = np.linalg.eigh(B + np.swapaxes(B, -1, -2))  # one eigh per matrix of the stack
+    weights = WEIGHTS[: B.shape[-1]]
+    last = np.sum(V[..., :, -1] * weights, axis=-1)  # a number per matrix: its sign cancels
+    return np.sum(w**3) * 0.1 + np.sum(last**2) + np.sum(np.sin(w) * weights)
+
+
+def eig_stack_triangle(A):
+    w, V = np.linalg.eigh(A, UPLO="U")  # NumPy reads each matrix's upper triangle only
+    return np.sum(np.sin(w)) + np.sum(V[..., 0, :] ** 2 * WEIGHTS)
+
+
 def slogdet_result(A):
     return np.linalg.slogdet(A)
 
@@ -203,6 +220,19 @@ def numpys_symmetric(A, lower=True):
     return part + part.T - torch.diag(torch.diagonal(A))
 
 
+def torch_eig_stack(B):
+    w, V = torch.linalg.eigh(B + B.transpose(-1, -2))
+    weights = torch.tensor(WEIGHTS[: B.shape[-1]])
+    last = torch.sum(V[..., :, -1] * weights, dim=-1)
+    return torch.sum(w**3) * 0.1 + torch.sum(last**2) + torch.sum(torch.sin(w) * weights)
+
+
+def torch_eig_stack_triangle(A):
+    part = torch.triu(A)
+    w, V = torch.linalg.eigh(part + part.transpose(-1, -2) - torch.diag_embed(torch.diagonal(A, 0, -2, -1)))
+    return torch.sum(torch.sin(w)) + torch.sum(V[..., 0, :] ** 2 * torch.tensor(WEIGHTS))
+
+
 def torch_eig_one_triangle(A):
     w, V = torch.linalg.eigh(numpys_symmetric(A))
     return torch.sum(w**3) * 0.1 + torch.sum(V[:, -1] * torch.tensor(WEIGHTS)) ** 2
@@ -226,6 +256,9 @@ CASES = [  # (function, torch version, argument maker)
     (eig_upper, torch_eig_upper, lambda: (symmetric_input(),)),
     (eig_one_triangle, torch_eig_one_triangle, lambda: (symmetric_input(),)),
     (eig_upper_triangle, torch_eig_upper_triangle, lambda: (symmetric_input(),)),
+    (eig_stack, torch_eig_stack, lambda: (symmetric_input_stack(3),)),
+    (eig_stack, torch_eig_stack, lambda: (symmetric_input_stack(2, 2, n=3),)),
+    (eig_stack_triangle, torch_eig_stack_triangle, lambda: (symmetric_input_stack(2, 3),)),
 ]
 IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(CASES)]
 
@@ -392,14 +425,22 @@ def test_hessian_against_finite_differences_of_the_gradient():
         np.testing.assert_allclose(got[index], row, rtol=1e-7, atol=1e-8)
 
 
-@pytest.mark.parametrize("fn,make", [(det_from_both, well_conditioned), (eig_both, symmetric_input)])
+@pytest.mark.parametrize(
+    "fn,make",
+    [
+        (det_from_both, well_conditioned),
+        (eig_both, symmetric_input),
+        (eig_stack, lambda: symmetric_input_stack(2)),
+        (slogdet_stack, lambda: well_conditioned_stack(2, 3, 3)),
+    ],
+)
 def test_forward_over_reverse(fn, make):
     """jvp(grad(f)): the derivative program's Multi node and VJP taken forward again."""
     A = make()
     tangent = RNG.normal(size=A.shape)
     g, hv = jvp(grad(fn))((A,), (tangent,))
     np.testing.assert_allclose(g, grad(fn)(A), **TOL)
-    np.testing.assert_allclose(hv, np.tensordot(hessian(fn)(A), tangent, axes=2), **TOL)
+    np.testing.assert_allclose(hv, np.tensordot(hessian(fn)(A), tangent, axes=A.ndim), **TOL)
 
 
 def test_grad_of_grad():
