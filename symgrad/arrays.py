@@ -211,6 +211,24 @@ def transpose(x: Any, axes: Sequence[int], add: Add) -> Any:
     return add(Transpose.make([atom(x, add)], tuple(axes)))
 
 
+def matrix_transpose(x: Any, ndim: int, add: Add) -> Any:
+    """Each matrix of a stack (`ndim` axes, the last two a matrix's) transposed, the batch
+    axes kept: `x.T` of one matrix, `numpy.transpose(x, (0, 2, 1))` of a stack of them."""
+    return transpose(x, (*range(ndim - 2), ndim - 1, ndim - 2), add)
+
+
+def per_matrix(x: Any, batch: Shape, add: Add) -> Any:
+    """A value per matrix of a stack (of shape `batch`) as shape (*batch, 1, 1), so that it
+    multiplies each matrix elementwise; one matrix's (a scalar) is left as it is."""
+    return reshape(x, (*batch, 1, 1), add) if batch else x
+
+
+def matrix_sum(x: Any, ndim: int, add: Add) -> Any:
+    """The sum of each matrix of a stack of `ndim` axes (all of one matrix's elements)."""
+    axes = None if ndim == 2 else (ndim - 2, ndim - 1)
+    return add(ArraySum.make([atom(x, add)], (axes, False)))
+
+
 # --- reductions --------------------------------------------------------------------------------
 
 
@@ -465,14 +483,15 @@ class Trace(ArrayOp):
 
 
 class Inv(ArrayOp):
-    """`numpy.linalg.inv(a)` of a square matrix; also the adjoint of `slogdet`."""
+    """`numpy.linalg.inv(a)` of a square matrix or a stack of them (shape (..., n, n), each
+    inverted); also the adjoint of `slogdet` and `det`."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0])
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
-        # d inv(A) = -inv(A) dA inv(A), so the adjoint is -inv(A)^T bar inv(A)^T
-        out_t = transpose(out, (1, 0), add)
+        # d inv(A) = -inv(A) dA inv(A), so the adjoint is -inv(A)^T bar inv(A)^T, per matrix
+        out_t = matrix_transpose(out, len(shapes[0]), add)
         return [-matmul(out_t, matmul(bar, out_t, add), add)]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
@@ -519,31 +538,36 @@ def _eye(n: int, add: Add) -> Any:
 
 
 class SlogDet(MultiOp):
-    """`numpy.linalg.slogdet(a)` of a square matrix: (sign, log|det a|). The sign is
-    piecewise constant (derivative zero); d log|det a| = trace(inv(a) da)."""
+    """`numpy.linalg.slogdet(a)` of a square matrix: (sign, log|det a|), or of a stack of
+    them (shape (..., n, n): both of shape (...)). The sign is piecewise constant (derivative
+    zero); d log|det a| = trace(inv(a) da), per matrix."""
 
     fields = ("sign", "logabsdet")
     constant = frozenset({0})
     label = "slogdet"
 
     def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
-        return (), ()
+        batch = tuple(shapes[0][:-2])
+        return batch, batch
 
-    def _inv_t(self, add: Add) -> Any:
-        return transpose(add(Inv.make([self.args[0]], ())), (1, 0), add)
+    def _inv_t(self, ndim: int, add: Add) -> Any:
+        return matrix_transpose(add(Inv.make([self.args[0]], ())), ndim, add)
 
     def vjp_all(
         self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> list[Any]:
         bar = bars[1]
-        return [None if bar == 0 else bar * self._inv_t(add)]
+        if bar == 0:
+            return [None]
+        return [per_matrix(bar, shapes[0][:-2], add) * self._inv_t(len(shapes[0]), add)]
 
     def jvp_all(
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> tuple[Any, ...]:
         # trace(inv(a) @ da) as one elementwise product and sum: no n^3 matrix product
-        product = add(self._inv_t(add) * dots[0])
-        return sympy.S.Zero, add(ArraySum.make([product], (None, False)))
+        ndim = len(shapes[0])
+        product = add(self._inv_t(ndim, add) * dots[0])
+        return sympy.S.Zero, matrix_sum(product, ndim, add)
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.slogdet({_p(printer, self.args[0])})"
@@ -558,59 +582,73 @@ class Eigh(MultiOp):
     "L"), nothing to the other. PyTorch and JAX give G itself, the gradient for symmetric
     perturbations; on a symmetrised argument (`eigh(B + B.T)`) both give the same gradient
     of B. Repeated eigenvalues make F infinite: the eigenvectors' derivative is then inf or
-    nan, as in PyTorch and JAX (the eigenvalues' alone stays finite)."""
+    nan, as in PyTorch and JAX (the eigenvalues' alone stays finite). A stack of matrices
+    (shape (..., n, n)) gives w of shape (..., n) and V of shape (..., n, n), each matrix on
+    its own: the same formulas, with per-matrix transposes and w as rows (..., 1, n)."""
 
     fields = ("eigenvalues", "eigenvectors")
     label = "eigh"
 
     def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
-        n = shapes[0][0]
-        return (n,), (n, n)
+        *batch, _, n = shapes[0]
+        return (*batch, n), (*batch, n, n)
 
-    def _gaps(self, w: Any, n: int, add: Add) -> Any:
+    @staticmethod
+    def _rows(w: Any, batch: Shape, n: int, add: Add) -> Any:
+        """A vector per matrix (shape (*batch, n)) as one row per matrix, (*batch, 1, n), so
+        that it broadcasts along each matrix's rows; one matrix's vector is that row already."""
+        return reshape(w, (*batch, 1, n), add) if batch else w
+
+    def _gaps(self, w: Any, batch: Shape, n: int, add: Add) -> Any:
         """w_j - w_i, with ones on the diagonal (where a skew or zeroed matrix is divided by it)."""
-        return add(w - reshape(w, (n, 1), add) + _eye(n, add))
+        return add(self._rows(w, batch, n, add) - reshape(w, (*batch, n, 1), add) + _eye(n, add))
 
     def vjp_all(
         self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> list[Any]:
         w, v = outs
         wbar, vbar = bars
-        n = shapes[0][0]
+        *batch, _, n = shapes[0]
+        ndim = len(shapes[0])
         inner = []  # V^T abar V, in parts
         if vbar != 0:
-            m = matmul(transpose(v, (1, 0), add), vbar, add)
-            skew = add((m - transpose(m, (1, 0), add)) / 2)  # its diagonal is exactly zero
-            inner.append(skew / self._gaps(w, n, add))
-        if wbar != 0:
-            inner.append(_eye(n, add) * wbar)  # diag(wbar): wbar broadcast along rows
+            m = matmul(matrix_transpose(v, ndim, add), vbar, add)
+            skew = add((m - matrix_transpose(m, ndim, add)) / 2)  # its diagonal is exactly zero
+            inner.append(skew / self._gaps(w, tuple(batch), n, add))
+        if wbar != 0:  # diag(wbar): wbar broadcast along rows
+            inner.append(_eye(n, add) * self._rows(wbar, tuple(batch), n, add))
         if not inner:
             return [None]
         middle = add(sympy.Add(*inner))
-        g = matmul(v, matmul(middle, transpose(v, (1, 0), add), add), add)  # symmetric
+        g = matmul(v, matmul(middle, matrix_transpose(v, ndim, add), add), add)  # symmetric
         below = self._read_off_diagonal(n, add)
-        return [add(_eye(n, add) * g + (g + transpose(g, (1, 0), add)) * below)]
+        return [add(_eye(n, add) * g + (g + matrix_transpose(g, ndim, add)) * below)]
 
     def _read_off_diagonal(self, n: int, add: Add) -> Any:
         """Ones where NumPy reads `a` off the diagonal: below it for "L", above for "U"."""
         lower = add(Tri.make([], (n, -1)))
         return lower if self.params == "L" else transpose(lower, (1, 0), add)
 
-    def _symmetric_tangent(self, da: Any, n: int, add: Add) -> Any:
+    def _symmetric_tangent(self, da: Any, ndim: int, n: int, add: Add) -> Any:
         """The tangent of the symmetric matrix NumPy builds from the triangle of `a` it reads."""
         off = add(da * self._read_off_diagonal(n, add))
-        return add(_eye(n, add) * da + off + transpose(off, (1, 0), add))
+        return add(_eye(n, add) * da + off + matrix_transpose(off, ndim, add))
 
     def jvp_all(
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> tuple[Any, ...]:
         w, v = outs
-        n = shapes[0][0]
+        *batch, _, n = shapes[0]
+        ndim = len(shapes[0])
         da = atom(dots[0], add)
-        sym = self._symmetric_tangent(da, n, add)
-        p = matmul(transpose(v, (1, 0), add), matmul(sym, v, add), add)
-        dw = add(Index.make([p], (list(range(n)), list(range(n)))))
-        off = add((p - _eye(n, add) * p) / self._gaps(w, n, add))  # zero diagonal, then F * P
+        sym = self._symmetric_tangent(da, ndim, n, add)
+        p = matmul(matrix_transpose(v, ndim, add), matmul(sym, v, add), add)
+        if batch:  # each matrix's diagonal: the row sums of eye * p (zeros added: exact)
+            dw = add(ArraySum.make([add(_eye(n, add) * p)], ((ndim - 1,), False)))
+        else:
+            dw = add(Index.make([p], (list(range(n)), list(range(n)))))
+        gaps = self._gaps(w, tuple(batch), n, add)
+        off = add((p - _eye(n, add) * p) / gaps)  # zero diagonal, then F * P
         return dw, matmul(v, off, add)
 
     def _numpycode(self, printer: Any) -> str:

@@ -407,11 +407,21 @@ class ArrayTracing(LinalgTracing):
         diagonal = self.op(arrays.Index, [x], (rows, [i + offset for i in rows]), None, node)
         return self.op(arrays.ArraySum, [diagonal], (None, False), hint, node)
 
-    def _square(self, a: Any, node: ast.AST) -> tuple[int, ...]:
+    def _square(self, a: Any, node: ast.AST, stack: bool = False) -> tuple[int, ...]:
+        """`a`'s shape, refused unless it is one square matrix, or (`stack`: the function
+        takes stacks, as NumPy's does) an array of shape (..., n, n)."""
         shape = self.shape(a)
-        if len(shape) != 2 or shape[0] != shape[1]:
-            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this function"
-            what = f"an array of shape {shape}" if shape else "a number"
+        label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this function"
+        what = f"an array of shape {shape}" if shape else "a number"
+        if stack:
+            if len(shape) < 2 or shape[-1] != shape[-2]:
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"`{label}` of {what}: it takes square matrices (the last two axes of equal length)",
+                    "pass a square matrix, shape (n, n), or a stack of square matrices, shape (..., n, n)",
+                )
+        elif len(shape) != 2 or shape[0] != shape[1]:
             raise self.error(
                 TracingError,
                 node,
@@ -421,17 +431,24 @@ class ArrayTracing(LinalgTracing):
         return shape
 
     def array_inv(self, a: Any, *, node: ast.AST, hint: str | None) -> Any:
-        self._square(a, node)
+        self._square(a, node, stack=True)
         return self.op(arrays.Inv, [a], (), hint, node)
 
     def multi(
-        self, cls: type[arrays.MultiOp], a: Any, params: Any, node: ast.AST, square: bool = True
+        self,
+        cls: type[arrays.MultiOp],
+        a: Any,
+        params: Any,
+        node: ast.AST,
+        square: bool = True,
+        stack: bool = False,
     ) -> Any:
         """All results of one call computing several values (a `graph.Multi` node), as
         NumPy's named tuple of them: `sign, logdet = ...`, `[1]` and `.logabsdet` all read it.
-        `square`: the operation takes a square matrix (svd takes any)."""
+        `square`: the operation takes a square matrix (svd takes any); `stack`: or a stack
+        of them, shape (..., n, n)."""
         if square:
-            self._square(a, node)
+            self._square(a, node, stack)
         if self.graph.parent is not None:  # a kept loop's body holds assignments and loops only
             label = ast.unparse(node.func) if isinstance(node, ast.Call) else cls.label
             raise self.error(
@@ -447,12 +464,12 @@ class ArrayTracing(LinalgTracing):
         return _result_type(cls)(*self.graph.add_multi(call, line))
 
     def array_slogdet(self, a: Any, *, node: ast.AST, hint: str | None) -> Any:
-        return self.multi(arrays.SlogDet, a, (), node)
+        return self.multi(arrays.SlogDet, a, (), node, stack=True)
 
     def array_eigh(self, a: Any, UPLO: str = "L", *, node: ast.AST, hint: str | None) -> Any:  # noqa: N803 - NumPy's name
         if UPLO not in ("L", "U"):
             raise self.error(TracingError, node, f"UPLO={UPLO!r}", "pass UPLO='L' or UPLO='U'")
-        return self.multi(arrays.Eigh, a, UPLO, node)
+        return self.multi(arrays.Eigh, a, UPLO, node, stack=True)
 
     # --- shapes and constants ------------------------------------------------------------------
 

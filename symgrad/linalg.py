@@ -7,6 +7,7 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import sympy
 
 from .arrays import (
@@ -25,7 +26,11 @@ from .arrays import (
     atom,
     keep_shape,
     matmul,
+    matrix_sum,
+    matrix_transpose,
+    per_matrix,
     reshape,
+    sum_to,
     transpose,
 )
 
@@ -261,25 +266,55 @@ class Norm(ArrayOp):
 # --- solving, determinants, factorisations -----------------------------------------------------
 
 
+def solve_shape(sa: Shape, sb: Shape) -> Shape:
+    """The shape of `numpy.linalg.solve(a, b)` in NumPy 2: a of shape (..., n, n); b a
+    vector (n,) only when it is 1-D (then x has a's batch axes and n), else a stack of
+    (n, k) matrices whose batch axes broadcast against a's."""
+    if len(sb) == 1:
+        return (*sa[:-2], sb[0])
+    batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))  # ValueError when they do not broadcast
+    return (*batch, *sb[-2:])
+
+
 class Solve(ArrayOp):
-    """`numpy.linalg.solve(A, b)` of a square matrix A and a vector or matrix b. The adjoint
-    of b is solve(A.T, g), that of A is minus it times x^T: solves, no inverse."""
+    """`numpy.linalg.solve(A, b)` of a square matrix A and a vector or matrix b, or of
+    stacks (A of shape (..., n, n), b of shape (n,) or (..., n, k), batch axes broadcast as
+    NumPy 2 does). The adjoint of b is solve(A^T, g), that of A is minus it times x^T:
+    solves, no inverse; each summed over the batch axes along which its operand was
+    broadcast."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
-        return tuple(shapes[1])
+        return solve_shape(*shapes)
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
         a = self.args[0]
-        bb = solve(transpose(a, (1, 0), add), bar, add)
-        if len(shapes[1]) == 1:
-            ba = add(Outer.make([bb, atom(out, add)], ()))
-        else:
-            ba = matmul(bb, transpose(out, (1, 0), add), add)
-        return [-ba, bb]
+        sa, sb = shapes
+        a_t = matrix_transpose(a, len(sa), add)
+        if len(sb) == 1 and len(sa) == 2:
+            bb = solve(a_t, bar, add)
+            return [-add(Outer.make([bb, atom(out, add)], ())), bb]
+        if len(sb) == 1:  # one vector against a stack: solved as (..., n, 1) columns
+            column = (*sa[:-2], sb[0], 1)
+            bb = solve(a_t, reshape(bar, column, add), add)
+            ba = matmul(bb, matrix_transpose(reshape(out, column, add), len(column), add), add)
+            return [-ba, sum_to(reshape(bb, column[:-1], add), column[:-1], sb, add)]
+        so = solve_shape(sa, sb)
+        bb = solve(a_t, bar, add)  # of the result's shape (a's batch broadcast against b's)
+        ba = matmul(bb, matrix_transpose(out, len(so), add), add)
+        return [-sum_to(ba, (*so[:-2], *sa[-2:]), sa, add), sum_to(bb, so, sb, add)]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
         a = self.args[0]
         da, db = dots
+        sa, sb = shapes
+        if len(sb) == 1 and len(sa) > 2:  # one vector against a stack: as (..., n, 1) columns
+            column = (*sa[:-2], sb[0], 1)
+            rhs = []
+            if db != 0:
+                rhs.append(reshape(db, (sb[0], 1), add))
+            if da != 0:
+                rhs.append(-matmul(da, reshape(out, column, add), add))
+            return reshape(solve(a, add(sympy.Add(*rhs)), add), column[:-1], add)
         rhs = []
         if db != 0:
             rhs.append(db)
@@ -296,22 +331,26 @@ def solve(a: Any, b: Any, add: Add) -> Any:
 
 
 class Det(ArrayOp):
-    """`numpy.linalg.det(a)`: d det = det * trace(inv(a) da), so the gradient is
-    det * inv(a)^T. At a singular matrix the gradient's `inv` raises LinAlgError
-    ("Singular matrix"), though the determinant's gradient (the adjugate) exists there."""
+    """`numpy.linalg.det(a)` of a square matrix, or of a stack of them (shape (..., n, n):
+    one determinant per matrix, of shape (...)): d det = det * trace(inv(a) da), so the
+    gradient is det * inv(a)^T, per matrix. At a singular matrix the gradient's `inv` raises
+    LinAlgError ("Singular matrix"), though the determinant's gradient (the adjugate) exists
+    there."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
-        return ()
+        return tuple(shapes[0][:-2])
 
-    def _inv_t(self, add: Add) -> Any:
-        return transpose(add(Inv.make([self.args[0]], ())), (1, 0), add)
+    def _inv_t(self, ndim: int, add: Add) -> Any:
+        return matrix_transpose(add(Inv.make([self.args[0]], ())), ndim, add)
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
-        return [add(bar * out) * self._inv_t(add)]
+        scale = per_matrix(add(bar * out), shapes[0][:-2], add)
+        return [scale * self._inv_t(len(shapes[0]), add)]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
-        product = add(self._inv_t(add) * dots[0])
-        return out * add(ArraySum.make([product], (None, False)))
+        ndim = len(shapes[0])
+        product = add(self._inv_t(ndim, add) * dots[0])
+        return out * matrix_sum(product, ndim, add)
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.det({_p(printer, self.args[0])})"

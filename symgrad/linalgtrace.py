@@ -334,19 +334,25 @@ class LinalgTracing:
     # --- solving, determinants, factorisations ---------------------------------------------
 
     def array_solve(self, a: Any, b: Any, *, node: ast.AST, hint: str | None) -> Any:
-        n = self._square(a, node)[0]
+        sa = self._square(a, node, stack=True)
+        n = sa[-1]
         sb = self.shape(b)
-        if len(sb) not in (1, 2) or sb[0] != n:
+        try:
+            if not sb or sb[-1 if len(sb) == 1 else -2] != n:
+                raise ValueError
+            linalg.solve_shape(sa, sb)
+        except ValueError:
             raise self.error(
                 TracingError,
                 node,
-                f"np.linalg.solve of a {n}x{n} matrix and b of shape {sb}",
-                f"pass b of shape ({n},) or ({n}, k)",
-            )
+                f"np.linalg.solve of a of shape {sa} and b of shape {sb}",
+                f"pass b of shape ({n},), or ({n}, k) or (..., {n}, k) with batch axes that "
+                f"broadcast against a's {sa[:-2]}",
+            ) from None
         return self.op(linalg.Solve, [a, b], (), hint, node)
 
     def array_det(self, a: Any, *, node: ast.AST, hint: str | None) -> Any:
-        self._square(a, node)
+        self._square(a, node, stack=True)
         return self.op(linalg.Det, [a], (), hint, node)
 
     def array_cholesky(self, a: Any, *, upper: Any = False, node: ast.AST, hint: str | None) -> Any:

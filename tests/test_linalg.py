@@ -31,6 +31,11 @@ def well_conditioned(n: int = 3) -> np.ndarray:
     return RNG.normal(size=(n, n)) + 3.0 * np.eye(n)
 
 
+def well_conditioned_stack(*shape: int) -> np.ndarray:
+    """A stack of well-conditioned matrices, of shape (..., n, n)."""
+    return RNG.normal(size=shape) + 3.0 * np.eye(shape[-1])
+
+
 def normal(*shape: int) -> np.ndarray:
     return RNG.normal(size=shape)
 
@@ -182,6 +187,20 @@ def det_(A):
 
 def det_log(A):
     return np.log(np.abs(np.linalg.det(A))) + np.linalg.det(A) ** 2
+
+
+def inv_stack(A):
+    return np.sum(np.sin(np.linalg.inv(A))) + np.sum(np.linalg.inv(A)[..., 0, :] ** 2)
+
+
+def det_stack(A):
+    d = np.linalg.det(A)  # about 3**n: squared and summed it would swamp finite differences
+    return np.sum(d * np.arange(1.0, 1.0 + A.shape[-3])) + np.sum(d**2) * 0.001
+
+
+def det_log_stack(A):
+    d = np.linalg.det(A)
+    return np.sum(np.log(np.abs(d))) + np.sum((np.sin(d * 0.1) * d)[..., None, None] * A)
 
 
 def chol_lower(A):
@@ -354,6 +373,20 @@ def t_det_log(A):
     return torch.log(torch.abs(torch.linalg.det(A))) + torch.linalg.det(A) ** 2
 
 
+def t_inv_stack(A):
+    return torch.sum(torch.sin(torch.linalg.inv(A))) + torch.sum(torch.linalg.inv(A)[..., 0, :] ** 2)
+
+
+def t_det_stack(A):
+    d = torch.linalg.det(A)
+    return torch.sum(d * torch.arange(1.0, 1.0 + A.shape[-3], dtype=torch.float64)) + torch.sum(d**2) * 0.001
+
+
+def t_det_log_stack(A):
+    d = torch.linalg.det(A)
+    return torch.sum(torch.log(torch.abs(d))) + torch.sum((torch.sin(d * 0.1) * d)[..., None, None] * A)
+
+
 def numpys_symmetric(A):
     """The symmetric matrix NumPy's cholesky factors: A's lower triangle, mirrored."""
     return torch.tril(A) + torch.tril(A, -1).T
@@ -464,6 +497,18 @@ CASES = [  # (function, torch version, argument maker)
     (solve_vector, t_solve_vector, lambda: (well_conditioned(), normal(3))),
     (solve_matrix, t_solve_matrix, lambda: (well_conditioned(), normal(3, 2))),
     (solve_rhs, t_solve_rhs, lambda: (normal(3), well_conditioned())),
+    # stacks of matrices, shape (..., n, n): batch axes broadcast as NumPy 2 does (a 1-D b is
+    # one vector for every matrix; else b is (..., n, k), its batch broadcast against A's)
+    (solve_matrix, t_solve_matrix, lambda: (well_conditioned_stack(2, 1, 3, 3), normal(4, 3, 2))),
+    (solve_matrix, t_solve_matrix, lambda: (well_conditioned_stack(3, 4, 4), normal(4, 2))),
+    (solve_matrix, t_solve_matrix, lambda: (well_conditioned(), normal(2, 3, 2))),
+    (solve_vector, t_solve_vector, lambda: (well_conditioned_stack(2, 3, 3, 3), normal(3))),
+    (solve_rhs, t_solve_rhs, lambda: (normal(3), well_conditioned_stack(2, 3, 3))),
+    (inv_stack, t_inv_stack, lambda: (well_conditioned_stack(3, 4, 4),)),
+    (inv_stack, t_inv_stack, lambda: (well_conditioned_stack(2, 3, 4, 4),)),
+    (det_stack, t_det_stack, lambda: (well_conditioned_stack(3, 4, 4),)),
+    (det_stack, t_det_stack, lambda: (well_conditioned_stack(2, 3, 4, 4),)),
+    (det_log_stack, t_det_log_stack, lambda: (well_conditioned_stack(2, 2, 3, 3),)),
     (det_, t_det, lambda: (well_conditioned(),)),
     (det_log, t_det_log, lambda: (well_conditioned(),)),
     (chol_lower, t_chol_lower, lambda: (spd(),)),
@@ -504,7 +549,11 @@ SECOND_ORDER = {
     "norm_axis",
     "norm_matrix_1_inf",
     "solve_vector",
+    "solve_matrix",
     "solve_rhs",
+    "inv_stack",
+    "det_stack",
+    "det_log_stack",
     "det_log",
     "chol_lower",
     "chol_sym",
@@ -624,6 +673,38 @@ def test_grad_of_grad():
     (first,) = torch.autograd.grad(t_solve_rhs(tb, tA), tb, create_graph=True)
     torch.sum(first).backward()
     np.testing.assert_allclose(got, tb.grad.numpy(), **TOL)
+
+
+def test_grad_of_grad_of_stacks():
+    """d/dA sum(d f / dA) of det and of a broadcast solve on stacks, against torch's second
+    backward pass: the stacked VJPs (per-matrix transposes, (..., 1, 1) scales, sums over
+    broadcast batch axes) differentiated again."""
+    A = well_conditioned_stack(2, 3, 3)
+    got = grad(grad(det_stack))(A)
+    t = T(A)
+    (first,) = torch.autograd.grad(t_det_stack(t), t, create_graph=True)
+    torch.sum(first).backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    A, B = well_conditioned_stack(2, 1, 3, 3), normal(4, 3, 2)
+    got = grad(grad(solve_matrix, wrt=("A", "B")), wrt=("A", "B"))(A, B)
+    tA, tB = T(A), T(B)
+    firsts = torch.autograd.grad(t_solve_matrix(tA, tB), (tA, tB), create_graph=True)
+    sum(torch.sum(f) for f in firsts).backward()
+    for g, e in zip(got, (tA.grad, tB.grad)):
+        np.testing.assert_allclose(g, e.numpy(), **TOL)
+
+
+def test_jacobian_of_a_stacked_inverse():
+    """jacobian of inv of a stack: block diagonal across the batch (matrices do not mix)."""
+    A = well_conditioned_stack(2, 3, 3)
+    got = jacobian(inv_out)(A)
+    expected = torch.autograd.functional.jacobian(torch.linalg.inv, T(A, False)).numpy()
+    assert got.shape == (2, 3, 3, 2, 3, 3)
+    np.testing.assert_allclose(got, expected, **TOL)
+
+
+def inv_out(A):
+    return np.linalg.inv(A)
 
 
 # --- arrays out: jacobians -----------------------------------------------------------------------
@@ -753,6 +834,51 @@ def test_einsum_shapes_that_do_not_fit():
     err = info.value
     assert err.filename == __file__ and "einsum" in (err.source_line or "")
     assert "(2, 3), (4, 2)" in str(err) and err.hint
+
+
+def inv_of(A):
+    return np.sum(np.linalg.inv(A))
+
+
+def det_of(A):
+    return np.sum(np.linalg.det(A))
+
+
+def solve_of(A, b):
+    return np.sum(np.linalg.solve(A, b))
+
+
+@pytest.mark.parametrize(
+    "fn,args,shown",
+    [
+        (inv_of, (normal(2, 3, 4),), "np.linalg.inv(A)"),
+        (det_of, (normal(3),), "np.linalg.det(A)"),
+        (solve_of, (normal(2, 3, 4), normal(3)), "np.linalg.solve(A, b)"),
+    ],
+    ids=["inv-3x4-stack", "det-vector", "solve-3x4-stack"],
+)
+def test_matrices_that_are_not_square_are_refused_with_a_working_hint(fn, args, shown):
+    """NumPy refuses them too; symgrad says where, and its hint (square matrices, or a
+    stack of them) works."""
+    with pytest.raises(TracingError) as info:
+        grad(fn)(*args)
+    err = info.value
+    assert err.filename == __file__ and shown in (err.source_line or "")
+    assert str(np.shape(args[0])) in str(err) and "square" in str(err)
+    assert "(..., n, n)" in err.hint
+    square = (well_conditioned_stack(2, 3, 3), *args[1:])
+    np.testing.assert_allclose(grad(fn)(*square), fd_gradient(fn, square, 0), rtol=1e-7, atol=1e-8)
+
+
+def test_solve_batch_axes_that_do_not_broadcast():
+    A, b = well_conditioned_stack(2, 3, 3), normal(4, 3, 1)
+    with pytest.raises(TracingError) as info:
+        grad(solve_of)(A, b)
+    err = info.value
+    assert err.filename == __file__ and "np.linalg.solve(A, b)" in (err.source_line or "")
+    assert "(2, 3, 3)" in str(err) and "(4, 3, 1)" in str(err) and "broadcast" in err.hint
+    b = normal(2, 3, 1)  # batch axes that broadcast, as the hint says
+    np.testing.assert_allclose(grad(solve_of)(A, b), fd_gradient(solve_of, (A, b), 0), rtol=1e-7, atol=1e-8)
 
 
 def svd_full(a):
