@@ -352,8 +352,8 @@ class Compiled:
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         """Static values by name, and dynamic values in graph-input order."""
-        if not kwargs and len(args) == len(self.params) and not self.static:
-            return {}, list(args)
+        if not kwargs and len(args) == len(self.params) and not self.static and not self.starred:
+            return {}, list(args)  # (a `*args` parameter takes a tuple, however many are given)
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -553,7 +553,7 @@ class Compiled:
         return value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._simple and not kwargs and len(args) == len(self.params):
+        if self._simple and not kwargs and len(args) == len(self.params) and not self.starred:
             for arg in args:
                 if type(arg) is not float and not (type(arg) is np.ndarray and arg.dtype == _FLOAT64):
                     break

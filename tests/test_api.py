@@ -316,3 +316,16 @@ def test_a_long_signature_lists_one_parameter_per_line(tmp_path, monkeypatch):
     head = g.source.splitlines()
     assert head[0] == "def grad_wide(" and head[1] == "    parameter_0," and "):" in head
     assert all(len(line) <= 100 for line in head[: head.index("):")])
+
+
+def test_a_star_parameter_takes_a_tuple_also_of_one_argument(tmp_path, monkeypatch):
+    # (fixed: with one argument the fast path bound the array itself to `args`, where Python
+    # binds the tuple (x,): "name `args` is not defined"; found by autograd's test_cholesky)
+    path = tmp_path / "star_one.py"
+    path.write_text("import numpy as np\n\n\ndef f(*args):\n    return np.sum(args[0] ** 2) * 2.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    f = importlib.import_module("star_one").f
+    x = np.array([1.0, 2.0])
+    (gradient,) = grad(f, wrt=0)(x)
+    np.testing.assert_array_equal(gradient, 4.0 * x)
+    assert value_and_grad(f, wrt=0)(x, 3.0)[0] == f(x, 3.0)
