@@ -330,6 +330,48 @@ def solve(a: Any, b: Any, add: Add) -> Any:
     return add(Solve.make([atom(a, add), atom(b, add)], ()))
 
 
+class TriangularSolve(ArrayOp):
+    """x with `a x = b` for a triangular matrix `a` (params: lower), which only the
+    derivatives of `cholesky` make (`a` its factor or the factor's transpose):
+    `sg.solve_triangular`, SciPy's triangular solve where SciPy is installed (O(n^2 k), no
+    factorisation), else `numpy.linalg.solve`. The function reads one triangle of `a`, so the
+    adjoint of `a` is -bb x^T on that triangle only."""
+
+    def shape(self, shapes: Sequence[Shape]) -> Shape:
+        return tuple(shapes[1])
+
+    def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
+        a = self.args[0]
+        lower = self.params
+        n = shapes[0][0]
+        bb = triangular_solve(transpose(a, (1, 0), add), bar, not lower, add)
+        dense = Outer.make([bb, atom(out, add)], ()) if len(shapes[1]) == 1 else None
+        ba = add(dense) if dense is not None else matmul(bb, transpose(out, (1, 0), add), add)
+        read = add(Tri.make([], (n, 0)))  # ones on and below the diagonal
+        return [-add(ba * (read if lower else transpose(read, (1, 0), add))), bb]
+
+    def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
+        a = self.args[0]
+        da, db = dots
+        n = shapes[0][0]
+        rhs = []
+        if db != 0:
+            rhs.append(db)
+        if da != 0:
+            read = add(Tri.make([], (n, 0)))
+            da = add(da * (read if self.params else transpose(read, (1, 0), add)))
+            rhs.append(-matmul(da, out, add))
+        return triangular_solve(a, add(sympy.Add(*rhs)), self.params, add)
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = _p(printer, self.args[0]), _p(printer, self.args[1])
+        return f"sg.solve_triangular({a}, {b}, lower={self.params})"
+
+
+def triangular_solve(a: Any, b: Any, lower: bool, add: Add) -> Any:
+    return add(TriangularSolve.make([atom(a, add), atom(b, add)], bool(lower)))
+
+
 class Det(ArrayOp):
     """`numpy.linalg.det(a)` of a square matrix, or of a stack of them (shape (..., n, n):
     one determinant per matrix, of shape (...)): d det = det * trace(inv(a) da), so the
@@ -382,8 +424,10 @@ class Cholesky(ArrayOp):
         n = shapes[0][0]
         l_t = transpose(out, (1, 0), add)
         p = self._phi(matmul(l_t, bar, add), n, add)
-        y = solve(l_t, p, add)  # L^-T P
-        s = transpose(solve(l_t, transpose(y, (1, 0), add), add), (1, 0), add)  # L^-T P L^-1
+        y = triangular_solve(l_t, p, False, add)  # L^-T P
+        s = transpose(
+            triangular_solve(l_t, transpose(y, (1, 0), add), False, add), (1, 0), add
+        )  # L^-T P L^-1
         g = add((s + transpose(s, (1, 0), add)) / 2)
         return [add(add(Eye.make([], n)) * g + 2 * g * _lower_read(n, add))]
 
@@ -392,8 +436,10 @@ class Cholesky(ArrayOp):
         da = atom(dots[0], add)
         off = add(da * _lower_read(n, add))
         sym = add(add(Eye.make([], n)) * da + off + transpose(off, (1, 0), add))  # the tangent of S
-        y = solve(out, sym, add)  # L^-1 dS
-        inner = transpose(solve(out, transpose(y, (1, 0), add), add), (1, 0), add)  # L^-1 dS L^-T
+        y = triangular_solve(out, sym, True, add)  # L^-1 dS
+        inner = transpose(
+            triangular_solve(out, transpose(y, (1, 0), add), True, add), (1, 0), add
+        )  # L^-1 dS L^-T
         return matmul(out, self._phi(inner, n, add), add)
 
     def _numpycode(self, printer: Any) -> str:

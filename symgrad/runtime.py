@@ -127,6 +127,21 @@ def while_condition(value: Any, filename: str, line: int, col: int) -> bool:
     )
 
 
+def solve_triangular(a: Any, b: Any, lower: bool) -> Any:
+    """x with `a x = b` for a triangular `a`: SciPy's triangular solve where SciPy is
+    installed (no factorisation), else `numpy.linalg.solve` (the same x up to rounding).
+
+    >>> import numpy as np
+    >>> solve_triangular(np.array([[2.0, 0.0], [1.0, 1.0]]), np.array([2.0, 3.0]), lower=True)
+    array([1., 2.])
+    """
+    try:
+        from scipy.linalg import solve_triangular as scipy_solve
+    except ImportError:  # SciPy is optional
+        return np.linalg.solve(a, b)
+    return scipy_solve(a, b, lower=lower, check_finite=False)
+
+
 def sorted_take(v: Any, key: Any, axis: int) -> Any:
     """`v` in the order that sorts `key` along `axis` (a stable sort): the tangent of
     `numpy.sort(key)` when `v` is the tangent of `key`.

@@ -7,6 +7,7 @@ function and against PyTorch's float64 autograd of the same program written with
 against `torch.func.jvp`; second derivatives against `torch.autograd.functional.hessian`."""
 
 import inspect
+import sys
 
 import numpy as np
 import pytest
@@ -911,3 +912,18 @@ def test_repeated_singular_values():
     t = T(a)
     torch.sum(torch.linalg.svd(t, full_matrices=False)[0] ** 4).backward()
     assert not np.all(np.isfinite(t.grad.numpy()))
+
+
+def test_triangular_solves_of_the_cholesky_derivative_use_scipy_or_fall_back_to_numpy(monkeypatch):
+    # cholesky's VJP solves with its triangular factor: SciPy's triangular solve (no LU) where
+    # installed, numpy.linalg.solve otherwise; the gradient is the same either way
+    from symgrad import runtime
+
+    B = normal(3, 3)
+    compiled = grad(chol_sym)
+    with_scipy = compiled(B)
+    assert "sg.solve_triangular(" in compiled.source
+    lower = np.tril(B) + 3.0 * np.eye(3)
+    monkeypatch.setitem(sys.modules, "scipy.linalg", None)  # `from scipy.linalg import ...` fails
+    assert np.array_equal(runtime.solve_triangular(lower, B, lower=True), np.linalg.solve(lower, B))
+    np.testing.assert_allclose(grad(chol_sym)(B), with_scipy, rtol=1e-12)
