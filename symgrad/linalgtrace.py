@@ -33,6 +33,37 @@ LINALG_CALLS: dict[Any, str] = {
 TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve"})
 
 
+def _interleaved_subscripts(items: list[Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """`np.einsum(a, [0, 1], b, [1, 2], [0, 2])` (NumPy's interleaved form: each operand
+    followed by its axes as ints, `...` allowed, an optional output list last) as the
+    subscripts 'ab,bc->ac' and the operands (a, b); None when `items` is not of that form."""
+
+    def letters(axes: Any) -> str | None:
+        if not isinstance(axes, (tuple, list)):
+            return None
+        out = []
+        for axis in axes:
+            if axis is Ellipsis:
+                out.append("...")
+            elif isinstance(axis, int) and not isinstance(axis, bool) and 0 <= axis < len(linalg.LETTERS):
+                out.append(linalg.LETTERS[axis])
+            else:
+                return None
+        return "".join(out)
+
+    output = None
+    if len(items) % 2 == 1:  # the output's axes come last
+        output = letters(items[-1])
+        if output is None:
+            return None
+        items = items[:-1]
+    operands, inputs = items[0::2], [letters(a) for a in items[1::2]]
+    if not operands or any(i is None for i in inputs):
+        return None
+    subscripts = ",".join(str(i) for i in inputs) + ("" if output is None else f"->{output}")
+    return subscripts, tuple(operands)
+
+
 def _static(value: Any) -> Any:
     """A constant argument as a plain Python value; `sympy.oo` (NumPy's inf read while
     tracing) as math.inf. Traced values are returned as they are."""
@@ -88,13 +119,16 @@ class LinalgTracing:
         self, subscripts: Any, *operands: Any, optimize: Any = False, node: ast.AST, hint: str | None
     ) -> Any:
         if not isinstance(subscripts, str):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.einsum takes its subscripts as a constant string here "
-                "(not computed from traced values, nor the interleaved form of lists of axes)",
-                "write them out: np.einsum('ij,jk->ik', a, b)",
-            )
+            interleaved = _interleaved_subscripts([subscripts, *operands])
+            if interleaved is None:
+                raise self.error(
+                    UnsupportedSyntaxError,
+                    node,
+                    "np.einsum takes its subscripts as a constant string, or as constant lists "
+                    "of axis numbers after each operand (not computed from traced values)",
+                    "write them out: np.einsum('ij,jk->ik', a, b), or np.einsum(a, [0, 1], b, [1, 2], [0, 2])",
+                )
+            subscripts, operands = interleaved
         optimize = self._constant(
             optimize, "einsum's optimize=", "pass optimize=True, False or 'greedy'", node
         )

@@ -464,7 +464,16 @@ def t_dot_method_nd(a, b):
     return torch.sum(torch.tensordot(a, b, dims=([2], [0])) ** 2)
 
 
+def es_interleaved(a, b):
+    return np.sum(np.einsum(a, [0, 1], b, [1, 2], [0, 2]) ** 2) + np.sum(np.einsum(a, [Ellipsis, 0]))
+
+
+def t_es_interleaved(a, b):
+    return torch.sum(torch.einsum("ij,jk->ik", a, b) ** 2) + torch.sum(torch.einsum("...i->...i", a))
+
+
 CASES = [  # (function, torch version, argument maker)
+    (es_interleaved, t_es_interleaved, lambda: (normal(2, 3), normal(3, 4))),
     (dot_nd, t_dot_nd, lambda: (normal(2, 3), normal(2, 3, 4))),
     (dot_method_nd, t_dot_method_nd, lambda: (normal(2, 2, 3), normal(3))),
     (es_matmul, t_es_matmul, lambda: (normal(2, 3), normal(3, 4))),
@@ -809,6 +818,10 @@ def einsum_interleaved(a, b):
     return np.sum(np.einsum(a, [0, 1], b, [1, 2]))
 
 
+def einsum_axes_traced(a, b):
+    return np.sum(np.einsum(a, [0, b.shape[0] * 0 + 1], b, [1, 2.0]))  # 2.0: not an axis number
+
+
 def einsum_mismatch(a, b):
     return np.sum(np.einsum("ij,jk->ik", a, b))
 
@@ -821,11 +834,21 @@ def chol_upper(A):
     return np.sum(np.linalg.cholesky(A, upper=True))
 
 
-def test_einsum_interleaved_form_is_refused_with_a_hint():
+def test_einsum_interleaved_form_reads_as_its_subscripts():
+    # np.einsum(a, [0, 1], b, [1, 2]) is np.einsum('ab,bc', a, b): NumPy's interleaved form
+    # (it was refused; autograd's test_einsum2_* write it)
+    a, b = normal(2, 3), normal(3, 2)
+    value, (ga, gb) = value_and_grad(einsum_interleaved, wrt=("a", "b"))(a, b)
+    assert value == einsum_interleaved(a, b)
+    np.testing.assert_allclose(ga, np.tile(b.sum(axis=1), (2, 1)), rtol=1e-14)
+    np.testing.assert_allclose(gb, np.tile(a.sum(axis=0)[:, None], (1, 2)), rtol=1e-14)
+
+
+def test_einsum_axes_that_are_no_axis_numbers_are_refused_with_a_hint():
     with pytest.raises(UnsupportedSyntaxError) as info:
-        grad(einsum_interleaved)(normal(2, 3), normal(3, 2))
+        grad(einsum_axes_traced)(normal(2, 3), normal(3, 2))
     err = info.value
-    assert err.filename == __file__ and "np.einsum(a, [0, 1], b, [1, 2])" in (err.source_line or "")
+    assert err.filename == __file__ and "np.einsum(a, [0, b.shape[0]" in (err.source_line or "")
     assert "subscripts" in str(err) and "np.einsum('ij,jk->ik', a, b)" in err.hint
 
 
