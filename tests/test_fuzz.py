@@ -1210,7 +1210,7 @@ PROGRAMS = {
     "straight": 600,
     "branches": 400,
     "loops": 320,
-    "long loops": 20,
+    "long loops": 10,  # 2.8 s a program (64-70 steps, dag_diff twins); the loops family draws long loops too
     "tuples": 110,
     "arrays": 140,
     "mixed": 40,
