@@ -341,16 +341,7 @@ def _positional_adapter(fun: Callable[..., Any], args: Sequence[Any], kwargs: di
         base = dotted.rpartition(".")[2] if dotted is not None else "function"
         name = f"{base}_{len(args)}"
         callee = dotted if dotted is not None else "_fn"
-        folder = Path(tempfile.mkdtemp(prefix="symgrad_shim_"))
-        (folder / f"{name}.py").write_text(
-            f"import numpy\n\n\ndef {name}({head}):\n    return {callee}({call})\n"
-        )
-        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        module._fn = fun  # type: ignore[attr-defined]
-        spec.loader.exec_module(module)
-        _ADAPTERS[key] = getattr(module, name)
+        _ADAPTERS[key] = _module_function(name, f"    return {callee}({call})\n", head, fun)
     return _ADAPTERS[key]
 
 
@@ -364,6 +355,12 @@ def _summed(fun: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
     call = ", ".join([*names, *(f"{k}={k}" for k in sorted(kwargs))])
     name = f"{getattr(fun, '__name__', 'fn')}_summed"
     body = f"    total = 0.0\n    for part in _fn({call}):\n        total = total + numpy.sum(part)\n    return total\n"
+    return _module_function(name, body, head, fun)
+
+
+def _module_function(name: str, body: str, head: str, fun: Callable[..., Any]) -> Callable[..., Any]:
+    """`def name(head): body` written to a module file of its own (symgrad reads source) and
+    imported, with `numpy` and the tested function as `_fn` in its globals."""
     folder = Path(tempfile.mkdtemp(prefix="symgrad_shim_"))
     (folder / f"{name}.py").write_text(f"import numpy\n\n\ndef {name}({head}):\n{body}")
     spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")

@@ -203,3 +203,21 @@ def write_module(folder, name, text):
         return importlib.import_module(name)
     finally:
         sys.path.remove(str(folder))
+
+
+def richardson_gradient(fn, args, i=0, h=1e-4):
+    """d fn / d args[i] by Richardson-extrapolated central differences (O(h^4)) of the
+    original function, whose output is one number (not broadcast against the argument)."""
+    base = np.array(args[i], dtype=np.float64)
+    out = np.zeros_like(base)
+
+    def at(index, delta):
+        moved = base.copy()
+        moved[index] += delta
+        return float(fn(*args[:i], moved, *args[i + 1 :]))
+
+    for index in np.ndindex(base.shape):
+        step = h * max(1.0, abs(base[index]))
+        diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
+        out[index] = (4 * diff[1] - diff[0]) / 3
+    return out

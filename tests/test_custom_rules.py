@@ -10,7 +10,7 @@ import sympy
 import symgrad
 from symgrad import derivative, grad, register, rules
 from tests import custom_cases as cases
-from tests.helpers import central_diff, every_parameter
+from tests.helpers import central_diff, every_parameter, richardson_gradient
 
 
 def test_custom_rule_gives_the_gradient_and_second_order():
@@ -55,9 +55,10 @@ def test_register_a_sympy_function():
 pytest.importorskip("scipy", reason="the scipy.special rules need SciPy")
 
 
-@pytest.mark.parametrize("rule", rules.SCIPY_RULES, ids=[r.names[0] for r in rules.SCIPY_RULES])
-def test_scipy_special_rule_against_finite_differences(rule, tmp_path):
-    module_path = tmp_path / f"scipy_rule_{abs(hash(rule.names[0]))}.py"
+def _example_module(rule, tmp_path, prefix):
+    """A scipy rule's example as `f(x, y)` in a module file (symgrad reads source), imported;
+    the caller removes it from sys.modules."""
+    module_path = tmp_path / f"{prefix}_{abs(hash(rule.names[0]))}.py"
     module_path.write_text(
         "import numpy as np\nfrom scipy import special, stats\n\n\ndef f(x, y):\n    return "
         + rule.example
@@ -67,6 +68,12 @@ def test_scipy_special_rule_against_finite_differences(rule, tmp_path):
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_path.stem] = module
     spec.loader.exec_module(module)
+    return module_path, module
+
+
+@pytest.mark.parametrize("rule", rules.SCIPY_RULES, ids=[r.names[0] for r in rules.SCIPY_RULES])
+def test_scipy_special_rule_against_finite_differences(rule, tmp_path):
+    module_path, module = _example_module(rule, tmp_path, "scipy_rule")
     try:
         rng = np.random.default_rng(7)
         lo, hi = rule.domain
@@ -133,16 +140,7 @@ def test_every_scipy_rule_has_a_torch_twin():
 
 @pytest.mark.parametrize("rule", rules.SCIPY_RULES, ids=[r.names[0] for r in rules.SCIPY_RULES])
 def test_scipy_rule_value_gradient_jvp_and_hessian_against_torch(rule, tmp_path):
-    module_path = tmp_path / f"scipy_twin_{abs(hash(rule.names[0]))}.py"
-    module_path.write_text(
-        "import numpy as np\nfrom scipy import special, stats\n\n\ndef f(x, y):\n    return "
-        + rule.example
-        + "\n"
-    )
-    spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_path.stem] = module
-    spec.loader.exec_module(module)
+    module_path, module = _example_module(rule, tmp_path, "scipy_twin")
     twin = TORCH_TWINS[rule.names[0]]
     wrt = ("x", "y")
     try:
@@ -198,16 +196,6 @@ def torch_weighted_logsumexp(X):
     return torch.logsumexp(X + torch.log(w**2), (0, 1)) + torch.sum(rows * w[0])
 
 
-def _fd_gradient(fn, x, h=1e-5):
-    """d fn / dx by central differences of the original (scalar-valued) function."""
-    out = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        out[index] = (fn(x + step) - fn(x - step)) / (2 * h)
-    return out
-
-
 special = pytest.importorskip("scipy.special")
 ARRAY_CASES = [
     (softmax_of_vector, torch_softmax_of_vector, np.array([0.3, -0.2, 0.9])),
@@ -223,7 +211,7 @@ def test_scipy_array_functions_against_torch_to_second_order(fn, torch_fn, x):
     t = torch.tensor(x, requires_grad=True)
     torch_fn(t).backward()
     np.testing.assert_allclose(gradient, t.grad.numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(gradient, _fd_gradient(fn, x), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gradient, richardson_gradient(fn, [x]), rtol=1e-7, atol=1e-9)
     tangent = np.linspace(-1.0, 1.0, x.size).reshape(x.shape)
     _, jvp_value = symgrad.jvp(fn)((x,), (tangent,))
     assert jvp_value == pytest.approx(float(np.sum(t.grad.numpy() * tangent)), rel=1e-11, abs=1e-13)

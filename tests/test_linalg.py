@@ -14,6 +14,7 @@ import pytest
 
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad
 from symgrad.errors import SymgradError, TracingError, UnsupportedSyntaxError
+from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
 
@@ -39,24 +40,6 @@ def well_conditioned_stack(*shape: int) -> np.ndarray:
 
 def normal(*shape: int) -> np.ndarray:
     return RNG.normal(size=shape)
-
-
-def fd_gradient(fn, args, i, h=1e-4):
-    """d fn / d args[i] by Richardson-extrapolated central differences (O(h^4)) of the
-    original function."""
-    base = np.array(args[i], dtype=np.float64)
-    out = np.zeros_like(base)
-
-    def at(index, delta):
-        moved = base.copy()
-        moved[index] += delta
-        return float(fn(*args[:i], moved, *args[i + 1 :]))
-
-    for index in np.ndindex(base.shape):
-        step = h * max(1.0, abs(base[index]))
-        diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
-        out[index] = (4 * diff[1] - diff[0]) / 3
-    return out
 
 
 def T(a, grad=True):

@@ -12,6 +12,7 @@ import pytest
 
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad
 from symgrad.errors import SymgradError, TracingError
+from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
 
@@ -43,24 +44,6 @@ def symmetric_input(n: int = 4) -> np.ndarray:
 def symmetric_input_stack(*batch: int, n: int = 4) -> np.ndarray:
     """A stack of general matrices B, shape (*batch, n, n): eigh of B + B^T per matrix."""
     return RNG.normal(size=(*batch, n, n)) + np.diag(np.arange(n) * 2.0)
-
-
-def fd_gradient(fn, args, h=1e-4):
-    """d fn / d args[0] by Richardson-extrapolated central differences (O(h^4)) of the
-    original function: its output is one number, not broadcast against the argument."""
-    base = np.array(args[0], dtype=np.float64)
-    out = np.zeros_like(base)
-
-    def at(index, delta):
-        moved = base.copy()
-        moved[index] += delta
-        return float(fn(moved, *args[1:]))
-
-    for index in np.ndindex(base.shape):
-        step = h * max(1.0, abs(base[index]))
-        diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
-        out[index] = (4 * diff[1] - diff[0]) / 3
-    return out
 
 
 def T(a):

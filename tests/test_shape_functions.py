@@ -14,6 +14,7 @@ import pytest
 
 from symgrad import grad, hessian, jvp, value_and_grad
 from symgrad.errors import SymgradError, TracingError
+from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
 
@@ -31,23 +32,6 @@ def score(y):
 def t_score(y):
     weights = 0.3 * torch.arange(y.numel(), dtype=torch.float64).reshape(y.shape)
     return torch.sum(torch.sin(y) * torch.cos(0.5 * y + weights))
-
-
-def fd_gradient(fn, args, h=1e-4):
-    """d fn / d args[0] by Richardson-extrapolated central differences (O(h^4))."""
-    base = np.array(args[0], dtype=np.float64)
-    out = np.zeros_like(base)
-
-    def at(index, delta):
-        moved = base.copy()
-        moved[index] += delta
-        return float(fn(moved, *args[1:]))
-
-    for index in np.ndindex(base.shape):
-        step = h * max(1.0, abs(base[index]))
-        diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
-        out[index] = (4 * diff[1] - diff[0]) / 3
-    return out
 
 
 def R(*shape):
