@@ -138,13 +138,19 @@ def _builder(
     backend: str = "numpy",
     loops: str = "auto",
 ) -> Callable[..., Variant]:
-    def rebuild(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> tuple[Graph, Graph]:
-        primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes, loops))
+    def rebuild(
+        static_values: dict[str, Any], shapes: dict[str, Any] | None, complex_params: frozenset[str]
+    ) -> tuple[Graph, Graph]:
+        primal = rewrite.stabilize(trace.trace(_load(base), static_values, shapes, loops, complex_params))
         return primal, derive(primal)
 
-    def build(static_values: dict[str, Any], shapes: dict[str, Any] | None = None) -> Variant:
+    def build(
+        static_values: dict[str, Any],
+        shapes: dict[str, Any] | None = None,
+        complex_params: frozenset[str] = frozenset(),
+    ) -> Variant:
         try:
-            return build_variant(static_values, shapes)
+            return build_variant(static_values, shapes, complex_params)
         except RecursionError:
             source = _load(base)
             raise source.error(
@@ -157,8 +163,12 @@ def _builder(
                 "import sys; sys.setrecursionlimit(10_000)",
             ) from None
 
-    def build_variant(static_values: dict[str, Any], shapes: dict[str, Any] | None) -> Variant:
+    def build_variant(
+        static_values: dict[str, Any], shapes: dict[str, Any] | None, complex_params: frozenset[str]
+    ) -> Variant:
         key_values = static_values if shapes is None else {**static_values, " shapes": shapes}
+        if complex_params:
+            key_values = {**key_values, " complex": sorted(complex_params)}
         if loops != "auto":
             key_values = {**key_values, " loops": loops}
         module = backend if backend in emit.MODULE_PRINTERS else None
@@ -172,13 +182,13 @@ def _builder(
                 kernel,
                 entry["primal_outputs"],
                 tuple(entry["shape"]),
-                rebuild=lambda: rebuild(static_values, shapes)[1],
+                rebuild=lambda: rebuild(static_values, shapes, complex_params)[1],
                 output_shapes=tuple(tuple(s) for s in entry.get("output_shapes", ())),
                 facts=ShapeFacts.from_record(entry["facts"]),
                 captured=[(tuple(p), tuple(s)) for p, s in entry["captured"]],
                 guards=cache.guards_of(base, [(tuple(p), fp) for p, fp in entry["deps"]]),
             )
-        primal, graph = rebuild(static_values, shapes)
+        primal, graph = rebuild(static_values, shapes, complex_params)
         name = f"{kind}_{primal.name}"
         kernel = emit.emit(graph, name, _kernel_doc(kind, base, wrt), module)
         outputs = graph.differentiated or primal.outputs  # what this transform differentiated

@@ -21,6 +21,8 @@ import numpy as np
 import sympy
 from sympy.core.symbol import Str
 
+from .complexes import ComplexUnsupported
+
 Shape = tuple[int, ...]
 Add = Callable[[Any], Any]  # appends an expression to the graph and returns its symbol
 
@@ -41,9 +43,18 @@ class ArrayOp(sympy.Function):
     def params(self) -> Any:
         return _decode(str(self.args[-1]))
 
+    # How the operation treats a complex operand `a + i b` (see graph.Graph.add): "linear" in
+    # its operands together (its parts are the operation of the parts), "bilinear" (a product,
+    # expanded into four), or None: not supported on complex values.
+    complex_form: str | None = None
+
     @classmethod
     def make(cls, operands: Sequence[Any], params: Any) -> Any:
         for operand in operands:  # the reverse pass sends adjoints to operands: they are graph values
+            if isinstance(operand, sympy.Expr) and operand.has(sympy.I):
+                if cls.complex_form is None:  # a + i b: the graph splits the result into parts
+                    raise ComplexUnsupported(cls.__name__)
+                continue
             assert isinstance(operand, (sympy.Symbol, sympy.Number)), f"{cls.__name__} operand {operand}"
         return cls(*operands, Str(repr(params)))
 
@@ -93,6 +104,8 @@ def _reduced(shape: Shape, axes: Sequence[int] | None, keepdims: bool) -> Shape:
 class Reshape(ArrayOp):
     """`x.reshape(shape)` (C order): also `ravel`, `flatten`, `squeeze`, `expand_dims`."""
 
+    complex_form = "linear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params)
 
@@ -137,6 +150,8 @@ def _is_scalar_number(x: Any) -> bool:
 class Broadcast(ArrayOp):
     """`numpy.broadcast_to(x, shape)`: a view, no memory. Its adjoint sums (`SumTo`)."""
 
+    complex_form = "linear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params)
 
@@ -152,6 +167,8 @@ class Broadcast(ArrayOp):
 
 class SumTo(ArrayOp):
     """Sum a broadcast value back to `shape`: the adjoint of broadcasting."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params)
@@ -186,6 +203,8 @@ def broadcast(value: Any, value_shape: Shape, target: Shape, add: Add) -> Any:
 
 class Transpose(ArrayOp):
     """`x.T` / `numpy.transpose(x, axes)`."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0][i] for i in self.params)
@@ -258,6 +277,8 @@ class Reduction(ArrayOp):
 
 class ArraySum(Reduction):
     """`numpy.sum(x, axis, keepdims)`; `numpy.mean` is a sum divided by a count."""
+
+    complex_form = "linear"
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
         return [self._spread(bar, shapes, add)]
@@ -338,6 +359,8 @@ class LogSumExp(Reduction):
 class MatMul(ArrayOp):
     """`a @ b`, `numpy.matmul`, `numpy.dot` for 1-D and 2-D operands."""
 
+    complex_form = "bilinear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return _matmul_shape(*shapes)
 
@@ -410,6 +433,8 @@ def matmul(a: Any, b: Any, add: Add) -> Any:
 class Outer(ArrayOp):
     """`numpy.outer(a, b)` of two vectors."""
 
+    complex_form = "bilinear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return (math.prod(shapes[0]), math.prod(shapes[1]))
 
@@ -468,6 +493,8 @@ class Tri(ArrayOp):
 
 class Trace(ArrayOp):
     """`numpy.trace(x)` of a square matrix."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return ()
@@ -673,6 +700,8 @@ class CumSum(ArrayOp):
     """`numpy.cumsum(x, axis)` (params: axis, reverse). Its adjoint is the cumulative sum
     from the other end (`reverse`): the i-th input reaches every output from i on."""
 
+    complex_form = "linear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0])
 
@@ -824,6 +853,8 @@ def has_repeats(shape: Shape, index: Sequence[Any]) -> bool:
 class Index(ArrayOp):
     """`x[i]`, `x[i, j]`, `x[a:b:s]`, `x[None]`, `x[..., 0]`, `x[[0, 2]]` with constant indices."""
 
+    complex_form = "linear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return indexed_shape(shapes[0], self.params)
 
@@ -840,6 +871,8 @@ class Index(ArrayOp):
 class Scatter(ArrayOp):
     """The adjoint of indexing: zeros of the indexed array's shape, `value` added at the index
     (repeated entries of a fancy index accumulate, as `numpy.add.at`)."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(self.params[1])
@@ -858,6 +891,8 @@ class Scatter(ArrayOp):
 class SetItem(ArrayOp):
     """`x[index] = v` with value semantics: a copy of `x` with `v` (broadcast) at the index.
     Operands (x, v). The old values at the index get no gradient; `v` gets the cotangent there."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0])
@@ -882,6 +917,8 @@ class SetItem(ArrayOp):
 class Stack(ArrayOp):
     """`numpy.stack(parts, axis)` of a constant number of parts of one shape."""
 
+    complex_form = "linear"
+
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         axis = self.params
         out = list(shapes[0])
@@ -904,6 +941,8 @@ class Stack(ArrayOp):
 
 class Concatenate(ArrayOp):
     """`numpy.concatenate(parts, axis)` of a constant number of parts."""
+
+    complex_form = "linear"
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         axis = self.params

@@ -120,6 +120,18 @@ def _as_float(value: Any) -> float:
     return float(value)
 
 
+# The transforms that take complex arguments (of a real-valued function, as jax.grad).
+_COMPLEX_KINDS = ("grad", "value_and_grad", "vjp")
+
+
+def _is_complex(value: Any) -> bool:
+    """A complex number or array (checked by dtype: a Dask array stays lazy)."""
+    if isinstance(value, numbers.Number):
+        return isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and np.dtype(dtype).kind == "c"
+
+
 class Compiled:
     """A derivative of a Python function, compiled from its source.
 
@@ -185,25 +197,31 @@ class Compiled:
     # --- compiled variants -------------------------------------------------------------------
 
     def variant(
-        self, static_values: dict[str, Any] | None = None, shapes: dict[str, tuple[int, ...]] | None = None
+        self,
+        static_values: dict[str, Any] | None = None,
+        shapes: dict[str, tuple[int, ...]] | None = None,
+        complex_params: frozenset[str] = frozenset(),
     ) -> Variant:
         """The compiled program for these static values (traced and compiled on first use).
 
         A function with array-level operations (reductions, `@`, indexing) is compiled once
         per combination of argument shapes, given as `shapes` ({parameter: shape}). A program
         that folded in a module or closure constant is traced again once that constant changed."""
-        found = self._variant(static_values, shapes)
+        found = self._variant(static_values, shapes, complex_params)
         stale = found.guards and not cache.guards_hold(self.fn, found.guards)
         if stale or (found.captured and not _captured_fit(self.fn, found.captured)):
             with self._lock:
                 self._variants = {k: v for k, v in self._variants.items() if v is not found}
                 if self._last is found:
                     self._last = None
-            found = self._variant(static_values, shapes)
+            found = self._variant(static_values, shapes, complex_params)
         return found
 
     def _variant(
-        self, static_values: dict[str, Any] | None, shapes: dict[str, tuple[int, ...]] | None
+        self,
+        static_values: dict[str, Any] | None,
+        shapes: dict[str, tuple[int, ...]] | None,
+        complex_params: frozenset[str] = frozenset(),
     ) -> Variant:
         if not self.static and not self.shaped and self._last is not None and shapes is None:
             return self._last
@@ -235,13 +253,15 @@ class Compiled:
         key = tuple(_static_key(static_values[s]) for s in self.static)
         if shapes is not None:
             key += tuple(tuple(shapes[p]) for p in self.dynamic)
+        if complex_params:
+            key += ("complex", *sorted(complex_params))
         found = self._variants.get(key)
         if found is None:
             with self._lock:
                 found = self._variants.get(key)
                 if found is None:
                     try:
-                        found = self._build(static_values, shapes)
+                        found = self._build(static_values, shapes, complex_params)
                     except ShapesNeeded:
                         self.shaped = True
                         raise
@@ -378,6 +398,9 @@ class Compiled:
         self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()
     ) -> tuple[tuple[Any, ...], Call]:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
+        complex_params = frozenset(n for n, v in zip(self.dynamic, dynamic) if _is_complex(v))
+        if complex_params:
+            return self._execute_complex(static, dynamic, extra, complex_params)
         if not self.shaped:
             with contextlib.suppress(ShapesNeeded):  # found now: `self.shaped` is set
                 variant = self.variant(static)
@@ -435,6 +458,23 @@ class Compiled:
         if scalar:
             raw = tuple(_as_float(r) for r in raw)
         return raw, Call(dynamic, scalar, None, static, variant)
+
+    def _execute_complex(
+        self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any], complex_params: frozenset[str]
+    ) -> tuple[tuple[Any, ...], Call]:
+        """Complex arguments: a program for their shapes that reads their real and imaginary
+        parts (see trace.trace), run as NumPy code; each gradient is shaped like its argument."""
+        if self.kind not in _COMPLEX_KINDS:
+            raise WrtError(
+                f"{self.__name__}(): complex arguments ({', '.join(sorted(complex_params))}) are supported by "
+                f"{', '.join(_COMPLEX_KINDS)}, not yet by {self.kind}",
+                hint="differentiate with respect to the real and imaginary parts as two float arguments: "
+                "`def g(x, y): return f(x + 1j * y)`",
+            )
+        shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
+        variant = self.variant(static, shapes, complex_params)
+        values = [*dynamic, *(cache.resolve(self.fn, path) for path, _ in variant.captured), *extra]
+        return _array_call(variant.kernel, values), Call(dynamic, False, None, static, variant)
 
     def _install_entry(self, static: dict[str, Any]) -> None:
         """Generated entry points for the common calls (Python floats; float64 arrays of one
@@ -524,11 +564,6 @@ class Compiled:
         if dtype is None and not isinstance(value, numbers.Number):
             dtype = np.asarray(value).dtype
         kind = np.dtype(dtype).kind if dtype is not None and not isinstance(value, numbers.Number) else None
-        if isinstance(value, complex) or kind == "c":
-            raise WrtError(
-                f"{self.__name__}(): argument `{name}` is complex; symgrad differentiates real functions",
-                hint="pass the real and imaginary parts as two float arguments",
-            )
         if name in self.wrt and (isinstance(value, numbers.Integral) or kind in ("i", "u")):
             raise WrtError(
                 f"{self.__name__}(): cannot differentiate with respect to integer argument `{name}`={value!r}",
@@ -667,9 +702,13 @@ def fit(gradient: Any, arg: Any, call: Call) -> Any:
     xp = _foreign_call(call, gradient)
     if xp is not None:
         return _fit_foreign(xp, gradient, np.shape(arg), call)
-    dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind == "f" else np.dtype(np.float64)
+    dtype = arg.dtype if isinstance(arg, np.ndarray) and arg.dtype.kind in "fc" else np.dtype(np.float64)
+    if _is_complex(arg):
+        dtype = np.result_type(dtype, np.complex128)
     shape = np.shape(arg)
     if call.shape is None:  # an array program: the gradient already has the argument's shape
+        if isinstance(arg, complex):
+            return complex(gradient)
         if _is_python_number(arg):
             return float(gradient)
         if _fresh(gradient, shape, dtype, call):

@@ -10,6 +10,7 @@ import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
+from .complexes import is_part_of_input
 from .errors import SymgradError
 from .graph import Graph, Loop, Multi, StackSum, invariants, is_scaled_symbol, reads_of, real_symbol
 
@@ -23,6 +24,10 @@ def local_partial(expr: Expr, wrt: sympy.Symbol, out: Expr | None = None) -> Exp
     """
     if expr == wrt:
         return sympy.S.One
+    if is_part_of_input(expr) and expr.args[0] == wrt:
+        # A complex argument z = x + iy: the gradient of a real f is df/dx - i df/dy, as in
+        # JAX and autograd (PyTorch's z.grad is its conjugate).
+        return sympy.S.One if isinstance(expr, sympy.re) else -sympy.I
     if wrt not in getattr(expr, "free_symbols", ()):
         return sympy.S.Zero
     self_value = expr if out is None else out

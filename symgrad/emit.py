@@ -86,6 +86,7 @@ class _CommonPrinting:
     parentheses from Python's precedence of the printed code."""
 
     _float_module = "numpy"
+    complex_values = False  # the program takes complex arguments: `I` prints as 1j
     # The classes this printer writes as an operator expression where SymPy's StrPrinter
     # writes a call, and how tightly that expression binds (on SymPy's scale).
     _OPERATORS: ClassVar[dict[type, float]] = {MatMul: PRECEDENCE["Mul"]}  # `a @ b`
@@ -152,8 +153,9 @@ class _CommonPrinting:
 
     def _print_ImaginaryUnit(self, expr: Any) -> str:
         # Values are real: where SymPy finds an imaginary part (log(-2.0) in the derivative of
-        # (-2.0)**x), NumPy computes NaN; `1j` would make the result complex.
-        return f"{self._float_module}.nan"
+        # (-2.0)**x), NumPy computes NaN; `1j` would make the result complex. A program of
+        # complex arguments reads their parts, and combines a gradient from its parts with 1j.
+        return "1j" if self.complex_values else f"{self._float_module}.nan"
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
         # Positive terms first: `y - t2` rather than `-t2 + y`, which negates before adding.
@@ -1405,7 +1407,10 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     program = eliminate_common(graph, fold_scaled(graph, live_nodes(graph)))
     expressions = list(_expressions(program))
     has_branches = any(_computes_in_branches(expr) for expr in expressions)
+    # complex arguments run as NumPy code only (the plain-Python flavour computes with floats)
+    takes_complex = any(symbol.is_real is not True for symbol in graph.inputs)
     printer = ArrayPrinter()
+    printer.complex_values = takes_complex
     texts = print_all(printer, program)
     array_source = render(graph, program, name, doc, printer, guard=has_branches, texts=texts).source
     has_arrays = any(isinstance(expr, ArrayOp) for expr in expressions)
@@ -1427,7 +1432,11 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
         ).source
         if inplace_source == array_source:
             inplace_source = None
-    scalar = None if has_arrays else render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    scalar = (
+        None
+        if has_arrays or takes_complex
+        else render(graph, program, name, doc, ScalarPrinter(), guard=False)
+    )
     module_source, refusal = None, None
     if module is not None and not has_arrays:  # other modules run elementwise programs only
         refusal = scan_refusal(program) if module == "jax" else None

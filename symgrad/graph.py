@@ -9,7 +9,8 @@ from typing import Any
 
 import sympy
 
-from .arrays import shape_of
+from .arrays import ArrayOp, broadcast, shape_of
+from .complexes import is_complex, real_imag
 
 Expr = Any  # a SymPy expression, boolean or number
 
@@ -97,6 +98,9 @@ class Graph:
     cacheable: bool = True  # False when some outside value could not be given a path
     shapes: dict[sympy.Symbol, tuple[int, ...]] | None = None  # per symbol, when traced for shapes
     differentiated: tuple[Expr, ...] = ()  # outputs of the graph a transform differentiated
+    # While tracing: a complex value becomes two real nodes (graph values are real); the
+    # stages after the trace keep a complex expression whole (a gradient `dfdz_re - I*dfdz_im`).
+    complex_values: bool = False
     cancelled: bool = False  # while tracing: SymPy cancelled a value away (`w - w`), see Tracer.keep_shape
     # Per output of the traced function, the positions of the inputs it is computed from: what
     # shapes its value when NumPy runs the function (an unused array argument shapes nothing).
@@ -145,6 +149,8 @@ class Graph:
         except that `alias=True` names a symbol again (`dfdy = dfdt3`) for readable outputs."""
         if _is_atom(expr) and not (alias and isinstance(expr, sympy.Symbol)):
             return expr
+        if self.complex_values and is_complex(expr):
+            return self._add_parts(expr, hint, line)
         found = self.memo.get(expr)
         if found is not None and not alias:
             return found
@@ -162,6 +168,42 @@ class Graph:
         if line is not None:
             self.lines[symbol] = line
         return symbol
+
+    def _add_parts(self, expr: Expr, hint: str | None, line: tuple[Any, ...] | None) -> Expr:
+        """A complex value as two real nodes, its real and imaginary parts: `a + I*b`."""
+        if isinstance(expr, ArrayOp):
+            real, imag = self._array_parts(expr)
+        else:
+            real, imag = real_imag(expr)
+        real = self.add(real, None if hint is None else f"{hint}_re", line)
+        if imag == 0:
+            return real
+        return real + sympy.I * self.add(imag, None if hint is None else f"{hint}_im", line)
+
+    def _array_parts(self, expr: Any) -> tuple[Expr, Expr]:
+        """The parts of an array operation on complex operands: of each part for a linear
+        one (a sum, an index, a reshape), four real products for a product (`@`, outer)."""
+        parts = [real_imag(o) for o in expr.operands]
+        head, params = type(expr), expr.params
+        if head.complex_form == "bilinear":
+            (a, b), (c, d) = parts
+            real = self._product(head, a, c, params) - self._product(head, b, d, params)
+            return real, self._product(head, a, d, params) + self._product(head, b, c, params)
+        real = self.add(head.make([p[0] for p in parts], params))
+        if all(p[1] == 0 for p in parts):
+            return real, sympy.S.Zero
+        imag = [p[1] if p[1] != 0 else self._zeros(o) for p, o in zip(parts, expr.operands)]
+        return real, self.add(head.make(imag, params))
+
+    def _product(self, head: Any, a: Expr, b: Expr, params: Any) -> Expr:
+        if a == 0 or b == 0:
+            return sympy.S.Zero
+        return self.add(head.make([a, b], params))
+
+    def _zeros(self, operand: Expr) -> Expr:
+        """A zero imaginary part, in the shape of a real operand beside complex ones."""
+        assert self.shapes is not None
+        return broadcast(sympy.S.Zero, (), shape_of(operand, self.shapes), self.add)
 
     def add_multi(self, call: Any, line: tuple[Any, ...] | None = None) -> tuple[sympy.Symbol, ...]:
         """Append a node computing all outputs of `call` (an `arrays.MultiOp` application) at

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import arrays, jumps, rules
+from . import arrays, complexes, jumps, rules
 from .errors import SymgradError, TracingError
 from .graph import TRIP_COUNT, Graph, Loop, defined_by, reads_of, real_symbol
 from .itertrace import ALIAS
@@ -312,6 +312,8 @@ class LoopTracing:
         for name in names:
             if name in env and not _is_number(env[name]):
                 raise _NotKept(f"`{name}` holds a {type(env[name]).__name__}, not a number")
+            if name in env and complexes.is_complex(env[name]):
+                raise _NotKept(f"`{name}` holds a complex value (kept loops carry real values)")
         updated = _updated_in_place(body_stmts)
         for row, _ in binding.rows:
             if row in updated:
@@ -655,6 +657,8 @@ class LoopTracing:
     def _update(body: Graph, value: Any, name: str) -> Any:
         if not _is_number(value):
             raise _NotKept(f"`{name}` becomes a {type(value).__name__}, not a number")
+        if complexes.is_complex(value):
+            raise _NotKept(f"`{name}` becomes a complex value (kept loops carry real values)")
         return body.add(sympy.sympify(value))
 
     def _loop_condition(self, test: ast.expr) -> Any:
@@ -836,6 +840,7 @@ def _body_graph(outer: Graph, index: sympy.Symbol, carries: tuple[sympy.Symbol, 
         unrolled_loops=outer.unrolled_loops,
         shapes=outer.shapes,  # one dict: the body's names are the program's
         parent=outer,
+        complex_values=True,
     )
     body.sources = dict(outer.sources)
     body.unrolled = outer.unrolled

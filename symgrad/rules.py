@@ -15,6 +15,8 @@ import numpy as np
 import sympy
 from sympy.codegen.cfunctions import Cbrt, exp2, expm1, hypot, log1p, log2, log10
 
+from . import complexes
+
 Expr = Any  # a SymPy expression
 Partials = Callable[[tuple[Any, ...], Any], tuple[Any, ...]]
 
@@ -1063,3 +1065,21 @@ def _register_scipy() -> tuple[Rule, ...]:
 
 
 SCIPY_RULES: tuple[Rule, ...] = _register_scipy()
+
+
+def _register_complex() -> tuple[Rule, ...]:
+    """The parts of complex values; on a real value NumPy's too (`np.real(x)` is x, `np.imag(x)` 0)."""
+    found = (
+        Rule(("numpy.real",), sympy.re, "np.real(x * y)"),
+        Rule(("numpy.imag",), sympy.im, "np.imag(x * y) + x"),
+        Rule(("numpy.conj", "numpy.conjugate"), sympy.conjugate, "np.conj(x * y)"),
+        Rule(("numpy.angle",), complexes.angle, "np.angle(x * y) + x"),
+        Rule(("builtins.complex",), complexes.make_complex, "np.abs(complex(x, y))"),
+    )
+    for rule in found:
+        for name in rule.names:
+            CALLABLES[_resolve(name)] = rule
+    return found
+
+
+COMPLEX_RULES: tuple[Rule, ...] = _register_complex()

@@ -23,7 +23,7 @@ import numpy as np
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
-from . import arrays, cache, jumps, parse, rules, trees
+from . import arrays, cache, complexes, jumps, parse, rules, trees
 from .arraytrace import (
     ARRAY_CALLS,
     CONSTRUCTORS,
@@ -129,6 +129,9 @@ def to_sympy(value: Any) -> Any:
         return sympy.Integer(int(value))
     if isinstance(value, numbers.Real):
         return sympy.Float(float(value))
+    if isinstance(value, numbers.Complex):  # 2j, complex(1, 2), np.complex128(...)
+        z = complex(value)
+        return sympy.Float(z.real) + sympy.I * sympy.Float(z.imag)
     raise TypeError(type(value).__name__)
 
 
@@ -601,7 +604,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                     "the function returns a condition, which has no derivative",
                     "return a number, e.g. `1.0 if cond else 0.0`",
                 )
-            if not isinstance(item, (sympy.Expr, numbers.Real)) or isinstance(item, complex):
+            if not isinstance(item, (sympy.Expr, numbers.Complex)):
                 raise self.error(
                     TracingError,
                     stmt,
@@ -858,7 +861,18 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 f"`{type(node).__name__}` expressions are not supported",
                 "use arithmetic, comparisons, calls to supported functions and names",
             )
-        return method(node, hint)
+        try:
+            return method(node, hint)
+        except complexes.ComplexUnsupported:
+            what = ast.unparse(node.func if isinstance(node, ast.Call) else node)
+            raise self.error(
+                TracingError,
+                node,
+                f"`{what}` of a complex value is not supported: symgrad computes complex values with "
+                f"{complexes.SUPPORTED}",
+                "compute with the real and imaginary parts, which are real arrays: "
+                "`a, b = np.real(z), np.imag(z)`",
+            ) from None
 
     def expr_Constant(self, node: ast.Constant, hint: str | None) -> Any:
         return node.value
@@ -966,6 +980,11 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
 
     def expr_Attribute(self, node: ast.Attribute, hint: str | None) -> Any:
         base = self.expr(node.value)
+        part = _COMPLEX_PARTS.get(node.attr)
+        if part is not None and isinstance(base, sympy.Expr):  # z.real, z.imag, z.conj()
+            if node.attr in ("real", "imag"):
+                return self.node(self.keep_shape(part(base), [base]), hint, node)
+            return _PartOf(part, base)
         if node.attr in PROPERTIES or node.attr in METHODS:
             self._cancelled_array(base)
         if is_traced(base) and (node.attr in PROPERTIES or node.attr in METHODS) and self.shape(base):
@@ -1140,9 +1159,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         )
 
     def _check_number(self, value: Any, node: ast.AST) -> None:
-        if isinstance(value, (sympy.Expr, numbers.Number, sympy.logic.boolalg.Boolean)) and not isinstance(
-            value, complex
-        ):
+        if isinstance(value, (sympy.Expr, numbers.Number, sympy.logic.boolalg.Boolean)):
             return
         kind = (
             "a list"
@@ -1292,6 +1309,8 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         args, kwargs = self.call_arguments(node)
         if isinstance(callee, Method):
             return self.array_call(callee.name, [callee.base, *args], kwargs, node, hint)
+        if isinstance(callee, _PartOf) and not args and not kwargs:
+            return self.node(callee.part(callee.base), hint, node)
         if isinstance(callee, ContainerMethod):
             return self.call_container_method(callee, args, node)
         sequence = _lookup_in(SEQUENCE_CALLS, callee)
@@ -1662,6 +1681,23 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
 _FOLDABLE = frozenset({len, int, float, abs, round, min, max, pow, sum, bool})
 
 
+# The attributes of a complex number (or array) that read its parts: `z.real`, `z.conj()`.
+_COMPLEX_PARTS: dict[str, Callable[[Any], Any]] = {
+    "real": sympy.re,
+    "imag": sympy.im,
+    "conj": sympy.conjugate,
+    "conjugate": sympy.conjugate,
+}
+
+
+@dataclass(frozen=True)
+class _PartOf:
+    """`z.conj` before it is called: the part and the value it reads."""
+
+    part: Callable[[Any], Any]
+    base: Any
+
+
 def _library_roots() -> tuple[str, ...]:
     """Folders of the standard library and of installed packages (site-packages)."""
     paths = sysconfig.get_paths()
@@ -1839,8 +1875,12 @@ def trace(
     static: dict[str, Any],
     shapes: dict[str, tuple[int, ...]] | None = None,
     loops: str = "auto",
+    complex_params: frozenset[str] = frozenset(),
 ) -> Graph:
     """Interpret `source` into a Graph whose inputs are its non-static parameters.
+
+    A parameter in `complex_params` takes complex values: the program reads its real and
+    imaginary parts (`z_re = numpy.real(z)`) and computes with pairs of real values.
 
     With `shapes` (one per input), every node knows its shape and array-level operations
     (reductions, `@`, indexing) are allowed; without, the program must be elementwise, and
@@ -1850,9 +1890,9 @@ def trace(
     the function runs per element on these arrays (`Graph.per_element`): then it is traced
     again with in-place updates rebinding, as they do on the numbers it runs on."""
     try:
-        graph = _trace(source, static, shapes, rebind=False, loops=loops)
+        graph = _trace(source, static, shapes, rebind=False, loops=loops, complex_params=complex_params)
         if graph.per_element and graph.wrote_through:
-            graph = _trace(source, static, shapes, rebind=True, loops=loops)
+            graph = _trace(source, static, shapes, rebind=True, loops=loops, complex_params=complex_params)
     except _Raised as raised:  # the user's exception, as Python would raise it, with where
         if hasattr(raised.exc, "add_note"):  # Python 3.11+
             raised.exc.add_note(raised.note)
@@ -1866,17 +1906,32 @@ def _trace(
     shapes: dict[str, tuple[int, ...]] | None,
     rebind: bool,
     loops: str = "auto",
+    complex_params: frozenset[str] = frozenset(),
 ) -> Graph:
     params = [
         a.arg for a in (*source.tree.args.posonlyargs, *source.tree.args.args, *source.tree.args.kwonlyargs)
     ]
     dynamic = [p for p in params if p not in static]
-    graph = Graph(name=source.tree.name, params=tuple(dynamic), inputs=(), rebind=rebind, loops=loops)
-    inputs = tuple(real_symbol(graph.names.fresh(p)) for p in dynamic)
+    graph = Graph(
+        name=source.tree.name,
+        params=tuple(dynamic),
+        inputs=(),
+        rebind=rebind,
+        loops=loops,
+        complex_values=True,
+    )
+    inputs = tuple(
+        (complexes.complex_input if p in complex_params else real_symbol)(graph.names.fresh(p))
+        for p in dynamic
+    )
     graph.inputs = inputs
     if shapes is not None:
         graph.shapes = {symbol: tuple(shapes[p]) for symbol, p in zip(inputs, dynamic)}
     env: dict[str, Any] = dict(zip(dynamic, inputs))
+    for p, symbol in zip(dynamic, inputs):
+        if p in complex_params:  # read as its parts: every value the program computes is real
+            real = graph.add(sympy.re(symbol), f"{symbol}_re")
+            env[p] = real + sympy.I * graph.add(sympy.im(symbol), f"{symbol}_im")
     env.update(static)
     result = Tracer(graph).run(source, env)
     outputs, tree = trees.flatten(python_value(result))
@@ -1930,5 +1985,13 @@ def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
             source.tree,
             "the function returns a condition, which has no derivative",
             "return a number, e.g. `1.0 if cond else 0.0`",
+        )
+    if complexes.is_complex(value):
+        raise source.error(
+            TracingError,
+            source.tree,
+            "the function returns a complex value: symgrad differentiates real-valued functions "
+            "(of real or complex arguments), as jax.grad does",
+            "return a real number computed from it, e.g. `np.abs(w)**2`, `np.real(w)` or `np.angle(w)`",
         )
     return graph.add(value, "out")

@@ -356,7 +356,7 @@ def method_call(x):
 
 
 def attribute_read(x):
-    return x.real  # BAD: attribute
+    return x.nbytes  # BAD: attribute
 
 
 def unknown_numpy(x):

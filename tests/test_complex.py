@@ -1,0 +1,259 @@
+"""Complex arguments and values: gradients of real-valued functions of complex inputs.
+
+The convention is JAX's and autograd's: for z = x + iy the gradient is df/dx - i df/dy
+(PyTorch's `z.grad` is its conjugate). Every case is checked against the original function
+run by NumPy (values), central finite differences in x and y, PyTorch (complex128,
+conjugated) and JAX where installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad import SymgradError, TracingError, WrtError, grad, value_and_grad, vjp
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(0)
+Z3 = RNG.normal(size=3) + 1j * RNG.normal(size=3)
+W32 = RNG.normal(size=(3, 2)) + 1j * RNG.normal(size=(3, 2))
+X3 = RNG.normal(size=3)
+
+
+def finite_difference_gradient(fn, args, i, h=1e-6):
+    """df/dx - i df/dy at argument `i` (df/dx for a real one), by central differences on the
+    original function: shares nothing with symgrad."""
+    arg = args[i]
+    complex_arg = np.iscomplexobj(arg)
+    base = np.array(arg, dtype=complex if complex_arg else float)
+    out = np.zeros(base.shape, dtype=complex if complex_arg else float)
+    directions = (1.0, 1j) if complex_arg else (1.0,)
+    for index in np.ndindex(base.shape):
+        for direction in directions:
+            values = []
+            for sign in (1.0, -1.0):
+                moved = base.copy()
+                moved[index] += sign * h * direction
+                call = list(args)
+                call[i] = moved if np.ndim(arg) else moved.item()
+                values.append(float(fn(*call)))
+            slope = (values[0] - values[1]) / (2 * h)
+            out[index] += slope if direction == 1.0 else -1j * slope
+    return out if np.ndim(arg) else out.item()
+
+
+def _rotate(z, n):
+    s = 0.0  # a real start that becomes complex: the loop unrolls (it says why in the code)
+    for _ in range(n):
+        s = s * (0.98 + 0.02j) + z
+    return (s.real**2 + s.imag**2).sum()
+
+
+# (id, function, arguments, torch twin): the twin computes the same with torch's functions.
+CASES = [
+    ("abs2", lambda z: np.abs(z) ** 2, (1.0 + 2.0j,), lambda z: z.abs() ** 2),
+    ("real-square", lambda z: np.real(z * z), (1.0 + 2.0j,), lambda z: (z * z).real),
+    ("imag-attribute", lambda z: (z * z).imag + z.real, (0.3 - 1.2j,), lambda z: (z * z).imag + z.real),
+    ("conj-product", lambda z: np.real(z * np.conj(z) + z.conjugate() * 2.0j), (0.7 + 0.4j,), None),
+    (
+        "mixed-real",
+        lambda z, x: np.real(np.exp(z) * x) + np.imag(np.sin(z) / (z + 2.0)) + np.angle(z) * x,
+        (1.0 + 2.0j, 0.5),
+        lambda z, x: (torch.exp(z) * x).real + (torch.sin(z) / (z + 2.0)).imag + torch.angle(z) * x,
+    ),
+    (
+        "elementwise",
+        lambda z: np.real(
+            np.log(z) + np.sqrt(z) + np.cos(z) + np.tan(z) + np.sinh(z) + np.cosh(z) + np.tanh(z)
+        ),
+        (0.8 + 0.3j,),
+        lambda z: (
+            (
+                torch.log(z)
+                + torch.sqrt(z)
+                + torch.cos(z)
+                + torch.tan(z)
+                + torch.sinh(z)
+                + torch.cosh(z)
+                + torch.tanh(z)
+            ).real
+        ),
+    ),
+    (
+        "powers",
+        lambda z, x: np.real(z**2 + z**3 + 1.0 / z + z**-2 + z**0.5 + z**x + z ** (0.5 + 0.5j)),
+        (0.9 + 0.6j, 1.7),
+        lambda z, x: (z**2 + z**3 + 1.0 / z + z**-2 + z**0.5 + z**x + z ** (0.5 + 0.5j)).real,
+    ),
+    (
+        "constant-i",
+        lambda x: np.abs(np.exp(1j * x) + 2.0 * x),
+        (0.4,),
+        lambda x: (torch.exp(1j * x) + 2.0 * x).abs(),
+    ),
+    ("array-abs2", lambda z: np.sum(np.abs(z) ** 2), (Z3,), lambda z: (z.abs() ** 2).sum()),
+    (
+        "matmul",
+        lambda z, w: np.sum(np.abs(z @ w) ** 2) + np.real(np.sum(z)),
+        (Z3, W32),
+        lambda z, w: ((z @ w).abs() ** 2).sum() + z.sum().real,
+    ),
+    (
+        "shapes",
+        lambda z, x: (
+            np.real(np.sum(np.cumsum(z)[::-1] * x) + np.mean(z.reshape(3, 1).T) + z[1] * z[2])
+            + np.imag(np.sum(np.stack([z, x])))
+        ),
+        (Z3, X3),
+        lambda z, x: (
+            (torch.cumsum(z, 0).flip(0) * x).sum().real
+            + z.reshape(3, 1).T.mean().real
+            + (z[1] * z[2]).real
+            + torch.stack([z, x.to(z.dtype)]).sum().imag
+        ),
+    ),
+    (
+        "outer",
+        lambda z, x: np.real(np.trace(np.outer(z, x) @ np.outer(x, z))),
+        (Z3, X3),
+        lambda z, x: torch.trace(torch.outer(z, x.to(z.dtype)) @ torch.outer(x.to(z.dtype), z)).real,
+    ),
+    ("complex-builtin", lambda x, y: np.abs(complex(x, y)) ** 3, (0.6, -1.1), None),
+    ("loop-unrolled", lambda z: _rotate(z, 70), (Z3,), lambda z: _rotate(z, 70)),
+    (
+        "angle-array",
+        lambda z: np.sum(np.angle(z) * np.abs(z)),
+        (Z3,),
+        lambda z: (torch.angle(z) * z.abs()).sum(),
+    ),
+]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+@pytest.mark.parametrize("name,fn,args,twin", CASES, ids=_ids(CASES))
+def test_value_and_gradient_match_numpy_and_finite_differences(name, fn, args, twin):
+    positions = tuple(range(len(args)))
+    value, grads = value_and_grad(fn, wrt=positions)(*args)
+    assert value == pytest.approx(float(fn(*args)), rel=1e-12, abs=1e-12)
+    for i, got in enumerate(grads):
+        expected = finite_difference_gradient(fn, args, i)
+        assert np.shape(got) == np.shape(args[i])
+        assert np.iscomplexobj(got) == np.iscomplexobj(args[i]), f"{name}: dtype of the gradient of {i}"
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7, err_msg=f"{name}, argument {i}")
+
+
+@pytest.mark.parametrize(
+    "name,fn,args,twin",
+    [c for c in CASES if c[3] is not None],
+    ids=_ids(c for c in CASES if c[3] is not None),
+)
+def test_gradient_is_the_conjugate_of_torchs(name, fn, args, twin):
+    leaves = [
+        torch.tensor(a, dtype=torch.complex128 if np.iscomplexobj(a) else torch.float64, requires_grad=True)
+        for a in args
+    ]
+    twin(*leaves).backward()
+    grads = grad(fn, wrt=tuple(range(len(args))))(*args)
+    for got, leaf in zip(grads, leaves):
+        np.testing.assert_allclose(got, np.conj(leaf.grad.numpy()), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_gradient_is_jaxs():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+
+    def f(z, w):
+        return jnp.sum(jnp.abs(z @ w) ** 2) + jnp.real(jnp.sum(jnp.exp(z)))
+
+    def mine(z, w):
+        return np.sum(np.abs(z @ w) ** 2) + np.real(np.sum(np.exp(z)))
+
+    expected = jax.grad(f, argnums=(0, 1))(Z3, W32)
+    for got, want in zip(grad(mine, wrt=(0, 1))(Z3, W32), expected):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-10)
+
+
+def test_a_python_complex_argument_gives_a_python_complex_gradient():
+    g = grad(lambda z: np.abs(z) ** 2)(1.0 + 2.0j)
+    assert type(g) is complex and g == pytest.approx(2.0 - 4.0j)
+
+
+def test_vjp_of_a_real_output():
+    def f(z):
+        return np.abs(z) ** 2
+
+    value, pullback = vjp(f)(Z3)
+    np.testing.assert_allclose(value, np.abs(Z3) ** 2)
+    cotangent = np.array([1.0, 2.0, 3.0])
+    expected = finite_difference_gradient(lambda z: float(np.sum(cotangent * f(z))), (Z3,), 0)
+    np.testing.assert_allclose(pullback(cotangent), expected, rtol=1e-6)
+
+
+def test_generated_code_reads_the_parts_and_combines_the_gradient():
+    g = grad(lambda z: np.abs(z) ** 2)
+    g(1.0 + 2.0j)
+    source = g.variant({}, {"z": ()}, frozenset({"z"})).kernel.array_source
+    assert "z_re = numpy.real(z)" in source and "z_im = numpy.imag(z)" in source
+    assert "1j*" in source  # dfdz = dfdz_re - 1j*dfdz_im
+
+
+def test_real_arguments_still_get_real_programs():
+    f = grad(lambda x: np.abs(x) ** 2)
+    assert type(f(1.5)) is float
+    assert f(np.array([1.0, -2.0])).dtype == np.float64
+
+
+def test_a_complex_result_is_refused_with_a_hint_that_works():
+    def f(z):
+        return z * z
+
+    with pytest.raises(TracingError) as info:
+        grad(f)(1.0 + 2.0j)
+    assert "complex value" in str(info.value) and "test_complex.py" in str(info.value)
+    assert "np.real" in info.value.hint
+
+    def fixed(z):
+        return np.real(z * z)  # as the hint says
+
+    assert grad(fixed)(1.0 + 2.0j) == pytest.approx(2.0 + 4.0j)
+
+
+def test_an_unsupported_function_of_a_complex_value_names_the_users_call():
+    def f(z):
+        return np.real(np.log1p(z))
+
+    with pytest.raises(SymgradError) as info:
+        grad(f)(0.5 + 0.5j)
+    message = str(info.value)
+    assert "`np.log1p` of a complex value" in message and "test_complex.py" in message
+    assert "np.real(z), np.imag(z)" in info.value.hint
+
+    def fixed(z):  # the hint: compute with the parts (log1p(w) = log(1 + w) here)
+        a, b = np.real(z), np.imag(z)
+        return 0.5 * np.log((1.0 + a) ** 2 + b**2)
+
+    np.testing.assert_allclose(
+        grad(fixed)(0.5 + 0.5j), finite_difference_gradient(f, (0.5 + 0.5j,), 0), rtol=1e-6
+    )
+
+
+def test_hessian_of_complex_arguments_is_refused_with_a_hint_that_works():
+    def f(z):
+        return np.abs(z) ** 4
+
+    with pytest.raises(WrtError) as info:
+        symgrad.hessian(f)(1.0 + 2.0j)
+    assert "x + 1j * y" in info.value.hint
+
+    def g(x, y):  # the hint: the real and imaginary parts as two float arguments
+        return f(x + 1j * y)
+
+    # |z|^4 = (x^2 + y^2)^2: d2/dx2 = 12x^2 + 4y^2, d2/dy2 = 4x^2 + 12y^2
+    assert float(np.squeeze(symgrad.hessian(g)(1.0, 2.0))) == pytest.approx(28.0)
+    assert float(np.squeeze(symgrad.hessian(g, wrt="y")(1.0, 2.0))) == pytest.approx(52.0)
