@@ -331,8 +331,8 @@ def solve(a: Any, b: Any, add: Add) -> Any:
 
 
 class TriangularSolve(ArrayOp):
-    """x with `a x = b` for a triangular matrix `a` (params: lower), which only the
-    derivatives of `cholesky` make (`a` its factor or the factor's transpose):
+    """x with `a x = b` for a triangular matrix `a`, or a stack of them (params: lower), which
+    only the derivatives of `cholesky` make (`a` its factor or the factor's transpose):
     `sg.solve_triangular`, SciPy's triangular solve where SciPy is installed (O(n^2 k), no
     factorisation), else `numpy.linalg.solve`. The function reads one triangle of `a`, so the
     adjoint of `a` is -bb x^T on that triangle only."""
@@ -340,27 +340,31 @@ class TriangularSolve(ArrayOp):
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[1])
 
+    def _read(self, n: int, ndim: int, add: Add) -> Any:
+        """Ones on the triangle of `a` that the solve reads."""
+        read = add(Tri.make([], (n, 0)))  # ones on and below the diagonal
+        return read if self.params else transpose(read, (1, 0), add)
+
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
         a = self.args[0]
         lower = self.params
-        n = shapes[0][0]
-        bb = triangular_solve(transpose(a, (1, 0), add), bar, not lower, add)
-        dense = Outer.make([bb, atom(out, add)], ()) if len(shapes[1]) == 1 else None
-        ba = add(dense) if dense is not None else matmul(bb, transpose(out, (1, 0), add), add)
-        read = add(Tri.make([], (n, 0)))  # ones on and below the diagonal
-        return [-add(ba * (read if lower else transpose(read, (1, 0), add))), bb]
+        ndim, n = len(shapes[0]), shapes[0][-1]
+        bb = triangular_solve(matrix_transpose(a, ndim, add), bar, not lower, add)
+        if len(shapes[1]) == 1 and ndim == 2:
+            ba = add(Outer.make([bb, atom(out, add)], ()))
+        else:
+            ba = matmul(bb, matrix_transpose(out, len(shapes[1]), add), add)
+        return [-add(ba * self._read(n, ndim, add)), bb]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
         a = self.args[0]
         da, db = dots
-        n = shapes[0][0]
+        ndim, n = len(shapes[0]), shapes[0][-1]
         rhs = []
         if db != 0:
             rhs.append(db)
         if da != 0:
-            read = add(Tri.make([], (n, 0)))
-            da = add(da * (read if self.params else transpose(read, (1, 0), add)))
-            rhs.append(-matmul(da, out, add))
+            rhs.append(-matmul(add(da * self._read(n, ndim, add)), out, add))
         return triangular_solve(a, add(sympy.Add(*rhs)), self.params, add)
 
     def _numpycode(self, printer: Any) -> str:
@@ -405,13 +409,16 @@ def _lower_read(n: int, add: Add) -> Any:
 
 class Cholesky(ArrayOp):
     """`numpy.linalg.cholesky(a)`: the lower factor L of L L^T = S, where S is the symmetric
-    matrix of `a`'s lower triangle (NumPy reads nothing above the diagonal). The derivative is
-    that of the function NumPy computes, as for `eigh`: the adjoint of S (Murray 2016,
-    arXiv:1602.07527, as autograd's grad_cholesky) G = sym(L^-T Phi(L^T Lbar) L^-1), with Phi
-    the lower triangle with its diagonal halved, goes to the lower triangle (G_ii on the
-    diagonal, 2 G_ij below it) and nothing above. On a symmetrised argument
-    (`cholesky(B @ B.T)`) this is the gradient PyTorch and JAX give. A matrix that is not
-    positive definite raises LinAlgError, in the value as in the derivative."""
+    matrix of `a`'s lower triangle (NumPy reads nothing above the diagonal); of a stack of
+    matrices (shape (..., n, n)) each on its own. Params: upper (`upper=True`: the upper
+    factor U = L^T of the symmetric matrix of `a`'s upper triangle, the lower factor of
+    `a^T` transposed, and so differentiated). The derivative is that of the function NumPy
+    computes, as for `eigh`: the adjoint of S (Murray 2016, arXiv:1602.07527, as autograd's
+    grad_cholesky) G = sym(L^-T Phi(L^T Lbar) L^-1), with Phi the lower triangle with its
+    diagonal halved, goes to the lower triangle (G_ii on the diagonal, 2 G_ij below it) and
+    nothing above. On a symmetrised argument (`cholesky(B @ B.T)`) this is the gradient
+    PyTorch and JAX give. A matrix that is not positive definite raises LinAlgError, in the
+    value as in the derivative."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
         return tuple(shapes[0])
@@ -421,48 +428,63 @@ class Cholesky(ArrayOp):
         return add(x * (_lower_read(n, add) + add(Eye.make([], n)) / 2))
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
-        n = shapes[0][0]
-        l_t = transpose(out, (1, 0), add)
+        ndim, n = len(shapes[0]), shapes[0][-1]
+        upper = bool(self.params)
+        # the upper factor is the lower factor of a^T, transposed: work with L and Lbar
+        l_t = out if upper else matrix_transpose(out, ndim, add)
+        bar = matrix_transpose(bar, ndim, add) if upper else bar
         p = self._phi(matmul(l_t, bar, add), n, add)
         y = triangular_solve(l_t, p, False, add)  # L^-T P
-        s = transpose(
-            triangular_solve(l_t, transpose(y, (1, 0), add), False, add), (1, 0), add
+        s = matrix_transpose(
+            triangular_solve(l_t, matrix_transpose(y, ndim, add), False, add), ndim, add
         )  # L^-T P L^-1
-        g = add((s + transpose(s, (1, 0), add)) / 2)
-        return [add(add(Eye.make([], n)) * g + 2 * g * _lower_read(n, add))]
+        g = add((s + matrix_transpose(s, ndim, add)) / 2)
+        result = add(add(Eye.make([], n)) * g + 2 * g * _lower_read(n, add))
+        return [matrix_transpose(result, ndim, add) if upper else result]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
-        n = shapes[0][0]
+        ndim, n = len(shapes[0]), shapes[0][-1]
+        upper = bool(self.params)
         da = atom(dots[0], add)
+        if upper:
+            da, out = matrix_transpose(da, ndim, add), matrix_transpose(out, ndim, add)
         off = add(da * _lower_read(n, add))
-        sym = add(add(Eye.make([], n)) * da + off + transpose(off, (1, 0), add))  # the tangent of S
+        sym = add(add(Eye.make([], n)) * da + off + matrix_transpose(off, ndim, add))  # the tangent of S
         y = triangular_solve(out, sym, True, add)  # L^-1 dS
-        inner = transpose(
-            triangular_solve(out, transpose(y, (1, 0), add), True, add), (1, 0), add
+        inner = matrix_transpose(
+            triangular_solve(out, matrix_transpose(y, ndim, add), True, add), ndim, add
         )  # L^-1 dS L^-T
-        return matmul(out, self._phi(inner, n, add), add)
+        tangent = matmul(out, self._phi(inner, n, add), add)
+        return matrix_transpose(tangent, ndim, add) if upper else tangent
 
     def _numpycode(self, printer: Any) -> str:
-        return f"numpy.linalg.cholesky({_p(printer, self.args[0])})"
+        option = ", upper=True" if self.params else ""
+        return f"numpy.linalg.cholesky({_p(printer, self.args[0])}{option})"
 
 
 class Pinv(ArrayOp):
-    """`numpy.linalg.pinv(a)` (params: the rcond / rtol keywords as given). The derivative
-    (Golub and Pereyra 1973), dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P,
-    holds where the rank of `a` is locally constant (full rank, or any rank kept by the
-    perturbation); where singular values cross NumPy's cutoff the function jumps and has no
-    derivative."""
+    """`numpy.linalg.pinv(a)` of a matrix or a stack of them, shape (..., m, n) (params: the
+    rcond / rtol keywords as given). The derivative (Golub and Pereyra 1973),
+    dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, per matrix, holds where the
+    rank of `a` is locally constant (full rank, or any rank kept by the perturbation); where
+    singular values cross NumPy's cutoff the function jumps and has no derivative."""
 
     def shape(self, shapes: Sequence[Shape]) -> Shape:
-        m, n = shapes[0]
-        return (n, m)
+        *batch, m, n = shapes[0]
+        return (*batch, n, m)
+
+    def _complements(self, p: Any, shapes: Sequence[Shape], add: Add) -> tuple[Any, Any]:
+        """I - A P and I - P A."""
+        a = self.args[0]
+        m, n = shapes[0][-2:]
+        left = add(add(Eye.make([], m)) - matmul(a, p, add))
+        right = add(add(Eye.make([], n)) - matmul(p, a, add))
+        return left, right
 
     def vjp(self, bar: Any, out: Any, shapes: Sequence[Shape], add: Add) -> list[Any]:
-        a, p = self.args[0], out
-        m, n = shapes[0]
-        p_t, g_t = transpose(p, (1, 0), add), transpose(bar, (1, 0), add)
-        left = add(add(Eye.make([], m)) - matmul(a, p, add))  # I - A P
-        right = add(add(Eye.make([], n)) - matmul(p, a, add))  # I - P A
+        p, ndim = out, len(shapes[0])
+        p_t, g_t = matrix_transpose(p, ndim, add), matrix_transpose(bar, ndim, add)
+        left, right = self._complements(p, shapes, add)
         return [
             add(
                 -matmul(p_t, matmul(bar, p_t, add), add)
@@ -472,12 +494,10 @@ class Pinv(ArrayOp):
         ]
 
     def jvp(self, dots: Sequence[Any], out: Any, shapes: Sequence[Shape], add: Add) -> Any:
-        a, p = self.args[0], out
-        m, n = shapes[0]
+        p, ndim = out, len(shapes[0])
         da = atom(dots[0], add)
-        p_t, da_t = transpose(p, (1, 0), add), transpose(da, (1, 0), add)
-        left = add(add(Eye.make([], m)) - matmul(a, p, add))
-        right = add(add(Eye.make([], n)) - matmul(p, a, add))
+        p_t, da_t = matrix_transpose(p, ndim, add), matrix_transpose(da, ndim, add)
+        left, right = self._complements(p, shapes, add)
         return add(
             -matmul(p, matmul(da, p, add), add)
             + matmul(matmul(p, p_t, add), matmul(da_t, left, add), add)
@@ -489,10 +509,30 @@ class Pinv(ArrayOp):
         return f"numpy.linalg.pinv({_p(printer, self.args[0])}{options})"
 
 
+def _row(x: Any, batch: Shape, k: int, add: Add) -> Any:
+    """A vector per matrix (shape (*batch, k)) as one row per matrix, (*batch, 1, k), so that it
+    broadcasts along each matrix's rows; one matrix's vector is that row already."""
+    return reshape(x, (*batch, 1, k), add) if batch else x
+
+
+def _column(x: Any, batch: Shape, k: int, add: Add) -> Any:
+    """A vector per matrix (shape (*batch, k)) as one column per matrix, (*batch, k, 1)."""
+    return reshape(x, (*batch, k, 1), add)
+
+
+def _diagonal(x: Any, batch: Shape, k: int, add: Add) -> Any:
+    """The diagonal of each k x k matrix of a stack (shape (*batch, k)): the row sums of eye * x
+    (zeros added: exact), or an index of one matrix."""
+    if batch:
+        return add(ArraySum.make([add(Eye.make([], k) * atom(x, add))], ((len(batch) + 1,), False)))
+    return add(Index.make([atom(x, add)], (list(range(k)), list(range(k)))))
+
+
 class Svd(MultiOp):
     """`numpy.linalg.svd(a, full_matrices=False)` of an m x n matrix: U (m, k), S (k,)
-    descending, Vh (k, n), k = min(m, n). The VJP is autograd's (Townsend 2016), with
-    F_ij = 1 / (s_j^2 - s_i^2); the JVP its transpose:
+    descending, Vh (k, n), k = min(m, n); of a stack of them (shape (..., m, n)) each matrix
+    on its own, the batch axes leading every result. The VJP is autograd's (Townsend 2016),
+    with F_ij = 1 / (s_j^2 - s_i^2); the JVP its transpose:
     dU = U (F * (dP S + S dP^T)) + (I - U U^T) dA V / S, dS = diag(dP),
     dV = V (F * (S dP + dP^T S)) + (I - V V^T) dA^T U / S, with dP = U^T dA V.
     Repeated (or zero, for the last two terms) singular values make F (or 1/S) infinite: the
@@ -504,44 +544,46 @@ class Svd(MultiOp):
     label = "svd"
 
     def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
-        m, n = shapes[0]
+        *batch, m, n = shapes[0]
         k = min(m, n)
-        return (m, k), (k,), (k, n)
+        return (*batch, m, k), (*batch, k), (*batch, k, n)
 
     @staticmethod
-    def _f(s: Any, k: int, add: Add) -> Any:
+    def _f(s: Any, batch: Shape, k: int, add: Add) -> Any:
         """1 / (s_j^2 - s_i^2) off the diagonal, 0 on it."""
         eye = add(Eye.make([], k))
         squares = add(s**2)
-        return add((1 - eye) / (squares - reshape(squares, (k, 1), add) + eye))
+        return add((1 - eye) / (_row(squares, batch, k, add) - _column(squares, batch, k, add) + eye))
 
     def vjp_all(
         self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> list[Any]:
         u, s, vh = outs
         gu, gs, gvh = bars
-        m, n = shapes[0]
-        k = min(m, n)
-        v = transpose(vh, (1, 0), add)
-        column = reshape(s, (k, 1), add)
+        *batch_, m, n = shapes[0]
+        batch, ndim, k = tuple(batch_), len(shapes[0]), min(m, n)
+        v = matrix_transpose(vh, ndim, add)
+        column, row = _column(s, batch, k, add), _row(s, batch, k, add)
         inner = []
         if gu != 0:
-            utgu = matmul(transpose(u, (1, 0), add), gu, add)
-            inner.append(self._f(s, k, add) * add(utgu - transpose(utgu, (1, 0), add)) * s)
+            utgu = matmul(matrix_transpose(u, ndim, add), gu, add)
+            skew = add(utgu - matrix_transpose(utgu, ndim, add))
+            inner.append(self._f(s, batch, k, add) * skew * row)
         if gs != 0:
-            inner.append(add(Eye.make([], k)) * gs)  # diag(gs)
+            inner.append(add(Eye.make([], k)) * _row(gs, batch, k, add))  # diag(gs)
         if gvh != 0:
-            vtgv = matmul(vh, transpose(gvh, (1, 0), add), add)  # V^T gV with gV = gVh^T
-            inner.append(column * (self._f(s, k, add) * add(vtgv - transpose(vtgv, (1, 0), add))))
+            vtgv = matmul(vh, matrix_transpose(gvh, ndim, add), add)  # V^T gV with gV = gVh^T
+            skew = add(vtgv - matrix_transpose(vtgv, ndim, add))
+            inner.append(column * (self._f(s, batch, k, add) * skew))
         if not inner:
             return [None]
         result = matmul(u, matmul(add(sympy.Add(*inner)), vh, add), add)
         terms = [result]
         if m < n and gvh != 0:  # the part of gV outside V's span
             rest = add(Eye.make([], n)) - matmul(v, vh, add)
-            terms.append(matmul(matmul(add(u / s), gvh, add), add(rest), add))
+            terms.append(matmul(matmul(add(u / row), gvh, add), add(rest), add))
         if m > n and gu != 0:
-            rest = add(Eye.make([], m)) - matmul(u, transpose(u, (1, 0), add), add)
+            rest = add(Eye.make([], m)) - matmul(u, matrix_transpose(u, ndim, add), add)
             terms.append(matmul(add(rest), matmul(gu, add(vh / column), add), add))
         return [add(sympy.Add(*terms))]
 
@@ -549,25 +591,26 @@ class Svd(MultiOp):
         self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
     ) -> tuple[Any, ...]:
         u, s, vh = outs
-        m, n = shapes[0]
-        k = min(m, n)
+        *batch_, m, n = shapes[0]
+        batch, ndim, k = tuple(batch_), len(shapes[0]), min(m, n)
         da = atom(dots[0], add)
-        v = transpose(vh, (1, 0), add)
-        u_t = transpose(u, (1, 0), add)
-        column = reshape(s, (k, 1), add)
-        f = self._f(s, k, add)
+        v = matrix_transpose(vh, ndim, add)
+        u_t = matrix_transpose(u, ndim, add)
+        column, row = _column(s, batch, k, add), _row(s, batch, k, add)
+        f = self._f(s, batch, k, add)
         dp = matmul(u_t, matmul(da, v, add), add)
-        dp_t = transpose(dp, (1, 0), add)
-        ds = add(Index.make([dp], (list(range(k)), list(range(k)))))
-        du = matmul(u, add(f * (dp * s + column * dp_t)), add)
-        dv = matmul(v, add(f * (column * dp + dp_t * s)), add)
+        dp_t = matrix_transpose(dp, ndim, add)
+        ds = _diagonal(dp, batch, k, add)
+        du = matmul(u, add(f * (dp * row + column * dp_t)), add)
+        dv = matmul(v, add(f * (column * dp + dp_t * row)), add)
         if m > k:
             rest = add(Eye.make([], m)) - matmul(u, u_t, add)
-            du = add(du + matmul(add(rest), matmul(da, add(v / s), add), add))
+            du = add(du + matmul(add(rest), matmul(da, add(v / row), add), add))
         if n > k:
             rest = add(Eye.make([], n)) - matmul(v, vh, add)
-            dv = add(dv + matmul(add(rest), matmul(transpose(da, (1, 0), add), add(u / s), add), add))
-        return du, ds, transpose(dv, (1, 0), add)
+            da_t = matrix_transpose(da, ndim, add)
+            dv = add(dv + matmul(add(rest), matmul(da_t, add(u / row), add), add))
+        return du, ds, matrix_transpose(dv, ndim, add)
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.svd({_p(printer, self.args[0])}, full_matrices=False)"

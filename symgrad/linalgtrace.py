@@ -96,6 +96,7 @@ class LinalgTracing:
     _square: Callable[..., tuple[int, ...]]
     _reduce: Callable[..., Any]
     _reshaped: Callable[..., Any]
+    array_transpose: Callable[..., Any]
     array_stack: Callable[..., Any]
     call_rule: Callable[..., Any]
     multi: Callable[..., Any]
@@ -334,19 +335,17 @@ class LinalgTracing:
     ) -> Any:
         row, col = axes
         if ord_ in (2, -2, "nuc"):
-            if len(self.shape(x)) != 2:
-                raise self.error(
-                    UnsupportedSyntaxError,
-                    node,
-                    f"the matrix norm ord={ord_!r} (from singular values) of a stack of matrices "
-                    "is not supported",
-                    "compute it for one matrix at a time, or use the Frobenius norm (ord='fro')",
-                )
-            # NumPy takes the singular values alone (svd(compute_uv=False)): equal but for rounding
-            singular = self.array_svd(x, False, node=node, hint=None).S
+            # NumPy moves the two axes last and takes the singular values alone
+            # (svd(compute_uv=False)): from the full svd here, equal but for rounding
+            shape = self.shape(x)
+            rest = tuple(i for i in range(len(shape)) if i not in axes)
+            moved = self.array_transpose(x, (*rest, row, col), node=node, hint=None)
+            singular = self.array_svd(moved, False, node=node, hint=None).S
             cls = {2: arrays.ArrayMax, -2: arrays.ArrayMin, "nuc": arrays.ArraySum}[ord_]
-            result = self._reduce(cls, singular, None, False, node, None if keepdims else hint)
-            return self._reshaped(result, (1, 1), node, hint) if keepdims else result
+            result = self._reduce(cls, singular, len(rest), False, node, None if keepdims else hint)
+            if keepdims:
+                result = self._reshaped(result, arrays.keep_shape(shape, axes), node, hint)
+            return result
         if ord_ not in (1, -1, math.inf, -math.inf):
             raise self.error(
                 TracingError,
@@ -390,15 +389,9 @@ class LinalgTracing:
         return self.op(linalg.Det, [a], (), hint, node)
 
     def array_cholesky(self, a: Any, *, upper: Any = False, node: ast.AST, hint: str | None) -> Any:
-        self._square(a, node)
-        if self._constant(upper, "cholesky's upper=", "pass upper=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.cholesky(..., upper=True) is not supported",
-                "take the lower factor's transpose, np.linalg.cholesky(a).T (the same for a symmetric a)",
-            )
-        return self.op(linalg.Cholesky, [a], (), hint, node)
+        self._square(a, node, stack=True)
+        upper = bool(self._constant(upper, "cholesky's upper=", "pass upper=True or False", node))
+        return self.op(linalg.Cholesky, [a], upper, hint, node)
 
     def array_matrix_power(self, a: Any, n: Any, *, node: ast.AST, hint: str | None) -> Any:
         size = self._square(a, node)[0]
@@ -428,6 +421,25 @@ class LinalgTracing:
                 result = z if result is None else times(result, z)
         return result
 
+    def _matrices(self, a: Any, node: ast.AST) -> tuple[int, ...]:
+        """`a`'s shape, refused unless it is a matrix or a stack of them, shape (..., m, n)."""
+        shape = self.shape(a)
+        if len(shape) < 2:
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this function"
+            what = f"an array of shape {shape}" if shape else "a number"
+            raise self.error(
+                TracingError,
+                node,
+                f"`{label}` of {what}: it takes matrices (the last two axes)",
+                "pass a matrix, shape (m, n), or a stack of matrices, shape (..., m, n)",
+            )
+        return shape
+
+    def _refuse(self, value: Any, what: str, message: str, hint: str, node: ast.AST) -> None:
+        """Refuse a constant option that symgrad does not differentiate (`hermitian=True`)."""
+        if self._constant(value, what, hint, node):
+            raise self.error(UnsupportedSyntaxError, node, message, hint)
+
     def array_pinv(
         self,
         a: Any,
@@ -438,21 +450,14 @@ class LinalgTracing:
         node: ast.AST,
         hint: str | None,
     ) -> Any:
-        shape = self.shape(a)
-        if len(shape) != 2:
-            raise self.error(
-                TracingError,
-                node,
-                f"np.linalg.pinv of shape {shape}: symgrad supports one matrix",
-                "pass a 2-D array",
-            )
-        if self._constant(hermitian, "pinv's hermitian=", "pass hermitian=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.pinv(..., hermitian=True) is not supported",
-                "drop hermitian=True (the general pinv gives the same value for a symmetric matrix)",
-            )
+        self._matrices(a, node)
+        self._refuse(
+            hermitian,
+            "pinv's hermitian=",
+            "np.linalg.pinv(..., hermitian=True) is not supported",
+            "drop hermitian=True (the general pinv gives the same value for a symmetric matrix)",
+            node,
+        )
         options = []
         for name, value in (("rcond", rcond), ("rtol", rtol)):
             value = self._constant(value, f"pinv's {name}=", f"pass a constant {name}", node)
@@ -470,31 +475,24 @@ class LinalgTracing:
         node: ast.AST,
         hint: str | None,
     ) -> Any:
-        shape = self.shape(a)
-        if len(shape) != 2:
-            raise self.error(
-                TracingError,
-                node,
-                f"np.linalg.svd of an array of shape {shape}: symgrad supports one matrix here",
-                "pass a 2-D array (stacks of matrices are not supported yet)",
-            )
+        *_, m, n = self._matrices(a, node)
         full = self._constant(full_matrices, "svd's full_matrices=", "pass full_matrices=False", node)
         uv = self._constant(compute_uv, "svd's compute_uv=", "pass compute_uv=True or False", node)
-        if uv and full and shape[0] != shape[1]:
+        if uv and full and m != n:
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                f"np.linalg.svd of a {shape[0]}x{shape[1]} matrix with full_matrices=True: the extra "
+                f"np.linalg.svd of {m}x{n} matrices with full_matrices=True: the extra "
                 "singular vectors have no derivative",
                 "pass full_matrices=False (U then has min(m, n) columns)",
             )
-        if self._constant(hermitian, "svd's hermitian=", "pass hermitian=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.svd(..., hermitian=True) is not supported",
-                "drop hermitian=True, or use np.linalg.eigh for a symmetric matrix",
-            )
+        self._refuse(
+            hermitian,
+            "svd's hermitian=",
+            "np.linalg.svd(..., hermitian=True) is not supported",
+            "drop hermitian=True, or use np.linalg.eigh for a symmetric matrix",
+            node,
+        )
         result = self.multi(linalg.Svd, a, (), node, square=False)
         if not uv:
             return result.S  # from the full call: NumPy's S-only call may round differently

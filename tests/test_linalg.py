@@ -33,6 +33,11 @@ def well_conditioned(n: int = 3) -> np.ndarray:
     return RNG.normal(size=(n, n)) + 3.0 * np.eye(n)
 
 
+def spd_stack(k: int, n: int) -> np.ndarray:
+    """A stack of k symmetric positive definite matrices, well conditioned."""
+    return np.stack([spd(n) for _ in range(k)])
+
+
 def well_conditioned_stack(*shape: int) -> np.ndarray:
     """A stack of well-conditioned matrices, of shape (..., n, n)."""
     return RNG.normal(size=shape) + 3.0 * np.eye(shape[-1])
@@ -228,6 +233,50 @@ def svd_values(a):
 
 def norm_singular(x):
     return np.linalg.norm(x, "nuc") + np.linalg.norm(x, 2) + 0.5 * np.linalg.norm(x, -2)
+
+
+# stacks of matrices, shape (..., m, n): each matrix on its own, as NumPy's gufuncs
+
+
+def svd_stack(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    weights = np.arange(1.0, 1.0 + s.shape[-1])  # sign-free functions of the factors, as svd_all
+    return np.sum(s**2 * weights) + np.sum((u[..., :, 0] * vh[..., 0, :1]) ** 2) + np.sum(np.sin(u @ vh))
+
+
+def svd_values_stack(a):
+    return np.sum(np.linalg.svd(a, compute_uv=False) ** 3)
+
+
+def pinv_stack(A):
+    return np.sum(np.sin(np.linalg.pinv(A)))
+
+
+def chol_stack(A):
+    return np.sum(np.linalg.cholesky(A) ** 3)
+
+
+def chol_upper(A):
+    return np.sum(np.sin(np.linalg.cholesky(A, upper=True)))  # NumPy reads A's upper triangle
+
+
+def norm_singular_stack(x):
+    nuc = np.linalg.norm(x, "nuc", axis=(1, 2))
+    two = np.linalg.norm(x, 2, axis=(2, 0), keepdims=True)
+    return (
+        np.sum(nuc * np.arange(1.0, 1.0 + nuc.size))
+        + np.sum(two)
+        + np.sum(np.linalg.norm(x, -2, axis=(-2, -1)))
+    )
+
+
+def trace_nd(x):
+    t = np.trace(x)  # axes 0 and 1 by default: one trace per x[:, :, k]
+    return (
+        np.sum(t**2)
+        + np.sum(np.sin(np.trace(x, 1, 2, 0)))
+        + np.sum(np.trace(x, offset=-1, axis1=1, axis2=2) ** 3)
+    )
 
 
 # --- torch twins -------------------------------------------------------------------------------
@@ -427,6 +476,57 @@ def t_norm_singular(x):
     )
 
 
+def t_svd_stack(a):
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    weights = torch.arange(1.0, 1.0 + s.shape[-1], dtype=torch.float64)
+    return (
+        torch.sum(s**2 * weights)
+        + torch.sum((u[..., :, 0] * vh[..., 0, :1]) ** 2)
+        + torch.sum(torch.sin(u @ vh))
+    )
+
+
+def t_svd_values_stack(a):
+    return torch.sum(torch.linalg.svdvals(a) ** 3)
+
+
+def t_pinv_stack(A):
+    return torch.sum(torch.sin(torch.linalg.pinv(A)))
+
+
+def numpys_symmetric_stack(A, upper=False):
+    """The symmetric matrices NumPy's cholesky factors: one triangle of each, mirrored."""
+    if upper:
+        return torch.triu(A) + torch.triu(A, 1).mT
+    return torch.tril(A) + torch.tril(A, -1).mT
+
+
+def t_chol_stack(A):
+    return torch.sum(torch.linalg.cholesky(numpys_symmetric_stack(A)) ** 3)
+
+
+def t_chol_upper(A):
+    return torch.sum(torch.sin(torch.linalg.cholesky(numpys_symmetric_stack(A, upper=True), upper=True)))
+
+
+def t_norm_singular_stack(x):
+    nuc = torch.linalg.matrix_norm(x, "nuc", dim=(1, 2))
+    two = torch.linalg.matrix_norm(x, 2, dim=(2, 0), keepdim=True)
+    weights = torch.arange(1.0, 1.0 + nuc.numel(), dtype=torch.float64)
+    return (
+        torch.sum(nuc * weights) + torch.sum(two) + torch.sum(torch.linalg.matrix_norm(x, -2, dim=(-2, -1)))
+    )
+
+
+def t_trace_nd(x):
+    t = torch.diagonal(x, 0, 0, 1).sum(-1)
+    return (
+        torch.sum(t**2)
+        + torch.sum(torch.sin(torch.diagonal(x, 1, 2, 0).sum(-1)))
+        + torch.sum(torch.diagonal(x, -1, 1, 2).sum(-1) ** 3)
+    )
+
+
 # np.dot of N-D operands sums a's last axis against b's second-to-last, keeping every other axis
 # (found by autograd's test_dot: it was traced as `@`, which broadcasts batch axes instead, a
 # wrong value of the same shape for (2, 3) . (2, 3, 4))
@@ -516,10 +616,20 @@ CASES = [  # (function, torch version, argument maker)
     (svd_all, t_svd_all, lambda: (normal(2, 3),)),
     (svd_values, t_svd_values, lambda: (normal(3, 2),)),
     (norm_singular, t_norm_singular, lambda: (normal(3, 3),)),
+    (svd_stack, t_svd_stack, lambda: (normal(2, 2, 3),)),
+    (svd_stack, t_svd_stack, lambda: (normal(2, 1, 3, 2),)),
+    (svd_values_stack, t_svd_values_stack, lambda: (normal(2, 3, 2),)),
+    (pinv_stack, t_pinv_stack, lambda: (normal(2, 3, 2),)),
+    (pinv_stack, t_pinv_stack, lambda: (normal(2, 2, 3),)),
+    (chol_stack, t_chol_stack, lambda: (spd_stack(2, 3),)),
+    (chol_upper, t_chol_upper, lambda: (spd(),)),
+    (chol_upper, t_chol_upper, lambda: (spd_stack(2, 3),)),
+    (norm_singular_stack, t_norm_singular_stack, lambda: (normal(3, 2, 3),)),
+    (trace_nd, t_trace_nd, lambda: (normal(3, 4, 5),)),
 ]
 # Values from NumPy's singular-values-only call (`compute_uv=False`, `norm(x, 'nuc')`), which
 # symgrad computes with the full svd (its derivative needs U and V): equal up to rounding.
-ROUNDED = {svd_values, norm_singular}
+ROUNDED = {svd_values, norm_singular, svd_values_stack, norm_singular_stack}
 IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(CASES)]
 
 # One case or more of each function for the second-order checks (hessians cost more).
@@ -556,6 +666,11 @@ SECOND_ORDER = {
     "svd_all",
     "svd_values",
     "norm_singular",
+    "svd_stack",
+    "pinv_stack",
+    "chol_upper",
+    "norm_singular_stack",
+    "trace_nd",
 }
 SECOND_CASES = [case for case in CASES if case[0].__name__ in SECOND_ORDER]
 SECOND_IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(SECOND_CASES)]
@@ -809,14 +924,6 @@ def einsum_mismatch(a, b):
     return np.sum(np.einsum("ij,jk->ik", a, b))
 
 
-def spectral_norm(x):
-    return np.sum(np.linalg.norm(x, 2, axis=(1, 2)))  # of a stack of matrices
-
-
-def chol_upper(A):
-    return np.sum(np.linalg.cholesky(A, upper=True))
-
-
 def test_einsum_interleaved_form_reads_as_its_subscripts():
     # np.einsum(a, [0, 1], b, [1, 2]) is np.einsum('ab,bc', a, b): NumPy's interleaved form
     # (it was refused; autograd's test_einsum2_* write it)
@@ -892,17 +999,52 @@ def svd_full(a):
     return np.sum(np.linalg.svd(a)[1])
 
 
+def svd_reduced(a):  # svd_full as its hint says
+    return np.sum(np.linalg.svd(a, full_matrices=False)[1])
+
+
+def pinv_hermitian(a):
+    return np.sum(np.linalg.pinv(a, hermitian=True) ** 2)
+
+
+def pinv_general(a):  # pinv_hermitian as its hint says
+    return np.sum(np.linalg.pinv(a) ** 2)
+
+
+def svd_hermitian(a):
+    return np.sum(np.linalg.svd(a, hermitian=True)[1])
+
+
+def svd_via_eigh(a):  # svd_hermitian as its hint says (positive definite: eigenvalues are S)
+    return np.sum(np.linalg.eigh(a)[0])
+
+
+def svd_of_vector(a):
+    return np.sum(np.linalg.svd(a, compute_uv=False))
+
+
+def svd_of_column(a):  # svd_of_vector as its hint says: a matrix
+    return np.sum(np.linalg.svd(a[:, None], compute_uv=False))
+
+
 @pytest.mark.parametrize(
-    "fn,x",
-    [(spectral_norm, normal(2, 3, 3)), (chol_upper, spd()), (svd_full, normal(3, 2))],
-    ids=["ord2-stack", "upper", "svd-full"],
+    "fn,fixed,x",
+    [
+        (svd_full, svd_reduced, normal(3, 2)),
+        (svd_full, svd_reduced, normal(2, 3, 2)),
+        (pinv_hermitian, pinv_general, spd()),
+        (svd_hermitian, svd_via_eigh, spd()),
+        (svd_of_vector, svd_of_column, normal(3)),
+    ],
+    ids=["svd-full", "svd-full-stack", "pinv-hermitian", "svd-hermitian", "svd-vector"],
 )
-def test_unsupported_options_are_refused_with_a_working_hint(fn, x):
+def test_unsupported_options_are_refused_with_a_working_hint(fn, fixed, x):
     with pytest.raises(SymgradError) as info:
         grad(fn)(x)
     err = info.value
-    assert err.filename == __file__ and err.hint
-    assert "not supported" in str(err) or "no derivative" in str(err)
+    assert err.filename == __file__ and err.hint and "np.linalg." in (err.source_line or "")
+    assert "not supported" in str(err) or "no derivative" in str(err) or "takes matrices" in str(err)
+    np.testing.assert_allclose(grad(fixed)(x), fd_gradient(fixed, (x,), 0), rtol=1e-7, atol=1e-8)
 
 
 def svd_vectors(a):
