@@ -20,6 +20,7 @@ LINALG_CALLS: dict[Any, str] = {
     np.inner: "inner",
     np.kron: "kron",
     np.cross: "cross",
+    np.linalg.cross: "cross",
     np.linalg.norm: "norm",
     np.linalg.solve: "solve",
     np.linalg.det: "det",
@@ -98,6 +99,7 @@ class LinalgTracing:
     _reshaped: Callable[..., Any]
     array_transpose: Callable[..., Any]
     array_stack: Callable[..., Any]
+    array_moveaxis: Callable[..., Any]
     call_rule: Callable[..., Any]
     multi: Callable[..., Any]
 
@@ -225,21 +227,59 @@ class LinalgTracing:
         blocks = self.op(linalg.Einsum, [a, b], (f"{la},{lb}->{pairs}", False), None, node)
         return self._reshaped(blocks, tuple(m * n for m, n in zip(sa, sb)), node, hint)
 
-    def array_cross(self, a: Any, b: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_cross(
+        self,
+        a: Any,
+        b: Any,
+        axisa: Any = -1,
+        axisb: Any = -1,
+        axisc: Any = -1,
+        axis: Any = None,
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        hint_axes = "pass constant ints for axisa=, axisb=, axisc= and axis="
+        axisa, axisb, axisc, axis = (
+            self._constant(v, "np.cross's axes", hint_axes, node) for v in (axisa, axisb, axisc, axis)
+        )
+        if axis is not None:  # NumPy: axis= stands for all three
+            axisa = axisb = axisc = axis
         sa, sb = self.shape(a), self.shape(b)
-        if not sa or not sb or sa[-1] != 3 or sb[-1] != 3:
+        try:
+            if not all(isinstance(v, int) for v in (axisa, axisb, axisc)):
+                raise ValueError("the axes are not ints")
+            if not sa or not sb:
+                raise ValueError("a number has no vector axis")
+            ka, kb = sa[axisa], sb[axisb]
+            if ka not in (2, 3) or kb not in (2, 3):
+                raise ValueError(f"vectors of lengths {ka} and {kb} (the axes given)")
+            a = self.array_moveaxis(a, axisa, -1, node=node, hint=None)
+            b = self.array_moveaxis(b, axisb, -1, node=node, hint=None)
+            batch = np.broadcast_shapes(self.shape(a)[:-1], self.shape(b)[:-1])
+            ndim = len(batch) + (0 if ka == kb == 2 else 1)
+            if ndim and not -ndim <= axisc < ndim:
+                raise ValueError(f"axisc={axisc} with a result of {ndim} dimensions")
+        except (ValueError, IndexError) as exc:
             raise self.error(
                 TracingError,
                 node,
-                f"np.cross of shapes {sa} and {sb}: symgrad supports 3-vectors (the last axis) here",
-                "pass arrays whose last axis has length 3 (for 2-vectors: a[0] * b[1] - a[1] * b[0])",
-            )
-        ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(3)]
-        cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(3)]
+                f"np.cross of shapes {sa} and {sb}: {exc}",
+                "pass arrays whose vector axes (axisa=, axisb=, or axis=; the last by default) have "
+                "length 3 or 2 and whose other axes broadcast",
+            ) from None
+        ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(ka)] + [0] * (3 - ka)
+        cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(kb)] + [0] * (3 - kb)
+        if ka == kb == 2:  # NumPy's z component alone, a value per pair (deprecated in NumPy 2)
+            return self.node(ca[0] * cb[1] - ca[1] * cb[0], hint, node)
         parts = tuple(
             self.node(ca[i] * cb[j] - ca[j] * cb[i], None, node) for i, j in ((1, 2), (2, 0), (0, 1))
         )
-        return self.array_stack(parts, -1, node=node, hint=hint)
+        if axisc % ndim == ndim - 1:
+            return self.array_stack(parts, -1, node=node, hint=hint)
+        # NumPy's layout (a view moving the last axis): its sums' order, so its values
+        stacked = self.array_stack(parts, -1, node=node, hint=None)
+        return self.array_moveaxis(stacked, -1, axisc, node=node, hint=hint)
 
     # --- norms -----------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
 
+# np.cross of 2-vectors (cross_2d) is deprecated in NumPy 2, but works: symgrad takes it too
+pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
+
 RNG = np.random.default_rng(20260601)
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 W = np.array([0.5, -1.0, 2.0])
@@ -108,6 +111,22 @@ def kron_(a, b):
 
 def cross_(a, b):
     return np.sum(np.cross(a, b) ** 2 * W)
+
+
+def cross_axes(a, b):
+    return np.sum(np.sin(np.cross(a, b, axisa=0, axisb=1, axisc=0)) * W[:, None])
+
+
+def cross_axis(a, b):
+    return np.sum(np.cross(a, b, axis=0) ** 2)
+
+
+def cross_2d(a, b):  # 2-vectors (deprecated in NumPy 2): their z component, or z = 0 against 3
+    return np.sum(np.cross(a, b) ** 2) + np.sum(np.sin(np.cross(a, np.stack([b[1], b[0], b[0]]))))
+
+
+def cross_linalg(a, b):
+    return np.sum(np.linalg.cross(a, b) ** 2 * W)
 
 
 def bmm(a, b):
@@ -337,6 +356,22 @@ def t_kron(a, b):
 def t_cross(a, b):
     a, b = torch.broadcast_tensors(a, b)
     return torch.sum(torch.linalg.cross(a, b, dim=-1) ** 2 * torch.tensor(W))
+
+
+def t_cross_axes(a, b):
+    return torch.sum(torch.sin(torch.linalg.cross(a.T, b, dim=-1).T) * torch.tensor(W)[:, None])
+
+
+def t_cross_axis(a, b):
+    return torch.sum(torch.linalg.cross(a, b, dim=0) ** 2)
+
+
+def t_cross_2d(a, b):
+    pad = torch.nn.functional.pad
+    a3 = pad(a, (0, 1))
+    z = torch.linalg.cross(*torch.broadcast_tensors(a3, pad(b, (0, 1))), dim=-1)[..., 2]
+    c = torch.stack([b[1], b[0], b[0]])
+    return torch.sum(z**2) + torch.sum(torch.sin(torch.linalg.cross(*torch.broadcast_tensors(a3, c), dim=-1)))
 
 
 def t_bmm(a, b):
@@ -573,6 +608,10 @@ CASES = [  # (function, torch version, argument maker)
     (inner_, t_inner, lambda: (normal(2, 3), normal(4, 3))),
     (kron_, t_kron, lambda: (normal(2, 2), normal(3))),
     (cross_, t_cross, lambda: (normal(2, 3), normal(3))),
+    (cross_axes, t_cross_axes, lambda: (normal(3, 4), normal(4, 3))),
+    (cross_axis, t_cross_axis, lambda: (normal(3, 2), normal(3, 2))),
+    (cross_2d, t_cross_2d, lambda: (normal(4, 2), normal(2))),
+    (cross_linalg, t_cross, lambda: (normal(2, 3), normal(3))),
     (bmm, t_bmm, lambda: (normal(2, 3, 2), normal(2, 3))),
     (bmm, t_bmm, lambda: (normal(3, 2), normal(2, 1, 2, 3))),
     (bmm_vector, t_bmm, lambda: (normal(2), normal(2, 2, 3))),
@@ -644,6 +683,8 @@ SECOND_ORDER = {
     "inner_",
     "kron_",
     "cross_",
+    "cross_axes",
+    "cross_2d",
     "bmm",
     "bmm_vector",
     "norm_squared",
@@ -1075,3 +1116,20 @@ def test_triangular_solves_of_the_cholesky_derivative_use_scipy_or_fall_back_to_
     monkeypatch.setitem(sys.modules, "scipy.linalg", None)  # `from scipy.linalg import ...` fails
     assert np.array_equal(runtime.solve_triangular(lower, B, lower=True), np.linalg.solve(lower, B))
     np.testing.assert_allclose(grad(chol_sym)(B), with_scipy, rtol=1e-12)
+
+
+def cross_wrong_axis(a, b):
+    return np.sum(np.cross(a, b, axisa=0))
+
+
+def test_cross_of_vectors_of_other_lengths_is_refused_with_a_working_hint():
+    a, b = normal(4, 3), normal(4, 3)  # axisa=0 has length 4: NumPy refuses it too
+    with pytest.raises(TracingError) as info:
+        grad(cross_wrong_axis)(a, b)
+    err = info.value
+    assert err.filename == __file__ and "np.cross(a, b, axisa=0)" in (err.source_line or "")
+    assert "(4, 3)" in str(err) and "axisa=" in err.hint
+    a = normal(3, 4)  # the vector axis of length 3, as the hint says
+    np.testing.assert_allclose(
+        grad(cross_wrong_axis)(a, b), fd_gradient(cross_wrong_axis, (a, b), 0), rtol=1e-7, atol=1e-8
+    )
