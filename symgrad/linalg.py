@@ -14,6 +14,7 @@ from .arrays import (
     Add,
     ArrayOp,
     ArraySum,
+    Concatenate,
     Eye,
     Full,
     Index,
@@ -614,3 +615,106 @@ class Svd(MultiOp):
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.svd({_p(printer, self.args[0])}, full_matrices=False)"
+
+
+def _upper(n: int, k: int, add: Add) -> Any:
+    """Ones at and above the k-th diagonal of an n x n matrix (`numpy.triu`'s mask)."""
+    return transpose(add(Tri.make([], (n, -k))), (1, 0), add)
+
+
+def _columns(x: Any, start: int | None, stop: int | None, add: Add) -> Any:
+    """`x[..., start:stop]`: columns of each matrix of a stack."""
+    return add(Index.make([atom(x, add)], ("...", ("slice", start, stop, None))))
+
+
+class Qr(MultiOp):
+    """`numpy.linalg.qr(a)` (mode 'reduced') of an m x n matrix or a stack of them (shape
+    (..., m, n)): Q (..., m, k) with orthonormal columns and R (..., k, n) upper triangular,
+    k = min(m, n). With C = Q^T dQ (skew) and X = Q^T dA R^-1 (m >= n), C is X's strict lower
+    triangle minus its transpose, dR = (X - C) R and dQ = dA R^-1 - Q (X - C); so the VJP is
+    gA = (gQ + Q N) R^-T with N the symmetric matrix of M = gR R^T - Q^T gQ's upper triangle
+    (PyTorch's linalg_qr_backward). A wide matrix A = [X | Y] (m < n) is Q R_X = X, R = [R_X |
+    Q^T Y]: Y's part is a product, X's the square case. The derivative is that of a full-rank
+    matrix: a zero on R's diagonal (rank deficiency) makes it inf or nan, as in PyTorch."""
+
+    fields = ("Q", "R")
+    label = "qr"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        *batch, m, n = shapes[0]
+        k = min(m, n)
+        return (*batch, m, k), (*batch, k, n)
+
+    @staticmethod
+    def _square_vjp(gq: Any, gr: Any, q: Any, r: Any, ndim: int, k: int, add: Add) -> Any:
+        """gA of A = Q R with R square (k x k), from gQ and gR (either may be 0)."""
+        terms = []
+        if gr != 0:
+            terms.append(matmul(gr, matrix_transpose(r, ndim, add), add))
+        if gq != 0:
+            terms.append(-matmul(matrix_transpose(q, ndim, add), gq, add))
+        mm = add(sympy.Add(*terms))
+        sym = add(mm * _upper(k, 0, add) + matrix_transpose(add(mm * _upper(k, 1, add)), ndim, add))
+        left = matmul(q, sym, add)
+        if gq != 0:
+            left = add(gq + left)
+        # (gQ + Q N) R^-T, as the transpose of R^-1 (gQ + Q N)^T: a triangular solve
+        solved = triangular_solve(r, matrix_transpose(left, ndim, add), False, add)
+        return matrix_transpose(solved, ndim, add)
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        q, r = outs
+        gq, gr = bars
+        if gq == 0 and gr == 0:
+            return [None]
+        *batch, m, n = shapes[0]
+        ndim = len(shapes[0])
+        if m >= n:
+            return [self._square_vjp(gq, gr, q, r, ndim, n, add)]
+        # wide: R = [R_X | V] with V = Q^T Y
+        r_x, y = _columns(r, None, m, add), _columns(self.args[0], m, None, add)
+        gr_x = _columns(gr, None, m, add) if gr != 0 else 0
+        g_v = _columns(gr, m, None, add) if gr != 0 else 0
+        if g_v != 0:
+            extra = matmul(y, matrix_transpose(g_v, ndim, add), add)
+            gq = add(gq + extra) if gq != 0 else extra
+        gx = self._square_vjp(gq, gr_x, q, r_x, ndim, m, add)
+        gy = matmul(q, g_v, add) if g_v != 0 else add(Full.make([], ((*batch, m, n - m), 0.0)))
+        return [add(Concatenate.make([atom(gx, add), atom(gy, add)], ndim - 1))]
+
+    @staticmethod
+    def _square_jvp(da: Any, q: Any, r: Any, ndim: int, k: int, add: Add) -> tuple[Any, Any]:
+        """(dQ, dR) of A = Q R with R square (k x k) from dA."""
+        # dA R^-1, as the transpose of R^-T dA^T: a triangular solve with R^T (lower)
+        da_r = matrix_transpose(
+            triangular_solve(matrix_transpose(r, ndim, add), matrix_transpose(da, ndim, add), True, add),
+            ndim,
+            add,
+        )
+        x = matmul(matrix_transpose(q, ndim, add), da_r, add)
+        low = add(x * add(Tri.make([], (k, -1))))
+        c = add(low - matrix_transpose(low, ndim, add))
+        x_c = add(x - c)
+        return add(da_r - matmul(q, x_c, add)), matmul(x_c, r, add)
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        q, r = outs
+        m, n = shapes[0][-2:]
+        ndim = len(shapes[0])
+        da = atom(dots[0], add)
+        if m >= n:
+            return self._square_jvp(da, q, r, ndim, n, add)
+        r_x = _columns(r, None, m, add)
+        dq, dr_x = self._square_jvp(_columns(da, None, m, add), q, r_x, ndim, m, add)
+        y, dy = _columns(self.args[0], m, None, add), _columns(da, m, None, add)
+        dv = add(
+            matmul(matrix_transpose(dq, ndim, add), y, add) + matmul(matrix_transpose(q, ndim, add), dy, add)
+        )
+        return dq, add(Concatenate.make([atom(dr_x, add), atom(dv, add)], ndim - 1))
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"numpy.linalg.qr({_p(printer, self.args[0])})"

@@ -28,6 +28,7 @@ LINALG_CALLS: dict[Any, str] = {
     np.linalg.matrix_power: "matrix_power",
     np.linalg.pinv: "pinv",
     np.linalg.svd: "svd",
+    np.linalg.qr: "qr",
 }
 
 # Handlers whose first two arguments are arrays (a nested list there is `np.array` of it).
@@ -536,4 +537,27 @@ class LinalgTracing:
         result = self.multi(linalg.Svd, a, (), node, square=False)
         if not uv:
             return result.S  # from the full call: NumPy's S-only call may round differently
+        return result
+
+    def array_qr(self, a: Any, mode: Any = "reduced", *, node: ast.AST, hint: str | None) -> Any:
+        *_, m, n = self._matrices(a, node)
+        mode = self._constant(mode, "qr's mode=", "pass mode='reduced', 'complete' or 'r'", node)
+        if mode == "complete" and m > n:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.qr of {m}x{n} matrices with mode='complete': Q's extra columns "
+                "(a basis of the complement) have no derivative",
+                "pass mode='reduced' (the default: Q has n columns, R is n x n)",
+            )
+        if mode not in ("reduced", "complete", "r"):
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.qr(..., mode={mode!r}) is not supported",
+                "pass mode='reduced' (Q and R), or mode='r' (R alone)",
+            )
+        result = self.multi(linalg.Qr, a, (), node, square=False)
+        if mode == "r":
+            return result.R  # from the reduced call: the same R (one factorisation)
         return result

@@ -289,6 +289,16 @@ def norm_singular_stack(x):
     )
 
 
+def qr_(a):
+    q, r = np.linalg.qr(a)
+    weights = np.arange(1.0, 1.0 + r.shape[-1])
+    return np.sum(np.sin(q)) + np.sum(r**2 * weights) + np.sum(np.cos(r))
+
+
+def qr_r(a):
+    return np.sum(np.linalg.qr(a, mode="r") ** 3) + np.sum(np.linalg.qr(a, mode="complete").Q[..., 0] ** 3)
+
+
 def trace_nd(x):
     t = np.trace(x)  # axes 0 and 1 by default: one trace per x[:, :, k]
     return (
@@ -553,6 +563,17 @@ def t_norm_singular_stack(x):
     )
 
 
+def t_qr(a):
+    q, r = torch.linalg.qr(a)
+    weights = torch.arange(1.0, 1.0 + r.shape[-1], dtype=torch.float64)
+    return torch.sum(torch.sin(q)) + torch.sum(r**2 * weights) + torch.sum(torch.cos(r))
+
+
+def t_qr_r(a):
+    r = torch.linalg.qr(a)[1]  # torch differentiates mode="r" not at all
+    return torch.sum(r**3) + torch.sum(torch.linalg.qr(a, mode="complete")[0][..., 0] ** 3)
+
+
 def t_trace_nd(x):
     t = torch.diagonal(x, 0, 0, 1).sum(-1)
     return (
@@ -665,6 +686,12 @@ CASES = [  # (function, torch version, argument maker)
     (chol_upper, t_chol_upper, lambda: (spd_stack(2, 3),)),
     (norm_singular_stack, t_norm_singular_stack, lambda: (normal(3, 2, 3),)),
     (trace_nd, t_trace_nd, lambda: (normal(3, 4, 5),)),
+    (qr_, t_qr, lambda: (normal(4, 3),)),
+    (qr_, t_qr, lambda: (normal(3, 3),)),
+    (qr_, t_qr, lambda: (normal(2, 4),)),
+    (qr_, t_qr, lambda: (normal(2, 3, 2),)),
+    (qr_, t_qr, lambda: (normal(2, 2, 3),)),
+    (qr_r, t_qr_r, lambda: (normal(2, 3),)),
 ]
 # Values from NumPy's singular-values-only call (`compute_uv=False`, `norm(x, 'nuc')`), which
 # symgrad computes with the full svd (its derivative needs U and V): equal up to rounding.
@@ -780,12 +807,16 @@ def test_hessian_against_torch(fn, torch_fn, make):
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
 
 
-def test_hessian_of_cholesky_against_finite_differences_of_the_gradient():
-    A = spd()
-    got = hessian(chol_lower)(A)
-    g = grad(chol_lower)
-    for index in np.ndindex(A.shape):
-        row = fd_gradient(lambda a, index=index: g(a)[index], [A], 0)
+@pytest.mark.parametrize(
+    "fn,x",
+    [(chol_lower, spd()), (qr_, normal(3, 2)), (qr_, normal(2, 3))],
+    ids=["cholesky", "qr-tall", "qr-wide"],
+)
+def test_hessian_against_finite_differences_of_the_gradient(fn, x):
+    got = hessian(fn)(x)
+    g = grad(fn)
+    for index in np.ndindex(x.shape):
+        row = fd_gradient(lambda a, index=index: g(a)[index], [x], 0)
         np.testing.assert_allclose(got[index], row, rtol=1e-6, atol=1e-7)
 
 
@@ -1068,16 +1099,25 @@ def svd_of_column(a):  # svd_of_vector as its hint says: a matrix
     return np.sum(np.linalg.svd(a[:, None], compute_uv=False))
 
 
+def qr_complete(a):
+    return np.sum(np.linalg.qr(a, mode="complete").Q ** 3)
+
+
+def qr_reduced(a):  # qr_complete as its hint says
+    return np.sum(np.linalg.qr(a, mode="reduced").Q ** 3)
+
+
 @pytest.mark.parametrize(
     "fn,fixed,x",
     [
+        (qr_complete, qr_reduced, normal(3, 2)),
         (svd_full, svd_reduced, normal(3, 2)),
         (svd_full, svd_reduced, normal(2, 3, 2)),
         (pinv_hermitian, pinv_general, spd()),
         (svd_hermitian, svd_via_eigh, spd()),
         (svd_of_vector, svd_of_column, normal(3)),
     ],
-    ids=["svd-full", "svd-full-stack", "pinv-hermitian", "svd-hermitian", "svd-vector"],
+    ids=["qr-complete", "svd-full", "svd-full-stack", "pinv-hermitian", "svd-hermitian", "svd-vector"],
 )
 def test_unsupported_options_are_refused_with_a_working_hint(fn, fixed, x):
     with pytest.raises(SymgradError) as info:
