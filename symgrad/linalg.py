@@ -718,3 +718,92 @@ class Qr(MultiOp):
 
     def _numpycode(self, printer: Any) -> str:
         return f"numpy.linalg.qr({_p(printer, self.args[0])})"
+
+
+class Lstsq(MultiOp):
+    """`numpy.linalg.lstsq(a, b, rcond)` (params: rcond) of an m x n matrix `a` of full column
+    rank (m >= n) and b of shape (m,) or (m, k): the solution x (n,) or (n, k), the residuals
+    (the squared norms of b - a x, per column: (k,), or (1,) for a 1-D b, as NumPy has them
+    where m > n and the rank is n), the rank (constant) and a's singular values (which the
+    tracer takes from an svd of `a` instead, whose derivative is known). x solves the normal
+    equations a^T a x = a^T b, so with z = solve(a^T a, gx) and r = b - a x the VJP is
+    ga = r z^T - a z x^T, gb = a z; the residuals' adjoint adds 2 r g to gb and -2 (r g) x^T
+    to ga (a^T r = 0). Where `a` is rank deficient the derivative is not that of NumPy's
+    minimum-norm solution."""
+
+    fields = ("x", "residuals", "rank", "s")
+    constant = frozenset({2, 3})
+    label = "lstsq"
+
+    def output_shapes(self, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+        (m, n), sb = shapes
+        k = min(m, n)
+        columns = sb[1:] if len(sb) == 2 else (1,)
+        return (n, *sb[1:]), (columns if m > n else (0,)), (), (k,)
+
+    def _residual(self, x: Any, add: Add) -> Any:
+        a, b = self.args[:2]
+        return add(b - matmul(a, x, add))
+
+    def vjp_all(
+        self, bars: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> list[Any]:
+        x = outs[0]
+        gx, gres = bars[0], bars[1]
+        if gx == 0 and gres == 0:
+            return [None, None]
+        a = self.args[0]
+        (m, n), sb = shapes
+        r = self._residual(x, add)
+        vector = len(sb) == 1
+
+        def outer(u: Any, v: Any) -> Any:
+            return (
+                add(Outer.make([atom(u, add), atom(v, add)], ()))
+                if vector
+                else matmul(u, transpose(v, (1, 0), add), add)
+            )
+
+        ga, gb = [], []
+        if gx != 0:
+            a_t = transpose(a, (1, 0), add)
+            z = solve(matmul(a_t, a, add), gx, add)
+            az = matmul(a, z, add)
+            ga += [outer(r, z), -outer(az, x)]
+            gb.append(az)
+        if gres != 0 and m > n:
+            rg = add(2 * r * gres)  # gres (k,) along r's columns, or (1,) for a vector
+            ga.append(-outer(rg, x))
+            gb.append(rg)
+        return [add(sympy.Add(*ga)) if ga else None, add(sympy.Add(*gb)) if gb else None]
+
+    def jvp_all(
+        self, dots: Sequence[Any], outs: Sequence[Any], shapes: Sequence[Shape], add: Add
+    ) -> tuple[Any, ...]:
+        x = outs[0]
+        a = self.args[0]
+        da, db = dots
+        (m, n), sb = shapes
+        a_t = transpose(a, (1, 0), add)
+        r = self._residual(x, add)
+        rhs, dr = [], []  # a^T a dx = da^T r + a^T (db - da x); dr = db - da x - a dx
+        if da != 0:
+            da = atom(da, add)
+            dax = matmul(da, x, add)
+            rhs += [matmul(transpose(da, (1, 0), add), r, add), -matmul(a_t, dax, add)]
+            dr.append(-dax)
+        if db != 0:
+            rhs.append(matmul(a_t, db, add))
+            dr.append(db)
+        dx = solve(matmul(a_t, a, add), add(sympy.Add(*rhs)), add)
+        dres = sympy.S.Zero
+        if m > n:  # d |r|^2 = 2 r . dr, with a^T r = 0: the a dx part drops
+            axes = (0,) if len(sb) == 2 else None
+            dres = add(ArraySum.make([add(2 * r * add(sympy.Add(*dr)))], (axes, False)))
+            if len(sb) == 1:
+                dres = reshape(dres, (1,), add)
+        return dx, dres, sympy.S.Zero, sympy.S.Zero
+
+    def _numpycode(self, printer: Any) -> str:
+        a, b = (_p(printer, o) for o in self.args[:2])
+        return f"numpy.linalg.lstsq({a}, {b}, rcond={self.params!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import math
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,14 @@ LINALG_CALLS: dict[Any, str] = {
     np.linalg.pinv: "pinv",
     np.linalg.svd: "svd",
     np.linalg.qr: "qr",
+    np.linalg.lstsq: "lstsq",
 }
 
+# lstsq's result, as NumPy's tuple (x, residuals, rank, s)
+_LstsqResult = collections.namedtuple("_LstsqResult", ["x", "residuals", "rank", "s"])
+
 # Handlers whose first two arguments are arrays (a nested list there is `np.array` of it).
-TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve"})
+TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve", "lstsq"})
 
 
 def _interleaved_subscripts(items: list[Any]) -> tuple[str, tuple[Any, ...]] | None:
@@ -561,3 +566,32 @@ class LinalgTracing:
         if mode == "r":
             return result.R  # from the reduced call: the same R (one factorisation)
         return result
+
+    def array_lstsq(self, a: Any, b: Any, rcond: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        sa, sb = self.shape(a), self.shape(b)
+        rcond = self._constant(rcond, "lstsq's rcond=", "pass rcond=None or a constant number", node)
+        if len(sa) != 2 or len(sb) not in (1, 2) or sb[0] != sa[0]:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.linalg.lstsq of a of shape {sa} and b of shape {sb}",
+                "pass a matrix a, shape (m, n), and b of shape (m,) or (m, k)",
+            )
+        m, n = sa
+        if m < n:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.lstsq of a wide {m}x{n} matrix (the minimum-norm solution) is not supported",
+                "write np.linalg.pinv(a) @ b: the same solution, differentiable",
+            )
+        if self.graph.parent is not None:  # type: ignore[attr-defined]
+            return self.multi(linalg.Lstsq, a, None, node, square=False)  # refused there, as svd's
+        graph = self.graph  # type: ignore[attr-defined]
+        operands = [arrays.atom(sympy.sympify(v), graph.add) for v in (a, b)]
+        call = linalg.Lstsq.make(operands, None if rcond is None else float(rcond))
+        lineno = getattr(node, "lineno", None)
+        line = None if lineno is None else (self.frame.source.filename, lineno)  # type: ignore[attr-defined]
+        x, residuals, rank, _ = graph.add_multi(call, line)
+        singular = self.array_svd(a, False, node=node, hint=None).S  # svd's: its derivative is known
+        return _LstsqResult(x, residuals, rank, singular)

@@ -299,6 +299,15 @@ def qr_r(a):
     return np.sum(np.linalg.qr(a, mode="r") ** 3) + np.sum(np.linalg.qr(a, mode="complete").Q[..., 0] ** 3)
 
 
+def lstsq_(a, b):
+    x, residuals, rank, s = np.linalg.lstsq(a, b, rcond=None)
+    return np.sum(np.sin(x)) + np.sum(residuals) * 0.5 + np.sum(s**2) + rank * 0.0
+
+
+def lstsq_of_a(a):  # one argument, for the hessian against differences of the gradient
+    return np.sum(np.linalg.lstsq(a, W)[0] ** 3) + np.sum(np.linalg.lstsq(a, W)[1])
+
+
 def trace_nd(x):
     t = np.trace(x)  # axes 0 and 1 by default: one trace per x[:, :, k]
     return (
@@ -574,6 +583,12 @@ def t_qr_r(a):
     return torch.sum(r**3) + torch.sum(torch.linalg.qr(a, mode="complete")[0][..., 0] ** 3)
 
 
+def t_lstsq(a, b):
+    x = torch.linalg.pinv(a) @ b  # full column rank: lstsq's solution
+    residuals = torch.sum((b - a @ x) ** 2, dim=0)
+    return torch.sum(torch.sin(x)) + torch.sum(residuals) * 0.5 + torch.sum(torch.linalg.svdvals(a) ** 2)
+
+
 def t_trace_nd(x):
     t = torch.diagonal(x, 0, 0, 1).sum(-1)
     return (
@@ -692,10 +707,13 @@ CASES = [  # (function, torch version, argument maker)
     (qr_, t_qr, lambda: (normal(2, 3, 2),)),
     (qr_, t_qr, lambda: (normal(2, 2, 3),)),
     (qr_r, t_qr_r, lambda: (normal(2, 3),)),
+    (lstsq_, t_lstsq, lambda: (normal(4, 2), normal(4))),
+    (lstsq_, t_lstsq, lambda: (normal(4, 3), normal(4, 2))),
+    (lstsq_, t_lstsq, lambda: (normal(3, 3), normal(3, 2))),
 ]
 # Values from NumPy's singular-values-only call (`compute_uv=False`, `norm(x, 'nuc')`), which
 # symgrad computes with the full svd (its derivative needs U and V): equal up to rounding.
-ROUNDED = {svd_values, norm_singular, svd_values_stack, norm_singular_stack}
+ROUNDED = {svd_values, norm_singular, svd_values_stack, norm_singular_stack, lstsq_}
 IDS = [f"{case[0].__name__}-{k}" for k, case in enumerate(CASES)]
 
 # One case or more of each function for the second-order checks (hessians cost more).
@@ -809,8 +827,8 @@ def test_hessian_against_torch(fn, torch_fn, make):
 
 @pytest.mark.parametrize(
     "fn,x",
-    [(chol_lower, spd()), (qr_, normal(3, 2)), (qr_, normal(2, 3))],
-    ids=["cholesky", "qr-tall", "qr-wide"],
+    [(chol_lower, spd()), (qr_, normal(3, 2)), (qr_, normal(2, 3)), (lstsq_of_a, normal(3, 2))],
+    ids=["cholesky", "qr-tall", "qr-wide", "lstsq"],
 )
 def test_hessian_against_finite_differences_of_the_gradient(fn, x):
     got = hessian(fn)(x)
@@ -1097,6 +1115,26 @@ def svd_of_vector(a):
 
 def svd_of_column(a):  # svd_of_vector as its hint says: a matrix
     return np.sum(np.linalg.svd(a[:, None], compute_uv=False))
+
+
+def lstsq_wide(a, b):
+    return np.sum(np.linalg.lstsq(a, b)[0] ** 2)
+
+
+def lstsq_via_pinv(a, b):  # lstsq_wide as its hint says
+    return np.sum((np.linalg.pinv(a) @ b) ** 2)
+
+
+def test_lstsq_of_a_wide_matrix_is_refused_with_a_working_hint():
+    a, b = normal(2, 3), normal(2)
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        grad(lstsq_wide)(a, b)
+    err = info.value
+    assert err.filename == __file__ and "np.linalg.lstsq(a, b)" in (err.source_line or "")
+    assert "2x3" in str(err) and "np.linalg.pinv(a) @ b" in err.hint
+    assert np.allclose(np.linalg.pinv(a) @ b, np.linalg.lstsq(a, b)[0], rtol=1e-12)
+    got = grad(lstsq_via_pinv)(a, b)
+    np.testing.assert_allclose(got, fd_gradient(lstsq_via_pinv, (a, b), 0), rtol=1e-7, atol=1e-8)
 
 
 def qr_complete(a):
