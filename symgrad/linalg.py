@@ -1,4 +1,4 @@
-"""Contractions and linear algebra (einsum, norms, solve, det, cholesky, pinv): shape, VJP, JVP, printing."""
+"""Contractions and linear algebra (einsum, norms, solve, det, cholesky, pinv, svd, qr, lstsq): shape, VJP, JVP, printing."""
 
 from __future__ import annotations
 

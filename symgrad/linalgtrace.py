@@ -1,4 +1,7 @@
-"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross, norm, solve, det, cholesky, matrix_power, pinv, svd."""
+"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross
+(axisa=, axisb=, axisc=, axis=; 3- and 2-vectors), norm (the singular-value matrix norms
+'nuc', 2, -2 of stacks too), solve, det, cholesky (upper=), matrix_power, pinv, svd, qr and
+lstsq. pinv, svd, cholesky and qr take stacks of matrices (shape (..., m, n)), as NumPy's do."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Contractions and linear algebra: np.einsum, tensordot, inner, kron, cross, batched `@`,
-np.linalg.norm, solve, det, cholesky, matrix_power, pinv and svd, to second order.
+np.trace, np.linalg.norm, solve, det, cholesky, matrix_power, pinv, svd, qr and lstsq (stacks
+of matrices where NumPy takes them), to second order.
 
 Each gradient is checked against Richardson-extrapolated central differences of the original
 function and against PyTorch's float64 autograd of the same program written with torch
