@@ -391,13 +391,22 @@ class ArrayTracing(LinalgTracing):
                 raise self.error(TracingError, node, "np.outer takes two vectors here", "pass 1-D arrays")
         return self.op(arrays.Outer, [a, b], (), hint, node)
 
-    def array_trace(self, x: Any, offset: Any = 0, *, node: ast.AST, hint: str | None) -> Any:
+    def array_trace(
+        self, x: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1, *, node: ast.AST, hint: str | None
+    ) -> Any:
         shape = self.shape(x)
         offset = _plain(offset)
-        if len(shape) != 2 or not isinstance(offset, int):
+        if len(shape) < 2 or not isinstance(offset, int):
             raise self.error(
-                TracingError, node, f"np.trace of shape {shape}", "pass a matrix and a constant int offset"
+                TracingError,
+                node,
+                f"np.trace of shape {shape}",
+                "pass an array of 2 or more dimensions and a constant int offset",
             )
+        if len(shape) > 2 or _plain(axis1) != 0 or _plain(axis2) != 1:
+            # NumPy: the sums of the diagonals of the (axis1, axis2) planes, the other axes kept
+            diagonals = self.array_diagonal(x, offset, axis1, axis2, node=node, hint=None)
+            return self._reduce(arrays.ArraySum, diagonals, -1, False, node, hint)
         if shape[0] == shape[1] and offset == 0:
             return self.op(arrays.Trace, [x], (), hint, node)
         # another diagonal: the sum of its elements, gathered by a fancy index

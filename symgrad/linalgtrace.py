@@ -1,8 +1,12 @@
-"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross, norm, solve, det, cholesky, matrix_power, pinv, svd."""
+"""Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross
+(axisa=, axisb=, axisc=, axis=; 3- and 2-vectors), norm (the singular-value matrix norms
+'nuc', 2, -2 of stacks too), solve, det, cholesky (upper=), matrix_power, pinv, svd, qr and
+lstsq. pinv, svd, cholesky and qr take stacks of matrices (shape (..., m, n)), as NumPy's do."""
 
 from __future__ import annotations
 
 import ast
+import collections
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +24,7 @@ LINALG_CALLS: dict[Any, str] = {
     np.inner: "inner",
     np.kron: "kron",
     np.cross: "cross",
+    np.linalg.cross: "cross",
     np.linalg.norm: "norm",
     np.linalg.solve: "solve",
     np.linalg.det: "det",
@@ -27,10 +32,15 @@ LINALG_CALLS: dict[Any, str] = {
     np.linalg.matrix_power: "matrix_power",
     np.linalg.pinv: "pinv",
     np.linalg.svd: "svd",
+    np.linalg.qr: "qr",
+    np.linalg.lstsq: "lstsq",
 }
 
+# lstsq's result, as NumPy's tuple (x, residuals, rank, s)
+_LstsqResult = collections.namedtuple("_LstsqResult", ["x", "residuals", "rank", "s"])
+
 # Handlers whose first two arguments are arrays (a nested list there is `np.array` of it).
-TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve"})
+TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve", "lstsq"})
 
 
 def _interleaved_subscripts(items: list[Any]) -> tuple[str, tuple[Any, ...]] | None:
@@ -96,7 +106,9 @@ class LinalgTracing:
     _square: Callable[..., tuple[int, ...]]
     _reduce: Callable[..., Any]
     _reshaped: Callable[..., Any]
+    array_transpose: Callable[..., Any]
     array_stack: Callable[..., Any]
+    array_moveaxis: Callable[..., Any]
     call_rule: Callable[..., Any]
     multi: Callable[..., Any]
 
@@ -224,21 +236,59 @@ class LinalgTracing:
         blocks = self.op(linalg.Einsum, [a, b], (f"{la},{lb}->{pairs}", False), None, node)
         return self._reshaped(blocks, tuple(m * n for m, n in zip(sa, sb)), node, hint)
 
-    def array_cross(self, a: Any, b: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_cross(
+        self,
+        a: Any,
+        b: Any,
+        axisa: Any = -1,
+        axisb: Any = -1,
+        axisc: Any = -1,
+        axis: Any = None,
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        hint_axes = "pass constant ints for axisa=, axisb=, axisc= and axis="
+        axisa, axisb, axisc, axis = (
+            self._constant(v, "np.cross's axes", hint_axes, node) for v in (axisa, axisb, axisc, axis)
+        )
+        if axis is not None:  # NumPy: axis= stands for all three
+            axisa = axisb = axisc = axis
         sa, sb = self.shape(a), self.shape(b)
-        if not sa or not sb or sa[-1] != 3 or sb[-1] != 3:
+        try:
+            if not all(isinstance(v, int) for v in (axisa, axisb, axisc)):
+                raise ValueError("the axes are not ints")
+            if not sa or not sb:
+                raise ValueError("a number has no vector axis")
+            ka, kb = sa[axisa], sb[axisb]
+            if ka not in (2, 3) or kb not in (2, 3):
+                raise ValueError(f"vectors of lengths {ka} and {kb} (the axes given)")
+            a = self.array_moveaxis(a, axisa, -1, node=node, hint=None)
+            b = self.array_moveaxis(b, axisb, -1, node=node, hint=None)
+            batch = np.broadcast_shapes(self.shape(a)[:-1], self.shape(b)[:-1])
+            ndim = len(batch) + (0 if ka == kb == 2 else 1)
+            if ndim and not -ndim <= axisc < ndim:
+                raise ValueError(f"axisc={axisc} with a result of {ndim} dimensions")
+        except (ValueError, IndexError) as exc:
             raise self.error(
                 TracingError,
                 node,
-                f"np.cross of shapes {sa} and {sb}: symgrad supports 3-vectors (the last axis) here",
-                "pass arrays whose last axis has length 3 (for 2-vectors: a[0] * b[1] - a[1] * b[0])",
-            )
-        ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(3)]
-        cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(3)]
+                f"np.cross of shapes {sa} and {sb}: {exc}",
+                "pass arrays whose vector axes (axisa=, axisb=, or axis=; the last by default) have "
+                "length 3 or 2 and whose other axes broadcast",
+            ) from None
+        ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(ka)] + [0] * (3 - ka)
+        cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(kb)] + [0] * (3 - kb)
+        if ka == kb == 2:  # NumPy's z component alone, a value per pair (deprecated in NumPy 2)
+            return self.node(ca[0] * cb[1] - ca[1] * cb[0], hint, node)
         parts = tuple(
             self.node(ca[i] * cb[j] - ca[j] * cb[i], None, node) for i, j in ((1, 2), (2, 0), (0, 1))
         )
-        return self.array_stack(parts, -1, node=node, hint=hint)
+        if axisc % ndim == ndim - 1:
+            return self.array_stack(parts, -1, node=node, hint=hint)
+        # NumPy's layout (a view moving the last axis): its sums' order, so its values
+        stacked = self.array_stack(parts, -1, node=node, hint=None)
+        return self.array_moveaxis(stacked, -1, axisc, node=node, hint=hint)
 
     # --- norms -----------------------------------------------------------------------------
 
@@ -334,19 +384,17 @@ class LinalgTracing:
     ) -> Any:
         row, col = axes
         if ord_ in (2, -2, "nuc"):
-            if len(self.shape(x)) != 2:
-                raise self.error(
-                    UnsupportedSyntaxError,
-                    node,
-                    f"the matrix norm ord={ord_!r} (from singular values) of a stack of matrices "
-                    "is not supported",
-                    "compute it for one matrix at a time, or use the Frobenius norm (ord='fro')",
-                )
-            # NumPy takes the singular values alone (svd(compute_uv=False)): equal but for rounding
-            singular = self.array_svd(x, False, node=node, hint=None).S
+            # NumPy moves the two axes last and takes the singular values alone
+            # (svd(compute_uv=False)): from the full svd here, equal but for rounding
+            shape = self.shape(x)
+            rest = tuple(i for i in range(len(shape)) if i not in axes)
+            moved = self.array_transpose(x, (*rest, row, col), node=node, hint=None)
+            singular = self.array_svd(moved, False, node=node, hint=None).S
             cls = {2: arrays.ArrayMax, -2: arrays.ArrayMin, "nuc": arrays.ArraySum}[ord_]
-            result = self._reduce(cls, singular, None, False, node, None if keepdims else hint)
-            return self._reshaped(result, (1, 1), node, hint) if keepdims else result
+            result = self._reduce(cls, singular, len(rest), False, node, None if keepdims else hint)
+            if keepdims:
+                result = self._reshaped(result, arrays.keep_shape(shape, axes), node, hint)
+            return result
         if ord_ not in (1, -1, math.inf, -math.inf):
             raise self.error(
                 TracingError,
@@ -390,15 +438,9 @@ class LinalgTracing:
         return self.op(linalg.Det, [a], (), hint, node)
 
     def array_cholesky(self, a: Any, *, upper: Any = False, node: ast.AST, hint: str | None) -> Any:
-        self._square(a, node)
-        if self._constant(upper, "cholesky's upper=", "pass upper=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.cholesky(..., upper=True) is not supported",
-                "take the lower factor's transpose, np.linalg.cholesky(a).T (the same for a symmetric a)",
-            )
-        return self.op(linalg.Cholesky, [a], (), hint, node)
+        self._square(a, node, stack=True)
+        upper = bool(self._constant(upper, "cholesky's upper=", "pass upper=True or False", node))
+        return self.op(linalg.Cholesky, [a], upper, hint, node)
 
     def array_matrix_power(self, a: Any, n: Any, *, node: ast.AST, hint: str | None) -> Any:
         size = self._square(a, node)[0]
@@ -428,6 +470,25 @@ class LinalgTracing:
                 result = z if result is None else times(result, z)
         return result
 
+    def _matrices(self, a: Any, node: ast.AST) -> tuple[int, ...]:
+        """`a`'s shape, refused unless it is a matrix or a stack of them, shape (..., m, n)."""
+        shape = self.shape(a)
+        if len(shape) < 2:
+            label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this function"
+            what = f"an array of shape {shape}" if shape else "a number"
+            raise self.error(
+                TracingError,
+                node,
+                f"`{label}` of {what}: it takes matrices (the last two axes)",
+                "pass a matrix, shape (m, n), or a stack of matrices, shape (..., m, n)",
+            )
+        return shape
+
+    def _refuse(self, value: Any, what: str, message: str, hint: str, node: ast.AST) -> None:
+        """Refuse a constant option that symgrad does not differentiate (`hermitian=True`)."""
+        if self._constant(value, what, hint, node):
+            raise self.error(UnsupportedSyntaxError, node, message, hint)
+
     def array_pinv(
         self,
         a: Any,
@@ -438,21 +499,14 @@ class LinalgTracing:
         node: ast.AST,
         hint: str | None,
     ) -> Any:
-        shape = self.shape(a)
-        if len(shape) != 2:
-            raise self.error(
-                TracingError,
-                node,
-                f"np.linalg.pinv of shape {shape}: symgrad supports one matrix",
-                "pass a 2-D array",
-            )
-        if self._constant(hermitian, "pinv's hermitian=", "pass hermitian=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.pinv(..., hermitian=True) is not supported",
-                "drop hermitian=True (the general pinv gives the same value for a symmetric matrix)",
-            )
+        self._matrices(a, node)
+        self._refuse(
+            hermitian,
+            "pinv's hermitian=",
+            "np.linalg.pinv(..., hermitian=True) is not supported",
+            "drop hermitian=True (the general pinv gives the same value for a symmetric matrix)",
+            node,
+        )
         options = []
         for name, value in (("rcond", rcond), ("rtol", rtol)):
             value = self._constant(value, f"pinv's {name}=", f"pass a constant {name}", node)
@@ -470,32 +524,77 @@ class LinalgTracing:
         node: ast.AST,
         hint: str | None,
     ) -> Any:
-        shape = self.shape(a)
-        if len(shape) != 2:
-            raise self.error(
-                TracingError,
-                node,
-                f"np.linalg.svd of an array of shape {shape}: symgrad supports one matrix here",
-                "pass a 2-D array (stacks of matrices are not supported yet)",
-            )
+        *_, m, n = self._matrices(a, node)
         full = self._constant(full_matrices, "svd's full_matrices=", "pass full_matrices=False", node)
         uv = self._constant(compute_uv, "svd's compute_uv=", "pass compute_uv=True or False", node)
-        if uv and full and shape[0] != shape[1]:
+        if uv and full and m != n:
             raise self.error(
                 UnsupportedSyntaxError,
                 node,
-                f"np.linalg.svd of a {shape[0]}x{shape[1]} matrix with full_matrices=True: the extra "
+                f"np.linalg.svd of {m}x{n} matrices with full_matrices=True: the extra "
                 "singular vectors have no derivative",
                 "pass full_matrices=False (U then has min(m, n) columns)",
             )
-        if self._constant(hermitian, "svd's hermitian=", "pass hermitian=False", node):
-            raise self.error(
-                UnsupportedSyntaxError,
-                node,
-                "np.linalg.svd(..., hermitian=True) is not supported",
-                "drop hermitian=True, or use np.linalg.eigh for a symmetric matrix",
-            )
+        self._refuse(
+            hermitian,
+            "svd's hermitian=",
+            "np.linalg.svd(..., hermitian=True) is not supported",
+            "drop hermitian=True, or use np.linalg.eigh for a symmetric matrix",
+            node,
+        )
         result = self.multi(linalg.Svd, a, (), node, square=False)
         if not uv:
             return result.S  # from the full call: NumPy's S-only call may round differently
         return result
+
+    def array_qr(self, a: Any, mode: Any = "reduced", *, node: ast.AST, hint: str | None) -> Any:
+        *_, m, n = self._matrices(a, node)
+        mode = self._constant(mode, "qr's mode=", "pass mode='reduced', 'complete' or 'r'", node)
+        if mode == "complete" and m > n:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.qr of {m}x{n} matrices with mode='complete': Q's extra columns "
+                "(a basis of the complement) have no derivative",
+                "pass mode='reduced' (the default: Q has n columns, R is n x n)",
+            )
+        if mode not in ("reduced", "complete", "r"):
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.qr(..., mode={mode!r}) is not supported",
+                "pass mode='reduced' (Q and R), or mode='r' (R alone)",
+            )
+        result = self.multi(linalg.Qr, a, (), node, square=False)
+        if mode == "r":
+            return result.R  # from the reduced call: the same R (one factorisation)
+        return result
+
+    def array_lstsq(self, a: Any, b: Any, rcond: Any = None, *, node: ast.AST, hint: str | None) -> Any:
+        sa, sb = self.shape(a), self.shape(b)
+        rcond = self._constant(rcond, "lstsq's rcond=", "pass rcond=None or a constant number", node)
+        if len(sa) != 2 or len(sb) not in (1, 2) or sb[0] != sa[0]:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.linalg.lstsq of a of shape {sa} and b of shape {sb}",
+                "pass a matrix a, shape (m, n), and b of shape (m,) or (m, k)",
+            )
+        m, n = sa
+        if m < n:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"np.linalg.lstsq of a wide {m}x{n} matrix (the minimum-norm solution) is not supported",
+                "write np.linalg.pinv(a) @ b: the same solution, differentiable",
+            )
+        if self.graph.parent is not None:  # type: ignore[attr-defined]
+            return self.multi(linalg.Lstsq, a, None, node, square=False)  # refused there, as svd's
+        graph = self.graph  # type: ignore[attr-defined]
+        operands = [arrays.atom(sympy.sympify(v), graph.add) for v in (a, b)]
+        call = linalg.Lstsq.make(operands, None if rcond is None else float(rcond))
+        lineno = getattr(node, "lineno", None)
+        line = None if lineno is None else (self.frame.source.filename, lineno)  # type: ignore[attr-defined]
+        x, residuals, rank, _ = graph.add_multi(call, line)
+        singular = self.array_svd(a, False, node=node, hint=None).S  # svd's: its derivative is known
+        return _LstsqResult(x, residuals, rank, singular)
