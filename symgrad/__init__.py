@@ -17,6 +17,7 @@ from .errors import (
     UnsupportedSyntaxError,
     WrtError,
 )
+from .registry import supported
 from .rules import RULES, custom_derivative, detach, no_grad, register, stop_gradient
 from .runtime import logsumexp
 
@@ -50,6 +51,7 @@ __all__ = [
     "register",
     "show",
     "stop_gradient",
+    "supported",
     "value_and_grad",
     "vjp",
 ]
