@@ -580,13 +580,64 @@ class ArrayTracing(LinalgTracing):
             )
         return list(parts)
 
-    def array_stack(self, parts: Any, axis: int = 0, *, node: ast.AST, hint: str | None) -> Any:
+    def _float_result(self, out: Any, dtype: Any, casting: Any, node: ast.AST) -> None:
+        """NumPy's `out=`, `dtype=` and `casting=` of a joining function: no `out` array, and
+        a float64 result (dtype None or float64; then every casting rule makes the same values)."""
+        label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this call"
+        if out is not None:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"`{label}` with out=: symgrad's programs never write into an array",
+                f"drop out= and assign the result: `result = {label}(...)`",
+            )
+        if casting not in ("no", "equiv", "safe", "same_kind", "unsafe"):
+            raise self.error(
+                TracingError, node, f"`{label}`: casting={casting!r}", "pass casting='same_kind' (or drop it)"
+            )
+        if dtype is None:
+            return
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            kind = None
+        if kind != np.float64:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"`{label}` with dtype={getattr(dtype, '__name__', dtype)!s}: symgrad differentiates float64 values only",
+                "drop dtype= (or pass dtype=float)",
+            )
+
+    def array_stack(
+        self,
+        parts: Any,
+        axis: int = 0,
+        out: Any = None,
+        *,
+        dtype: Any = None,
+        casting: str = "same_kind",
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        self._float_result(out, dtype, casting, node)
         items = self._parts(parts, node)
         shape = tuple(np.broadcast_shapes(*[self.shape(p) for p in items]))
         items = [self._broadcast(p, shape, node) for p in items]
         return self.op(arrays.Stack, items, axis % (len(shape) + 1), hint, node)
 
-    def array_concatenate(self, parts: Any, axis: int = 0, *, node: ast.AST, hint: str | None) -> Any:
+    def array_concatenate(
+        self,
+        parts: Any,
+        axis: int = 0,
+        out: Any = None,
+        dtype: Any = None,
+        casting: str = "same_kind",
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        self._float_result(out, dtype, casting, node)
         items = self._parts(parts, node)
         ndim = len(self.shape(items[0]))
         if ndim == 0:
@@ -1327,10 +1378,16 @@ class ArrayTracing(LinalgTracing):
             axis = 0 if len(self.shape(shaped[0])) == 1 else 1
         return self.op(arrays.Concatenate, shaped, axis, hint, node)
 
-    def array_hstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_hstack(
+        self, parts: Any, *, dtype: Any = None, casting: str = "same_kind", node: ast.AST, hint: str | None
+    ) -> Any:
+        self._float_result(None, dtype, casting, node)
         return self._joined(parts, 1, -1, node, hint)
 
-    def array_vstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_vstack(
+        self, parts: Any, *, dtype: Any = None, casting: str = "same_kind", node: ast.AST, hint: str | None
+    ) -> Any:
+        self._float_result(None, dtype, casting, node)
         return self._joined(parts, 2, 0, node, hint)
 
     def array_dstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:

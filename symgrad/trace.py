@@ -1706,13 +1706,18 @@ def _only_numbers(callee: Any) -> bool:
 
 
 def _has_traced(args: list[Any], kwargs: dict[str, Any]) -> bool:
-    items = [*args, *kwargs.values()]
-    flat = [v for item in items for v in (item if isinstance(item, tuple) else (item,))]
-    return any(is_traced(v) for v in flat)
+    """Whether a traced value is among the arguments, nested lists (`[[x, 1.0]]`) included."""
+    return any(_traced_within(v) for v in [*args, *kwargs.values()])
+
+
+def _traced_within(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(_traced_within(v) for v in value)
+    return is_traced(value)
 
 
 def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
-    if any(is_traced(a) for a in [*args, *kwargs.values()]):
+    if any(_traced_within(a) for a in [*args, *kwargs.values()]):
         return callee is len and len(args) == 1 and isinstance(args[0], tuple) and not kwargs
     try:
         return callee in _FOLDABLE or callee in ARRAY_CALLS or getattr(callee, "__module__", None) == "math"

@@ -9,10 +9,12 @@ with symgrad. The functions under test are module-level (symgrad reads their sou
 reduces its array result with `score`, a nonlinear sum that weighs every position
 differently, so that an element put at the wrong place changes the gradient."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
-from symgrad import grad, hessian, jvp, value_and_grad
+from symgrad import grad, hessian, jvp, value_and_grad, vjp
 from symgrad.errors import SymgradError, TracingError
 from tests.helpers import richardson_gradient as fd_gradient
 
@@ -899,3 +901,64 @@ def test_nan_reductions_skip_nans_with_torchs_gradient():
 
 def plain_nansum(x):
     return np.nansum(x)
+
+
+# --- NumPy functions passed directly, their keywords, nested lists --------------------------------
+
+
+def stacks_with_dtype(x):
+    a = np.vstack([x, x * x], dtype=float, casting="same_kind")
+    b = np.stack([x, 2.0 * x], axis=1, dtype=np.float64)
+    c = np.concatenate([x, x[::-1]], 0, None, "float64")
+    return score(a) + score(b) + score(c) + score(np.hstack((x, x), dtype=None))
+
+
+def t_stacks_with_dtype(x):
+    a, b = torch.vstack([x, x * x]), torch.stack([x, 2.0 * x], 1)
+    return t_score(a) + t_score(b) + t_score(torch.cat([x, torch.flip(x, [0])])) + t_score(torch.cat([x, x]))
+
+
+def append_nested(x):
+    return score(np.append([[x[0], 2.0], [x[1], x[2]]], [[x[0] * x[1], 1.0]], axis=0))
+
+
+def test_stack_keywords_of_numpy_are_taken():
+    x = R(3)
+    np.testing.assert_allclose(grad(stacks_with_dtype)(x), torch_gradient(t_stacks_with_dtype, x), **TOL)
+    np.testing.assert_allclose(grad(append_nested)(x), fd_gradient(append_nested, [x]), rtol=1e-7, atol=1e-8)
+
+
+def vstack_float32(x):
+    return np.sum(np.vstack([x, x], dtype=np.float32))
+
+
+def test_stack_dtype_other_than_float64_is_refused_at_the_line():
+    with pytest.raises(SymgradError) as info:
+        grad(vstack_float32)(R(3))
+    assert info.value.filename == __file__ and "dtype=float32" in str(info.value)
+    assert "dtype=float" in info.value.hint
+
+
+@pytest.mark.parametrize("fn", [np.row_stack, np.vstack], ids=["row_stack", "vstack"])
+def test_row_stack_passed_directly_is_vstack(fn):
+    """np.row_stack is a Python function (`dtype=None` keyword): its call, not its source."""
+    parts = (R(2, 3), R(1, 3))
+    cot = R(3, 3)
+    value, pullback = vjp(fn)(parts)
+    with pytest.warns(DeprecationWarning) if fn is np.row_stack else contextlib.nullcontext():
+        expected = fn(parts)
+    np.testing.assert_array_equal(value, expected)
+    got = pullback(cot)
+    np.testing.assert_array_equal(got[0], cot[:2])
+    np.testing.assert_array_equal(got[1], cot[2:])
+    _, tangent = jvp(fn)((parts,), ((np.ones((2, 3)), np.zeros((1, 3))),))
+    np.testing.assert_array_equal(tangent, np.vstack([np.ones((2, 3)), np.zeros((1, 3))]))
+
+
+def test_scipy_logsumexp_passed_directly():
+    special = pytest.importorskip("scipy.special")
+    x = R(4)
+    value, pullback = vjp(special.logsumexp)(x)
+    assert value == pytest.approx(special.logsumexp(x), rel=1e-14)
+    np.testing.assert_allclose(pullback(1.0), special.softmax(x), rtol=1e-13)
+    np.testing.assert_allclose(grad(special.logsumexp)(x, axis=0), special.softmax(x), rtol=1e-13)
