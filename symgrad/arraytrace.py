@@ -110,6 +110,7 @@ ARRAY_CALLS: dict[Any, str] = {
     np.atleast_3d: "atleast_3d",
     np.pad: "pad",
     np.diff: "diff",
+    np.gradient: "gradient",
 }
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
@@ -1529,6 +1530,123 @@ class ArrayTracing(LinalgTracing):
             later, earlier = self._slice(x, a, 1, None, node), self._slice(x, a, None, -1, node)
             x = self.node(later - earlier, hint, node)
         return x
+
+    def array_gradient(
+        self, f: Any, *varargs: Any, axis: Any = None, edge_order: Any = 1, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's own steps: central differences inside, one-sided ones (`edge_order` 1 or 2)
+        at both ends, along each axis; linear in `f` (its adjoint follows from the slices).
+        Spacings: numbers (traced ones too), or constant coordinate arrays."""
+        f = self._value(f, node)
+        shape = self.shape(f)
+        if not shape:
+            raise self.error(
+                TracingError, node, "np.gradient of a number", "pass an array of 1 or more dimensions"
+            )
+        order = self._ints(edge_order, "edge_order", node, "pass edge_order=1 or edge_order=2")
+        if order not in (1, 2):
+            raise self.error(
+                TracingError, node, f"np.gradient: edge_order={order!r}", "pass edge_order=1 or edge_order=2"
+            )
+        if axis is None:
+            axes = list(range(len(shape)))
+        else:
+            items = self._ints(axis, "the axis", node, "pass a constant int axis or tuple of axes")
+            axes = [self._axis(a, len(shape), node) for a in (items if isinstance(items, list) else [items])]
+            if len(set(axes)) != len(axes):
+                raise self.error(
+                    TracingError, node, "np.gradient: an axis given twice", "give each axis once"
+                )
+        if len(varargs) == 1 and not isinstance(varargs[0], tuple) and not self.shape(varargs[0]):
+            spacings = list(varargs) * len(axes)
+        elif len(varargs) in (0, len(axes)):
+            spacings = list(varargs) or [1.0] * len(axes)
+        else:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.gradient: {len(varargs)} spacings for {len(axes)} axes",
+                "give one spacing, or one per axis",
+            )
+        parts = [self._gradient_along(f, a, h, order, node) for a, h in zip(axes, spacings)]
+        if len(parts) == 1:
+            return self.node(parts[0], hint, node) if not isinstance(parts[0], sympy.Symbol) else parts[0]
+        return tuple(parts)
+
+    def _gradient_along(self, f: Any, axis: int, spacing: Any, order: int, node: ast.AST) -> Any:
+        n = self.shape(f)[axis]
+        if n < order + 1:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.gradient along an axis of length {n}: edge_order={order} needs {order + 1} or more elements",
+                "pass a longer array, or edge_order=1",
+            )
+        ndim = len(self.shape(f))
+
+        def at(start: int, stop: int | None) -> Any:
+            return sympy.sympify(self._slice(f, axis, start, stop, node))
+
+        if isinstance(spacing, tuple) or self.shape(spacing):  # coordinates: NumPy's uneven steps
+            coords = self._value(spacing, node)
+            if self.shape(coords) != (n,):
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"np.gradient: coordinates of shape {self.shape(coords)} for an axis of length {n}",
+                    f"give {n} coordinates, or one number as the spacing",
+                )
+
+            def step(k: int) -> Any:  # x[k + 1] - x[k], a number
+                return sympy.sympify(self._take(coords, (k + 1,), node)) - sympy.sympify(
+                    self._take(coords, (k,), node)
+                )
+
+            if order == 1:
+                first = (at(1, 2) - at(0, 1)) / step(0)
+                last = (at(n - 1, None) - at(n - 2, n - 1)) / step(n - 2)
+            else:
+                d1, d2 = step(0), step(1)
+                first = (
+                    -(2.0 * d1 + d2) / (d1 * (d1 + d2)) * at(0, 1)
+                    + (d1 + d2) / (d1 * d2) * at(1, 2)
+                    - d1 / (d2 * (d1 + d2)) * at(2, 3)
+                )
+                d1, d2 = step(n - 3), step(n - 2)
+                last = (
+                    d2 / (d1 * (d1 + d2)) * at(n - 3, n - 2)
+                    - (d2 + d1) / (d1 * d2) * at(n - 2, n - 1)
+                    + (2.0 * d2 + d1) / (d2 * (d1 + d2)) * at(n - 1, None)
+                )
+            if n > 2:
+                column = tuple(n - 2 if d == axis else 1 for d in range(ndim))  # broadcasts along axis
+                ahead = sympy.sympify(self._slice(coords, 0, 1, None, node))
+                steps = self.node(ahead - sympy.sympify(self._slice(coords, 0, None, -1, node)), None, node)
+                dx1, dx2 = (
+                    sympy.sympify(self._as_shape(self._slice(steps, 0, lo, hi, node), column, node))
+                    for lo, hi in ((None, -1), (1, None))
+                )
+                a = -dx2 / (dx1 * (dx1 + dx2))
+                b = (dx2 - dx1) / (dx1 * dx2)
+                c = dx1 / (dx2 * (dx1 + dx2))
+                inside = a * at(0, n - 2) + b * at(1, n - 1) + c * at(2, None)
+        else:
+            dx = sympy.sympify(_plain(spacing))
+            if order == 1:
+                first = (at(1, 2) - at(0, 1)) / dx
+                last = (at(n - 1, None) - at(n - 2, n - 1)) / dx
+            else:
+                first = (-1.5 / dx) * at(0, 1) + (2.0 / dx) * at(1, 2) + (-0.5 / dx) * at(2, 3)
+                last = (
+                    (0.5 / dx) * at(n - 3, n - 2)
+                    + (-2.0 / dx) * at(n - 2, n - 1)
+                    + (1.5 / dx) * at(n - 1, None)
+                )
+            if n > 2:
+                inside = (at(2, None) - at(0, n - 2)) / (2.0 * dx)
+        pieces = [first, inside, last] if n > 2 else [first, last]
+        nodes = [self.node(p, None, node) for p in pieces]
+        return self.op(arrays.Concatenate, nodes, axis, None, node)
 
     def array_linspace(
         self, start: Any, stop: Any, num: Any = 50, endpoint: bool = True, *, node: ast.AST, hint: str | None

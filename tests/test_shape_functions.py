@@ -24,6 +24,7 @@ RNG = np.random.default_rng(20260515)
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 NOT_FINITE = np.array([0.0, np.nan, np.inf, -np.inf, 0.0])  # np.nan_to_num replaces three
 IDX = np.array([[2, 0, 0, 1], [1, 1, 3, 0], [0, 2, 1, 3]])  # take_along_axis indices, rows of 4
+COORDS = np.array([0.0, 0.3, 0.5, 1.1, 1.2, 2.0])  # np.gradient's uneven coordinates
 
 
 def score(y):
@@ -308,6 +309,27 @@ def linspace_fn(x):
 
 def linspace_open(x):
     return score(np.linspace(x[0], x[1] * x[0], 4, endpoint=False))
+
+
+def gradient_even(x):
+    return score(np.gradient(x, 0.3, edge_order=2))
+
+
+def gradient_all_axes(x):
+    gx, gy = np.gradient(x)
+    return score(gx) + 2.0 * score(gy)
+
+
+def gradient_axis(x):
+    return score(np.gradient(x, 2.0, axis=-1))
+
+
+def gradient_coords(x):
+    return score(np.gradient(x, COORDS, edge_order=2)) + score(np.gradient(x, COORDS))
+
+
+def gradient_of_coords(t):
+    return score(np.gradient(np.sin(t), t, edge_order=2))
 
 
 # elementwise (issue 15): away from the jumps of mod / fmod and the kinks of copysign, fmax
@@ -612,6 +634,30 @@ def t_linspace_open(x):
     return t_score(x[0] + steps * (x[1] * x[0] - x[0]) / 4)
 
 
+def t_gradient_even(x):
+    return t_score(torch.gradient(x, spacing=0.3, edge_order=2)[0])
+
+
+def t_gradient_all_axes(x):
+    gx, gy = torch.gradient(x)
+    return t_score(gx) + 2.0 * t_score(gy)
+
+
+def t_gradient_axis(x):
+    return t_score(torch.gradient(x, spacing=2.0, dim=-1)[0])
+
+
+def t_gradient_coords(x):
+    coords = (torch.tensor(COORDS),)
+    return t_score(torch.gradient(x, spacing=coords, edge_order=2)[0]) + t_score(
+        torch.gradient(x, spacing=coords)[0]
+    )
+
+
+def t_gradient_of_coords(t):
+    return t_score(torch.gradient(torch.sin(t), spacing=(t,), edge_order=2)[0])
+
+
 def t_mod_fn(x):
     def mod(a, b):  # Python's sign convention (the divisor's), as np.mod: torch.remainder
         return torch.remainder(a, b)
@@ -717,6 +763,11 @@ CASES = [  # (function, torch twin, argument maker)
     (take_along_fn, t_take_along_fn, lambda: R(3, 4)),
     (linspace_fn, t_linspace_fn, lambda: R(2)),
     (linspace_open, t_linspace_open, lambda: R(2)),
+    (gradient_even, t_gradient_even, lambda: R(6)),
+    (gradient_all_axes, t_gradient_all_axes, lambda: R(3, 4)),
+    (gradient_axis, t_gradient_axis, lambda: R(2, 3, 2)),
+    (gradient_coords, t_gradient_coords, lambda: R(6)),
+    (gradient_of_coords, t_gradient_of_coords, lambda: np.sort(distinct(5))),
     (mod_fn, t_mod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
     (fmod_fn, t_fmod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
     (sinc_fn, t_sinc_fn, lambda: R(5)),
@@ -865,6 +916,10 @@ def too_much_ddof(x):
     return np.var(x, ddof=3)
 
 
+def gradient_too_short(x):
+    return np.sum(np.gradient(x[:2], edge_order=2))
+
+
 @pytest.mark.parametrize(
     "fn,says,hint",
     [
@@ -872,8 +927,9 @@ def too_much_ddof(x):
         (pad_edge, "mode='edge'", "np.concatenate"),
         (split_unevenly, "does not split into 2 equal parts", "np.array_split"),
         (too_much_ddof, "ddof=3 leaves no degrees of freedom for 3 elements", "smaller"),
+        (gradient_too_short, "edge_order=2 needs 3 or more elements", "edge_order=1"),
     ],
-    ids=["roll", "pad", "split", "ddof"],
+    ids=["roll", "pad", "split", "ddof", "gradient"],
 )
 def test_refusals_name_the_line_and_say_what_works(fn, says, hint):
     with pytest.raises(TracingError) as info:
@@ -962,3 +1018,37 @@ def test_scipy_logsumexp_passed_directly():
     assert value == pytest.approx(special.logsumexp(x), rel=1e-14)
     np.testing.assert_allclose(pullback(1.0), special.softmax(x), rtol=1e-13)
     np.testing.assert_allclose(grad(special.logsumexp)(x, axis=0), special.softmax(x), rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((R(5),), {}),
+        ((R(3, 4), 0.5, 2.0), {}),
+        ((R(3, 4, 3),), {"axis": (0, -1), "edge_order": 2}),
+        ((R(2, 3),), {"axis": 1}),
+    ],
+    ids=["vector", "spacings", "axes", "axis"],
+)
+def test_np_gradient_passed_directly_values_vjp_and_jvp(args, kwargs):
+    x = args[0]
+    expected = np.gradient(*args, **kwargs)
+    value, pullback = vjp(np.gradient)(*args, **kwargs)
+    assert type(value) is type(expected)  # one array for one axis, a tuple of them for several
+    for got, want in zip(*(v if isinstance(v, tuple) else (v,) for v in (value, expected))):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    cot = tuple(R(*x.shape) for _ in expected) if isinstance(expected, tuple) else R(*x.shape)
+    dims = kwargs.get("axis", tuple(range(x.ndim)))
+    spacing = {"spacing": args[1:]} if len(args) > 1 else {}
+    t = torch.tensor(x, requires_grad=True)
+    outs = torch.gradient(t, dim=dims, edge_order=kwargs.get("edge_order", 1), **spacing)
+    torch.autograd.backward(outs, tuple(torch.tensor(c) for c in (cot if isinstance(cot, tuple) else (cot,))))
+    got = pullback(cot)
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    tangent = R(*x.shape)
+    _, tangent_out = jvp(np.gradient, wrt=0)(args, (tangent,)) if not kwargs else (None, None)
+    if tangent_out is not None:  # linear: the jvp is the function of the tangent
+        want = np.gradient(tangent, *args[1:])
+        for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (tangent_out, want))):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
