@@ -111,6 +111,7 @@ ARRAY_CALLS: dict[Any, str] = {
     np.pad: "pad",
     np.diff: "diff",
     np.gradient: "gradient",
+    np.partition: "partition",
 }
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
@@ -974,6 +975,29 @@ class ArrayTracing(LinalgTracing):
             return x
         a = self._axis(axis, len(shape), node)
         return self.op(arrays.SortedTake, [x, x], a, hint, node)
+
+    def array_partition(
+        self, x: Any, kth: Any, axis: Any = -1, kind: str = "introselect", *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's partition (the kth elements where a sort puts them, smaller ones before,
+        larger after); its adjoint puts each cotangent back where the element came from."""
+        x = self._value(x, node)
+        if axis is None:
+            x, axis = self._flat(x, node), 0
+        shape = self.shape(x)
+        if not shape:
+            raise self.error(TracingError, node, "np.partition of a number", "pass an array")
+        a = self._axis(axis, len(shape), node)
+        k = self._ints(kth, "kth", node, "pass a constant int kth (or a list of them)")
+        for item in k if isinstance(k, list) else [k]:
+            if not -shape[a] <= item < shape[a]:
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"np.partition: kth={item} is out of bounds for an axis of length {shape[a]}",
+                    f"pass a kth from {-shape[a]} to {shape[a] - 1}",
+                )
+        return self.op(arrays.SortedTake, [x, x], (a, tuple(k) if isinstance(k, list) else k), hint, node)
 
     def array_take_along_axis(
         self, x: Any, indices: Any, axis: Any = -1, *, node: ast.AST, hint: str | None

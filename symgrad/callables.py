@@ -182,6 +182,7 @@ _SETTINGS = frozenset(
         "n",
         "k",
         "ord",
+        "kth",
     }
 )
 

@@ -916,6 +916,10 @@ def too_much_ddof(x):
     return np.var(x, ddof=3)
 
 
+def partition_out_of_range(x):
+    return np.sum(np.partition(x, 5))
+
+
 def gradient_too_short(x):
     return np.sum(np.gradient(x[:2], edge_order=2))
 
@@ -928,8 +932,9 @@ def gradient_too_short(x):
         (split_unevenly, "does not split into 2 equal parts", "np.array_split"),
         (too_much_ddof, "ddof=3 leaves no degrees of freedom for 3 elements", "smaller"),
         (gradient_too_short, "edge_order=2 needs 3 or more elements", "edge_order=1"),
+        (partition_out_of_range, "kth=5 is out of bounds for an axis of length 3", "from -3 to 2"),
     ],
-    ids=["roll", "pad", "split", "ddof", "gradient"],
+    ids=["roll", "pad", "split", "ddof", "gradient", "partition"],
 )
 def test_refusals_name_the_line_and_say_what_works(fn, says, hint):
     with pytest.raises(TracingError) as info:
@@ -1052,3 +1057,33 @@ def test_np_gradient_passed_directly_values_vjp_and_jvp(args, kwargs):
         want = np.gradient(tangent, *args[1:])
         for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (tangent_out, want))):
             np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+def partition_fn(x):
+    return score(np.partition(x, [0, 2], axis=0))
+
+
+def partition_flat(x):
+    return score(np.partition(x, -2, axis=None))
+
+
+@pytest.mark.parametrize(
+    "fn,axis,kth", [(partition_fn, 0, [0, 2]), (partition_flat, None, -2)], ids=["axis", "flat"]
+)
+def test_partition_moves_gradients_as_its_permutation(fn, axis, kth):
+    """np.partition's values are NumPy's own; its derivative is the permutation's, as
+    torch's indexing by np.argpartition's order (torch has no partition)."""
+    x = distinct(5, 3)
+    value, got = value_and_grad(fn)(x)
+    assert value == fn(x)
+    np.testing.assert_allclose(got, fd_gradient(fn, [x]), rtol=1e-7, atol=1e-8)
+    order = torch.tensor(np.argpartition(x, kth, axis=axis))
+    t = torch.tensor(x, requires_grad=True)
+    moved = torch.take_along_dim(t, order, dim=0) if axis == 0 else t.reshape(-1)[order]
+    t_score(moved).backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    out, pullback = vjp(np.partition)(x, kth, axis=axis)
+    np.testing.assert_array_equal(out, np.partition(x, kth, axis=axis))
+    u, v = R(5, 3), R(*out.shape)
+    _, tangent = jvp(np.partition, wrt=0)((x, kth, axis), (u,))
+    assert np.sum(v * tangent) == pytest.approx(np.sum(pullback(v) * u), rel=1e-12)  # <v, J u> = <J^T v, u>
