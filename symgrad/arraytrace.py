@@ -138,7 +138,7 @@ VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_di
 
 # The casts that keep float64 values: identities here.
 _FLOAT64_NAMES = frozenset({"float", "float64", "double", "f8", "d"})
-PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
+PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size", "dtype": "dtype"}
 
 
 _RESULT_TYPES: dict[str, Any] = {}
@@ -489,6 +489,9 @@ class ArrayTracing(LinalgTracing):
 
     def array_size(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
         return math.prod(self.shape(x))
+
+    def array_dtype(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return np.dtype(np.float64)  # every traced value is float64
 
     # --- reshaping and copies -------------------------------------------------------------------
 

@@ -119,6 +119,11 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, sympy.Basic) and bool(value.free_symbols)
 
 
+def _is_number(value: Any) -> bool:
+    """A traced or constant SymPy number (not a condition, not a container)."""
+    return isinstance(value, sympy.Expr)
+
+
 def to_sympy(value: Any) -> Any:
     """A SymPy number for a Python/NumPy number; SymPy values unchanged."""
     if isinstance(value, sympy.Basic):
@@ -972,6 +977,9 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             if node.attr in PROPERTIES:
                 return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
             return Method(base, node.attr)
+        if node.attr in PROPERTIES and _is_number(base):
+            # a number is a NumPy scalar here (np.float64: shape (), ndim 0, size 1, as JAX's)
+            return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
         method = self.container_method(base, node.attr)
         if method is not None:
             return method

@@ -1087,3 +1087,25 @@ def test_partition_moves_gradients_as_its_permutation(fn, axis, kth):
     u, v = R(5, 3), R(*out.shape)
     _, tangent = jvp(np.partition, wrt=0)((x, kth, axis), (u,))
     assert np.sum(v * tangent) == pytest.approx(np.sum(pullback(v) * u), rel=1e-12)  # <v, J u> = <J^T v, u>
+
+
+def scalar_attributes(x):
+    total = np.sum(x)  # np.float64 in NumPy: shape (), ndim 0, size 1
+    assert total.shape == () and total.ndim == 0 and total.size == 1 and total.dtype == np.float64
+    assert x.dtype == np.float64 and x.T.shape == x.shape
+    return total.T * total * total.size + x[0].ndim
+
+
+def number_attributes(a):
+    assert a.shape == () and a.ndim == 0 and a.size == 1 and a.dtype == np.float64
+    return a**2
+
+
+def test_numbers_have_numpy_scalar_attributes():
+    """As np.float64 (and a JAX tracer of a number): `.shape` is (), `.ndim` 0, `.size` 1."""
+    x = R(3)
+    value, got = value_and_grad(scalar_attributes)(x)
+    assert value == scalar_attributes(x)
+    np.testing.assert_allclose(got, 2.0 * np.sum(x) * np.ones(3), **TOL)
+    assert grad(number_attributes)(3.0) == 6.0
+    assert grad(number_attributes)(np.float64(3.0)) == 6.0
