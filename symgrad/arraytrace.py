@@ -112,6 +112,7 @@ ARRAY_CALLS: dict[Any, str] = {
     np.diff: "diff",
     np.gradient: "gradient",
     np.partition: "partition",
+    np.select: "select",
 }
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
@@ -122,7 +123,7 @@ ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtr
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
 
 # Handlers whose first argument is a sequence of parts, not one array-like value.
-_TAKES_PARTS = frozenset({"stack", "concatenate", "hstack", "vstack", "dstack", "column_stack"})
+_TAKES_PARTS = frozenset({"stack", "concatenate", "hstack", "vstack", "dstack", "column_stack", "select"})
 
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
 METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose", "reshape", "ravel", "flatten"}
@@ -1001,6 +1002,30 @@ class ArrayTracing(LinalgTracing):
                     f"pass a kth from {-shape[a]} to {shape[a] - 1}",
                 )
         return self.op(arrays.SortedTake, [x, x], (a, tuple(k) if isinstance(k, list) else k), hint, node)
+
+    def array_select(
+        self, condlist: Any, choicelist: Any, default: Any = 0, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's definition: the first choice whose condition holds, `default` where none
+        does; nested np.where calls from the last condition to the first."""
+        conditions, choices = (self._parts(v, node) for v in (condlist, choicelist))
+        if len(conditions) != len(choices):
+            raise self.error(
+                TracingError,
+                node,
+                f"np.select: {len(conditions)} conditions for {len(choices)} choices",
+                "give one condition per choice",
+            )
+        rule = rules.lookup(np.where)
+        assert rule is not None
+        result = default
+        for k, (cond, choice) in enumerate(reversed(list(zip(conditions, choices)))):
+            last = k == len(choices) - 1
+            result = self.call_rule(np.where, rule, [cond, choice, result], {}, node, hint if last else None)
+        shape = np.broadcast_shapes(
+            *(self.shape(v) for v in (*choices, default)), *(np.shape(c) for c in conditions)
+        )
+        return self._broadcast(self._value(result, node), tuple(shape), node)
 
     def array_take_along_axis(
         self, x: Any, indices: Any, axis: Any = -1, *, node: ast.AST, hint: str | None

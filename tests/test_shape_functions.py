@@ -1109,3 +1109,27 @@ def test_numbers_have_numpy_scalar_attributes():
     np.testing.assert_allclose(got, 2.0 * np.sum(x) * np.ones(3), **TOL)
     assert grad(number_attributes)(3.0) == 6.0
     assert grad(number_attributes)(np.float64(3.0)) == 6.0
+
+
+MASK = RNG.normal(size=(3, 4)) > 0
+
+
+def select_fn(x):
+    return score(np.select([MASK, x > 0.5, x < -1.0], [x, x**2, 2.0 * x], default=1.5))
+
+
+def t_select_fn(x):
+    mask = torch.tensor(MASK)
+    inner = torch.where(x < -1.0, 2.0 * x, torch.full_like(x, 1.5))
+    return t_score(torch.where(mask, x, torch.where(x > 0.5, x**2, inner)))
+
+
+def test_select_is_nested_wheres():
+    x = R(3, 4)
+    value, got = value_and_grad(select_fn)(x)
+    assert value == select_fn(x)
+    np.testing.assert_allclose(got, fd_gradient(select_fn, [x]), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(got, torch_gradient(t_select_fn, x), **TOL)
+    tangent = R(3, 4)
+    _, dot = jvp(select_fn)((x,), (tangent,))
+    assert dot == pytest.approx(np.sum(got * tangent), rel=1e-12)
