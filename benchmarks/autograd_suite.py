@@ -144,14 +144,39 @@ def _indices(argnum: Any) -> tuple[int, ...]:
     return spec if isinstance(spec, tuple) else (spec,)
 
 
-def _static(args: Sequence[Any], kwargs: dict[str, Any], argnum: Any) -> tuple[int | str, ...]:
-    """Positions and names of the arguments that are not floats or float arrays."""
+def _static(
+    args: Sequence[Any], kwargs: dict[str, Any], argnum: Any, fun: Any = None
+) -> tuple[int | str, ...]:
+    """Positions and names of the arguments that are not floats or float arrays, and (given
+    `fun`) the names of its parameters left at a default that is none either (a test's
+    `def fun(x, y, num=num)`, `def fun(a, _r=np.sum)`: autograd never differentiates those)."""
     if not AUTO_STATIC:
         return ()
     wrt = set(_indices(argnum))
     found: list[int | str] = [i for i, a in enumerate(args) if i not in wrt and not _is_traced_kind(a)]
     found += [k for k, v in kwargs.items() if not _is_traced_kind(v)]
-    return tuple(found)
+    return tuple(found + _defaults_left(fun, args, kwargs, wrt))
+
+
+def _defaults_left(fun: Any, args: Sequence[Any], kwargs: dict[str, Any], wrt: set[int]) -> list[str]:
+    """`fun`'s parameters the call leaves at a default that is not a float or float array."""
+    import symgrad
+
+    if fun is None or isinstance(fun, symgrad.compiled.Compiled):
+        return []  # a symgrad transform keeps the static names it was made with
+    try:
+        params = list(inspect.signature(symgrad.callables.as_function(fun)).parameters.values())
+    except Exception:  # symgrad's own refusal comes when the test calls it
+        return []
+    found = []
+    for i, p in enumerate(params):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty or p.name in kwargs:
+            continue
+        if (p.kind is not p.KEYWORD_ONLY and i < len(args)) or i in wrt:
+            continue
+        if not _is_traced_kind(p.default):
+            found.append(p.name)
+    return found
 
 
 def _guard(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
@@ -251,7 +276,7 @@ def _check_rev(
     """symgrad's vjp of `fun` against central differences of `reference` (the same function)."""
     idx = _indices(argnum)
     several = isinstance(_wrt(argnum), tuple)
-    static = _static(args, kwargs, argnum)
+    static = _static(args, kwargs, argnum, fun)
     with np.errstate(all="ignore"):
         y = reference(*args, **kwargs)
     dirs = [_random_like(args[i], rng) for i in idx]
@@ -288,7 +313,7 @@ def _check_fwd(
 ) -> None:
     """symgrad's jvp of `fun` against central differences of `reference`."""
     idx = _indices(argnum)
-    static = _static(args, kwargs, argnum)
+    static = _static(args, kwargs, argnum, fun)
     dirs = [_random_like(args[i], rng) for i in idx]
     sg = _symgrad()
     primals = _positional(fun, args, kwargs)
@@ -390,7 +415,7 @@ def _check(
         with np.errstate(all="ignore"):
             several = isinstance(fun(*args, **kwargs), (list, tuple))
         target = _summed(fun, args, kwargs) if several else fun
-        gradient = _symgrad().grad(target, wrt=_wrt(argnum), static=_static(args, kwargs, argnum))
+        gradient = _symgrad().grad(target, wrt=_wrt(argnum), static=_static(args, kwargs, argnum, target))
         if "rev" in modes:
             _check_rev(gradient, gradient, argnum, args, kwargs, "rev order-2", rng)
         if "fwd" in modes:
@@ -438,7 +463,7 @@ def grad(fun: Callable[..., Any], argnum: Any = 0) -> Callable[..., Any]:
     def gradfun(*args: Any, **kwargs: Any) -> Any:
         _guard(args, kwargs)
         target = _as_symgrad(fun, args, kwargs)
-        return _symgrad().grad(target, wrt=_wrt(argnum), static=_static(args, kwargs, argnum))(
+        return _symgrad().grad(target, wrt=_wrt(argnum), static=_static(args, kwargs, argnum, target))(
             *args, **kwargs
         )
 
@@ -454,7 +479,7 @@ def _as_symgrad(fun: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         return fun
     inner, argnum = spec
     return _symgrad().grad(
-        _as_symgrad(inner, args, kwargs), wrt=_wrt(argnum), static=_static(args, kwargs, argnum)
+        _as_symgrad(inner, args, kwargs), wrt=_wrt(argnum), static=_static(args, kwargs, argnum, inner)
     )
 
 
@@ -468,7 +493,7 @@ def value_and_grad(fun: Callable[..., Any], argnum: Any = 0) -> Callable[..., An
 
     def both(*args: Any, **kwargs: Any) -> Any:
         _guard(args, kwargs)
-        static = _static(args, kwargs, argnum)
+        static = _static(args, kwargs, argnum, fun)
         return _symgrad().value_and_grad(fun, wrt=_wrt(argnum), static=static)(*args, **kwargs)
 
     return both
@@ -485,7 +510,7 @@ def jacobian(fun: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
 
     def jac(*args: Any, **kwargs: Any) -> Any:
         _guard(args, kwargs)
-        out = _symgrad().jacobian(fun, wrt=argnum, static=_static(args, kwargs, argnum))(*args, **kwargs)
+        out = _symgrad().jacobian(fun, wrt=argnum, static=_static(args, kwargs, argnum, fun))(*args, **kwargs)
         return _reshaped(out, np.shape(fun(*args, **kwargs)) + np.shape(args[argnum]))
 
     return jac
@@ -496,7 +521,7 @@ def hessian(fun: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
 
     def hess(*args: Any, **kwargs: Any) -> Any:
         _guard(args, kwargs)
-        out = _symgrad().hessian(fun, wrt=argnum, static=_static(args, kwargs, argnum))(*args, **kwargs)
+        out = _symgrad().hessian(fun, wrt=argnum, static=_static(args, kwargs, argnum, fun))(*args, **kwargs)
         return _reshaped(out, np.shape(args[argnum]) * 2)
 
     return hess
@@ -507,7 +532,7 @@ def make_jvp(fun: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
 
     def at(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         _guard(args, kwargs)
-        compiled = _symgrad().jvp(fun, wrt=argnum, static=_static(args, kwargs, argnum))
+        compiled = _symgrad().jvp(fun, wrt=argnum, static=_static(args, kwargs, argnum, fun))
         primals = _positional(fun, args, kwargs)
         return lambda v: compiled(primals, (v,))
 

@@ -740,7 +740,9 @@ class CumProd(ArrayOp):
 
 
 class SortedTake(ArrayOp):
-    """Operands (v, key): `v` in the order that sorts `key` along an axis (params: axis),
+    """Operands (v, key): `v` in the order that sorts `key` along an axis (params: axis; or
+    (axis, kth): the order `numpy.partition(key, kth, axis)` puts it in, `np.partition(x)` is
+    SortedTake(x, x) with a kth),
     `numpy.take_along_axis(v, numpy.argsort(key, axis, kind="stable"), axis)`; `np.sort(x)`
     is SortedTake(x, x). The order is piecewise constant in `key`, which gets no gradient;
     the adjoint puts the cotangent back where each element came from (`SortedPut`). Ties
@@ -759,9 +761,22 @@ class SortedTake(ArrayOp):
 
     def _numpycode(self, printer: Any) -> str:
         v, key = (_p(printer, a) for a in self.operands)
+        axis, kth = _sort_params(self.params)
         if self.args[0] == self.args[1]:
-            return f"numpy.sort({v}, axis={self.params})"
-        return f"sg.sorted_take({v}, {key}, {self.params})"
+            if kth is not None:
+                return f"numpy.partition({v}, {kth!r}, axis={axis})"
+            return f"numpy.sort({v}, axis={axis})"
+        return f"sg.sorted_take({v}, {key}, {_sort_args(self.params)})"
+
+
+def _sort_params(params: Any) -> tuple[int, Any]:
+    """(axis, kth) of a sort's params: an int axis (np.sort), or (axis, kth) (np.partition)."""
+    return (params, None) if isinstance(params, int) else params
+
+
+def _sort_args(params: Any) -> str:
+    axis, kth = _sort_params(params)
+    return str(axis) if kth is None else f"{axis}, {kth!r}"
 
 
 class SortedPut(ArrayOp):
@@ -781,7 +796,7 @@ class SortedPut(ArrayOp):
 
     def _numpycode(self, printer: Any) -> str:
         v, key = (_p(printer, a) for a in self.operands)
-        return f"sg.sorted_put({v}, {key}, {self.params})"
+        return f"sg.sorted_put({v}, {key}, {_sort_args(self.params)})"
 
 
 # --- indexing, stacking, constants -------------------------------------------------------------

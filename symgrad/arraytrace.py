@@ -110,6 +110,9 @@ ARRAY_CALLS: dict[Any, str] = {
     np.atleast_3d: "atleast_3d",
     np.pad: "pad",
     np.diff: "diff",
+    np.gradient: "gradient",
+    np.partition: "partition",
+    np.select: "select",
 }
 for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
@@ -120,7 +123,7 @@ ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtr
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}
 
 # Handlers whose first argument is a sequence of parts, not one array-like value.
-_TAKES_PARTS = frozenset({"stack", "concatenate", "hstack", "vstack", "dstack", "column_stack"})
+_TAKES_PARTS = frozenset({"stack", "concatenate", "hstack", "vstack", "dstack", "column_stack", "select"})
 
 # Methods and properties of traced arrays: `x.sum()`, `x.T`, `x.shape`.
 METHODS = {"sum", "mean", "prod", "max", "min", "dot", "transpose", "reshape", "ravel", "flatten"}
@@ -136,7 +139,7 @@ VIEW_METHODS = frozenset({"reshape", "ravel", "squeeze", "transpose", "expand_di
 
 # The casts that keep float64 values: identities here.
 _FLOAT64_NAMES = frozenset({"float", "float64", "double", "f8", "d"})
-PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size"}
+PROPERTIES = {"T": "transpose", "shape": "shape", "ndim": "ndim", "size": "size", "dtype": "dtype"}
 
 
 _RESULT_TYPES: dict[str, Any] = {}
@@ -497,6 +500,9 @@ class ArrayTracing(LinalgTracing):
     def array_size(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
         return math.prod(self.shape(x))
 
+    def array_dtype(self, x: Any, *, node: ast.AST, hint: str | None) -> Any:
+        return np.dtype(np.float64)  # every traced value is float64
+
     # --- reshaping and copies -------------------------------------------------------------------
 
     def _reshaped(self, x: Any, shape: tuple[int, ...], node: ast.AST, hint: str | None) -> Any:
@@ -589,13 +595,64 @@ class ArrayTracing(LinalgTracing):
             )
         return list(parts)
 
-    def array_stack(self, parts: Any, axis: int = 0, *, node: ast.AST, hint: str | None) -> Any:
+    def _float_result(self, out: Any, dtype: Any, casting: Any, node: ast.AST) -> None:
+        """NumPy's `out=`, `dtype=` and `casting=` of a joining function: no `out` array, and
+        a float64 result (dtype None or float64; then every casting rule makes the same values)."""
+        label = ast.unparse(node.func) if isinstance(node, ast.Call) else "this call"
+        if out is not None:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"`{label}` with out=: symgrad's programs never write into an array",
+                f"drop out= and assign the result: `result = {label}(...)`",
+            )
+        if casting not in ("no", "equiv", "safe", "same_kind", "unsafe"):
+            raise self.error(
+                TracingError, node, f"`{label}`: casting={casting!r}", "pass casting='same_kind' (or drop it)"
+            )
+        if dtype is None:
+            return
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            kind = None
+        if kind != np.float64:
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"`{label}` with dtype={getattr(dtype, '__name__', dtype)!s}: symgrad differentiates float64 values only",
+                "drop dtype= (or pass dtype=float)",
+            )
+
+    def array_stack(
+        self,
+        parts: Any,
+        axis: int = 0,
+        out: Any = None,
+        *,
+        dtype: Any = None,
+        casting: str = "same_kind",
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        self._float_result(out, dtype, casting, node)
         items = self._parts(parts, node)
         shape = tuple(np.broadcast_shapes(*[self.shape(p) for p in items]))
         items = [self._broadcast(p, shape, node) for p in items]
         return self.op(arrays.Stack, items, axis % (len(shape) + 1), hint, node)
 
-    def array_concatenate(self, parts: Any, axis: int = 0, *, node: ast.AST, hint: str | None) -> Any:
+    def array_concatenate(
+        self,
+        parts: Any,
+        axis: int = 0,
+        out: Any = None,
+        dtype: Any = None,
+        casting: str = "same_kind",
+        *,
+        node: ast.AST,
+        hint: str | None,
+    ) -> Any:
+        self._float_result(out, dtype, casting, node)
         items = self._parts(parts, node)
         ndim = len(self.shape(items[0]))
         if ndim == 0:
@@ -931,6 +988,53 @@ class ArrayTracing(LinalgTracing):
             return x
         a = self._axis(axis, len(shape), node)
         return self.op(arrays.SortedTake, [x, x], a, hint, node)
+
+    def array_partition(
+        self, x: Any, kth: Any, axis: Any = -1, kind: str = "introselect", *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's partition (the kth elements where a sort puts them, smaller ones before,
+        larger after); its adjoint puts each cotangent back where the element came from."""
+        x = self._value(x, node)
+        if axis is None:
+            x, axis = self._flat(x, node), 0
+        shape = self.shape(x)
+        if not shape:
+            raise self.error(TracingError, node, "np.partition of a number", "pass an array")
+        a = self._axis(axis, len(shape), node)
+        k = self._ints(kth, "kth", node, "pass a constant int kth (or a list of them)")
+        for item in k if isinstance(k, list) else [k]:
+            if not -shape[a] <= item < shape[a]:
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"np.partition: kth={item} is out of bounds for an axis of length {shape[a]}",
+                    f"pass a kth from {-shape[a]} to {shape[a] - 1}",
+                )
+        return self.op(arrays.SortedTake, [x, x], (a, tuple(k) if isinstance(k, list) else k), hint, node)
+
+    def array_select(
+        self, condlist: Any, choicelist: Any, default: Any = 0, *, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's definition: the first choice whose condition holds, `default` where none
+        does; nested np.where calls from the last condition to the first."""
+        conditions, choices = (self._parts(v, node) for v in (condlist, choicelist))
+        if len(conditions) != len(choices):
+            raise self.error(
+                TracingError,
+                node,
+                f"np.select: {len(conditions)} conditions for {len(choices)} choices",
+                "give one condition per choice",
+            )
+        rule = rules.lookup(np.where)
+        assert rule is not None
+        result = default
+        for k, (cond, choice) in enumerate(reversed(list(zip(conditions, choices)))):
+            last = k == len(choices) - 1
+            result = self.call_rule(np.where, rule, [cond, choice, result], {}, node, hint if last else None)
+        shape = np.broadcast_shapes(
+            *(self.shape(v) for v in (*choices, default)), *(np.shape(c) for c in conditions)
+        )
+        return self._broadcast(self._value(result, node), tuple(shape), node)
 
     def array_take_along_axis(
         self, x: Any, indices: Any, axis: Any = -1, *, node: ast.AST, hint: str | None
@@ -1336,10 +1440,16 @@ class ArrayTracing(LinalgTracing):
             axis = 0 if len(self.shape(shaped[0])) == 1 else 1
         return self.op(arrays.Concatenate, shaped, axis, hint, node)
 
-    def array_hstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_hstack(
+        self, parts: Any, *, dtype: Any = None, casting: str = "same_kind", node: ast.AST, hint: str | None
+    ) -> Any:
+        self._float_result(None, dtype, casting, node)
         return self._joined(parts, 1, -1, node, hint)
 
-    def array_vstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
+    def array_vstack(
+        self, parts: Any, *, dtype: Any = None, casting: str = "same_kind", node: ast.AST, hint: str | None
+    ) -> Any:
+        self._float_result(None, dtype, casting, node)
         return self._joined(parts, 2, 0, node, hint)
 
     def array_dstack(self, parts: Any, *, node: ast.AST, hint: str | None) -> Any:
@@ -1481,6 +1591,123 @@ class ArrayTracing(LinalgTracing):
             later, earlier = self._slice(x, a, 1, None, node), self._slice(x, a, None, -1, node)
             x = self.node(later - earlier, hint, node)
         return x
+
+    def array_gradient(
+        self, f: Any, *varargs: Any, axis: Any = None, edge_order: Any = 1, node: ast.AST, hint: str | None
+    ) -> Any:
+        """NumPy's own steps: central differences inside, one-sided ones (`edge_order` 1 or 2)
+        at both ends, along each axis; linear in `f` (its adjoint follows from the slices).
+        Spacings: numbers (traced ones too), or constant coordinate arrays."""
+        f = self._value(f, node)
+        shape = self.shape(f)
+        if not shape:
+            raise self.error(
+                TracingError, node, "np.gradient of a number", "pass an array of 1 or more dimensions"
+            )
+        order = self._ints(edge_order, "edge_order", node, "pass edge_order=1 or edge_order=2")
+        if order not in (1, 2):
+            raise self.error(
+                TracingError, node, f"np.gradient: edge_order={order!r}", "pass edge_order=1 or edge_order=2"
+            )
+        if axis is None:
+            axes = list(range(len(shape)))
+        else:
+            items = self._ints(axis, "the axis", node, "pass a constant int axis or tuple of axes")
+            axes = [self._axis(a, len(shape), node) for a in (items if isinstance(items, list) else [items])]
+            if len(set(axes)) != len(axes):
+                raise self.error(
+                    TracingError, node, "np.gradient: an axis given twice", "give each axis once"
+                )
+        if len(varargs) == 1 and not isinstance(varargs[0], tuple) and not self.shape(varargs[0]):
+            spacings = list(varargs) * len(axes)
+        elif len(varargs) in (0, len(axes)):
+            spacings = list(varargs) or [1.0] * len(axes)
+        else:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.gradient: {len(varargs)} spacings for {len(axes)} axes",
+                "give one spacing, or one per axis",
+            )
+        parts = [self._gradient_along(f, a, h, order, node) for a, h in zip(axes, spacings)]
+        if len(parts) == 1:
+            return self.node(parts[0], hint, node) if not isinstance(parts[0], sympy.Symbol) else parts[0]
+        return tuple(parts)
+
+    def _gradient_along(self, f: Any, axis: int, spacing: Any, order: int, node: ast.AST) -> Any:
+        n = self.shape(f)[axis]
+        if n < order + 1:
+            raise self.error(
+                TracingError,
+                node,
+                f"np.gradient along an axis of length {n}: edge_order={order} needs {order + 1} or more elements",
+                "pass a longer array, or edge_order=1",
+            )
+        ndim = len(self.shape(f))
+
+        def at(start: int, stop: int | None) -> Any:
+            return sympy.sympify(self._slice(f, axis, start, stop, node))
+
+        if isinstance(spacing, tuple) or self.shape(spacing):  # coordinates: NumPy's uneven steps
+            coords = self._value(spacing, node)
+            if self.shape(coords) != (n,):
+                raise self.error(
+                    TracingError,
+                    node,
+                    f"np.gradient: coordinates of shape {self.shape(coords)} for an axis of length {n}",
+                    f"give {n} coordinates, or one number as the spacing",
+                )
+
+            def step(k: int) -> Any:  # x[k + 1] - x[k], a number
+                return sympy.sympify(self._take(coords, (k + 1,), node)) - sympy.sympify(
+                    self._take(coords, (k,), node)
+                )
+
+            if order == 1:
+                first = (at(1, 2) - at(0, 1)) / step(0)
+                last = (at(n - 1, None) - at(n - 2, n - 1)) / step(n - 2)
+            else:
+                d1, d2 = step(0), step(1)
+                first = (
+                    -(2.0 * d1 + d2) / (d1 * (d1 + d2)) * at(0, 1)
+                    + (d1 + d2) / (d1 * d2) * at(1, 2)
+                    - d1 / (d2 * (d1 + d2)) * at(2, 3)
+                )
+                d1, d2 = step(n - 3), step(n - 2)
+                last = (
+                    d2 / (d1 * (d1 + d2)) * at(n - 3, n - 2)
+                    - (d2 + d1) / (d1 * d2) * at(n - 2, n - 1)
+                    + (2.0 * d2 + d1) / (d2 * (d1 + d2)) * at(n - 1, None)
+                )
+            if n > 2:
+                column = tuple(n - 2 if d == axis else 1 for d in range(ndim))  # broadcasts along axis
+                ahead = sympy.sympify(self._slice(coords, 0, 1, None, node))
+                steps = self.node(ahead - sympy.sympify(self._slice(coords, 0, None, -1, node)), None, node)
+                dx1, dx2 = (
+                    sympy.sympify(self._as_shape(self._slice(steps, 0, lo, hi, node), column, node))
+                    for lo, hi in ((None, -1), (1, None))
+                )
+                a = -dx2 / (dx1 * (dx1 + dx2))
+                b = (dx2 - dx1) / (dx1 * dx2)
+                c = dx1 / (dx2 * (dx1 + dx2))
+                inside = a * at(0, n - 2) + b * at(1, n - 1) + c * at(2, None)
+        else:
+            dx = sympy.sympify(_plain(spacing))
+            if order == 1:
+                first = (at(1, 2) - at(0, 1)) / dx
+                last = (at(n - 1, None) - at(n - 2, n - 1)) / dx
+            else:
+                first = (-1.5 / dx) * at(0, 1) + (2.0 / dx) * at(1, 2) + (-0.5 / dx) * at(2, 3)
+                last = (
+                    (0.5 / dx) * at(n - 3, n - 2)
+                    + (-2.0 / dx) * at(n - 2, n - 1)
+                    + (1.5 / dx) * at(n - 1, None)
+                )
+            if n > 2:
+                inside = (at(2, None) - at(0, n - 2)) / (2.0 * dx)
+        pieces = [first, inside, last] if n > 2 else [first, last]
+        nodes = [self.node(p, None, node) for p in pieces]
+        return self.op(arrays.Concatenate, nodes, axis, None, node)
 
     def array_linspace(
         self, start: Any, stop: Any, num: Any = 50, endpoint: bool = True, *, node: ast.AST, hint: str | None

@@ -35,8 +35,10 @@ def as_function(fn: Callable[..., Any]) -> Callable[..., Any]:
     def sin(x):
         return numpy.sin(x)
     """
-    if isinstance(fn, (types.FunctionType, Compiled)) or not callable(fn):
+    if isinstance(fn, (types.FunctionType, Compiled)) and not _library_array_function(fn):
         return fn  # a symgrad object is differentiated through its own derivation
+    if not callable(fn):
+        return fn
     method = _python_method(fn)
     if method is not None:
         return _method_wrapper(method)  # not remembered: bound anew on every attribute access
@@ -46,6 +48,14 @@ def as_function(fn: Callable[..., Any]) -> Callable[..., Any]:
     wrapper = _partial_wrapper(fn) if isinstance(fn, functools.partial) else _library_wrapper(fn)
     _remember(fn, wrapper)
     return wrapper
+
+
+def _library_array_function(fn: Any) -> bool:
+    """A NumPy or SciPy function written in Python that the tracer has a handler for
+    (`np.row_stack`, `scipy.special.logsumexp`): differentiated as the handler's call, with
+    its options (`axis=None`, `dtype=None`) static, not through its own source."""
+    module = (getattr(fn, "__module__", None) or "").partition(".")[0]
+    return isinstance(fn, types.FunctionType) and module in ("numpy", "scipy") and _is_array_function(fn)
 
 
 def _python_method(fn: Any) -> types.MethodType | None:
@@ -172,6 +182,7 @@ _SETTINGS = frozenset(
         "n",
         "k",
         "ord",
+        "kth",
     }
 )
 
@@ -210,7 +221,7 @@ def _dotted_name(fn: Any) -> str | None:
     candidates = list(rule.names) if rule is not None else []
     name = getattr(fn, "__name__", None)
     if name is not None:
-        candidates += [f"numpy.{name}", f"numpy.linalg.{name}"]
+        candidates += [f"numpy.{name}", f"numpy.linalg.{name}", f"scipy.special.{name}"]
     for dotted in candidates:
         if _resolve(dotted) is fn and (rule is not None or _is_array_function(fn)):
             return dotted

@@ -142,7 +142,14 @@ def solve_triangular(a: Any, b: Any, lower: bool) -> Any:
     return scipy_solve(a, b, lower=lower, check_finite=False)
 
 
-def sorted_take(v: Any, key: Any, axis: int) -> Any:
+def _order(key: Any, axis: int, kth: Any) -> Any:
+    """The permutation NumPy's sort (stable) or, given `kth`, its partition applies along `axis`."""
+    if kth is None:
+        return np.argsort(key, axis=axis, kind="stable")
+    return np.argpartition(key, kth, axis=axis)  # the order numpy.partition puts the values in
+
+
+def sorted_take(v: Any, key: Any, axis: int, kth: Any = None) -> Any:
     """`v` in the order that sorts `key` along `axis` (a stable sort): the tangent of
     `numpy.sort(key)` when `v` is the tangent of `key`.
 
@@ -150,10 +157,10 @@ def sorted_take(v: Any, key: Any, axis: int) -> Any:
     array([20., 30., 10.])
     """
     v, key = np.broadcast_arrays(np.asarray(v, dtype=np.float64), key)
-    return np.take_along_axis(v, np.argsort(key, axis=axis, kind="stable"), axis=axis)
+    return np.take_along_axis(v, _order(key, axis, kth), axis=axis)
 
 
-def sorted_put(v: Any, key: Any, axis: int) -> Any:
+def sorted_put(v: Any, key: Any, axis: int, kth: Any = None) -> Any:
     """The inverse of `sorted_take`: `v`'s elements put back where the sort of `key` took
     them from (the adjoint of `numpy.sort`).
 
@@ -162,5 +169,5 @@ def sorted_put(v: Any, key: Any, axis: int) -> Any:
     """
     v, key = np.broadcast_arrays(np.asarray(v, dtype=np.float64), key)
     out = np.zeros(v.shape)
-    np.put_along_axis(out, np.argsort(key, axis=axis, kind="stable"), v, axis=axis)
+    np.put_along_axis(out, _order(key, axis, kth), v, axis=axis)
     return out

@@ -119,6 +119,11 @@ def is_traced(value: Any) -> bool:
     return isinstance(value, sympy.Basic) and bool(value.free_symbols)
 
 
+def _is_number(value: Any) -> bool:
+    """A traced or constant SymPy number (not a condition, not a container)."""
+    return isinstance(value, sympy.Expr)
+
+
 def to_sympy(value: Any) -> Any:
     """A SymPy number for a Python/NumPy number; SymPy values unchanged."""
     if isinstance(value, sympy.Basic):
@@ -991,6 +996,9 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             if node.attr in PROPERTIES:
                 return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
             return Method(base, node.attr)
+        if node.attr in PROPERTIES and _is_number(base):
+            # a number is a NumPy scalar here (np.float64: shape (), ndim 0, size 1, as JAX's)
+            return self.array_call(PROPERTIES[node.attr], [base], {}, node, hint)
         method = self.container_method(base, node.attr)
         if method is not None:
             return method
@@ -1742,13 +1750,18 @@ def _only_numbers(callee: Any) -> bool:
 
 
 def _has_traced(args: list[Any], kwargs: dict[str, Any]) -> bool:
-    items = [*args, *kwargs.values()]
-    flat = [v for item in items for v in (item if isinstance(item, tuple) else (item,))]
-    return any(is_traced(v) for v in flat)
+    """Whether a traced value is among the arguments, nested lists (`[[x, 1.0]]`) included."""
+    return any(_traced_within(v) for v in [*args, *kwargs.values()])
+
+
+def _traced_within(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(_traced_within(v) for v in value)
+    return is_traced(value)
 
 
 def _foldable(callee: Any, args: list[Any], kwargs: dict[str, Any]) -> bool:
-    if any(is_traced(a) for a in [*args, *kwargs.values()]):
+    if any(_traced_within(a) for a in [*args, *kwargs.values()]):
         return callee is len and len(args) == 1 and isinstance(args[0], tuple) and not kwargs
     try:
         return callee in _FOLDABLE or callee in ARRAY_CALLS or getattr(callee, "__module__", None) == "math"

@@ -9,10 +9,12 @@ with symgrad. The functions under test are module-level (symgrad reads their sou
 reduces its array result with `score`, a nonlinear sum that weighs every position
 differently, so that an element put at the wrong place changes the gradient."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
-from symgrad import grad, hessian, jvp, value_and_grad
+from symgrad import grad, hessian, jvp, value_and_grad, vjp
 from symgrad.errors import SymgradError, TracingError
 from tests.helpers import richardson_gradient as fd_gradient
 
@@ -22,6 +24,7 @@ RNG = np.random.default_rng(20260515)
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 NOT_FINITE = np.array([0.0, np.nan, np.inf, -np.inf, 0.0])  # np.nan_to_num replaces three
 IDX = np.array([[2, 0, 0, 1], [1, 1, 3, 0], [0, 2, 1, 3]])  # take_along_axis indices, rows of 4
+COORDS = np.array([0.0, 0.3, 0.5, 1.1, 1.2, 2.0])  # np.gradient's uneven coordinates
 
 
 def score(y):
@@ -306,6 +309,27 @@ def linspace_fn(x):
 
 def linspace_open(x):
     return score(np.linspace(x[0], x[1] * x[0], 4, endpoint=False))
+
+
+def gradient_even(x):
+    return score(np.gradient(x, 0.3, edge_order=2))
+
+
+def gradient_all_axes(x):
+    gx, gy = np.gradient(x)
+    return score(gx) + 2.0 * score(gy)
+
+
+def gradient_axis(x):
+    return score(np.gradient(x, 2.0, axis=-1))
+
+
+def gradient_coords(x):
+    return score(np.gradient(x, COORDS, edge_order=2)) + score(np.gradient(x, COORDS))
+
+
+def gradient_of_coords(t):
+    return score(np.gradient(np.sin(t), t, edge_order=2))
 
 
 # elementwise (issue 15): away from the jumps of mod / fmod and the kinks of copysign, fmax
@@ -610,6 +634,30 @@ def t_linspace_open(x):
     return t_score(x[0] + steps * (x[1] * x[0] - x[0]) / 4)
 
 
+def t_gradient_even(x):
+    return t_score(torch.gradient(x, spacing=0.3, edge_order=2)[0])
+
+
+def t_gradient_all_axes(x):
+    gx, gy = torch.gradient(x)
+    return t_score(gx) + 2.0 * t_score(gy)
+
+
+def t_gradient_axis(x):
+    return t_score(torch.gradient(x, spacing=2.0, dim=-1)[0])
+
+
+def t_gradient_coords(x):
+    coords = (torch.tensor(COORDS),)
+    return t_score(torch.gradient(x, spacing=coords, edge_order=2)[0]) + t_score(
+        torch.gradient(x, spacing=coords)[0]
+    )
+
+
+def t_gradient_of_coords(t):
+    return t_score(torch.gradient(torch.sin(t), spacing=(t,), edge_order=2)[0])
+
+
 def t_mod_fn(x):
     def mod(a, b):  # Python's sign convention (the divisor's), as np.mod: torch.remainder
         return torch.remainder(a, b)
@@ -715,6 +763,11 @@ CASES = [  # (function, torch twin, argument maker)
     (take_along_fn, t_take_along_fn, lambda: R(3, 4)),
     (linspace_fn, t_linspace_fn, lambda: R(2)),
     (linspace_open, t_linspace_open, lambda: R(2)),
+    (gradient_even, t_gradient_even, lambda: R(6)),
+    (gradient_all_axes, t_gradient_all_axes, lambda: R(3, 4)),
+    (gradient_axis, t_gradient_axis, lambda: R(2, 3, 2)),
+    (gradient_coords, t_gradient_coords, lambda: R(6)),
+    (gradient_of_coords, t_gradient_of_coords, lambda: np.sort(distinct(5))),
     (mod_fn, t_mod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
     (fmod_fn, t_fmod_fn, lambda: np.array([0.31, -1.2, 2.05, 0.93, -0.44])),
     (sinc_fn, t_sinc_fn, lambda: R(5)),
@@ -863,6 +916,14 @@ def too_much_ddof(x):
     return np.var(x, ddof=3)
 
 
+def partition_out_of_range(x):
+    return np.sum(np.partition(x, 5))
+
+
+def gradient_too_short(x):
+    return np.sum(np.gradient(x[:2], edge_order=2))
+
+
 @pytest.mark.parametrize(
     "fn,says,hint",
     [
@@ -870,8 +931,10 @@ def too_much_ddof(x):
         (pad_edge, "mode='edge'", "np.concatenate"),
         (split_unevenly, "does not split into 2 equal parts", "np.array_split"),
         (too_much_ddof, "ddof=3 leaves no degrees of freedom for 3 elements", "smaller"),
+        (gradient_too_short, "edge_order=2 needs 3 or more elements", "edge_order=1"),
+        (partition_out_of_range, "kth=5 is out of bounds for an axis of length 3", "from -3 to 2"),
     ],
-    ids=["roll", "pad", "split", "ddof"],
+    ids=["roll", "pad", "split", "ddof", "gradient", "partition"],
 )
 def test_refusals_name_the_line_and_say_what_works(fn, says, hint):
     with pytest.raises(TracingError) as info:
@@ -899,3 +962,174 @@ def test_nan_reductions_skip_nans_with_torchs_gradient():
 
 def plain_nansum(x):
     return np.nansum(x)
+
+
+# --- NumPy functions passed directly, their keywords, nested lists --------------------------------
+
+
+def stacks_with_dtype(x):
+    a = np.vstack([x, x * x], dtype=float, casting="same_kind")
+    b = np.stack([x, 2.0 * x], axis=1, dtype=np.float64)
+    c = np.concatenate([x, x[::-1]], 0, None, "float64")
+    return score(a) + score(b) + score(c) + score(np.hstack((x, x), dtype=None))
+
+
+def t_stacks_with_dtype(x):
+    a, b = torch.vstack([x, x * x]), torch.stack([x, 2.0 * x], 1)
+    return t_score(a) + t_score(b) + t_score(torch.cat([x, torch.flip(x, [0])])) + t_score(torch.cat([x, x]))
+
+
+def append_nested(x):
+    return score(np.append([[x[0], 2.0], [x[1], x[2]]], [[x[0] * x[1], 1.0]], axis=0))
+
+
+def test_stack_keywords_of_numpy_are_taken():
+    x = R(3)
+    np.testing.assert_allclose(grad(stacks_with_dtype)(x), torch_gradient(t_stacks_with_dtype, x), **TOL)
+    np.testing.assert_allclose(grad(append_nested)(x), fd_gradient(append_nested, [x]), rtol=1e-7, atol=1e-8)
+
+
+def vstack_float32(x):
+    return np.sum(np.vstack([x, x], dtype=np.float32))
+
+
+def test_stack_dtype_other_than_float64_is_refused_at_the_line():
+    with pytest.raises(SymgradError) as info:
+        grad(vstack_float32)(R(3))
+    assert info.value.filename == __file__ and "dtype=float32" in str(info.value)
+    assert "dtype=float" in info.value.hint
+
+
+@pytest.mark.parametrize("fn", [np.row_stack, np.vstack], ids=["row_stack", "vstack"])
+def test_row_stack_passed_directly_is_vstack(fn):
+    """np.row_stack is a Python function (`dtype=None` keyword): its call, not its source."""
+    parts = (R(2, 3), R(1, 3))
+    cot = R(3, 3)
+    value, pullback = vjp(fn)(parts)
+    with pytest.warns(DeprecationWarning) if fn is np.row_stack else contextlib.nullcontext():
+        expected = fn(parts)
+    np.testing.assert_array_equal(value, expected)
+    got = pullback(cot)
+    np.testing.assert_array_equal(got[0], cot[:2])
+    np.testing.assert_array_equal(got[1], cot[2:])
+    _, tangent = jvp(fn)((parts,), ((np.ones((2, 3)), np.zeros((1, 3))),))
+    np.testing.assert_array_equal(tangent, np.vstack([np.ones((2, 3)), np.zeros((1, 3))]))
+
+
+def test_scipy_logsumexp_passed_directly():
+    special = pytest.importorskip("scipy.special")
+    x = R(4)
+    value, pullback = vjp(special.logsumexp)(x)
+    assert value == pytest.approx(special.logsumexp(x), rel=1e-14)
+    np.testing.assert_allclose(pullback(1.0), special.softmax(x), rtol=1e-13)
+    np.testing.assert_allclose(grad(special.logsumexp)(x, axis=0), special.softmax(x), rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((R(5),), {}),
+        ((R(3, 4), 0.5, 2.0), {}),
+        ((R(3, 4, 3),), {"axis": (0, -1), "edge_order": 2}),
+        ((R(2, 3),), {"axis": 1}),
+    ],
+    ids=["vector", "spacings", "axes", "axis"],
+)
+def test_np_gradient_passed_directly_values_vjp_and_jvp(args, kwargs):
+    x = args[0]
+    expected = np.gradient(*args, **kwargs)
+    value, pullback = vjp(np.gradient)(*args, **kwargs)
+    assert type(value) is type(expected)  # one array for one axis, a tuple of them for several
+    for got, want in zip(*(v if isinstance(v, tuple) else (v,) for v in (value, expected))):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+    cot = tuple(R(*x.shape) for _ in expected) if isinstance(expected, tuple) else R(*x.shape)
+    dims = kwargs.get("axis", tuple(range(x.ndim)))
+    spacing = {"spacing": args[1:]} if len(args) > 1 else {}
+    t = torch.tensor(x, requires_grad=True)
+    outs = torch.gradient(t, dim=dims, edge_order=kwargs.get("edge_order", 1), **spacing)
+    torch.autograd.backward(outs, tuple(torch.tensor(c) for c in (cot if isinstance(cot, tuple) else (cot,))))
+    got = pullback(cot)
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    tangent = R(*x.shape)
+    _, tangent_out = jvp(np.gradient, wrt=0)(args, (tangent,)) if not kwargs else (None, None)
+    if tangent_out is not None:  # linear: the jvp is the function of the tangent
+        want = np.gradient(tangent, *args[1:])
+        for a, b in zip(*(v if isinstance(v, tuple) else (v,) for v in (tangent_out, want))):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+def partition_fn(x):
+    return score(np.partition(x, [0, 2], axis=0))
+
+
+def partition_flat(x):
+    return score(np.partition(x, -2, axis=None))
+
+
+@pytest.mark.parametrize(
+    "fn,axis,kth", [(partition_fn, 0, [0, 2]), (partition_flat, None, -2)], ids=["axis", "flat"]
+)
+def test_partition_moves_gradients_as_its_permutation(fn, axis, kth):
+    """np.partition's values are NumPy's own; its derivative is the permutation's, as
+    torch's indexing by np.argpartition's order (torch has no partition)."""
+    x = distinct(5, 3)
+    value, got = value_and_grad(fn)(x)
+    assert value == fn(x)
+    np.testing.assert_allclose(got, fd_gradient(fn, [x]), rtol=1e-7, atol=1e-8)
+    order = torch.tensor(np.argpartition(x, kth, axis=axis))
+    t = torch.tensor(x, requires_grad=True)
+    moved = torch.take_along_dim(t, order, dim=0) if axis == 0 else t.reshape(-1)[order]
+    t_score(moved).backward()
+    np.testing.assert_allclose(got, t.grad.numpy(), **TOL)
+    out, pullback = vjp(np.partition)(x, kth, axis=axis)
+    np.testing.assert_array_equal(out, np.partition(x, kth, axis=axis))
+    u, v = R(5, 3), R(*out.shape)
+    _, tangent = jvp(np.partition, wrt=0)((x, kth, axis), (u,))
+    assert np.sum(v * tangent) == pytest.approx(np.sum(pullback(v) * u), rel=1e-12)  # <v, J u> = <J^T v, u>
+
+
+def scalar_attributes(x):
+    total = np.sum(x)  # np.float64 in NumPy: shape (), ndim 0, size 1
+    assert total.shape == () and total.ndim == 0 and total.size == 1 and total.dtype == np.float64
+    assert x.dtype == np.float64 and x.T.shape == x.shape
+    return total.T * total * total.size + x[0].ndim
+
+
+def number_attributes(a):
+    assert a.shape == () and a.ndim == 0 and a.size == 1 and a.dtype == np.float64
+    return a**2
+
+
+def test_numbers_have_numpy_scalar_attributes():
+    """As np.float64 (and a JAX tracer of a number): `.shape` is (), `.ndim` 0, `.size` 1."""
+    x = R(3)
+    value, got = value_and_grad(scalar_attributes)(x)
+    assert value == scalar_attributes(x)
+    np.testing.assert_allclose(got, 2.0 * np.sum(x) * np.ones(3), **TOL)
+    assert grad(number_attributes)(3.0) == 6.0
+    assert grad(number_attributes)(np.float64(3.0)) == 6.0
+
+
+MASK = RNG.normal(size=(3, 4)) > 0
+
+
+def select_fn(x):
+    return score(np.select([MASK, x > 0.5, x < -1.0], [x, x**2, 2.0 * x], default=1.5))
+
+
+def t_select_fn(x):
+    mask = torch.tensor(MASK)
+    inner = torch.where(x < -1.0, 2.0 * x, torch.full_like(x, 1.5))
+    return t_score(torch.where(mask, x, torch.where(x > 0.5, x**2, inner)))
+
+
+def test_select_is_nested_wheres():
+    x = R(3, 4)
+    value, got = value_and_grad(select_fn)(x)
+    assert value == select_fn(x)
+    np.testing.assert_allclose(got, fd_gradient(select_fn, [x]), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(got, torch_gradient(t_select_fn, x), **TOL)
+    tangent = R(3, 4)
+    _, dot = jvp(select_fn)((x,), (tangent,))
+    assert dot == pytest.approx(np.sum(got * tangent), rel=1e-12)
