@@ -269,7 +269,7 @@ def _no_rule_error(fn: Any) -> SymgradError:
     return UnknownCalleeError(
         f"`{label}` is not a Python function with source, and symgrad has no rule for it",
         **at_caller(),
-        hint=f"differentiate a function that computes it with supported operations (see symgrad.RULES): "
+        hint=f"differentiate a function that computes it with supported operations (see symgrad.supported()): "
         f"`def f(x): return ...`, or, for a function of numbers, register one: "
         f"symgrad.register({label}, <sympy function>)",
     )

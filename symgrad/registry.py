@@ -11,7 +11,7 @@ import numpy as np
 
 from . import arraytrace, itertrace, linalgtrace, rules
 
-KINDS = ("elementwise", "scipy", "array", "linalg", "python")
+KINDS = ("elementwise", "complex", "scipy", "array", "linalg", "python")
 
 # Where a callable's user-facing name is looked up, in order: the prefix it is written with.
 _NAMESPACES: tuple[tuple[str, str], ...] = (
@@ -73,7 +73,8 @@ def _kind_of_array_call(fn: Any, name: str) -> str:
 
 def _entries() -> list[Supported]:
     found: list[Supported] = []
-    for kind, table in (("elementwise", rules.RULES), ("scipy", rules.SCIPY_RULES)):
+    tables = (("elementwise", rules.RULES), ("complex", rules.COMPLEX_RULES), ("scipy", rules.SCIPY_RULES))
+    for kind, table in tables:
         for rule in table:
             for rule_name in rule.names:
                 fn = rules._resolve(rule_name)
@@ -102,6 +103,7 @@ def supported(kind: str | None = None) -> tuple[Supported, ...]:
 
     Args:
       kind: one of `"elementwise"` (NumPy ufuncs and `math` functions, e.g. `np.sin`),
+        `"complex"` (the parts of complex values: `np.real`, `np.angle`, `complex`),
         `"scipy"` (`scipy.special.ndtr`, `scipy.stats.norm.logpdf`, `scipy.special.softmax`),
         `"array"` (reductions, shapes, constructors and `ndarray` methods: `np.sum`,
         `ndarray.reshape`), `"linalg"` (`np.linalg.solve`, `np.einsum`) or `"python"`

@@ -741,7 +741,7 @@ def register(fn: Any, sympy_function: Callable[..., Any], example: str = "") -> 
             f"the matching argument elements, like np.sin); `{name}` works on whole arrays, and a "
             "rule for it would be applied element by element, which gives wrong gradients",
             hint=f"write `{label}` in your function with supported array operations (np.sum, @, "
-            "indexing, see symgrad.RULES), e.g. a norm as `np.sqrt(np.sum(v * v))`",
+            "indexing, see symgrad.supported()), e.g. a norm as `np.sqrt(np.sum(v * v))`",
         )
     rule = Rule((name,), sympy_function, example)
     CALLABLES[fn] = rule

@@ -1017,7 +1017,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 else "pass an array for this argument"
                 if known
                 else f"arrays support .{', .'.join(sorted(set(PROPERTIES) | set(METHODS)))}; otherwise "
-                "call a NumPy function that symgrad has a rule for (symgrad.RULES), e.g. np.abs(x)",
+                "call a NumPy function that symgrad has a rule for (symgrad.supported()), e.g. np.abs(x)",
             )
         if not hasattr(base, node.attr):
             raise self.error(
@@ -1448,7 +1448,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 node,
                 f"symgrad has no rule for `{label}`, a function of the installed library `{library}` "
                 "(symgrad does not trace into library code)",
-                f"write the computation with supported functions (see symgrad.RULES), or give a "
+                f"write the computation with supported functions (see symgrad.supported()), or give a "
                 f"function of numbers a rule: {register}",
             )
         if fn is not callee and isinstance(fn, types.FunctionType):
@@ -1462,7 +1462,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             UnknownCalleeError,
             node,
             f"symgrad has no rule for `{label}`",
-            f"use a supported function (see symgrad.RULES), or register one: {register}",
+            f"use a supported function (see symgrad.supported()), or register one: {register}",
         )
 
     def extremum_of(self, callee: Any, items: list[Any], node: ast.Call, hint: str | None) -> Any:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import test_complex
 import test_custom_rules
 import test_linalg
 import test_rules
@@ -267,6 +268,10 @@ EXISTING = [
         for f, t, x in test_custom_rules.ARRAY_CASES
     ),
 ]
+COMPLEX_CASES = [
+    Case(name, fn, twin, lambda args=args: args, "tests/test_complex.py")
+    for name, fn, args, twin in test_complex.CASES
+]
 CASES = [*RULE_CASES, *(Case(f.__name__, f, t, m) for f, t, m in NEW_CASES), *EXISTING]
 
 # Entries with no case: why, and what a user writes instead.
@@ -318,6 +323,8 @@ def _same(a: Any, b: Any) -> bool:
 def cases_for(entry: symgrad.registry.Supported) -> list[Case]:
     """The cases that check `entry`: for a rule's function, the case of its rule's example
     (aliases such as math.sin share np.sin's rule); else every case whose function calls it."""
+    if entry.kind == "complex":  # tests/test_complex.py checks them on complex arguments
+        return [c for c in COMPLEX_CASES if entry.name.rsplit(".", 1)[-1] in c.fn.__code__.co_names]
     if entry.kind in ("elementwise", "scipy"):
         rule = rules.lookup(entry.function)
         found = [c for c in RULE_CASES if c.rule is rule and rule is not None]
@@ -335,4 +342,4 @@ def cases_for(entry: symgrad.registry.Supported) -> list[Case]:
     return hits
 
 
-CALLS = {(c.name, c.checked_in): _called(c.fn) for c in CASES if c.rule is None}
+CALLS = {(c.name, c.checked_in): _called(c.fn) for c in CASES if c.rule is None}  # not COMPLEX_CASES: lambdas

@@ -699,7 +699,36 @@ def t_nan_to_num_fn(x):
     return t_score(torch.nan_to_num(x + shift))
 
 
+def partition_rows(x):
+    # rows 0 and 1 of a partition at kth=1 are the smallest two in order; the rest NumPy's
+    # own order (test_partition_moves_gradients_as_its_permutation checks those)
+    return score(np.partition(x, 1, axis=0)[:2])
+
+
+def t_partition_rows(x):
+    return t_score(torch.sort(x, dim=0).values[:2])
+
+
+def select_pieces(x):
+    return score(np.select([x > 0.5, x < -0.5], [x**2, 3.0 * x], default=np.sin(x)))
+
+
+def t_select_pieces(x):
+    return t_score(torch.where(x > 0.5, x**2, torch.where(x < -0.5, 3.0 * x, torch.sin(x))))
+
+
+def dtype_read(x):
+    return score((2.0 * x).astype(x.dtype))
+
+
+def t_dtype_read(x):
+    return t_score(2.0 * x)
+
+
 CASES = [  # (function, torch twin, argument maker)
+    (partition_rows, t_partition_rows, lambda: distinct(4, 3)),
+    (select_pieces, t_select_pieces, lambda: R(3, 4)),
+    (dtype_read, t_dtype_read, lambda: R(2, 3)),
     (repeat_int, t_repeat_int, lambda: R(3, 2, 4)),
     (repeat_flat, t_repeat_flat, lambda: R(2, 3)),
     (repeat_counts, t_repeat_counts, lambda: R(3, 2)),
