@@ -27,9 +27,12 @@ way. `order=2` (autograd's default) then checks symgrad's `vjp` (and `jvp`) of i
 program `symgrad.grad(f)` against central differences of that program, as autograd checks its
 vjp-of-vjp against differences of its vjp. Arguments that are not floats or float arrays (ints,
 bools, None, strings, tuples) are passed as symgrad `static` parameters (autograd has no such
-notion; `--no-auto-static` turns this off). A check whose arguments are complex is skipped and
-counted: a test all of whose checks are complex is reported as "complex"; the real-valued
-checks of a mixed test count as usual.
+notion; `--no-auto-static` turns this off). A check whose arguments are complex runs in reverse
+mode, order 1 (symgrad's jvp and higher orders take real arguments only), with autograd's
+convention: the gradient g of a real function is df/dx - i df/dy, so the directional
+derivative along u is Re(sum(u * g)). A test all of whose checks are complex is reported
+separately ("complex", with its own pass count and failure reasons); the real-valued checks of
+a mixed test count as usual.
 """
 
 from __future__ import annotations
@@ -83,10 +86,6 @@ class ShimUnsupported(Exception):  # noqa: N818 - a verdict, reported as such
     """An autograd API the shim does not map onto symgrad."""
 
 
-class ComplexUsed(Exception):  # noqa: N818 - a verdict, reported as such
-    """A symgrad entry point was handed complex numbers (symgrad differentiates real functions)."""
-
-
 class GradientMismatch(AssertionError):  # noqa: N818 - a verdict, reported as such
     """symgrad's derivative differs from central finite differences of the original function."""
 
@@ -98,6 +97,7 @@ class TestState:
     symgrad_calls: int = 0
     real_checks: int = 0
     complex_checks: int = 0
+    complex_failures: list[str] = field(default_factory=list)  # per failed complex check: why
 
 
 STATE = TestState()
@@ -181,7 +181,7 @@ def _defaults_left(fun: Any, args: Sequence[Any], kwargs: dict[str, Any], wrt: s
 
 def _guard(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     if _is_complex(list(args)) or _is_complex(kwargs):
-        raise ComplexUsed("complex arguments given to a symgrad transform")
+        STATE.complex_checks += 1  # the test is counted with the complex ones
 
 
 def _as_tuple(value: Any, several: bool) -> tuple[Any, ...]:
@@ -189,15 +189,18 @@ def _as_tuple(value: Any, several: bool) -> tuple[Any, ...]:
 
 
 def _inner(a: Any, b: Any) -> float:
-    """Sum of elementwise products, through tuples and lists."""
+    """Sum of elementwise products, through tuples and lists; of complex values its real part
+    (a direction u and a gradient g = df/dx - i df/dy give the directional derivative)."""
     if isinstance(a, (tuple, list)):
         return float(sum(_inner(x, y) for x, y in zip(a, b)))
-    return float(np.sum(np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)))
+    return float(np.real(np.sum(np.asarray(a) * np.asarray(b))))
 
 
 def _random_like(value: Any, rng: np.random.Generator) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(_random_like(v, rng) for v in value)
+    if np.iscomplexobj(value):
+        return _random_like(np.real(value), rng) + 1j * _random_like(np.real(value), rng)
     if np.ndim(value) == 0:
         return float(rng.standard_normal())
     return rng.standard_normal(np.shape(value))
@@ -219,7 +222,8 @@ def _combine(a: Any, b: Any, scale: float) -> Any:
     """(a - b) * scale, through tuples."""
     if isinstance(a, (tuple, list)):
         return tuple(_combine(x, y, scale) for x, y in zip(a, b))
-    return (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) * scale
+    dtype = np.result_type(np.asarray(a), np.asarray(b), np.float64)  # complex values stay complex
+    return (np.asarray(a, dtype=dtype) - np.asarray(b, dtype=dtype)) * scale
 
 
 def _numeric_jvp(
@@ -284,7 +288,7 @@ def _check_rev(
     sg = _symgrad()
     if not isinstance(y, (tuple, list)) and np.ndim(y) == 0:
         grads = sg.grad(fun, wrt=_wrt(argnum), static=static)(*args, **kwargs)
-        grads = tuple(np.asarray(g, dtype=np.float64) * cot for g in _as_tuple(grads, several))
+        grads = tuple(np.asarray(g) * cot for g in _as_tuple(grads, several))
     else:
         _, pullback = sg.vjp(fun, wrt=_wrt(argnum), static=static)(*args, **kwargs)
         grads = _as_tuple(pullback(cot), several)
@@ -400,7 +404,13 @@ def _check(
     fun: Callable[..., Any], argnum: Any, modes: Sequence[str], order: int, args: Any, kwargs: Any
 ) -> None:
     if _is_complex(list(args)) or _is_complex(kwargs):
-        STATE.complex_checks += 1
+        STATE.complex_checks += 1  # counted apart: a failing one leaves the test's real checks be
+        rng = np.random.default_rng(STATE.complex_checks)
+        adapted = _positional_adapter(fun, args, kwargs)
+        try:
+            _check_rev(adapted, adapted, argnum, args, kwargs, "rev (complex)", rng)
+        except Exception as exc:
+            STATE.complex_failures.append(f"{type(exc).__name__}: {_first_line(exc)}")
         return
     fun = _positional_adapter(fun, args, kwargs)
     STATE.real_checks += 1
@@ -718,6 +728,8 @@ class Record:
     symgrad_calls: int = 0
     real_checks: int = 0
     complex_checks: int = 0
+    complex_outcome: str = ""  # of a "complex" test: passed, symgrad_error, wrong_gradient, ...
+    complex_failures: list[str] = field(default_factory=list)  # of its complex checks: why each failed
     numpy_names: list[str] = field(default_factory=list)
     unsupported_names: list[str] = field(default_factory=list)
     where: str = ""  # a SymgradError's file:line:col; for another exception, its innermost symgrad frame
@@ -750,13 +762,32 @@ def where(exc: BaseException | None) -> tuple[str, bool]:
 
 
 def categorize(exc: BaseException | None, state: TestState) -> tuple[str, str, str]:
-    """(category, error class, first message line) of a finished test."""
+    """(category, error class, first message line) of a finished test; a test whose checks
+    were all complex is "complex" (its outcome: `outcome`)."""
+    category, cls, line = outcome(exc, state)
+    if (
+        state.complex_checks
+        and not state.real_checks
+        and category not in ("shim_unsupported", "no_symgrad_call")
+    ):
+        return "complex", cls, line
+    return category, cls, line
+
+
+def _complex_outcome(exc: BaseException | None, state: TestState) -> str:
+    """A complex test passes when it raised nothing and every complex check held."""
+    found = outcome(exc, state)[0]
+    if found == "passed" and state.complex_failures:
+        return "failed check"
+    return found
+
+
+def outcome(exc: BaseException | None, state: TestState) -> tuple[str, str, str]:
+    """What became of a test, complex or not: passed, or the kind of its failure."""
     from symgrad import SymgradError
 
     if exc is None:
-        if state.symgrad_calls == 0:
-            return ("complex" if state.complex_checks else "no_symgrad_call"), "", ""
-        return "passed", "", ""
+        return ("no_symgrad_call" if state.symgrad_calls == 0 else "passed"), "", ""
     cls, line = type(exc).__name__, _first_line(exc)
     if isinstance(exc, SymgradError):
         return "symgrad_error", cls, line
@@ -764,10 +795,6 @@ def categorize(exc: BaseException | None, state: TestState) -> tuple[str, str, s
         return "shim_unsupported", cls, line
     if isinstance(exc, AttributeError) and str(exc).startswith("module 'numpy' has no attribute"):
         return "shim_unsupported", cls, f"autograd.numpy extension: {line}"  # e.g. np.make_diagonal
-    if isinstance(exc, ComplexUsed) or (
-        state.complex_checks and not state.real_checks and not state.symgrad_calls
-    ):
-        return "complex", cls, line
     if isinstance(exc, GradientMismatch):
         return "wrong_gradient", cls, line
     if state.symgrad_calls == 0:
@@ -801,6 +828,7 @@ class Recorder:
     def pytest_runtest_teardown(self, item: Any) -> None:
         path = Path(str(item.fspath))
         category, cls, message = categorize(self._exc, STATE)
+        complex_outcome = _complex_outcome(self._exc, STATE) if category == "complex" else ""
         base = getattr(item, "originalname", None) or item.name
         names = sorted(referenced_numpy(path, base))
         location, hinted = where(self._exc)
@@ -814,6 +842,8 @@ class Recorder:
                 symgrad_calls=STATE.symgrad_calls,
                 real_checks=STATE.real_checks,
                 complex_checks=STATE.complex_checks,
+                complex_outcome=complex_outcome,
+                complex_failures=list(STATE.complex_failures),
                 numpy_names=names,
                 unsupported_names=[n for n in names if classify_name(n) == "unsupported"],
                 where=location,
@@ -966,6 +996,7 @@ def report(records: Sequence[Record], collect_errors: Sequence[tuple[str, str]],
         f"SymgradErrors naming file:line:col in the autograd test file: {located} of {len(refusals)}; "
         f"with a hint: {hinted} of {len(refusals)}"
     )
+    out += _complex_report(records, top)
     others = [r for r in records if r.category in ("wrong_gradient", "other_failure")]
     if others:
         out.append("")
@@ -978,6 +1009,31 @@ def report(records: Sequence[Record], collect_errors: Sequence[tuple[str, str]],
             "Unsupported by the shim: " + "; ".join(f"{m} ({c})" for m, c in unsupported.most_common())
         )
     return "\n".join(out)
+
+
+def _complex_report(records: Sequence[Record], top: int) -> list[str]:
+    """The tests all of whose checks are complex, and every complex check, apart from the real ones."""
+    chosen = [r for r in records if r.category == "complex"]
+    checks = sum(r.complex_checks for r in records)
+    failures = [f for r in records for f in r.complex_failures]
+    if not chosen and not checks:
+        return []
+    counts = Counter(r.complex_outcome for r in chosen)
+    reasons = Counter(_reason_key(f) for f in failures)
+    raised = [r for r in chosen if r.complex_outcome not in ("passed", "failed check")]
+    reasons.update(_reason_key(f"{r.error_class}: {r.message}") for r in raised)
+    out = [
+        "",
+        f"Complex-valued tests (every check complex): {counts['passed']} of {len(chosen)} pass. "
+        "Complex checks (reverse mode, order 1; in these and in the mixed tests): "
+        f"{checks - len(failures)} of {checks} pass.",
+        "",
+        "| count | why a complex check or test failed |",
+        "| --- | --- |",
+    ]
+    for msg, count in reasons.most_common(top):
+        out.append(f"| {count} | {msg.replace('|', chr(92) + '|')} |")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
