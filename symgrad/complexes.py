@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sympy
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
 
 Expr = Any
 Pair = tuple[Expr, Expr]
@@ -102,8 +103,67 @@ def _quotient(top: Callable[[Pair], Pair], bottom: Callable[[Pair], Pair]) -> Ca
     return lambda x: _times(top(x), _reciprocal(bottom(x)))
 
 
-# Each entry: the parts of f(w) from the parts of w (one argument).
+def _sqrt(x: Pair) -> Pair:
+    return _power(x, (sympy.S.Half, sympy.S.Zero))
+
+
+def _plus(x: Pair, y: Pair) -> Pair:
+    return x[0] + y[0], x[1] + y[1]
+
+
+def _scaled(c: Expr, x: Pair) -> Pair:
+    return c * x[0], c * x[1]
+
+
+_ONE: Pair = (sympy.S.One, sympy.S.Zero)
+_I: Pair = (sympy.S.Zero, sympy.S.One)
+
+
+def _asinh(x: Pair) -> Pair:  # log(w + sqrt(w**2 + 1))
+    return _log(_plus(x, _sqrt(_plus(_times(x, x), _ONE))))
+
+
+def _acosh(x: Pair) -> Pair:  # log(w + sqrt(w + 1) sqrt(w - 1)): NumPy's branch cut
+    return _log(_plus(x, _times(_sqrt(_plus(x, _ONE)), _sqrt(_plus(x, _scaled(-1, _ONE))))))
+
+
+def _atanh(x: Pair) -> Pair:  # (log(1 + w) - log(1 - w)) / 2
+    return _scaled(sympy.S.Half, _plus(_log(_plus(_ONE, x)), _scaled(-1, _log(_plus(_ONE, _scaled(-1, x))))))
+
+
+def _asin(x: Pair) -> Pair:  # -i asinh(i w)
+    return _times((sympy.S.Zero, -sympy.S.One), _asinh(_times(_I, x)))
+
+
+def _acos(x: Pair) -> Pair:  # pi/2 - asin(w)
+    a, b = _asin(x)
+    return sympy.pi / 2 - a, -b
+
+
+def _atan(x: Pair) -> Pair:  # -i atanh(i w)
+    return _times((sympy.S.Zero, -sympy.S.One), _atanh(_times(_I, x)))
+
+
+def _expm1(x: Pair) -> Pair:
+    a, b = _exp(x)
+    return a - 1, b
+
+
+# Each entry: the parts of f(w) from the parts of w (one argument). The inverse functions
+# follow NumPy's principal branches (C99's); near w = 0, log1p and expm1 are computed as
+# log(1 + w) and exp(w) - 1, which lose the digits NumPy's keep.
 UNARY: dict[type, Callable[[Pair], Pair]] = {
+    sympy.asinh: _asinh,
+    sympy.acosh: _acosh,
+    sympy.atanh: _atanh,
+    sympy.asin: _asin,
+    sympy.acos: _acos,
+    sympy.atan: _atan,
+    log1p: lambda x: _log(_plus(_ONE, x)),
+    expm1: _expm1,
+    exp2: lambda x: _exp(_scaled(sympy.log(2), x)),
+    log2: lambda x: _scaled(1 / sympy.log(2), _log(x)),
+    log10: lambda x: _scaled(1 / sympy.log(10), _log(x)),
     sympy.exp: _exp,
     sympy.log: _log,
     sympy.sin: _sin,
@@ -121,8 +181,9 @@ UNARY: dict[type, Callable[[Pair], Pair]] = {
 
 # What the message of a refusal lists.
 SUPPORTED = (
-    "+ - * / **, np.exp, log, sqrt, sin, cos, tan, sinh, cosh, tanh, abs, real, imag, conj, angle, "
-    "sum, mean, cumsum, trace, @, outer, indexing, reshaping, transposing and stacking"
+    "+ - * / **, np.exp, exp2, expm1, log, log1p, log2, log10, sqrt, sin, cos, tan, arcsin, arccos, "
+    "arctan, sinh, cosh, tanh, arcsinh, arccosh, arctanh, abs, real, imag, conj, angle, sum, mean, "
+    "cumsum, trace, @, outer, indexing, reshaping, transposing and stacking"
 )
 
 # NumPy's names of the functions above, for messages.
