@@ -1442,6 +1442,17 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
         register = f"symgrad.register({label}, <sympy function>)"
         fn = callee.__func__ if inspect.ismethod(callee) else callee
         library = _library_of(fn) if isinstance(fn, types.FunctionType) else None
+        twin = _numpy_twin(fn)
+        if twin is not None:  # scipy.linalg.solve: NumPy's function of the same name has a rule
+            return self.error(
+                UnknownCalleeError,
+                node,
+                f"symgrad has no rule for `{label}`; it has one for NumPy's `{twin}`",
+                f"call `{twin}(...)` instead (SciPy's cholesky gives the upper factor: "
+                "`np.linalg.cholesky(a, upper=True)`)"
+                if twin.endswith("cholesky")
+                else f"call `{twin}(...)` instead",
+            )
         if library is not None:  # its source is not the user's: never traced, never blamed
             return self.error(
                 UnknownCalleeError,
@@ -1704,6 +1715,15 @@ class _PartOf:
 
     part: Callable[[Any], Any]
     base: Any
+
+
+def _numpy_twin(fn: Any) -> str | None:
+    """`np.linalg.solve` for `scipy.linalg.solve`: the NumPy function of the same name that
+    symgrad has a rule for, where SciPy's counterpart has none."""
+    if not getattr(fn, "__module__", "").startswith("scipy.linalg"):
+        return None
+    twin = getattr(np.linalg, getattr(fn, "__name__", ""), None)
+    return f"np.linalg.{fn.__name__}" if twin is not None and _array_handler(twin) is not None else None
 
 
 def _library_roots() -> tuple[str, ...]:

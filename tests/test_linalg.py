@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad
-from symgrad.errors import SymgradError, TracingError, UnsupportedSyntaxError
+from symgrad.errors import SymgradError, TracingError, UnknownCalleeError, UnsupportedSyntaxError
 from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
+scipy_linalg = pytest.importorskip("scipy.linalg", reason="SciPy is in the test extra")
 
 # np.cross of 2-vectors (cross_2d) is deprecated in NumPy 2, but works: symgrad takes it too
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
@@ -1211,4 +1212,30 @@ def test_cross_of_vectors_of_other_lengths_is_refused_with_a_working_hint():
     a = normal(3, 4)  # the vector axis of length 3, as the hint says
     np.testing.assert_allclose(
         grad(cross_wrong_axis)(a, b), fd_gradient(cross_wrong_axis, (a, b), 0), rtol=1e-7, atol=1e-8
+    )
+
+
+def scipy_solve(a, b):
+    return np.sum(scipy_linalg.solve(a, b))
+
+
+def scipy_cholesky(a):
+    return np.sum(scipy_linalg.cholesky(a))
+
+
+def numpy_cholesky_upper(a):  # what the hint says to write
+    return np.sum(np.linalg.cholesky(a, upper=True))
+
+
+def test_scipy_linalg_functions_point_to_numpys_with_a_hint_that_works():
+    a = np.array([[4.0, 1.0], [1.0, 3.0]])
+    with pytest.raises(UnknownCalleeError) as info:
+        grad(scipy_solve)(a, np.ones(2))
+    assert "`np.linalg.solve(...)`" in info.value.hint and "test_linalg.py" in str(info.value)
+    with pytest.raises(UnknownCalleeError) as info:
+        grad(scipy_cholesky)(a)
+    assert "upper=True" in info.value.hint
+    np.testing.assert_allclose(numpy_cholesky_upper(a), np.sum(scipy_linalg.cholesky(a)), rtol=1e-14)
+    np.testing.assert_allclose(
+        grad(numpy_cholesky_upper)(a), fd_gradient(scipy_cholesky, (a,)), rtol=1e-7, atol=1e-9
     )
