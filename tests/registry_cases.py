@@ -67,7 +67,7 @@ from scipy import special, stats
 from symgrad import detach, stop_gradient
 """
 
-ALL_RULES = (*rules.RULES, *rules.SCIPY_RULES)
+ALL_RULES = (*rules.RULES, *rules.COMPLEX_RULES, *rules.SCIPY_RULES)
 
 
 def _rule_module() -> Any:

@@ -172,6 +172,12 @@ NUMPY = {
     "positive": lambda a: +a,
     "abs": torch.abs,
     "absolute": torch.abs,
+    # the parts of complex values (of a real tensor: itself, zeros, itself, 0 or pi)
+    "real": lambda a: a.real if a.is_complex() else a,
+    "imag": lambda a: a.imag if a.is_complex() else torch.zeros_like(a),
+    "conj": lambda a: torch.conj(a) if a.is_complex() else a,
+    "conjugate": lambda a: torch.conj(a) if a.is_complex() else a,
+    "angle": torch.angle,
     "fabs": torch.abs,
     "sign": torch.sign,
     "floor": torch.floor,
@@ -384,6 +390,11 @@ BUILTINS = {
     "__import__": _import,
     "float": lambda a=0.0: a if isinstance(a, torch.Tensor) else float(a),  # keeps the tangent
     "round": lambda a: torch.round(a) if isinstance(a, torch.Tensor) else round(a),
+    "complex": lambda a=0.0, b=0.0: (
+        torch.complex(*torch.broadcast_tensors(torch.as_tensor(a), torch.as_tensor(b)))
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)
+        else complex(a, b)
+    ),
     # the builtin pow(a, b) as `a ** b` (torch's pow masks the exponent's term at exponent 0)
     "pow": lambda a, b, mod=None: _pow(a, b) if mod is None else builtins.pow(a, b, mod),
 }
