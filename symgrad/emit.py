@@ -1591,6 +1591,7 @@ def dispatch_function(
     for these static values (keyed by type and value, so that 1 and 1.0 stay apart)."""
     key = ", ".join(f"(type({p}), {p})" for p in static)
     dynamic = ", ".join(p for p in params if p not in static)
+    name = "".join(c if c.isalnum() or c == "_" else "" for c in name)  # `grad_<lambda>`: grad_lambda
     source = "\n".join(
         [
             f"def {name}({', '.join(f'{p}=_default_{p}' if p in defaults else p for p in params)}):",

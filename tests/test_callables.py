@@ -402,3 +402,11 @@ def test_a_wrt_position_counts_the_parameters_as_declared():
     gx, gy = jacobian(np.einsum, wrt=1)("ij,j->i", x, y)
     np.testing.assert_array_equal(gy, x)
     np.testing.assert_array_equal(gx, np.stack([np.outer([1.0, 0.0], y), np.outer([0.0, 1.0], y)]))
+
+
+def test_a_lambda_with_static_parameters_compiles_its_dispatcher():
+    """The generated `__call__` of a transform with static parameters is named after the
+    function: a lambda's `<lambda>` gave `def grad_<lambda>(...)`, a SyntaxError."""
+    g = grad(lambda x, c: x * c * x, static="c")
+    assert g(1.5, c=2.0) == pytest.approx(6.0)
+    assert g(1.5, c=3.0) == pytest.approx(9.0)  # another variant, through the dispatcher
