@@ -17,6 +17,7 @@ import sympy
 from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace, trees
 from . import checkpoint as checkpoints
 from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
+from .complexes import complex_input
 from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
 from .looptrace import LOOP_MODES
@@ -492,6 +493,7 @@ def _make(
         if segments is not None:  # long loops as segments: the reverse pass saves one value each
             graph = checkpoints.segmented(graph, segments)
         seeds = [sympy.S.One] * len(graph.outputs)
+        real_outputs(graph, base)
         gradients = diff.reverse(graph, _symbols(graph, wrt_names), seeds)
         if kind == "value_and_grad":
             gradients.outputs = (*graph.outputs, *gradients.outputs)
@@ -701,11 +703,29 @@ def _tuple_text(items: list[str]) -> str:
 # --- the derivative family (one graph, one emitter) ----------------------------------------------
 
 
+def real_outputs(graph: Graph, base: Callable[..., Any]) -> None:
+    """Refuse a complex output where a gradient needs a real one (grad, jacobian, hessian)."""
+    if any(getattr(o, "is_real", True) is not True for o in graph.outputs):
+        source = _load(base)
+        raise source.error(
+            TracingError,
+            source.tree,
+            "the function returns a complex value: a gradient is of a real-valued function (of real or "
+            "complex arguments), as in jax.grad; vjp and jvp take complex outputs",
+            "return a real number computed from it, e.g. `np.abs(w)**2`, `np.real(w)` or `np.angle(w)`; "
+            "or use vjp(f)(z) with a complex cotangent",
+        )
+
+
 def _with_inputs(graph: Graph, hints: Sequence[str], like: Sequence[Any]) -> tuple[Graph, list[sympy.Symbol]]:
     """A copy of `graph` taking extra parameters (cotangents, tangents) after its own, each
     shaped like the corresponding value in `like`."""
     result = graph.extend()
-    extra = [real_symbol(result.names.fresh(h)) for h in hints]
+    # the cotangent of a complex output is complex (see Graph.add_complex)
+    extra = [
+        (complex_input if getattr(v, "is_real", True) is not True else real_symbol)(result.names.fresh(h))
+        for h, v in zip(hints, like)
+    ]
     if result.shapes is not None:
         for symbol, value in zip(extra, like):
             result.shapes[symbol] = arrays.shape_of(value, result.shapes)
@@ -987,6 +1007,7 @@ def jacobian(
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
+        real_outputs(graph, base)
         result = _jacobian_graph(graph, _symbols(graph, wrt_names))
         result.differentiated = graph.outputs
         return result
@@ -1051,6 +1072,7 @@ def hessian(
 
     def derive(primal: Graph) -> Graph:
         graph = inner(primal)
+        real_outputs(graph, base)
         symbols = _symbols(graph, wrt_names)
         gradients = diff.reverse(graph, symbols, [sympy.S.One] * len(graph.outputs))
         result = _jacobian_graph(gradients, symbols)

@@ -116,8 +116,14 @@ def _float64_or_number(value: Any) -> bool:
     return isinstance(value, numbers.Real)
 
 
-def _as_float(value: Any) -> float:
-    return float(value)
+def _as_float(value: Any) -> float | complex:
+    """A number out of a kernel as a Python float (complex for a complex value)."""
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
+
+def _float_dtype(value: Any) -> Any:
+    """float64, or complex128 for a complex value: what an output is fitted to."""
+    return np.complex128 if np.iscomplexobj(value) else np.float64
 
 
 # The transforms that take complex arguments (of a real-valued function, as jax.grad).
@@ -742,12 +748,13 @@ def fit_value(value: Any, call: Call, as_computed: bool = False) -> Any:
     """Shape a function value like the broadcast of the arguments; `as_computed`: as the
     program computed it (see `Variant.as_computed`)."""
     if call.scalar:
-        return float(value)
+        return _as_float(value)
     xp = _foreign_call(call, value)
     if xp is not None:
         return _fit_foreign(xp, value, call.shape if call.shape is not None else np.shape(value), call)
+    dtype = _float_dtype(value)
     if call.shape is None or as_computed:
-        array = np.asarray(value, dtype=np.float64)
-        return float(array) if array.ndim == 0 else np.array(array)
-    full = np.broadcast_to(np.asarray(value, dtype=np.float64), call.shape)
-    return float(full) if full.ndim == 0 else np.array(full)
+        array = np.asarray(value, dtype=dtype)
+        return _as_float(array) if array.ndim == 0 else np.array(array)
+    full = np.broadcast_to(np.asarray(value, dtype=dtype), call.shape)
+    return _as_float(full) if full.ndim == 0 else np.array(full)

@@ -268,6 +268,10 @@ def reverse(
                 continue
             reach = sympy.And(where, support(partial))
             value = _guard(_times(bar, partial), partial, where)
+            if symbol.is_real is not True and parent.is_real:
+                # a complex output's parts: the real part of its cotangent times the partial is
+                # the gradient of Re(cotangent * output), JAX's and autograd's vjp
+                value = sympy.re(value)
             if shapes is not None and shapes[symbol] != shapes[parent]:  # a broadcast's adjoint sums
                 value = arrays.sum_to(shaped(value, symbol), shapes[symbol], shapes[parent], add)
                 reach = sympy.true  # elementwise in `symbol`'s shape: it cannot guard the sum

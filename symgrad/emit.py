@@ -1408,7 +1408,9 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     expressions = list(_expressions(program))
     has_branches = any(_computes_in_branches(expr) for expr in expressions)
     # complex arguments run as NumPy code only (the plain-Python flavour computes with floats)
-    takes_complex = any(symbol.is_real is not True for symbol in graph.inputs)
+    takes_complex = any(
+        symbol.is_real is not True for symbol in (*graph.inputs, *(s for s, _ in graph.nodes))
+    )
     printer = ArrayPrinter()
     printer.complex_values = takes_complex
     texts = print_all(printer, program)

@@ -10,7 +10,7 @@ from typing import Any
 import sympy
 
 from .arrays import ArrayOp, broadcast, shape_of
-from .complexes import is_complex, real_imag
+from .complexes import complex_input, is_complex, real_imag
 
 Expr = Any  # a SymPy expression, boolean or number
 
@@ -165,6 +165,21 @@ class Graph:
         self.sources[symbol] = self.inputs_reaching(expr)
         if not alias:
             self.memo[expr] = symbol
+        if line is not None:
+            self.lines[symbol] = line
+        return symbol
+
+    def add_complex(self, value: Expr, hint: str, line: tuple[Any, ...] | None = None) -> sympy.Symbol:
+        """A complex value the program returns, `out = out_re + 1j*out_im`: the one kind of
+        node whose symbol is not real (its adjoint reaches the parts as real parts)."""
+        real, imag = (
+            self.add(part, f"{hint}_{suffix}", line) for part, suffix in zip(real_imag(value), ("re", "im"))
+        )
+        symbol = complex_input(self.names.fresh(hint))
+        if self.shapes is not None:
+            self.shapes[symbol] = shape_of(real + imag, self.shapes)
+        self.nodes.append((symbol, real + sympy.I * imag))
+        self.sources[symbol] = self.inputs_reaching(real + imag)
         if line is not None:
             self.lines[symbol] = line
         return symbol

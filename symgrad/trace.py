@@ -966,6 +966,14 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
                 "this array comes from outside the function by a way symgrad cannot read again at each call",
                 "pass the array as an argument, or read it from a module-level name",
             )
+        if value.dtype.kind == "c":
+            raise self.error(
+                UnsupportedSyntaxError,
+                node,
+                f"the array `{ast.unparse(node)}` read from outside the function is complex: symgrad reads "
+                "complex arrays as arguments only",
+                f"pass it as an argument: `def {self.frame.source.tree.name}(..., {ast.unparse(node)})`",
+            )
         if value.dtype.kind not in "biuf":
             raise self.error(
                 UnsupportedSyntaxError,
@@ -2019,12 +2027,6 @@ def _output_atom(graph: Graph, value: Any, source: parse.Source) -> Any:
             "the function returns a condition, which has no derivative",
             "return a number, e.g. `1.0 if cond else 0.0`",
         )
-    if complexes.is_complex(value):
-        raise source.error(
-            TracingError,
-            source.tree,
-            "the function returns a complex value: symgrad differentiates real-valued functions "
-            "(of real or complex arguments), as jax.grad does",
-            "return a real number computed from it, e.g. `np.abs(w)**2`, `np.real(w)` or `np.angle(w)`",
-        )
+    if complexes.is_complex(value):  # vjp and jvp take it; grad refuses it (api.real_outputs)
+        return graph.add_complex(value, "out")
     return graph.add(value, "out")

@@ -217,6 +217,65 @@ def test_real_arguments_still_get_real_programs():
     assert f(np.array([1.0, -2.0])).dtype == np.float64
 
 
+HOLOMORPHIC = [
+    ("sin", lambda z: np.sin(z), 0.3 + 0.7j),
+    ("polynomial", lambda z: z * z * z + 2.0j * z - 1.0, Z3),
+    ("exp-log", lambda z: np.exp(z) * np.log(z + 3.0), Z3),
+    ("matmul", lambda z, w: z @ w, (Z3, W32)),
+    ("conj", lambda z: np.conj(z) * 2.0 + np.abs(z), Z3),  # not holomorphic: both parts matter
+]
+
+
+@pytest.mark.parametrize("name,fn,z", HOLOMORPHIC, ids=[h[0] for h in HOLOMORPHIC])
+def test_vjp_of_a_complex_output_is_jaxs(name, fn, z):
+    """The pullback of a complex output at cotangent c is the gradient of Re(sum(c * f)),
+    as jax.vjp and autograd's make_vjp give it (c * f'(z) for a holomorphic f)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    twins = {
+        "sin": lambda z: jnp.sin(z),
+        "polynomial": lambda z: z * z * z + 2.0j * z - 1.0,
+        "exp-log": lambda z: jnp.exp(z) * jnp.log(z + 3.0),
+        "matmul": lambda z, w: z @ w,
+        "conj": lambda z: jnp.conj(z) * 2.0 + jnp.abs(z),
+    }
+    args = z if isinstance(z, tuple) else (z,)
+    value, pullback = vjp(fn, wrt=tuple(range(len(args))))(*args)
+    np.testing.assert_allclose(value, fn(*args), rtol=1e-13)
+    _, jax_pullback = jax.vjp(twins[name], *map(jnp.asarray, args))
+    for cotangent in (np.ones_like(value), 1j * np.ones_like(value), RNG.normal(size=np.shape(value)) + 0.5j):
+        wanted = jax_pullback(jnp.asarray(cotangent, dtype=complex))
+        for got, want in zip(pullback(cotangent), wanted):
+            np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_a_complex_array_from_outside_is_refused_with_a_hint_that_works():
+    with pytest.raises(SymgradError) as info:
+        vjp(_reads_outside)(Z3)
+    assert "complex" in str(info.value) and "test_complex.py" in str(info.value)
+    assert "def _reads_outside(..., W32)" in info.value.hint
+    value, _ = vjp(_takes_it)(Z3, W32)  # as the hint says
+    np.testing.assert_allclose(value, Z3 @ W32)
+
+
+def _reads_outside(z):
+    return z @ W32
+
+
+def _takes_it(z, W32):
+    return z @ W32
+
+
+def test_jvp_of_a_real_argument_with_a_complex_output():
+    def f(x):
+        return np.exp(1j * x) * x
+
+    value, tangent = symgrad.jvp(f)((0.5,), (1.0,))
+    assert value == pytest.approx(f(0.5)) and isinstance(value, complex)
+    assert tangent == pytest.approx(np.exp(0.5j) * (1j * 0.5 + 1.0))
+
+
 def test_a_complex_result_is_refused_with_a_hint_that_works():
     def f(z):
         return z * z
