@@ -286,7 +286,7 @@ def _check_rev(
     dirs = [_random_like(args[i], rng) for i in idx]
     cot = _random_like(y, rng)
     sg = _symgrad()
-    if not isinstance(y, (tuple, list)) and np.ndim(y) == 0:
+    if not isinstance(y, (tuple, list)) and np.ndim(y) == 0 and not np.iscomplexobj(y):
         grads = sg.grad(fun, wrt=_wrt(argnum), static=static)(*args, **kwargs)
         grads = tuple(np.asarray(g) * cot for g in _as_tuple(grads, several))
     else:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from . import arrays, cache, linalg, rules, runtime
+from . import arrays, cache, complexes, linalg, rules, runtime
 from .errors import TracingError, UnsupportedSyntaxError
 from .itertrace import ListValue
 from .linalgtrace import LINALG_CALLS, TWO_ARRAYS, LinalgTracing
@@ -1107,7 +1107,11 @@ class ArrayTracing(LinalgTracing):
             reduced = arrays._reduced(shape, axes, bool(keepdims))
             return self.op(arrays.Full, [], (reduced, 0.0), hint, node) if reduced else sympy.Float(0.0)
         mean = self.node(self._reduce(arrays.ArraySum, x, axis, True, node, None) / count, None, node)
-        deviation = self.node((x - mean) ** 2, None, node)
+        difference = x - mean
+        if complexes.is_complex(difference):  # NumPy: (x - mean) * conj(x - mean), its real part
+            deviation = self.node(sympy.re(difference) ** 2 + sympy.im(difference) ** 2, None, node)
+        else:
+            deviation = self.node(difference**2, None, node)
         total = self._reduce(arrays.ArraySum, deviation, axis, keepdims, node, None)
         variance = self.node(total / (count - ddof), None if root else hint, node)
         return self.node(sympy.sqrt(variance), hint, node) if root else variance

@@ -435,6 +435,17 @@ class Compiled:
 
     def probe(self, static: dict[str, Any], dynamic: list[Any]) -> Variant:
         """The variant for these arguments, specialised on their shapes if the function needs it."""
+        complex_params = frozenset(n for n, v in zip(self.dynamic, dynamic) if _is_complex(v))
+        if complex_params:  # always for the arguments' shapes (see _execute_complex)
+            if self.kind not in _COMPLEX_KINDS:
+                raise WrtError(
+                    f"{self.__name__}(): complex arguments ({', '.join(sorted(complex_params))}) are supported "
+                    f"by {', '.join(_COMPLEX_KINDS)}, not yet by {self.kind}",
+                    hint="differentiate with respect to the real and imaginary parts as two float arguments: "
+                    "`def g(x, y): return f(x + 1j * y)`",
+                )
+            shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
+            return self.variant(static, shapes, complex_params)
         if not self.shaped:
             try:
                 variant = self.variant(static)
@@ -470,15 +481,7 @@ class Compiled:
     ) -> tuple[tuple[Any, ...], Call]:
         """Complex arguments: a program for their shapes that reads their real and imaginary
         parts (see trace.trace), run as NumPy code; each gradient is shaped like its argument."""
-        if self.kind not in _COMPLEX_KINDS:
-            raise WrtError(
-                f"{self.__name__}(): complex arguments ({', '.join(sorted(complex_params))}) are supported by "
-                f"{', '.join(_COMPLEX_KINDS)}, not yet by {self.kind}",
-                hint="differentiate with respect to the real and imaginary parts as two float arguments: "
-                "`def g(x, y): return f(x + 1j * y)`",
-            )
-        shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
-        variant = self.variant(static, shapes, complex_params)
+        variant = self.probe(static, dynamic)
         values = [*dynamic, *(cache.resolve(self.fn, path) for path, _ in variant.captured), *extra]
         return _array_call(variant.kernel, values), Call(dynamic, False, None, static, variant)
 

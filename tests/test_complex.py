@@ -351,3 +351,21 @@ def test_elementwise_functions_of_complex_values_take_numpys_branches(name):
     got = grad(score)(POINTS[:6])
     expected = finite_difference_gradient(score, (POINTS[:6],), 0)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vjp_of_a_complex_output_sums_over_broadcast_axes():
+    """A complex (2,) and a real (2, 1) argument give a (2, 2) output; each gradient sums the
+    cotangent over the axes its argument was broadcast along. (The value run picked the real
+    program's cotangent shape, (), before: `cannot reshape array of size 1 into shape (2,)`.)"""
+
+    def add(x, y):
+        return x * y + 1j * y
+
+    x, y = np.array([1.0 + 2.0j, 3.0j]), np.array([[1.0], [2.0]])
+    value, pullback = vjp(add, wrt=(0, 1))(x, y)
+    np.testing.assert_allclose(value, add(x, y))
+    cotangent = np.array([[1.0, 2.0j], [0.5, -1.0 + 1.0j]])
+    gx, gy = pullback(cotangent)
+    # the gradient of Re(sum(c * f)): d/dx = sum over rows of c * y, d/dy = Re(sum_j c (x + 1j))
+    np.testing.assert_allclose(gx, np.sum(cotangent * y, axis=0))
+    np.testing.assert_allclose(gy, np.real(np.sum(cotangent * (x + 1j), axis=1, keepdims=True)))
