@@ -8,7 +8,7 @@ import linecache
 import math
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +133,10 @@ def export_files(
             f"export: lang must be one of {', '.join(LANGS)}, got {lang!r}", hint='lang="python" or lang="c"'
         )
     request = _Request.make(fn, kind, wrt, static, shapes, name, source_name, loops)
-    stem = request.name if stem is None else stem
+    request.stem = request.name if stem is None else stem
+    request.values = {k: float(v) for k, v in (values or {}).items()}
     if lang == "c":
-        return _c_files(request, stem, dict(values or {}))
+        return _c_files(request)
     return {f"{stem}.py": _python_module(request)}
 
 
@@ -154,6 +155,8 @@ class _Request:
     shapes: dict[str, tuple[int, ...]] | None
     source_name: str
     n_values: int  # how many outputs of the program are function values (value_and_grad: 1)
+    stem: str = ""  # the name of the file(s) written, without the suffix
+    values: dict[str, float] = field(default_factory=dict)  # the C harness's arguments
 
     @classmethod
     def make(
@@ -240,6 +243,9 @@ class _Request:
             parts.append(f"--loops {mode}")
         if lang != "python":
             parts.append(f"--lang {lang}")
+        if self.values and lang == "c":
+            parts.append("--at " + ",".join(f"{k}={v!r}" for k, v in self.values.items()))
+        parts.append(f"-o {self.stem}.{'py' if lang == 'python' else 'c'}")
         return " ".join(parts)
 
 
@@ -343,7 +349,7 @@ def _python_module(request: _Request) -> str:
     needs = "NumPy" if "numpy" in used["modules"] or helpers else "math"
     if "scipy_special" in used["modules"]:
         needs += " and SciPy (scipy.special)"
-    parts = [_python_header(request, needs), *([imports] if imports else [])]
+    parts = [*([imports] if imports else [])]
     if helpers:
         parts.append("\n\n".join(helpers))
         entries = ", ".join(f"{h}={h}" for h in sorted(used["sg"]))
@@ -351,7 +357,7 @@ def _python_module(request: _Request) -> str:
             f"# the helpers as the generated code calls them (`sg.<name>`)\nsg = types.SimpleNamespace({entries})"
         )
     parts.append(function)
-    return "\n\n\n".join(parts)
+    return _python_header(request, needs) + "\n\n" + "\n\n\n".join(parts)
 
 
 def _python_header(request: _Request, needs: str) -> str:
@@ -685,9 +691,10 @@ def _c_lines(graph: Graph, program: Sequence[emit.Statement], printer: CPrinter)
         yield f"    const double {printer._print(symbol)} = {printer.doprint(expr)};"
 
 
-def _c_files(request: _Request, stem: str, values: dict[str, float]) -> dict[str, str]:
+def _c_files(request: _Request) -> dict[str, str]:
     from . import __version__
 
+    stem, values = request.stem, request.values
     graph = request.graph
     program = emit.eliminate_common(graph, emit.fold_scaled(graph, emit.live_nodes(graph)))
     refusal = c_refusal(graph, program)

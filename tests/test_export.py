@@ -366,3 +366,31 @@ def test_cli_export_shapes_and_refusal(tmp_path, monkeypatch, capsys):
     err = io.StringIO()
     assert cli.main(["export", "model.py:norm2"], err=err) == 1
     assert "--shape x=3" in err.getvalue()
+
+
+# --- the committed examples (docs/export/, written by docs/generate.py; README shows them) ------------
+
+DOCS_EXPORT = Path(__file__).resolve().parent.parent / "docs" / "export"
+
+
+def test_committed_python_example_runs_without_symgrad(tmp_path):
+    text = (DOCS_EXPORT / "loss_grad.py").read_text()
+    run = run_isolated(tmp_path, text, "loss_grad", "value_and_grad_loss", [[0.5, -1.0]])
+    assert run["numpy"] is False
+    assert_close(run["results"][0], symgrad.value_and_grad(namespace_free_loss, wrt=("w", "b"))(0.5, -1.0))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on PATH")
+def test_committed_c_example_compiles(tmp_path):
+    for name in ("f_grad.c", "f_grad.h", "f_grad_test.c"):
+        shutil.copy(DOCS_EXPORT / name, tmp_path / name)
+    command = ["cc", "-O2", "-Wall", "-Werror", "-o", "f_grad_test", "f_grad.c", "f_grad_test.c", "-lm"]
+    subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    done = subprocess.run([str(tmp_path / "f_grad_test")], capture_output=True, text=True, check=True)
+    got = [float(line.split()[1]) for line in done.stdout.splitlines()]
+    want = symgrad.value_and_grad(lambda_free_f, wrt=("x", "y"))(1.5, 2.0)
+    assert_close(got, want)
+
+
+def lambda_free_f(x, y):
+    return np.sin(x) * y + x**2
