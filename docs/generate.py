@@ -6,6 +6,7 @@ committed pages are what this script writes, so the docs cannot fall behind the 
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import sys
 import textwrap
@@ -17,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 import symgrad  # noqa: E402 - after the path is set
 from symgrad import checkpoint as checkpoints  # noqa: E402
 from symgrad import diff, emit, parse, rewrite, trace  # noqa: E402
+from symgrad.export import export_files  # noqa: E402
 
 
 class _Annotation(str):
@@ -351,8 +353,30 @@ def pipeline_page() -> str:
     return "\n".join(parts)
 
 
+def exported_files() -> dict[str, str]:
+    """docs/export/: what `symgrad export` writes for docs/model.py (README's "Shipping
+    derivatives" shows them): `loss` as Python, `f` as C."""
+    spec = importlib.util.spec_from_file_location("docs_model", ROOT / "docs" / "model.py")
+    assert spec is not None and spec.loader is not None
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    files = export_files(model.loss, wrt=("w", "b"), stem="loss_grad", source_name="docs/model.py")
+    files.update(
+        export_files(
+            model.f,
+            wrt=("x", "y"),
+            lang="c",
+            stem="f_grad",
+            values={"x": 1.5, "y": 2.0},
+            source_name="docs/model.py",
+        )
+    )
+    return {f"export/{name}": text for name, text in files.items()}
+
+
 def pages() -> dict[str, str]:
     out = {f"api/{name}.md": api_page(name) for name in sorted(symgrad.__all__) if name != "__version__"}
+    out.update(exported_files())
     out["pipeline.md"] = pipeline_page()
     index = ["# symgrad API reference\n"] + [
         f"- [`{n}`](api/{n}.md)" for n in sorted(symgrad.__all__) if n != "__version__"

@@ -17,6 +17,7 @@ from .errors import (
     UnsupportedSyntaxError,
     WrtError,
 )
+from .export import export
 from .registry import supported
 from .rules import RULES, custom_derivative, detach, no_grad, register, stop_gradient
 from .runtime import logsumexp
@@ -42,6 +43,7 @@ __all__ = [
     "custom_derivative",
     "derivative",
     "detach",
+    "export",
     "grad",
     "hessian",
     "jacobian",

@@ -395,6 +395,47 @@ def cmd_show(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+# --- export ----------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace, out: IO[str]) -> int:
+    """`symgrad export`: the derivative as a standalone Python module, or C files (symgrad/export.py)."""
+    from .export import export_files
+
+    setup = _setup(args)
+    setup.grad()  # --wrt and --static checked as the other commands check them
+    given = _assignments(args.shape, "--shape")
+    shapes = {n: _shape(n, v) for n, v in given.items()} if given else None
+    values = {n: float(v) for n, v in setup.at.items() if isinstance(v, (int, float))}
+    output = Path(args.output) if args.output else None
+    if args.lang == "c" and output is None:
+        raise CliError("--lang c writes three files: name them with -o, e.g. -o build/f_grad.c", EXIT_USAGE)
+    stem = output.stem if output is not None else None
+    files = export_files(
+        setup.fn,
+        args.kind,
+        wrt=setup.wrt,
+        static=setup.static,
+        shapes=shapes,
+        lang=args.lang,
+        name=args.name,
+        loops=args.loops,
+        values=values,
+        stem=stem,
+        source_name=args.target.rpartition(":")[0],
+    )
+    if output is None:
+        out.write(next(iter(files.values())))
+        return EXIT_OK
+    if not output.parent.is_dir():
+        raise CliError(f"-o: {output.parent}: no such directory", EXIT_USAGE)
+    for file_name, text in files.items():
+        path = output.with_name(file_name)
+        path.write_text(text)
+        print(f"wrote {path}", file=out)
+    return EXIT_OK
+
+
 # --- check -----------------------------------------------------------------------------------------
 
 
@@ -844,6 +885,43 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, metavar="FILE", help="image file to write (.png, .svg, .pdf)"
     )
     plot.set_defaults(handler=cmd_plot)
+
+    export = commands.add_parser(
+        "export",
+        help="write the derivative as a standalone module (Python needing only NumPy or math, or C)",
+        description="Write the derivative as a module that needs no symgrad: Python that imports only "
+        "NumPy (math for functions of floats), or with --lang c a C99 file, its header and a test "
+        "harness (functions of floats only). Array programs are exported for the shapes --shape gives.",
+    )
+    common(export)
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="file to write (FILE.py; FILE.c, FILE.h and FILE_test.c "
+        "with --lang c); default: print the Python module",
+    )
+    export.add_argument("--lang", choices=("python", "c"), default="python", help="python (default) or c")
+    export.add_argument(
+        "--kind",
+        choices=("value_and_grad", "grad"),
+        default="value_and_grad",
+        help="what the exported function returns (default value_and_grad: the value and the gradient)",
+    )
+    export.add_argument("--name", metavar="NAME", help="the exported function's name (default KIND_FUNC)")
+    export.add_argument(
+        "--loops",
+        choices=("auto", "keep", "unroll"),
+        help="how for loops become code, as grad's loops= (default auto)",
+    )
+    export.add_argument(
+        "--shape",
+        metavar="NAME=SHAPE,...",
+        action="append",
+        help="argument shapes, for functions with array operations (built into the code), e.g. --shape x=3",
+    )
+    at(export, "with --lang c: the values the test harness uses when run without arguments")
+    export.set_defaults(handler=cmd_export)
 
     demo = commands.add_parser(
         "demo",
