@@ -5,8 +5,37 @@ An entry holds the generated source of one compiled variant. It is used only whe
 values and the versions of symgrad, SymPy, NumPy and Python; (2) every value the tracer read
 from outside the function (globals, closure cells, module attributes, inlined callees'
 sources) still has the fingerprint recorded when the entry was written; and (3) its HMAC
-matches, with a key that only this cache directory holds. Anything else is ignored and
-rewritten: an entry is never executed unless it is exactly what symgrad wrote.
+matches, with the user's signing key. Anything else is ignored and rewritten: an entry is
+never executed unless it is exactly what symgrad wrote with this user's key.
+
+Where things live (platformdirs, so that each OS gets its own conventions): entries in
+`SYMGRAD_CACHE_DIR`, else `platformdirs.user_cache_dir("symgrad")` (`~/.cache/symgrad` or
+`$XDG_CACHE_HOME/symgrad` on Linux, `~/Library/Caches/symgrad` on macOS,
+`%LOCALAPPDATA%\\symgrad\\Cache` on Windows); the key in `SYMGRAD_KEY_FILE`, else
+`cache-key` in `platformdirs.user_data_dir("symgrad")` (`~/.local/share/symgrad`,
+`~/Library/Application Support/symgrad`, `%LOCALAPPDATA%\\symgrad`): never in the cache
+directory. platformdirs is a dependency, not an optional import: it is small, pure Python and
+without dependencies of its own, and a fallback would keep the hand-written Linux paths (and
+move the cache and the key whenever it came and went).
+
+Threat model. The HMAC is protection, not a checksum: an entry is generated Python that is
+compiled and executed, so an entry that someone else wrote is code run with the user's
+rights. The key is 32 random bytes in a file of mode 0600 (its folder is created 0700), apart
+from the entries. It protects against anyone who can write the cache directory but cannot read
+the key: another user or process with write access to a shared or group-writable cache
+directory (`SYMGRAD_CACHE_DIR` on a shared disk, in /tmp), a copied or restored cache, an
+entry edited by hand. Their entries fail the signature and are recompiled and overwritten,
+never run (entries of another user, signed with that user's key, are likewise recompiled: a
+cache directory shared between users is safe but not shared in effect). A key file that others
+could read or that the user does not own (POSIX) is not trusted: it is replaced by a new key,
+which invalidates the entries signed with the old one. It does not protect against an attacker
+with the user's own rights (who can read the key, or edit symgrad and its dependencies
+directly), nor against someone who can read the user's files (the key) and write the cache.
+On Windows the file mode is not enforced; the key relies on the per-user permissions of
+`%LOCALAPPDATA%`. Without a readable or creatable key the cache is skipped, not trusted.
+Not covered by the signature: the numba backend's kernel modules and numba's own cache files
+(`numba/` in the cache directory: source, bytecode and pickled object code, loaded by Python
+and numba): with `backend="numba"`, the cache directory must be writable by the user only.
 """
 
 from __future__ import annotations
@@ -28,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 import sympy
 
 from . import rules
@@ -37,15 +67,23 @@ Dependency = tuple[tuple[str, ...], Any]  # (path from the traced function, fing
 
 
 def directory() -> Path | None:
-    """The cache directory: `SYMGRAD_CACHE_DIR`, else the user cache dir; None when
-    `SYMGRAD_NO_CACHE=1` turns the cache off."""
+    """The cache directory: `SYMGRAD_CACHE_DIR`, else the user cache dir
+    (`platformdirs.user_cache_dir`); None when `SYMGRAD_NO_CACHE=1` turns the cache off."""
     if os.environ.get("SYMGRAD_NO_CACHE", "") not in ("", "0"):
         return None
     configured = os.environ.get("SYMGRAD_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "symgrad"
+    return Path(platformdirs.user_cache_dir("symgrad", appauthor=False))
+
+
+def key_file() -> Path:
+    """The file holding the key that signs cache entries: `SYMGRAD_KEY_FILE`, else `cache-key`
+    in the user data dir (`platformdirs.user_data_dir`), outside the cache directory."""
+    configured = os.environ.get("SYMGRAD_KEY_FILE")
+    if configured:
+        return Path(configured)
+    return Path(platformdirs.user_data_dir("symgrad", appauthor=False)) / "cache-key"
 
 
 # --- fingerprints: what a value read from outside the function looked like ---------------------
@@ -189,19 +227,56 @@ def _package_digest() -> str:
     return digest.hexdigest()
 
 
-def _secret(folder: Path) -> bytes:
-    path = folder / "key"
+KEY_BYTES = 32
+
+
+def _secret() -> bytes:
+    """The signing key: read from `key_file()`, created there (mode 0600) if missing, replaced if
+    it is not private to this user. Raises OSError when no trusted key can be had."""
+    path = key_file()
     try:
-        data = path.read_bytes()
-        if len(data) == 32:
+        data = _private_key(path)
+    except FileNotFoundError:
+        _new_key(path, replace=False)
+    else:
+        if data is not None:
             return data
-    except OSError:
-        pass
-    data = secrets.token_bytes(32)
-    _atomic_write(path, data)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o600)
-    return path.read_bytes()  # another process may have won the race: use what is on disk
+        _new_key(path, replace=True)  # short, or readable by others: not a secret any more
+    data = _private_key(path)
+    if data is None:
+        raise OSError(f"the cache key {path} is not private to this user")
+    return data
+
+
+def _private_key(path: Path) -> bytes | None:
+    """The key in `path`, or None if it is malformed or others may read it (POSIX)."""
+    with open(path, "rb") as stream:
+        if os.name == "posix":
+            info = os.fstat(stream.fileno())
+            if info.st_mode & 0o077 or info.st_uid != os.geteuid():
+                return None
+        data = stream.read(KEY_BYTES + 1)
+    return data if len(data) == KEY_BYTES else None
+
+
+def _new_key(path: Path, replace: bool) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-key-")  # mode 0600
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(secrets.token_bytes(KEY_BYTES))
+        if replace:
+            os.replace(temp, path)
+            return
+        try:  # a link does not overwrite: of two processes creating the key, the first wins
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -231,7 +306,7 @@ def load(entry_key: str, root: Callable[..., Any]) -> dict[str, Any] | None:
         raw = (folder / f"{entry_key}.json").read_bytes()
         wrapper = json.loads(raw)
         payload = wrapper["payload"].encode()
-        if not hmac.compare_digest(wrapper["hmac"], _signature(_secret(folder), payload)):
+        if not hmac.compare_digest(wrapper["hmac"], _signature(_secret(), payload)):
             return None
         entry = json.loads(payload)
         if entry.get("format") != FORMAT or entry.get("key") != entry_key:
@@ -252,7 +327,7 @@ def store(entry_key: str, deps: Sequence[Dependency], data: dict[str, Any]) -> N
     entry = {"format": FORMAT, "key": entry_key, "deps": [[list(p), fp] for p, fp in deps], **data}
     try:
         payload = json.dumps(entry, sort_keys=True)
-        secret = _secret(folder)
+        secret = _secret()
         wrapper = {"hmac": _signature(secret, payload.encode()), "payload": payload}
         _atomic_write(folder / f"{entry_key}.json", json.dumps(wrapper).encode())
     except (OSError, TypeError, ValueError):

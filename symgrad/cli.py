@@ -23,7 +23,15 @@ from .arraytrace import ShapesNeeded
 from .compiled import Compiled
 from .errors import DataDependentLoopError, SymgradError, WrtError
 
-__all__ = ["CliError", "build_parser", "finite_difference", "load_function", "main", "parse_assignments"]
+__all__ = [
+    "CliError",
+    "build_parser",
+    "estimate",
+    "finite_difference",
+    "load_function",
+    "main",
+    "parse_assignments",
+]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -442,14 +450,12 @@ def cmd_export(args: argparse.Namespace, out: IO[str]) -> int:
 def finite_difference(
     f: Callable[[float], float], x: float, *, step: float | None = None, richardson: bool = True
 ) -> float:
-    """The derivative of `f` at `x` by central differences, by default Richardson-extrapolated.
+    """The derivative of `f` at `x` by central differences, by default extrapolated to step 0.
 
-    Richardson (Ridders' method): central differences for steps halved 16 times from
-    `max(0.1 |x|, 1e-3)` (or `step * max(1, |x|)`), extrapolated to step 0 in a Neville
-    tableau; the estimate whose neighbours in the tableau agree best is returned. Steps where
-    `f` is undefined (NaN, inf, ValueError: `log` near 0) are skipped. Plain central
-    differences use one step, `step * max(1, |x|)` with `step` 6e-6 (about the cube root of
-    the float64 epsilon) by default.
+    With `richardson` (the default) it is `estimate(f, x, step=step)`'s value: SciPy's
+    `scipy.differentiate.derivative` where SciPy >= 1.15 is installed, else Ridders' method.
+    Plain central differences use one step, `step * max(1, |x|)` with `step` 6e-6 (about the
+    cube root of the float64 epsilon) by default.
 
     >>> import math
     >>> round(finite_difference(math.sin, 0.0), 12)
@@ -457,19 +463,88 @@ def finite_difference(
     >>> round(finite_difference(math.log, 1e-3), 6)
     1000.0
     """
+    if not richardson:
+        h = (6e-6 if step is None else step) * max(1.0, abs(x))
+        return _guarded(lambda h: (f(x + h) - f(x - h)) / (2 * h), h)
+    return estimate(f, x, step=step)[0]
+
+
+def estimate(
+    f: Callable[[float], float], x: float, *, step: float | None = None, method: str = "auto"
+) -> tuple[float, float]:
+    """The derivative of `f` at `x` and an estimate of its absolute error, from central
+    differences extrapolated to step 0, starting from the step `max(0.1 |x|, 1e-3)` (or
+    `step * max(1, |x|)`).
+
+    `method` "scipy" is `scipy.differentiate.derivative` (an order-8 central stencil over
+    halved steps; its `error` is the change between its last two estimates), retried from an
+    8 times smaller first step until it converges: a step may leave the domain of `f` (NaN,
+    inf, ValueError: `log` near 0) or be too large for it (`sin` at 1e4); without convergence,
+    the estimate with the smallest error. "ridders" is the hand-written Ridders' method (`ridders`). "auto" is "scipy"
+    where SciPy >= 1.15 is installed, else "ridders". SciPy is not a dependency of symgrad: the
+    fallback keeps `symgrad check` working without it, and is the code that `one_sided` uses.
+
+    >>> import math
+    >>> value, error = estimate(math.exp, 1.0)
+    >>> abs(value - math.e) < 1e-11, error < 1e-9
+    (True, True)
+    """
+    h = max(0.1 * abs(x), 1e-3) if step is None else step * max(1.0, abs(x))
+    derivative = _scipy_derivative() if method in ("auto", "scipy") else None
+    if method == "scipy" and derivative is None:
+        raise CliError("--method scipy needs SciPy >= 1.15 (scipy.differentiate)", EXIT_USAGE)
+    if derivative is None:
+        return ridders(f, x, h)
+
+    def elementwise(points: Array) -> Array:
+        values = np.empty(np.shape(points))
+        for index, t in np.ndenumerate(np.asarray(points)):
+            values[index] = _guarded(f, float(t))
+        return values
+
+    best = (math.nan, math.inf)
+    for _ in range(12):  # first steps down to 8**-11 (1e-10) of the default
+        with np.errstate(all="ignore"):
+            result = derivative(elementwise, x, initial_step=h)
+        value, error = float(result.df), float(result.error)
+        if math.isfinite(value) and math.isfinite(error):
+            if int(result.status) == 0:  # converged: error < sqrt(eps) |value| (SciPy's default)
+                return value, error
+            if error < best[1]:  # stopped as its error grew: too large a step (sin at 1e4)
+                best = (value, error)
+        h /= 8
+    return best if math.isfinite(best[0]) else (math.nan, math.nan)
+
+
+def _scipy_derivative() -> Callable[..., Any] | None:
+    try:
+        from scipy.differentiate import derivative  # SciPy >= 1.15
+    except ImportError:
+        return None
+    return derivative  # type: ignore[no-any-return]
+
+
+def ridders(f: Callable[[float], float], x: float, h: float) -> tuple[float, float]:
+    """Ridders' method: central differences for steps halved 16 times from `h`, extrapolated
+    to step 0 in a Neville tableau; the estimate whose neighbours in the tableau agree best,
+    with that agreement as its error. Steps where `f` is undefined are skipped.
+
+    >>> import math
+    >>> value, error = ridders(math.sin, 0.0, 1e-3)
+    >>> value, error < 1e-12
+    (1.0, True)
+    """
 
     def central(h: float) -> float:
         return (f(x + h) - f(x - h)) / (2 * h)
 
-    if not richardson:
-        return _guarded(central, (6e-6 if step is None else step) * max(1.0, abs(x)))
-    h = max(0.1 * abs(x), 1e-3) if step is None else step * max(1.0, abs(x))
     return _extrapolate(central, h, 4.0)  # central differences: errors in powers of h**2
 
 
 def one_sided(f: Callable[[float], float], x: float, side: int) -> float:
     """The derivative of `f` at `x` from the right (`side` 1) or the left (-1): forward or
-    backward differences, Richardson-extrapolated as in `finite_difference`.
+    backward differences, extrapolated in a Neville tableau as in `ridders` (kept for
+    this even with SciPy: it is exact on piecewise-linear functions, which kinks usually are).
 
     >>> one_sided(abs, 0.0, 1), one_sided(abs, 0.0, -1)
     (1.0, -1.0)
@@ -478,19 +553,19 @@ def one_sided(f: Callable[[float], float], x: float, side: int) -> float:
     def difference(h: float) -> float:
         return side * (f(x + side * h) - f(x)) / h
 
-    return _extrapolate(difference, max(0.1 * abs(x), 1e-3), 2.0)  # errors in powers of h
+    return _extrapolate(difference, max(0.1 * abs(x), 1e-3), 2.0)[0]  # errors in powers of h
 
 
 def _guarded(estimate: Callable[[float], float], h: float) -> float:
     try:
-        return estimate(h)
+        return float(estimate(h))
     except (ArithmeticError, ValueError):  # math.log(-1), 1 / 0: outside the domain
         return math.nan
 
 
-def _extrapolate(estimate: Callable[[float], float], h: float, ratio: float) -> float:
+def _extrapolate(estimate: Callable[[float], float], h: float, ratio: float) -> tuple[float, float]:
     """Neville's tableau over `estimate(h)` for 16 halved steps, whose error shrinks by `ratio`
-    per halving: the extrapolation whose neighbours in the tableau agree best."""
+    per halving: the extrapolation whose neighbours in the tableau agree best, and how well."""
     best, error, last = math.nan, math.inf, math.nan
     previous: list[float] = []  # the last row of the tableau: extrapolations of a larger step
     for _ in range(16):
@@ -510,7 +585,7 @@ def _extrapolate(estimate: Callable[[float], float], h: float, ratio: float) -> 
             if change < error:  # strict: on ties the larger step (less rounding) wins
                 best, error = extrapolated, change
         previous = row
-    return best if math.isfinite(best) else last
+    return (best, error) if math.isfinite(best) else (last, math.nan)
 
 
 def _total(value: Any) -> float:
@@ -555,10 +630,16 @@ class Row:
     fd: float
     ok: bool
     sides: tuple[float, float] | None = None  # (left, right) where they differ: a kink
+    fd_error: float = math.nan  # the finite differences' own error estimate (absolute); NaN: none
 
     @property
     def error(self) -> float:
         return _error(self.g, self.fd)
+
+    @property
+    def fd_uncertain(self) -> float:
+        """The error estimate on the scale of `error` (divided by max(1, |fd|))."""
+        return self.fd_error / max(1.0, abs(self.fd)) if math.isfinite(self.fd) else math.nan
 
 
 def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
@@ -607,9 +688,15 @@ def _row(
     derivatives, which differ at a kink (relu at 0), where central differences average them."""
     try:
         with np.errstate(all="ignore"):
-            fd = finite_difference(along, x, step=args.step, richardson=args.method == "richardson")
+            if args.method == "central":
+                fd, fd_error = finite_difference(along, x, step=args.step, richardson=False), math.nan
+            else:
+                method = {"richardson": "auto"}.get(args.method, args.method)
+                fd, fd_error = estimate(along, x, step=args.step, method=method)
             ok = _error(g, fd) <= args.rtol
-            return Row(label, x, g, fd, ok, None if ok else _kink(along, x, args.rtol))
+            return Row(label, x, g, fd, ok, None if ok else _kink(along, x, args.rtol), fd_error)
+    except CliError:
+        raise
     except Exception as exc:
         raise CliError(
             f"evaluating `{setup.fn.__name__}` for the finite differences failed: {type(exc).__name__}: {exc}"
@@ -628,6 +715,8 @@ def _report(rows: Sequence[Row], fname: str, rtol: float, out: IO[str]) -> int:
     for row in rows:
         if row.sides is not None:
             print(_kink_note(row, fname, rtol), file=out)
+        elif not row.ok and row.fd_uncertain > rtol:
+            print(_uncertain_note(row, rtol), file=out)
     failed = sum(not row.ok for row in rows)
     kinks = sum(row.sides is not None for row in rows)
     if failed:
@@ -661,13 +750,23 @@ def _kink_note(row: Row, fname: str, rtol: float) -> str:
     )
 
 
+def _uncertain_note(row: Row, rtol: float) -> str:
+    return textwrap.fill(
+        f"note: {row.label}: the finite differences' own error estimate ({row.fd_uncertain:.1e}) "
+        f"exceeds rtol={rtol:g}, so they cannot decide this row: try another --step or point.",
+        100,
+        subsequent_indent="  ",
+    )
+
+
 def _print_table(rows: Sequence[Row], out: IO[str]) -> None:
-    header = ("parameter", "symgrad", "finite diff.", "rel. error", "")
+    header = ("parameter", "symgrad", "finite diff.", "fd error", "rel. error", "")
     cells = [
         (
             row.label,
             _format_number(row.g),
             _format_number(row.fd),
+            f"{row.fd_uncertain:.1e}" if math.isfinite(row.fd_uncertain) else "-",
             f"{row.error:.1e}",
             "ok" if row.ok else "FAIL (kink)" if row.sides else "FAIL",
         )
@@ -676,7 +775,7 @@ def _print_table(rows: Sequence[Row], out: IO[str]) -> None:
     widths = [max(len(row[i]) for row in (header, *cells)) for i in range(len(header))]
     for row in (header, *cells):
         text = "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) if i < 4 else cell
+            cell.ljust(w) if i == 0 else cell.rjust(w) if i < 5 else cell
             for i, (cell, w) in enumerate(zip(row, widths))
         )
         print(text.rstrip(), file=out)
@@ -849,24 +948,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare symgrad's gradient with central finite differences of the original "
         "function (float64) at a point. Prints one row per partial derivative (per element for "
         "arrays) and exits with status 1 if any disagree. The error is |symgrad - fd| / max(1, |fd|): "
-        "relative where |fd| >= 1, absolute below.",
+        "relative where |fd| >= 1, absolute below; 'fd error' is the finite differences' own error "
+        "estimate on the same scale.",
     )
     common(check)
     at(check, "the point: every parameter without a default needs a value")
     check.add_argument("--rtol", type=float, default=1e-6, help="largest error accepted (default 1e-6)")
     check.add_argument(
         "--method",
-        choices=("richardson", "central"),
+        choices=("richardson", "scipy", "ridders", "central"),
         default="richardson",
-        help="central differences Richardson-extrapolated over halved steps (Ridders' method, the "
-        "default), or plain central differences",
+        help="central differences extrapolated over halved steps, with an error estimate (the "
+        "default: scipy.differentiate.derivative where SciPy >= 1.15 is installed, else Ridders' "
+        "method; 'scipy' or 'ridders' to choose), or one plain central difference ('central')",
     )
     check.add_argument(
         "--step",
         type=float,
         default=None,
-        help="step relative to max(1, |x|): the first of the halved steps with Richardson "
-        "(default: max(0.1 |x|, 1e-3)), the only one without (default 6e-6)",
+        help="step relative to max(1, |x|): the first of the halved steps when extrapolating "
+        "(default: max(0.1 |x|, 1e-3)), the only one with --method central (default 6e-6)",
     )
     check.set_defaults(handler=cmd_check)
 

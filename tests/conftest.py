@@ -1,4 +1,5 @@
-"""Test session setup: a private persistent-cache directory, so runs never share entries."""
+"""Test session setup: a private persistent-cache directory and signing key, so runs never share
+entries."""
 
 import os
 import random
@@ -9,6 +10,8 @@ import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="symgrad-test-cache-")
 os.environ["SYMGRAD_CACHE_DIR"] = _CACHE
+# The signing key too: tests never create or read the user's own key (symgrad/cache.py).
+os.environ["SYMGRAD_KEY_FILE"] = os.path.join(tempfile.mkdtemp(prefix="symgrad-test-key-"), "cache-key")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -2,14 +2,18 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from symgrad import cache, grad
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HELPER = """
 SCALE = {scale}
@@ -41,9 +45,9 @@ def _write(folder: Path, scale: float, power: int) -> None:
 def _run(folder: Path, cache_dir: Path, **env: str) -> dict:
     environment = {k: v for k, v in os.environ.items() if k != "SYMGRAD_NO_CACHE"}
     # No .pyc files: a module rewritten within the same second must be read again.
-    environment.update(
-        SYMGRAD_CACHE_DIR=str(cache_dir), PYTHONPATH=str(folder), PYTHONDONTWRITEBYTECODE="1", **env
-    )
+    # This checkout's symgrad, not an installed one.
+    path = os.pathsep.join([str(folder), str(ROOT)])
+    environment.update(SYMGRAD_CACHE_DIR=str(cache_dir), PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1", **env)
     result = subprocess.run(
         [sys.executable, str(folder / "main_mod.py")],
         capture_output=True,
@@ -150,7 +154,81 @@ def test_directory_setting(monkeypatch, tmp_path):
     monkeypatch.delenv("SYMGRAD_NO_CACHE")
     monkeypatch.delenv("SYMGRAD_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache.directory() == tmp_path / "xdg" / "symgrad"
+    assert cache.directory() == Path(platformdirs.user_cache_dir("symgrad", appauthor=False))
+    if sys.platform.startswith("linux"):  # platformdirs follows the XDG variables there
+        assert cache.directory() == tmp_path / "xdg" / "symgrad"
+
+
+def test_key_file_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYMGRAD_KEY_FILE", str(tmp_path / "k"))
+    assert cache.key_file() == tmp_path / "k"
+    monkeypatch.delenv("SYMGRAD_KEY_FILE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert cache.key_file() == Path(platformdirs.user_data_dir("symgrad", appauthor=False)) / "cache-key"
+    if sys.platform.startswith("linux"):
+        assert cache.key_file() == tmp_path / "data" / "symgrad" / "cache-key"
+
+
+# --- the signing key: outside the cache directory, private to the user -------------------------
+
+
+def test_key_is_a_private_file_outside_the_cache_directory(project, tmp_path):
+    folder, cache_dir = project
+    key = tmp_path / "private" / "symgrad" / "cache-key"
+    _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(key))
+    assert len(key.read_bytes()) == 32
+    assert _entries(cache_dir)
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted(p.name for p in _entries(cache_dir))
+    if os.name == "posix":
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700  # created by symgrad
+
+
+def test_entry_signed_with_another_key_is_recompiled(project, tmp_path):
+    """Another user's (or process's) key: its entries are never run, only overwritten."""
+    folder, cache_dir = project
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    assert not _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(theirs))["cached"]
+    written = {p.name: p.read_bytes() for p in _entries(cache_dir)}
+    again = _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(mine))
+    assert not again["cached"]  # their entry fails my key: recompiled, and rewritten
+    assert again["grads"] == pytest.approx(_expected(3.0, 2), rel=1e-15)
+    assert {p.name: p.read_bytes() for p in _entries(cache_dir)} != written
+    assert _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(mine))["cached"]
+    assert mine.read_bytes() != theirs.read_bytes()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_key_readable_by_others_is_replaced(project, tmp_path):
+    folder, cache_dir = project
+    key = tmp_path / "key"
+    _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(key))
+    old = key.read_bytes()
+    key.chmod(0o644)  # someone could have read it: it is no secret any more
+    result = _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(key))
+    assert not result["cached"]  # the entries signed with the old key are not trusted
+    assert key.read_bytes() != old and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert _run(folder, cache_dir, SYMGRAD_KEY_FILE=str(key))["cached"]
+
+
+def test_short_key_is_replaced(monkeypatch, tmp_path):
+    key = tmp_path / "key"
+    key.write_bytes(b"short")
+    key.chmod(0o600)
+    monkeypatch.setenv("SYMGRAD_KEY_FILE", str(key))
+    secret = cache._secret()
+    assert len(secret) == 32 and key.read_bytes() == secret
+    assert cache._secret() == secret  # stable once written
+
+
+def test_unusable_key_location_skips_the_cache(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("SYMGRAD_KEY_FILE", str(blocker / "key"))
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    cache.store("0" * 64, [], {"kernel": {}})
+    assert not list((tmp_path / "cache").glob("*.json"))  # nothing written unsigned
+    assert cache.load("0" * 64, lambda: None) is None
 
 
 def test_unwritable_cache_directory_is_not_an_error(monkeypatch, tmp_path):

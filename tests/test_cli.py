@@ -439,6 +439,47 @@ def test_finite_difference_accuracy() -> None:
     assert cli.finite_difference(math.sqrt, 1e-6) == pytest.approx(500.0, rel=1e-9)
 
 
+def test_check_reports_the_error_estimate(example: Path) -> None:
+    """'fd error' is the finite differences' own error estimate, on the scale of 'rel. error'."""
+    result = run(example.parent, "check", "example.py:f", "--wrt", "x,y", "--at", "x=1.0,y=2.0")
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0]
+    assert header.split()[:6] == ["parameter", "symgrad", "finite", "diff.", "fd", "error"]
+    for _, _, fd_error, error, verdict in table(result.stdout).values():
+        assert 0.0 <= float(fd_error) < 1e-9 and float(error) < 1e-9 and verdict == "ok"
+    exact = 2.0 + 2.0 * math.cos(1.0)
+    value, estimated = cli.estimate(lambda x: x * x + 2 * math.sin(x), 1.0)
+    assert abs(value - exact) <= max(10 * estimated, 1e-14)  # the estimate bounds the error
+    central = run(example.parent, "check", "example.py:f", "--at", "x=1.0,y=2.0", "--method", "central")
+    assert table(central.stdout)["x"][2] == "-"  # one plain difference: no estimate
+
+
+@pytest.mark.parametrize("method", ["scipy", "ridders"])
+def test_estimate_methods(method: str) -> None:
+    if method == "scipy":
+        pytest.importorskip("scipy.differentiate")
+    cases = [(math.exp, 1.0, math.e), (math.sin, 1e4, math.cos(1e4)), (math.log, 1e-3, 1e3)]
+    cases += [(math.sqrt, 1e-6, 500.0), (lambda x: 1 / x, 0.01, -1e4)]
+    for f, x, exact in cases:
+        value, error = cli.estimate(f, x, method=method)
+        assert value == pytest.approx(exact, rel=1e-9), (f, x)
+        assert 0.0 <= error < 1e-6 * max(1.0, abs(exact))
+
+
+def test_check_without_scipy_falls_back_to_ridders(monkeypatch) -> None:
+    monkeypatch.setattr(cli, "_scipy_derivative", lambda: None)
+    assert cli.estimate(math.exp, 1.0) == cli.estimate(math.exp, 1.0, method="ridders")
+    with pytest.raises(cli.CliError, match=r"SciPy >= 1\.15"):
+        cli.estimate(math.exp, 1.0, method="scipy")
+
+
+def test_check_says_when_finite_differences_cannot_decide(example: Path) -> None:
+    # rtol below what float64 differences reach: the failing row says the estimate is too coarse
+    result = run(example.parent, "check", "example.py:f", "--at", "x=1.0,y=2.0", "--rtol", "1e-17")
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert result.returncode == 1 and notes and "own error estimate" in notes[0]
+
+
 def test_format_error() -> None:
     exc = UnsupportedSyntaxError(
         "no", filename="a.py", lineno=3, col=5, hint="yes", source_line="    while x:\n"
@@ -583,7 +624,7 @@ def test_E11_check_at_a_kink_says_so(example: Path) -> None:
     result = run(example.parent, "check", "example.py:relu", "--at", "x=[-1.0, 0.0, 2.0]")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    label, g, fd, _, *status = lines[2].split()
+    label, g, fd, _, _, *status = lines[2].split()  # ..., fd error, rel. error, status
     assert (label, float(g), status) == ("x[1]", 0.0, ["FAIL", "(kink)"])
     assert float(fd) == pytest.approx(0.5, rel=1e-9)  # central differences: the mean of 0 and 1
     assert lines[1].split()[-1] == lines[3].split()[-1] == "ok"

@@ -93,7 +93,8 @@ def test_two_processes_fill_one_cache_directory(tmp_path):
     assert [r[0] for r in results[0]] == [r[0] for r in results[1]]
     entries = list(cache_dir.glob("*.json"))
     assert len(entries) == 8
-    secret = (cache_dir / "key").read_bytes()
+    secret = cache.key_file().read_bytes()  # outside the cache directory
+    assert not (cache_dir / "key").exists() and not (cache_dir / "cache-key").exists()
     for entry in entries:  # every entry is complete and carries a valid signature
         wrapper = json.loads(entry.read_text())
         assert wrapper["hmac"] == cache._signature(secret, wrapper["payload"].encode())
