@@ -209,7 +209,7 @@ class MathMLPrinter(MathMLPresentationPrinter):
                 cell = self.dom.createElement("mtd")
                 cell.setAttribute("style", "text-align: left; padding-right: 1em")
                 if content is cond:
-                    words = "otherwise" if cond == sympy.true else "if "
+                    words = "otherwise" if cond == sympy.true else "if\u00a0"  # kept: a space is trimmed
                     cell.appendChild(self._element("mtext", words))
                     if cond == sympy.true:
                         row.appendChild(cell)
@@ -221,7 +221,12 @@ class MathMLPrinter(MathMLPresentationPrinter):
         return mrow
 
     def doprint(self, expr: Any) -> str:
-        return _xml_references(str(super().doprint(expr)))
+        root = self._print(expr)
+        for mo in root.getElementsByTagName("mo"):  # a minus sign, not a hyphen
+            if mo.firstChild is not None and mo.firstChild.data == "-":
+                mo.firstChild.data = "\u2212"
+        markup = root.toxml().encode("ascii", "xmlcharrefreplace").decode()
+        return _xml_references(markup)
 
 
 def _xml_references(markup: str) -> str:
@@ -521,6 +526,11 @@ def text(compiled: Compiled, *, simplify: bool = False) -> list[str]:
     return lines
 
 
+# Fonts with the OpenType MATH table that stacks fractions and stretches braces: the browser's
+# `math` first, then those common on macOS, Windows and Linux.
+_MATH_FONTS = "math, 'STIX Two Math', 'Cambria Math', 'Latin Modern Math', 'DejaVu Math TeX Gyre', serif"
+
+
 def mathml(compiled: Compiled, *, simplify: bool = False) -> str:
     """The results of `compiled` as one presentation-MathML `<math>` block (a table of
     equations), which browsers render natively: no MathJax, no internet.
@@ -544,8 +554,9 @@ def mathml(compiled: Compiled, *, simplify: bool = False) -> str:
         )
     alt = _html.escape("; ".join(lines))
     return (
-        f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block" alttext="{alt}">'
-        f"<mtable>{''.join(rows)}</mtable></math>"
+        f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block" alttext="{alt}" '
+        f'style="font-family: {_MATH_FONTS}">'
+        f'<mtable displaystyle="true">{"".join(rows)}</mtable></math>'
     )
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,7 @@ def own_functions(x, y):
 
 
 MATHML = "{http://www.w3.org/1998/Math/MathML}"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_latex_has_the_partials() -> None:
@@ -275,7 +277,7 @@ def test_mathml_parses_and_has_no_tex() -> None:
         assert len(rows) >= len(compiled.exprs)
         assert root.get("alttext") == "; ".join(display.text(compiled))  # a text fallback
     cases = _parse(display.mathml(grad(branch, wrt="x")))
-    assert [t.text for t in cases.iter(f"{MATHML}mtext")] == ["if ", "otherwise"]
+    assert [t.text for t in cases.iter(f"{MATHML}mtext")] == ["if\u00a0", "otherwise"]
     html_page = grad(branch, wrt=("x", "y"))._repr_html_()
     _parse(html_page[html_page.index("<math") : html_page.index("</math>") + len("</math>")])
 
@@ -300,3 +302,19 @@ def test_bundle_before_the_first_call_and_for_kept_loops() -> None:
     assert "not compiled yet" in bundle["text/html"]
     compiled(np.array([1.0, 2.0]))
     assert compiled._repr_mimebundle_()["text/plain"].endswith("∂norm2/∂x = 2*x")
+
+
+def test_the_notebook_executes_offline(tmp_path: Path) -> None:
+    """docs/notebook_screenshot.py without its screenshot: the notebook runs under nbconvert and
+    its HTML holds MathML, loads no script (no MathJax) and has no raw TeX."""
+    for module in ("nbconvert", "nbformat", "ipykernel"):
+        pytest.importorskip(module)
+    spec = importlib.util.spec_from_file_location("notebook_screenshot", DOCS / "notebook_screenshot.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    notebook = tmp_path / "display.ipynb"
+    script.write_notebook(notebook)
+    page = script.execute(notebook, tmp_path).read_text(encoding="utf-8")
+    assert script.check_html(page) == []
+    assert "<mi>sigmoid</mi>" in page and "Sigmoid" not in page
