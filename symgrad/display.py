@@ -117,6 +117,18 @@ class TextPrinter(StrPrinter):
             return f"{self.parenthesize(args[0], PRECEDENCE['Func'])}[{extra}]"
         return f"{name}({', '.join([*(str(self._print(a)) for a in args), *([extra] if extra else [])])})"
 
+    def _print_Relational(self, expr: Any) -> str:
+        op = {"==": "==", "!=": "!="}.get(expr.rel_op)
+        if op is None:
+            return str(super()._print_Relational(expr))
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _print_And(self, expr: Any) -> str:
+        return " and ".join(self.parenthesize(a, PRECEDENCE["And"]) for a in expr.args)
+
+    def _print_Or(self, expr: Any) -> str:
+        return " or ".join(self.parenthesize(a, PRECEDENCE["Or"]) for a in expr.args)
+
     def _print_Piecewise(self, expr: Any) -> str:
         *branches, (last, last_cond) = expr.args
         text = str(self._print(last))

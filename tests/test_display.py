@@ -251,6 +251,7 @@ def test_own_functions_print_lower_case() -> None:
         assert capitalised not in tex + text + markup
     assert r"\operatorname{stop\_gradient}{\left(x \right)}" in tex
     assert "stop_gradient(x)" in text
+    assert "1.5*y + 1/2 if x == y else 1.5*y + 1 if x == fmax(x, y) else 1.5*y" in text  # no Eq(...)
     assert "<mi>stop_gradient</mi>" in markup
     value = display.text(value_and_grad(loss, wrt="w"))[0]
     assert value == "loss = 0.5*w**2 + logaddexp(0, b + 2*w)"
