@@ -374,6 +374,12 @@ class Compiled:
 
         return html(self)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Notebook display: readable text, MathML in HTML (no MathJax needed) and LaTeX."""
+        from .display import mimebundle
+
+        return mimebundle(self)
+
     # --- calling -------------------------------------------------------------------------------
 
     def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
