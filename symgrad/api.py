@@ -9,7 +9,7 @@ import math
 import sys
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 import sympy
@@ -20,6 +20,7 @@ from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
 from .errors import ArgumentError, NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
 from .looptrace import LOOP_MODES
+from .protocols import Decorator, P, Pullback, Transformed, TuplePullback
 
 Names = Union[str, int, Sequence[Union[str, int]], None]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -311,6 +312,62 @@ def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tupl
 # --- public API --------------------------------------------------------------------------------
 
 
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, Any]: ...
+
+
+@overload
+def grad(
+    fn: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Decorator[Any]: ...
+
+
 def grad(
     fn: Callable[..., Any] | None = None,
     *,
@@ -378,6 +435,62 @@ def grad(
     if has_aux:
         return WithAux(_make(callables.first_output(fn), "grad", wrt, static, backend, loops, checkpoint), fn)
     return _make(fn, "grad", wrt, static, backend, loops, checkpoint)
+
+
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Compiled[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Decorator[tuple[Any, Any]]: ...
 
 
 def value_and_grad(
@@ -854,6 +967,75 @@ def _every_primal(transform: Any, count: int) -> tuple[int, ...]:
     return tuple(positions)
 
 
+@overload
+def vjp(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, tuple[Any, Pullback]]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> Transformed[P, tuple[Any, Pullback, Any]]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[..., Any],
+    primal: Any,
+    /,
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> tuple[Any, TuplePullback]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[..., Any],
+    primal: Any,
+    /,
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> tuple[Any, TuplePullback, Any]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[..., Any],
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Any: ...
+
+
 def vjp(
     fn: Callable[..., Any],
     *primals: Any,
@@ -1009,6 +1191,81 @@ def _broadcasts_with(value: Any, shape: tuple[int, ...], what: str) -> None:
         ) from None
 
 
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: None = None,
+    tangents: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[[Sequence[Any], Any], tuple[Any, Any]]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: None = None,
+    tangents: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> Transformed[[Sequence[Any], Any], tuple[Any, Any, Any]]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> tuple[Any, Any, Any]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any] | None = ...,
+    tangents: Sequence[Any] | None = ...,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Any: ...
+
+
 def jvp(
     fn: Callable[..., Any],
     primals: Sequence[Any] | None = None,
@@ -1134,6 +1391,32 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
     return compiled._finish(compiled, raw, call)
 
 
+@overload
+def jacobian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def jacobian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Transformed[P, Any]: ...
+
+
 def jacobian(
     fn: Callable[..., Any],
     *,
@@ -1204,6 +1487,32 @@ def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
     result.outputs = tuple(entries)
     result.shape = (m, len(wrt))
     return result
+
+
+@overload
+def hessian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def hessian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Transformed[P, Any]: ...
 
 
 def hessian(
@@ -1441,14 +1750,14 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 
 def derivative(
-    fn: Callable[..., Any],
+    fn: Callable[P, Any],
     *,
     wrt: str | int,
     order: int = 1,
     static: Names = (),
     backend: str | None = None,
     loops: str | None = None,
-) -> Compiled:
+) -> Compiled[P, Any]:
     """The `order`-th derivative with respect to one parameter: grad applied `order` times,
     each time to the previous derivative's graph (never to generated source).
 
@@ -1466,3 +1775,11 @@ def derivative(
     for _ in range(order):
         result = grad(result, wrt=wrt, static=static, backend=backend, loops=loops)
     return result  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING:  # mypy checks that what the transforms return is what their types promise
+
+    def _conforms(
+        compiled: Compiled[P, Any], aux: WithAux
+    ) -> tuple[Transformed[P, Any], Transformed[P, Any]]:
+        return compiled, aux
