@@ -249,3 +249,20 @@ def test_wrt_and_argnums_together_are_refused(transform):
         transform(two_np, wrt=0, argnums=1)
     assert "argnums is JAX's name for wrt" in info.value.hint
     assert isinstance(info.value, sg.SymgradError)
+
+
+def test_jax_forms_of_a_gradient():
+    """Hessian-vector products written as in JAX: `jvp(grad(f), primals, tangents)` and
+    `vjp(grad(f), *primals)`, trees included."""
+    close(
+        jvp(grad(dot_np), (X, Y), (Y, np.zeros(3))),
+        jax.jvp(jax.grad(dot_jnp), (X, Y), (Y, jnp.zeros(3))),
+    )
+    _, pullback = vjp(grad(dot_np), X, Y)
+    _, their_pullback = jax.vjp(jax.grad(dot_jnp), X, Y)
+    close(pullback(Y), their_pullback(Y))
+    params, tangent = {"w": 0.5, "b": X}, {"w": 1.0, "b": Y}
+    close(
+        jvp(grad(tree_np), (params, Y), (tangent, np.zeros(3))),
+        jax.jvp(jax.grad(tree_jnp), (params, Y), (tangent, jnp.zeros(3))),
+    )
