@@ -9,7 +9,7 @@ import math
 import sys
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 import sympy
@@ -18,9 +18,10 @@ from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, tr
 from . import checkpoint as checkpoints
 from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
 from .complexes import complex_input
-from .errors import NonScalarOutputError, ShapeError, TracingError, WrtError
+from .errors import ArgumentError, NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
 from .looptrace import LOOP_MODES
+from .protocols import Decorator, P, Pullback, Transformed, TuplePullback
 
 Names = Union[str, int, Sequence[Union[str, int]], None]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -312,10 +313,67 @@ def _fit_outputs(compiled: Compiled, outputs: Sequence[Any], call: Call) -> tupl
 # --- public API --------------------------------------------------------------------------------
 
 
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, Any]: ...
+
+
+@overload
+def grad(
+    fn: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Decorator[Any]: ...
+
+
 def grad(
     fn: Callable[..., Any] | None = None,
     *,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
     has_aux: bool = False,
@@ -332,6 +390,8 @@ def grad(
             `torch.func.grad`), so `scipy.optimize.minimize(f, x0, args=..., jac=grad(f))`
             works. A single name or position, or the default, gives a single gradient; a
             tuple gives a tuple.
+        argnums: JAX's name for `wrt` (positions or names), for code ported from JAX; give
+            one of the two.
         static: parameters to specialise on (loop bounds, flags): one compiled variant per value.
         backend: where the generated program runs: `"numpy"` (default; for a transform of a
             transform, the inner one's backend), `"numba"` (a fused, parallel loop on arrays;
@@ -368,6 +428,7 @@ def grad(
     >>> dfdx, dfdy
     (2.0, 0.0)
     """
+    wrt = _wrt_or_argnums("grad", wrt, argnums)
     if fn is None:
         return functools.partial(
             grad, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops, checkpoint=checkpoint
@@ -377,19 +438,76 @@ def grad(
     return _make(fn, "grad", wrt, static, backend, loops, checkpoint)
 
 
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Compiled[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Transformed[P, tuple[Any, Any]]: ...
+
+
+@overload
+def value_and_grad(
+    fn: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool = ...,
+    loops: str | None = ...,
+    checkpoint: int | bool | None = ...,
+) -> Decorator[tuple[Any, Any]]: ...
+
+
 def value_and_grad(
     fn: Callable[..., Any] | None = None,
     *,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
     has_aux: bool = False,
     loops: str | None = None,
     checkpoint: int | bool | None = None,
 ) -> Any:
-    """Like `grad` (same `wrt`, default the first parameter), but the callable returns
-    `(value, gradient)` from one generated program; with `has_aux`, `((value, aux), gradient)`
-    as in JAX.
+    """Like `grad` (same `wrt` or `argnums`, default the first parameter), but the callable
+    returns `(value, gradient)` from one generated program; with `has_aux`,
+    `((value, aux), gradient)` as in JAX.
 
     >>> from symgrad import value_and_grad
     >>> def f(x):
@@ -401,6 +519,7 @@ def value_and_grad(
     >>> value_and_grad(g, wrt=("x", "y"))(2.0, 3.0)
     (6.0, (3.0, 2.0))
     """
+    wrt = _wrt_or_argnums("value_and_grad", wrt, argnums)
     if fn is None:
         return functools.partial(
             value_and_grad,
@@ -419,10 +538,13 @@ def value_and_grad(
 
 
 class WithAux:
-    """`grad(f, has_aux=True)`: the transform of `f`'s first output, and `f`'s second one.
+    """A transform with `has_aux=True`: the transform of `f`'s first output, and `f`'s second.
 
-    The generated program computes the value and gradient; the auxiliary output is what `f`
-    returns when it runs on the same arguments (it is data, not differentiated)."""
+    The generated program computes the value and the derivatives; the auxiliary output is
+    what `f` returns when it runs on the same arguments (it is data, not differentiated).
+    As in JAX: `grad` gives `(gradient, aux)`, `value_and_grad` `((value, aux), gradient)`,
+    `vjp` `(value, pullback, aux)`, `jvp` `(value, tangent, aux)`, `jacobian` and `hessian`
+    `(matrix, aux)`."""
 
     def __init__(self, compiled: Compiled, fn: Callable[..., Any]) -> None:
         self.compiled = compiled
@@ -431,17 +553,80 @@ class WithAux:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         result = self.compiled(*args, **kwargs)
+        kind = self.compiled.kind
+        if kind == "jvp":  # jvp(f)(primals, tangents): f runs on the primals
+            primals = args[0] if args else kwargs.get("primals", ())
+            value, tangent = result
+            return value, tangent, self.fn(*primals)[1]
         aux = self.fn(*args, **kwargs)[1]
-        if self.compiled.kind == "value_and_grad":
+        if kind == "value_and_grad":
             value, gradient = result
             return (value, aux), gradient
+        if kind == "vjp":
+            value, pullback = result
+            return value, pullback, aux
         return result, aux
 
-    def __getattr__(self, name: str) -> Any:  # .source, .graph, .variant(...): the program's
+    # What the program is: the transform's (`.source`, `.graph`, `.variant(...)`, ...).
+    @property
+    def kind(self) -> str:
+        return self.compiled.kind
+
+    @property
+    def wrt(self) -> tuple[str, ...]:
+        return self.compiled.wrt
+
+    @property
+    def static(self) -> tuple[str, ...]:
+        return self.compiled.static
+
+    @property
+    def backend(self) -> str:
+        return self.compiled.backend
+
+    @property
+    def source(self) -> str:
+        return self.compiled.source
+
+    @property
+    def scalar_source(self) -> str | None:
+        return self.compiled.scalar_source
+
+    @property
+    def graph(self) -> Graph:
+        return self.compiled.graph
+
+    @property
+    def exprs(self) -> tuple[Any, ...]:
+        return self.compiled.exprs
+
+    def variant(
+        self,
+        static_values: dict[str, Any] | None = None,
+        shapes: dict[str, tuple[int, ...]] | None = None,
+        complex_params: frozenset[str] = frozenset(),
+    ) -> Variant:
+        return self.compiled.variant(static_values, shapes, complex_params)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the program's attributes
+        if name == "compiled":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.compiled, name)
 
     def __repr__(self) -> str:
         return f"<{self.compiled!r} with aux>"
+
+
+def _wrt_or_argnums(where: str, wrt: Names, argnums: Names) -> Names:
+    """`argnums` (JAX's spelling) is `wrt` by another name: one of them, never both."""
+    if argnums is None:
+        return wrt
+    if wrt is not None:
+        raise WrtError(
+            f"{where}() got both wrt={wrt!r} and argnums={argnums!r}",
+            hint="argnums is JAX's name for wrt: pass one of them",
+        )
+    return argnums
 
 
 def _inherit(fn: Any, backend: str | None) -> str:
@@ -578,14 +763,15 @@ def _tree_program(
         params = list(compiled._signature.parameters)
         flat_fn, leaves = trees.flat_function(compiled.fn, params, structures)
         flat_wrt = tuple(n for p in compiled.wrt for n in leaves.get(p, [p]))
-        maker = {
+        makers: dict[str, Callable[..., Any]] = {
             "value_and_grad": value_and_grad,
             "grad": grad,
             "vjp": vjp,
             "jvp": jvp,
             "jacobian": jacobian,
             "hessian": hessian,
-        }[kind]
+        }
+        maker = makers[kind]
         inner_wrt, inner_single = _inner_gradient(compiled)
         target: Any = flat_fn
         if inner_wrt:
@@ -763,23 +949,149 @@ def _with_options(static: Names, options: tuple[str, ...]) -> Names:
     return tuple(given + [o for o in options if o not in given])
 
 
+_ONCE: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _once(
+    kind: str,
+    fn: Any,
+    wrt: Names,
+    static: Names,
+    backend: str | None,
+    has_aux: bool,
+    loops: str | None,
+    count: int,
+) -> Any:
+    """The curried transform behind JAX's one-shot forms (`vjp(f, x, y)`, `jvp(f, primals,
+    tangents)`), made once per function and options, so that calling them in a loop compiles
+    once. Without `wrt`: with respect to every primal (`count` of them) not in `static`, as
+    a tuple, as JAX differentiates every primal."""
+    maker = vjp if kind == "vjp" else jvp
+    key = repr((kind, wrt, static, backend, has_aux, loops, count if wrt is None else None))
+    try:
+        known = _ONCE.setdefault(fn, {})
+    except TypeError:  # not weak-referenceable: made for this call alone
+        known = {}
+    found = known.get(key)
+    if found is None:
+        if wrt is None:
+            curried = maker(fn, static=static, backend=backend, has_aux=has_aux, loops=loops)
+            wrt = _every_primal(curried, count)
+        found = known[key] = maker(fn, wrt=wrt, static=static, backend=backend, has_aux=has_aux, loops=loops)
+    return found
+
+
+def _every_primal(transform: Any, count: int) -> tuple[int, ...]:
+    """The positions of `count` positional arguments that are not static (a `*args`
+    parameter counts once: its tuple is one primal's tree)."""
+    positions = []
+    for i, param in enumerate(inspect.signature(transform.fn).parameters.values()):
+        if i >= count or param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            break
+        if param.name not in transform.static:
+            positions.append(i)
+    return tuple(positions)
+
+
+@overload
+def vjp(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, tuple[Any, Pullback]]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> Transformed[P, tuple[Any, Pullback, Any]]: ...
+
+
+@overload
 def vjp(
     fn: Callable[..., Any],
-    *,
+    primal: Any,
+    /,
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> tuple[Any, TuplePullback]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[..., Any],
+    primal: Any,
+    /,
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> tuple[Any, TuplePullback, Any]: ...
+
+
+@overload
+def vjp(
+    fn: Callable[..., Any],
+    *primals: Any,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Any: ...
+
+
+def vjp(
+    fn: Callable[..., Any],
+    *primals: Any,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
+    has_aux: bool = False,
     loops: str | None = None,
-) -> Compiled:
+) -> Any:
     """Vector-Jacobian product: PyTorch's `y.backward(v)`, JAX's `jax.vjp`.
 
-    `wrt`, `static`, `backend` and `loops` are as in `grad`.
+    Two forms. JAX's, `vjp(f, *primals)`, gives `(value, pullback)` at once, and
+    `pullback(v)` returns a tuple with one gradient per primal, as `jax.vjp` and
+    `torch.func.vjp`. symgrad's curried form, `vjp(f)(*args)`, is a reusable object (with
+    `.source`) whose pullback returns what `grad` would: a single gradient for the default
+    `wrt` (the first parameter) or a single name or position, a tuple for a tuple `wrt`.
+
+    Args:
+        fn: the function (or a `grad` object: `vjp(grad(loss))`).
+        *primals: JAX's form: the arguments, all positional; the pullback gives the
+            gradient for each (or for the `wrt` parameters alone when `wrt` is given).
+        wrt, argnums, static, backend, loops: as in `grad`.
+        has_aux: as in JAX, `fn` returns `(value, aux)`: the result is
+            `(value, pullback, aux)`, `pullback` of `value`.
 
     Returns:
-        A callable: `vjp(f)(*args)` gives `(value, pullback)`; `pullback(v)`, with `v` shaped
-        like the output (a tuple of them for tuple outputs), returns the gradient of
-        `sum(v * f(*args))` for each `wrt` argument (default: the first parameter, a single
-        gradient; a tuple `wrt` gives a tuple), shaped like that argument.
+        The curried form: a callable giving `(value, pullback)`; with primals, that pair.
+        `pullback(v)`, with `v` shaped like the output (a tuple of them for tuple outputs),
+        returns the gradient of `sum(v * f(*args))` for each `wrt` argument, shaped like it.
 
     >>> import numpy as np
     >>> from symgrad import vjp
@@ -788,7 +1100,20 @@ def vjp(
     >>> y, pullback = vjp(f)(np.array([1.0, 2.0]))
     >>> pullback(np.array([1.0, 10.0]))
     array([ 2., 40.])
+    >>> def g(x, y):
+    ...     return x * y
+    >>> value, pullback = vjp(g, 2.0, 3.0)  # jax.vjp's form: one gradient per primal
+    >>> value, pullback(1.0)
+    (6.0, (3.0, 2.0))
     """
+    wrt = _wrt_or_argnums("vjp", wrt, argnums)
+    if primals:  # jax.vjp(f, *primals): with respect to every primal, a tuple pullback
+        transform = _once("vjp", fn, wrt, static, backend, has_aux, loops, len(primals))
+        return transform(*primals)
+    if has_aux:
+        return WithAux(
+            vjp(callables.first_output(fn), wrt=wrt, static=static, backend=backend, loops=loops), fn
+        )
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -892,31 +1217,138 @@ def _broadcasts_with(value: Any, shape: tuple[int, ...], what: str) -> None:
         ) from None
 
 
+@overload
 def jvp(
     fn: Callable[..., Any],
+    primals: None = None,
+    tangents: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[[Sequence[Any], Any], tuple[Any, Any]]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: None = None,
+    tangents: None = None,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> Transformed[[Sequence[Any], Any], tuple[Any, Any, Any]]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[True],
+    loops: str | None = ...,
+) -> tuple[Any, Any, Any]: ...
+
+
+@overload
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any] | None = ...,
+    tangents: Sequence[Any] | None = ...,
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Any: ...
+
+
+def jvp(
+    fn: Callable[..., Any],
+    primals: Sequence[Any] | None = None,
+    tangents: Sequence[Any] | None = None,
     *,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
+    has_aux: bool = False,
     loops: str | None = None,
-) -> Compiled:
+) -> Any:
     """Jacobian-vector product by forward accumulation over the same graph (JAX's `jax.jvp`).
 
-    `wrt`, `static`, `backend` and `loops` are as in `grad`.
+    Two forms. JAX's, `jvp(f, primals, tangents)`, gives `(value, tangent_out)` at once, with
+    one tangent per primal, as `jax.jvp`. symgrad's curried form, `jvp(f)(primals, tangents)`,
+    is a reusable object (with `.source`) whose tangents are one per `wrt` parameter (by
+    default the first parameter alone).
+
+    Args:
+        fn: the function (or a `grad` object: `jvp(grad(loss))` for Hessian-vector products).
+        primals: JAX's form: a tuple (or list) of every argument.
+        tangents: JAX's form: a tuple of one tangent per primal (per `wrt` parameter when
+            `wrt` is given), each shaped like its primal.
+        wrt, argnums, static, backend, loops: as in `grad`.
+        has_aux: as in JAX, `fn` returns `(value, aux)`: the result is
+            `(value, tangent_out, aux)`, the tangent of `value`.
 
     Returns:
-        A callable: `jvp(f)(primals, tangents)` with `primals` a tuple of all arguments and
-        `tangents` one per `wrt` parameter (default: the first parameter), giving
-        `(value, tangent_out)`.
+        The curried form: a callable taking `(primals, tangents)`, `primals` a tuple of all
+        arguments and `tangents` one per `wrt` parameter, giving `(value, tangent_out)`;
+        with primals and tangents, that pair.
 
     >>> from symgrad import jvp
     >>> def f(x, y):
     ...     return x * y
+    >>> jvp(f, (2.0, 3.0), (1.0, 0.0))  # jax.jvp's form: a tangent per primal
+    (6.0, 3.0)
     >>> jvp(f)((2.0, 3.0), (1.0,))
     (6.0, 3.0)
     >>> jvp(f, wrt=("x", "y"))((2.0, 3.0), (1.0, 1.0))
     (6.0, 5.0)
     """
+    wrt = _wrt_or_argnums("jvp", wrt, argnums)
+    if primals is not None or tangents is not None:  # jax.jvp(f, primals, tangents)
+        if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+            raise ArgumentError(
+                "jvp(f, primals, tangents) takes a tuple of every argument and a tuple of "
+                f"tangents, got {type(primals).__name__} and {type(tangents).__name__}",
+                hint="e.g. jvp(f, (x, y), (dx, dy)), as jax.jvp; or the curried jvp(f)((x, y), (dx,))",
+            )
+        transform = _once("jvp", fn, wrt, static, backend, has_aux, loops, len(primals))
+        return transform(tuple(primals), tuple(tangents))
+    if has_aux:
+        return WithAux(
+            jvp(callables.first_output(fn), wrt=wrt, static=static, backend=backend, loops=loops), fn
+        )
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -985,17 +1417,46 @@ def _call_jvp(compiled: Compiled, primals: Sequence[Any], tangents: Any) -> Any:
     return compiled._finish(compiled, raw, call)
 
 
+@overload
+def jacobian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def jacobian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Transformed[P, Any]: ...
+
+
 def jacobian(
     fn: Callable[..., Any],
     *,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
+    has_aux: bool = False,
     loops: str | None = None,
-) -> Compiled:
+) -> Any:
     """Jacobian matrix: one reverse pass per output, all in one generated program.
 
-    `wrt`, `static`, `backend` and `loops` are as in `grad`.
+    `wrt` (or `argnums`), `static`, `backend` and `loops` are as in `grad`; with `has_aux`,
+    `fn` returns `(value, aux)` and the call `(jacobian of value, aux)`, as in JAX.
 
     Returns:
         A callable giving an `(m, n)` array (m outputs, n `wrt` parameters; by default the
@@ -1009,6 +1470,11 @@ def jacobian(
     array([[3., 2.],
            [1., 1.]])
     """
+    wrt = _wrt_or_argnums("jacobian", wrt, argnums)
+    if has_aux:
+        return WithAux(
+            jacobian(callables.first_output(fn), wrt=wrt, static=static, backend=backend, loops=loops), fn
+        )
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -1050,17 +1516,46 @@ def _jacobian_graph(graph: Graph, wrt: Sequence[sympy.Symbol]) -> Graph:
     return result
 
 
+@overload
+def hessian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: Literal[False] = ...,
+    loops: str | None = ...,
+) -> Compiled[P, Any]: ...
+
+
+@overload
+def hessian(
+    fn: Callable[P, Any],
+    *,
+    wrt: Names = ...,
+    argnums: Names = ...,
+    static: Names = ...,
+    backend: str | None = ...,
+    has_aux: bool,
+    loops: str | None = ...,
+) -> Transformed[P, Any]: ...
+
+
 def hessian(
     fn: Callable[..., Any],
     *,
     wrt: Names = None,
+    argnums: Names = None,
     static: Names = (),
     backend: str | None = None,
+    has_aux: bool = False,
     loops: str | None = None,
-) -> Compiled:
+) -> Any:
     """Hessian matrix of a scalar function: reverse over reverse on the same graph.
 
-    `wrt`, `static`, `backend` and `loops` are as in `grad`.
+    `wrt` (or `argnums`), `static`, `backend` and `loops` are as in `grad`; with `has_aux`,
+    `fn` returns `(value, aux)` and the call `(hessian of value, aux)`, as in JAX.
 
     Returns:
         A callable giving an `(n, n)` array on numbers, for n `wrt` parameters (by default the
@@ -1074,6 +1569,11 @@ def hessian(
     array([[4., 2.],
            [2., 0.]])
     """
+    wrt = _wrt_or_argnums("hessian", wrt, argnums)
+    if has_aux:
+        return WithAux(
+            hessian(callables.first_output(fn), wrt=wrt, static=static, backend=backend, loops=loops), fn
+        )
     base, inner, wrt_names, static_names, single, backend = _primal(fn, wrt, static, backend)
 
     def derive(primal: Graph) -> Graph:
@@ -1278,14 +1778,14 @@ def _finish_matrix(compiled: Compiled, raw: tuple[Any, ...], call: Call) -> Any:
 
 
 def derivative(
-    fn: Callable[..., Any],
+    fn: Callable[P, Any],
     *,
     wrt: str | int,
     order: int = 1,
     static: Names = (),
     backend: str | None = None,
     loops: str | None = None,
-) -> Compiled:
+) -> Compiled[P, Any]:
     """The `order`-th derivative with respect to one parameter: grad applied `order` times,
     each time to the previous derivative's graph (never to generated source).
 
@@ -1303,3 +1803,11 @@ def derivative(
     for _ in range(order):
         result = grad(result, wrt=wrt, static=static, backend=backend, loops=loops)
     return result  # type: ignore[no-any-return]
+
+
+if TYPE_CHECKING:  # mypy checks that what the transforms return is what their types promise
+
+    def _conforms(
+        compiled: Compiled[P, Any], aux: WithAux
+    ) -> tuple[Transformed[P, Any], Transformed[P, Any]]:
+        return compiled, aux

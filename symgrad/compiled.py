@@ -8,7 +8,7 @@ import numbers
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import numpy as np
 import sympy
@@ -18,6 +18,7 @@ from .arraytrace import ShapesNeeded
 from .emit import Kernel
 from .errors import ArgumentError, ShapeError, SymgradError, WrtError, at_caller
 from .graph import Graph, Loop, Multi, ShapeFacts
+from .protocols import P, R_co
 from .trees import is_tree
 
 _NO_FACTS = ShapeFacts()  # frozen: one instance serves as the default
@@ -138,10 +139,11 @@ def _is_complex(value: Any) -> bool:
     return dtype is not None and np.dtype(dtype).kind == "c"
 
 
-class Compiled:
+class Compiled(Generic[P, R_co]):
     """A derivative of a Python function, compiled from its source.
 
-    Call it like the original function. Attributes: `fn` (the original function), `wrt`
+    Call it like the original function (for type checkers, `Compiled[P, R]` takes the
+    function's parameters `P` and returns `R`; see `symgrad.protocols`). Attributes: `fn` (the original function), `wrt`
     (parameter names differentiated), `static` (parameter names specialised on),
     `backend`, `source` (generated code: NumPy, or the backend's kernel), `scalar_source` (the plain-Python variant used on floats),
     `graph` (the SSA program), `exprs` (SymPy expressions of the results).
@@ -602,7 +604,8 @@ class Compiled:
             )
         return value
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """The call (`__call__`): typed as the transform's own signature for type checkers."""
         if self._simple and not kwargs and len(args) == len(self.params) and not self.starred:
             for arg in args:
                 if type(arg) is not float and not (type(arg) is np.ndarray and arg.dtype == _FLOAT64):
@@ -623,6 +626,13 @@ class Compiled:
         if entry is not None and all(type(v) is float for v in dynamic):
             return entry(*dynamic)  # the floats program is compiled once, inside the entry point
         return self._finish(self, *self.execute(static, dynamic))
+
+    if TYPE_CHECKING:
+
+        def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    else:
+        __call__ = _call
 
     def _entry_for(self, static: dict[str, Any]) -> Callable[..., Any] | None:
         """The generated entry point for these static values, made on first use (grad and
