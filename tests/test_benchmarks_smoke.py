@@ -190,3 +190,34 @@ def test_backends_quick_run_prints_every_table() -> None:
     ):
         assert title in proc.stdout
     assert "| symgrad backend='numba' |" in proc.stdout
+
+
+def test_steady_state_targets_run_under_pyperf_and_make_a_table(tmp_path: Path) -> None:
+    """`python -m benchmarks.steady` (pyperf: fresh worker processes) measures the Rosenbrock
+    rows and `--table` turns its JSON into README's table, with a ratio and its spread."""
+    pytest.importorskip("pyperf", reason="pyperf is in the test and bench extras")
+    env = {**os.environ, "SYMGRAD_NO_CACHE": "1", "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "steady.json"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.steady",
+        "--debug-single-value",
+        "--only",
+        "W2",
+        "-o",
+        str(out),
+    ]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    table = subprocess.run(
+        [sys.executable, "-m", "benchmarks.steady", "--table", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    ).stdout
+    rows = [line for line in table.splitlines() if line.startswith("| W2")]
+    assert [row.split(" | ")[1] for row in rows][:2] == ["symgrad", "hand-written"]
+    assert "±" in rows[1].split(" | ")[3]  # hand-written's time relative to symgrad's, with its spread
