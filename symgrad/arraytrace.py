@@ -96,7 +96,6 @@ ARRAY_CALLS: dict[Any, str] = {
     np.diagonal: "diagonal",
     np.hstack: "hstack",
     np.vstack: "vstack",
-    np.row_stack: "vstack",
     np.dstack: "dstack",
     np.column_stack: "column_stack",
     np.append: "append",
@@ -118,6 +117,8 @@ for _name in ("logsumexp", "softmax", "log_softmax"):
     if _scipy_special(_name) is not None:
         ARRAY_CALLS[_scipy_special(_name)] = _name
 ARRAY_CALLS.update(LINALG_CALLS)  # einsum, norm, solve, ...: traced by linalgtrace
+if hasattr(np, "row_stack"):  # deprecated in NumPy 2.0, removed in 2.5
+    ARRAY_CALLS[np.row_stack] = "vstack"
 
 # Constant arrays from static arguments: numpy.arange(4.0), numpy.eye(n), ...
 CONSTRUCTORS: dict[Any, str] = {getattr(np, name): name for name in arrays.CONSTRUCTORS}

@@ -1029,9 +1029,12 @@ def test_stack_dtype_other_than_float64_is_refused_at_the_line():
     assert "dtype=float" in info.value.hint
 
 
-@pytest.mark.parametrize("fn", [np.row_stack, np.vstack], ids=["row_stack", "vstack"])
-def test_row_stack_passed_directly_is_vstack(fn):
+@pytest.mark.parametrize("name", ["row_stack", "vstack"])
+def test_row_stack_passed_directly_is_vstack(name):
     """np.row_stack is a Python function (`dtype=None` keyword): its call, not its source."""
+    fn = getattr(np, name, None)
+    if fn is None:
+        pytest.skip("np.row_stack was removed in NumPy 2.5")
     parts = (R(2, 3), R(1, 3))
     cot = R(3, 3)
     value, pullback = vjp(fn)(parts)
