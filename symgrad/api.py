@@ -17,7 +17,7 @@ import sympy
 from . import arrays, backends, cache, callables, diff, emit, parse, rewrite, trace, trees
 from . import checkpoint as checkpoints
 from .compiled import NO_TREES, Call, Compiled, Variant, fit, fit_value
-from .complexes import complex_input
+from .complexes import complex_input, is_complex_symbol
 from .errors import ArgumentError, NonScalarOutputError, ShapeError, TracingError, WrtError
 from .graph import Graph, ShapeFacts, real_symbol
 from .looptrace import LOOP_MODES
@@ -889,15 +889,9 @@ def _tuple_text(items: list[str]) -> str:
 # --- the derivative family (one graph, one emitter) ----------------------------------------------
 
 
-def _is_complex_output(value: Any) -> bool:
-    """A complex value the program returns (Graph.add_complex): its symbol is not real. (A
-    constant output such as nan or SymPy's signless infinity is no complex value.)"""
-    return isinstance(value, sympy.Symbol) and value.is_real is not True
-
-
 def real_outputs(graph: Graph, base: Callable[..., Any]) -> None:
     """Refuse a complex output where a gradient needs a real one (grad, jacobian, hessian)."""
-    if any(_is_complex_output(o) for o in graph.outputs):
+    if any(map(is_complex_symbol, graph.outputs)):
         source = _load(base)
         raise source.error(
             TracingError,
@@ -915,7 +909,7 @@ def _with_inputs(graph: Graph, hints: Sequence[str], like: Sequence[Any]) -> tup
     result = graph.extend()
     # the cotangent of a complex output is complex (see Graph.add_complex)
     extra = [
-        (complex_input if _is_complex_output(v) else real_symbol)(result.names.fresh(h))
+        (complex_input if is_complex_symbol(v) else real_symbol)(result.names.fresh(h))
         for h, v in zip(hints, like)
     ]
     if result.shapes is not None:

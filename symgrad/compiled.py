@@ -412,9 +412,8 @@ class Compiled(Generic[P, R_co]):
         self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any] = ()
     ) -> tuple[tuple[Any, ...], Call]:
         """Run the kernel: the scalar flavour on Python numbers, else the NumPy flavour."""
-        complex_params = frozenset(n for n, v in zip(self.dynamic, dynamic) if _is_complex(v))
-        if complex_params:
-            return self._execute_complex(static, dynamic, extra, complex_params)
+        if any(map(_is_complex, dynamic)):
+            return self._execute_complex(static, dynamic, extra)
         if not self.shaped:
             with contextlib.suppress(ShapesNeeded):  # found now: `self.shaped` is set
                 variant = self.variant(static)
@@ -452,9 +451,7 @@ class Compiled(Generic[P, R_co]):
                     hint="differentiate with respect to the real and imaginary parts as two float arguments: "
                     "`def g(x, y): return f(x + 1j * y)`",
                 )
-            shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
-            return self.variant(static, shapes, complex_params)
-        if not self.shaped:
+        elif not self.shaped:
             try:
                 variant = self.variant(static)
             except ShapesNeeded:
@@ -464,7 +461,7 @@ class Compiled(Generic[P, R_co]):
                     return variant
                 # else NumPy gives some value another shape: trace for these shapes
         shapes = {name: tuple(np.shape(value)) for name, value in zip(self.dynamic, dynamic)}
-        return self.variant(static, shapes)
+        return self.variant(static, shapes, complex_params)
 
     def _execute_shaped(
         self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any]
@@ -485,7 +482,7 @@ class Compiled(Generic[P, R_co]):
         return raw, Call(dynamic, scalar, None, static, variant)
 
     def _execute_complex(
-        self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any], complex_params: frozenset[str]
+        self, static: dict[str, Any], dynamic: list[Any], extra: Sequence[Any]
     ) -> tuple[tuple[Any, ...], Call]:
         """Complex arguments: a program for their shapes that reads their real and imaginary
         parts (see trace.trace), run as NumPy code; each gradient is shaped like its argument."""

@@ -31,6 +31,12 @@ def complex_input(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, complex=True)
 
 
+def is_complex_symbol(value: Any) -> bool:
+    """A symbol that is not real: a complex argument (`complex_input`) or a complex value the
+    program returns (`Graph.add_complex`). A constant such as nan is no complex value."""
+    return isinstance(value, sympy.Symbol) and value.is_real is not True
+
+
 def is_part_of_input(expr: Any) -> bool:
     """`re(z)` or `im(z)` of a complex argument: how the program reads a complex argument."""
     return isinstance(expr, (sympy.re, sympy.im)) and isinstance(expr.args[0], sympy.Symbol)

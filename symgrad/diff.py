@@ -10,7 +10,7 @@ import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
 from . import arrays, rules
-from .complexes import is_part_of_input
+from .complexes import is_complex_symbol, is_part_of_input
 from .errors import SymgradError
 from .graph import Graph, Loop, Multi, StackSum, invariants, is_scaled_symbol, reads_of, real_symbol
 
@@ -268,7 +268,7 @@ def reverse(
                 continue
             reach = sympy.And(where, support(partial))
             value = _guard(_times(bar, partial), partial, where)
-            if symbol.is_real is not True and parent.is_real:
+            if is_complex_symbol(symbol) and parent.is_real:
                 # a complex output's parts: the real part of its cotangent times the partial is
                 # the gradient of Re(cotangent * output), JAX's and autograd's vjp
                 value = sympy.re(value)

@@ -48,6 +48,7 @@ from .arrays import (
     Transpose,
     shape_of,
 )
+from .complexes import is_complex_symbol
 from .graph import Graph, Loop, Multi, Names, defined_by, is_scaled_symbol, reads_of, real_symbol
 from .rules import CustomDerivative, LogAddExp, Round, Sigmoid, StopGradient
 
@@ -1408,9 +1409,7 @@ def emit(graph: Graph, name: str, doc: str, module: str | None = None) -> Kernel
     expressions = list(_expressions(program))
     has_branches = any(_computes_in_branches(expr) for expr in expressions)
     # complex arguments run as NumPy code only (the plain-Python flavour computes with floats)
-    takes_complex = any(
-        symbol.is_real is not True for symbol in (*graph.inputs, *(s for s, _ in graph.nodes))
-    )
+    takes_complex = any(map(is_complex_symbol, (*graph.inputs, *(s for s, _ in graph.nodes))))
     printer = ArrayPrinter()
     printer.complex_values = takes_complex
     texts = print_all(printer, program)

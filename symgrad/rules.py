@@ -1051,17 +1051,21 @@ def _scipy_rules() -> tuple[Rule, ...]:
     )
 
 
+def _registered(found: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`found`, each of its names now looked up by `lookup`."""
+    for rule in found:
+        for name in rule.names:
+            CALLABLES[_resolve(name)] = rule
+    return found
+
+
 def _register_scipy() -> tuple[Rule, ...]:
     try:
         import scipy.special
         import scipy.stats  # noqa: F401 - only to know that both are there
     except ImportError:  # optional: without SciPy these names are simply unknown callees
         return ()
-    found = _scipy_rules()
-    for rule in found:
-        for name in rule.names:
-            CALLABLES[_resolve(name)] = rule
-    return found
+    return _registered(_scipy_rules())
 
 
 SCIPY_RULES: tuple[Rule, ...] = _register_scipy()
@@ -1076,10 +1080,7 @@ def _register_complex() -> tuple[Rule, ...]:
         Rule(("numpy.angle",), complexes.angle, "np.angle(x * y) + x"),
         Rule(("builtins.complex",), complexes.make_complex, "np.abs(complex(x, y))"),
     )
-    for rule in found:
-        for name in rule.names:
-            CALLABLES[_resolve(name)] = rule
-    return found
+    return _registered(found)
 
 
 COMPLEX_RULES: tuple[Rule, ...] = _register_complex()
