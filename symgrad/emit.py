@@ -980,6 +980,7 @@ _FLOAT64_OPS = (
     ArrayExtremum,
     MatMul,
     Outer,
+    Scatter,  # zeros of float64 (or of the value's type, if wider) holding the value
 )
 # Functions printed as their first argument alone.
 _TRANSPARENT = (StopGradient, CustomDerivative)
@@ -1044,12 +1045,13 @@ def buffers_of(graph: Graph, program: list[Statement]) -> _Buffers:
     owned: set[Any] = set()
     shared: set[Any] = set()
     for symbol, expr in program:
+        # a view of a float64 array (`x[:-1]`) is float64 too: what is computed from it is
+        if shapes[symbol] and _is_float64(expr, float64):
+            float64.add(symbol)
         if not _makes_fresh(expr):  # a view or the same array under another name, maybe
             shared |= reads_of(expr)
         elif shapes[symbol]:
             owned.add(symbol)
-            if _is_float64(expr, float64):
-                float64.add(symbol)
     return _Buffers(shapes, float64, owned - shared - set(graph.outputs))
 
 

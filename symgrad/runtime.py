@@ -84,7 +84,14 @@ def sigmoid(x: Any) -> Any:
     array([0. , 0.5, 1. ])
     """
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        if not (isinstance(x, np.ndarray) and x.ndim and x.dtype == np.float64):
+            return 1.0 / (1.0 + np.exp(-x))
+        # one array, written in place: four fresh temporaries of a large array cost more
+        # than the arithmetic (the C library fetches each from the system and zeroes it)
+        s = np.negative(x)
+        np.exp(s, out=s)
+        s += 1.0
+        return np.reciprocal(s, out=s)
 
 
 def stack_rows(rows: list[Any], shape: tuple[int, ...]) -> Any:

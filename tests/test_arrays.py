@@ -412,3 +412,38 @@ def test_in_place_operations_keep_the_printed_order_of_operands():
     got = emit.compile_source(in_place, "f")(*args)
     for k, (g, v) in enumerate(zip(got, want)):
         assert _same(g, v), k
+
+
+def test_in_place_flavour_writes_into_temporaries_computed_from_views():
+    """`x[:-1]` is a view of a float64 argument, so what is computed from it is float64 and
+    its dying temporaries take later results (it never writes into the view itself): the same
+    bits as the plain program, the gradient the hand-written one."""
+
+    def chain(x):
+        return np.sum(np.exp(x[:-1]) * (x[:-1] - x[1:]) ** 2)
+
+    g = grad(chain)
+    x = RNG.standard_normal(50)
+    _check_in_place(g, x)
+    assert "out=t0" not in g.inplace_source and "out=t2" not in g.inplace_source  # the views
+    e, d = np.exp(x[:-1]), x[:-1] - x[1:]
+    want = np.zeros_like(x)
+    want[:-1] += e * d**2 + 2 * e * d
+    want[1:] -= 2 * e * d
+    np.testing.assert_allclose(g(x), want, **TOL)
+
+
+def test_runtime_sigmoid_computes_in_one_array_with_the_formulas_bits():
+    """sg.sigmoid writes its float64 arrays in place: 1 / (1 + exp(-x)) bit for bit, the
+    argument untouched, 0 and 1 (never nan) where exp overflows; other types by the formula."""
+    from symgrad import runtime
+
+    x = np.concatenate([RNG.standard_normal(1000) * 30, [-1000.0, 1000.0, 0.0]])
+    copy = x.copy()
+    got = runtime.sigmoid(x)
+    with np.errstate(over="ignore"):
+        assert np.array_equal(got, 1.0 / (1.0 + np.exp(-copy)))
+    assert np.array_equal(x, copy) and not np.shares_memory(got, x)
+    assert got[-3:].tolist() == [0.0, 1.0, 0.5]
+    assert runtime.sigmoid(0.0) == 0.5 and runtime.sigmoid(np.float32(2.0)).dtype == np.float32
+    assert runtime.sigmoid(x.astype(np.float32)).dtype == np.float32
