@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sympy
 
 from . import arrays, cache, complexes, linalg, rules, runtime
@@ -761,7 +762,7 @@ class ArrayTracing(LinalgTracing):
             return self._index_array(np.asarray(_plain_all(value)), item, node)
         return [self._static_int(item, node, value)]
 
-    def _index_array(self, value: np.ndarray, item: ast.expr, node: ast.AST) -> list[Any]:
+    def _index_array(self, value: npt.NDArray[Any], item: ast.expr, node: ast.AST) -> list[Any]:
         if value.dtype == np.bool_:
             return [column.tolist() for column in np.nonzero(value)]  # a mask: the indices it selects
         if value.dtype.kind not in "iu" or value.ndim == 0:
@@ -791,7 +792,7 @@ class ArrayTracing(LinalgTracing):
                 return made
         return value
 
-    def _outside_array(self, item: ast.expr) -> np.ndarray | None:
+    def _outside_array(self, item: ast.expr) -> npt.NDArray[Any] | None:
         """`IDX` / `cfg.idx` holding an int or bool array: folded into the program as a constant,
         guarded like a number read from outside (a changed array traces the function again)."""
         frame = self.frame  # type: ignore[attr-defined]
@@ -818,7 +819,7 @@ class ArrayTracing(LinalgTracing):
             self.graph.guards.append((path, value, fingerprint))
         return np.array(value)  # a copy: the traced index is the value it had
 
-    def _constant_array(self, symbol: sympy.Symbol) -> np.ndarray | None:
+    def _constant_array(self, symbol: sympy.Symbol) -> npt.NDArray[Any] | None:
         """The value of a constant array node (`idx = np.arange(3)`), None for other values."""
         for known, expr in reversed(self.graph.nodes):
             if known == symbol:
@@ -1737,7 +1738,7 @@ class ArrayTracing(LinalgTracing):
             return self.node(line, hint, node)
         return self.op(arrays.SetItem, [line, self._value(last, node)], (-1,), hint, node)
 
-    def _outside_argument(self, node: ast.AST, position: int, name: str) -> np.ndarray | None:
+    def _outside_argument(self, node: ast.AST, position: int, name: str) -> npt.NDArray[Any] | None:
         """The int array from outside the function passed as argument `position` (or `name=`)
         of the call `node`: a constant of the program, as in `x[IDX]`."""
         if not isinstance(node, ast.Call):

@@ -336,6 +336,18 @@ class _Forwarding:
 # --- functools.partial --------------------------------------------------------------------------
 
 
+def _partial_signature(fn: functools.partial[Any]) -> inspect.Signature:
+    """The parameters `fn` leaves open. NumPy before 2.3 gives a ufunc no signature
+    (`inspect.signature(np.power)` raises): its inputs are positional, x1 to x{nin}."""
+    inner = fn.func
+    if not isinstance(inner, np.ufunc) or fn.keywords:
+        return inspect.signature(fn)
+    params = _positional_params(inner)[len(fn.args) :]
+    if len(fn.args) > inner.nin:
+        raise TypeError(f"{inner.__name__} takes {inner.nin} inputs")
+    return inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_ONLY) for p in params])
+
+
 def _partial_wrapper(
     fn: functools.partial[Any],
     wrapper_name: str | None = None,
@@ -346,7 +358,7 @@ def _partial_wrapper(
     bound values are globals of the wrapper, read (and checked for changes) like any module
     constant or array; `bound_names` names the first ones (`self` for a method)."""
     try:
-        remaining = inspect.signature(fn)
+        remaining = _partial_signature(fn)
     except (TypeError, ValueError):
         raise _no_source_error(fn, "its signature cannot be read") from None
     inner = fn.func

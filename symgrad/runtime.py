@@ -146,7 +146,17 @@ def solve_triangular(a: Any, b: Any, lower: bool) -> Any:
         from scipy.linalg import solve_triangular as scipy_solve
     except ImportError:  # SciPy is optional
         return np.linalg.solve(a, b)
-    return scipy_solve(a, b, lower=lower, check_finite=False)
+    if a.ndim == 2:
+        return scipy_solve(a, b, lower=lower, check_finite=False)
+    # a stack: one solve per matrix (SciPy before 1.16, the last for Python 3.10, takes
+    # no stacks; looping everywhere gives the same bits on every SciPy)
+    batch = a.shape[:-2]
+    core = b.shape[-2:] if b.ndim == a.ndim else b.shape[-1:]  # matrices, or vectors
+    b = np.broadcast_to(b, batch + core)
+    x = np.empty(b.shape, dtype=np.result_type(a, b, np.float64))
+    for k in np.ndindex(*batch):
+        x[k] = scipy_solve(a[k], b[k], lower=lower, check_finite=False)
+    return x
 
 
 def _order(key: Any, axis: int, kth: Any) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 import numpy as np
+import numpy.typing as npt
 import sympy
 from sympy.logic.boolalg import Boolean, BooleanAtom
 
@@ -957,7 +958,7 @@ class Tracer(ArrayTracing, IterTracing, LoopTracing):
             return value.item()
         return value
 
-    def captured(self, value: np.ndarray, node: ast.AST, steps: tuple[str, ...] | None) -> Any:
+    def captured(self, value: npt.NDArray[Any], node: ast.AST, steps: tuple[str, ...] | None) -> Any:
         """The input standing for the array `value` read from outside at `steps`."""
         if steps is None:
             raise self.error(
