@@ -307,11 +307,11 @@ def test_c_refuses_array_programs():
     assert "--lang python" in info.value.hint
 
 
-def test_c_refuses_kept_loops_and_says_unroll():
-    with pytest.raises(SymgradError, match=r"keeps the loop at test_export\.py") as info:
-        export(long_loop, lang="c")
-    assert "loops='unroll'" in info.value.hint
-    assert "sg_out[1]" not in export(long_loop, lang="c", loops="unroll", kind="grad")  # straight-line C
+def test_c_keeps_a_long_loop_as_a_loop_or_unrolls_it():
+    kept = export(long_loop, lang="c", kind="grad")  # compiled and run in test_export_c_loops.py
+    assert "for (long _ = 0; _ < 100; _++) {" in kept and "double *sg_work" in kept
+    unrolled = export(long_loop, lang="c", loops="unroll", kind="grad")
+    assert "for (" not in unrolled and "sg_work" not in unrolled  # straight-line C
 
 
 def test_array_program_needs_shapes():
