@@ -15,6 +15,7 @@ from typing import Any
 import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
+from sympy.printing.precedence import precedence
 
 from . import api, arrays, emit, rewrite, runtime, trace
 from .arraytrace import ShapesNeeded
@@ -588,6 +589,14 @@ class CPrinter(C99CodePrinter):
         reserved = name.startswith("__") or (name.startswith("_") and name[1:2].isupper())
         return f"sg{name}" if reserved else name
 
+    def _print_Or(self, expr: Any) -> str:
+        # `a || (b && c)`: C means the same without the parentheses, but -Wall warns
+        args = sorted(expr.args, key=sympy.default_sort_key)
+        return " || ".join(
+            f"({self._print(a)})" if isinstance(a, sympy.And) else self.parenthesize(a, precedence(expr))
+            for a in args
+        )
+
     def _print_Symbol(self, expr: Any) -> str:
         # an index or a count is a `long`: in an expression it is a double, or C would divide
         # integers (`3/i`) where Python divides floats
@@ -737,29 +746,30 @@ class _CWriter:
         self.work_name = names.fresh("sg_work")
         self.work = 0  # doubles of the work array taken so far
         self.bodies: dict[Loop, list[emit.Statement]] = {}  # each loop's body statements
-        self.read: set[Any] = set()  # every symbol some statement reads (a count may go unread)
+        self.reads: dict[Loop, frozenset[Any]] = {}  # what each loop reads, its body's statements too
         self.mutable: set[Any] = set()  # symbols assigned again: the carries
         self.bounds: dict[Any, int | None] = {}  # count -> its loop's most iterations (None: while)
         self.scopes: list[dict[str, str]] = [{printer.name(s): _DOUBLE for s in request.graph.inputs}]
 
     # --- planning: every body's statements, once, in the order the Python export makes them
 
-    def plan(self, program: Sequence[emit.Statement], outputs: Sequence[Any]) -> None:
-        """Compute the loops' bodies and what is read, before any line is written (a `long
-        steps` nothing reads would fail `-Wall -Werror`)."""
-        for value in outputs:
-            self.read |= _symbols(value)
+    def plan(self, program: Sequence[emit.Statement]) -> None:
+        """Compute the loops' bodies and what each reads, before any line is written (a `long
+        steps` that nothing after it reads would fail `-Wall -Werror`)."""
         for _, expr in program:
             if not isinstance(expr, Loop):
-                self.read |= set(reads_of(expr))
                 continue
-            also = [expr.condition] if expr.condition is not None else []
-            body = emit.block_program(expr.body, self.names, also)
+            condition = [expr.condition] if expr.condition is not None else []
+            body = emit.block_program(expr.body, self.names, condition)
             self.bodies[expr] = body
             self.mutable |= set(expr.carries)
-            self.read |= set().union(*(_symbols(v) for v in (*expr.init, expr.length, *also)))
-            self.read |= {stack for _, stack in expr.items}
-            self.plan(body, [*expr.updates, *expr.stacked_values])
+            self.plan(body)
+            heads = (*expr.init, expr.length, *condition, *expr.updates, *expr.stacked_values)
+            read = set().union(*(_symbols(v) for v in heads), *(self._reads(e) for _, e in body))
+            self.reads[expr] = frozenset(read | {stack for _, stack in expr.items})
+
+    def _reads(self, expr: Any) -> frozenset[Any] | set[Any]:
+        return self.reads[expr] if isinstance(expr, Loop) else reads_of(expr)
 
     # --- scopes: C blocks, where Python has one scope per function
 
@@ -796,13 +806,19 @@ class _CWriter:
         graph: Graph,
         program: Sequence[emit.Statement],
         indent: str,
+        outputs: Sequence[Any],
         after: tuple[Any, Sequence[str]] = (None, ()),
     ) -> Iterator[str]:
         """The statements of `program` (a body's: `graph` is the body), with the user's lines as
-        comments where they change; `after` is a symbol and the lines that follow its statement
-        (a loop's exit after its condition)."""
+        comments where they change; `outputs` are what the block gives on (its graph's outputs,
+        a body's updates), `after` a symbol and the lines that follow its statement (a loop's
+        exit after its condition)."""
+        later = [set().union(*(_symbols(o) for o in outputs))]  # what statement k's successors read
+        for _, expr in reversed(program[1:]):
+            later.append(later[-1] | set(self._reads(expr)))
+        later.reverse()
         last: tuple[Any, ...] | None = None
-        for symbol, expr in program:
+        for (symbol, expr), needed in zip(program, later):
             line = graph.lines.get(symbol)
             if line is not None and line != last:
                 text = linecache.getline(line[0], line[1]).strip()
@@ -811,31 +827,32 @@ class _CWriter:
                     yield indent + _c_comment(f"line {line[1]}{label}: {text}")
                 last = line
             if isinstance(expr, Loop):
-                yield from self.loop(expr, indent)
+                yield from self.loop(expr, indent, needed)
                 last = None  # the next statement says its line again, as the Python export does
             else:
                 yield indent + self._define(symbol, self.printer.doprint(expr))
             if symbol == after[0]:
                 yield from after[1]
 
-    def loop(self, loop: Loop, indent: str) -> Iterator[str]:
-        """A kept loop: carries set up, stacks placed in the work array, the count, then the
-        loop over the body (items read at the index, the exit where the condition is
-        computed, stacks written, carries updated in parallel)."""
+    def loop(self, loop: Loop, indent: str, needed: set[Any]) -> Iterator[str]:
+        """A kept loop: carries set up, stacks placed in the work array, the count (where
+        `needed`, what the statements after it read, has it), then the loop over the body
+        (items read at the index, the exit where the condition is computed, stacks written,
+        carries updated in parallel)."""
         printer, inner = self.printer, indent + "    "
         for carry, start in zip(loop.carries, loop.init):
             if carry != start:
                 yield indent + self._define(carry, _c_value(printer, start), _DOUBLE)
         yield from self._stacks(loop, indent)
         index = printer.name(loop.index)
-        count = loop.count if loop.count is not None and loop.count in self.read else None
+        count = loop.count if loop.count is not None and loop.count in needed else None
         if loop.count is not None:
             self.bounds[loop.count] = None if loop.length is None else self._bound(loop.length)
             printer.integers.add(loop.count)
         if count is not None and loop.length is not None:  # all iterations, unless it stops first
             yield indent + self._define(count, self._length(loop.length), _LONG)
         # a `while` loop's index counts outside it, where its count reads it
-        counted = loop.length is None and (count is not None or loop.index in self.read)
+        counted = loop.length is None and (count is not None or loop.index in self.reads[loop])
         if counted:
             yield indent + self._define(loop.index, "0", _LONG)
         self.scopes.append({index: _LONG})
@@ -868,7 +885,8 @@ class _CWriter:
         exit = list(self._exit(loop, inner, index, count)) if loop.condition is not None else []
         if exit and not any(symbol == loop.condition for symbol, _ in program):
             yield from exit  # an atom: checked before anything runs
-        yield from self.statements(loop.body, program, inner, (loop.condition, exit))
+        outputs = [*loop.updates, *loop.stacked_values]
+        yield from self.statements(loop.body, program, inner, outputs, (loop.condition, exit))
         for stack, value in zip(loop.stacked, loop.stacked_values):
             if isinstance(value, sympy.Symbol) and self._visible(printer.name(value)) == _STACK:
                 self._refuse_tape(loop)
@@ -977,8 +995,8 @@ def _c_files(request: _Request) -> dict[str, str]:
     out = names.fresh("sg_out")
     writer = _CWriter(request, printer, names)
     try:
-        writer.plan(program, graph.outputs)
-        body = list(writer.statements(graph, program, "    "))
+        writer.plan(program)
+        body = list(writer.statements(graph, program, "    ", graph.outputs))
         results = [printer.doprint(o) for o in graph.outputs]
         c_params = [str(printer._print(s)) for s in graph.inputs]
     except PrintMethodNotImplementedError as exc:

@@ -10,10 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sympy
 
 import symgrad
 from symgrad.errors import SymgradError
-from symgrad.export import export_files
+from symgrad.export import _c_files, _Request, export_files
+from symgrad.graph import Graph, Loop, real_symbol
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on PATH")
 
@@ -218,6 +220,12 @@ def test_a_for_loop_with_break_counts_its_iterations(tmp_path):
     assert "= steps - 1;" in source  # the reverse pass runs the iterations that ran
 
 
+def test_an_unrolled_break_compiles_under_wall(tmp_path):
+    # its conditions join as `c6 || c5 && t`, which -Wall (-Wparentheses) rejects unparenthesized
+    files = check(tmp_path, stops, ("x",), [(0.2,), (3.0,)], loops="unroll")
+    assert "for (" not in files["stops.c"] and " || (" in files["stops.c"]
+
+
 def test_a_while_loop_without_a_tape(tmp_path):
     files = check(tmp_path, growing, ("x",), [(0.3,), (2.0,), (11.0,)])  # 11.0: no iteration
     assert "sg_work" not in files["growing.c"]
@@ -234,3 +242,51 @@ def test_a_while_loop_with_a_tape_is_refused_and_the_hint_works(tmp_path):
     check(tmp_path, grows_bounded, ("x",), [(0.3,), (2.0,), (11.0,)])
     for x in (0.3, 2.0):  # the rewrite is the same function
         assert grows_bounded(x) == grows_nonlinearly(x)
+
+
+def test_a_tape_of_tapes_is_refused():
+    """An outer loop saving an inner loop's whole tape per iteration (a 2-D tape): first-order
+    programs do not make one (an outer reverse pass runs the inner loop again), so the program
+    is built by hand."""
+    x, s, u, u_next, acc, acc_next, row = (
+        real_symbol(n) for n in ("x", "s", "u", "u_1", "acc", "acc_1", "r")
+    )
+    i, j, k = (sympy.Symbol(n, integer=True) for n in ("i", "j", "k"))
+    inner_tape, outer_tape = real_symbol("saved_u"), real_symbol("saved_tapes")
+    line = (__file__, 7)
+    inner = Loop(
+        body=Graph("f", ("j", "u"), (j, u), nodes=[(u_next, sympy.sin(u))], outputs=(u_next, u)),
+        index=j,
+        carries=(u,),
+        init=(s,),
+        stacked=(inner_tape,),
+        length=3,
+        line=line,
+    )
+    outer = Loop(
+        body=Graph("f", ("i", "s"), (i, s), nodes=[(real_symbol("loop0"), inner)], outputs=(u, inner_tape)),
+        index=i,
+        carries=(s,),
+        init=(x,),
+        stacked=(outer_tape,),
+        length=4,
+        line=line,
+    )
+    reader = Loop(
+        body=Graph("f", ("k", "acc", "r"), (k, acc, row), nodes=[(acc_next, acc + row)], outputs=(acc_next,)),
+        index=k,
+        carries=(acc,),
+        init=(sympy.S.Zero,),
+        items=((row, outer_tape),),
+        length=4,
+        line=line,
+    )
+    graph = Graph("f", ("x",), (x,), nodes=[(real_symbol("loop1"), outer), (real_symbol("loop2"), reader)])
+    graph.outputs = (acc, x)
+    request = _Request.make(euler, "value_and_grad", None, None, None, None, None)
+    request.graph, request.stem = graph, "f"
+    with pytest.raises(
+        SymgradError, match=r"the loop at test_export_c_loops\.py:7 saves a tape of tapes"
+    ) as info:
+        _c_files(request)
+    assert "--lang python" in info.value.hint
