@@ -61,12 +61,15 @@ def export(
             shapes (it checks them). Without, the function must be elementwise, and the
             module is plain Python on floats that imports `math` only (NumPy where a NumPy
             function has no `math` twin).
-        lang: `"python"`, or `"c"` for programs of floats (no arrays, no loops kept as loops):
-            a C99 file `<name>.c` defining `void <name>(double x, ..., double *sg_out)`, which
-            `#include`s `<name>.h` (see `export_files` for both, and a test harness).
+        lang: `"python"`, or `"c"` for programs of floats (no arrays): a C99 file `<name>.c`
+            defining `void <name>(double x, ..., double *sg_out)`, which `#include`s `<name>.h`
+            (see `export_files` for both, and a test harness). A loop kept as a loop stays a
+            loop in C; where its reverse pass reads values saved per iteration, the function
+            takes them in a work array, `void <name>(..., double *sg_out, double *sg_work)`,
+            of `<NAME>_WORK` doubles (a macro of the header; no malloc).
         name: the exported function's name (default `value_and_grad_<fn>` or `grad_<fn>`).
         loops: how `for` loops become code, as `symgrad.grad`'s `loops` (`"unroll"` makes a
-            long loop straight-line code, which C export needs).
+            long loop straight-line code).
         values: for `lang="c"`, the argument values the test harness uses when run without
             arguments (default 1.0 each).
 
@@ -75,7 +78,8 @@ def export(
 
     Raises:
         SymgradError: `fn` cannot be exported so (an array program without `shapes`; `lang="c"`
-            for an array program or one with a loop kept as a loop); the hint says what to do.
+            for an array program, or a `while` loop whose reverse pass reads values saved per
+            iteration: their number is known only as it runs); the hint says what to do.
 
     >>> import math
     >>> from symgrad import export
@@ -119,8 +123,9 @@ def export_files(
     """The files of an export (see `export` for the arguments), by name, the main one first:
     `<stem>.py`; or `<stem>.c`, `<stem>.h` and `<stem>_test.c` (a `main` that calls the
     function on the values given on its command line, or on `values`, and prints the
-    results). `stem` defaults to the function's name; `source_name` is how the header names
-    the file `fn` is defined in (default: its file name).
+    results; it gives the function a static work array where it takes one). `stem` defaults
+    to the function's name; `source_name` is how the header names the file `fn` is defined
+    in (default: its file name).
 
     >>> def f(x):
     ...     return x * x

@@ -392,5 +392,24 @@ def test_committed_c_example_compiles(tmp_path):
     assert_close(got, want)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on PATH")
+def test_committed_c_loop_example_compiles(tmp_path):
+    for name in ("rollout_grad.c", "rollout_grad.h", "rollout_grad_test.c"):
+        shutil.copy(DOCS_EXPORT / name, tmp_path / name)
+    command = ["cc", "-O2", "-Wall", "-Werror", "-o", "rollout_test", "rollout_grad.c", "rollout_grad_test.c"]
+    subprocess.run([*command, "-lm"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    done = subprocess.run([str(tmp_path / "rollout_test")], capture_output=True, text=True, check=True)
+    got = [float(line.split()[1]) for line in done.stdout.splitlines()]
+    value, gradient = symgrad.value_and_grad(rollout, wrt=("x", "k"))(0.5, 2.0)
+    assert_close(got, [value, *gradient])
+    assert "for (long _ = 0; _ < 200; _++) {" in (DOCS_EXPORT / "rollout_grad.c").read_text()
+
+
+def rollout(x, k):
+    for _ in range(200):
+        x = x + 0.01 * (-k * x + np.sin(x))
+    return x
+
+
 def lambda_free_f(x, y):
     return np.sin(x) * y + x**2
