@@ -4,6 +4,7 @@ gradient and against central differences."""
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import sympy
 
 import symgrad
+from symgrad import cli
 from symgrad.errors import SymgradError
 from symgrad.export import _c_files, _Request, export_files
 from symgrad.graph import Graph, Loop, real_symbol
@@ -290,3 +292,22 @@ def test_a_tape_of_tapes_is_refused():
     ) as info:
         _c_files(request)
     assert "--lang python" in info.value.hint
+
+
+def test_cli_exports_a_loop_and_refuses_a_while_loop_with_its_hint(tmp_path, monkeypatch):
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import math\n\n\ndef loss(x):\n    for _ in range(100):\n        x = math.sin(x) + 0.5\n    return x\n"
+        "\n\ndef grows(x):\n    while x < 10.0:\n        x = x * 1.5 + math.sin(x)\n    return x\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["export", "model.py:loss", "--lang", "c", "-o", "loss.c"], out=out, err=err) == 0, (
+        err.getvalue()
+    )
+    assert "#define VALUE_AND_GRAD_LOSS_WORK 100" in (tmp_path / "loss.h").read_text()
+    err = io.StringIO()
+    assert cli.main(["export", "model.py:grows", "--lang", "c", "-o", "grows.c"], out=out, err=err) == 1
+    assert (
+        "the `while` loop at model.py:11" in err.getvalue() and "if not (x < 10.0): break" in err.getvalue()
+    )
