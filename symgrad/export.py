@@ -739,6 +739,9 @@ class _CWriter:
       a reverse pass reads only what the iterations of its forward loop wrote. A stack
       allocated in a loop body (a nested loop's tape, when an outer reverse pass runs the
       inner loop again) gets one stretch, which every outer iteration writes again.
+    - A count is declared only where a statement after its loop reads it, a `while` loop's
+      index only where read: `-Wall -Werror` rejects a variable set and never used.
+    - Names C reserves for itself (`__1`: the index `_` of a second pass) get an `sg` prefix.
     - What is refused: a `while` loop that saves a tape (its trip count is known only as it
       runs, so its tape has no bound), and a tape whose elements are tapes or a stack read as
       a value (a second-order program; first-order ones do not make them).
