@@ -355,7 +355,7 @@ def pipeline_page() -> str:
 
 def exported_files() -> dict[str, str]:
     """docs/export/: what `symgrad export` writes for docs/model.py (README's "Shipping
-    derivatives" shows them): `loss` as Python, `f` as C."""
+    derivatives" shows them): `loss` as Python, `f` as C, and `rollout` (a kept loop) as C."""
     spec = importlib.util.spec_from_file_location("docs_model", ROOT / "docs" / "model.py")
     assert spec is not None and spec.loader is not None
     model = importlib.util.module_from_spec(spec)
@@ -368,6 +368,16 @@ def exported_files() -> dict[str, str]:
             lang="c",
             stem="f_grad",
             values={"x": 1.5, "y": 2.0},
+            source_name="docs/model.py",
+        )
+    )
+    files.update(
+        export_files(
+            model.rollout,
+            wrt=("x", "k"),
+            lang="c",
+            stem="rollout_grad",
+            values={"x": 0.5, "k": 2.0},
             source_name="docs/model.py",
         )
     )

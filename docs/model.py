@@ -21,3 +21,10 @@ def poly(x, n):
 
 def norm2(x):
     return np.sum(x * x)
+
+
+def rollout(x, k):
+    """200 explicit Euler steps of dx/dt = -k x + sin(x): C export keeps the loop a loop."""
+    for _ in range(200):
+        x = x + 0.01 * (-k * x + np.sin(x))
+    return x

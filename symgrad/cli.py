@@ -992,7 +992,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the derivative as a standalone module (Python needing only NumPy or math, or C)",
         description="Write the derivative as a module that needs no symgrad: Python that imports only "
         "NumPy (math for functions of floats), or with --lang c a C99 file, its header and a test "
-        "harness (functions of floats only). Array programs are exported for the shapes --shape gives.",
+        "harness (functions of floats, their loops kept as loops). Array programs are exported for the shapes --shape gives.",
     )
     common(export)
     export.add_argument(

@@ -15,12 +15,13 @@ from typing import Any
 import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
+from sympy.printing.precedence import precedence
 
 from . import api, arrays, emit, rewrite, runtime, trace
 from .arraytrace import ShapesNeeded
 from .compiled import Compiled
 from .errors import NonScalarOutputError, SymgradError, WrtError
-from .graph import Graph, Loop, Multi
+from .graph import Graph, Loop, Multi, Names, reads_of, real_symbol
 
 __all__ = ["KINDS", "LANGS", "export", "export_files"]
 
@@ -60,12 +61,15 @@ def export(
             shapes (it checks them). Without, the function must be elementwise, and the
             module is plain Python on floats that imports `math` only (NumPy where a NumPy
             function has no `math` twin).
-        lang: `"python"`, or `"c"` for programs of floats (no arrays, no loops kept as loops):
-            a C99 file `<name>.c` defining `void <name>(double x, ..., double *sg_out)`, which
-            `#include`s `<name>.h` (see `export_files` for both, and a test harness).
+        lang: `"python"`, or `"c"` for programs of floats (no arrays): a C99 file `<name>.c`
+            defining `void <name>(double x, ..., double *sg_out)`, which `#include`s `<name>.h`
+            (see `export_files` for both, and a test harness). A loop kept as a loop stays a
+            loop in C; where its reverse pass reads values saved per iteration, the function
+            takes them in a work array, `void <name>(..., double *sg_out, double *sg_work)`,
+            of `<NAME>_WORK` doubles (a macro of the header; no malloc).
         name: the exported function's name (default `value_and_grad_<fn>` or `grad_<fn>`).
         loops: how `for` loops become code, as `symgrad.grad`'s `loops` (`"unroll"` makes a
-            long loop straight-line code, which C export needs).
+            long loop straight-line code).
         values: for `lang="c"`, the argument values the test harness uses when run without
             arguments (default 1.0 each).
 
@@ -74,7 +78,8 @@ def export(
 
     Raises:
         SymgradError: `fn` cannot be exported so (an array program without `shapes`; `lang="c"`
-            for an array program or one with a loop kept as a loop); the hint says what to do.
+            for an array program, or a `while` loop whose reverse pass reads values saved per
+            iteration: their number is known only as it runs); the hint says what to do.
 
     >>> import math
     >>> from symgrad import export
@@ -118,8 +123,9 @@ def export_files(
     """The files of an export (see `export` for the arguments), by name, the main one first:
     `<stem>.py`; or `<stem>.c`, `<stem>.h` and `<stem>_test.c` (a `main` that calls the
     function on the values given on its command line, or on `values`, and prints the
-    results). `stem` defaults to the function's name; `source_name` is how the header names
-    the file `fn` is defined in (default: its file name).
+    results; it gives the function a static work array where it takes one). `stem` defaults
+    to the function's name; `source_name` is how the header names the file `fn` is defined
+    in (default: its file name).
 
     >>> def f(x):
     ...     return x * x
@@ -579,6 +585,28 @@ class CPrinter(C99CodePrinter):
     def __init__(self) -> None:
         super().__init__({"strict": True})
         self.helpers: set[str] = set()
+        self.integers: set[Any] = set()  # symbols C holds in a `long` besides loop indices: counts
+
+    def name(self, symbol: Any) -> str:
+        """A variable's name in C: a C keyword or <math.h> name gets a `_`, and one that C
+        reserves for its implementation (`__1`, a loop index `_` renamed, or `_X`) an `sg`."""
+        name = str(super()._print_Symbol(symbol))
+        reserved = name.startswith("__") or (name.startswith("_") and name[1:2].isupper())
+        return f"sg{name}" if reserved else name
+
+    def _print_Or(self, expr: Any) -> str:
+        # `a || (b && c)`: C means the same without the parentheses, but -Wall warns
+        args = sorted(expr.args, key=sympy.default_sort_key)
+        return " || ".join(
+            f"({self._print(a)})" if isinstance(a, sympy.And) else self.parenthesize(a, precedence(expr))
+            for a in args
+        )
+
+    def _print_Symbol(self, expr: Any) -> str:
+        # an index or a count is a `long`: in an expression it is a double, or C would divide
+        # integers (`3/i`) where Python divides floats
+        name = self.name(expr)
+        return f"(double){name}" if expr.is_integer or expr in self.integers else name
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         pieces, default = emit._pieces(expr)
@@ -662,14 +690,16 @@ static double sg_minimum(double a, double b)
 
 
 def c_refusal(graph: Graph, program: Sequence[emit.Statement]) -> str | None:
-    """Why `program` cannot be C code of floats (arrays, a kept loop), else None."""
+    """Why `program` cannot be C code of floats (arrays anywhere, loop bodies too), else None;
+    what C refuses of a kept loop itself, `_CWriter` finds where it writes the loop."""
     if graph.shapes is not None:
         return "it is compiled for array shapes"
     for _, expr in program:
         if isinstance(expr, Loop):
-            file, line = (expr.line or ("?", 0))[:2]
-            return f"it keeps the loop at {Path(str(file)).name}:{line} as a loop"
-        if isinstance(expr, Multi) or (isinstance(expr, sympy.Basic) and expr.atoms(arrays.ArrayOp)):
+            inner = c_refusal(expr.body, expr.body.nodes)
+            if inner is not None:
+                return inner
+        elif isinstance(expr, Multi) or (isinstance(expr, sympy.Basic) and expr.atoms(arrays.ArrayOp)):
             return "it uses array operations"
     return None
 
@@ -678,43 +708,303 @@ def _c_comment(text: str) -> str:
     return "/* " + text.replace("*/", "* /") + " */"
 
 
-def _c_lines(graph: Graph, program: Sequence[emit.Statement], printer: CPrinter) -> Iterator[str]:
-    last: tuple[Any, ...] | None = None
-    for symbol, expr in program:
-        line = graph.lines.get(symbol)
-        if line is not None and line != last:
-            text = linecache.getline(line[0], line[1]).strip()
-            label = f" ({line[2]})" if len(line) > 2 else ""
-            if text:
-                yield "    " + _c_comment(f"line {line[1]}{label}: {text}")
-            last = line
-        yield f"    const double {printer._print(symbol)} = {printer.doprint(expr)};"
+def _where(loop: Loop) -> str:
+    """`model.py:5`: the user's loop, as a refusal names it."""
+    file, line = (loop.line or ("?", 0))[:2]
+    return f"{Path(str(file)).name}:{line}"
+
+
+# What a name in the C code is, per block: a `const double`, a `double` assigned again (a carry),
+# a `long` (an index, a count), or a stack (a `double *` into the work array).
+_CONST, _DOUBLE, _LONG, _STACK = "const double", "double", "long", "stack"
+
+
+class _CWriter:
+    """A program of floats, kept loops included, as C99 statements.
+
+    It mirrors `emit.render_loop` (the Python export) statement for statement, with these
+    choices for C:
+
+    - A carry is a `double` declared before its loop from its start value; the updates are
+      assigned in parallel as Python's `a, b = b, a` is: an update that reads a carry assigned
+      before it in the same iteration reads it from a `const` copy of its old value.
+    - The index and a count are `long` (`for (long i = 0; i < 200; i++)`; a reverse pass
+      counts down from `length - 1`); in a float expression the printer writes `(double)i`,
+      since C would divide integers (`3/i`) where Python divides floats.
+    - A stack (the tape a reverse pass reads) takes no malloc, which embedded targets may not
+      have: it is a stretch of a work array the caller passes (`double *sg_work`, of
+      `<NAME>_WORK` doubles, as CasADi's generated code takes `w` of size `sz_w`), of the
+      loop's most iterations: its length, or a `for` loop's length where a `break` stops it
+      (`count` then says how far it ran). Python fills a new stack with zeros; C does not, since
+      a reverse pass reads only what the iterations of its forward loop wrote. A stack
+      allocated in a loop body (a nested loop's tape, when an outer reverse pass runs the
+      inner loop again) gets one stretch, which every outer iteration writes again.
+    - A count is declared only where a statement after its loop reads it, a `while` loop's
+      index only where read: `-Wall -Werror` rejects a variable set and never used.
+    - Names C reserves for itself (`__1`: the index `_` of a second pass) get an `sg` prefix.
+    - What is refused: a `while` loop that saves a tape (its trip count is known only as it
+      runs, so its tape has no bound), and a tape whose elements are tapes or a stack read as
+      a value (a second-order program; first-order ones do not make them).
+    """
+
+    def __init__(self, request: _Request, printer: CPrinter, names: Names) -> None:
+        self.fname = request.fname
+        self.printer = printer
+        self.names = names
+        self.work_name = names.fresh("sg_work")
+        self.work = 0  # doubles of the work array taken so far
+        self.bodies: dict[Loop, list[emit.Statement]] = {}  # each loop's body statements
+        self.reads: dict[Loop, frozenset[Any]] = {}  # what each loop reads, its body's statements too
+        self.mutable: set[Any] = set()  # symbols assigned again: the carries
+        self.bounds: dict[Any, int | None] = {}  # count -> its loop's most iterations (None: while)
+        self.scopes: list[dict[str, str]] = [{printer.name(s): _DOUBLE for s in request.graph.inputs}]
+
+    # --- planning: every body's statements, once, in the order the Python export makes them
+
+    def plan(self, program: Sequence[emit.Statement]) -> None:
+        """Compute the loops' bodies and what each reads, before any line is written (a `long
+        steps` that nothing after it reads would fail `-Wall -Werror`)."""
+        for _, expr in program:
+            if not isinstance(expr, Loop):
+                continue
+            condition = [expr.condition] if expr.condition is not None else []
+            body = emit.block_program(expr.body, self.names, condition)
+            self.bodies[expr] = body
+            self.mutable |= set(expr.carries)
+            self.plan(body)
+            heads = (*expr.init, expr.length, *condition, *expr.updates, *expr.stacked_values)
+            read = set().union(*(_symbols(v) for v in heads), *(self._reads(e) for _, e in body))
+            self.reads[expr] = frozenset(read | {stack for _, stack in expr.items})
+
+    def _reads(self, expr: Any) -> frozenset[Any] | set[Any]:
+        return self.reads[expr] if isinstance(expr, Loop) else reads_of(expr)
+
+    # --- scopes: C blocks, where Python has one scope per function
+
+    def _visible(self, name: str) -> str | None:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return None
+
+    def _define(self, symbol: Any, text: str, kind: str = _CONST) -> str:
+        """`const double t0 = ...;` where the name is new in C's scope, `t0 = ...;` where it
+        is a carry declared around (Python assigns it again)."""
+        name = self.printer.name(symbol)
+        visible = self._visible(name)
+        if visible is None:
+            kind = _DOUBLE if kind == _CONST and symbol in self.mutable else kind
+            self.scopes[-1][name] = kind
+            return f"{kind} {name} = {text};"
+        if visible not in (_DOUBLE, _LONG):
+            self._twice(name)
+        return f"{name} = {text};"
+
+    def _twice(self, name: str) -> None:
+        """A name C would declare twice in one block: never made so far, refused if it is."""
+        raise SymgradError(
+            f"`{self.fname}` cannot be exported as C: its program gives `{name}` a value twice",
+            hint="export it as Python (lang='python', on the command line --lang python), and report this",
+        )
+
+    # --- statements
+
+    def statements(
+        self,
+        graph: Graph,
+        program: Sequence[emit.Statement],
+        indent: str,
+        outputs: Sequence[Any],
+        after: tuple[Any, Sequence[str]] = (None, ()),
+    ) -> Iterator[str]:
+        """The statements of `program` (a body's: `graph` is the body), with the user's lines as
+        comments where they change; `outputs` are what the block gives on (its graph's outputs,
+        a body's updates), `after` a symbol and the lines that follow its statement (a loop's
+        exit after its condition)."""
+        later = [set().union(*(_symbols(o) for o in outputs))]  # what statement k's successors read
+        for _, expr in reversed(program[1:]):
+            later.append(later[-1] | set(self._reads(expr)))
+        later.reverse()
+        last: tuple[Any, ...] | None = None
+        for (symbol, expr), needed in zip(program, later):
+            line = graph.lines.get(symbol)
+            if line is not None and line != last:
+                text = linecache.getline(line[0], line[1]).strip()
+                label = f" ({line[2]})" if len(line) > 2 else ""
+                if text:
+                    yield indent + _c_comment(f"line {line[1]}{label}: {text}")
+                last = line
+            if isinstance(expr, Loop):
+                yield from self.loop(expr, indent, needed)
+                last = None  # the next statement says its line again, as the Python export does
+            else:
+                yield indent + self._define(symbol, self.printer.doprint(expr))
+            if symbol == after[0]:
+                yield from after[1]
+
+    def loop(self, loop: Loop, indent: str, needed: set[Any]) -> Iterator[str]:
+        """A kept loop: carries set up, stacks placed in the work array, the count (where
+        `needed`, what the statements after it read, has it), then the loop over the body
+        (items read at the index, the exit where the condition is computed, stacks written,
+        carries updated in parallel)."""
+        printer, inner = self.printer, indent + "    "
+        for carry, start in zip(loop.carries, loop.init):
+            if carry != start:
+                yield indent + self._define(carry, _c_value(printer, start), _DOUBLE)
+        yield from self._stacks(loop, indent)
+        index = printer.name(loop.index)
+        count = loop.count if loop.count is not None and loop.count in needed else None
+        if loop.count is not None:
+            self.bounds[loop.count] = None if loop.length is None else self._bound(loop.length)
+            printer.integers.add(loop.count)
+        if count is not None and loop.length is not None:  # all iterations, unless it stops first
+            yield indent + self._define(count, self._length(loop.length), _LONG)
+        # a `while` loop's index counts outside it, where its count reads it
+        counted = loop.length is None and (count is not None or loop.index in self.reads[loop])
+        if counted:
+            yield indent + self._define(loop.index, "0", _LONG)
+        self.scopes.append({index: _LONG})
+        body = list(self._body(loop, inner, index, count))
+        self.scopes.pop()
+        if loop.length is None:
+            yield f"{indent}for (;;{f' {index}++' if counted else ''}) {{"
+            yield from body
+            yield indent + "}"
+            if count is not None:
+                yield indent + self._define(count, index, _LONG)
+            return
+        if loop.reverse:
+            start = (
+                str(loop.length - 1) if isinstance(loop.length, int) else f"{self._length(loop.length)} - 1"
+            )
+            yield f"{indent}for (long {index} = {start}; {index} >= 0; {index}--) {{"
+        else:
+            yield f"{indent}for (long {index} = 0; {index} < {self._length(loop.length)}; {index}++) {{"
+        yield from body
+        yield indent + "}"
+
+    def _body(self, loop: Loop, inner: str, index: str, count: Any) -> Iterator[str]:
+        printer = self.printer
+        for item, stack in loop.items:
+            if self._visible(printer.name(stack)) != _STACK:
+                self._refuse_tape(loop)
+            yield inner + self._define(item, f"{printer.name(stack)}[{index}]")
+        program = self.bodies[loop]
+        exit = list(self._exit(loop, inner, index, count)) if loop.condition is not None else []
+        if exit and not any(symbol == loop.condition for symbol, _ in program):
+            yield from exit  # an atom: checked before anything runs
+        outputs = [*loop.updates, *loop.stacked_values]
+        yield from self.statements(loop.body, program, inner, outputs, (loop.condition, exit))
+        for stack, value in zip(loop.stacked, loop.stacked_values):
+            if isinstance(value, sympy.Symbol) and self._visible(printer.name(value)) == _STACK:
+                self._refuse_tape(loop)
+            yield f"{inner}{printer.name(stack)}[{index}] = {printer.doprint(value)};"
+        yield from self._updates(loop, inner)
+
+    def _exit(self, loop: Loop, inner: str, index: str, count: Any) -> Iterator[str]:
+        yield f"{inner}if (!({self.printer.doprint(loop.condition)})) {{"
+        if count is not None and loop.length is not None:  # a `for` that stops early counts its iterations
+            yield f"{inner}    {self.printer.name(count)} = {index};"
+        yield f"{inner}    break;"
+        yield f"{inner}}}"
+
+    def _updates(self, loop: Loop, inner: str) -> Iterator[str]:
+        """`a, b = b, a` as C: an update that reads a carry assigned before it reads a copy
+        of the carry's old value."""
+        moved = [(c, sympy.sympify(u)) for c, u in zip(loop.carries, loop.updates) if c != u]
+        assigned: set[Any] = set()
+        copies: dict[Any, Any] = {}
+        for carry, update in moved:
+            for stale in sorted(_symbols(update) & assigned, key=str):
+                copies.setdefault(stale, real_symbol(self.names.fresh(f"{stale}_old")))
+            assigned.add(carry)
+        for old, copy in copies.items():
+            yield inner + self._define(copy, self.printer.name(old))
+        assigned = set()
+        for carry, update in moved:
+            text = self.printer.doprint(update.xreplace({s: copies[s] for s in assigned & copies.keys()}))
+            yield inner + self._define(carry, text)
+            assigned.add(carry)
+
+    def _stacks(self, loop: Loop, indent: str) -> Iterator[str]:
+        """The loop's stacks as stretches of the work array, of its most iterations."""
+        if not loop.stacked:
+            return
+        size = None if loop.length is None else self._bound(loop.length)
+        if size is None:
+            raise SymgradError(
+                f"`{self.fname}` cannot be exported as C: the `while` loop at {_where(loop)} saves a value "
+                "in every iteration for the reverse pass, and how many iterations it runs is known only "
+                "as it runs, while C export takes its memory from a work array of a size fixed at export",
+                hint=f"bound the loop: `for k in range(N):` whose first statement is `if not ({_condition(loop)}): "
+                "break`, N at least the most iterations it runs (the work array then holds N of each saved "
+                "value); or export it as Python (lang='python', on the command line --lang python)",
+            )
+        for stack in loop.stacked:
+            name = self.printer.name(stack)
+            if self._visible(name) is not None:
+                self._twice(name)
+            self.scopes[-1][name] = _STACK
+            where = self.work_name if self.work == 0 else f"{self.work_name} + {self.work}"
+            yield f"{indent}double *const {name} = {where};  /* {size} doubles */"
+            self.work += size
+
+    def _bound(self, length: Any) -> int | None:
+        """The most iterations of a loop of `length`: itself, or the bound of the loop whose
+        count it is (None for a `while` loop's)."""
+        return length if isinstance(length, int) else self.bounds.get(length)
+
+    def _length(self, length: Any) -> str:
+        return str(length) if isinstance(length, int) else self.printer.name(length)
+
+    def _refuse_tape(self, loop: Loop) -> None:
+        raise SymgradError(
+            f"`{self.fname}` cannot be exported as C: the loop at {_where(loop)} saves a tape of tapes "
+            "(one per iteration of an inner loop) or reads a tape as a value, which C export does not write",
+            hint="export it as Python (lang='python', on the command line --lang python), which keeps the loop",
+        )
+
+
+def _c_value(printer: CPrinter, value: Any) -> str:
+    """A carry's start: a number as a double (`1.0`), as the Python export writes it."""
+    value = sympy.sympify(value)
+    return _c_double(float(value)) if value.is_Number else str(printer.doprint(value))
+
+
+def _symbols(value: Any) -> set[Any]:
+    return set(getattr(value, "free_symbols", ()))
+
+
+def _condition(loop: Loop) -> str:
+    """The condition of the user's `while` loop, as written (`s < 10.0`), for a hint."""
+    if loop.line is not None:
+        text = linecache.getline(str(loop.line[0]), int(loop.line[1])).strip()
+        try:
+            tree = ast.parse(f"{text}\n    pass")
+        except SyntaxError:  # a condition over several lines
+            return "CONDITION"
+        if tree.body and isinstance(tree.body[0], ast.While):
+            return ast.unparse(tree.body[0].test)
+    return "CONDITION"
 
 
 def _c_files(request: _Request) -> dict[str, str]:
-    from . import __version__
-
-    stem, values = request.stem, request.values
     graph = request.graph
     program = emit.eliminate_common(graph, emit.fold_scaled(graph, emit.live_nodes(graph)))
     refusal = c_refusal(graph, program)
     if refusal is not None:
-        loop = "loop" in refusal
         raise SymgradError(
             f"`{request.fname}` cannot be exported as C: {refusal}; C export is for programs of floats",
-            hint="export it as Python (lang='python', on the command line --lang python), which "
-            + (
-                "keeps the loop; or unroll it: loops='unroll' (--loops unroll)"
-                if loop
-                else "runs arrays with NumPy"
-            ),
+            hint="export it as Python (lang='python', on the command line --lang python), which runs "
+            "arrays with NumPy",
         )
     printer = CPrinter()
-    params = request.params
     names = graph.names.copy()
     out = names.fresh("sg_out")
+    writer = _CWriter(request, printer, names)
     try:
-        body = list(_c_lines(graph, program, printer))
+        writer.plan(program)
+        body = list(writer.statements(graph, program, "    ", graph.outputs))
         results = [printer.doprint(o) for o in graph.outputs]
         c_params = [str(printer._print(s)) for s in graph.inputs]
     except PrintMethodNotImplementedError as exc:
@@ -723,86 +1013,138 @@ def _c_files(request: _Request) -> dict[str, str]:
             f"`{request.fname}` cannot be exported as C: C99 has no function for `{what}`",
             hint="export it as Python (lang='python', on the command line --lang python)",
         ) from None
-    labels = [*["value"] * request.n_values, *(f"d/d{w}" for w in request.wrt)]
-    n = len(results)
-    signature = f"void {request.name}({''.join(f'double {p}, ' for p in c_params)}double *{out})"
-    guard = "".join(c if c.isalnum() else "_" for c in stem).upper() + "_H"
-    layout = ", ".join(f"{out}[{k}] = {label}" for k, label in enumerate(labels))
-    header = "\n".join(
-        [
-            f"/* {stem}.h: {request.summary()}.",
+    c = _CFunction(request, c_params, out, writer.work_name, writer.work, len(results))
+    source = c.source([*body, *[f"    {out}[{k}] = {r};" for k, r in enumerate(results)]], printer.helpers)
+    stem = request.stem
+    return {f"{stem}.c": source, f"{stem}.h": c.header(), f"{stem}_test.c": c.harness()}
+
+
+@dataclass
+class _CFunction:
+    """The exported C function's interface, which its three files spell out."""
+
+    request: _Request
+    params: list[str]  # the arguments' names in C
+    out: str  # the results' array
+    work_name: str  # the work array's, where `work` > 0
+    work: int  # doubles of work array the loops' tapes need (0: no work array)
+    n: int  # how many results
+
+    @property
+    def labels(self) -> list[str]:
+        return [*["value"] * self.request.n_values, *(f"d/d{w}" for w in self.request.wrt)]
+
+    @property
+    def work_macro(self) -> str:
+        return self.request.name.upper() + "_WORK"
+
+    def signature(self) -> str:
+        work = f", double *{self.work_name}" if self.work else ""
+        return f"void {self.request.name}({''.join(f'double {p}, ' for p in self.params)}double *{self.out}{work})"
+
+    def banner(self, file: str) -> list[str]:
+        from . import __version__
+
+        request = self.request
+        return [
+            f"/* {file}: {request.summary()}.",
             f" * Generated by symgrad {__version__} from `{request.fname}` in {request.source_name}:",
             f" *     {request.command('c')}",
-            " */",
-            f"#ifndef {guard}",
-            f"#define {guard}",
-            "",
-            f"/* {request.name}: writes {n} doubles: {layout}.",
-            *(
-                [f"   Built in (static): {', '.join(f'{k}={v!r}' for k, v in request.static.items())}."]
-                if request.static
-                else []
-            ),
-            "   C99; link with -lm. */",
-            f"{signature};",
-            "",
-            f"#endif /* {guard} */",
-            "",
         ]
-    )
-    helpers = [_C_HELPERS[h] for h in sorted(printer.helpers)]
-    source = "\n".join(
-        [
-            f"/* {stem}.c: {request.summary()}.",
-            f" * Generated by symgrad {__version__} from `{request.fname}` in {request.source_name}:",
-            f" *     {request.command('c')}",
-            " * C99 (cc -O2 -c " + f"{stem}.c); link with -lm. Regenerate rather than edit. */",
-            "#include <math.h>",
-            "",
-            f'#include "{stem}.h"',
-            "",
-            *[f"{h}\n" for h in helpers],
-            f"{signature}",
-            "{",
-            *body,
-            *[f"    {out}[{k}] = {r};" for k, r in enumerate(results)],
-            "}",
-            "",
-        ]
-    )
-    defaults = [float(values.get(p, 1.0)) for p in params]
-    arguments = ", ".join(f"args[{k}]" for k in range(len(params)))
-    harness = "\n".join(
-        [
-            f"/* {stem}_test.c: calls {request.name} on the values given as arguments (or built-in",
-            " * ones) and prints each result as `name value`.",
-            f" *     cc -O2 -Wall -Werror -o {stem}_test {stem}.c {stem}_test.c -lm",
-            f" *     ./{stem}_test {' '.join(params)} */",
-            "#include <math.h>",
-            "#include <stdio.h>",
-            "#include <stdlib.h>",
-            "",
-            f'#include "{stem}.h"',
-            "",
-            "int main(int argc, char **argv)",
-            "{",
-            f"    double args[{max(len(params), 1)}] = {{{', '.join(_c_double(v) for v in defaults) or '0.0'}}};",
-            f"    double results[{n}];",
-            f"    if (argc != 1 && argc != {len(params) + 1}) {{",
-            f'        fprintf(stderr, "usage: %s{"".join(f" {p}" for p in params)}\\n", argv[0]);',
-            "        return 2;",
-            "    }",
-            "    for (int k = 1; k < argc; k++) {",
-            "        args[k - 1] = strtod(argv[k], NULL);",
-            "    }",
-            f"    {request.name}({arguments}{', ' if params else ''}results);",
-            *[f'    printf("{label} %.17g\\n", results[{k}]);' for k, label in enumerate(labels)],
-            "    return 0;",
-            "}",
-            "",
-        ]
-    )
-    return {f"{stem}.c": source, f"{stem}.h": header, f"{stem}_test.c": harness}
+
+    def header(self) -> str:
+        request, stem = self.request, self.request.stem
+        guard = "".join(c if c.isalnum() else "_" for c in stem).upper() + "_H"
+        layout = ", ".join(f"{self.out}[{k}] = {label}" for k, label in enumerate(self.labels))
+        work, uses = [], []
+        if self.work:
+            work = [f"/* the doubles of scratch memory {request.name} needs ({self.work_name}) */"]
+            work += [f"#define {self.work_macro} {self.work}", ""]
+            uses = [
+                f"   {self.work_name}: {self.work_macro} doubles, in which the loops keep the values their",
+                "   reverse passes read (no malloc); what they hold before a call does not matter; calls",
+                "   that run at the same time need one each.",
+            ]
+        return "\n".join(
+            [
+                *self.banner(f"{stem}.h"),
+                " */",
+                f"#ifndef {guard}",
+                f"#define {guard}",
+                "",
+                *work,
+                f"/* {request.name}: writes {self.n} doubles: {layout}.",
+                *(
+                    [f"   Built in (static): {', '.join(f'{k}={v!r}' for k, v in request.static.items())}."]
+                    if request.static
+                    else []
+                ),
+                *uses,
+                "   C99; link with -lm. */",
+                f"{self.signature()};",
+                "",
+                f"#endif /* {guard} */",
+                "",
+            ]
+        )
+
+    def source(self, body: list[str], helpers: set[str]) -> str:
+        stem = self.request.stem
+        return "\n".join(
+            [
+                *self.banner(f"{stem}.c"),
+                " * C99 (cc -O2 -c " + f"{stem}.c); link with -lm. Regenerate rather than edit. */",
+                "#include <math.h>",
+                "",
+                f'#include "{stem}.h"',
+                "",
+                *[f"{_C_HELPERS[h]}\n" for h in sorted(helpers)],
+                self.signature(),
+                "{",
+                *body,
+                "}",
+                "",
+            ]
+        )
+
+    def harness(self) -> str:
+        request, stem, n = self.request, self.request.stem, self.n
+        params = request.params
+        defaults = [float(request.values.get(p, 1.0)) for p in params]
+        arguments = ", ".join(
+            [*(f"args[{k}]" for k in range(len(params))), "results", *(["work"] if self.work else [])]
+        )
+        return "\n".join(
+            [
+                f"/* {stem}_test.c: calls {request.name} on the values given as arguments (or built-in",
+                " * ones) and prints each result as `name value`.",
+                f" *     cc -O2 -Wall -Werror -o {stem}_test {stem}.c {stem}_test.c -lm",
+                f" *     ./{stem}_test {' '.join(params)} */",
+                "#include <math.h>",
+                "#include <stdio.h>",
+                "#include <stdlib.h>",
+                "",
+                f'#include "{stem}.h"',
+                "",
+                *([f"static double work[{self.work_macro}];", ""] if self.work else []),
+                "int main(int argc, char **argv)",
+                "{",
+                f"    double args[{max(len(params), 1)}] = {{{', '.join(_c_double(v) for v in defaults) or '0.0'}}};",
+                f"    double results[{n}];",
+                f"    if (argc != 1 && argc != {len(params) + 1}) {{",
+                f'        fprintf(stderr, "usage: %s{"".join(f" {p}" for p in params)}\\n", argv[0]);',
+                "        return 2;",
+                "    }",
+                "    for (int k = 1; k < argc; k++) {",
+                "        args[k - 1] = strtod(argv[k], NULL);",
+                "    }",
+                f"    {request.name}({arguments});",
+                *[f'    printf("{label} %.17g\\n", results[{k}]);' for k, label in enumerate(self.labels)],
+                "    return 0;",
+                "}",
+                "",
+            ]
+        )
 
 
 def _c_double(value: float) -> str:

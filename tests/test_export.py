@@ -307,11 +307,11 @@ def test_c_refuses_array_programs():
     assert "--lang python" in info.value.hint
 
 
-def test_c_refuses_kept_loops_and_says_unroll():
-    with pytest.raises(SymgradError, match=r"keeps the loop at test_export\.py") as info:
-        export(long_loop, lang="c")
-    assert "loops='unroll'" in info.value.hint
-    assert "sg_out[1]" not in export(long_loop, lang="c", loops="unroll", kind="grad")  # straight-line C
+def test_c_keeps_a_long_loop_as_a_loop_or_unrolls_it():
+    kept = export(long_loop, lang="c", kind="grad")  # compiled and run in test_export_c_loops.py
+    assert "for (long _ = 0; _ < 100; _++) {" in kept and "double *sg_work" in kept
+    unrolled = export(long_loop, lang="c", loops="unroll", kind="grad")
+    assert "for (" not in unrolled and "sg_work" not in unrolled  # straight-line C
 
 
 def test_array_program_needs_shapes():
@@ -390,6 +390,25 @@ def test_committed_c_example_compiles(tmp_path):
     got = [float(line.split()[1]) for line in done.stdout.splitlines()]
     want = symgrad.value_and_grad(lambda_free_f, wrt=("x", "y"))(1.5, 2.0)
     assert_close(got, want)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on PATH")
+def test_committed_c_loop_example_compiles(tmp_path):
+    for name in ("rollout_grad.c", "rollout_grad.h", "rollout_grad_test.c"):
+        shutil.copy(DOCS_EXPORT / name, tmp_path / name)
+    command = ["cc", "-O2", "-Wall", "-Werror", "-o", "rollout_test", "rollout_grad.c", "rollout_grad_test.c"]
+    subprocess.run([*command, "-lm"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    done = subprocess.run([str(tmp_path / "rollout_test")], capture_output=True, text=True, check=True)
+    got = [float(line.split()[1]) for line in done.stdout.splitlines()]
+    value, gradient = symgrad.value_and_grad(rollout, wrt=("x", "k"))(0.5, 2.0)
+    assert_close(got, [value, *gradient])
+    assert "for (long _ = 0; _ < 200; _++) {" in (DOCS_EXPORT / "rollout_grad.c").read_text()
+
+
+def rollout(x, k):
+    for _ in range(200):
+        x = x + 0.01 * (-k * x + np.sin(x))
+    return x
 
 
 def lambda_free_f(x, y):
