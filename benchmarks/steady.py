@@ -189,24 +189,33 @@ def table(path: str) -> str:
         )
         for name, system in rows:
             bench = found[name]
-            mean, dev = bench.mean(), _stdev(bench)
-            ratio = ""
+            mean, dev = bench.mean(), stdev_of(bench)
+            relative = ""
             if base is not None and bench is not base:
-                r = mean / base.mean()
-                spread = r * math.hypot(dev / mean, _stdev(base) / base.mean())
-                ratio = f"{r:.2f} ± {spread:.2f}"
+                r, spread = ratio(bench, base)
+                relative = f"{r:.2f} ± {spread:.2f}"
             runs = bench.get_runs()
             workers = [run for run in runs if run.values]
             shape = f"{len(workers)} × {len(workers[0].values) if workers else 0}"
-            lines.append(f"| {workload} | {system} | {_time(mean)} ± {_time(dev)} | {ratio} | {shape} |")
+            lines.append(
+                f"| {workload} | {system} | {fmt_time(mean)} ± {fmt_time(dev)} | {relative} | {shape} |"
+            )
     return "\n".join(lines)
 
 
-def _stdev(bench: Any) -> float:
-    return float(bench.stdev()) if bench.get_nvalue() > 1 else 0.0  # one value: no spread known
+def stdev_of(bench: Any) -> float:
+    """pyperf's standard deviation of all values, 0 for a single value (no spread known)."""
+    return float(bench.stdev()) if bench.get_nvalue() > 1 else 0.0
 
 
-def _time(seconds: float) -> str:
+def ratio(num: Any, den: Any) -> tuple[float, float]:
+    """The ratio of two benchmarks' means and its spread: the two relative standard deviations
+    added in quadrature (independent measurements, first-order error propagation)."""
+    r = num.mean() / den.mean()
+    return r, r * math.hypot(stdev_of(num) / num.mean(), stdev_of(den) / den.mean())
+
+
+def fmt_time(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if seconds >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"
