@@ -4,8 +4,9 @@
     python -m benchmarks.steady --fast -o steady.json      # pyperf's options: --rigorous, -p N...
     python -m benchmarks.steady --table steady.json        # the Markdown table README quotes
 
-`benchmarks.run` times every system in one process, which is what it needs for first calls,
-decoration and memory; its per-call medians still swung 0.94-1.61x between runs. This script
+`benchmarks.run` times every system in one process (its peak-memory rows stay there; first
+calls and decoration run under pyperf in `benchmarks.first_call`); its per-call medians swung
+0.94-1.61x between runs. This script
 times the per-call rows that README's targets quote (symgrad against the hand-written gradient
 and jax.jit) with pyperf: each benchmark runs in several fresh processes, each calibrating its
 loop count, with warmups discarded; the table gives pyperf's mean ± standard deviation over all
