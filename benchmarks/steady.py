@@ -4,8 +4,9 @@
     python -m benchmarks.steady --fast -o steady.json      # pyperf's options: --rigorous, -p N...
     python -m benchmarks.steady --table steady.json        # the Markdown table README quotes
 
-`benchmarks.run` times every system in one process, which is what it needs for first calls,
-decoration and memory; its per-call medians still swung 0.94-1.61x between runs. This script
+`benchmarks.run` times every system in one process (its peak-memory rows stay there; first
+calls and decoration run under pyperf in `benchmarks.first_call`); its per-call medians swung
+0.94-1.61x between runs. This script
 times the per-call rows that README's targets quote (symgrad against the hand-written gradient
 and jax.jit) with pyperf: each benchmark runs in several fresh processes, each calibrating its
 loop count, with warmups discarded; the table gives pyperf's mean ± standard deviation over all
@@ -189,24 +190,33 @@ def table(path: str) -> str:
         )
         for name, system in rows:
             bench = found[name]
-            mean, dev = bench.mean(), _stdev(bench)
-            ratio = ""
+            mean, dev = bench.mean(), stdev_of(bench)
+            relative = ""
             if base is not None and bench is not base:
-                r = mean / base.mean()
-                spread = r * math.hypot(dev / mean, _stdev(base) / base.mean())
-                ratio = f"{r:.2f} ± {spread:.2f}"
+                r, spread = ratio(bench, base)
+                relative = f"{r:.2f} ± {spread:.2f}"
             runs = bench.get_runs()
             workers = [run for run in runs if run.values]
             shape = f"{len(workers)} × {len(workers[0].values) if workers else 0}"
-            lines.append(f"| {workload} | {system} | {_time(mean)} ± {_time(dev)} | {ratio} | {shape} |")
+            lines.append(
+                f"| {workload} | {system} | {fmt_time(mean)} ± {fmt_time(dev)} | {relative} | {shape} |"
+            )
     return "\n".join(lines)
 
 
-def _stdev(bench: Any) -> float:
-    return float(bench.stdev()) if bench.get_nvalue() > 1 else 0.0  # one value: no spread known
+def stdev_of(bench: Any) -> float:
+    """pyperf's standard deviation of all values, 0 for a single value (no spread known)."""
+    return float(bench.stdev()) if bench.get_nvalue() > 1 else 0.0
 
 
-def _time(seconds: float) -> str:
+def ratio(num: Any, den: Any) -> tuple[float, float]:
+    """The ratio of two benchmarks' means and its spread: the two relative standard deviations
+    added in quadrature (independent measurements, first-order error propagation)."""
+    r = num.mean() / den.mean()
+    return r, r * math.hypot(stdev_of(num) / num.mean(), stdev_of(den) / den.mean())
+
+
+def fmt_time(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if seconds >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"

@@ -221,3 +221,46 @@ def test_steady_state_targets_run_under_pyperf_and_make_a_table(tmp_path: Path) 
     rows = [line for line in table.splitlines() if line.startswith("| W2")]
     assert [row.split(" | ")[1] for row in rows][:2] == ["symgrad", "hand-written"]
     assert "±" in rows[1].split(" | ")[3]  # hand-written's time relative to symgrad's, with its spread
+
+
+def test_first_calls_run_under_pyperf_and_the_cache_row_hits(tmp_path: Path) -> None:
+    """`python -m benchmarks.first_call --quick` (pyperf: one fresh worker process per value)
+    times every decoration row at tiny sizes; each cache-hit worker loaded its kernel from the
+    cache the parent filled (asserted there, counted into the JSON), and `--table` prints the
+    rows and the ratios README's targets quote."""
+    pyperf = pytest.importorskip("pyperf", reason="pyperf is in the test and bench extras")
+    from benchmarks import first_call
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "first.json"
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.first_call",
+        "--quick",
+        "--debug-single-value",
+        "-o",
+        str(out),
+    ]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    benches = {b.get_name(): b for b in pyperf.BenchmarkSuite.load(str(out)).get_benchmarks()}
+    cases = first_call.cases(quick=True, only="")
+    assert sorted(benches) == sorted(case.name for case in cases)
+    for case in cases:
+        if case.system == first_call.HIT:
+            assert benches[case.name].get_metadata()[first_call.HITS_KEY] == "1/1", case.name
+    table = subprocess.run(
+        [sys.executable, "-m", "benchmarks.first_call", "--table", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    ).stdout
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| W")}
+    for label in ("| W4 D=10", "| W4 D=20", "| W5 n=10", "| W5 n=20"):
+        assert label in rows and "–" not in rows[label], table  # every system's cell is filled
+    assert "W4 D=10 1/1" in table and "W5 n=20 1/1" in table, table
+    assert "| W4 symgrad cold, D=20 ÷ D=10 |" in table and "cold ÷ cache hit" in table, table
+    assert "jax.jit first call ÷ symgrad cold" in table, table
