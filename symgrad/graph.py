@@ -141,6 +141,11 @@ class Graph:
     # its inputs), and for a `for` loop what the body knows of its iterations (looptrace.Iteration).
     parent: Graph | None = None
     iteration: Any = None
+    # `inputs` and each input's first position in it, kept for the tuple it was made from:
+    # a lookup per node in a tuple of n inputs made tracing W5 quadratic in n
+    _positions: tuple[tuple[sympy.Symbol, ...], dict[sympy.Symbol, int]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def add(
         self, expr: Expr, hint: str | None = None, line: tuple[Any, ...] | None = None, alias: bool = False
@@ -312,9 +317,18 @@ class Graph:
         for symbol in getattr(expr, "free_symbols", ()):
             if symbol in self.sources:
                 found |= self.sources[symbol]
-            elif symbol in self.inputs:
-                found |= {self.inputs.index(symbol)}
+            elif (position := self.input_position(symbol)) is not None:
+                found |= {position}
         return found
+
+    def input_position(self, symbol: Any) -> int | None:
+        """The first position of `symbol` among the inputs, or None if it is not one."""
+        if self._positions is None or self._positions[0] is not self.inputs:
+            positions: dict[sympy.Symbol, int] = {}
+            for k, each in enumerate(self.inputs):
+                positions.setdefault(each, k)
+            self._positions = (self.inputs, positions)
+        return self._positions[1].get(symbol)
 
     def __str__(self) -> str:
         head = f"{self.name}({', '.join(str(s) for s in self.inputs)}):"

@@ -779,7 +779,7 @@ def _mentions_names(node: ast.expr) -> bool:
 
 def _defines(graph: Graph, symbol: Any) -> bool:
     """Whether a (body) program gives `symbol` its value, as an input or a node."""
-    return symbol in graph.inputs or any(symbol in defined_by(s, e) for s, e in graph.nodes)
+    return graph.input_position(symbol) is not None or any(symbol in defined_by(s, e) for s, e in graph.nodes)
 
 
 def _check_shapes(
