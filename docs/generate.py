@@ -361,26 +361,13 @@ def exported_files() -> dict[str, str]:
     model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(model)
     files = export_files(model.loss, wrt=("w", "b"), stem="loss_grad", source_name="docs/model.py")
-    files.update(
-        export_files(
-            model.f,
-            wrt=("x", "y"),
-            lang="c",
-            stem="f_grad",
-            values={"x": 1.5, "y": 2.0},
-            source_name="docs/model.py",
+    for fn, wrt, stem, values in (
+        (model.f, ("x", "y"), "f_grad", {"x": 1.5, "y": 2.0}),
+        (model.rollout, ("x", "k"), "rollout_grad", {"x": 0.5, "k": 2.0}),
+    ):
+        files.update(
+            export_files(fn, wrt=wrt, lang="c", stem=stem, values=values, source_name="docs/model.py")
         )
-    )
-    files.update(
-        export_files(
-            model.rollout,
-            wrt=("x", "k"),
-            lang="c",
-            stem="rollout_grad",
-            values={"x": 0.5, "k": 2.0},
-            source_name="docs/model.py",
-        )
-    )
     return {f"export/{name}": text for name, text in files.items()}
 
 

@@ -192,32 +192,22 @@ def test_backends_quick_run_prints_every_table() -> None:
     assert "| symgrad backend='numba' |" in proc.stdout
 
 
+def _pyperf_table(module: str, options: list[str], out: Path, env: dict[str, str], timeout: int) -> str:
+    """Run `python -m module` with pyperf's `options` into `out`, then its `--table` of `out`."""
+    command = [sys.executable, "-m", module, *options, "-o", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    table = [sys.executable, "-m", module, "--table", str(out)]
+    return subprocess.run(table, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env).stdout
+
+
 def test_steady_state_targets_run_under_pyperf_and_make_a_table(tmp_path: Path) -> None:
     """`python -m benchmarks.steady` (pyperf: fresh worker processes) measures the Rosenbrock
     rows and `--table` turns its JSON into README's table, with a ratio and its spread."""
     pytest.importorskip("pyperf", reason="pyperf is in the test and bench extras")
     env = {**os.environ, "SYMGRAD_NO_CACHE": "1", "PYTHONPATH": str(ROOT)}
     out = tmp_path / "steady.json"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.steady",
-        "--debug-single-value",
-        "--only",
-        "W2",
-        "-o",
-        str(out),
-    ]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    table = subprocess.run(
-        [sys.executable, "-m", "benchmarks.steady", "--table", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    ).stdout
+    table = _pyperf_table("benchmarks.steady", ["--debug-single-value", "--only", "W2"], out, env, 180)
     rows = [line for line in table.splitlines() if line.startswith("| W2")]
     assert [row.split(" | ")[1] for row in rows][:2] == ["symgrad", "hand-written"]
     assert "±" in rows[1].split(" | ")[3]  # hand-written's time relative to symgrad's, with its spread
@@ -233,31 +223,13 @@ def test_first_calls_run_under_pyperf_and_the_cache_row_hits(tmp_path: Path) -> 
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "first.json"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.first_call",
-        "--quick",
-        "--debug-single-value",
-        "-o",
-        str(out),
-    ]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    table = _pyperf_table("benchmarks.first_call", ["--quick", "--debug-single-value"], out, env, 300)
     benches = {b.get_name(): b for b in pyperf.BenchmarkSuite.load(str(out)).get_benchmarks()}
     cases = first_call.cases(quick=True, only="")
     assert sorted(benches) == sorted(case.name for case in cases)
     for case in cases:
         if case.system == first_call.HIT:
             assert benches[case.name].get_metadata()[first_call.HITS_KEY] == "1/1", case.name
-    table = subprocess.run(
-        [sys.executable, "-m", "benchmarks.first_call", "--table", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    ).stdout
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| W")}
     for label in ("| W4 D=10", "| W4 D=20", "| W5 n=10", "| W5 n=20"):
         assert label in rows and "–" not in rows[label], table  # every system's cell is filled
