@@ -33,8 +33,6 @@ import numpy as np
 
 from . import workloads as W
 
-os.environ.setdefault("SYMGRAD_NO_CACHE", "1")  # cold decoration timings, should a cache appear
-
 SYMGRAD = "symgrad"
 HAND = "hand-written"
 JAX = "jax.jit(grad)"
@@ -1087,6 +1085,9 @@ def _dist_version(name: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # cold decoration timings; set here, not at import, which would turn off the cache of an
+    # importing process
+    os.environ.setdefault("SYMGRAD_NO_CACHE", "1")
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (smoke test)")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3,W5v")

@@ -25,8 +25,6 @@ import numpy as np  # one BLAS thread: benchmarks/__init__.py sets it before Num
 
 from . import workloads as W
 
-os.environ.setdefault("SYMGRAD_NO_CACHE", "1")
-
 Maker = Callable[[], Callable[[], Any]]  # builds a benchmark's call (data, compiled gradient)
 
 
@@ -229,6 +227,10 @@ def main() -> None:
         print(table(sys.argv[2]))
         return
     import pyperf
+
+    # set here, not at import: a test importing this module must not turn off the cache of
+    # the rest of its process (tests/test_concurrency.py found that)
+    os.environ.setdefault("SYMGRAD_NO_CACHE", "1")
 
     def forward(cmd: list[str], args: Any) -> None:  # the workers measure the same selection
         if args.only:

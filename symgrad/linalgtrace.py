@@ -1,5 +1,5 @@
 """Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross
-(axisa=, axisb=, axisc=, axis=; 3- and 2-vectors), norm (the singular-value matrix norms
+(axisa=, axisb=, axisc=, axis=; 3-vectors, and 2-vectors where NumPy takes them), norm (the singular-value matrix norms
 'nuc', 2, -2 of stacks too), solve, det, cholesky (upper=), matrix_power, pinv, svd, qr and
 lstsq. pinv, svd, cholesky and qr take stacks of matrices (shape (..., m, n)), as NumPy's do."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import collections
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ LINALG_CALLS: dict[Any, str] = {
     np.inner: "inner",
     np.kron: "kron",
     np.cross: "cross",
-    np.linalg.cross: "cross",
+    np.linalg.cross: "linalg_cross",
     np.linalg.norm: "norm",
     np.linalg.solve: "solve",
     np.linalg.det: "det",
@@ -40,7 +41,22 @@ LINALG_CALLS: dict[Any, str] = {
 _LstsqResult = collections.namedtuple("_LstsqResult", ["x", "residuals", "rank", "s"])
 
 # Handlers whose first two arguments are arrays (a nested list there is `np.array` of it).
-TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "solve", "lstsq"})
+TWO_ARRAYS = frozenset({"tensordot", "inner", "kron", "cross", "linalg_cross", "solve", "lstsq"})
+
+
+def _cross_takes_2_vectors() -> bool:
+    """Whether this NumPy's np.cross takes 2-vectors (deprecated in NumPy 2.0, an error from
+    2.5): symgrad takes what NumPy takes, so that the program's value is NumPy's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            np.cross(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+        except ValueError:
+            return False
+    return True
+
+
+CROSS_TAKES_2_VECTORS = _cross_takes_2_vectors()
 
 
 def _interleaved_subscripts(items: list[Any]) -> tuple[str, tuple[Any, ...]] | None:
@@ -247,6 +263,7 @@ class LinalgTracing:
         *,
         node: ast.AST,
         hint: str | None,
+        three_only: bool = False,
     ) -> Any:
         hint_axes = "pass constant ints for axisa=, axisb=, axisc= and axis="
         axisa, axisb, axisc, axis = (
@@ -261,7 +278,8 @@ class LinalgTracing:
             if not sa or not sb:
                 raise ValueError("a number has no vector axis")
             ka, kb = sa[axisa], sb[axisb]
-            if ka not in (2, 3) or kb not in (2, 3):
+            lengths = (2, 3) if CROSS_TAKES_2_VECTORS and not three_only else (3,)
+            if ka not in lengths or kb not in lengths:
                 raise ValueError(f"vectors of lengths {ka} and {kb} (the axes given)")
             a = self.array_moveaxis(a, axisa, -1, node=node, hint=None)
             b = self.array_moveaxis(b, axisb, -1, node=node, hint=None)
@@ -270,12 +288,20 @@ class LinalgTracing:
             if ndim and not -ndim <= axisc < ndim:
                 raise ValueError(f"axisc={axisc} with a result of {ndim} dimensions")
         except (ValueError, IndexError) as exc:
+            which = "np.linalg.cross" if three_only else "np.cross"
             raise self.error(
                 TracingError,
                 node,
-                f"np.cross of shapes {sa} and {sb}: {exc}",
+                f"{which} of shapes {sa} and {sb}: {exc}"
+                + ("" if lengths == (2, 3) else f" (NumPy {np.__version__}'s {which} takes 3-vectors only)"),
                 "pass arrays whose vector axes (axisa=, axisb=, or axis=; the last by default) have "
-                "length 3 or 2 and whose other axes broadcast",
+                + ("length 3 or 2" if lengths == (2, 3) else "length 3")
+                + " and whose other axes broadcast"
+                + (
+                    ""
+                    if lengths == (2, 3)
+                    else "; of 2-vectors a and b, write a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]"
+                ),
             ) from None
         ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(ka)] + [0] * (3 - ka)
         cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(kb)] + [0] * (3 - kb)
@@ -289,6 +315,12 @@ class LinalgTracing:
         # NumPy's layout (a view moving the last axis): its sums' order, so its values
         stacked = self.array_stack(parts, -1, node=node, hint=None)
         return self.array_moveaxis(stacked, -1, axisc, node=node, hint=hint)
+
+    def array_linalg_cross(
+        self, x1: Any, x2: Any, /, *, axis: Any = -1, node: ast.AST, hint: str | None
+    ) -> Any:
+        """np.linalg.cross: np.cross of 3-vectors only, along `axis` (NumPy's array-API form)."""
+        return self.array_cross(x1, x2, axis=axis, node=node, hint=hint, three_only=True)
 
     # --- norms -----------------------------------------------------------------------------
 

@@ -15,12 +15,13 @@ import pytest
 
 from symgrad import grad, hessian, jacobian, jvp, value_and_grad
 from symgrad.errors import SymgradError, TracingError, UnknownCalleeError, UnsupportedSyntaxError
+from symgrad.linalgtrace import CROSS_TAKES_2_VECTORS
 from tests.helpers import richardson_gradient as fd_gradient
 
 torch = pytest.importorskip("torch", reason="PyTorch checks need the torch extra: pip install torch==2.13.0")
 scipy_linalg = pytest.importorskip("scipy.linalg", reason="SciPy is in the test extra")
 
-# np.cross of 2-vectors (cross_2d) is deprecated in NumPy 2, but works: symgrad takes it too
+# np.cross of 2-vectors (cross_2d) is deprecated in NumPy 2 and refused from 2.5: symgrad takes it where NumPy does
 pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
 
 RNG = np.random.default_rng(20260601)
@@ -648,7 +649,8 @@ CASES = [  # (function, torch version, argument maker)
     (cross_, t_cross, lambda: (normal(2, 3), normal(3))),
     (cross_axes, t_cross_axes, lambda: (normal(3, 4), normal(4, 3))),
     (cross_axis, t_cross_axis, lambda: (normal(3, 2), normal(3, 2))),
-    (cross_2d, t_cross_2d, lambda: (normal(4, 2), normal(2))),
+    # NumPy 2.5 refused 2-vectors (test_cross_of_2_vectors_where_numpy_refuses_them)
+    *([(cross_2d, t_cross_2d, lambda: (normal(4, 2), normal(2)))] if CROSS_TAKES_2_VECTORS else []),
     (cross_linalg, t_cross, lambda: (normal(2, 3), normal(3))),
     (bmm, t_bmm, lambda: (normal(2, 3, 2), normal(2, 3))),
     (bmm, t_bmm, lambda: (normal(3, 2), normal(2, 1, 2, 3))),
@@ -1239,3 +1241,21 @@ def test_scipy_linalg_functions_point_to_numpys_with_a_hint_that_works():
     np.testing.assert_allclose(
         grad(numpy_cholesky_upper)(a), fd_gradient(scipy_cholesky, (a,)), rtol=1e-7, atol=1e-9
     )
+
+
+def test_cross_of_2_vectors_where_numpy_refuses_them():
+    """np.linalg.cross takes 3-vectors only, and np.cross too from NumPy 2.5: symgrad refuses
+    2-vectors where NumPy does, at the user's line, and the hint's z component works."""
+    a, b = normal(4, 2), normal(2)
+    calls = [(cross_linalg, "np.linalg.cross")] + ([] if CROSS_TAKES_2_VECTORS else [(cross_2d, "np.cross")])
+    for fn, name in calls:
+        with pytest.raises(TracingError) as info:
+            grad(fn)(a, b)
+        assert info.value.filename == __file__ and f"{name} of shapes" in str(info.value)
+        assert "takes 3-vectors only" in str(info.value) and "a[..., 0] * b[..., 1]" in info.value.hint
+
+    def z_squared(a, b):  # the hint, followed
+        return np.sum((a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]) ** 2)
+
+    z = a[:, 0] * b[1] - a[:, 1] * b[0]
+    np.testing.assert_allclose(grad(z_squared)(a, b), np.stack([2 * z * b[1], -2 * z * b[0]], axis=1), **TOL)
