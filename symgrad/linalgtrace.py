@@ -1,7 +1,8 @@
 """Tracing of NumPy's contractions and linear algebra: einsum, tensordot, inner, kron, cross
-(axisa=, axisb=, axisc=, axis=; 3-vectors, and 2-vectors where NumPy takes them), norm (the singular-value matrix norms
-'nuc', 2, -2 of stacks too), solve, det, cholesky (upper=), matrix_power, pinv, svd, qr and
-lstsq. pinv, svd, cholesky and qr take stacks of matrices (shape (..., m, n)), as NumPy's do."""
+(axisa=, axisb=, axisc=, axis=; 3-vectors, and 2-vectors where NumPy takes them), norm (the
+singular-value matrix norms 'nuc', 2, -2 of stacks too), solve, det, cholesky (upper=),
+matrix_power, pinv, svd, qr and lstsq. pinv, svd, cholesky and qr take stacks of matrices
+(shape (..., m, n)), as NumPy's do."""
 
 from __future__ import annotations
 
@@ -272,13 +273,13 @@ class LinalgTracing:
         if axis is not None:  # NumPy: axis= stands for all three
             axisa = axisb = axisc = axis
         sa, sb = self.shape(a), self.shape(b)
+        lengths = (2, 3) if CROSS_TAKES_2_VECTORS and not three_only else (3,)
         try:
             if not all(isinstance(v, int) for v in (axisa, axisb, axisc)):
                 raise ValueError("the axes are not ints")
             if not sa or not sb:
                 raise ValueError("a number has no vector axis")
             ka, kb = sa[axisa], sb[axisb]
-            lengths = (2, 3) if CROSS_TAKES_2_VECTORS and not three_only else (3,)
             if ka not in lengths or kb not in lengths:
                 raise ValueError(f"vectors of lengths {ka} and {kb} (the axes given)")
             a = self.array_moveaxis(a, axisa, -1, node=node, hint=None)
@@ -289,19 +290,17 @@ class LinalgTracing:
                 raise ValueError(f"axisc={axisc} with a result of {ndim} dimensions")
         except (ValueError, IndexError) as exc:
             which = "np.linalg.cross" if three_only else "np.cross"
+            axes = "pass arrays whose vector axes (axisa=, axisb=, or axis=; the last by default) have length"
+            if lengths == (2, 3):
+                message, hint = str(exc), f"{axes} 3 or 2 and whose other axes broadcast"
+            else:
+                message = f"{exc} (NumPy {np.__version__}'s {which} takes 3-vectors only)"
+                hint = (
+                    f"{axes} 3 and whose other axes broadcast; "
+                    "of 2-vectors a and b, write a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]"
+                )
             raise self.error(
-                TracingError,
-                node,
-                f"{which} of shapes {sa} and {sb}: {exc}"
-                + ("" if lengths == (2, 3) else f" (NumPy {np.__version__}'s {which} takes 3-vectors only)"),
-                "pass arrays whose vector axes (axisa=, axisb=, or axis=; the last by default) have "
-                + ("length 3 or 2" if lengths == (2, 3) else "length 3")
-                + " and whose other axes broadcast"
-                + (
-                    ""
-                    if lengths == (2, 3)
-                    else "; of 2-vectors a and b, write a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]"
-                ),
+                TracingError, node, f"{which} of shapes {sa} and {sb}: {message}", hint
             ) from None
         ca = [self.op(arrays.Index, [a], ("...", i), None, node) for i in range(ka)] + [0] * (3 - ka)
         cb = [self.op(arrays.Index, [b], ("...", i), None, node) for i in range(kb)] + [0] * (3 - kb)

@@ -1259,3 +1259,24 @@ def test_cross_of_2_vectors_where_numpy_refuses_them():
 
     z = a[:, 0] * b[1] - a[:, 1] * b[0]
     np.testing.assert_allclose(grad(z_squared)(a, b), np.stack([2 * z * b[1], -2 * z * b[0]], axis=1), **TOL)
+
+
+def cross_of_a_number(a, b):
+    return np.sum(np.cross(a, b))
+
+
+def cross_float_axis(a, b):
+    return np.sum(np.cross(a, b, axis=1.5))
+
+
+def test_cross_of_a_number_or_a_float_axis_is_refused_at_the_line():
+    """What NumPy's np.cross refuses (a number has no vector axis; an axis must be an int) is a
+    TracingError at the user's line with the hint, never an error of symgrad's own code."""
+    for fn, args, why in [
+        (cross_of_a_number, (1.0, normal(3)), "a number has no vector axis"),
+        (cross_float_axis, (normal(3), normal(3)), "the axes are not ints"),
+    ]:
+        with pytest.raises(TracingError) as info:
+            grad(fn)(*args)
+        assert info.value.filename == __file__ and "np.cross of shapes" in str(info.value), fn
+        assert why in str(info.value) and "whose other axes broadcast" in info.value.hint, fn
