@@ -759,14 +759,22 @@ def _loop_value(printer: Any, value: Any) -> str:
     return str(printer._float_text(value)) if value.is_Number else str(printer.doprint(value))
 
 
-def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -> Iterator[str]:
+def source_note(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -> str | None:
+    """`line 6 (derivative): s = s + np.sin(x * i) * y`: the user's line that `symbol`'s
+    statement comes from, where it differs from `last` (the previous statement's), else None.
+    The generated Python and the exported C put it in a comment before the statement."""
     line = graph.lines.get(symbol)
     if line is None or line == last:
-        return
+        return None
     text = linecache.getline(line[0], line[1]).strip()
     label = f" ({line[2]})" if len(line) > 2 else ""
-    if text:
-        yield f"# line {line[1]}{label}: {text}"
+    return f"line {line[1]}{label}: {text}" if text else None
+
+
+def _comment(graph: Graph, symbol: sympy.Symbol, last: tuple[Any, ...] | None) -> Iterator[str]:
+    note = source_note(graph, symbol, last)
+    if note is not None:
+        yield f"# {note}"
 
 
 def _skipped(graph: Graph) -> Iterator[str]:

@@ -827,13 +827,10 @@ class _CWriter:
         later.reverse()
         last: tuple[Any, ...] | None = None
         for (symbol, expr), needed in zip(program, later):
-            line = graph.lines.get(symbol)
-            if line is not None and line != last:
-                text = linecache.getline(line[0], line[1]).strip()
-                label = f" ({line[2]})" if len(line) > 2 else ""
-                if text:
-                    yield indent + _c_comment(f"line {line[1]}{label}: {text}")
-                last = line
+            note = emit.source_note(graph, symbol, last)
+            if note is not None:
+                yield indent + _c_comment(note)
+            last = graph.lines.get(symbol, last)
             if isinstance(expr, Loop):
                 yield from self.loop(expr, indent, needed)
                 last = None  # the next statement says its line again, as the Python export does
