@@ -916,6 +916,14 @@ def build_parser() -> argparse.ArgumentParser:
             "a list is an array, e.g. --at x=1.0,y=[1.0,2.0]",
         )
 
+    def shape(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument(
+            "--shape",
+            metavar="NAME=SHAPE,...",
+            action="append",
+            help=f"argument shapes, for functions with array operations ({what}), e.g. --shape x=3",
+        )
+
     show = commands.add_parser(
         "show",
         help="print the generated gradient source, its LaTeX, or the SSA graph",
@@ -933,12 +941,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="highlight the source (auto: on terminals)",
     )
-    show.add_argument(
-        "--shape",
-        metavar="NAME=SHAPE,...",
-        action="append",
-        help="argument shapes, for functions with array operations (compiled per shape), e.g. --shape x=3",
-    )
+    shape(show, "compiled per shape")
     at(show, "argument values to compile for (instead of --shape)")
     show.set_defaults(handler=cmd_show)
 
@@ -1015,12 +1018,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "keep", "unroll"),
         help="how for loops become code, as grad's loops= (default auto)",
     )
-    export.add_argument(
-        "--shape",
-        metavar="NAME=SHAPE,...",
-        action="append",
-        help="argument shapes, for functions with array operations (built into the code), e.g. --shape x=3",
-    )
+    shape(export, "built into the code")
     at(export, "with --lang c: the values the test harness uses when run without arguments")
     export.set_defaults(handler=cmd_export)
 
