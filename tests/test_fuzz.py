@@ -503,16 +503,25 @@ def count_loops(prog: Program, compiled) -> None:
 KEPT = re.compile(r"^\s+(for|while) ", re.MULTILINE)
 
 
-def writes_into_arguments(f, args) -> bool:
-    """Whether NumPy's run of f writes into its array arguments (`t = x; t *= v`): then it
-    runs another function on arrays than on floats, however close the two are at the point
-    (`x * cos(x)` for `x` near 0: values and slopes agree to 1e-6)."""
+def _numpy_run(f, args):
+    """NumPy's run of f on copies of args (warnings off): the copies after it, and the
+    TypeError or ValueError it raised (Python's `if` on arrays), or None."""
     moved = copies(args)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             f(*moved)
-    except (TypeError, ValueError):  # Python's `if` on arrays: np.vectorize runs it on floats
+    except (TypeError, ValueError) as e:
+        return moved, e
+    return moved, None
+
+
+def writes_into_arguments(f, args) -> bool:
+    """Whether NumPy's run of f writes into its array arguments (`t = x; t *= v`): then it
+    runs another function on arrays than on floats, however close the two are at the point
+    (`x * cos(x)` for `x` near 0: values and slopes agree to 1e-6)."""
+    moved, error = _numpy_run(f, args)
+    if error is not None:  # Python's `if` on arrays: np.vectorize runs it on floats
         return False
     return not all(np.array_equal(a, b) for a, b in zip(moved, args))
 
@@ -520,13 +529,8 @@ def writes_into_arguments(f, args) -> bool:
 def branches_on_arrays(f, args) -> bool:
     """Whether NumPy cannot run f on these arrays because a Python `if` (or `and`, `while`)
     asks for the truth of an array of several elements."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            f(*copies(args))
-    except ValueError as e:
-        return "truth value of an array" in str(e)
-    return False
+    _, error = _numpy_run(f, args)
+    return isinstance(error, ValueError) and "truth value of an array" in str(error)
 
 
 # A program whose value moves by more than this (relative to its scale) when every argument
