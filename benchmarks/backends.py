@@ -217,7 +217,7 @@ def w2_w4(repeats: int, depths: Sequence[int]) -> str:
             ("jax.jit(jax.grad(f))", per_call(lambda: jax.block_until_ready(gj(0.5, 0.8)), repeats), "")
         )
     out.append(table("W2: Rosenbrock gradient on Python floats", rows, "symgrad backend='numpy'"))
-    args = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)
+    args = W.W4_ARGS
     for D in depths:
         rows = []
         want = W.rnn_value_and_grad_hand(*args, D)

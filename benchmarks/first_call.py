@@ -47,7 +47,6 @@ JAX = "jax.jit first call"
 SYSTEMS = (COLD, HIT, JAX)
 SIZES = {"W4": (50, 200), "W5": (500, 2000)}  # benchmarks.run's decoration table
 QUICK_SIZES = {"W4": (10, 20), "W5": (10, 20)}
-W4_ARGS = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)  # benchmarks.run's w4 floats
 # Imported during a first differentiation (SymPy) or a first jit (jaxlib, about 10 ms), as
 # comparing sys.modules before and after one shows: one-time costs of a process, like imports.
 SYMPY_LAZY = ("sympy.assumptions.wrapper", "sympy.sets.setexpr", "sympy.tensor.tensor")
@@ -126,14 +125,14 @@ def _import_jax() -> tuple[Any, Any]:
 
 def _w4(case: Case) -> tuple[Build, Any]:
     D = case.size
-    want = W.rnn_value_and_grad_hand(*W4_ARGS, D)
+    want = W.rnn_value_and_grad_hand(*W.W4_ARGS, D)
     argnums = tuple(range(12))
     if case.system == JAX:
         jax, jnp = _import_jax()
 
         def jax_build() -> tuple[Any, Any]:
             f = W.make_rnn(jnp, "jax", D)
-            return None, jax.block_until_ready(jax.jit(jax.value_and_grad(f, argnums=argnums))(*W4_ARGS))
+            return None, jax.block_until_ready(jax.jit(jax.value_and_grad(f, argnums=argnums))(*W.W4_ARGS))
 
         return jax_build, want
     _import_symgrad()
@@ -142,7 +141,7 @@ def _w4(case: Case) -> tuple[Build, Any]:
     def build() -> tuple[Any, Any]:
         compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
         variant = compiled.variant({"D": D})
-        return variant, compiled(*W4_ARGS, D)  # kernels compile on first use
+        return variant, compiled(*W.W4_ARGS, D)  # kernels compile on first use
 
     return build, want
 
@@ -177,12 +176,6 @@ def prepare(case: Case) -> tuple[Build, Any]:
     return _w4(case) if case.workload == "W4" else _w5(case)
 
 
-def _flat(value: Any) -> np.ndarray:
-    if isinstance(value, (tuple, list)):
-        return np.concatenate([_flat(v) for v in value]) if value else np.zeros(0)
-    return np.ravel(np.asarray(value, dtype=np.float64))
-
-
 def _marker_folder(root: Path, case: Case) -> Path:
     return root / "hits" / re.sub(r"\W+", "-", case.name)
 
@@ -190,7 +183,7 @@ def _marker_folder(root: Path, case: Case) -> Path:
 def verify(case: Case, variant: Any, result: Any, want: Any, root: Path) -> None:
     """After the timing: the result is the hand-written one, the cold row compiled and the hit
     row loaded its kernel from the cache (a marker per process lets the parent count them)."""
-    if not np.allclose(_flat(result), _flat(want), rtol=1e-8, atol=1e-12):
+    if not np.allclose(W.flat(result), W.flat(want), rtol=1e-8, atol=1e-12):
         raise AssertionError(f"{case.name}: the first call's result differs from the hand-written one")
     if case.system == JAX:
         return
@@ -239,7 +232,7 @@ def fill(case: Case, root: Path) -> None:
     variant, result = build()
     if variant.from_cache or _entries(root) <= before:
         raise SystemExit(f"{case.name}: the cache in {root / 'cache'} was not written")
-    if not np.allclose(_flat(result), _flat(want), rtol=1e-8, atol=1e-12):
+    if not np.allclose(W.flat(result), W.flat(want), rtol=1e-8, atol=1e-12):
         raise SystemExit(f"{case.name}: the result differs from the hand-written one")
     use_cache(None)
 

@@ -425,9 +425,6 @@ def _rnn_calls(cfg: run.Config, peers: run.Peers) -> str:
     return table + _rnn_memory(args, T, peers)
 
 
-W4_ARGS = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)
-
-
 def _jax_w4(peers: run.Peers, D: int) -> Callable[..., Any]:
     """W4 with `lax.fori_loop`, the weights stacked so that `w[i % 10]` indexes at run time."""
     jax, jnp = peers.jax, peers.jnp
@@ -463,45 +460,45 @@ def _w4(cfg: run.Config, peers: run.Peers) -> list[str]:
     for D in depths:
         setup.add_fresh(
             f"symgrad D={D:,} ({'kept' if D >= KEEP_PICKED_FROM else 'unrolled'})",
-            lambda D=D: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")(*W4_ARGS, D),
+            lambda D=D: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")(*W.W4_ARGS, D),
             cfg,
         )
     setup.add_fresh(
         "symgrad D=200 loops='keep'",
-        lambda: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")(*W4_ARGS, 200),
+        lambda: value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")(*W.W4_ARGS, 200),
         cfg,
     )
     fresh = run._jax_fresh(peers)
     for D in depths:
-        make = None if peers.jax is None else (lambda D=D: _jax_w4(peers, D)(*W4_ARGS))
+        make = None if peers.jax is None else (lambda D=D: _jax_w4(peers, D)(*W.W4_ARGS))
         setup.add_fresh(f"{run.JAX} fori_loop D={D:,}", make, cfg, before=fresh)
     out = [setup.render("L: W4 decoration + first call (value and gradient), by depth")]
     for D in depths:
-        want = W.rnn_value_and_grad_hand(*W4_ARGS, D)
+        want = W.rnn_value_and_grad_hand(*W.W4_ARGS, D)
         wl = run.Workload(f"L W4 D={D}", peers)
         compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
         kept = D >= KEEP_PICKED_FROM
         mode = "a kept loop" if kept else f"unrolled (kept from {KEEP_PICKED_FROM:,} iterations)"
-        wl.add(run.SYMGRAD, run.calling(compiled, *W4_ARGS, D), cfg, want, note=mode)
+        wl.add(run.SYMGRAD, run.calling(compiled, *W.W4_ARGS, D), cfg, want, note=mode)
         if not kept:
             keep = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D", loops="keep")
-            wl.add(f"{run.SYMGRAD} loops='keep'", run.calling(keep, *W4_ARGS, D), cfg, want)
-        wl.add(run.HAND, run.calling(W.rnn_value_and_grad_hand, *W4_ARGS, D), cfg, want)
-        jax_call = None if peers.jax is None else run.calling(_jax_w4(peers, D), *W4_ARGS)
+            wl.add(f"{run.SYMGRAD} loops='keep'", run.calling(keep, *W.W4_ARGS, D), cfg, want)
+        wl.add(run.HAND, run.calling(W.rnn_value_and_grad_hand, *W.W4_ARGS, D), cfg, want)
+        jax_call = None if peers.jax is None else run.calling(_jax_w4(peers, D), *W.W4_ARGS)
         wl.add(f"{run.JAX} fori_loop", jax_call, cfg, want, rtol=1e-8)
-        torch_call = None if peers.torch is None else run.calling(_torch_w4(peers, D), *W4_ARGS)
+        torch_call = None if peers.torch is None else run.calling(_torch_w4(peers, D), *W.W4_ARGS)
         wl.add(run.TORCH, torch_call, cfg, want, rtol=1e-8)
-        ag = None if peers.autograd is None else run.calling(_autograd_w4(peers, D), *W4_ARGS)
+        ag = None if peers.autograd is None else run.calling(_autograd_w4(peers, D), *W.W4_ARGS)
         wl.add(run.AUTOGRAD, ag, cfg, want, rtol=1e-8)
         out.append(wl.render(f"L: W4 value and gradient, D = {D:,}, on Python floats"))
     D = depths[-1]
     compiled = value_and_grad(W.rnn, wrt=W.W4_PARAMS, static="D")
     rows = [
-        ("symgrad (saves every h)", _peak(lambda: compiled(*W4_ARGS, D))),
-        ("hand-written (saves every h)", _peak(lambda: W.rnn_value_and_grad_hand(*W4_ARGS, D))),
+        ("symgrad (saves every h)", _peak(lambda: compiled(*W.W4_ARGS, D))),
+        ("hand-written (saves every h)", _peak(lambda: W.rnn_value_and_grad_hand(*W.W4_ARGS, D))),
     ]
     if peers.autograd is not None:
-        rows.append(("autograd (HIPS)", _peak(lambda: _autograd_w4(peers, D)(*W4_ARGS))))
+        rows.append(("autograd (HIPS)", _peak(lambda: _autograd_w4(peers, D)(*W.W4_ARGS))))
     lines = "".join(f"| {name} | {mib:.2f} MiB |\n" for name, mib in rows)
     out.append(
         f"Peak memory of one W4 call, D = {D:,} (tracemalloc; jax and torch allocate outside what "

@@ -174,19 +174,11 @@ MISMATCHES: list[str] = []
 FAILURES: list[str] = []
 
 
-def _flat(value: Any) -> np.ndarray:
-    if isinstance(value, (tuple, list)):
-        return np.concatenate([_flat(v) for v in value]) if value else np.zeros(0)
-    if hasattr(value, "detach"):  # torch
-        value = value.detach().numpy()
-    return np.asarray(value, dtype=np.float64).ravel()
-
-
 def check(
     workload: str, system: str, got: Any, want: Any, rtol: float = 1e-9, atol: float = 1e-12
 ) -> tuple[bool, str]:
     """Compare a system's gradient to the hand-written one; shout on mismatch."""
-    a, b = _flat(got), _flat(want)
+    a, b = W.flat(got), W.flat(want)
     if a.shape != b.shape:
         ok, detail = False, f"shape {a.shape} != {b.shape}"
     else:
@@ -582,7 +574,7 @@ def w4(cfg: Config, peers: Peers) -> str:
         "Every system computes value and gradient (symgrad `value_and_grad`, `jax.value_and_grad`, "
         "`autograd.value_and_grad`, torch forward + `autograd.grad`).\n",
     ]
-    args = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)
+    args = W.W4_ARGS
     rng = np.random.default_rng(0)
     h0s = rng.uniform(-1, 1, batch)
     argnums = tuple(range(12))

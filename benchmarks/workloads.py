@@ -86,9 +86,20 @@ def make_smooth(xp: Any, kind: str) -> Callable[..., Any]:
     return lambda x: xp.sin(x) * xp.exp(-(x**2) / 2) / (1 + x**2) + xp.log(1 + xp.exp(x))
 
 
+def flat(value: Any) -> np.ndarray:
+    """A result (a number, an array, a tensor, or tuples of them) as one float64 vector, for
+    comparing every system's gradient with the hand-written one."""
+    if isinstance(value, (tuple, list)):
+        return np.concatenate([flat(v) for v in value]) if value else np.zeros(0)
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().numpy()
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
 # --- W4: a scalar recurrence h = tanh(w[i % 10] * h + b), unrolled D times ------------------------
 
 W4_PARAMS = ("h0", *(f"w{i}" for i in range(10)), "b")
+W4_ARGS = (0.3, *(0.5 + 0.05 * i for i in range(10)), 0.1)  # the floats every W4 row runs on
 
 
 def rnn(h0, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, b, D):
