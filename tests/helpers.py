@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
 import sys
 import warnings
 
@@ -221,3 +222,21 @@ def richardson_gradient(fn, args, i=0, h=1e-4):
         diff = [(at(index, s) - at(index, -s)) / (2 * s) for s in (step, step / 2)]
         out[index] = (4 * diff[1] - diff[0]) / 3
     return out
+
+
+def compile_c_harness(folder, stem, harness=None):
+    """`cc -O2 -Wall -Werror` of an exported `<stem>.c` and its `<stem>_test.c` in `folder`
+    (symgrad export --lang c): the harness program's path."""
+    harness = folder / (harness or f"{stem}_test")
+    command = ["cc", "-O2", "-Wall", "-Werror", "-o", str(harness), f"{stem}.c", f"{stem}_test.c", "-lm"]
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr + "\n" + (folder / f"{stem}.c").read_text()
+    return harness
+
+
+def run_c_harness(harness, args=()):
+    """The harness's printed results, `[(label, value), ...]`, at `args` (none: its built-in
+    values)."""
+    command = [str(harness), *(repr(float(a)) for a in args)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+    return [(line.split()[0], float(line.split()[1])) for line in done.stdout.splitlines()]

@@ -18,6 +18,7 @@ import symgrad
 from symgrad import cli, logsumexp
 from symgrad.errors import SymgradError
 from symgrad.export import export, export_files
+from tests.helpers import compile_c_harness, run_c_harness
 
 NUMPY_SITE = str(Path(np.__file__).resolve().parent.parent)
 TOL = 1e-14
@@ -148,7 +149,9 @@ def assert_close(got, want, tol=TOL) -> None:
 
 
 def central(f, args, k, h=1e-6):
-    """d f / d args[k] by central differences (element by element for an array)."""
+    """d f / d args[k] by central differences (element by element for an array), of an f that
+    returns one number (tests/helpers.central_diff is for elementwise functions: it broadcasts
+    the value to the arguments' shape, which these arguments do not share)."""
     x = np.asarray(args[k], dtype=float)
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
@@ -248,23 +251,13 @@ def test_c_export_compiles_and_agrees(tmp_path):
     files = export_files(c_model, wrt=("x", "y", "a"), lang="c", stem="model_grad", values={"x": 0.7})
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    harness = tmp_path / "harness"
-    compile_ = subprocess.run(
-        ["cc", "-O2", "-Wall", "-Werror", "-o", str(harness), "model_grad.c", "model_grad_test.c", "-lm"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert compile_.returncode == 0, compile_.stderr
+    harness = compile_c_harness(tmp_path, "model_grad", "harness")
     reference = symgrad.value_and_grad(c_model, wrt=("x", "y", "a"))
     for args in ([0.7, 1.0, 1.0], [1.3, -0.4, 2.0], [-0.5, 0.8, -1.5], [2.0, 2.0, 0.3]):
-        given = [] if args == [0.7, 1.0, 1.0] else [repr(a) for a in args]  # the built-in values
-        done = subprocess.run([str(harness), *given], capture_output=True, text=True, timeout=30, check=True)
-        got = [float(line.split()[1]) for line in done.stdout.splitlines()]
-        assert [line.split()[0] for line in done.stdout.splitlines()] == ["value", "d/dx", "d/dy", "d/da"]
-        assert_close(got, reference(*args))
+        given = [] if args == [0.7, 1.0, 1.0] else args  # the built-in values
+        printed = run_c_harness(harness, given)
+        assert [label for label, _ in printed] == ["value", "d/dx", "d/dy", "d/da"]
+        assert_close([value for _, value in printed], reference(*args))
 
 
 def test_c_header_documents_the_function():
@@ -384,10 +377,7 @@ def test_committed_python_example_runs_without_symgrad(tmp_path):
 def test_committed_c_example_compiles(tmp_path):
     for name in ("f_grad.c", "f_grad.h", "f_grad_test.c"):
         shutil.copy(DOCS_EXPORT / name, tmp_path / name)
-    command = ["cc", "-O2", "-Wall", "-Werror", "-o", "f_grad_test", "f_grad.c", "f_grad_test.c", "-lm"]
-    subprocess.run(command, cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    done = subprocess.run([str(tmp_path / "f_grad_test")], capture_output=True, text=True, check=True)
-    got = [float(line.split()[1]) for line in done.stdout.splitlines()]
+    got = [value for _, value in run_c_harness(compile_c_harness(tmp_path, "f_grad"))]
     want = symgrad.value_and_grad(lambda_free_f, wrt=("x", "y"))(1.5, 2.0)
     assert_close(got, want)
 
@@ -396,10 +386,7 @@ def test_committed_c_example_compiles(tmp_path):
 def test_committed_c_loop_example_compiles(tmp_path):
     for name in ("rollout_grad.c", "rollout_grad.h", "rollout_grad_test.c"):
         shutil.copy(DOCS_EXPORT / name, tmp_path / name)
-    command = ["cc", "-O2", "-Wall", "-Werror", "-o", "rollout_test", "rollout_grad.c", "rollout_grad_test.c"]
-    subprocess.run([*command, "-lm"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    done = subprocess.run([str(tmp_path / "rollout_test")], capture_output=True, text=True, check=True)
-    got = [float(line.split()[1]) for line in done.stdout.splitlines()]
+    got = [value for _, value in run_c_harness(compile_c_harness(tmp_path, "rollout_grad"))]
     value, gradient = symgrad.value_and_grad(rollout, wrt=("x", "k"))(0.5, 2.0)
     assert_close(got, [value, *gradient])
     assert "for (long _ = 0; _ < 200; _++) {" in (DOCS_EXPORT / "rollout_grad.c").read_text()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import math
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from symgrad import cli
 from symgrad.errors import SymgradError
 from symgrad.export import _c_files, _Request, export_files
 from symgrad.graph import Graph, Loop, real_symbol
+from tests.helpers import central_diff, compile_c_harness, run_c_harness
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on PATH")
 
@@ -126,29 +126,11 @@ def build(tmp_path: Path, fn, wrt, loops=None) -> tuple[Path, dict[str, str]]:
     files = export_files(fn, wrt=wrt, lang="c", stem=stem, loops=loops)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    harness = tmp_path / f"{stem}_test"
-    command = ["cc", "-O2", "-Wall", "-Werror", "-o", str(harness), f"{stem}.c", f"{stem}_test.c", "-lm"]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr + "\n" + files[f"{stem}.c"]
-    return harness, files
+    return compile_c_harness(tmp_path, stem), files
 
 
 def run(harness: Path, args) -> list[float]:
-    done = subprocess.run(
-        [str(harness), *(repr(float(a)) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return [float(line.split()[1]) for line in done.stdout.splitlines()]
-
-
-def central(fn, args, k: int, h: float = 1e-6) -> float:
-    hi, lo = list(args), list(args)
-    hi[k] += h
-    lo[k] -= h
-    return (fn(*hi) - fn(*lo)) / (2 * h)
+    return [value for _, value in run_c_harness(harness, args)]
 
 
 def close(got: float, want: float, tol: float) -> bool:
@@ -169,7 +151,7 @@ def check(tmp_path: Path, fn, wrt: tuple[str, ...], points, loops=None) -> dict[
         assert close(value, want_value, TOL)
         for name, got, expected in zip(wrt, gradient, want):
             assert close(got, expected, TOL), (name, got, expected)
-            assert close(got, central(fn, args, params.index(name)), FD_TOL), (name, got)
+            assert close(got, central_diff(fn, args, params.index(name)), FD_TOL), (name, got)
     return files
 
 
