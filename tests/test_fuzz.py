@@ -486,7 +486,10 @@ LEAKED_NAME = re.compile(r"`(_break|_skip)\d+`|\x00item:")
 RETURNED_ALIAS_REFUSAL = re.compile(
     r"this call changes an array in place that an earlier call in the same statement"
 )
-PATH_SHAPE_REFUSAL = re.compile(r"has shape \S+ on one path and \S+ on another")
+# a value, or the condition of a loop's `break`/`continue`, of one shape on one path and
+# another on another ("has shape () on one path and (2,) on another", "decided by a value of
+# shape () on one path and (2,) on another")
+PATH_SHAPE_REFUSAL = re.compile(r"shape \S+ on one path and \S+ on another")
 TRIP_COUNT_REFUSAL = re.compile(
     r"condition is an array of shape|this `while` loop's condition depends on traced values"
 )
